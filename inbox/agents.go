@@ -1,0 +1,260 @@
+package inbox
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+)
+
+// NewAgent is an agent account to create.
+type NewAgent struct {
+	Email    string
+	Name     string
+	Role     string // RoleAdmin or RoleAgent; empty means RoleAgent
+	Password string
+}
+
+// MinPasswordLength is the shortest password accepted.
+const MinPasswordLength = 10
+
+// BcryptCost is bcrypt's work factor for new passwords. Tests lower it to
+// bcrypt.MinCost to run fast; nothing else should change it.
+var BcryptCost = bcrypt.DefaultCost
+
+// CreateAgent stores a new agent with a bcrypt hash of the password.
+func (s *Store) CreateAgent(ctx context.Context, in NewAgent) (Agent, error) {
+	a, err := s.newAgent(in)
+	if err != nil {
+		return Agent{}, err
+	}
+	if err := s.db.WithContext(ctx).Create(&a).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return Agent{}, invalid("email", "an agent with this email exists")
+		}
+		return Agent{}, dbErr(err)
+	}
+	return a, nil
+}
+
+func (s *Store) newAgent(in NewAgent) (Agent, error) {
+	addr, err := mail.ParseAddress(strings.TrimSpace(in.Email))
+	if err != nil || addr.Name != "" {
+		return Agent{}, invalid("email", "is not an email address")
+	}
+	name := strings.TrimSpace(in.Name)
+	if name == "" || len(name) > 100 || !utf8.ValidString(name) {
+		return Agent{}, invalid("name", "must be 1 to 100 bytes of UTF-8")
+	}
+	role := in.Role
+	if role == "" {
+		role = RoleAgent
+	}
+	if role != RoleAdmin && role != RoleAgent {
+		return Agent{}, invalid("role", "must be admin or agent")
+	}
+	if utf8.RuneCountInString(in.Password) < MinPasswordLength {
+		return Agent{}, invalid("password", "must be at least %d characters", MinPasswordLength)
+	}
+	if len(in.Password) > 72 {
+		return Agent{}, invalid("password", "must be at most 72 bytes")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), BcryptCost)
+	if err != nil {
+		return Agent{}, err
+	}
+	return Agent{Email: strings.ToLower(addr.Address), Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now()}, nil
+}
+
+// Agent returns one agent.
+func (s *Store) Agent(ctx context.Context, id int64) (Agent, error) {
+	var a Agent
+	err := s.rdb.WithContext(ctx).First(&a, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return a, ErrNotFound
+	}
+	return a, dbErr(err)
+}
+
+// Agents returns every agent, by name.
+func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
+	var list []Agent
+	err := s.rdb.WithContext(ctx).Order("name, id").Find(&list).Error
+	return list, dbErr(err)
+}
+
+// CountAgents returns how many agents exist (admins only if admins).
+func (s *Store) CountAgents(ctx context.Context, admins bool) (int64, error) {
+	db := s.rdb.WithContext(ctx).Model(&Agent{})
+	if admins {
+		db = db.Where("role = ?", RoleAdmin)
+	}
+	var n int64
+	err := db.Count(&n).Error
+	return n, dbErr(err)
+}
+
+// dummyHash is compared against when the email is unknown, so that the
+// answer takes as long as for a known one. Made on first use, not at start.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), BcryptCost)
+	return h
+})
+
+// Authenticate returns the agent with this email and password, or
+// ErrUnauthenticated.
+func (s *Store) Authenticate(ctx context.Context, email, password string) (Agent, error) {
+	var a Agent
+	err := s.rdb.WithContext(ctx).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).First(&a).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return Agent{}, dbErr(err)
+	}
+	hash := []byte(a.PasswordHash)
+	if a.ID == 0 {
+		hash = dummyHash()
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || a.ID == 0 {
+		return Agent{}, ErrUnauthenticated
+	}
+	return a, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func tokenID(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// CreateSession logs an agent in: it returns the cookie value and the
+// session's CSRF token. The database keeps only the cookie's hash, so any
+// node accepts the session.
+func (s *Store) CreateSession(ctx context.Context, agentID int64, ttl time.Duration) (token string, sess Session, err error) {
+	token = randomToken()
+	now := s.now()
+	sess = Session{ID: tokenID(token), AgentID: agentID, CSRFToken: randomToken(), CreatedAt: now, ExpiresAt: now.Add(ttl), LastUsedAt: now}
+	if err := s.db.WithContext(ctx).Create(&sess).Error; err != nil {
+		return "", Session{}, dbErr(err)
+	}
+	return token, sess, nil
+}
+
+// SessionAgent returns the session of a cookie value and its agent, or
+// ErrUnauthenticated if there is none or it expired. It records use at
+// most once a minute, so that requests do not each write.
+func (s *Store) SessionAgent(ctx context.Context, token string) (Session, Agent, error) {
+	var sess Session
+	err := s.rdb.WithContext(ctx).Where("id = ?", tokenID(token)).First(&sess).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Session{}, Agent{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Session{}, Agent{}, dbErr(err)
+	}
+	now := s.now()
+	if !now.Before(sess.ExpiresAt) {
+		return Session{}, Agent{}, ErrUnauthenticated
+	}
+	a, err := s.Agent(ctx, sess.AgentID)
+	if errors.Is(err, ErrNotFound) {
+		return Session{}, Agent{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Session{}, Agent{}, err
+	}
+	if now.Sub(sess.LastUsedAt) > time.Minute {
+		s.db.WithContext(ctx).Model(&Session{}).Where("id = ?", sess.ID).Update("last_used_at", now)
+	}
+	return sess, a, nil
+}
+
+// DeleteSession logs out.
+func (s *Store) DeleteSession(ctx context.Context, token string) error {
+	return dbErr(s.db.WithContext(ctx).Where("id = ?", tokenID(token)).Delete(&Session{}).Error)
+}
+
+// PruneSessions deletes expired sessions.
+func (s *Store) PruneSessions(ctx context.Context) error {
+	return dbErr(s.db.WithContext(ctx).Where("expires_at < ?", s.now()).Delete(&Session{}).Error)
+}
+
+// EnsureAdmin creates an admin with this email and password unless an
+// agent with the email exists. It returns whether it created one.
+func (s *Store) EnsureAdmin(ctx context.Context, email, password string) (bool, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).Count(&n).Error; err != nil {
+		return false, dbErr(err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	name, _, _ := strings.Cut(email, "@")
+	_, err := s.CreateAgent(ctx, NewAgent{Email: email, Name: name, Role: RoleAdmin, Password: password})
+	return err == nil, err
+}
+
+// CreateSetupToken returns a one-time token that lets whoever holds it
+// create the first admin, valid for ttl. It refuses once an admin exists.
+func (s *Store) CreateSetupToken(ctx context.Context, ttl time.Duration) (string, error) {
+	token := randomToken()
+	err := s.write(ctx, func(tx *gorm.DB, _ *[]Event) error {
+		var n int64
+		if err := tx.Model(&Agent{}).Where("role = ?", RoleAdmin).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrConflict
+		}
+		now := s.now()
+		return tx.Create(&SetupToken{ID: tokenID(token), CreatedAt: now, ExpiresAt: now.Add(ttl)}).Error
+	})
+	return token, err
+}
+
+// CompleteSetup creates the first admin with a setup token. The token works
+// once, and only while no admin exists.
+func (s *Store) CompleteSetup(ctx context.Context, token string, in NewAgent) (Agent, error) {
+	in.Role = RoleAdmin
+	a, err := s.newAgent(in)
+	if err != nil {
+		return Agent{}, err
+	}
+	err = s.write(ctx, func(tx *gorm.DB, _ *[]Event) error {
+		res := tx.Where("id = ? AND expires_at > ?", tokenID(token), s.now()).Delete(&SetupToken{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrUnauthenticated
+		}
+		var n int64
+		if err := tx.Model(&Agent{}).Where("role = ?", RoleAdmin).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrConflict
+		}
+		if err := tx.Where("1 = 1").Delete(&SetupToken{}).Error; err != nil {
+			return err
+		}
+		return tx.Create(&a).Error
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return Agent{}, invalid("email", "an agent with this email exists")
+	}
+	return a, err
+}

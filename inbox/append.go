@@ -1,0 +1,568 @@
+package inbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/microcosm-cc/bluemonday"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// NewMessage is a message to append to a conversation.
+type NewMessage struct {
+	ConversationID int64
+	// ClientID is the sender's own id for the message. A second append with
+	// the same (conversation, ClientID) stores nothing and returns the first
+	// message. Empty means none.
+	ClientID string
+	Author   string // AuthorContact, AuthorAgent or AuthorSystem
+	AgentID  *int64 // the author when Author is AuthorAgent
+	Channel  string // ChannelChat or ChannelEmail
+	Text     string
+	// HTML is the message's HTML body (email); it is sanitized here.
+	HTML string
+	// State is the initial delivery state; empty means StateSent.
+	State string
+	// AttachmentIDs are attachments uploaded to this conversation and not
+	// yet part of a message.
+	AttachmentIDs []int64
+}
+
+var htmlPolicy = bluemonday.UGCPolicy()
+
+// AddMessage appends a message to a conversation and returns it with
+// created false when its client id was already stored. It returns only
+// once the message is committed. A contact message in a conversation
+// without participants puts it in Unassigned, reopening it (rule 4).
+func (s *Store) AddMessage(ctx context.Context, m NewMessage) (Message, bool, error) {
+	if err := s.checkMessage(&m); err != nil {
+		return Message{}, false, err
+	}
+	req := &appendReq{in: m, at: s.now(), done: make(chan struct{})}
+	if err := s.app.submit(ctx, req); err != nil {
+		return Message{}, false, err
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		// The message may still be committed; a retry with the same client
+		// id finds it.
+		return Message{}, false, ctx.Err()
+	}
+	return req.msg, req.created, req.err
+}
+
+func (s *Store) checkMessage(m *NewMessage) error {
+	switch m.Author {
+	case AuthorContact, AuthorSystem:
+		m.AgentID = nil
+	case AuthorAgent:
+		if m.AgentID == nil {
+			return invalid("agent_id", "is required for an agent message")
+		}
+	default:
+		return invalid("author", "must be contact, agent or system")
+	}
+	if m.Channel == "" {
+		m.Channel = ChannelChat
+	}
+	if m.Channel != ChannelChat && m.Channel != ChannelEmail {
+		return invalid("channel", "must be chat or email")
+	}
+	if m.State == "" {
+		m.State = StateSent
+	}
+	switch m.State {
+	case StateQueued, StateSent, StateDelivered, StateRead:
+	default:
+		return invalid("state", "unknown state %q", m.State)
+	}
+	if !utf8.ValidString(m.Text) || !utf8.ValidString(m.HTML) {
+		return invalid("text", "is not valid UTF-8")
+	}
+	m.Text = strings.TrimSpace(m.Text)
+	if m.Text == "" && m.HTML == "" && len(m.AttachmentIDs) == 0 {
+		return invalid("text", "is empty")
+	}
+	if len(m.Text) > s.opts.MaxMessageBytes {
+		return invalid("text", "is longer than %d bytes", s.opts.MaxMessageBytes)
+	}
+	if len(m.ClientID) > 128 {
+		return invalid("client_id", "is longer than 128 bytes")
+	}
+	if m.HTML != "" {
+		m.HTML = htmlPolicy.Sanitize(m.HTML)
+	}
+	slices.Sort(m.AttachmentIDs)
+	m.AttachmentIDs = slices.Compact(m.AttachmentIDs)
+	return nil
+}
+
+var (
+	appendBatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "microchat_append_batch_size",
+		Help:    "Messages committed per transaction by the group commit.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+	})
+	appendSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "microchat_append_commit_seconds",
+		Help:    "Time to commit one batch of messages.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12),
+	})
+	appendErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "microchat_append_errors_total",
+		Help: "Messages that failed to append.",
+	})
+)
+
+// Collectors returns the Prometheus collectors of inbox.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{appendBatchSize, appendSeconds, appendErrors}
+}
+
+type appendReq struct {
+	in   NewMessage
+	at   time.Time
+	done chan struct{}
+
+	msg      Message
+	created  bool
+	reopened bool
+	err      error
+}
+
+// appender is the group commit: workers take the waiting messages, commit
+// up to MaxBatch of them in one transaction, and only then answer each
+// caller and publish the events. SQLite has one writer, so one worker;
+// PostgreSQL has several, each with its own connection, and locks the
+// conversations of a batch in ascending id order so that two batches never
+// deadlock.
+type appender struct {
+	s     *Store
+	queue chan *appendReq
+	mu    sync.RWMutex
+	shut  bool
+	wg    sync.WaitGroup
+}
+
+var errClosed = errors.New("inbox: store closed")
+
+func newAppender(s *Store) *appender {
+	a := &appender{s: s, queue: make(chan *appendReq, 4096)}
+	workers := 1
+	if s.dialect == dialectPostgres {
+		workers = min(4, max(1, s.opts.MaxOpenConns/2))
+	}
+	for range workers {
+		a.wg.Add(1)
+		go a.work()
+	}
+	return a
+}
+
+func (a *appender) submit(ctx context.Context, r *appendReq) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.shut {
+		return errClosed
+	}
+	select {
+	case a.queue <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close stops accepting and waits until every accepted message is done.
+func (a *appender) close() {
+	a.mu.Lock()
+	if !a.shut {
+		a.shut = true
+		close(a.queue)
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+func (a *appender) work() {
+	defer a.wg.Done()
+	batch := make([]*appendReq, 0, a.s.opts.MaxBatch)
+	for r := range a.queue {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-a.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		a.run(batch)
+	}
+}
+
+// run commits a batch. If the batch fails for a reason other than an
+// unreachable database, each message is retried alone so that one bad
+// message does not fail the others.
+func (a *appender) run(batch []*appendReq) {
+	start := time.Now()
+	err := a.exec(batch)
+	if err != nil && len(batch) > 1 && !isUnavailable(err) {
+		for _, r := range batch {
+			r.err = a.exec([]*appendReq{r})
+		}
+	} else {
+		for _, r := range batch {
+			r.err = err
+		}
+	}
+	appendSeconds.Observe(time.Since(start).Seconds())
+	appendBatchSize.Observe(float64(len(batch)))
+	var evs []Event
+	for _, r := range batch {
+		if r.err != nil {
+			appendErrors.Inc()
+			r.err = dbErr(r.err)
+			continue
+		}
+		if r.created {
+			evs = append(evs, messageEvent(r.msg, r.reopened))
+		}
+	}
+	if len(evs) > 0 {
+		a.s.pub.Publish(evs)
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+func (a *appender) exec(batch []*appendReq) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range batch {
+		r.created, r.reopened, r.msg, r.err = false, false, Message{}, nil
+	}
+	if a.s.dialect == dialectPostgres {
+		return a.execPostgres(ctx, batch)
+	}
+	return a.execSQLite(ctx, batch)
+}
+
+// messageEvent is the event of an added message, the same whether it is
+// published now or replayed from the database later.
+func messageEvent(m Message, reopened bool) Event {
+	data, _ := json.Marshal(MessageAdded{Message: m, Reopened: reopened})
+	return Event{ConversationID: m.ConversationID, Seq: m.Seq, Type: EventMessageAdded, Data: data, At: m.CreatedAt}
+}
+
+// reopenedData is stored in the event of a message that reopened its
+// conversation; the message itself is read from messages on replay.
+var reopenedData = []byte(`{"reopened":true}`)
+
+func (r *appendReq) result(id, seq int64, created bool, prevStatus string) {
+	m := r.in
+	var clientID *string
+	if m.ClientID != "" {
+		clientID = &m.ClientID
+	}
+	r.created = created
+	r.reopened = created && m.Author == AuthorContact && prevStatus == StatusClosed
+	r.msg = Message{ID: id, ConversationID: m.ConversationID, Seq: seq, ClientID: clientID,
+		Author: m.Author, AgentID: m.AgentID, Channel: m.Channel, Text: m.Text, HTML: m.HTML,
+		State: m.State, CreatedAt: r.at}
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullInt(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// SQLite: one immediate transaction on the single writer connection, four
+// small statements per message.
+func (a *appender) execSQLite(ctx context.Context, batch []*appendReq) error {
+	tx, err := a.s.sqlW.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, r := range batch {
+		if err := sqliteAppend(ctx, tx, r); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, r := range batch {
+		if r.created && len(r.in.AttachmentIDs) > 0 {
+			r.msg.Attachments, _ = a.s.attachmentsOf(ctx, []int64{r.msg.ID})
+		}
+	}
+	return nil
+}
+
+const (
+	sqliteLookup = `SELECT c.status, m.id, m.seq, m.author, m.agent_id, m.channel, m.text, m.html, m.state, m.created_at
+		FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id AND m.client_id = ?
+		WHERE c.id = ?`
+	sqliteBump = `UPDATE conversations SET seq = seq + 1, last_activity_at = ?,
+		status = CASE WHEN ? THEN 'open' ELSE status END,
+		closed_at = CASE WHEN ? THEN NULL ELSE closed_at END,
+		has_email = has_email OR ?
+		WHERE id = ? RETURNING seq`
+	sqliteInsertMessage = `INSERT INTO messages (conversation_id, seq, client_id, author, agent_id, channel, text, html, state, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	sqliteInsertEvent = `INSERT INTO events (conversation_id, seq, type, message_id, data, created_at) VALUES (?, ?, 'message_added', ?, ?, ?)`
+)
+
+func sqliteAppend(ctx context.Context, tx *sql.Tx, r *appendReq) error {
+	m := r.in
+	var (
+		status                             string
+		dupID, dupSeq, dupAgent            sql.NullInt64
+		dupAuthor, dupCh, dupText, dupHTML sql.NullString
+		dupState                           sql.NullString
+		dupAt                              sql.NullTime
+	)
+	err := tx.QueryRowContext(ctx, sqliteLookup, nullString(m.ClientID), m.ConversationID).
+		Scan(&status, &dupID, &dupSeq, &dupAuthor, &dupAgent, &dupCh, &dupText, &dupHTML, &dupState, &dupAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return setErr(r, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if dupID.Valid {
+		r.result(dupID.Int64, dupSeq.Int64, false, status)
+		r.msg.Author, r.msg.Channel, r.msg.Text, r.msg.HTML, r.msg.State = dupAuthor.String, dupCh.String, dupText.String, dupHTML.String, dupState.String
+		r.msg.AgentID = nil
+		if dupAgent.Valid {
+			r.msg.AgentID = &dupAgent.Int64
+		}
+		r.msg.CreatedAt = dupAt.Time.UTC()
+		return nil
+	}
+	contact := m.Author == AuthorContact
+	var seq, id int64
+	if err := tx.QueryRowContext(ctx, sqliteBump, r.at, contact, contact, m.Channel == ChannelEmail, m.ConversationID).Scan(&seq); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, sqliteInsertMessage, m.ConversationID, seq, nullString(m.ClientID), m.Author,
+		nullInt(m.AgentID), m.Channel, m.Text, m.HTML, m.State, r.at).Scan(&id); err != nil {
+		return err
+	}
+	var data any
+	if contact && status == StatusClosed {
+		data = reopenedData
+	}
+	if _, err := tx.ExecContext(ctx, sqliteInsertEvent, m.ConversationID, seq, id, data, r.at); err != nil {
+		return err
+	}
+	if len(m.AttachmentIDs) > 0 {
+		q, args := inInts(`UPDATE attachments SET message_id = ? WHERE conversation_id = ? AND message_id IS NULL AND id IN (%s)`, m.AttachmentIDs, id, m.ConversationID)
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != int64(len(m.AttachmentIDs)) {
+			return setErr(r, invalid("attachments", "unknown or already sent attachment"))
+		}
+	}
+	r.result(id, seq, true, status)
+	return nil
+}
+
+// setErr records a per-message error; returned from exec it also rolls the
+// batch back so that run retries the others alone.
+func setErr(r *appendReq, err error) error {
+	r.err = err
+	return err
+}
+
+// inInts expands one %s in q to placeholders for ids, after the leading
+// args.
+func inInts(q string, ids []int64, lead ...any) (string, []any) {
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	args := lead
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return fmt.Sprintf(q, ph), args
+}
+
+// PostgreSQL: one pipelined round trip per batch. The batch runs as one
+// implicit transaction: the first statement locks the batch's
+// conversations in ascending id order; each message is then one statement
+// that checks its client id, bumps the sequence, inserts the message and
+// its event and claims its attachments. After the lock every statement
+// sees the others' commits (read committed), so the client id check is
+// exact.
+const pgLock = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+
+const pgAppend = `WITH prev AS (
+	SELECT status FROM conversations WHERE id = $1
+), dup AS (
+	SELECT id, seq, author, agent_id, channel, text, html, state, created_at FROM messages
+	WHERE conversation_id = $1 AND client_id = $2
+), c AS (
+	UPDATE conversations SET seq = seq + 1, last_activity_at = $9,
+		status = CASE WHEN $4 = 'contact' THEN 'open' ELSE status END,
+		closed_at = CASE WHEN $4 = 'contact' THEN NULL ELSE closed_at END,
+		has_email = has_email OR $6 = 'email'
+	WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM dup)
+	RETURNING seq
+), m AS (
+	INSERT INTO messages (conversation_id, seq, client_id, author, agent_id, channel, text, html, state, created_at)
+	SELECT $1, c.seq, $2, $4, $5, $6, $7, $8, $10, $9 FROM c
+	RETURNING id, seq
+), e AS (
+	INSERT INTO events (conversation_id, seq, type, message_id, data, created_at)
+	SELECT $1, m.seq, 'message_added', m.id,
+		CASE WHEN $4 = 'contact' AND (SELECT status FROM prev) = 'closed' THEN $11::bytea END, $9
+	FROM m
+), a AS (
+	UPDATE attachments SET message_id = m.id FROM m
+	WHERE attachments.id = ANY($3) AND attachments.conversation_id = $1 AND attachments.message_id IS NULL
+	RETURNING attachments.id
+)
+SELECT m.id, m.seq, true, (SELECT status FROM prev), (SELECT count(*) FROM a),
+	NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz FROM m
+UNION ALL
+SELECT dup.id, dup.seq, false, (SELECT status FROM prev), 0,
+	dup.author, dup.agent_id, dup.channel, dup.text, dup.html, dup.state, dup.created_at FROM dup`
+
+func (a *appender) execPostgres(ctx context.Context, batch []*appendReq) error {
+	conn, err := a.s.sqlW.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		ids := make([]int64, 0, len(batch))
+		for _, r := range batch {
+			ids = append(ids, r.in.ConversationID)
+		}
+		slices.Sort(ids)
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(pgLock, slices.Compact(ids))
+		for _, r := range batch {
+			m := r.in
+			atts := m.AttachmentIDs
+			if atts == nil {
+				atts = []int64{}
+			}
+			b.Queue(pgAppend, m.ConversationID, nullString(m.ClientID), atts, m.Author, nullInt(m.AgentID),
+				m.Channel, m.Text, m.HTML, r.at, m.State, reopenedData)
+		}
+		br := pc.SendBatch(ctx, b)
+		err := pgResults(br, batch)
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			// A per-message error (unknown conversation, foreign
+			// attachment) rolls the batch back; run retries the others.
+			for _, r := range batch {
+				if r.err != nil {
+					err = r.err
+					break
+				}
+			}
+		}
+		if err == nil {
+			_, err = pc.Exec(ctx, "COMMIT")
+		}
+		if err != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			pc.Exec(rctx, "ROLLBACK")
+			return err
+		}
+		for _, r := range batch {
+			if r.created && len(r.in.AttachmentIDs) > 0 {
+				r.msg.Attachments, _ = a.s.attachmentsOf(ctx, []int64{r.msg.ID})
+			}
+		}
+		return nil
+	})
+}
+
+func pgResults(br pgx.BatchResults, batch []*appendReq) error {
+	for range 2 { // BEGIN and the lock
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	for _, r := range batch {
+		if err := pgResult(br, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pgResult(br pgx.BatchResults, r *appendReq) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		r.err = ErrNotFound
+		return nil
+	}
+	var (
+		id, seq, attached  int64
+		created            bool
+		prev               *string
+		author, ch, text   *string
+		html, state        *string
+		agentID            *int64
+		at                 *time.Time
+	)
+	if err := rows.Scan(&id, &seq, &created, &prev, &attached, &author, &agentID, &ch, &text, &html, &state, &at); err != nil {
+		return err
+	}
+	status := ""
+	if prev != nil {
+		status = *prev
+	}
+	r.result(id, seq, created, status)
+	if !created {
+		r.msg.Author, r.msg.Channel, r.msg.Text, r.msg.HTML, r.msg.State = *author, *ch, *text, *html, *state
+		r.msg.AgentID, r.msg.CreatedAt = agentID, at.UTC()
+	} else if attached != int64(len(r.in.AttachmentIDs)) {
+		r.err = invalid("attachments", "unknown or already sent attachment")
+	}
+	return rows.Err()
+}

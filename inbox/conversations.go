@@ -1,0 +1,444 @@
+package inbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// NewContact is a contact to create.
+type NewContact struct {
+	Name  string
+	Email string
+	Phone string
+}
+
+// CreateContact stores a new contact.
+func (s *Store) CreateContact(ctx context.Context, in NewContact) (Contact, error) {
+	c := Contact{Name: strings.TrimSpace(in.Name), Email: strings.TrimSpace(in.Email), Phone: strings.TrimSpace(in.Phone), CreatedAt: s.now()}
+	if err := checkContact(&c); err != nil {
+		return Contact{}, err
+	}
+	if err := s.db.WithContext(ctx).Create(&c).Error; err != nil {
+		return Contact{}, dbErr(err)
+	}
+	return c, nil
+}
+
+func checkContact(c *Contact) error {
+	for field, v := range map[string]string{"name": c.Name, "email": c.Email, "phone": c.Phone} {
+		if !utf8.ValidString(v) {
+			return invalid(field, "is not valid UTF-8")
+		}
+		if len(v) > 200 {
+			return invalid(field, "is longer than 200 bytes")
+		}
+	}
+	if c.Email != "" {
+		a, err := mail.ParseAddress(c.Email)
+		if err != nil || a.Name != "" {
+			return invalid("email", "is not an email address")
+		}
+		c.Email = strings.ToLower(a.Address)
+	}
+	if c.Name == "" && c.Email == "" {
+		return invalid("name", "is required")
+	}
+	return nil
+}
+
+// Contact returns one contact.
+func (s *Store) Contact(ctx context.Context, id int64) (Contact, error) {
+	var c Contact
+	err := s.rdb.WithContext(ctx).First(&c, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Contact{}, ErrNotFound
+	}
+	return c, dbErr(err)
+}
+
+// SetContactOnline stores a contact's online state (rule 6). Callers call
+// it on transitions only, never on heartbeats.
+func (s *Store) SetContactOnline(ctx context.Context, id int64, online bool) error {
+	res := s.db.WithContext(ctx).Model(&Contact{}).Where("id = ?", id).
+		Updates(map[string]any{"online": online, "last_seen_at": s.now()})
+	if res.Error != nil {
+		return dbErr(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func newToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// StartConversation opens a new conversation for a contact. It starts in
+// Unassigned (rule 1).
+func (s *Store) StartConversation(ctx context.Context, contactID int64, channel, subject string) (Conversation, error) {
+	if channel != ChannelChat && channel != ChannelEmail {
+		return Conversation{}, invalid("channel", "must be chat or email")
+	}
+	if !utf8.ValidString(subject) || len(subject) > 500 {
+		return Conversation{}, invalid("subject", "is not valid UTF-8 or longer than 500 bytes")
+	}
+	now := s.now()
+	c := Conversation{ContactID: contactID, Channel: channel, Status: StatusOpen, Subject: subject,
+		Token: newToken(15), HasEmail: channel == ChannelEmail, LastActivityAt: now, CreatedAt: now}
+	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		var contact Contact
+		if err := tx.First(&contact, contactID).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		if err := tx.Create(&c).Error; err != nil {
+			return err
+		}
+		ev, err := s.addEvent(tx, c.ID, EventConversationCreated, ConversationCreated{Conversation: c, Contact: contact}, evs)
+		c.Seq = ev.Seq
+		return err
+	})
+	if err != nil {
+		return Conversation{}, err
+	}
+	return c, nil
+}
+
+// Join makes the agent a participant (rule 2). The first participant is
+// responsible. Joining a closed conversation reopens it. Joining twice
+// changes nothing.
+func (s *Store) Join(ctx context.Context, conversationID, agentID int64) error {
+	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		conv, err := lockConversation(tx, conversationID)
+		if err != nil {
+			return err
+		}
+		var agent Agent
+		if err := tx.First(&agent, agentID).Error; err != nil {
+			return err
+		}
+		var active []Participant
+		if err := tx.Where("conversation_id = ? AND left_at IS NULL", conversationID).Find(&active).Error; err != nil {
+			return err
+		}
+		for _, p := range active {
+			if p.AgentID == agentID {
+				return errNoop
+			}
+		}
+		p := Participant{ConversationID: conversationID, AgentID: agentID, Responsible: len(active) == 0, JoinedAt: s.now()}
+		if err := tx.Create(&p).Error; err != nil {
+			return err
+		}
+		reopened := conv.Status == StatusClosed
+		if reopened {
+			if err := tx.Model(&Conversation{}).Where("id = ?", conversationID).
+				Updates(map[string]any{"status": StatusOpen, "closed_at": nil}).Error; err != nil {
+				return err
+			}
+		}
+		_, err = s.addEvent(tx, conversationID, EventJoined, Joined{AgentID: agentID, AgentName: agent.Name, Responsible: p.Responsible, Reopened: reopened}, evs)
+		return err
+	})
+}
+
+// Leave removes the agent from the conversation (rule 3). When the last
+// participant leaves, the conversation is closed and the contact offered
+// the survey. Leaving a conversation one is not in is ErrConflict.
+func (s *Store) Leave(ctx context.Context, conversationID, agentID int64) error {
+	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		if _, err := lockConversation(tx, conversationID); err != nil {
+			return err
+		}
+		var agent Agent
+		if err := tx.First(&agent, agentID).Error; err != nil {
+			return err
+		}
+		now := s.now()
+		res := tx.Model(&Participant{}).Where("conversation_id = ? AND agent_id = ? AND left_at IS NULL", conversationID, agentID).
+			Update("left_at", now)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrConflict
+		}
+		if _, err := s.addEvent(tx, conversationID, EventLeft, Left{AgentID: agentID, AgentName: agent.Name}, evs); err != nil {
+			return err
+		}
+		var left int64
+		if err := tx.Model(&Participant{}).Where("conversation_id = ? AND left_at IS NULL", conversationID).Count(&left).Error; err != nil {
+			return err
+		}
+		if left > 0 {
+			return nil
+		}
+		if err := tx.Model(&Conversation{}).Where("id = ?", conversationID).
+			Updates(map[string]any{"status": StatusClosed, "closed_at": now}).Error; err != nil {
+			return err
+		}
+		_, err := s.addEvent(tx, conversationID, EventClosed, Closed{SurveyOffered: true}, evs)
+		return err
+	})
+}
+
+// lockConversation reads the conversation for update: on PostgreSQL the
+// row stays locked until the transaction ends, so that concurrent joins
+// and leaves see each other's participants.
+func lockConversation(tx *gorm.DB, id int64) (Conversation, error) {
+	var c Conversation
+	q := tx
+	if tx.Dialector.Name() == "postgres" {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	err := q.First(&c, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return c, ErrNotFound
+	}
+	return c, err
+}
+
+// Conversation returns one conversation.
+func (s *Store) Conversation(ctx context.Context, id int64) (Conversation, error) {
+	var c Conversation
+	err := s.rdb.WithContext(ctx).First(&c, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return c, ErrNotFound
+	}
+	return c, dbErr(err)
+}
+
+// Participants returns the agents in a conversation now, the responsible
+// one first.
+func (s *Store) Participants(ctx context.Context, conversationID int64) ([]ParticipantAgent, error) {
+	m, err := s.participantsOf(ctx, []int64{conversationID})
+	return m[conversationID], err
+}
+
+// ParticipantAgent is a current participant with the agent's name.
+type ParticipantAgent struct {
+	AgentID     int64     `json:"agent_id"`
+	Name        string    `json:"name"`
+	Responsible bool      `json:"responsible"`
+	JoinedAt    time.Time `json:"joined_at"`
+}
+
+func (s *Store) participantsOf(ctx context.Context, ids []int64) (map[int64][]ParticipantAgent, error) {
+	type row struct {
+		ConversationID int64
+		ParticipantAgent
+	}
+	var rows []row
+	err := s.rdb.WithContext(ctx).Table("participants p").
+		Select("p.conversation_id, p.agent_id, a.name, p.responsible, p.joined_at").
+		Joins("JOIN agents a ON a.id = p.agent_id").
+		Where("p.conversation_id IN ? AND p.left_at IS NULL", ids).
+		Order("p.responsible DESC, p.joined_at, p.id").Scan(&rows).Error
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	m := map[int64][]ParticipantAgent{}
+	for _, r := range rows {
+		r.JoinedAt = r.JoinedAt.UTC()
+		m[r.ConversationID] = append(m[r.ConversationID], r.ParticipantAgent)
+	}
+	return m, nil
+}
+
+// Rate stores the contact's rating of a closed conversation, for every
+// agent who took part (rule 3). A second rating replaces the first.
+func (s *Store) Rate(ctx context.Context, conversationID int64, score int, comment string) (Rating, error) {
+	if score < 1 || score > 5 {
+		return Rating{}, invalid("score", "must be 1 to 5")
+	}
+	comment = strings.TrimSpace(comment)
+	if !utf8.ValidString(comment) || len(comment) > 2000 {
+		return Rating{}, invalid("comment", "is not valid UTF-8 or longer than 2000 bytes")
+	}
+	var r Rating
+	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		conv, err := lockConversation(tx, conversationID)
+		if err != nil {
+			return err
+		}
+		var agentIDs []int64
+		if err := tx.Model(&Participant{}).Where("conversation_id = ?", conversationID).
+			Distinct().Order("agent_id").Pluck("agent_id", &agentIDs).Error; err != nil {
+			return err
+		}
+		if len(agentIDs) == 0 {
+			return invalid("score", "no agent took part in this conversation yet")
+		}
+		var old []int64
+		tx.Model(&Rating{}).Where("conversation_id = ?", conversationID).Pluck("id", &old)
+		if len(old) > 0 {
+			if err := tx.Where("rating_id IN ?", old).Delete(&RatingAgent{}).Error; err != nil {
+				return err
+			}
+			if err := tx.Delete(&Rating{}, old).Error; err != nil {
+				return err
+			}
+		}
+		r = Rating{ConversationID: conversationID, ContactID: conv.ContactID, Score: score, Comment: comment, CreatedAt: s.now()}
+		if err := tx.Create(&r).Error; err != nil {
+			return err
+		}
+		for _, id := range agentIDs {
+			if err := tx.Create(&RatingAgent{RatingID: r.ID, AgentID: id}).Error; err != nil {
+				return err
+			}
+		}
+		_, err = s.addEvent(tx, conversationID, EventRated, Rated{Score: score, Comment: comment, AgentIDs: agentIDs}, evs)
+		return err
+	})
+	return r, err
+}
+
+// DeleteConversation removes a conversation with its messages, attachments,
+// events and participations for good (rule 12). Its rating stays, without
+// the comment, so that the operator report keeps its figures.
+func (s *Store) DeleteConversation(ctx context.Context, id int64) error {
+	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		conv, err := lockConversation(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := deleteConversations(tx, []int64{id}); err != nil {
+			return err
+		}
+		if err := tx.Model(&Rating{}).Where("conversation_id = ?", id).Update("comment", "").Error; err != nil {
+			return err
+		}
+		data, _ := json.Marshal(ConversationDeleted{ContactID: conv.ContactID})
+		*evs = append(*evs, Event{ConversationID: id, Seq: conv.Seq + 1, Type: EventConversationDeleted, Data: data, At: s.now()})
+		return nil
+	})
+}
+
+func deleteConversations(tx *gorm.DB, ids []int64) error {
+	for _, q := range []string{
+		`DELETE FROM attachments WHERE conversation_id IN ?`,
+		`DELETE FROM messages WHERE conversation_id IN ?`,
+		`DELETE FROM events WHERE conversation_id IN ?`,
+		`DELETE FROM participants WHERE conversation_id IN ?`,
+		`DELETE FROM agent_reads WHERE conversation_id IN ?`,
+		`DELETE FROM conversations WHERE id IN ?`,
+	} {
+		if err := tx.Exec(q, ids).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EraseContact removes a contact and everything of theirs: conversations,
+// messages, attachments and ratings (rule 12).
+func (s *Store) EraseContact(ctx context.Context, contactID int64) error {
+	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		var convs []Conversation
+		if err := tx.Where("contact_id = ?", contactID).Find(&convs).Error; err != nil {
+			return err
+		}
+		res := tx.Delete(&Contact{}, contactID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		ids := make([]int64, 0, len(convs))
+		for _, c := range convs {
+			ids = append(ids, c.ID)
+		}
+		if len(ids) > 0 {
+			if err := deleteConversations(tx, ids); err != nil {
+				return err
+			}
+		}
+		if err := tx.Exec(`DELETE FROM rating_agents WHERE rating_id IN (SELECT id FROM ratings WHERE contact_id = ?)`, contactID).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("contact_id = ?", contactID).Delete(&Rating{}).Error; err != nil {
+			return err
+		}
+		data, _ := json.Marshal(ConversationDeleted{ContactID: contactID})
+		for _, c := range convs {
+			*evs = append(*evs, Event{ConversationID: c.ID, Seq: c.Seq + 1, Type: EventConversationDeleted, Data: data, At: s.now()})
+		}
+		return nil
+	})
+}
+
+// ReplyDecision is where an agent reply goes and why (rule 5).
+type ReplyDecision struct {
+	Channel string `json:"channel"`
+	// State is the message's first delivery state: queued when it waits
+	// for the contact to come back or for the mailbox to send it.
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+// ReplyChannel decides the channel of an agent reply: "auto" (or "")
+// follows rule 5, "chat" and "email" are the agent's choice.
+func (s *Store) ReplyChannel(ctx context.Context, conversationID int64, requested string) (ReplyDecision, error) {
+	conv, err := s.Conversation(ctx, conversationID)
+	if err != nil {
+		return ReplyDecision{}, err
+	}
+	contact, err := s.Contact(ctx, conv.ContactID)
+	if err != nil {
+		return ReplyDecision{}, err
+	}
+	return decideReply(contact, requested, s.opts.EmailEnabled)
+}
+
+func decideReply(c Contact, requested string, emailEnabled bool) (ReplyDecision, error) {
+	chat := func(reason string) ReplyDecision {
+		if c.Online {
+			return ReplyDecision{ChannelChat, StateSent, reason}
+		}
+		return ReplyDecision{ChannelChat, StateQueued, reason + "; the contact is offline, so it is kept and delivered when they come back"}
+	}
+	email := ReplyDecision{ChannelEmail, StateQueued, ""}
+	switch requested {
+	case "chat":
+		return chat("chat chosen by the agent"), nil
+	case "email":
+		if c.Email == "" {
+			return ReplyDecision{}, invalid("channel", "the contact has no email address")
+		}
+		if !emailEnabled {
+			return ReplyDecision{}, invalid("channel", "no mailbox is configured to send email")
+		}
+		email.Reason = "email chosen by the agent"
+		return email, nil
+	case "", "auto":
+		switch {
+		case c.Online:
+			return chat("the contact is online"), nil
+		case c.Email != "" && emailEnabled:
+			email.Reason = "the contact is offline and has an email address"
+			return email, nil
+		case c.Email != "":
+			return chat("no mailbox is configured to send email"), nil
+		default:
+			return chat("the contact has no email address"), nil
+		}
+	}
+	return ReplyDecision{}, invalid("channel", "must be auto, chat or email")
+}

@@ -1,0 +1,39 @@
+// Package inbox is the conversation model of Microchat and its rules.
+//
+// Only inbox talks to the database; every write is one transaction behind a
+// method of Store, and every change to a conversation appends an Event with
+// the conversation's next sequence number in that same transaction. Events
+// are handed to the Bus after the commit, never before, so that a subscriber
+// never sees a change that could still roll back.
+//
+// The rules (numbered as in the product specification):
+//
+//  1. Unassigned: an open conversation with no participant is Unassigned.
+//  2. Join: an agent becomes a participant; the first one is responsible.
+//     Joining takes the conversation out of Unassigned for everybody.
+//  3. Leave: the agent stops being a participant. When the last one leaves,
+//     the conversation is closed and the contact is offered a rating, which
+//     counts for every agent who took part.
+//  4. Return: a contact message in a conversation without participants puts
+//     it (back) in Unassigned, reopening it if it was closed, with its whole
+//     history.
+//  5. Reply channel: an agent reply goes by chat while the contact is online,
+//     by email while they are offline and have an address; otherwise it is
+//     kept (state queued) and delivered when they come back. The agent may
+//     choose the channel; ReplyChannel says which one is used and why.
+//  12. Delete: an admin can delete a conversation (messages, attachments and
+//     events gone for good) and erase a contact with all of theirs.
+//
+// Several agents can take part in one conversation. Sequence numbers are per
+// conversation, strictly increasing and without gaps: the first statement of
+// every write transaction bumps conversations.seq, which also locks the row on
+// PostgreSQL (SQLite runs writes one at a time on one connection).
+//
+// Messages sent by a client carry the client's own id; a message whose
+// (conversation, client id) is already stored is not stored again and the
+// first one's id is returned, so a retried send is harmless.
+//
+// The hot path, appending a message, is prepared SQL rather than gorm and
+// commits several messages per transaction (group commit); each caller is
+// answered only after its message is committed. See append.go.
+package inbox

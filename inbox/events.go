@@ -1,0 +1,250 @@
+package inbox
+
+import (
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Event types. Each change to a conversation is one event with the
+// conversation's next sequence number; its Data is the JSON of the payload
+// type named beside it.
+const (
+	EventConversationCreated = "conversation_created" // ConversationCreated
+	EventMessageAdded        = "message_added"        // MessageAdded
+	EventJoined              = "joined"               // Joined
+	EventLeft                = "left"                 // Left
+	EventClosed              = "closed"               // Closed
+	EventMessagesRead        = "messages_read"        // MessagesRead
+	EventMessageState        = "message_state"        // MessageState
+	EventRated               = "rated"                // Rated
+	// EventConversationDeleted is published but not stored: the
+	// conversation and its events are gone. Its Seq is the next number.
+	EventConversationDeleted = "conversation_deleted" // ConversationDeleted
+)
+
+// Event is one change to a conversation, as stored, replayed and published.
+type Event struct {
+	// ID orders events globally on one database, but on PostgreSQL ids are
+	// not committed in order: resume by (conversation, Seq), never by ID.
+	ID             int64           `json:"id"`
+	ConversationID int64           `json:"conversation_id"`
+	Seq            int64           `json:"seq"`
+	Type           string          `json:"type"`
+	Data           json.RawMessage `json:"data,omitempty"`
+	At             time.Time       `json:"at"`
+}
+
+// Decode unmarshals the event's payload into v, one of the payload types.
+func (e Event) Decode(v any) error { return json.Unmarshal(e.Data, v) }
+
+// ConversationCreated is the payload of the first event of a conversation.
+type ConversationCreated struct {
+	Conversation Conversation `json:"conversation"`
+	Contact      Contact      `json:"contact"`
+}
+
+// MessageAdded is the payload of EventMessageAdded. Reopened is true when a
+// contact message took a closed conversation back to Unassigned (rule 4).
+type MessageAdded struct {
+	Message  Message `json:"message"`
+	Reopened bool    `json:"reopened,omitempty"`
+}
+
+// Joined is the payload of EventJoined.
+type Joined struct {
+	AgentID     int64  `json:"agent_id"`
+	AgentName   string `json:"agent_name"`
+	Responsible bool   `json:"responsible"`
+	Reopened    bool   `json:"reopened,omitempty"`
+}
+
+// Left is the payload of EventLeft.
+type Left struct {
+	AgentID   int64  `json:"agent_id"`
+	AgentName string `json:"agent_name"`
+}
+
+// Closed is the payload of EventClosed: the last participant left (rule 3)
+// and the contact is offered the satisfaction survey.
+type Closed struct {
+	SurveyOffered bool `json:"survey_offered"`
+}
+
+// MessagesRead says that the contact (Reader "contact") or an agent read
+// the other side's messages up to and including sequence number UpTo.
+type MessagesRead struct {
+	Reader     string  `json:"reader"`
+	AgentID    int64   `json:"agent_id,omitempty"`
+	UpTo       int64   `json:"up_to"`
+	MessageIDs []int64 `json:"message_ids"`
+}
+
+// MessageState is the payload of EventMessageState: messages that changed
+// delivery state (sent, delivered) or channel.
+type MessageState struct {
+	MessageIDs []int64 `json:"message_ids"`
+	State      string  `json:"state"`
+}
+
+// Rated is the payload of EventRated.
+type Rated struct {
+	Score    int     `json:"score"`
+	Comment  string  `json:"comment,omitempty"`
+	AgentIDs []int64 `json:"agent_ids"`
+}
+
+// ConversationDeleted is the payload of EventConversationDeleted.
+type ConversationDeleted struct {
+	ContactID int64 `json:"contact_id"`
+}
+
+// Publisher hands committed events to every subscriber, in this process
+// and, in later implementations, on the other nodes.
+type Publisher interface {
+	Publish(events []Event)
+}
+
+// ErrLagged closes a subscription whose reader fell behind; the reader
+// resumes from the database with EventsSince.
+var ErrLagged = errors.New("subscriber fell behind")
+
+// Hub delivers events to the subscribers of this process. Publish never
+// blocks: a subscriber whose buffer is full is closed with ErrLagged, so
+// one slow socket cannot stall the others. The zero Hub is not usable; use
+// NewHub.
+type Hub struct {
+	mu    sync.RWMutex
+	byID  map[int64]map[*Subscription]struct{}
+	all   map[*Subscription]struct{}
+	count int
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	return &Hub{byID: map[int64]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
+}
+
+var _ Publisher = (*Hub)(nil)
+
+// Subscription receives events on C until it is closed, by Close or because
+// it lagged (then Err returns ErrLagged).
+type Subscription struct {
+	C <-chan Event
+
+	c              chan Event
+	hub            *Hub
+	conversationID int64
+	mu             sync.Mutex
+	closed         bool
+	err            error
+}
+
+// Subscribe returns a subscription to the events of one conversation, or
+// of all conversations when conversationID is 0. buffer is how many events
+// may wait before the subscriber counts as lagging.
+func (h *Hub) Subscribe(conversationID int64, buffer int) *Subscription {
+	if buffer < 1 {
+		buffer = 1
+	}
+	c := make(chan Event, buffer)
+	s := &Subscription{C: c, c: c, hub: h, conversationID: conversationID}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if conversationID == 0 {
+		h.all[s] = struct{}{}
+	} else {
+		m := h.byID[conversationID]
+		if m == nil {
+			m = map[*Subscription]struct{}{}
+			h.byID[conversationID] = m
+		}
+		m[s] = struct{}{}
+	}
+	h.count++
+	return s
+}
+
+// Subscribers returns how many subscriptions are open.
+func (h *Hub) Subscribers() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.count
+}
+
+// Publish delivers events to the subscribers, in the order given.
+func (h *Hub) Publish(events []Event) {
+	var lagged []*Subscription
+	h.mu.RLock()
+	for _, ev := range events {
+		for s := range h.all {
+			if !s.offer(ev) {
+				lagged = append(lagged, s)
+			}
+		}
+		for s := range h.byID[ev.ConversationID] {
+			if !s.offer(ev) {
+				lagged = append(lagged, s)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for _, s := range lagged {
+		s.close(ErrLagged)
+	}
+}
+
+func (s *Subscription) offer(ev Event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return true
+	}
+	select {
+	case s.c <- ev:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close ends the subscription. It is safe to call more than once.
+func (s *Subscription) Close() { s.close(nil) }
+
+// Err says why the subscription ended: nil after Close, ErrLagged if the
+// reader fell behind.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *Subscription) close(err error) {
+	h := s.hub
+	h.mu.Lock()
+	if s.conversationID == 0 {
+		if _, ok := h.all[s]; ok {
+			delete(h.all, s)
+			h.count--
+		}
+	} else if m := h.byID[s.conversationID]; m != nil {
+		if _, ok := m[s]; ok {
+			delete(m, s)
+			h.count--
+		}
+		if len(m) == 0 {
+			delete(h.byID, s.conversationID)
+		}
+	}
+	h.mu.Unlock()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.err = err
+	close(s.c)
+}

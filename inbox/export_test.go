@@ -1,0 +1,31 @@
+package inbox
+
+import (
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// Hooks for the external tests of migrations.
+
+// MigrationIDs returns the ids of all migrations, oldest first.
+func MigrationIDs() []string {
+	var ids []string
+	for _, m := range migrations {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// OpenBare opens a store without migrating or starting the appender.
+func OpenBare(url string) (*Store, error) {
+	s := &Store{opts: Options{MaxOpenConns: 2}}
+	if strings.HasPrefix(url, "sqlite:") {
+		return s, s.openSQLite(url)
+	}
+	return s, s.openPostgres(url)
+}
+
+func (s *Store) MigrateTo(id string) error { return s.migrateTo(id) }
+func (s *Store) Gorm() *gorm.DB           { return s.db }
+func (s *Store) CloseBare() error         { return s.closeDB() }

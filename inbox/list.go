@@ -1,0 +1,514 @@
+package inbox
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Columns of the dashboard.
+const (
+	ColumnUnassigned = "unassigned" // open, no participant (rule 1)
+	ColumnMine       = "mine"       // open, the agent takes part
+	ColumnOpen       = "open"       // all open
+	ColumnClosed     = "closed"
+)
+
+// ListQuery selects a page of conversations.
+type ListQuery struct {
+	Column  string
+	AgentID int64 // whose Mine and whose unread counts
+	// Cursor is NextCursor of the previous page; empty for the first.
+	Cursor string
+	Limit  int // 1 to 100, default 50
+}
+
+// ConversationItem is a conversation as the dashboard lists it.
+type ConversationItem struct {
+	Conversation
+	Contact      Contact            `json:"contact"`
+	Participants []ParticipantAgent `json:"participants"`
+	LastMessage  *Message           `json:"last_message,omitempty"`
+	// Unread counts the contact's messages after the agent's last read.
+	Unread int64 `json:"unread"`
+}
+
+// ConversationPage is one page of a list.
+type ConversationPage struct {
+	Items      []ConversationItem `json:"items"`
+	NextCursor string             `json:"next_cursor,omitempty"`
+}
+
+type listCursor struct {
+	At time.Time `json:"t"`
+	ID int64     `json:"i"`
+}
+
+// ListConversations returns a page of a column, the most recently active
+// first.
+func (s *Store) ListConversations(ctx context.Context, q ListQuery) (ConversationPage, error) {
+	if q.Limit == 0 {
+		q.Limit = 50
+	}
+	if q.Limit < 1 || q.Limit > 100 {
+		return ConversationPage{}, invalid("limit", "must be 1 to 100")
+	}
+	db := s.rdb.WithContext(ctx).Model(&Conversation{})
+	db, err := columnFilter(db, q.Column, q.AgentID)
+	if err != nil {
+		return ConversationPage{}, err
+	}
+	if q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return ConversationPage{}, err
+		}
+		db = db.Where("last_activity_at < ? OR (last_activity_at = ? AND id < ?)", c.At, c.At, c.ID)
+	}
+	var convs []Conversation
+	if err := db.Order("last_activity_at DESC, id DESC").Limit(q.Limit + 1).Find(&convs).Error; err != nil {
+		return ConversationPage{}, dbErr(err)
+	}
+	page := ConversationPage{Items: []ConversationItem{}}
+	if len(convs) > q.Limit {
+		convs = convs[:q.Limit]
+		last := convs[len(convs)-1]
+		b, _ := json.Marshal(listCursor{At: last.LastActivityAt, ID: last.ID})
+		page.NextCursor = base64.RawURLEncoding.EncodeToString(b)
+	}
+	items, err := s.items(ctx, convs, q.AgentID)
+	if err != nil {
+		return ConversationPage{}, err
+	}
+	page.Items = items
+	return page, nil
+}
+
+func decodeCursor(s string) (listCursor, error) {
+	var c listCursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil {
+		return c, invalid("cursor", "is not a cursor from this list")
+	}
+	return c, nil
+}
+
+func columnFilter(db *gorm.DB, column string, agentID int64) (*gorm.DB, error) {
+	const active = "SELECT 1 FROM participants p WHERE p.conversation_id = conversations.id AND p.left_at IS NULL"
+	switch column {
+	case ColumnUnassigned:
+		return db.Where("status = ? AND NOT EXISTS ("+active+")", StatusOpen), nil
+	case ColumnMine:
+		return db.Where("status = ? AND EXISTS ("+active+" AND p.agent_id = ?)", StatusOpen, agentID), nil
+	case ColumnOpen, "":
+		return db.Where("status = ?", StatusOpen), nil
+	case ColumnClosed:
+		return db.Where("status = ?", StatusClosed), nil
+	}
+	return nil, invalid("column", "must be unassigned, mine, open or closed")
+}
+
+// ColumnCounts returns how many conversations each column holds for the
+// agent.
+func (s *Store) ColumnCounts(ctx context.Context, agentID int64) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, col := range []string{ColumnUnassigned, ColumnMine, ColumnOpen, ColumnClosed} {
+		db, _ := columnFilter(s.rdb.WithContext(ctx).Model(&Conversation{}), col, agentID)
+		var n int64
+		if err := db.Count(&n).Error; err != nil {
+			return nil, dbErr(err)
+		}
+		out[col] = n
+	}
+	return out, nil
+}
+
+// ConversationItem returns one conversation as the dashboard shows it.
+func (s *Store) ConversationItem(ctx context.Context, id, agentID int64) (ConversationItem, error) {
+	c, err := s.Conversation(ctx, id)
+	if err != nil {
+		return ConversationItem{}, err
+	}
+	items, err := s.items(ctx, []Conversation{c}, agentID)
+	if err != nil {
+		return ConversationItem{}, err
+	}
+	return items[0], nil
+}
+
+// items adds contacts, participants, last messages and unread counts to
+// conversations, with one query for each.
+func (s *Store) items(ctx context.Context, convs []Conversation, agentID int64) ([]ConversationItem, error) {
+	items := make([]ConversationItem, 0, len(convs))
+	if len(convs) == 0 {
+		return items, nil
+	}
+	ids := make([]int64, 0, len(convs))
+	contactIDs := make([]int64, 0, len(convs))
+	for _, c := range convs {
+		ids = append(ids, c.ID)
+		contactIDs = append(contactIDs, c.ContactID)
+	}
+	db := s.rdb.WithContext(ctx)
+	var contacts []Contact
+	if err := db.Where("id IN ?", contactIDs).Find(&contacts).Error; err != nil {
+		return nil, dbErr(err)
+	}
+	byContact := map[int64]Contact{}
+	for _, c := range contacts {
+		byContact[c.ID] = c
+	}
+	parts, err := s.participantsOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var last []Message
+	if err := db.Where("id IN (SELECT MAX(id) FROM messages WHERE conversation_id IN ? GROUP BY conversation_id)", ids).
+		Find(&last).Error; err != nil {
+		return nil, dbErr(err)
+	}
+	lastBy := map[int64]*Message{}
+	for i := range last {
+		last[i].CreatedAt = last[i].CreatedAt.UTC()
+		lastBy[last[i].ConversationID] = &last[i]
+	}
+	type unread struct {
+		ConversationID int64
+		N              int64
+	}
+	var unreads []unread
+	if err := db.Raw(`SELECT m.conversation_id, COUNT(*) AS n FROM messages m
+		LEFT JOIN agent_reads r ON r.conversation_id = m.conversation_id AND r.agent_id = ?
+		WHERE m.conversation_id IN ? AND m.author = ? AND m.seq > COALESCE(r.seq, 0)
+		GROUP BY m.conversation_id`, agentID, ids, AuthorContact).Scan(&unreads).Error; err != nil {
+		return nil, dbErr(err)
+	}
+	unreadBy := map[int64]int64{}
+	for _, u := range unreads {
+		unreadBy[u.ConversationID] = u.N
+	}
+	for _, c := range convs {
+		utcConversation(&c)
+		p := parts[c.ID]
+		if p == nil {
+			p = []ParticipantAgent{}
+		}
+		items = append(items, ConversationItem{Conversation: c, Contact: byContact[c.ContactID], Participants: p,
+			LastMessage: lastBy[c.ID], Unread: unreadBy[c.ID]})
+	}
+	return items, nil
+}
+
+func utcConversation(c *Conversation) {
+	c.LastActivityAt, c.CreatedAt = c.LastActivityAt.UTC(), c.CreatedAt.UTC()
+	if c.ClosedAt != nil {
+		t := c.ClosedAt.UTC()
+		c.ClosedAt = &t
+	}
+}
+
+// MessageQuery selects a page of a conversation's messages by sequence
+// number: Before or After (exclusive), or the newest page when both are 0.
+type MessageQuery struct {
+	Before, After int64
+	Limit         int // 1 to 200, default 50
+}
+
+// MessagePage is a page of messages in ascending order. HasBefore and
+// HasAfter say whether there are more on either side.
+type MessagePage struct {
+	Messages  []Message `json:"messages"`
+	HasBefore bool      `json:"has_before"`
+	HasAfter  bool      `json:"has_after"`
+}
+
+// Messages returns a page of a conversation's messages with their
+// attachments.
+func (s *Store) Messages(ctx context.Context, conversationID int64, q MessageQuery) (MessagePage, error) {
+	if q.Limit == 0 {
+		q.Limit = 50
+	}
+	if q.Limit < 1 || q.Limit > 200 {
+		return MessagePage{}, invalid("limit", "must be 1 to 200")
+	}
+	if q.Before != 0 && q.After != 0 {
+		return MessagePage{}, invalid("before", "cannot be combined with after")
+	}
+	if _, err := s.Conversation(ctx, conversationID); err != nil {
+		return MessagePage{}, err
+	}
+	db := s.rdb.WithContext(ctx).Where("conversation_id = ?", conversationID)
+	asc := q.After != 0
+	switch {
+	case q.After != 0:
+		db = db.Where("seq > ?", q.After).Order("seq ASC")
+	case q.Before != 0:
+		db = db.Where("seq < ?", q.Before).Order("seq DESC")
+	default:
+		db = db.Order("seq DESC")
+	}
+	var msgs []Message
+	if err := db.Limit(q.Limit + 1).Find(&msgs).Error; err != nil {
+		return MessagePage{}, dbErr(err)
+	}
+	more := len(msgs) > q.Limit
+	if more {
+		msgs = msgs[:q.Limit]
+	}
+	if !asc {
+		for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
+			msgs[i], msgs[j] = msgs[j], msgs[i]
+		}
+	}
+	page := MessagePage{Messages: msgs}
+	if asc {
+		page.HasAfter, page.HasBefore = more, q.After > 0
+	} else {
+		page.HasBefore, page.HasAfter = more, q.Before != 0
+	}
+	if err := s.withAttachments(ctx, msgs); err != nil {
+		return MessagePage{}, err
+	}
+	return page, nil
+}
+
+// withAttachments fills in the attachments of messages and makes their
+// times UTC.
+func (s *Store) withAttachments(ctx context.Context, msgs []Message) error {
+	ids := make([]int64, 0, len(msgs))
+	for i := range msgs {
+		msgs[i].CreatedAt = msgs[i].CreatedAt.UTC()
+		ids = append(ids, msgs[i].ID)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	atts, err := s.attachmentsOf(ctx, ids)
+	if err != nil {
+		return err
+	}
+	by := map[int64][]Attachment{}
+	for _, a := range atts {
+		by[*a.MessageID] = append(by[*a.MessageID], a)
+	}
+	for i := range msgs {
+		msgs[i].Attachments = by[msgs[i].ID]
+	}
+	return nil
+}
+
+func (s *Store) attachmentsOf(ctx context.Context, messageIDs []int64) ([]Attachment, error) {
+	var atts []Attachment
+	err := s.rdb.WithContext(ctx).Omit("data").Where("message_id IN ?", messageIDs).Order("id").Find(&atts).Error
+	for i := range atts {
+		atts[i].CreatedAt = atts[i].CreatedAt.UTC()
+	}
+	return atts, dbErr(err)
+}
+
+// AddAttachment stores a file in a conversation, to be sent with the next
+// message that names it.
+func (s *Store) AddAttachment(ctx context.Context, conversationID int64, name, contentType string, data []byte) (Attachment, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 255 {
+		return Attachment{}, invalid("name", "must be 1 to 255 bytes")
+	}
+	if _, err := s.Conversation(ctx, conversationID); err != nil {
+		return Attachment{}, err
+	}
+	a := Attachment{ConversationID: conversationID, Name: name, ContentType: contentType, Size: int64(len(data)), Data: data, CreatedAt: s.now()}
+	if err := s.db.WithContext(ctx).Create(&a).Error; err != nil {
+		return Attachment{}, dbErr(err)
+	}
+	a.Data = nil
+	return a, nil
+}
+
+// OpenAttachment returns an attachment with its bytes, if it belongs to
+// the conversation.
+func (s *Store) OpenAttachment(ctx context.Context, conversationID, id int64) (Attachment, error) {
+	var a Attachment
+	err := s.rdb.WithContext(ctx).Where("id = ? AND conversation_id = ?", id, conversationID).First(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return a, ErrNotFound
+	}
+	return a, dbErr(err)
+}
+
+// EventsSince returns the conversation's events after sequence number
+// after, in order, at most limit of them. ErrResync means some of them are
+// no longer kept: load the conversation afresh.
+func (s *Store) EventsSince(ctx context.Context, conversationID, after int64, limit int) ([]Event, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	conv, err := s.Conversation(ctx, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	if after >= conv.Seq {
+		return nil, nil
+	}
+	var rows []eventRow
+	if err := s.rdb.WithContext(ctx).Where("conversation_id = ? AND seq > ?", conversationID, after).
+		Order("seq").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, dbErr(err)
+	}
+	if len(rows) == 0 || rows[0].Seq != after+1 {
+		return nil, ErrResync
+	}
+	return s.hydrate(ctx, rows)
+}
+
+// hydrate turns stored rows into events, reading the messages that
+// message_added events point to.
+func (s *Store) hydrate(ctx context.Context, rows []eventRow) ([]Event, error) {
+	var msgIDs []int64
+	for _, r := range rows {
+		if r.MessageID != nil {
+			msgIDs = append(msgIDs, *r.MessageID)
+		}
+	}
+	msgs := map[int64]Message{}
+	if len(msgIDs) > 0 {
+		var list []Message
+		if err := s.rdb.WithContext(ctx).Where("id IN ?", msgIDs).Find(&list).Error; err != nil {
+			return nil, dbErr(err)
+		}
+		if err := s.withAttachments(ctx, list); err != nil {
+			return nil, err
+		}
+		for _, m := range list {
+			msgs[m.ID] = m
+		}
+	}
+	evs := make([]Event, 0, len(rows))
+	for _, r := range rows {
+		if r.Type == EventMessageAdded && r.MessageID != nil {
+			ev := messageEvent(msgs[*r.MessageID], len(r.Data) > 0 && strings.Contains(string(r.Data), "reopened"))
+			ev.ID = r.ID
+			evs = append(evs, ev)
+			continue
+		}
+		evs = append(evs, Event{ID: r.ID, ConversationID: r.ConversationID, Seq: r.Seq, Type: r.Type, Data: r.Data, At: r.CreatedAt.UTC()})
+	}
+	return evs, nil
+}
+
+// PruneEvents deletes events older than the given time. A subscriber that
+// resumes from before them gets ErrResync.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("created_at < ?", before.UTC()).Delete(&eventRow{})
+	return res.RowsAffected, dbErr(res.Error)
+}
+
+// MarkRead records that a reader saw the other side's messages of a
+// conversation up to sequence number upTo: an agent (agentID > 0) reads
+// the contact's messages, the contact (agentID 0) the agents'. Messages
+// turn read and one EventMessagesRead tells both sides; reading nothing new
+// changes nothing.
+func (s *Store) MarkRead(ctx context.Context, conversationID, agentID, upTo int64) error {
+	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		conv, err := lockConversation(tx, conversationID)
+		if err != nil {
+			return err
+		}
+		if upTo <= 0 || upTo > conv.Seq {
+			upTo = conv.Seq
+		}
+		reader, author := "contact", AuthorAgent
+		if agentID > 0 {
+			reader, author = "agent", AuthorContact
+			if err := s.saveAgentRead(tx, agentID, conversationID, upTo); err != nil {
+				return err
+			}
+		}
+		var ids []int64
+		if err := tx.Model(&Message{}).Where("conversation_id = ? AND author = ? AND seq <= ? AND state <> ?",
+			conversationID, author, upTo, StateRead).Order("id").Pluck("id", &ids).Error; err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			if agentID > 0 {
+				return nil // keep the agent's read mark, add no event
+			}
+			return errNoop
+		}
+		if err := tx.Model(&Message{}).Where("id IN ?", ids).Update("state", StateRead).Error; err != nil {
+			return err
+		}
+		_, err = s.addEvent(tx, conversationID, EventMessagesRead, MessagesRead{Reader: reader, AgentID: agentID, UpTo: upTo, MessageIDs: ids}, evs)
+		return err
+	})
+}
+
+func (s *Store) saveAgentRead(tx *gorm.DB, agentID, conversationID, seq int64) error {
+	res := tx.Model(&AgentRead{}).Where("agent_id = ? AND conversation_id = ? AND seq < ?", agentID, conversationID, seq).Update("seq", seq)
+	if res.Error != nil || res.RowsAffected > 0 {
+		return res.Error
+	}
+	var n int64
+	if err := tx.Model(&AgentRead{}).Where("agent_id = ? AND conversation_id = ?", agentID, conversationID).Count(&n).Error; err != nil || n > 0 {
+		return err
+	}
+	return tx.Create(&AgentRead{AgentID: agentID, ConversationID: conversationID, Seq: seq}).Error
+}
+
+// SetMessageState moves messages of a conversation to a later delivery
+// state (queued to sent to delivered); it never goes back.
+func (s *Store) SetMessageState(ctx context.Context, conversationID int64, ids []int64, state string) error {
+	order := map[string]int{StateQueued: 0, StateSent: 1, StateDelivered: 2, StateRead: 3}
+	rank, ok := order[state]
+	if !ok {
+		return invalid("state", "unknown state %q", state)
+	}
+	var earlier []string
+	for st, r := range order {
+		if r < rank {
+			earlier = append(earlier, st)
+		}
+	}
+	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		if _, err := lockConversation(tx, conversationID); err != nil {
+			return err
+		}
+		var changed []int64
+		if err := tx.Model(&Message{}).Where("conversation_id = ? AND id IN ? AND state IN ?", conversationID, ids, earlier).
+			Order("id").Pluck("id", &changed).Error; err != nil {
+			return err
+		}
+		if len(changed) == 0 {
+			return errNoop
+		}
+		if err := tx.Model(&Message{}).Where("id IN ?", changed).Update("state", state).Error; err != nil {
+			return err
+		}
+		_, err := s.addEvent(tx, conversationID, EventMessageState, MessageState{MessageIDs: changed, State: state}, evs)
+		return err
+	})
+}
+
+func marshalJSON(v any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
+}
+
+// parseID parses a decimal id; used by callers that take ids from text.
+func ParseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, ErrNotFound
+	}
+	return id, nil
+}

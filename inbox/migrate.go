@@ -1,0 +1,216 @@
+package inbox
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+// Schema migrations, numbered and explicit. Each one declares the tables as
+// they were at that step (the structs below are snapshots, never the live
+// model types), so that an old database is upgraded the same way on every
+// node and every dialect. Append new migrations; never edit a released one.
+var migrations = []*gormigrate.Migration{
+	{ID: "0001_core", Migrate: migrate0001},
+	{ID: "0002_accounts", Migrate: migrate0002},
+}
+
+// Migrate brings the schema up to date. It is safe to run on every start and
+// from several nodes: on PostgreSQL an advisory lock serializes them.
+func (s *Store) Migrate() error { return s.migrateTo("") }
+
+// migrateTo migrates up to and including the migration with the given ID
+// ("" for all); tests use it to build an old schema.
+func (s *Store) migrateTo(id string) error {
+	return s.withMigrationLock(func(db *gorm.DB) error {
+		m := gormigrate.New(db, &gormigrate.Options{
+			TableName:      "schema_migrations",
+			IDColumnName:   "id",
+			IDColumnSize:   255,
+			UseTransaction: true,
+		}, migrations)
+		if id == "" {
+			return m.Migrate()
+		}
+		return m.MigrateTo(id)
+	})
+}
+
+func (s *Store) withMigrationLock(fn func(*gorm.DB) error) error {
+	if s.dialect != dialectPostgres {
+		return fn(s.db)
+	}
+	// A session-level advisory lock needs one connection for lock, work and
+	// unlock.
+	return s.db.Connection(func(db *gorm.DB) error {
+		const key = 0x6d6963726f636861 // "microcha"
+		if err := db.Exec("SELECT pg_advisory_lock(?)", key).Error; err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer db.Exec("SELECT pg_advisory_unlock(?)", key)
+		return fn(db)
+	})
+}
+
+func createTables(tx *gorm.DB, tables ...any) error {
+	for _, t := range tables {
+		if err := tx.Migrator().CreateTable(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func execAll(tx *gorm.DB, stmts ...string) error {
+	for _, q := range stmts {
+		if err := tx.Exec(q).Error; err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// Snapshot of the schema at 0001.
+type (
+	contact0001 struct {
+		ID         int64  `gorm:"primaryKey"`
+		Name       string `gorm:"not null;default:''"`
+		Email      string `gorm:"not null;default:'';index"`
+		Phone      string `gorm:"not null;default:''"`
+		Online     bool   `gorm:"not null;default:false"`
+		LastSeenAt *time.Time
+		CreatedAt  time.Time `gorm:"not null"`
+	}
+	conversation0001 struct {
+		ID             int64  `gorm:"primaryKey"`
+		ContactID      int64  `gorm:"not null;index"`
+		Channel        string `gorm:"not null"`
+		Status         string `gorm:"not null"`
+		Subject        string `gorm:"not null;default:''"`
+		Seq            int64  `gorm:"not null;default:0"`
+		Token          string `gorm:"not null;uniqueIndex"`
+		HasEmail       bool   `gorm:"not null;default:false"`
+		LastActivityAt time.Time
+		CreatedAt      time.Time `gorm:"not null"`
+		ClosedAt       *time.Time
+	}
+	message0001 struct {
+		ID             int64 `gorm:"primaryKey"`
+		ConversationID int64 `gorm:"not null"`
+		Seq            int64 `gorm:"not null"`
+		ClientID       *string
+		Author         string `gorm:"not null"`
+		AgentID        *int64
+		Channel        string    `gorm:"not null"`
+		Text           string    `gorm:"not null;default:''"`
+		HTML           string    `gorm:"column:html;not null;default:''"`
+		State          string    `gorm:"not null"`
+		CreatedAt      time.Time `gorm:"not null"`
+	}
+	attachment0001 struct {
+		ID             int64 `gorm:"primaryKey"`
+		ConversationID int64 `gorm:"not null;index"`
+		MessageID      *int64
+		Name           string    `gorm:"not null"`
+		ContentType    string    `gorm:"not null"`
+		Size           int64     `gorm:"not null"`
+		Data           []byte    `gorm:"not null"`
+		CreatedAt      time.Time `gorm:"not null"`
+	}
+	agent0001 struct {
+		ID           int64     `gorm:"primaryKey"`
+		Email        string    `gorm:"not null;uniqueIndex"`
+		Name         string    `gorm:"not null"`
+		Role         string    `gorm:"not null"`
+		PasswordHash string    `gorm:"not null"`
+		CreatedAt    time.Time `gorm:"not null"`
+	}
+	participant0001 struct {
+		ID             int64     `gorm:"primaryKey"`
+		ConversationID int64     `gorm:"not null"`
+		AgentID        int64     `gorm:"not null;index"`
+		Responsible    bool      `gorm:"not null;default:false"`
+		JoinedAt       time.Time `gorm:"not null"`
+		LeftAt         *time.Time
+	}
+	event0001 struct {
+		ID             int64  `gorm:"primaryKey"`
+		ConversationID int64  `gorm:"not null"`
+		Seq            int64  `gorm:"not null"`
+		Type           string `gorm:"not null"`
+		MessageID      *int64
+		Data           []byte
+		CreatedAt      time.Time `gorm:"not null;index"`
+	}
+)
+
+func (contact0001) TableName() string      { return "contacts" }
+func (conversation0001) TableName() string { return "conversations" }
+func (message0001) TableName() string      { return "messages" }
+func (attachment0001) TableName() string   { return "attachments" }
+func (agent0001) TableName() string        { return "agents" }
+func (participant0001) TableName() string  { return "participants" }
+func (event0001) TableName() string        { return "events" }
+
+func migrate0001(tx *gorm.DB) error {
+	if err := createTables(tx, &contact0001{}, &conversation0001{}, &message0001{},
+		&attachment0001{}, &agent0001{}, &participant0001{}, &event0001{}); err != nil {
+		return err
+	}
+	return execAll(tx,
+		`CREATE INDEX conversations_list ON conversations (status, last_activity_at, id)`,
+		`CREATE UNIQUE INDEX messages_seq ON messages (conversation_id, seq)`,
+		`CREATE UNIQUE INDEX messages_client_id ON messages (conversation_id, client_id)`,
+		`CREATE INDEX attachments_message ON attachments (message_id)`,
+		`CREATE UNIQUE INDEX participants_active ON participants (conversation_id, agent_id) WHERE left_at IS NULL`,
+		`CREATE INDEX participants_conversation ON participants (conversation_id)`,
+		`CREATE UNIQUE INDEX events_seq ON events (conversation_id, seq)`,
+	)
+}
+
+// Snapshot of the tables added at 0002.
+type (
+	session0002 struct {
+		ID         string    `gorm:"primaryKey"`
+		AgentID    int64     `gorm:"not null;index"`
+		CSRFToken  string    `gorm:"column:csrf_token;not null"`
+		CreatedAt  time.Time `gorm:"not null"`
+		ExpiresAt  time.Time `gorm:"not null;index"`
+		LastUsedAt time.Time `gorm:"not null"`
+	}
+	setupToken0002 struct {
+		ID        string    `gorm:"primaryKey"`
+		ExpiresAt time.Time `gorm:"not null"`
+		CreatedAt time.Time `gorm:"not null"`
+	}
+	agentRead0002 struct {
+		AgentID        int64 `gorm:"primaryKey;autoIncrement:false"`
+		ConversationID int64 `gorm:"primaryKey;autoIncrement:false;index"`
+		Seq            int64 `gorm:"not null"`
+	}
+	rating0002 struct {
+		ID             int64     `gorm:"primaryKey"`
+		ConversationID int64     `gorm:"not null;index"`
+		ContactID      int64     `gorm:"not null;index"`
+		Score          int       `gorm:"not null"`
+		Comment        string    `gorm:"not null;default:''"`
+		CreatedAt      time.Time `gorm:"not null"`
+	}
+	ratingAgent0002 struct {
+		RatingID int64 `gorm:"primaryKey;autoIncrement:false"`
+		AgentID  int64 `gorm:"primaryKey;autoIncrement:false;index"`
+	}
+)
+
+func (session0002) TableName() string     { return "sessions" }
+func (setupToken0002) TableName() string  { return "setup_tokens" }
+func (agentRead0002) TableName() string   { return "agent_reads" }
+func (rating0002) TableName() string      { return "ratings" }
+func (ratingAgent0002) TableName() string { return "rating_agents" }
+
+func migrate0002(tx *gorm.DB) error {
+	return createTables(tx, &session0002{}, &setupToken0002{}, &agentRead0002{},
+		&rating0002{}, &ratingAgent0002{})
+}

@@ -1,0 +1,179 @@
+package inbox
+
+import (
+	"time"
+)
+
+// Channel names: where a conversation started and how a message travelled.
+const (
+	ChannelChat  = "chat"
+	ChannelEmail = "email"
+)
+
+// Conversation statuses.
+const (
+	StatusOpen   = "open"
+	StatusClosed = "closed"
+)
+
+// Message authors.
+const (
+	AuthorContact = "contact"
+	AuthorAgent   = "agent"
+	AuthorSystem  = "system"
+)
+
+// Delivery states of a message, in the order they happen. Queued is a reply
+// kept for a contact who is offline and has no email address (rule 5); it
+// becomes sent when they come back.
+const (
+	StateQueued    = "queued"
+	StateSent      = "sent"
+	StateDelivered = "delivered"
+	StateRead      = "read"
+)
+
+// Agent roles.
+const (
+	RoleAdmin = "admin"
+	RoleAgent = "agent"
+)
+
+// Contact is a customer, known by a widget session, an email address or both.
+type Contact struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	// Online is stored only on transitions (rule 6); heartbeats never write.
+	Online     bool       `json:"online"`
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+}
+
+// Conversation is one thread with one contact.
+type Conversation struct {
+	ID        int64  `json:"id"`
+	ContactID int64  `json:"contact_id"`
+	Channel   string `json:"channel"` // origin: chat or email
+	Status    string `json:"status"`
+	Subject   string `json:"subject,omitempty"`
+	// Seq is the sequence number of the conversation's latest event.
+	Seq int64 `json:"seq"`
+	// Token is a long random string that identifies the conversation in
+	// addresses and subjects of email (threading, rule 9).
+	Token          string     `json:"-"`
+	HasEmail       bool       `json:"has_email"` // envelope indicator (rule 8)
+	LastActivityAt time.Time  `json:"last_activity_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ClosedAt       *time.Time `json:"closed_at,omitempty"`
+}
+
+// Message is one entry of a conversation.
+type Message struct {
+	ID             int64   `json:"id"`
+	ConversationID int64   `json:"conversation_id"`
+	Seq            int64   `json:"seq"`                 // of the event that added it
+	ClientID       *string `json:"client_id,omitempty"` // the sender's own id, for retries
+	Author         string  `json:"author"`
+	AgentID        *int64  `json:"agent_id,omitempty"`
+	Channel        string  `json:"channel"`
+	Text           string  `json:"text"`
+	// HTML is sanitized HTML (email); never stored unsanitized.
+	HTML        string       `json:"html,omitempty"`
+	State       string       `json:"state"`
+	CreatedAt   time.Time    `json:"created_at"`
+	Attachments []Attachment `json:"attachments,omitempty" gorm:"-"`
+}
+
+// Attachment is a file sent with a message. Its bytes live in the database
+// (so every node sees them) and are loaded only by OpenAttachment.
+type Attachment struct {
+	ID             int64     `json:"id"`
+	ConversationID int64     `json:"conversation_id"`
+	MessageID      *int64    `json:"message_id,omitempty"`
+	Name           string    `json:"name"`
+	ContentType    string    `json:"content_type"`
+	Size           int64     `json:"size"`
+	Data           []byte    `json:"-"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Agent is an account that logs in to the dashboard.
+type Agent struct {
+	ID           int64     `json:"id"`
+	Email        string    `json:"email"`
+	Name         string    `json:"name"`
+	Role         string    `json:"role"`
+	PasswordHash string    `json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// IsAdmin reports whether the agent may do admin actions.
+func (a *Agent) IsAdmin() bool { return a.Role == RoleAdmin }
+
+// Participant records that an agent takes or took part in a conversation.
+// LeftAt is nil while they are in it; past participations stay so that a
+// rating counts for everyone who took part.
+type Participant struct {
+	ID             int64      `json:"-"`
+	ConversationID int64      `json:"-"`
+	AgentID        int64      `json:"agent_id"`
+	Responsible    bool       `json:"responsible"`
+	JoinedAt       time.Time  `json:"joined_at"`
+	LeftAt         *time.Time `json:"left_at,omitempty"`
+}
+
+// Rating is the contact's satisfaction survey answer for a conversation.
+type Rating struct {
+	ID             int64     `json:"id"`
+	ConversationID int64     `json:"conversation_id"`
+	ContactID      int64     `json:"contact_id"`
+	Score          int       `json:"score"`
+	Comment        string    `json:"comment,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// RatingAgent links a rating to each agent who took part.
+type RatingAgent struct {
+	RatingID int64 `gorm:"primaryKey;autoIncrement:false"`
+	AgentID  int64 `gorm:"primaryKey;autoIncrement:false"`
+}
+
+// Session is an agent's login. The primary key is the SHA-256 of the cookie
+// value, so a copy of the database does not hold usable cookies.
+type Session struct {
+	ID         string    `gorm:"primaryKey"`
+	AgentID    int64     `gorm:"index"`
+	CSRFToken  string    `gorm:"column:csrf_token"`
+	CreatedAt  time.Time //
+	ExpiresAt  time.Time `gorm:"index"`
+	LastUsedAt time.Time
+}
+
+// AgentRead is how far an agent has read a conversation, for unread counts.
+type AgentRead struct {
+	AgentID        int64 `gorm:"primaryKey;autoIncrement:false"`
+	ConversationID int64 `gorm:"primaryKey;autoIncrement:false;index"`
+	Seq            int64
+}
+
+// SetupToken is the one-time token of the setup link printed on first run.
+type SetupToken struct {
+	ID        string `gorm:"primaryKey"` // SHA-256 of the token
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// eventRow is an Event as stored.
+type eventRow struct {
+	ID             int64
+	ConversationID int64
+	Seq            int64
+	Type           string
+	MessageID      *int64
+	Data           []byte
+	CreatedAt      time.Time
+}
+
+func (eventRow) TableName() string { return "events" }

@@ -1,0 +1,313 @@
+package inbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+	_ "modernc.org/sqlite" // registers the pure Go driver "sqlite"
+)
+
+type dialect int
+
+const (
+	dialectSQLite dialect = iota + 1
+	dialectPostgres
+)
+
+// Options tune a Store. The zero value (or nil) means the defaults.
+type Options struct {
+	// Publisher receives the events of every committed change. Nil means
+	// the Store's own Hub.
+	Publisher Publisher
+	// Hub is the in-process hub; nil means a new one.
+	Hub *Hub
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxOpenConns bounds the PostgreSQL pool (default 20).
+	MaxOpenConns int
+	// MaxBatch is the most messages committed in one transaction (default 64).
+	MaxBatch int
+	// MaxMessageBytes bounds the text of one message (default 16 KiB).
+	MaxMessageBytes int
+	// EmailEnabled says that a mailbox can send replies by email; without it
+	// the automatic reply channel never picks email (rule 5).
+	EmailEnabled bool
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Store is the conversation model on one database. It is safe for
+// concurrent use.
+type Store struct {
+	db      *gorm.DB // writes (on SQLite: the single writer connection)
+	rdb     *gorm.DB // reads (on SQLite: a pool of read-only connections)
+	sqlW    *sql.DB
+	sqlR    *sql.DB
+	dialect dialect
+	hub     *Hub
+	pub     Publisher
+	log     *slog.Logger
+	opts    Options
+	app     *appender
+}
+
+// Open connects to the database named by rawURL ("sqlite:PATH",
+// "file:PATH" or "postgres://..."), migrates its schema and starts the
+// message appender.
+func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
+	s := &Store{}
+	if opts != nil {
+		s.opts = *opts
+	}
+	o := &s.opts
+	if o.Hub == nil {
+		o.Hub = NewHub()
+	}
+	if o.Publisher == nil {
+		o.Publisher = o.Hub
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = 20
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 64
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 16 << 10
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox")
+
+	var err error
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		err = s.openPostgres(rawURL)
+	case strings.HasPrefix(rawURL, "sqlite:"), strings.HasPrefix(rawURL, "file:"):
+		err = s.openSQLite(rawURL)
+	default:
+		err = fmt.Errorf("database url %q: want sqlite:PATH or postgres://", rawURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.closeDB()
+		return nil, err
+	}
+	if err := s.Migrate(); err != nil {
+		s.closeDB()
+		return nil, fmt.Errorf("migrate: %w", dbErr(err))
+	}
+	s.app = newAppender(s)
+	return s, nil
+}
+
+var gormConfig = gorm.Config{
+	Logger:                 logger.Discard,
+	SkipDefaultTransaction: true,
+	NowFunc:                func() time.Time { return time.Now().UTC() },
+	TranslateError:         true,
+}
+
+func (s *Store) openSQLite(rawURL string) error {
+	path := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "file:"), "//")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if path == "" {
+		return errors.New("database url: sqlite needs a file path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("database directory: %w", err)
+	}
+	// WAL lets readers run beside the one writer. synchronous=FULL makes a
+	// commit durable before it is acknowledged; group commit pays its fsync
+	// once per batch. Immediate transactions take the write lock at BEGIN,
+	// so a transaction never fails half-way on a busy database.
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_time_format", "sqlite")
+	dsn := "file:" + path + "?"
+	wq := url.Values{"_txlock": {"immediate"}}
+	for k, v := range q {
+		wq[k] = v
+	}
+	w, err := sql.Open("sqlite", dsn+wq.Encode())
+	if err != nil {
+		return err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", dsn+q.Encode()+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return err
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	s.dialect, s.sqlW, s.sqlR = dialectSQLite, w, r
+	if s.db, err = gorm.Open(sqlite.Dialector{DriverName: "sqlite", Conn: w}, &gormConfig); err != nil {
+		return err
+	}
+	if s.rdb, err = gorm.Open(sqlite.Dialector{DriverName: "sqlite", Conn: r}, &gormConfig); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Store) openPostgres(rawURL string) error {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return fmt.Errorf("database url: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["timezone"] = "UTC"
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(s.opts.MaxOpenConns)
+	db.SetMaxIdleConns(s.opts.MaxOpenConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s.dialect, s.sqlW, s.sqlR = dialectPostgres, db, db
+	if s.db, err = gorm.Open(postgres.New(postgres.Config{Conn: db}), &gormConfig); err != nil {
+		return err
+	}
+	s.rdb = s.db
+	return nil
+}
+
+// Ping checks that the database answers, within two seconds at most.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.sqlW.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if s.sqlR != s.sqlW {
+		if err := s.sqlR.PingContext(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+// Hub returns the in-process hub that subscribers of this node use.
+func (s *Store) Hub() *Hub { return s.hub }
+
+// DB returns the write pool, for metrics of its statistics.
+func (s *Store) DB() *sql.DB { return s.sqlW }
+
+// Dialect returns "sqlite" or "postgres".
+func (s *Store) Dialect() string {
+	if s.dialect == dialectPostgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Close waits for the messages already accepted to be committed, then
+// closes the database.
+func (s *Store) Close() error {
+	if s.app != nil {
+		s.app.close()
+	}
+	return s.closeDB()
+}
+
+func (s *Store) closeDB() error {
+	err := s.sqlW.Close()
+	if s.sqlR != s.sqlW {
+		if e := s.sqlR.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// now is the clock, to the microsecond: PostgreSQL keeps no more, and a
+// published event must equal its replay.
+func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Microsecond) }
+
+// errNoop rolls back a transaction that found nothing to change; write
+// turns it into success.
+var errNoop = errors.New("nothing to change")
+
+// write runs fn in one transaction and, after the commit, publishes the
+// events fn added.
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) error) error {
+	var evs []Event
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		evs = evs[:0]
+		return fn(tx, &evs)
+	})
+	if errors.Is(err, errNoop) {
+		return nil
+	}
+	if err != nil {
+		return dbErr(err)
+	}
+	if len(evs) > 0 {
+		s.pub.Publish(evs)
+	}
+	return nil
+}
+
+// addEvent gives the conversation its next sequence number and stores the
+// event. The UPDATE comes first in every write so that it also takes the
+// row lock on PostgreSQL before anything is read.
+func (s *Store) addEvent(tx *gorm.DB, conversationID int64, typ string, payload any, evs *[]Event) (Event, error) {
+	seq, err := bumpSeq(tx, conversationID)
+	if err != nil {
+		return Event{}, err
+	}
+	data, err := marshalJSON(payload)
+	if err != nil {
+		return Event{}, err
+	}
+	row := eventRow{ConversationID: conversationID, Seq: seq, Type: typ, Data: data, CreatedAt: s.now()}
+	if err := tx.Create(&row).Error; err != nil {
+		return Event{}, err
+	}
+	ev := Event{ID: row.ID, ConversationID: conversationID, Seq: seq, Type: typ, Data: data, At: row.CreatedAt}
+	*evs = append(*evs, ev)
+	return ev, nil
+}
+
+// bumpSeq increments the conversation's sequence number and returns it;
+// ErrNotFound if there is no such conversation.
+func bumpSeq(tx *gorm.DB, conversationID int64) (int64, error) {
+	var seqs []int64
+	if err := tx.Raw(`UPDATE conversations SET seq = seq + 1 WHERE id = ? RETURNING seq`, conversationID).Scan(&seqs).Error; err != nil {
+		return 0, err
+	}
+	if len(seqs) == 0 {
+		return 0, ErrNotFound
+	}
+	return seqs[0], nil
+}
