@@ -542,13 +542,13 @@ func pgResult(br pgx.BatchResults, r *appendReq) error {
 		return nil
 	}
 	var (
-		id, seq, attached  int64
-		created            bool
-		prev               *string
-		author, ch, text   *string
-		html, state        *string
-		agentID            *int64
-		at                 *time.Time
+		id, seq, attached int64
+		created           bool
+		prev              *string
+		author, ch, text  *string
+		html, state       *string
+		agentID           *int64
+		at                *time.Time
 	)
 	if err := rows.Scan(&id, &seq, &created, &prev, &attached, &author, &agentID, &ch, &text, &html, &state, &at); err != nil {
 		return err

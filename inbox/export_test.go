@@ -27,5 +27,5 @@ func OpenBare(url string) (*Store, error) {
 }
 
 func (s *Store) MigrateTo(id string) error { return s.migrateTo(id) }
-func (s *Store) Gorm() *gorm.DB           { return s.db }
-func (s *Store) CloseBare() error         { return s.closeDB() }
+func (s *Store) Gorm() *gorm.DB            { return s.db }
+func (s *Store) CloseBare() error          { return s.closeDB() }
