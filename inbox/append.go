@@ -149,6 +149,7 @@ type appendReq struct {
 // deadlock.
 type appender struct {
 	s     *Store
+	stmts sqliteStmts // prepared once on the writer (SQLite)
 	queue chan *appendReq
 	mu    sync.RWMutex
 	shut  bool
@@ -157,8 +158,13 @@ type appender struct {
 
 var errClosed = errors.New("inbox: store closed")
 
-func newAppender(s *Store) *appender {
+func newAppender(s *Store) (*appender, error) {
 	a := &appender{s: s, queue: make(chan *appendReq, 4096)}
+	if s.dialect == dialectSQLite {
+		if err := a.stmts.prepare(s.sqlW); err != nil {
+			return nil, err
+		}
+	}
 	workers := 1
 	if s.dialect == dialectPostgres {
 		workers = min(4, max(1, s.opts.MaxOpenConns/2))
@@ -167,7 +173,7 @@ func newAppender(s *Store) *appender {
 		a.wg.Add(1)
 		go a.work()
 	}
-	return a
+	return a, nil
 }
 
 func (a *appender) submit(ctx context.Context, r *appendReq) error {
@@ -310,8 +316,9 @@ func (a *appender) execSQLite(ctx context.Context, batch []*appendReq) error {
 		return err
 	}
 	defer tx.Rollback()
+	st := a.stmts.in(ctx, tx)
 	for _, r := range batch {
-		if err := sqliteAppend(ctx, tx, r); err != nil {
+		if err := st.append(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -340,7 +347,37 @@ const (
 	sqliteInsertEvent = `INSERT INTO events (conversation_id, seq, type, message_id, data, created_at) VALUES (?, ?, 'message_added', ?, ?, ?)`
 )
 
-func sqliteAppend(ctx context.Context, tx *sql.Tx, r *appendReq) error {
+// sqliteStmts are the statements of one append, prepared once so that
+// SQLite does not parse them for every message.
+type sqliteStmts struct {
+	lookup, bump, insertMessage, insertEvent *sql.Stmt
+	tx                                       *sql.Tx
+}
+
+func (st *sqliteStmts) prepare(db *sql.DB) error {
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		q    string
+	}{{&st.lookup, sqliteLookup}, {&st.bump, sqliteBump}, {&st.insertMessage, sqliteInsertMessage}, {&st.insertEvent, sqliteInsertEvent}} {
+		var err error
+		if *p.stmt, err = db.Prepare(p.q); err != nil {
+			return fmt.Errorf("prepare %q: %w", p.q, err)
+		}
+	}
+	return nil
+}
+
+// in returns the statements bound to a transaction.
+func (st *sqliteStmts) in(ctx context.Context, tx *sql.Tx) *sqliteStmts {
+	return &sqliteStmts{
+		lookup: tx.StmtContext(ctx, st.lookup), bump: tx.StmtContext(ctx, st.bump),
+		insertMessage: tx.StmtContext(ctx, st.insertMessage), insertEvent: tx.StmtContext(ctx, st.insertEvent),
+		tx: tx,
+	}
+}
+
+func (st *sqliteStmts) append(ctx context.Context, r *appendReq) error {
+	tx := st.tx
 	m := r.in
 	var (
 		status                             string
@@ -349,7 +386,7 @@ func sqliteAppend(ctx context.Context, tx *sql.Tx, r *appendReq) error {
 		dupState                           sql.NullString
 		dupAt                              sql.NullTime
 	)
-	err := tx.QueryRowContext(ctx, sqliteLookup, nullString(m.ClientID), m.ConversationID).
+	err := st.lookup.QueryRowContext(ctx, nullString(m.ClientID), m.ConversationID).
 		Scan(&status, &dupID, &dupSeq, &dupAuthor, &dupAgent, &dupCh, &dupText, &dupHTML, &dupState, &dupAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return setErr(r, ErrNotFound)
@@ -369,10 +406,10 @@ func sqliteAppend(ctx context.Context, tx *sql.Tx, r *appendReq) error {
 	}
 	contact := m.Author == AuthorContact
 	var seq, id int64
-	if err := tx.QueryRowContext(ctx, sqliteBump, r.at, contact, contact, m.Channel == ChannelEmail, m.ConversationID).Scan(&seq); err != nil {
+	if err := st.bump.QueryRowContext(ctx, r.at, contact, contact, m.Channel == ChannelEmail, m.ConversationID).Scan(&seq); err != nil {
 		return err
 	}
-	if err := tx.QueryRowContext(ctx, sqliteInsertMessage, m.ConversationID, seq, nullString(m.ClientID), m.Author,
+	if err := st.insertMessage.QueryRowContext(ctx, m.ConversationID, seq, nullString(m.ClientID), m.Author,
 		nullInt(m.AgentID), m.Channel, m.Text, m.HTML, m.State, r.at).Scan(&id); err != nil {
 		return err
 	}
@@ -380,7 +417,7 @@ func sqliteAppend(ctx context.Context, tx *sql.Tx, r *appendReq) error {
 	if contact && status == StatusClosed {
 		data = reopenedData
 	}
-	if _, err := tx.ExecContext(ctx, sqliteInsertEvent, m.ConversationID, seq, id, data, r.at); err != nil {
+	if _, err := st.insertEvent.ExecContext(ctx, m.ConversationID, seq, id, data, r.at); err != nil {
 		return err
 	}
 	if len(m.AttachmentIDs) > 0 {

@@ -117,7 +117,10 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		s.closeDB()
 		return nil, fmt.Errorf("migrate: %w", dbErr(err))
 	}
-	s.app = newAppender(s)
+	if s.app, err = newAppender(s); err != nil {
+		s.closeDB()
+		return nil, err
+	}
 	return s, nil
 }
 

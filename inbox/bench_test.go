@@ -1,0 +1,114 @@
+package inbox_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
+)
+
+// BenchmarkAppend stores messages through inbox with 1,000 conversations
+// receiving at once (1,000 concurrent senders), next to a baseline: one
+// raw single-row INSERT per transaction through the same driver and
+// database, one writer. Run:
+//
+//	MICROCHAT_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	  CGO_ENABLED=0 go test -run '^$' -bench Append -benchtime 20000x ./inbox/
+func BenchmarkAppend(b *testing.B) {
+	for _, engine := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{{"sqlite", inboxtest.SQLiteURL}, {"postgres", inboxtest.PostgresURL}} {
+		b.Run(engine.name, func(b *testing.B) {
+			s := inboxtest.Open(b, engine.url(b), nil)
+			b.Run("baseline_raw_insert", func(b *testing.B) { benchRawInsert(b, s) })
+			b.Run("inbox_1000_conversations", func(b *testing.B) { benchInbox(b, s) })
+		})
+	}
+}
+
+func benchRawInsert(b *testing.B, s *inbox.Store) {
+	db := s.DB()
+	ctx := context.Background()
+	ddl := `CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY, conversation_id BIGINT, text TEXT)`
+	if s.Dialect() == "postgres" {
+		ddl = `CREATE TABLE IF NOT EXISTS bench_raw (id BIGSERIAL PRIMARY KEY, conversation_id BIGINT, text TEXT)`
+	}
+	if _, err := db.ExecContext(ctx, ddl); err != nil {
+		b.Fatalf("create: %v", err)
+	}
+	q := `INSERT INTO bench_raw (conversation_id, text) VALUES (?, ?)`
+	if s.Dialect() == "postgres" {
+		q = `INSERT INTO bench_raw (conversation_id, text) VALUES ($1, $2)`
+	}
+	stmt, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		b.Fatalf("prepare: %v", err)
+	}
+	defer stmt.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := stmt.ExecContext(ctx, i%1000, "hello, I have a question about my order"); err != nil {
+			b.Fatalf("insert: %v", err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+}
+
+func benchInbox(b *testing.B, s *inbox.Store) {
+	ctx := context.Background()
+	const conversations = 1000
+	ids := make([]int64, 0, conversations)
+	contact, err := s.CreateContact(ctx, inbox.NewContact{Name: "Bench"})
+	if err != nil {
+		b.Fatalf("CreateContact() = %v", err)
+	}
+	for range conversations {
+		c, err := s.StartConversation(ctx, contact.ID, inbox.ChannelChat, "")
+		if err != nil {
+			b.Fatalf("StartConversation() = %v", err)
+		}
+		ids = append(ids, c.ID)
+	}
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		seq  atomic.Int64
+	)
+	// 1,000 senders on this machine's GOMAXPROCS.
+	b.SetParallelism(max(1, conversations/max(1, runtimeProcs())))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			n := seq.Add(1)
+			start := time.Now()
+			_, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: ids[rand.IntN(len(ids))], Author: inbox.AuthorContact,
+				Text: "hello, I have a question about my order", ClientID: fmt.Sprint("b", n)})
+			if err != nil {
+				b.Errorf("AddMessage() = %v", err)
+				return
+			}
+			mine = append(mine, time.Since(start))
+		}
+		mu.Lock()
+		lats = append(lats, mine...)
+		mu.Unlock()
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	if len(lats) > 0 {
+		slices.Sort(lats)
+		b.ReportMetric(float64(lats[len(lats)*50/100].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
