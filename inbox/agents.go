@@ -39,7 +39,7 @@ func (s *Store) CreateAgent(ctx context.Context, in NewAgent) (Agent, error) {
 		return Agent{}, err
 	}
 	if err := s.db.WithContext(ctx).Create(&a).Error; err != nil {
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
+		if isDuplicate(err) {
 			return Agent{}, invalid("email", "an agent with this email exists")
 		}
 		return Agent{}, dbErr(err)
@@ -253,7 +253,7 @@ func (s *Store) CompleteSetup(ctx context.Context, token string, in NewAgent) (A
 		}
 		return tx.Create(&a).Error
 	})
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
+	if isDuplicate(err) {
 		return Agent{}, invalid("email", "an agent with this email exists")
 	}
 	return a, err

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+	"modernc.org/sqlite"
 )
 
 // Errors of inbox. Callers test them with errors.Is; web maps them to HTTP
@@ -72,4 +74,20 @@ func isUnavailable(err error) bool {
 		return true
 	}
 	return pgconn.SafeToRetry(err) || pgconn.Timeout(err)
+}
+
+// isDuplicate reports whether err is a unique constraint violation. gorm's
+// own translation does not recognise modernc.org/sqlite's errors.
+func isDuplicate(err error) bool {
+	var sqliteErr *sqlite.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return true
+	case errors.As(err, &sqliteErr):
+		return sqliteErr.Code() == 2067 || sqliteErr.Code() == 1555 // SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY
+	case errors.As(err, &pgErr):
+		return pgErr.Code == "23505"
+	}
+	return false
 }

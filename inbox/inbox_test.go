@@ -625,8 +625,9 @@ func TestAgentsAndSessions(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newFixture(t, url)
 		s := f.s
-		if _, err := s.CreateAgent(ctx, inbox.NewAgent{Email: "ALICE@example.com", Name: "A2", Password: "0123456789"}); err == nil {
-			t.Fatalf("duplicate email accepted")
+		var inv *inbox.InvalidError
+		if _, err := s.CreateAgent(ctx, inbox.NewAgent{Email: "ALICE@example.com", Name: "A2", Password: "0123456789"}); !errors.As(err, &inv) || inv.Field != "email" {
+			t.Fatalf("CreateAgent(duplicate email) = %v, want invalid email", err)
 		}
 		for _, in := range []inbox.NewAgent{
 			{Email: "x", Name: "X", Password: "0123456789"},
