@@ -256,7 +256,7 @@ func (s *Store) Messages(ctx context.Context, conversationID int64, q MessageQue
 	default:
 		db = db.Order("seq DESC")
 	}
-	var msgs []Message
+	msgs := []Message{}
 	if err := db.Limit(q.Limit + 1).Find(&msgs).Error; err != nil {
 		return MessagePage{}, dbErr(err)
 	}
@@ -504,7 +504,8 @@ func marshalJSON(v any) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// parseID parses a decimal id; used by callers that take ids from text.
+// ParseID parses a decimal id from text (a URL path, a JSON key); anything
+// but a positive number is ErrNotFound, as an unknown id would be.
 func ParseID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/microdeets/microchat/config"
+	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/web"
+)
+
+const (
+	// startupTimeout bounds connecting to the database, migrating it and
+	// creating the first admin.
+	startupTimeout = 10 * time.Second
+	// pruneEvery is how often expired sessions and old events are deleted.
+	pruneEvery = 10 * time.Minute
+	// setupTokenTTL is how long the printed setup link works.
+	setupTokenTTL = 24 * time.Hour
+)
+
+// Environment variables that create the first admin (see bootstrapAdmin).
+const (
+	envAdminEmail    = "MICROCHAT_ADMIN_EMAIL"
+	envAdminPassword = "MICROCHAT_ADMIN_PASSWORD"
+)
+
+// listenHookKey carries, in the context given to run, a function called
+// with the address the server listens on. Tests use it to find a server
+// started on port 0.
+type listenHookKey struct{}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := newFlagSet("serve", "microchat [serve] [--config PATH]", stderr)
+	configPath := configFlag(fs)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(*configPath, stderr)
+	if !ok {
+		return exitUsage
+	}
+	// The logger and the direct messages (setup link, fatal errors) share
+	// stderr; one lock keeps their lines whole.
+	stderr = &lockedWriter{w: stderr}
+	return serve(ctx, cfg, newLogger(cfg.Log, stderr), stderr)
+}
+
+// serve runs the server until ctx is cancelled, then shuts it down
+// gracefully. The socket is opened first, so that it accepts connections
+// (held in the kernel's backlog) while the database is opened.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) int {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		fail(stderr, "listen: %v", err)
+		return exitFailure
+	}
+	defer ln.Close()
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		fail(stderr, "database: %s", dbReason(err))
+		return exitFailure
+	}
+	code := startAndServe(ctx, cfg, ln, store, log, stderr)
+	// Closed last: it finishes the message writes already accepted.
+	if err := store.Close(); err != nil {
+		log.Error("closing the database", "err", err)
+	}
+	return code
+}
+
+// startAndServe makes sure an admin can exist, then serves HTTP until ctx
+// is cancelled.
+func startAndServe(ctx context.Context, cfg config.Config, ln net.Listener, store *inbox.Store, log *slog.Logger, stderr io.Writer) int {
+	if code := bootstrapAdmin(ctx, store, cfg, ln.Addr(), log, stderr); code != exitOK {
+		return code
+	}
+	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: log})
+	if err != nil {
+		fail(stderr, "web: %v", err)
+		return exitFailure
+	}
+	return serveHTTP(ctx, cfg, ln, srv, store, log)
+}
+
+// serveHTTP serves srv on ln, with the periodic pruning beside it, until
+// ctx is cancelled or the listener fails; then it shuts both down.
+func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web.Server, store *inbox.Store, log *slog.Logger) int {
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "database", store.Dialect(), "base_url", cfg.BaseURL)
+	if hook, ok := ctx.Value(listenHookKey{}).(func(string)); ok {
+		hook(ln.Addr().String())
+	}
+
+	pruneCtx, stopPruning := context.WithCancel(context.Background())
+	var pruning sync.WaitGroup
+	pruning.Go(func() { pruneLoop(pruneCtx, store, cfg.Events.Retention.D(), log) })
+	defer func() {
+		stopPruning()
+		pruning.Wait()
+	}()
+
+	code := exitOK
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	case err := <-served:
+		log.Error("http server stopped", "err", err)
+		code = exitFailure
+	}
+	shutdown(hs, srv, cfg.ShutdownTimeout.D(), log)
+	log.Info("stopped serving; closing the database")
+	return code
+}
+
+// openStore opens the database of cfg, migrating it, within startupTimeout.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*inbox.Store, error) {
+	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	return inbox.Open(ctx, cfg.DatabaseURL(), &inbox.Options{
+		Logger:          log,
+		MaxOpenConns:    cfg.Database.MaxOpenConns,
+		MaxMessageBytes: int(cfg.Limits.MaxMessageBytes),
+		EmailEnabled:    len(cfg.Mailboxes) > 0,
+	})
+}
+
+// dbReason is the reason of a database error, without the "database
+// unavailable" that the line it goes on already says.
+func dbReason(err error) string {
+	return strings.TrimPrefix(err.Error(), inbox.ErrUnavailable.Error()+": ")
+}
+
+// bootstrapAdmin makes sure that someone can become admin (spec: no
+// default password). An admin comes from MICROCHAT_ADMIN_EMAIL and
+// MICROCHAT_ADMIN_PASSWORD when both are set; otherwise, while no admin
+// exists, a one-time setup link is printed. Nothing slow happens unless an
+// admin is created (bcrypt).
+func bootstrapAdmin(ctx context.Context, store *inbox.Store, cfg config.Config, addr net.Addr, log *slog.Logger, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	email, password := os.Getenv(envAdminEmail), os.Getenv(envAdminPassword)
+	switch {
+	case email != "" && password != "":
+		created, err := store.EnsureAdmin(ctx, email, password)
+		var invalid *inbox.InvalidError
+		switch {
+		case errors.As(err, &invalid):
+			fail(stderr, "%s/%s: %v", envAdminEmail, envAdminPassword, err)
+			return exitUsage
+		case err != nil:
+			fail(stderr, "database: %s", dbReason(err))
+			return exitFailure
+		case created:
+			log.Info("created admin", "email", email, "from", envAdminEmail)
+		default:
+			log.Info("admin exists; password unchanged", "email", email, "from", envAdminEmail)
+		}
+		return exitOK
+	case email != "" || password != "":
+		fail(stderr, "set both %s and %s to create an admin, or neither", envAdminEmail, envAdminPassword)
+		return exitUsage
+	}
+
+	n, err := store.CountAgents(ctx, true)
+	if err != nil {
+		fail(stderr, "database: %s", dbReason(err))
+		return exitFailure
+	}
+	if n > 0 {
+		return exitOK
+	}
+	token, err := store.CreateSetupToken(ctx, setupTokenTTL)
+	if errors.Is(err, inbox.ErrConflict) {
+		return exitOK // another process created an admin meanwhile
+	} else if err != nil {
+		fail(stderr, "database: %s", dbReason(err))
+		return exitFailure
+	}
+	fmt.Fprintf(stderr, "No admin yet. Create one within %d hours at: %s/setup#token=%s\n",
+		int(setupTokenTTL.Hours()), baseURL(cfg, addr), token)
+	fmt.Fprintln(stderr, `(or run: microchat agent add --admin --email you@example.com --name "Your Name")`)
+	return exitOK
+}
+
+// baseURL is the public URL of the server: base_url, or else this machine
+// at the port the server listens on.
+func baseURL(cfg config.Config, addr net.Addr) string {
+	if cfg.BaseURL != "" {
+		return cfg.BaseURL
+	}
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	port := ""
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		port = fmt.Sprint(tcp.Port)
+	}
+	if port == "80" {
+		return "http://" + host
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// shutdown stops accepting connections and waits, up to timeout, for the
+// requests in flight while the web server closes its WebSockets with "going
+// away". Whatever is still open at the deadline is closed.
+func shutdown(hs *http.Server, srv *web.Server, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := hs.Shutdown(ctx); err != nil {
+			log.Warn("requests still running at the shutdown deadline; closing them", "err", err)
+			hs.Close()
+		}
+	})
+	wg.Go(func() {
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn("closing connections", "err", err)
+		}
+	})
+	wg.Wait()
+}
+
+// pruneLoop deletes expired sessions and, when retention is set, events
+// older than it, every pruneEvery until ctx is done. Errors are logged: a
+// failed pass is retried at the next one.
+func pruneLoop(ctx context.Context, store *inbox.Store, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			prune(ctx, store, retention, log)
+		}
+	}
+}
+
+func prune(ctx context.Context, store *inbox.Store, retention time.Duration, log *slog.Logger) {
+	if err := store.PruneSessions(ctx); err != nil {
+		log.Warn("pruning sessions", "err", err)
+	}
+	if retention <= 0 {
+		return
+	}
+	n, err := store.PruneEvents(ctx, time.Now().Add(-retention))
+	if err != nil {
+		log.Warn("pruning events", "err", err)
+	} else if n > 0 {
+		log.Debug("pruned events", "count", n, "retention", retention.String())
+	}
+}
+
+// newLogger returns the logger that cfg describes, writing to w.
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

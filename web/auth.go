@@ -1,0 +1,285 @@
+package web
+
+import (
+	"crypto/subtle"
+	"errors"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
+
+	"github.com/microdeets/microchat/inbox"
+)
+
+// Agents log in with email and password and get a session cookie; the
+// session, stored by inbox, also holds the CSRF token that every write
+// must echo in the X-CSRF-Token header. The token is bound to the
+// server-side session rather than to echo's double-submit cookie, so any
+// node that reads the session can check it, and a logout invalidates it.
+
+// Context keys of the auth middleware.
+const (
+	ctxAgent   = "web.agent"
+	ctxSession = "web.session"
+	ctxToken   = "web.session_token"
+)
+
+// headerCSRF carries the session's CSRF token on writes.
+const headerCSRF = "X-CSRF-Token"
+
+// agentOf returns the agent of a request that passed requireAgent.
+func agentOf(c echo.Context) inbox.Agent {
+	a, _ := c.Get(ctxAgent).(inbox.Agent)
+	return a
+}
+
+// sessionOf returns the session of a request that passed requireAgent.
+func sessionOf(c echo.Context) *inbox.Session {
+	s, _ := c.Get(ctxSession).(*inbox.Session)
+	return s
+}
+
+var errLoginRequired = echo.NewHTTPError(http.StatusUnauthorized, "login required")
+
+// requireAgent lets a request through with a live session cookie, and
+// puts the agent and the session in the context.
+func (s *Server) requireAgent(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ck, err := c.Cookie(s.cfg.Session.CookieName)
+		if err != nil || ck.Value == "" {
+			return errLoginRequired
+		}
+		sess, agent, err := s.store.SessionAgent(c.Request().Context(), ck.Value)
+		if errors.Is(err, inbox.ErrUnauthenticated) {
+			return errLoginRequired
+		}
+		if err != nil {
+			return err
+		}
+		c.Set(ctxAgent, agent)
+		c.Set(ctxSession, &sess)
+		c.Set(ctxToken, ck.Value)
+		return next(c)
+	}
+}
+
+// requireAdmin lets only admins through; it comes after requireAgent.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if a := agentOf(c); !a.IsAdmin() {
+			return echo.NewHTTPError(http.StatusForbidden, "only an admin may do this")
+		}
+		return next(c)
+	}
+}
+
+// csrf checks that a write carries the session's CSRF token; it comes
+// after requireAgent.
+func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch c.Request().Method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			sess := sessionOf(c)
+			got := c.Request().Header.Get(headerCSRF)
+			if sess == nil || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRFToken)) != 1 {
+				return echo.NewHTTPError(http.StatusForbidden, "missing or wrong CSRF token")
+			}
+		}
+		return next(c)
+	}
+}
+
+// sessionAnswer is the body of login and GET /auth/session.
+type sessionAnswer struct {
+	Agent     inbox.Agent `json:"agent"`
+	CSRFToken string      `json:"csrf_token"`
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// login checks the password and sets the session cookie. Attempts are
+// limited per client IP and per email address.
+func (s *Server) login(c echo.Context) error {
+	var req loginRequest
+	if err := bindJSON(c, &req, true); err != nil {
+		return err
+	}
+	if err := required("email", req.Email); err != nil {
+		return err
+	}
+	if err := required("password", req.Password); err != nil {
+		return err
+	}
+	if wait, ok := s.allowLogin(c.RealIP(), strings.ToLower(strings.TrimSpace(req.Email))); !ok {
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; try again later")
+	}
+	ctx := c.Request().Context()
+	agent, err := s.store.Authenticate(ctx, req.Email, req.Password)
+	if errors.Is(err, inbox.ErrUnauthenticated) {
+		return echo.NewHTTPError(http.StatusUnauthorized, "wrong email or password")
+	}
+	if err != nil {
+		return err
+	}
+	ttl := s.cfg.Session.TTL.D()
+	token, sess, err := s.store.CreateSession(ctx, agent.ID, ttl)
+	if err != nil {
+		return err
+	}
+	c.SetCookie(s.sessionCookie(c, token, int(ttl/time.Second)))
+	return c.JSON(http.StatusOK, sessionAnswer{Agent: agent, CSRFToken: sess.CSRFToken})
+}
+
+// logout deletes the session and expires the cookie.
+func (s *Server) logout(c echo.Context) error {
+	token, _ := c.Get(ctxToken).(string)
+	if err := s.store.DeleteSession(c.Request().Context(), token); err != nil {
+		return err
+	}
+	c.SetCookie(s.sessionCookie(c, "", -1))
+	return c.NoContent(http.StatusNoContent)
+}
+
+// session answers who is logged in, with the CSRF token, for a page that
+// was reloaded.
+func (s *Server) session(c echo.Context) error {
+	return c.JSON(http.StatusOK, sessionAnswer{Agent: agentOf(c), CSRFToken: sessionOf(c).CSRFToken})
+}
+
+func (s *Server) sessionCookie(c echo.Context, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     s.cfg.Session.CookieName,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+		Secure:   s.overTLS(c.Request()),
+	}
+}
+
+// overTLS reports whether the browser reached us over https: directly,
+// through a trusted proxy that says so, or per the configured base URL.
+func (s *Server) overTLS(r *http.Request) bool {
+	if r.TLS != nil || s.cfg.SecureCookies() {
+		return true
+	}
+	return s.fromTrustedProxy(r) && strings.EqualFold(r.Header.Get(echo.HeaderXForwardedProto), "https")
+}
+
+// fromTrustedProxy reports whether the TCP peer is a trusted proxy.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	for _, n := range s.trusted {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+type setupRequest struct {
+	Token    string `json:"token"`
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+// setup creates the first admin with the one-time token of the setup link.
+func (s *Server) setup(c echo.Context) error {
+	var req setupRequest
+	if err := bindJSON(c, &req, true); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, value string }{
+		{"token", req.Token}, {"email", req.Email}, {"name", req.Name}, {"password", req.Password},
+	} {
+		if err := required(f.name, f.value); err != nil {
+			return err
+		}
+	}
+	agent, err := s.store.CompleteSetup(c.Request().Context(), req.Token,
+		inbox.NewAgent{Email: req.Email, Name: req.Name, Password: req.Password})
+	switch {
+	case errors.Is(err, inbox.ErrUnauthenticated):
+		return echo.NewHTTPError(http.StatusUnauthorized, "the setup link is wrong, expired or already used")
+	case errors.Is(err, inbox.ErrConflict):
+		return echo.NewHTTPError(http.StatusConflict, "setup is done: an admin exists")
+	case err != nil:
+		return err
+	}
+	return c.JSON(http.StatusCreated, agent)
+}
+
+// allowLogin takes one login attempt from both the client IP's and the
+// email's budget, or neither when either is spent, and then says how long
+// to wait.
+func (s *Server) allowLogin(ip, email string) (wait time.Duration, ok bool) {
+	now := time.Now()
+	byIP := s.loginsByIP.reserve(ip, now)
+	byEmail := s.loginsByEmail.reserve(email, now)
+	wait = max(byIP.DelayFrom(now), byEmail.DelayFrom(now))
+	if wait == 0 {
+		return 0, true
+	}
+	byIP.CancelAt(now)
+	byEmail.CancelAt(now)
+	return wait, false
+}
+
+// limiterSet is a token bucket per key (an IP, an email), n per minute.
+// Entries idle for a minute, which are full again, are dropped at most
+// once a minute, so that guessing many keys cannot grow it for ever.
+type limiterSet struct {
+	mu        sync.Mutex
+	every     rate.Limit
+	burst     int
+	m         map[string]*limiterEntry
+	lastSweep time.Time
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	used time.Time
+}
+
+func newLimiterSet(perMinute int) *limiterSet {
+	return &limiterSet{every: rate.Every(time.Minute / time.Duration(perMinute)), burst: perMinute, m: map[string]*limiterEntry{}}
+}
+
+func (l *limiterSet) reserve(key string, now time.Time) *rate.Reservation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) > time.Minute {
+		for k, e := range l.m {
+			if now.Sub(e.used) > time.Minute {
+				delete(l.m, k)
+			}
+		}
+		l.lastSweep = now
+	}
+	e := l.m[key]
+	if e == nil {
+		e = &limiterEntry{lim: rate.NewLimiter(l.every, l.burst)}
+		l.m[key] = e
+	}
+	e.used = now
+	return e.lim.ReserveN(now, 1)
+}

@@ -1,0 +1,32 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// getContact returns one contact.
+func (s *Server) getContact(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	contact, err := s.store.Contact(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, contact)
+}
+
+// eraseContact removes a contact with all their conversations (admins).
+func (s *Server) eraseContact(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := s.store.EraseContact(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,185 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
+)
+
+func TestHealth(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		e := newEnv(t, url, nil)
+		c := e.client()
+		if r := c.do("GET", "/healthz", nil).want(http.StatusOK); string(r.body) != `{"status":"ok"}`+"\n" {
+			t.Fatalf("healthz = %q", r.body)
+		}
+		c.do("GET", "/readyz", nil).want(http.StatusOK)
+		c.do("GET", "/api/v1/conversations", nil).want(http.StatusUnauthorized) // to count
+
+		r := c.do("GET", "/metrics", nil).want(http.StatusOK)
+		for _, want := range []string{
+			`microchat_http_requests_total{code="200",method="GET",route="/readyz"} 1`,
+			`microchat_http_requests_total{code="401",method="GET",route="/api/v1/conversations"} 1`,
+			"microchat_http_request_duration_seconds_bucket",
+			"go_goroutines",
+			"process_",
+			`go_sql_open_connections{db_name="microchat"}`,
+			"microchat_append_batch_size",
+		} {
+			if !strings.Contains(string(r.body), want) {
+				t.Fatalf("metrics lack %q:\n%s", want, r.body)
+			}
+		}
+
+		// A database that is gone makes the node unready, not dead.
+		e.store.Close()
+		r = c.do("GET", "/readyz", nil).want(http.StatusServiceUnavailable)
+		var h healthAnswer
+		r.decode(&h)
+		if h.Status != "unavailable" || h.Error == "" {
+			t.Fatalf("readyz = %s", r.body)
+		}
+		c.do("GET", "/healthz", nil).want(http.StatusOK)
+	})
+}
+
+func TestPages(t *testing.T) {
+	e := newEnv(t, inboxtest.SQLiteURL(t), nil)
+	c := e.client()
+	for _, tc := range []struct {
+		path, contentType, contains string
+		frameable                   bool
+	}{
+		{"/", "text/html", `<script src="/widget.js" async></script>`, false},
+		{"/widget.js", "text/javascript", "Live Chat", true},
+		{"/inbox", "text/html", "Unassigned", false},
+		{"/setup", "text/html", "Password", false},
+		{"/static/inbox.js", "javascript", "textContent", false},
+		{"/static/setup.js", "javascript", "location.hash", false},
+		{"/static/app.css", "text/css", "--accent", false},
+		{"/static/site.css", "text/css", "--accent", false},
+	} {
+		r := c.do("GET", tc.path, nil).want(http.StatusOK)
+		if ct := r.header.Get("Content-Type"); !strings.Contains(ct, tc.contentType) {
+			t.Fatalf("GET %s: Content-Type = %q, want %q", tc.path, ct, tc.contentType)
+		}
+		if !strings.Contains(string(r.body), tc.contains) {
+			t.Fatalf("GET %s lacks %q", tc.path, tc.contains)
+		}
+		if r.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("GET %s: no nosniff", tc.path)
+		}
+		if xfo := r.header.Get("X-Frame-Options"); (xfo == "") != tc.frameable {
+			t.Fatalf("GET %s: X-Frame-Options = %q", tc.path, xfo)
+		}
+		if strings.Contains(string(r.body), "innerHTML") {
+			t.Fatalf("GET %s uses innerHTML", tc.path)
+		}
+		if strings.HasPrefix(tc.contentType, "text/html") && regexp.MustCompile(`(src|href)="(https?:)?//`).Match(r.body) {
+			t.Fatalf("GET %s loads something from another host", tc.path)
+		}
+	}
+	c.do("GET", "/static/../openapi.yaml", nil).want(http.StatusNotFound)
+	c.do("GET", "/static/nope.js", nil).want(http.StatusNotFound)
+}
+
+// TestOpenAPI checks that every API route is documented with its method,
+// and every documented one exists.
+func TestOpenAPI(t *testing.T) {
+	e := newEnv(t, inboxtest.SQLiteURL(t), nil)
+	spec, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatalf("ReadFile() = %v", err)
+	}
+	var doc struct {
+		OpenAPI string                    `yaml:"openapi"`
+		Paths   map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(spec, &doc); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.0") {
+		t.Fatalf("openapi = %q, want 3.0.x", doc.OpenAPI)
+	}
+
+	param := regexp.MustCompile(`:(\w+)`)
+	routed := map[string]bool{}
+	var missing []string
+	for _, r := range e.srv.echo.Routes() {
+		p, ok := strings.CutPrefix(r.Path, "/api/v1")
+		if !ok || r.Method == "echo_route_not_found" {
+			continue
+		}
+		p = param.ReplaceAllString(p, "{$1}")
+		m := strings.ToLower(r.Method)
+		routed[m+" "+p] = true
+		op, ok := doc.Paths[p][m].(map[string]any)
+		if !ok {
+			missing = append(missing, r.Method+" /api/v1"+p)
+			continue
+		}
+		if _, ok := op["responses"]; !ok {
+			t.Errorf("%s %s has no responses", r.Method, p)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		t.Fatalf("routes missing from openapi.yaml:\n%s", strings.Join(missing, "\n"))
+	}
+	methods := []string{"get", "put", "post", "delete", "patch", "head", "options"}
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			if slices.Contains(methods, m) && !routed[m+" "+p] {
+				t.Errorf("openapi.yaml documents %s %s, which is not routed", strings.ToUpper(m), p)
+			}
+		}
+	}
+
+	c := e.client()
+	if r := c.do("GET", "/api/v1/openapi.yaml", nil).want(http.StatusOK); !bytes.Equal(r.body, spec) {
+		t.Fatalf("served openapi.yaml differs from the file")
+	}
+	var asJSON map[string]any
+	if err := json.Unmarshal(c.do("GET", "/api/v1/openapi.json", nil).want(http.StatusOK).body, &asJSON); err != nil || asJSON["paths"] == nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+}
+
+// TestErrorMapping covers the error handler on the errors handlers do
+// not produce in other tests.
+func TestErrorMapping(t *testing.T) {
+	e := newEnv(t, inboxtest.SQLiteURL(t), nil)
+	for _, tc := range []struct {
+		err  error
+		code int
+		body string
+	}{
+		{inbox.ErrForbidden, 403, `{"error":"forbidden"}`},
+		{inbox.ErrConflict, 409, `{"error":"conflict with the current state"}`},
+		{inbox.ErrUnauthenticated, 401, `{"error":"login required"}`},
+		{inbox.ErrUnavailable, 503, `{"error":"database unavailable"}`},
+		{os.ErrInvalid, 500, `{"error":"internal error"}`},
+	} {
+		rec := newRecorder(e, tc.err)
+		if rec.Code != tc.code || strings.TrimSpace(rec.Body.String()) != tc.body {
+			t.Fatalf("error %v = %d %s, want %d %s", tc.err, rec.Code, rec.Body, tc.code, tc.body)
+		}
+	}
+}
+
+func newRecorder(e *env, err error) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	e.srv.handleError(err, e.srv.echo.NewContext(httptest.NewRequest("GET", "/x", nil), rec))
+	return rec
+}

@@ -1,0 +1,419 @@
+// Package web is Microchat's HTTP server: the JSON API under /api/v1, the
+// agents' dashboard at /inbox, the widget script, and the health and
+// metrics endpoints.
+//
+// The rules:
+//
+//   - Every route is registered in one function, routes in routes.go, with
+//     its auth middleware on the same line: requireAgent (a session cookie),
+//     requireAdmin (the agent is an admin) and csrf (writes carry the
+//     session's CSRF token).
+//   - Handlers bind and validate the request, call inbox, and return JSON.
+//     They never touch the database or a socket themselves.
+//   - Errors are mapped to status codes in one place, handleError: inbox's
+//     errors (ErrNotFound 404, *InvalidError 400, ErrUnavailable 503, ...),
+//     echo's, and anything else is a logged 500.
+//   - Request bodies are JSON, decoded strictly (bind.go): unknown fields,
+//     wrong types and missing required fields are 400 naming the field.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/microdeets/microchat/config"
+	"github.com/microdeets/microchat/inbox"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Config is the loaded configuration; zero session and limit values
+	// fall back to config.Defaults().
+	Config config.Config
+	// Store is the inbox the API works on. Required.
+	Store *inbox.Store
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves Microchat's HTTP API and pages. Its Handler is mounted on
+// an http.Server by the caller; Shutdown closes the WebSockets, which the
+// http.Server does not track once they are hijacked.
+type Server struct {
+	cfg     config.Config
+	store   *inbox.Store
+	log     *slog.Logger
+	echo    *echo.Echo
+	metrics *Metrics
+	// registry is this Server's own, so that several Servers (tests) do
+	// not collide on the global one.
+	registry *prometheus.Registry
+	// trusted are the proxies whose X-Forwarded-* headers are believed.
+	trusted []*net.IPNet
+	// loginsByIP and loginsByEmail limit login attempts (auth.go).
+	loginsByIP, loginsByEmail *limiterSet
+	// deadline is echo's ContextTimeout with apiTimeout (apiDeadline).
+	deadline echo.MiddlewareFunc
+	// openapiJSON is openapi.yaml converted once at start (health.go).
+	openapiJSON []byte
+
+	// ctx is cancelled by Shutdown; WebSocket goroutines watch it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	sockets  socketSet
+	shutOnce sync.Once
+}
+
+// Metrics are the Server's own Prometheus metrics. The WebSocket code uses
+// wsConns (labels: kind) and wsMessages (labels: kind, direction "in" or
+// "out"), with kind "agent" or "contact":
+//
+//	s.metrics.wsConns.WithLabelValues("agent").Inc()
+//	s.metrics.wsMessages.WithLabelValues("agent", "out").Inc()
+type Metrics struct {
+	httpRequests *prometheus.CounterVec   // method, route, code
+	httpDuration *prometheus.HistogramVec // method, route
+	wsConns      *prometheus.GaugeVec     // kind
+	wsMessages   *prometheus.CounterVec   // kind, direction
+}
+
+func newMetrics() *Metrics {
+	return &Metrics{
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "microchat_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "microchat_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request (WebSocket upgrades excluded).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route"}),
+		wsConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "microchat_websocket_connections",
+			Help: "Open WebSocket connections, by kind (agent, contact).",
+		}, []string{"kind"}),
+		wsMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "microchat_websocket_messages_total",
+			Help: "WebSocket messages, by kind (agent, contact) and direction (in, out).",
+		}, []string{"kind", "direction"}),
+	}
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.httpRequests, m.httpDuration, m.wsConns, m.wsMessages}
+}
+
+// New returns a Server with every route registered.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("web: Options.Store is required")
+	}
+	cfg := opts.Config
+	def := config.Defaults()
+	if cfg.Session.CookieName == "" {
+		cfg.Session.CookieName = def.Session.CookieName
+	}
+	if cfg.Session.TTL <= 0 {
+		cfg.Session.TTL = def.Session.TTL
+	}
+	if cfg.Limits.MaxBodyBytes <= 0 {
+		cfg.Limits.MaxBodyBytes = def.Limits.MaxBodyBytes
+	}
+	if cfg.Limits.LoginAttemptsPerMinute <= 0 {
+		cfg.Limits.LoginAttemptsPerMinute = def.Limits.LoginAttemptsPerMinute
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg:           cfg,
+		store:         opts.Store,
+		log:           log.With("pkg", "web"),
+		metrics:       newMetrics(),
+		registry:      prometheus.NewRegistry(),
+		loginsByIP:    newLimiterSet(cfg.Limits.LoginAttemptsPerMinute),
+		loginsByEmail: newLimiterSet(cfg.Limits.LoginAttemptsPerMinute),
+		sockets:       socketSet{closers: map[uint64]func(){}},
+	}
+	cs := []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(s.store.DB(), "microchat"),
+	}
+	cs = append(cs, inbox.Collectors()...)
+	cs = append(cs, s.metrics.collectors()...)
+	for _, c := range cs {
+		if err := s.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("web: metrics: %w", err)
+		}
+	}
+
+	var err error
+	if s.openapiJSON, err = openapiAsJSON(); err != nil {
+		return nil, err
+	}
+
+	trustOpts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	s.trusted = cfg.TrustedProxyNets()
+	for _, n := range s.trusted {
+		trustOpts = append(trustOpts, echo.TrustIPRange(n))
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	// c.RealIP() believes X-Forwarded-For only as far as the hops are
+	// trusted proxies; with none configured it is the socket's peer.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader(trustOpts...)
+	s.echo = e
+
+	e.Use(middleware.RequestID())
+	e.Use(s.observe)
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURI: true, LogStatus: true, LogLatency: true, LogRemoteIP: true,
+		LogRequestID: true, LogError: true, HandleError: true,
+		LogValuesFunc: s.logRequest,
+	}))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic", "err", err, "path", c.Path(), "stack", string(stack))
+			return err
+		},
+		DisableErrorHandler: true, // the request logger above handles it
+	}))
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		ContentTypeNosniff: "nosniff",
+		ReferrerPolicy:     "same-origin",
+	}))
+	// Every page and answer refuses to be framed, except the widget
+	// script, which other sites embed.
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		Skipper:       func(c echo.Context) bool { return c.Path() == "/widget.js" },
+		XFrameOptions: "DENY",
+	}))
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", int64(cfg.Limits.MaxBodyBytes))))
+
+	s.deadline = middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
+		Timeout: apiTimeout,
+		Skipper: func(c echo.Context) bool { return c.Path() == "/api/v1/ws" },
+		// handleError maps the deadline to 503 with the usual body.
+		ErrorHandler: func(err error, c echo.Context) error { return err },
+	})
+
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.routes()
+	return s, nil
+}
+
+// apiTimeout bounds the time an API request may take (WebSocket
+// excepted). A database that drops packets instead of refusing
+// connections would otherwise hold requests on pooled connections for
+// ever; with the deadline they answer 503. A variable for tests.
+var apiTimeout = 10 * time.Second
+
+// apiDeadline gives API requests a context with the deadline apiTimeout;
+// a handler that runs out of it answers 503 through handleError.
+func (s *Server) apiDeadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.deadline(next)
+}
+
+// Handler returns the HTTP handler of every route.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// observe counts and times every request by its route pattern (never the
+// raw path, to bound the labels). It hands errors to the error handler
+// itself so that it sees the final status code.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		method := c.Request().Method
+		code := c.Response().Status
+		s.metrics.httpRequests.WithLabelValues(method, route, fmt.Sprint(code)).Inc()
+		if !strings.EqualFold(c.Request().Header.Get(echo.HeaderUpgrade), "websocket") {
+			s.metrics.httpDuration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+		}
+		return nil
+	}
+}
+
+func (s *Server) logRequest(c echo.Context, v middleware.RequestLoggerValues) error {
+	attrs := []slog.Attr{
+		slog.String("method", v.Method), slog.String("uri", v.URI), slog.Int("status", v.Status),
+		slog.Duration("latency", v.Latency), slog.String("ip", v.RemoteIP), slog.String("request_id", v.RequestID),
+	}
+	if v.Error != nil {
+		attrs = append(attrs, slog.String("err", v.Error.Error()))
+	}
+	s.log.LogAttrs(c.Request().Context(), slog.LevelDebug, "request", attrs...)
+	return nil
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Error string `json:"error"`
+	// Field names the request field at fault, for 400s about one field.
+	Field string `json:"field,omitempty"`
+	// Resync tells an events reader to load the conversation afresh.
+	Resync bool `json:"resync,omitempty"`
+}
+
+// statusClientClosed is nginx's code for a client that went away before
+// the answer; nobody reads it, but logs and metrics show what happened.
+const statusClientClosed = 499
+
+// handleError is echo's HTTPErrorHandler: the one place where errors
+// become status codes.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, body := s.errorAnswer(err, c)
+	if c.Request().Method == http.MethodHead || code == statusClientClosed {
+		c.NoContent(code)
+		return
+	}
+	c.JSON(code, body)
+}
+
+func (s *Server) errorAnswer(err error, c echo.Context) (int, apiError) {
+	var (
+		inv *inbox.InvalidError
+		he  *echo.HTTPError
+	)
+	switch {
+	case c.Request().Context().Err() != nil && errors.Is(err, context.Canceled):
+		return statusClientClosed, apiError{Error: "client closed the request"}
+	case errors.Is(err, inbox.ErrUnavailable):
+		s.log.Warn("database unavailable", "path", c.Path(), "err", err, "request_id", requestID(c))
+		return http.StatusServiceUnavailable, apiError{Error: "database unavailable"}
+	case errors.As(err, &inv):
+		return http.StatusBadRequest, apiError{Error: inv.Error(), Field: inv.Field}
+	case errors.Is(err, inbox.ErrNotFound):
+		return http.StatusNotFound, apiError{Error: "not found"}
+	case errors.Is(err, inbox.ErrResync):
+		return http.StatusConflict, apiError{Error: "resync", Resync: true}
+	case errors.Is(err, inbox.ErrUnauthenticated):
+		return http.StatusUnauthorized, apiError{Error: "login required"}
+	case errors.Is(err, inbox.ErrForbidden):
+		return http.StatusForbidden, apiError{Error: "forbidden"}
+	case errors.Is(err, inbox.ErrConflict):
+		return http.StatusConflict, apiError{Error: "conflict with the current state"}
+	case errors.As(err, &he):
+		msg := fmt.Sprint(he.Message)
+		switch he.Code {
+		case http.StatusNotFound:
+			msg = "not found"
+		case http.StatusMethodNotAllowed:
+			msg = "method not allowed"
+		case http.StatusRequestEntityTooLarge:
+			msg = fmt.Sprintf("request body too large (limit %d bytes)", int64(s.cfg.Limits.MaxBodyBytes))
+		}
+		if he.Code == http.StatusInternalServerError {
+			s.log.Error("internal error", "path", c.Path(), "err", err, "request_id", requestID(c))
+		}
+		return he.Code, apiError{Error: msg}
+	case errors.Is(err, context.DeadlineExceeded):
+		// The request's deadline (apiDeadline) passed in a call that
+		// returns ctx.Err() as it is, e.g. AddMessage waiting for its
+		// commit: the database did not answer in time.
+		s.log.Warn("deadline exceeded", "path", c.Path(), "err", err, "request_id", requestID(c))
+		return http.StatusServiceUnavailable, apiError{Error: "database unavailable"}
+	}
+	s.log.Error("internal error", "path", c.Path(), "err", err, "request_id", requestID(c))
+	return http.StatusInternalServerError, apiError{Error: "internal error"}
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// socketSet tracks the open WebSockets so that Shutdown can close them
+// and wait for their goroutines.
+type socketSet struct {
+	mu      sync.Mutex
+	closing bool
+	next    uint64
+	closers map[uint64]func()
+	wg      sync.WaitGroup
+}
+
+// trackSocket registers an upgraded WebSocket. goingAway must start
+// closing the connection with status 1001 (going away) without blocking
+// for long; Shutdown calls it once. The caller calls done exactly when all
+// of the connection's goroutines have ended (extra calls are harmless).
+// ok is false when the server is shutting down: refuse the connection.
+// The goroutines should also watch s.ctx, cancelled by Shutdown.
+func (s *Server) trackSocket(goingAway func()) (done func(), ok bool) {
+	ss := &s.sockets
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closing {
+		return func() {}, false
+	}
+	id := ss.next
+	ss.next++
+	ss.closers[id] = goingAway
+	ss.wg.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ss.mu.Lock()
+			delete(ss.closers, id)
+			ss.mu.Unlock()
+			ss.wg.Done()
+		})
+	}, true
+}
+
+// Shutdown closes every WebSocket with 1001 going away and waits until
+// their goroutines have ended, or ctx is done. It does not stop the
+// http.Server the Handler is mounted on; call it beside that server's
+// Shutdown. Calling it again only waits again.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutOnce.Do(func() {
+		s.cancel()
+		ss := &s.sockets
+		ss.mu.Lock()
+		ss.closing = true
+		closers := make([]func(), 0, len(ss.closers))
+		for _, f := range ss.closers {
+			closers = append(closers, f)
+		}
+		ss.mu.Unlock()
+		for _, f := range closers {
+			f()
+		}
+	})
+	waited := make(chan struct{})
+	go func() {
+		s.sockets.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("web: waiting for WebSockets to close: %w", ctx.Err())
+	}
+}
