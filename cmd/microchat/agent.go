@@ -26,21 +26,10 @@ const agentUsage = `Usage:
 `
 
 func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, agentUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "add":
-		return agentAdd(ctx, args[1:], stdout, stderr)
-	case "list":
-		return agentList(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, agentUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "microchat: unknown command \"agent %s\"\n%s", args[0], agentUsage)
-	return exitUsage
+	return subcommand("agent", agentUsage, map[string]func([]string) int{
+		"add":  func(args []string) int { return agentAdd(ctx, args, stdout, stderr) },
+		"list": func(args []string) int { return agentList(ctx, args, stdout, stderr) },
+	}, args, stdout, stderr)
 }
 
 func agentAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -93,12 +82,9 @@ func agentAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func agentList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("agent list", "microchat agent list [--config PATH]", stderr)
 	configPath := configFlag(fs)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	cfg, ok := loadConfig(*configPath, stderr)
+	cfg, code, ok := parseWithConfig(fs, configPath, args, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	store, ok := openCLIStore(ctx, cfg, stderr)
 	if !ok {

@@ -13,30 +13,17 @@ const mailboxUsage = `Usage:
 `
 
 func mailboxCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, mailboxUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "check":
-		return mailboxCheckCmd(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, mailboxUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "microchat: unknown command \"mailbox %s\"\n%s", args[0], mailboxUsage)
-	return exitUsage
+	return subcommand("mailbox", mailboxUsage, map[string]func([]string) int{
+		"check": func(args []string) int { return mailboxCheckCmd(ctx, args, stdout, stderr) },
+	}, args, stdout, stderr)
 }
 
 func mailboxCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("mailbox check", "microchat mailbox check [--config PATH]", stderr)
 	configPath := configFlag(fs)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	cfg, ok := loadConfig(*configPath, stderr)
+	cfg, code, ok := parseWithConfig(fs, configPath, args, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	return mailboxCheck(ctx, cfg, stdout, stderr)
 }

@@ -162,6 +162,37 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	return exitOK, true
 }
 
+// parseWithConfig parses a command's flags, which include configFlag's
+// --config, and loads the configuration. ok is false when the command must
+// stop with code.
+func parseWithConfig(fs *flag.FlagSet, configPath *string, args []string, stderr io.Writer) (cfg config.Config, code int, ok bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return cfg, code, false
+	}
+	if cfg, ok = loadConfig(*configPath, stderr); !ok {
+		return cfg, exitUsage, false
+	}
+	return cfg, exitOK, true
+}
+
+// subcommand runs the subcommand of a command group (agent, mailbox)
+// named by args[0], or prints the group's usage.
+func subcommand(group, usage string, cmds map[string]func(args []string) int, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	if cmd, ok := cmds[args[0]]; ok {
+		return cmd(args[1:])
+	}
+	if args[0] == "help" || isHelpFlag(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "microchat: unknown command \"%s %s\"\n%s", group, args[0], usage)
+	return exitUsage
+}
+
 // fail prints one line "microchat: ..." to w. A message of several lines
 // (pgx lists every address it tried) is folded onto one, without repeats.
 func fail(w io.Writer, format string, args ...any) {

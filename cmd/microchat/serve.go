@@ -42,12 +42,9 @@ type listenHookKey struct{}
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := newFlagSet("serve", "microchat [serve] [--config PATH]", stderr)
 	configPath := configFlag(fs)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	cfg, ok := loadConfig(*configPath, stderr)
+	cfg, code, ok := parseWithConfig(fs, configPath, args, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	// The logger and the direct messages (setup link, fatal errors) share
 	// stderr; one lock keeps their lines whole.
