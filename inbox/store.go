@@ -124,11 +124,16 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	return s, nil
 }
 
-var gormConfig = gorm.Config{
-	Logger:                 logger.Discard,
-	SkipDefaultTransaction: true,
-	NowFunc:                func() time.Time { return time.Now().UTC() },
-	TranslateError:         true,
+// gormConfig returns a new gorm configuration for each gorm.Open, which
+// fills in and keeps the struct it is given: two stores sharing one would
+// share their connection pools.
+func gormConfig() *gorm.Config {
+	return &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+		TranslateError:         true,
+	}
 }
 
 func (s *Store) openSQLite(rawURL string) error {
@@ -172,10 +177,10 @@ func (s *Store) openSQLite(rawURL string) error {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s.dialect, s.sqlW, s.sqlR = dialectSQLite, w, r
-	if s.db, err = gorm.Open(sqlite.Dialector{DriverName: "sqlite", Conn: w}, &gormConfig); err != nil {
+	if s.db, err = gorm.Open(sqlite.Dialector{DriverName: "sqlite", Conn: w}, gormConfig()); err != nil {
 		return err
 	}
-	if s.rdb, err = gorm.Open(sqlite.Dialector{DriverName: "sqlite", Conn: r}, &gormConfig); err != nil {
+	if s.rdb, err = gorm.Open(sqlite.Dialector{DriverName: "sqlite", Conn: r}, gormConfig()); err != nil {
 		return err
 	}
 	return nil
@@ -198,7 +203,7 @@ func (s *Store) openPostgres(rawURL string) error {
 	db.SetMaxIdleConns(s.opts.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s.dialect, s.sqlW, s.sqlR = dialectPostgres, db, db
-	if s.db, err = gorm.Open(postgres.New(postgres.Config{Conn: db}), &gormConfig); err != nil {
+	if s.db, err = gorm.Open(postgres.New(postgres.Config{Conn: db}), gormConfig()); err != nil {
 		return err
 	}
 	s.rdb = s.db
