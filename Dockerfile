@@ -17,8 +17,11 @@ RUN mkdir /data
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /microchat /usr/local/bin/microchat
 COPY --from=build --chown=65532:65532 /data /data
+# adaptivestackstart=0 keeps each idle widget socket's read goroutine on a
+# 2 KB stack (see channels/webchat/doc.go and docs/benchmarks.md).
 ENV MICROCHAT_DATA_DIR=/data \
-    MICROCHAT_LISTEN=:8080
+    MICROCHAT_LISTEN=:8080 \
+    GODEBUG=adaptivestackstart=0
 USER 65532:65532
 WORKDIR /data
 EXPOSE 8080

@@ -177,6 +177,37 @@ type Widget struct {
 	// host and port, no path) whose pages may embed the widget and open its
 	// connections. Empty allows any origin.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+
+	// RateLimits bound what one visitor, or one IP address, may do per
+	// minute; over a limit the answer is 429 with Retry-After, or an error
+	// frame with retry_after on the WebSocket.
+	RateLimits WidgetRateLimits `yaml:"rate_limits"`
+}
+
+// WidgetRateLimits are the widget's rate limits, each a number per minute
+// that may also be used at once (the burst); 0 turns a limit off (e.g. for
+// a load test). Per-visitor limits count by contact, per-IP limits by the
+// client address (see trusted_proxies), so that many visitors behind one
+// NAT share the larger per-IP budget.
+type WidgetRateLimits struct {
+	// StartsPerMinutePerIP is how many conversations may be started (Start
+	// Chat) per minute from one IP address.
+	StartsPerMinutePerIP int `yaml:"starts_per_minute_per_ip"`
+
+	// MessagesPerMinute is how many messages one visitor may send per
+	// minute.
+	MessagesPerMinute int `yaml:"messages_per_minute"`
+
+	// MessagesPerMinutePerIP is how many messages all visitors at one IP
+	// address may send per minute.
+	MessagesPerMinutePerIP int `yaml:"messages_per_minute_per_ip"`
+
+	// UploadsPerMinute is how many files one visitor may upload per minute.
+	UploadsPerMinute int `yaml:"uploads_per_minute"`
+
+	// UploadsPerMinutePerIP is how many files all visitors at one IP
+	// address may upload per minute.
+	UploadsPerMinutePerIP int `yaml:"uploads_per_minute_per_ip"`
 }
 
 // Mailbox is one support address: incoming mail is fetched from its IMAP
@@ -302,6 +333,13 @@ func Defaults() Config {
 		},
 		Widget: Widget{
 			SessionTTL: Duration(720 * time.Hour),
+			RateLimits: WidgetRateLimits{
+				StartsPerMinutePerIP:   10,
+				MessagesPerMinute:      60,
+				MessagesPerMinutePerIP: 600,
+				UploadsPerMinute:       10,
+				UploadsPerMinutePerIP:  60,
+			},
 		},
 		ShutdownTimeout: Duration(15 * time.Second),
 	}

@@ -738,6 +738,17 @@ func (l *loader) validate(c *Config) []error {
 			bad(key, "must not be negative")
 		}
 	}
+	for key, n := range map[string]int{
+		"widget.rate_limits.starts_per_minute_per_ip":   c.Widget.RateLimits.StartsPerMinutePerIP,
+		"widget.rate_limits.messages_per_minute":        c.Widget.RateLimits.MessagesPerMinute,
+		"widget.rate_limits.messages_per_minute_per_ip": c.Widget.RateLimits.MessagesPerMinutePerIP,
+		"widget.rate_limits.uploads_per_minute":         c.Widget.RateLimits.UploadsPerMinute,
+		"widget.rate_limits.uploads_per_minute_per_ip":  c.Widget.RateLimits.UploadsPerMinutePerIP,
+	} {
+		if n < 0 {
+			bad(key, "must not be negative (0 turns the limit off)")
+		}
+	}
 	if c.Widget.SessionTTL <= 0 {
 		bad("widget.session_ttl", "must be more than 0 (e.g. 720h)")
 	}

@@ -97,6 +97,7 @@ func TestLoadFile(t *testing.T) {
 		Widget: Widget{
 			SessionTTL:     Duration(24 * time.Hour),
 			AllowedOrigins: []string{"https://www.example.com", "http://localhost:3000"},
+			RateLimits:     WidgetRateLimits{StartsPerMinutePerIP: 1, MessagesPerMinute: 0, MessagesPerMinutePerIP: 2, UploadsPerMinute: 3, UploadsPerMinutePerIP: 4},
 		},
 		ShutdownTimeout: Duration(90 * time.Second),
 		Mailboxes: []Mailbox{
@@ -199,6 +200,8 @@ func TestEnvNames(t *testing.T) {
 		"SESSION_TTL", "SESSION_COOKIE_NAME", "TRUSTED_PROXIES", "LIMITS_MAX_BODY_BYTES", "LIMITS_MAX_MESSAGE_BYTES",
 		"LIMITS_MAX_UPLOAD_BYTES", "LIMITS_LOGIN_ATTEMPTS_PER_MINUTE", "OFFLINE_AFTER", "EMAIL_AFTER_UNREAD",
 		"EVENTS_RETENTION", "WIDGET_SESSION_TTL", "WIDGET_ALLOWED_ORIGINS", "SHUTDOWN_TIMEOUT",
+		"WIDGET_RATE_LIMITS_STARTS_PER_MINUTE_PER_IP", "WIDGET_RATE_LIMITS_MESSAGES_PER_MINUTE", "WIDGET_RATE_LIMITS_MESSAGES_PER_MINUTE_PER_IP",
+		"WIDGET_RATE_LIMITS_UPLOADS_PER_MINUTE", "WIDGET_RATE_LIMITS_UPLOADS_PER_MINUTE_PER_IP",
 		"MAILBOXES_0_NAME", "MAILBOXES_0_ADDRESS", "MAILBOXES_0_DISPLAY_NAME", "MAILBOXES_0_IMAP_HOST", "MAILBOXES_0_IMAP_PORT",
 		"MAILBOXES_0_IMAP_TLS", "MAILBOXES_0_IMAP_USERNAME", "MAILBOXES_0_IMAP_PASSWORD", "MAILBOXES_0_IMAP_FOLDER",
 		"MAILBOXES_7_SMTP_HOST", "MAILBOXES_0_SMTP_PORT", "MAILBOXES_0_SMTP_TLS", "MAILBOXES_0_SMTP_USERNAME", "MAILBOXES_0_SMTP_PASSWORD"}
@@ -207,8 +210,8 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("no key for MICROCHAT_%s", name)
 		}
 	}
-	if n := len(configEnv.leaves); n != 20 {
-		t.Errorf("%d top-level variables, want 20: update this test and the sample config", n)
+	if n := len(configEnv.leaves); n != 25 {
+		t.Errorf("%d top-level variables, want 25: update this test and the sample config", n)
 	}
 	if got := EnvName("mailboxes[0].imap.password"); got != "MICROCHAT_MAILBOXES_0_IMAP_PASSWORD" {
 		t.Errorf("EnvName() = %q", got)
@@ -233,6 +236,7 @@ func TestErrors(t *testing.T) {
 		{"bad nested duration", "session:\n  ttl: forever\n", nil, `config: FILE:2: session.ttl: "forever" is not a duration (use e.g. 30s, 5m or 720h)`},
 		{"negative duration", "offline_after: -1s\n", nil, `config: FILE:1: offline_after: must not be negative`},
 		{"zero ttl", "widget:\n  session_ttl: 0s\n", nil, `config: FILE:2: widget.session_ttl: must be more than 0 (e.g. 720h)`},
+		{"negative rate", "widget:\n  rate_limits:\n    messages_per_minute: -1\n", nil, `config: FILE:3: widget.rate_limits.messages_per_minute: must not be negative (0 turns the limit off)`},
 		{"bad size", "limits:\n  max_upload_bytes: ten\n", nil, `config: FILE:2: limits.max_upload_bytes: "ten" is not a size (use e.g. 10MiB)`},
 		{"negative size", "limits:\n  max_upload_bytes: -5\n", nil, `config: FILE:2: limits.max_upload_bytes: "-5" is not a size (use e.g. 10MiB)`},
 		{"zero size", "limits:\n  max_body_bytes: 0\n", nil, `config: FILE:2: limits.max_body_bytes: must be more than 0`},

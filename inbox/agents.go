@@ -73,7 +73,7 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 	if err != nil {
 		return Agent{}, err
 	}
-	return Agent{Email: strings.ToLower(addr.Address), Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now()}, nil
+	return Agent{Email: strings.ToLower(addr.Address), Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now(), Presence: PresenceOffline}, nil
 }
 
 // Agent returns one agent.
@@ -187,9 +187,13 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 	return dbErr(s.db.WithContext(ctx).Where("id = ?", tokenID(token)).Delete(&Session{}).Error)
 }
 
-// PruneSessions deletes expired sessions.
+// PruneSessions deletes expired sessions, the agents' and the visitors'.
 func (s *Store) PruneSessions(ctx context.Context) error {
-	return dbErr(s.db.WithContext(ctx).Where("expires_at < ?", s.now()).Delete(&Session{}).Error)
+	now := s.now()
+	if err := s.db.WithContext(ctx).Where("expires_at < ?", now).Delete(&Session{}).Error; err != nil {
+		return dbErr(err)
+	}
+	return dbErr(s.db.WithContext(ctx).Where("expires_at < ?", now).Delete(&VisitorSession{}).Error)
 }
 
 // EnsureAdmin creates an admin with this email and password unless an

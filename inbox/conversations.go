@@ -50,10 +50,32 @@ func checkContact(c *Contact) error {
 		}
 		c.Email = strings.ToLower(a.Address)
 	}
+	if c.Phone != "" && !validPhone(c.Phone) {
+		return invalid("phone", "must be 5 to 20 of digits, spaces and + - ( )")
+	}
 	if c.Name == "" && c.Email == "" {
 		return invalid("name", "is required")
 	}
 	return nil
+}
+
+// validPhone accepts what people type as a phone number: 5 to 20 digits,
+// spaces, +, -, ( and ), with at least one digit.
+func validPhone(p string) bool {
+	if len(p) < 5 || len(p) > 20 {
+		return false
+	}
+	digits := 0
+	for _, r := range p {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == ' ', r == '+', r == '-', r == '(', r == ')':
+		default:
+			return false
+		}
+	}
+	return digits > 0
 }
 
 // Contact returns one contact.
@@ -64,20 +86,6 @@ func (s *Store) Contact(ctx context.Context, id int64) (Contact, error) {
 		return Contact{}, ErrNotFound
 	}
 	return c, dbErr(err)
-}
-
-// SetContactOnline stores a contact's online state (rule 6). Callers call
-// it on transitions only, never on heartbeats.
-func (s *Store) SetContactOnline(ctx context.Context, id int64, online bool) error {
-	res := s.db.WithContext(ctx).Model(&Contact{}).Where("id = ?", id).
-		Updates(map[string]any{"online": online, "last_seen_at": s.now()})
-	if res.Error != nil {
-		return dbErr(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
 }
 
 func newToken(n int) string {
@@ -95,9 +103,7 @@ func (s *Store) StartConversation(ctx context.Context, contactID int64, channel,
 	if !utf8.ValidString(subject) || len(subject) > 500 {
 		return Conversation{}, invalid("subject", "is not valid UTF-8 or longer than 500 bytes")
 	}
-	now := s.now()
-	c := Conversation{ContactID: contactID, Channel: channel, Status: StatusOpen, Subject: subject,
-		Token: newToken(15), HasEmail: channel == ChannelEmail, LastActivityAt: now, CreatedAt: now}
+	var c Conversation
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		var contact Contact
 		if err := tx.First(&contact, contactID).Error; err != nil {
@@ -106,17 +112,28 @@ func (s *Store) StartConversation(ctx context.Context, contactID int64, channel,
 			}
 			return err
 		}
-		if err := tx.Create(&c).Error; err != nil {
-			return err
-		}
-		ev, err := s.addEvent(tx, c.ID, EventConversationCreated, ConversationCreated{Conversation: c, Contact: contact}, evs)
-		c.Seq = ev.Seq
+		var err error
+		c, err = s.createConversation(tx, contact, channel, subject, evs)
 		return err
 	})
 	if err != nil {
 		return Conversation{}, err
 	}
 	return c, nil
+}
+
+// createConversation stores a new open conversation of the contact and
+// its first event, in the caller's transaction.
+func (s *Store) createConversation(tx *gorm.DB, contact Contact, channel, subject string, evs *[]Event) (Conversation, error) {
+	now := s.now()
+	c := Conversation{ContactID: contact.ID, Channel: channel, Status: StatusOpen, Subject: subject,
+		Token: newToken(15), HasEmail: channel == ChannelEmail, LastActivityAt: now, CreatedAt: now}
+	if err := tx.Create(&c).Error; err != nil {
+		return c, err
+	}
+	ev, err := s.addEvent(tx, c.ID, EventConversationCreated, ConversationCreated{Conversation: c, Contact: contact}, evs)
+	c.Seq = ev.Seq
+	return c, err
 }
 
 // Join makes the agent a participant (rule 2). The first participant is
@@ -236,6 +253,7 @@ type ParticipantAgent struct {
 	Name        string    `json:"name"`
 	Responsible bool      `json:"responsible"`
 	JoinedAt    time.Time `json:"joined_at"`
+	Presence    string    `json:"presence"` // the agent's: online, idle or offline
 }
 
 func (s *Store) participantsOf(ctx context.Context, ids []int64) (map[int64][]ParticipantAgent, error) {
@@ -245,7 +263,7 @@ func (s *Store) participantsOf(ctx context.Context, ids []int64) (map[int64][]Pa
 	}
 	var rows []row
 	err := s.rdb.WithContext(ctx).Table("participants p").
-		Select("p.conversation_id, p.agent_id, a.name, p.responsible, p.joined_at").
+		Select("p.conversation_id, p.agent_id, a.name, p.responsible, p.joined_at, a.presence").
 		Joins("JOIN agents a ON a.id = p.agent_id").
 		Where("p.conversation_id IN ? AND p.left_at IS NULL", ids).
 		Order("p.responsible DESC, p.joined_at, p.id").Scan(&rows).Error
@@ -374,6 +392,12 @@ func (s *Store) EraseContact(ctx context.Context, contactID int64) error {
 			return err
 		}
 		if err := tx.Where("contact_id = ?", contactID).Delete(&Rating{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("contact_id = ?", contactID).Delete(&VisitorSession{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("contact_id = ?", contactID).Delete(&PageView{}).Error; err != nil {
 			return err
 		}
 		data, _ := json.Marshal(ConversationDeleted{ContactID: contactID})

@@ -21,6 +21,14 @@
 //     by email while they are offline and have an address; otherwise it is
 //     kept (state queued) and delivered when they come back. The agent may
 //     choose the channel; ReplyChannel says which one is used and why.
+//  6. Online: presence is stored on transitions only (SetContactsOnline,
+//     SetAgentPresence), announced by transient events (Seq 0, never
+//     stored: typing, presence); a contact coming online gets their queued
+//     chat replies, which turn sent.
+//  10. Widget session: a visitor token (only its SHA-256 is stored) binds
+//     a widget to one contact, for widget.session_ttl after its last use.
+//  11. Visitor information: facts of the browser and the pages viewed
+//     (the newest 200) are kept with the contact.
 //  12. Delete: an admin can delete a conversation (messages, attachments and
 //     events gone for good) and erase a contact with all of theirs.
 //

@@ -3,6 +3,7 @@ package inbox
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -22,6 +23,13 @@ const (
 	// EventConversationDeleted is published but not stored: the
 	// conversation and its events are gone. Its Seq is the next number.
 	EventConversationDeleted = "conversation_deleted" // ConversationDeleted
+
+	// Transient events are published but never stored, and their Seq is
+	// 0: they say what is true now (someone types, someone is online) and
+	// a client that missed them loses nothing it could replay.
+	EventTyping          = "typing"           // Typing
+	EventPresence        = "presence"         // AgentPresence, in each conversation the agent is in
+	EventContactPresence = "contact_presence" // ContactPresence, in the contact's newest conversation
 )
 
 // Event is one change to a conversation, as stored, replayed and published.
@@ -35,6 +43,9 @@ type Event struct {
 	Data           json.RawMessage `json:"data,omitempty"`
 	At             time.Time       `json:"at"`
 }
+
+// Transient reports whether the event is one that is never stored (Seq 0).
+func (e Event) Transient() bool { return e.Seq == 0 }
 
 // Decode unmarshals the event's payload into v, one of the payload types.
 func (e Event) Decode(v any) error { return json.Unmarshal(e.Data, v) }
@@ -100,6 +111,29 @@ type ConversationDeleted struct {
 	ContactID int64 `json:"contact_id"`
 }
 
+// Typing is the payload of the transient EventTyping: the contact
+// (Author "contact") or an agent started or stopped typing.
+type Typing struct {
+	Author    string `json:"author"`
+	AgentID   int64  `json:"agent_id,omitempty"`
+	Name      string `json:"name,omitempty"` // the agent's
+	ContactID int64  `json:"contact_id,omitempty"`
+	Typing    bool   `json:"typing"`
+}
+
+// AgentPresence is the payload of the transient EventPresence.
+type AgentPresence struct {
+	AgentID  int64  `json:"agent_id"`
+	Name     string `json:"name"`
+	Presence string `json:"presence"`
+}
+
+// ContactPresence is the payload of the transient EventContactPresence.
+type ContactPresence struct {
+	ContactID int64 `json:"contact_id"`
+	Online    bool  `json:"online"`
+}
+
 // Publisher hands committed events to every subscriber, in this process
 // and, in later implementations, on the other nodes.
 type Publisher interface {
@@ -114,26 +148,32 @@ var ErrLagged = errors.New("subscriber fell behind")
 // blocks: a subscriber whose buffer is full is closed with ErrLagged, so
 // one slow socket cannot stall the others. The zero Hub is not usable; use
 // NewHub.
+//
+// The subscribers of one conversation are a short slice rather than a
+// map: a visitor's conversation has one or two sockets, and tens of
+// thousands of idle visitors each cost one small slice.
 type Hub struct {
 	mu    sync.RWMutex
-	byID  map[int64]map[*Subscription]struct{}
+	byID  map[int64][]*Subscription
 	all   map[*Subscription]struct{}
 	count int
 }
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{byID: map[int64]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
+	return &Hub{byID: map[int64][]*Subscription{}, all: map[*Subscription]struct{}{}}
 }
 
 var _ Publisher = (*Hub)(nil)
 
-// Subscription receives events on C until it is closed, by Close or because
-// it lagged (then Err returns ErrLagged).
+// Subscription receives events on C, or through its function (see
+// SubscribeFunc), until it is closed, by Close or because it lagged (then
+// Err returns ErrLagged).
 type Subscription struct {
 	C <-chan Event
 
 	c              chan Event
+	fn             func(Event)
 	hub            *Hub
 	conversationID int64
 	mu             sync.Mutex
@@ -150,20 +190,31 @@ func (h *Hub) Subscribe(conversationID int64, buffer int) *Subscription {
 	}
 	c := make(chan Event, buffer)
 	s := &Subscription{C: c, c: c, hub: h, conversationID: conversationID}
+	h.add(s)
+	return s
+}
+
+// SubscribeFunc is Subscribe without a channel: fn is called with each
+// event, in the publisher's goroutine and while the hub is locked. fn must
+// not block and must not call the Hub (Subscribe, Close): it hands the
+// event to its own queue, bounded, and ends the subscription later if
+// that queue is full. It lets a connection receive events without a
+// goroutine of its own waiting on a channel.
+func (h *Hub) SubscribeFunc(conversationID int64, fn func(Event)) *Subscription {
+	s := &Subscription{fn: fn, hub: h, conversationID: conversationID}
+	h.add(s)
+	return s
+}
+
+func (h *Hub) add(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if conversationID == 0 {
+	if s.conversationID == 0 {
 		h.all[s] = struct{}{}
 	} else {
-		m := h.byID[conversationID]
-		if m == nil {
-			m = map[*Subscription]struct{}{}
-			h.byID[conversationID] = m
-		}
-		m[s] = struct{}{}
+		h.byID[s.conversationID] = append(h.byID[s.conversationID], s)
 	}
 	h.count++
-	return s
 }
 
 // Subscribers returns how many subscriptions are open.
@@ -183,7 +234,7 @@ func (h *Hub) Publish(events []Event) {
 				lagged = append(lagged, s)
 			}
 		}
-		for s := range h.byID[ev.ConversationID] {
+		for _, s := range h.byID[ev.ConversationID] {
 			if !s.offer(ev) {
 				lagged = append(lagged, s)
 			}
@@ -201,6 +252,10 @@ func (s *Subscription) offer(ev Event) bool {
 	if s.closed {
 		return true
 	}
+	if s.fn != nil {
+		s.fn(ev)
+		return true
+	}
 	select {
 	case s.c <- ev:
 		return true
@@ -209,7 +264,8 @@ func (s *Subscription) offer(ev Event) bool {
 	}
 }
 
-// Close ends the subscription. It is safe to call more than once.
+// Close ends the subscription. It is safe to call more than once. After
+// Close returns, the function of a SubscribeFunc is not called again.
 func (s *Subscription) Close() { s.close(nil) }
 
 // Err says why the subscription ended: nil after Close, ErrLagged if the
@@ -228,13 +284,15 @@ func (s *Subscription) close(err error) {
 			delete(h.all, s)
 			h.count--
 		}
-	} else if m := h.byID[s.conversationID]; m != nil {
-		if _, ok := m[s]; ok {
-			delete(m, s)
+	} else if list := h.byID[s.conversationID]; list != nil {
+		if i := slices.Index(list, s); i >= 0 {
+			list = slices.Delete(list, i, i+1)
 			h.count--
 		}
-		if len(m) == 0 {
+		if len(list) == 0 {
 			delete(h.byID, s.conversationID)
+		} else {
+			h.byID[s.conversationID] = list
 		}
 	}
 	h.mu.Unlock()
@@ -246,5 +304,7 @@ func (s *Subscription) close(err error) {
 	}
 	s.closed = true
 	s.err = err
-	close(s.c)
+	if s.c != nil {
+		close(s.c)
+	}
 }

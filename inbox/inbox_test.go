@@ -702,3 +702,26 @@ func TestSetupToken(t *testing.T) {
 		}
 	})
 }
+
+// Two stores in one process keep to their own databases and dialects:
+// gorm keeps the config it is opened with, and a shared one gave every
+// store the dialect (and the callbacks) of the last one opened, so a
+// PostgreSQL store opened before a SQLite one stopped locking rows.
+func TestTwoStoresInOneProcess(t *testing.T) {
+	pg := inboxtest.Open(t, inboxtest.PostgresURL(t), nil)
+	a := inboxtest.Open(t, inboxtest.SQLiteURL(t), nil)
+	b := inboxtest.Open(t, inboxtest.SQLiteURL(t), nil)
+	if name := pg.Gorm().Dialector.Name(); name != "postgres" {
+		t.Fatalf("the PostgreSQL store's dialect became %q", name)
+	}
+	ca, err := a.CreateContact(ctx, inbox.NewContact{Name: "Only in A"})
+	if err != nil {
+		t.Fatalf("CreateContact() = %v", err)
+	}
+	if c, err := b.Contact(ctx, ca.ID); !errors.Is(err, inbox.ErrNotFound) {
+		t.Fatalf("store B sees %+v, %v from store A", c, err)
+	}
+	if c, err := a.Contact(ctx, ca.ID); err != nil || c.Name != "Only in A" {
+		t.Fatalf("store A lost its contact: %+v, %v", c, err)
+	}
+}

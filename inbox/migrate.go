@@ -15,6 +15,7 @@ import (
 var migrations = []*gormigrate.Migration{
 	{ID: "0001_core", Migrate: migrate0001},
 	{ID: "0002_accounts", Migrate: migrate0002},
+	{ID: "0003_visitors", Migrate: migrate0003},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -213,4 +214,42 @@ func (ratingAgent0002) TableName() string { return "rating_agents" }
 func migrate0002(tx *gorm.DB) error {
 	return createTables(tx, &session0002{}, &setupToken0002{}, &agentRead0002{},
 		&rating0002{}, &ratingAgent0002{})
+}
+
+// Snapshot of the tables added at 0003; contacts gain the visitor's facts
+// and agents their presence.
+type (
+	visitorSession0003 struct {
+		ID         string    `gorm:"primaryKey"`
+		ContactID  int64     `gorm:"not null;index"`
+		CreatedAt  time.Time `gorm:"not null"`
+		ExpiresAt  time.Time `gorm:"not null;index"`
+		LastUsedAt time.Time `gorm:"not null"`
+	}
+	pageView0003 struct {
+		ID        int64     `gorm:"primaryKey"`
+		ContactID int64     `gorm:"not null"`
+		URL       string    `gorm:"column:url;not null"`
+		Title     string    `gorm:"not null;default:''"`
+		Referrer  string    `gorm:"not null;default:''"`
+		ViewedAt  time.Time `gorm:"not null"`
+	}
+)
+
+func (visitorSession0003) TableName() string { return "visitor_sessions" }
+func (pageView0003) TableName() string       { return "page_views" }
+
+func migrate0003(tx *gorm.DB) error {
+	if err := createTables(tx, &visitorSession0003{}, &pageView0003{}); err != nil {
+		return err
+	}
+	return execAll(tx,
+		`CREATE INDEX page_views_contact ON page_views (contact_id, id)`,
+		`ALTER TABLE contacts ADD COLUMN browser TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE contacts ADD COLUMN browser_version TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE contacts ADD COLUMN os TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE contacts ADD COLUMN ip TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE contacts ADD COLUMN country TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'offline'`,
+	)
 }

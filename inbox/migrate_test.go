@@ -55,6 +55,15 @@ func TestUpgradeFromFirstSchema(t *testing.T) {
 		if _, _, err := s.CreateSession(ctx, agent.ID, time.Hour); err != nil {
 			t.Fatalf("CreateSession() on the upgraded schema = %v", err)
 		}
+		if err := s.Gorm().Where("email = ?", "eve@example.com").First(&contact).Error; err != nil || contact.Browser != "" {
+			t.Fatalf("contact after 0003 = %+v, %v", contact, err)
+		}
+		if agent.Presence != inbox.PresenceOffline {
+			t.Fatalf("agent presence after 0003 = %q, want offline", agent.Presence)
+		}
+		if _, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: "New", Pages: []inbox.NewPageView{{URL: "https://x.example/"}}}, time.Hour); err != nil {
+			t.Fatalf("StartVisitor() on the upgraded schema = %v", err)
+		}
 		var applied []string
 		s.Gorm().Table("schema_migrations").Order("id").Pluck("id", &applied)
 		if fmt.Sprint(applied) != fmt.Sprint(ids) {

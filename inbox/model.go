@@ -33,6 +33,15 @@ const (
 	StateRead      = "read"
 )
 
+// Agent presences. Online while the agent has a dashboard open, idle when
+// the dashboard says so, offline after the grace period once the last one
+// closed. Stored on transitions only.
+const (
+	PresenceOnline  = "online"
+	PresenceIdle    = "idle"
+	PresenceOffline = "offline"
+)
+
 // Agent roles.
 const (
 	RoleAdmin = "admin"
@@ -49,6 +58,13 @@ type Contact struct {
 	Online     bool       `json:"online"`
 	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
+	// Facts about the visitor's browser, recorded from the widget's
+	// requests (spec rule 11); empty for an email-only contact.
+	Browser        string `json:"browser,omitempty" gorm:"column:browser"`
+	BrowserVersion string `json:"browser_version,omitempty" gorm:"column:browser_version"`
+	OS             string `json:"os,omitempty" gorm:"column:os"`
+	IP             string `json:"ip,omitempty" gorm:"column:ip"`
+	Country        string `json:"country,omitempty" gorm:"column:country"` // ISO 3166-1 alpha-2
 }
 
 // Conversation is one thread with one contact.
@@ -107,6 +123,8 @@ type Agent struct {
 	Role         string    `json:"role"`
 	PasswordHash string    `json:"-"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Presence is online, idle or offline (PresenceOnline, ...).
+	Presence string `json:"presence"`
 }
 
 // IsAdmin reports whether the agent may do admin actions.
@@ -149,6 +167,28 @@ type Session struct {
 	CreatedAt  time.Time //
 	ExpiresAt  time.Time `gorm:"index"`
 	LastUsedAt time.Time
+}
+
+// VisitorSession binds a widget's visitor token to a contact. The primary
+// key is the SHA-256 of the token, as for agent sessions. It expires
+// widget.session_ttl after its last use (recorded at most once a minute).
+type VisitorSession struct {
+	ID         string `gorm:"primaryKey"`
+	ContactID  int64
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	LastUsedAt time.Time
+}
+
+// PageView is a page of the customer's site that a visitor viewed (spec
+// rule 11). Only the newest maxPageViews of a contact are kept.
+type PageView struct {
+	ID        int64     `json:"-"`
+	ContactID int64     `json:"-"`
+	URL       string    `json:"url" gorm:"column:url"`
+	Title     string    `json:"title,omitempty"`
+	Referrer  string    `json:"referrer,omitempty"`
+	ViewedAt  time.Time `json:"viewed_at"`
 }
 
 // AgentRead is how far an agent has read a conversation, for unread counts.

@@ -27,19 +27,28 @@ import (
 
 // Frames from the server.
 type agentFrame struct {
-	Type           string       `json:"type"` // hello, event, resync, error, pong
+	Type           string       `json:"type"` // hello, event, resync, error, pong, typing, contact_presence
 	Agent          *inbox.Agent `json:"agent,omitempty"`
 	Event          *inbox.Event `json:"event,omitempty"`
 	ConversationID int64        `json:"conversation_id,omitempty"`
 	Error          string       `json:"error,omitempty"`
+	// typing (the contact of ConversationID) and contact_presence.
+	ContactID int64 `json:"contact_id,omitempty"`
+	Typing    *bool `json:"typing,omitempty"`
+	Online    *bool `json:"online,omitempty"`
 }
 
 // Frames from the client.
 type agentCommand struct {
-	Type string `json:"type"` // resume, ping
+	Type string `json:"type"` // resume, ping, typing, presence
 	// Cursors maps conversation ids to the last sequence number the client
 	// has of each; resume sends what came after.
 	Cursors map[string]int64 `json:"cursors,omitempty"`
+	// typing: the agent is typing in ConversationID, or stopped.
+	ConversationID int64 `json:"conversation_id,omitempty"`
+	Typing         bool  `json:"typing,omitempty"`
+	// presence: "online" or "idle", as the dashboard sees the agent.
+	Presence string `json:"presence,omitempty"`
 }
 
 const (
@@ -101,6 +110,7 @@ func (s *Server) agentSocket(c echo.Context) error {
 	s.metrics.wsConns.WithLabelValues("agent").Inc()
 	conn.SetReadDeadline(time.Now().Add(agentReadTimeout))
 	sub := s.store.Hub().Subscribe(0, agentBacklog)
+	s.chat.Presence().AgentConnected(agent.ID, agent.Presence)
 	go ac.run(sub)
 	go conn.ReadLoop()
 	return nil
@@ -133,6 +143,7 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		sub.Close()
 		ac.conn.WriteClose(1000, nil) // no-op if already closed
 		<-ac.closed
+		ac.s.chat.Presence().AgentDisconnected(ac.agent.ID)
 		ac.s.metrics.wsConns.WithLabelValues("agent").Dec()
 		ac.done()
 	}()
@@ -196,6 +207,18 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 			}
 		}
 		return true
+	case "typing":
+		if cmd.ConversationID <= 0 {
+			return ac.write(agentFrame{Type: "error", Error: "typing: conversation_id is required"})
+		}
+		ac.s.store.PublishTyping(cmd.ConversationID, inbox.Typing{Author: inbox.AuthorAgent, AgentID: ac.agent.ID, Name: ac.agent.Name, Typing: cmd.Typing})
+		return true
+	case "presence":
+		if cmd.Presence != inbox.PresenceOnline && cmd.Presence != inbox.PresenceIdle {
+			return ac.write(agentFrame{Type: "error", Error: `presence: must be "online" or "idle"`})
+		}
+		ac.s.chat.Presence().AgentIdle(ac.agent.ID, cmd.Presence == inbox.PresenceIdle)
+		return true
 	case "bad-json":
 		return ac.write(agentFrame{Type: "error", Error: "frame is not a JSON object of a known shape"})
 	}
@@ -207,6 +230,12 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 // database is down: the next event or resume tries again).
 func (ac *agentConn) deliver(conversationID int64, evs []inbox.Event, err error) bool {
 	for i := range evs {
+		if evs[i].Transient() {
+			if !ac.transient(evs[i]) {
+				return false
+			}
+			continue
+		}
 		if !ac.write(agentFrame{Type: "event", Event: &evs[i]}) {
 			return false
 		}
@@ -219,6 +248,26 @@ func (ac *agentConn) deliver(conversationID int64, evs []inbox.Event, err error)
 	}
 	ac.log.Warn("reading events", "conversation", conversationID, "err", err)
 	return ac.write(agentFrame{Type: "error", Error: "events of conversation " + strconv.FormatInt(conversationID, 10) + " are unavailable; resume later"})
+}
+
+// transient writes a transient event as its frame: a contact typing or
+// coming and going. Agents' own typing and presence are for visitors.
+func (ac *agentConn) transient(ev inbox.Event) bool {
+	switch ev.Type {
+	case inbox.EventTyping:
+		var t inbox.Typing
+		if ev.Decode(&t) != nil || t.Author != inbox.AuthorContact {
+			return true
+		}
+		return ac.write(agentFrame{Type: "typing", ConversationID: ev.ConversationID, ContactID: t.ContactID, Typing: &t.Typing})
+	case inbox.EventContactPresence:
+		var p inbox.ContactPresence
+		if ev.Decode(&p) != nil {
+			return true
+		}
+		return ac.write(agentFrame{Type: "contact_presence", ContactID: p.ContactID, Online: &p.Online})
+	}
+	return true
 }
 
 func (ac *agentConn) write(f agentFrame) bool {

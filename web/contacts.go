@@ -6,13 +6,15 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// getContact returns one contact.
+// getContact returns one contact with what is known of their visit:
+// browser, OS, IP address, country and the pages they viewed, the newest
+// first (spec rule 11).
 func (s *Server) getContact(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	contact, err := s.store.Contact(c.Request().Context(), id)
+	contact, err := s.store.ContactDetail(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}

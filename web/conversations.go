@@ -137,6 +137,9 @@ type replyRequest struct {
 	Text     string `json:"text"`
 	Channel  string `json:"channel"`
 	ClientID string `json:"client_id"`
+	// AttachmentIDs are files uploaded to the conversation with POST
+	// .../attachments and not sent yet.
+	AttachmentIDs []int64 `json:"attachment_ids"`
 }
 
 type replyAnswer struct {
@@ -156,8 +159,10 @@ func (s *Server) postMessage(c echo.Context) error {
 	if err := bindJSON(c, &req, true); err != nil {
 		return err
 	}
-	if err := required("text", req.Text); err != nil {
-		return err
+	if len(req.AttachmentIDs) == 0 {
+		if err := required("text", req.Text); err != nil {
+			return err
+		}
 	}
 	ctx := c.Request().Context()
 	d, err := s.store.ReplyChannel(ctx, id, req.Channel)
@@ -167,7 +172,7 @@ func (s *Server) postMessage(c echo.Context) error {
 	agentID := agentOf(c).ID
 	msg, created, err := s.store.AddMessage(ctx, inbox.NewMessage{
 		ConversationID: id, ClientID: req.ClientID, Author: inbox.AuthorAgent, AgentID: &agentID,
-		Channel: d.Channel, State: d.State, Text: req.Text,
+		Channel: d.Channel, State: d.State, Text: req.Text, AttachmentIDs: req.AttachmentIDs,
 	})
 	if err != nil {
 		return err

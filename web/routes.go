@@ -2,14 +2,17 @@ package web
 
 // routes registers every route of the server, here and nowhere else. The
 // middleware after each handler is its access rule: requireAgent needs a
-// session, requireAdmin an admin's, csrf the session's token on writes.
-// Every API write with a body must be JSON (requireJSON), and every API
-// request but the WebSocket has a deadline (apiDeadline).
+// session, requireAdmin an admin's, csrf the session's token on writes,
+// requireVisitor a widget's visitor token (Authorization: Bearer).
+// Every API write with a body must be JSON (requireJSON) but the uploads,
+// and every API request but the WebSockets and the uploads has a deadline
+// (apiDeadline; see longRoutes).
 func (s *Server) routes() {
 	e := s.echo
 
 	// Pages and scripts (static.go).
 	e.GET("/", s.demoPage)
+	e.GET("/demo/pricing", s.demoPricing) // the demo site's second page: the widget across pages
 	e.GET("/widget.js", s.widgetScript)
 	e.GET("/inbox", s.inboxPage)
 	e.GET("/setup", s.setupPage)
@@ -29,6 +32,11 @@ func (s *Server) routes() {
 	api.POST("/auth/logout", s.logout, s.requireAgent, s.csrf)
 	api.GET("/auth/session", s.session, s.requireAgent)
 	api.POST("/setup", s.setup)
+
+	// Attachments (attachments.go): uploads are multipart, outside the
+	// JSON group, with limits.max_upload_bytes instead of max_body_bytes.
+	e.POST("/api/v1/conversations/:id/attachments", s.uploadAttachment, s.requireAgent, s.csrf)
+	api.GET("/conversations/:id/attachments/:aid", s.downloadAttachment, s.requireAgent)
 
 	// Conversations (conversations.go).
 	api.GET("/conversations", s.listConversations, s.requireAgent)
@@ -52,4 +60,34 @@ func (s *Server) routes() {
 
 	// The agents' WebSocket (agentws.go).
 	api.GET("/ws", s.agentSocket, s.requireAgent)
+
+	// The widget's API (widget.go), called from customers' sites: CORS
+	// for widget.allowed_origins (another Origin is 403), no cookies.
+	w := e.Group("/api/v1/widget", s.widgetCORS, s.apiDeadline)
+	w.OPTIONS("/*", s.widgetPreflight)
+	w.POST("/conversations", s.startConversation, s.requireJSON) // a token is optional here
+	w.GET("/state", s.widgetState, s.requireVisitor)
+	w.GET("/messages", s.widgetMessages, s.requireVisitor)
+	w.POST("/uploads", s.widgetUpload, s.requireVisitor)
+	w.GET("/attachments/:id", s.widgetAttachment, s.requireVisitor)
+	w.POST("/rating", s.widgetRating, s.requireJSON, s.requireVisitor)
+	// The visitors' WebSocket (visitorws.go): the token is its first frame.
+	w.GET("/ws", s.visitorSocket)
+}
+
+// uploadRoutes take multipart bodies up to limits.max_upload_bytes, which
+// they check themselves (readUpload), instead of max_body_bytes.
+var uploadRoutes = map[string]bool{
+	"/api/v1/conversations/:id/attachments": true,
+	"/api/v1/widget/uploads":                true,
+}
+
+// longRoutes run without apiDeadline: the WebSockets live long, and the
+// uploads read a large body first and bound their database work
+// themselves.
+var longRoutes = map[string]bool{
+	"/api/v1/ws":                            true,
+	"/api/v1/widget/ws":                     true,
+	"/api/v1/conversations/:id/attachments": true,
+	"/api/v1/widget/uploads":                true,
 }

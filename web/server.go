@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 )
@@ -68,6 +69,9 @@ type Server struct {
 	deadline echo.MiddlewareFunc
 	// openapiJSON is openapi.yaml converted once at start (health.go).
 	openapiJSON []byte
+	// chat is the web chat channel: the visitors' sockets, presence and
+	// the widget's rate limits.
+	chat *webchat.Channel
 
 	// ctx is cancelled by Shutdown; WebSocket goroutines watch it.
 	ctx      context.Context
@@ -165,6 +169,20 @@ func New(opts Options) (*Server, error) {
 	if s.openapiJSON, err = openapiAsJSON(); err != nil {
 		return nil, err
 	}
+	s.chat, err = webchat.New(webchat.Options{Store: s.store, Config: cfg, Logger: log,
+		Conns:     s.metrics.wsConns.WithLabelValues("contact"),
+		FramesIn:  s.metrics.wsMessages.WithLabelValues("contact", "in"),
+		FramesOut: s.metrics.wsMessages.WithLabelValues("contact", "out")})
+	if err != nil {
+		return nil, err
+	}
+	presence := s.chat.Presence()
+	if err := s.registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "microchat_presence_writes_total",
+		Help: "Presence transitions of contacts and agents written to the database (rule 6: never heartbeats).",
+	}, func() float64 { return float64(presence.Writes()) })); err != nil {
+		return nil, fmt.Errorf("web: metrics: %w", err)
+	}
 
 	trustOpts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 	s.trusted = cfg.TrustedProxyNets()
@@ -204,11 +222,15 @@ func New(opts Options) (*Server, error) {
 		Skipper:       func(c echo.Context) bool { return c.Path() == "/widget.js" },
 		XFrameOptions: "DENY",
 	}))
-	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", int64(cfg.Limits.MaxBodyBytes))))
+	// Uploads have their own limit, limits.max_upload_bytes (readUpload).
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   fmt.Sprintf("%dB", int64(cfg.Limits.MaxBodyBytes)),
+		Skipper: func(c echo.Context) bool { return uploadRoutes[c.Path()] },
+	}))
 
 	s.deadline = middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
 		Timeout: apiTimeout,
-		Skipper: func(c echo.Context) bool { return c.Path() == "/api/v1/ws" },
+		Skipper: func(c echo.Context) bool { return longRoutes[c.Path()] },
 		// handleError maps the deadline to 503 with the usual body.
 		ErrorHandler: func(err error, c echo.Context) error { return err },
 	})
@@ -276,7 +298,21 @@ type apiError struct {
 	Field string `json:"field,omitempty"`
 	// Resync tells an events reader to load the conversation afresh.
 	Resync bool `json:"resync,omitempty"`
+	// Code is a machine-readable reason where clients act on one
+	// (rate_limited).
+	Code string `json:"code,omitempty"`
+	// RetryAfter is the seconds to wait after a 429, as in Retry-After.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
+
+// rateLimited is the error of a request over a rate limit: 429 with
+// Retry-After.
+type rateLimited struct {
+	msg  string
+	wait time.Duration
+}
+
+func (e *rateLimited) Error() string { return e.msg }
 
 // statusClientClosed is nginx's code for a client that went away before
 // the answer; nobody reads it, but logs and metrics show what happened.
@@ -300,8 +336,13 @@ func (s *Server) errorAnswer(err error, c echo.Context) (int, apiError) {
 	var (
 		inv *inbox.InvalidError
 		he  *echo.HTTPError
+		rl  *rateLimited
 	)
 	switch {
+	case errors.As(err, &rl):
+		secs := webchat.RetryAfter(rl.wait)
+		c.Response().Header().Set(echo.HeaderRetryAfter, fmt.Sprint(secs))
+		return http.StatusTooManyRequests, apiError{Error: rl.msg, Code: "rate_limited", RetryAfter: secs}
 	case c.Request().Context().Err() != nil && errors.Is(err, context.Canceled):
 		return statusClientClosed, apiError{Error: "client closed the request"}
 	case errors.Is(err, inbox.ErrUnavailable):
@@ -327,7 +368,9 @@ func (s *Server) errorAnswer(err error, c echo.Context) (int, apiError) {
 		case http.StatusMethodNotAllowed:
 			msg = "method not allowed"
 		case http.StatusRequestEntityTooLarge:
-			msg = fmt.Sprintf("request body too large (limit %d bytes)", int64(s.cfg.Limits.MaxBodyBytes))
+			if msg == http.StatusText(http.StatusRequestEntityTooLarge) { // the body limit's own
+				msg = fmt.Sprintf("request body too large (limit %d bytes)", int64(s.cfg.Limits.MaxBodyBytes))
+			}
 		}
 		if he.Code == http.StatusInternalServerError {
 			s.log.Error("internal error", "path", c.Path(), "err", err, "request_id", requestID(c))
@@ -412,6 +455,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-waited:
+		// The sockets are closed: store who went offline with them.
+		s.chat.Close()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("web: waiting for WebSockets to close: %w", ctx.Err())

@@ -24,6 +24,12 @@ func (s *Server) demoPage(c echo.Context) error {
 	return s.page(c, "index.html", false)
 }
 
+// demoPricing is a second page of the demo website, to see the chat
+// follow the visitor from page to page.
+func (s *Server) demoPricing(c echo.Context) error {
+	return s.page(c, "pricing.html", false)
+}
+
 // inboxPage is the agents' dashboard.
 func (s *Server) inboxPage(c echo.Context) error {
 	return s.page(c, "inbox.html", true)

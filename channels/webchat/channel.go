@@ -1,0 +1,227 @@
+package webchat
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/microdeets/microchat/config"
+	"github.com/microdeets/microchat/inbox"
+)
+
+// Options configure a Channel. Store is required; nil metrics are not
+// counted.
+type Options struct {
+	Store  *inbox.Store
+	Config config.Config
+	Logger *slog.Logger
+	// Conns counts the open visitor sockets; FramesIn and FramesOut their
+	// frames.
+	Conns               prometheus.Gauge
+	FramesIn, FramesOut prometheus.Counter
+}
+
+// Channel is the web chat of one node: the visitors' sockets, presence
+// and the widget's rate limits.
+type Channel struct {
+	store    *inbox.Store
+	cfg      config.Config
+	log      *slog.Logger
+	presence *Presence
+	limits   *Limits
+	upgrader *gws.Upgrader
+	metrics  Options
+	nextID   atomic.Uint64
+	// dispatch are the dispatchers' queues (see OnMessage).
+	dispatch []chan incoming
+	// runq holds the sockets that have jobs, for the workers.
+	runq runQueue
+
+	// ctx bounds the jobs' database work; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Tuning of the visitor sockets.
+const (
+	// authTimeout is how long a new socket may take to send its auth frame.
+	authTimeout = 10 * time.Second
+	// readTimeout drops a socket that sent nothing, not even a ping, for
+	// this long; the widget pings every 25 s.
+	readTimeout  = 75 * time.Second
+	writeTimeout = 10 * time.Second
+	// jobTimeout bounds the database work of one frame.
+	jobTimeout = 10 * time.Second
+	// maxFrame is the largest frame read; more is closed with 1009.
+	maxFrame = 64 << 10
+	// maxQueuedFrames is how many client frames may wait to be handled;
+	// more is a flood, closed with 1008.
+	maxQueuedFrames = 32
+	// dispatchers is how many goroutines hand frames from the read loops
+	// to the sockets' queues.
+	dispatchers = 64
+	// workers is how many goroutines run the sockets' jobs: their
+	// database work, JSON and writes.
+	workers = 64
+	// maxQueuedEvents is how many events may wait to be written to a slow
+	// socket before it is dropped (the widget resumes from its last seq).
+	maxQueuedEvents = 256
+)
+
+// New returns the web chat channel; Close stops it.
+func New(opts Options) (*Channel, error) {
+	if opts.Store == nil {
+		return nil, errors.New("webchat: Options.Store is required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("pkg", "webchat")
+	ch := &Channel{store: opts.Store, cfg: opts.Config, log: log, metrics: opts,
+		presence: NewPresence(opts.Store, opts.Config.OfflineAfter.D(), log),
+		limits:   NewLimits(opts.Config.Widget.RateLimits)}
+	ch.ctx, ch.cancel = context.WithCancel(context.Background())
+	ch.dispatch = make([]chan incoming, dispatchers)
+	for i := range ch.dispatch {
+		ch.dispatch[i] = make(chan incoming, 256)
+		go ch.dispatcher(ch.dispatch[i])
+	}
+	ch.runq.cond.L = &ch.runq.mu
+	for range workers {
+		go ch.worker()
+	}
+	ch.upgrader = gws.NewUpgrader(socketEvents{}, &gws.ServerOption{
+		ReadMaxPayloadSize: maxFrame,
+		// 512 bytes: a visitor's frames are small, and this buffer is
+		// most of what an idle socket costs besides its goroutine.
+		ReadBufferSize:   512,
+		ParallelGolimit:  1,
+		CheckUtf8Enabled: true,
+		HandshakeTimeout: 10 * time.Second,
+		// The connection's own struct is its session storage: gws's
+		// default allocates a map per connection.
+		NewSession: func() gws.SessionStorage { return &visitorConn{} },
+		Recovery: func(gws.Logger) {
+			if e := recover(); e != nil {
+				log.Error("panic in a visitor socket's read loop", "panic", e)
+			}
+		},
+	})
+	return ch, nil
+}
+
+// Presence returns the node's presence tracker, which the agents'
+// WebSocket also reports to.
+func (ch *Channel) Presence() *Presence { return ch.presence }
+
+// Limits returns the widget's rate limits.
+func (ch *Channel) Limits() *Limits { return ch.limits }
+
+// Close writes the pending presence transitions (everyone still counted
+// goes offline) and stops the channel's background work. Close the
+// sockets first.
+func (ch *Channel) Close() {
+	ch.presence.Close()
+	ch.cancel()
+	for _, d := range ch.dispatch {
+		d <- incoming{}
+	}
+	ch.runq.close()
+}
+
+// worker runs the jobs of the sockets in the run queue until it closes.
+func (ch *Channel) worker() {
+	for {
+		vc := ch.runq.pop()
+		if vc == nil {
+			return
+		}
+		vc.drain()
+	}
+}
+
+// runQueue is the sockets waiting for a worker, unbounded so that a hub
+// callback never blocks; a socket is in it at most once.
+type runQueue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	q      []*visitorConn
+	closed bool
+}
+
+func (r *runQueue) push(vc *visitorConn) {
+	r.mu.Lock()
+	r.q = append(r.q, vc)
+	r.mu.Unlock()
+	r.cond.Signal()
+}
+
+// pop returns the next socket, waiting for one; nil once closed.
+func (r *runQueue) pop() *visitorConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.q) == 0 && !r.closed {
+		r.cond.Wait()
+	}
+	if len(r.q) == 0 {
+		return nil
+	}
+	vc := r.q[0]
+	r.q[0] = nil
+	r.q = r.q[1:]
+	return vc
+}
+
+func (r *runQueue) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+// Peer is what the web layer knows of a visitor's socket request.
+type Peer struct {
+	// IP is the client's address, X-Forwarded-For believed only from
+	// trusted proxies.
+	IP        string
+	UserAgent string
+}
+
+// Track registers a socket for shutdown: goingAway closes it with 1001;
+// done is called once its goroutines and jobs have ended. ok false means
+// the server is shutting down.
+type Track func(goingAway func()) (done func(), ok bool)
+
+// Accept upgrades a visitor's request to the WebSocket and starts its read
+// loop. The caller has checked the Origin. It returns an error when the
+// upgrade failed (gws has answered the client).
+func (ch *Channel) Accept(w http.ResponseWriter, r *http.Request, peer Peer, track Track) error {
+	socket, err := ch.upgrader.Upgrade(w, r)
+	if err != nil {
+		return err
+	}
+	vc := socket.Session().(*visitorConn)
+	vc.ch, vc.conn, vc.ip, vc.userAgent = ch, socket, peer.IP, peer.UserAgent
+	vc.id = ch.nextID.Add(1)
+	done, ok := track(vc.goAway)
+	if !ok {
+		socket.WriteClose(1001, []byte("server shutting down"))
+		return nil
+	}
+	vc.done = done
+	if ch.metrics.Conns != nil {
+		ch.metrics.Conns.Inc()
+	}
+	socket.SetReadDeadline(time.Now().Add(authTimeout + 5*time.Second))
+	vc.authTimer = time.AfterFunc(authTimeout, vc.authTimedOut)
+	go socket.ReadLoop()
+	return nil
+}

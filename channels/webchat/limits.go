@@ -1,0 +1,113 @@
+package webchat
+
+import (
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/microdeets/microchat/config"
+)
+
+// Limits are the widget's rate limits (widget.rate_limits), shared by the
+// HTTP API (starts, uploads) and the WebSocket (messages). A limit of 0 is
+// off.
+type Limits struct {
+	startsByIP, messages, messagesByIP, uploads, uploadsByIP *keyedLimiter
+}
+
+// NewLimits returns the limits of the config.
+func NewLimits(c config.WidgetRateLimits) *Limits {
+	return &Limits{
+		startsByIP:   newKeyedLimiter(c.StartsPerMinutePerIP),
+		messages:     newKeyedLimiter(c.MessagesPerMinute),
+		messagesByIP: newKeyedLimiter(c.MessagesPerMinutePerIP),
+		uploads:      newKeyedLimiter(c.UploadsPerMinute),
+		uploadsByIP:  newKeyedLimiter(c.UploadsPerMinutePerIP),
+	}
+}
+
+// AllowStart takes a conversation start from the IP's budget, or says how
+// long to wait.
+func (l *Limits) AllowStart(ip string) (time.Duration, bool) {
+	return allowBoth(time.Now(), l.startsByIP, ip, nil, "")
+}
+
+// AllowMessage takes a message from the visitor's and the IP's budgets, or
+// from neither and says how long to wait.
+func (l *Limits) AllowMessage(contactID int64, ip string) (time.Duration, bool) {
+	return allowBoth(time.Now(), l.messages, strconv.FormatInt(contactID, 10), l.messagesByIP, ip)
+}
+
+// AllowUpload is AllowMessage for uploads.
+func (l *Limits) AllowUpload(contactID int64, ip string) (time.Duration, bool) {
+	return allowBoth(time.Now(), l.uploads, strconv.FormatInt(contactID, 10), l.uploadsByIP, ip)
+}
+
+// RetryAfter rounds a wait up to whole seconds, at least 1, as
+// Retry-After and retry_after say it.
+func RetryAfter(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }
+
+func allowBoth(now time.Time, a *keyedLimiter, ka string, b *keyedLimiter, kb string) (time.Duration, bool) {
+	ra, rb := a.reserve(ka, now), b.reserve(kb, now)
+	wait := max(ra.DelayFrom(now), rb.DelayFrom(now))
+	if wait == 0 {
+		return 0, true
+	}
+	ra.CancelAt(now)
+	rb.CancelAt(now)
+	return wait, false
+}
+
+// keyedLimiter is a token bucket per key, n per minute with a burst of n,
+// like web's login limiter. Entries idle for a minute (full again) are
+// dropped at most once a minute, so that many keys cannot grow it for
+// ever. A nil keyedLimiter (limit 0) allows everything.
+type keyedLimiter struct {
+	mu        sync.Mutex
+	every     rate.Limit
+	burst     int
+	m         map[string]*keyedEntry
+	lastSweep time.Time
+}
+
+type keyedEntry struct {
+	lim  *rate.Limiter
+	used time.Time
+}
+
+func newKeyedLimiter(perMinute int) *keyedLimiter {
+	if perMinute <= 0 {
+		return nil
+	}
+	return &keyedLimiter{every: rate.Every(time.Minute / time.Duration(perMinute)), burst: perMinute, m: map[string]*keyedEntry{}}
+}
+
+// unlimited is the reservation of a nil limiter: no delay, nothing to
+// cancel.
+var unlimited = rate.NewLimiter(rate.Inf, 1)
+
+func (l *keyedLimiter) reserve(key string, now time.Time) *rate.Reservation {
+	if l == nil {
+		return unlimited.ReserveN(now, 0)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) > time.Minute {
+		for k, e := range l.m {
+			if now.Sub(e.used) > time.Minute {
+				delete(l.m, k)
+			}
+		}
+		l.lastSweep = now
+	}
+	e := l.m[key]
+	if e == nil {
+		e = &keyedEntry{lim: rate.NewLimiter(l.every, l.burst)}
+		l.m[key] = e
+	}
+	e.used = now
+	return e.lim.ReserveN(now, 1)
+}

@@ -1,0 +1,532 @@
+package webchat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/microdeets/microchat/inbox"
+)
+
+// visitorConn is one visitor's socket. It is kept small: an idle one is
+// most of what this server holds. Its fields are owned by its jobs (see
+// async), which run one at a time in order, except where said.
+type visitorConn struct {
+	ch   *Channel // set before the read loop starts, then read-only
+	conn *gws.Conn
+	id   uint64
+	ip   string
+	// userAgent is needed until the socket authenticates.
+	userAgent string
+	done      func()
+	authTimer *time.Timer
+
+	// state is read by the auth timer, the hub and the read loop.
+	state  atomic.Uint32
+	frames atomic.Int32 // client frames waiting in the queue
+	events atomic.Int32 // events waiting in the queue
+
+	// The socket's jobs (see async), guarded by qmu.
+	qmu       sync.Mutex
+	queue     []func()
+	scheduled bool
+
+	contactID      int64
+	conversationID int64 // 0 when the contact has none
+	counted        bool  // in Presence
+	follower       *inbox.Follower
+	sub            *inbox.Subscription
+}
+
+// Socket states.
+const (
+	stateNew    uint32 = iota // waiting for the auth frame
+	stateAuth                 // auth frame received (read loop) and being checked
+	stateReady                // authenticated
+	stateClosed               // closed, or closing
+)
+
+func (vc *visitorConn) log() *slog.Logger {
+	return vc.ch.log.With("conn", "visitor-ws-"+strconv.FormatUint(vc.id, 10))
+}
+
+// authTimedOut closes a socket that did not send its auth frame in time.
+func (vc *visitorConn) authTimedOut() {
+	if vc.state.CompareAndSwap(stateNew, stateClosed) {
+		vc.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		vc.conn.WriteClose(1008, []byte("no auth frame within 10 s"))
+	}
+}
+
+// goAway closes the socket for a server shutdown, from the socket's queue
+// so as not to block the caller.
+func (vc *visitorConn) goAway() {
+	vc.async(func() {
+		vc.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		vc.conn.WriteClose(1001, []byte("server shutting down"))
+	})
+}
+
+// queueFrame hands a parsed client frame to the socket's queue; false
+// when too many wait already (a flood).
+func (vc *visitorConn) queueFrame(job func()) bool {
+	if vc.frames.Add(1) > maxQueuedFrames {
+		vc.frames.Add(-1)
+		return false
+	}
+	vc.async(func() {
+		vc.frames.Add(-1)
+		job()
+	})
+	return true
+}
+
+// async queues a job on the socket's own queue. A socket with jobs waits
+// in the channel's run queue for one of its workers, which runs its jobs
+// in order until none is left. So a socket has no goroutine of its own
+// even while it works, and the database and JSON work, with its deep
+// stacks, stays on a few goroutines: the runtime's starting stack size
+// (the average of the stacks it scans) stays small even while thousands
+// of sockets authenticate at once. It never blocks.
+func (vc *visitorConn) async(job func()) {
+	vc.qmu.Lock()
+	vc.queue = append(vc.queue, job)
+	if vc.scheduled {
+		vc.qmu.Unlock()
+		return
+	}
+	vc.scheduled = true
+	vc.qmu.Unlock()
+	vc.ch.runq.push(vc)
+}
+
+// drain runs the socket's jobs until none is left; one worker at a time.
+func (vc *visitorConn) drain() {
+	for {
+		vc.qmu.Lock()
+		if len(vc.queue) == 0 {
+			vc.scheduled = false
+			vc.queue = nil
+			vc.qmu.Unlock()
+			return
+		}
+		job := vc.queue[0]
+		vc.queue[0] = nil
+		vc.queue = vc.queue[1:]
+		vc.qmu.Unlock()
+		vc.run(job)
+	}
+}
+
+// deliver is the hub subscription's callback: it must not block, so it
+// only queues the event. A socket that lets too many wait is closed; the
+// widget reconnects and resumes from its last sequence number.
+func (vc *visitorConn) deliver(ev inbox.Event) {
+	if vc.events.Add(1) > maxQueuedEvents {
+		vc.events.Add(-1)
+		if vc.state.Swap(stateClosed) != stateClosed {
+			vc.log().Info("dropping a visitor socket that does not read its events")
+			vc.conn.NetConn().Close()
+		}
+		return
+	}
+	vc.async(func() {
+		vc.events.Add(-1)
+		vc.event(ev)
+	})
+}
+
+// run runs a job, keeping a panic to the socket.
+func (vc *visitorConn) run(job func()) {
+	defer func() {
+		if e := recover(); e != nil {
+			vc.log().Error("panic in a visitor socket job", "panic", e)
+			vc.conn.NetConn().Close()
+		}
+	}()
+	job()
+}
+
+func (vc *visitorConn) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(vc.ch.ctx, jobTimeout)
+}
+
+// write sends one frame; false if the socket is gone.
+func (vc *visitorConn) write(v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		vc.log().Error("encoding a frame", "err", err)
+		return false
+	}
+	return vc.writeRaw(b)
+}
+
+func (vc *visitorConn) writeRaw(b []byte) bool {
+	vc.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := vc.conn.WriteMessage(gws.OpcodeText, b); err != nil {
+		return false
+	}
+	if m := vc.ch.metrics.FramesOut; m != nil {
+		m.Inc()
+	}
+	return true
+}
+
+func (vc *visitorConn) writeError(code, msg, clientID string, retryAfter int) bool {
+	return vc.write(errorFrame{Type: "error", Code: code, Error: msg, ClientID: clientID, RetryAfter: retryAfter})
+}
+
+// writeErr answers a frame that failed in inbox.
+func (vc *visitorConn) writeErr(err error, clientID string) bool {
+	var inv *inbox.InvalidError
+	switch {
+	case errors.As(err, &inv):
+		return vc.writeError(codeInvalid, inv.Error(), clientID, 0)
+	case errors.Is(err, inbox.ErrNotFound):
+		return vc.writeError(codeInvalid, "the conversation is gone; reload", clientID, 0)
+	}
+	if !errors.Is(err, inbox.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		vc.log().Error("visitor frame", "err", err)
+	}
+	return vc.writeError(codeUnavailable, "the server cannot store this now; try again", clientID, 0)
+}
+
+// cleanup runs last on the queue after the socket closed: it ends the
+// subscription and the presence the socket held.
+func (vc *visitorConn) cleanup() {
+	vc.state.Store(stateClosed)
+	if vc.authTimer != nil {
+		vc.authTimer.Stop()
+	}
+	if vc.sub != nil {
+		vc.sub.Close()
+		vc.sub = nil
+	}
+	if vc.counted {
+		vc.ch.presence.ContactDisconnected(vc.contactID)
+		vc.counted = false
+	}
+	if m := vc.ch.metrics.Conns; m != nil {
+		m.Dec()
+	}
+	if vc.done != nil {
+		vc.done()
+	}
+}
+
+// auth checks the token and starts the socket: hello, the events after
+// last_seq, then live events.
+func (vc *visitorConn) auth(f *clientFrame) {
+	ctx, cancel := vc.ctx()
+	defer cancel()
+	st := vc.ch.store
+	contact, err := st.VisitorContact(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
+	if errors.Is(err, inbox.ErrUnauthenticated) {
+		vc.conn.WriteClose(4401, []byte("bad or expired token"))
+		return
+	}
+	if err != nil {
+		vc.log().Warn("visitor auth", "err", err)
+		vc.writeError(codeUnavailable, "the server cannot check the token now; reconnect later", "", 0)
+		vc.conn.WriteClose(1013, []byte("try again later"))
+		return
+	}
+	if !vc.state.CompareAndSwap(stateAuth, stateReady) {
+		return // closed meanwhile
+	}
+	vc.authTimer.Stop()
+	vc.authTimer = nil
+	vc.contactID = contact.ID
+	if facts := FactsOf(vc.userAgent, vc.ip); !sameFacts(contact, facts) {
+		if _, err := st.SetContactFacts(ctx, contact.ID, facts); err != nil {
+			vc.log().Warn("storing visitor facts", "err", err)
+		}
+		contact.Browser, contact.BrowserVersion, contact.OS, contact.IP, contact.Country = facts.Browser, facts.BrowserVersion, facts.OS, facts.IP, facts.Country
+	}
+	vc.userAgent = ""
+	vc.ch.presence.ContactConnected(contact.ID, contact.Online)
+	vc.counted = true
+	contact.Online = true
+
+	hello := helloFrame{Type: "hello", Contact: contact, Agents: []Agent{}}
+	conv, err := st.CurrentConversation(ctx, contact.ID)
+	if err != nil && !errors.Is(err, inbox.ErrNotFound) {
+		vc.writeErr(err, "")
+		vc.conn.WriteClose(1013, []byte("try again later"))
+		return
+	}
+	if err == nil {
+		parts, err := st.Participants(ctx, conv.ID)
+		if err != nil {
+			vc.writeErr(err, "")
+			vc.conn.WriteClose(1013, []byte("try again later"))
+			return
+		}
+		hello.Agents = Agents(parts)
+		hello.Conversation = &helloConversation{ID: conv.ID, Status: conv.Status, Seq: conv.Seq}
+		vc.conversationID = conv.ID
+		vc.follower = st.NewFollower()
+		// Subscribed before the catch-up is read, so that nothing falls
+		// between; the events queue behind this job and the Follower
+		// drops those the catch-up already sent.
+		vc.sub = st.Hub().SubscribeFunc(conv.ID, vc.deliver)
+	}
+	if !vc.write(hello) || hello.Conversation == nil {
+		return
+	}
+	from := f.LastSeq
+	switch {
+	case f.ConversationID != 0 && f.ConversationID != conv.ID, from < 0, from > conv.Seq:
+		// The widget's seq is of another conversation, or of nothing we
+		// have: it reloads.
+		vc.follower.Seen(conv.ID, conv.Seq)
+		vc.writeRaw(resyncFrame)
+		return
+	}
+	vc.follower.Seen(conv.ID, from)
+	evs, err := vc.follower.Since(ctx, conv.ID, from)
+	vc.deliverEvents(ctx, evs, err)
+}
+
+// event handles one event from the hub.
+func (vc *visitorConn) event(ev inbox.Event) {
+	if vc.state.Load() != stateReady || vc.follower == nil {
+		return
+	}
+	ctx, cancel := vc.ctx()
+	defer cancel()
+	evs, err := vc.follower.Next(ctx, ev)
+	vc.deliverEvents(ctx, evs, err)
+}
+
+// deliverEvents writes events of the conversation in order, and what
+// replaces those that could not be read: a resync when they are gone, an
+// error frame when the database is down (the next event or reconnect
+// tries again).
+func (vc *visitorConn) deliverEvents(ctx context.Context, evs []inbox.Event, err error) {
+	for i := range evs {
+		if !vc.writeEvent(ctx, &evs[i]) {
+			return
+		}
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, inbox.ErrResync), errors.Is(err, inbox.ErrNotFound):
+		if c, cerr := vc.ch.store.Conversation(ctx, vc.conversationID); cerr == nil {
+			vc.follower.Seen(c.ID, c.Seq)
+		}
+		vc.writeRaw(resyncFrame)
+	default:
+		vc.log().Warn("reading events", "err", err)
+		vc.writeError(codeUnavailable, "events are unavailable; reconnect later", "", 0)
+	}
+}
+
+// writeEvent writes a stored event as an event frame, and a transient one
+// as the frame the widget knows for it.
+func (vc *visitorConn) writeEvent(ctx context.Context, ev *inbox.Event) bool {
+	switch ev.Type {
+	case inbox.EventTyping:
+		var t inbox.Typing
+		if ev.Decode(&t) != nil || t.Author != inbox.AuthorAgent {
+			return true // the visitor's own typing
+		}
+		return vc.write(typingFrame{Type: "typing", AgentID: t.AgentID, Name: t.Name, Typing: t.Typing})
+	case inbox.EventPresence:
+		var p inbox.AgentPresence
+		if ev.Decode(&p) != nil {
+			return true
+		}
+		return vc.write(presenceFrame{Type: "presence", AgentID: p.AgentID, Name: p.Name, Presence: p.Presence})
+	case inbox.EventContactPresence:
+		return true // for agents
+	}
+	if !vc.write(eventFrame{Type: "event", Event: ev}) {
+		return false
+	}
+	if ev.Type == inbox.EventJoined {
+		// The widget shows the agent's presence from the start.
+		var j inbox.Joined
+		if ev.Decode(&j) == nil {
+			if a, err := vc.ch.store.Agent(ctx, j.AgentID); err == nil {
+				return vc.write(presenceFrame{Type: "presence", AgentID: a.ID, Name: a.Name, Presence: a.Presence})
+			}
+		}
+	}
+	return true
+}
+
+// message stores the visitor's message and acknowledges it; a retried
+// client id is stored once and acknowledged again.
+func (vc *visitorConn) message(f *clientFrame) {
+	switch {
+	case f.ClientID == "" || len(f.ClientID) > 128:
+		vc.writeError(codeInvalid, "client_id is required, at most 128 bytes", f.ClientID, 0)
+		return
+	case len(f.Text) > int(vc.ch.cfg.Limits.MaxMessageBytes):
+		vc.writeError(codeTooLarge, "the message is longer than "+vc.ch.cfg.Limits.MaxMessageBytes.String(), f.ClientID, 0)
+		return
+	case vc.conversationID == 0:
+		vc.writeError(codeInvalid, "there is no conversation; start one", f.ClientID, 0)
+		return
+	}
+	if wait, ok := vc.ch.limits.AllowMessage(vc.contactID, vc.ip); !ok {
+		vc.writeError(codeRateLimited, "too many messages; wait a moment", f.ClientID, RetryAfter(wait))
+		return
+	}
+	ctx, cancel := vc.ctx()
+	defer cancel()
+	msg, _, err := vc.ch.store.AddMessage(ctx, inbox.NewMessage{ConversationID: vc.conversationID, ClientID: f.ClientID,
+		Author: inbox.AuthorContact, Channel: inbox.ChannelChat, Text: f.Text, AttachmentIDs: f.AttachmentIDs})
+	if err != nil {
+		vc.writeErr(err, f.ClientID)
+		return
+	}
+	vc.write(ackFrame{Type: "ack", ClientID: f.ClientID, Message: msg})
+}
+
+// handle runs one client frame after auth.
+func (vc *visitorConn) handle(f *clientFrame) {
+	if vc.state.Load() != stateReady {
+		return
+	}
+	switch f.Type {
+	case "message":
+		vc.message(f)
+	case "typing":
+		if vc.conversationID != 0 {
+			vc.ch.store.PublishTyping(vc.conversationID, inbox.Typing{Author: inbox.AuthorContact, ContactID: vc.contactID, Typing: f.Typing})
+		}
+	case "read":
+		if vc.conversationID == 0 || f.UpTo < 0 {
+			vc.writeError(codeInvalid, "read: nothing to read, or a negative up_to", "", 0)
+			return
+		}
+		ctx, cancel := vc.ctx()
+		defer cancel()
+		if err := vc.ch.store.MarkRead(ctx, vc.conversationID, 0, f.UpTo); err != nil {
+			vc.writeErr(err, "")
+		}
+	case "page_view":
+		ctx, cancel := vc.ctx()
+		defer cancel()
+		err := vc.ch.store.AddPageView(ctx, vc.contactID, inbox.NewPageView{URL: f.URL, Title: f.Title, Referrer: f.Referrer})
+		if err != nil {
+			vc.writeErr(err, "")
+		}
+	case "ping":
+		vc.writeRaw(pongFrame)
+	case "auth":
+		vc.writeError(codeInvalid, "already authenticated", "", 0)
+	default:
+		vc.writeError(codeUnknownType, "unknown frame type "+strconv.Quote(f.Type), "", 0)
+	}
+}
+
+// socketEvents receives gws's callbacks, in each connection's read loop.
+type socketEvents struct{}
+
+func (socketEvents) OnOpen(*gws.Conn) {}
+
+func (socketEvents) OnClose(socket *gws.Conn, _ error) {
+	vc := socket.Session().(*visitorConn)
+	vc.state.Store(stateClosed)
+	vc.async(vc.cleanup)
+}
+
+// OnPing answers a WebSocket ping. Browsers do not send them (the widget
+// pings with a frame), so this path need not be light.
+func (socketEvents) OnPing(socket *gws.Conn, payload []byte) {
+	socket.SetReadDeadline(time.Now().Add(readTimeout))
+	socket.Async(func() { socket.WritePong(payload) })
+}
+
+func (socketEvents) OnPong(*gws.Conn, []byte) {}
+
+// OnMessage hands a frame to the node's dispatcher, which queues it to be
+// parsed and handled on the socket's queue. It does as little as it can:
+// whatever it calls grows the read loop's stack, which an idle socket
+// keeps (a read deadline or a job queued from here costs 2 KB a socket
+// for as long as it lives). gws has refused frames over maxFrame (1009)
+// and text that is not UTF-8 (1007); a binary frame is 1003.
+func (socketEvents) OnMessage(socket *gws.Conn, m *gws.Message) {
+	vc := socket.Session().(*visitorConn)
+	if vc.state.Load() == stateClosed {
+		m.Close()
+		return
+	}
+	if m.Opcode != gws.OpcodeText {
+		m.Close()
+		socket.WriteClose(1003, []byte("text frames only"))
+		return
+	}
+	first := vc.state.CompareAndSwap(stateNew, stateAuth)
+	vc.ch.dispatch[vc.id%uint64(len(vc.ch.dispatch))] <- incoming{vc: vc, m: m, first: first}
+}
+
+// incoming is a frame on its way from a read loop to its socket's queue.
+type incoming struct {
+	vc    *visitorConn
+	m     *gws.Message
+	first bool
+}
+
+// dispatcher moves frames from the read loops to their sockets' queues,
+// renewing the read deadline; a socket with too many frames waiting is
+// flooding, and closed with 1008. A socket's frames all go through one
+// dispatcher, so they stay in order. A nil socket stops it.
+func (ch *Channel) dispatcher(in <-chan incoming) {
+	for it := range in {
+		vc := it.vc
+		if vc == nil {
+			return
+		}
+		if c := ch.metrics.FramesIn; c != nil {
+			c.Inc()
+		}
+		vc.conn.SetReadDeadline(time.Now().Add(readTimeout))
+		m, first := it.m, it.first
+		if !vc.queueFrame(func() { vc.frame(m, first) }) {
+			m.Close()
+			vc.async(func() {
+				vc.conn.SetWriteDeadline(time.Now().Add(time.Second))
+				vc.conn.WriteClose(1008, []byte("too many frames"))
+			})
+		}
+	}
+}
+
+// frame parses and handles one client frame; the first must be auth.
+func (vc *visitorConn) frame(m *gws.Message, first bool) {
+	defer m.Close()
+	f := new(clientFrame)
+	err := json.Unmarshal(m.Bytes(), f)
+	switch {
+	case first && (err != nil || f.Type != "auth"):
+		vc.state.Store(stateClosed)
+		vc.conn.WriteClose(1008, []byte("the first frame must be auth"))
+	case first:
+		vc.auth(f)
+	case err != nil:
+		vc.writeError(codeInvalid, "frame is not a JSON object of a known shape", "", 0)
+	default:
+		vc.handle(f)
+	}
+}
+
+// visitorConn is also the connection's gws.SessionStorage, so that gws
+// allocates no map per connection; it stores nothing.
+var _ gws.SessionStorage = (*visitorConn)(nil)
+
+func (*visitorConn) Len() int                     { return 0 }
+func (*visitorConn) Load(string) (any, bool)      { return nil, false }
+func (*visitorConn) Delete(string)                {}
+func (*visitorConn) Store(string, any)            {}
+func (*visitorConn) Range(func(string, any) bool) {}

@@ -1,0 +1,362 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Visitors are contacts who write from the widget. They do not log in:
+// pressing Start Chat mints a visitor token, a long random string bound to
+// the new contact, which the widget keeps and sends with every request.
+// The database keeps only the token's SHA-256. A visitor reaches only
+// their own contact's conversations and attachments; anything else is
+// ErrNotFound, like a missing one.
+
+// NewVisitor is what the widget's pre-chat form sends, with what the
+// server learnt from the request.
+type NewVisitor struct {
+	Name, Email, Phone string
+	Facts              Facts
+	Pages              []NewPageView
+}
+
+// Facts are what the server knows of a visitor's browser (spec rule 11).
+type Facts struct {
+	Browser, BrowserVersion, OS, IP, Country string
+}
+
+// NewPageView is a page of the site viewed by a visitor. At is when; zero,
+// or a time far from now, means now.
+type NewPageView struct {
+	URL, Title, Referrer string
+	At                   time.Time
+}
+
+// VisitorStart is a new visitor: the token to give them (shown only now),
+// when it expires if unused, their contact and their conversation.
+type VisitorStart struct {
+	Token        string
+	ExpiresAt    time.Time
+	Contact      Contact
+	Conversation Conversation
+}
+
+// Limits of what a visitor's browser may make us store.
+const (
+	maxPageViews     = 200 // kept per contact, the newest
+	maxPagesPerStart = 20
+	maxURLBytes      = 2048
+	maxTitleBytes    = 300
+)
+
+// StartVisitor creates, in one transaction, a contact from the pre-chat
+// form, a visitor token for it valid for ttl after its last use, its first
+// conversation (in Unassigned, rule 1) and the page views it sent.
+func (s *Store) StartVisitor(ctx context.Context, in NewVisitor, ttl time.Duration) (VisitorStart, error) {
+	c := Contact{Name: strings.TrimSpace(in.Name), Email: strings.TrimSpace(in.Email), Phone: strings.TrimSpace(in.Phone), CreatedAt: s.now()}
+	if c.Name == "" {
+		return VisitorStart{}, invalid("name", "is required")
+	}
+	if err := checkContact(&c); err != nil {
+		return VisitorStart{}, err
+	}
+	f := cleanFacts(in.Facts)
+	c.Browser, c.BrowserVersion, c.OS, c.IP, c.Country = f.Browser, f.BrowserVersion, f.OS, f.IP, f.Country
+	pages, err := s.cleanPages(in.Pages)
+	if err != nil {
+		return VisitorStart{}, err
+	}
+	out := VisitorStart{Token: randomToken()}
+	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		contact := c
+		if err := tx.Create(&contact).Error; err != nil {
+			return err
+		}
+		now := s.now()
+		out.ExpiresAt = now.Add(ttl)
+		if err := tx.Create(&VisitorSession{ID: tokenID(out.Token), ContactID: contact.ID, CreatedAt: now, ExpiresAt: out.ExpiresAt, LastUsedAt: now}).Error; err != nil {
+			return err
+		}
+		if err := addPageViews(tx, contact.ID, pages); err != nil {
+			return err
+		}
+		conv, err := s.createConversation(tx, contact, ChannelChat, "", evs)
+		if err != nil {
+			return err
+		}
+		out.Contact, out.Conversation = contact, conv
+		return nil
+	})
+	if err != nil {
+		return VisitorStart{}, err
+	}
+	out.Contact.CreatedAt = out.Contact.CreatedAt.UTC()
+	return out, nil
+}
+
+// StartVisitorConversation gives a known visitor a conversation: their
+// newest one if they have any (created false), else a new one in
+// Unassigned. The page views are stored either way.
+func (s *Store) StartVisitorConversation(ctx context.Context, contactID int64, pagesIn []NewPageView) (Conversation, bool, error) {
+	pages, err := s.cleanPages(pagesIn)
+	if err != nil {
+		return Conversation{}, false, err
+	}
+	var conv Conversation
+	created := false
+	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		created = false
+		q := tx
+		if tx.Dialector.Name() == "postgres" {
+			// Two tabs pressing Start Chat at once start one conversation.
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var contact Contact
+		if err := q.First(&contact, contactID).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		if err := addPageViews(tx, contactID, pages); err != nil {
+			return err
+		}
+		err := tx.Where("contact_id = ?", contactID).Order("id DESC").First(&conv).Error
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return err
+		}
+		created = true
+		conv, err = s.createConversation(tx, contact, ChannelChat, "", evs)
+		return err
+	})
+	utcConversation(&conv)
+	return conv, created, err
+}
+
+// VisitorContact returns the contact of a visitor token, or
+// ErrUnauthenticated if it is unknown or expired. A use slides the expiry
+// to ttl from now; it is recorded at most once a minute, so that a
+// visitor's requests and reconnects do not each write.
+func (s *Store) VisitorContact(ctx context.Context, token string, ttl time.Duration) (Contact, error) {
+	if token == "" || len(token) > 128 {
+		return Contact{}, ErrUnauthenticated
+	}
+	var vs VisitorSession
+	err := s.rdb.WithContext(ctx).Where("id = ?", tokenID(token)).First(&vs).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Contact{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Contact{}, dbErr(err)
+	}
+	now := s.now()
+	if !now.Before(vs.ExpiresAt) {
+		return Contact{}, ErrUnauthenticated
+	}
+	c, err := s.Contact(ctx, vs.ContactID)
+	if errors.Is(err, ErrNotFound) {
+		return Contact{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Contact{}, err
+	}
+	if now.Sub(vs.LastUsedAt) > time.Minute {
+		if err := s.db.WithContext(ctx).Model(&VisitorSession{}).Where("id = ?", vs.ID).
+			Updates(map[string]any{"last_used_at": now, "expires_at": now.Add(ttl)}).Error; err != nil {
+			return Contact{}, dbErr(err)
+		}
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	return c, nil
+}
+
+// RevokeVisitorToken forgets a visitor token; the contact stays.
+func (s *Store) RevokeVisitorToken(ctx context.Context, token string) error {
+	return dbErr(s.db.WithContext(ctx).Where("id = ?", tokenID(token)).Delete(&VisitorSession{}).Error)
+}
+
+// CurrentConversation returns the contact's newest conversation, the one
+// the widget shows; ErrNotFound if they have none.
+func (s *Store) CurrentConversation(ctx context.Context, contactID int64) (Conversation, error) {
+	var c Conversation
+	err := s.rdb.WithContext(ctx).Where("contact_id = ?", contactID).Order("id DESC").First(&c).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return c, ErrNotFound
+	}
+	utcConversation(&c)
+	return c, dbErr(err)
+}
+
+// AddPageView records a page viewed by the contact, keeping their newest
+// 200. The URL must be an absolute http(s) URL; long values are cut.
+func (s *Store) AddPageView(ctx context.Context, contactID int64, p NewPageView) error {
+	pages, err := s.cleanPages([]NewPageView{p})
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *gorm.DB, _ *[]Event) error {
+		var n int64
+		if err := tx.Model(&Contact{}).Where("id = ?", contactID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return addPageViews(tx, contactID, pages)
+	})
+}
+
+func addPageViews(tx *gorm.DB, contactID int64, pages []PageView) error {
+	if len(pages) == 0 {
+		return nil
+	}
+	for i := range pages {
+		pages[i].ContactID = contactID
+	}
+	if err := tx.Create(&pages).Error; err != nil {
+		return err
+	}
+	return tx.Exec(`DELETE FROM page_views WHERE contact_id = ? AND id NOT IN
+		(SELECT id FROM page_views WHERE contact_id = ? ORDER BY id DESC LIMIT ?)`, contactID, contactID, maxPageViews).Error
+}
+
+// cleanPages checks and bounds page views from a browser: at most 20, an
+// absolute http(s) URL each, long texts cut, a time within a day of now.
+func (s *Store) cleanPages(in []NewPageView) ([]PageView, error) {
+	if len(in) > maxPagesPerStart {
+		in = in[len(in)-maxPagesPerStart:]
+	}
+	now := s.now()
+	out := make([]PageView, 0, len(in))
+	for _, p := range in {
+		u := cut(p.URL, maxURLBytes)
+		if !httpURL(u) {
+			return nil, invalid("url", "must be an absolute http or https URL")
+		}
+		ref := cut(p.Referrer, maxURLBytes)
+		if !httpURL(ref) {
+			ref = ""
+		}
+		at := p.At.UTC().Truncate(time.Microsecond)
+		if at.IsZero() || at.After(now.Add(time.Minute)) || at.Before(now.Add(-24*time.Hour)) {
+			at = now
+		}
+		out = append(out, PageView{URL: u, Title: cut(p.Title, maxTitleBytes), Referrer: ref, ViewedAt: at})
+	}
+	return out, nil
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// cut makes s valid UTF-8 without control characters, trimmed, and at
+// most n bytes long, cutting at a character boundary.
+func cut(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+func cleanFacts(f Facts) Facts {
+	return Facts{Browser: cut(f.Browser, 100), BrowserVersion: cut(f.BrowserVersion, 50), OS: cut(f.OS, 100),
+		IP: cut(f.IP, 64), Country: cut(f.Country, 8)}
+}
+
+// PageViews returns the contact's page views, the newest first, at most
+// limit (1 to 200).
+func (s *Store) PageViews(ctx context.Context, contactID int64, limit int) ([]PageView, error) {
+	if limit <= 0 || limit > maxPageViews {
+		limit = maxPageViews
+	}
+	views := []PageView{}
+	err := s.rdb.WithContext(ctx).Where("contact_id = ?", contactID).Order("id DESC").Limit(limit).Find(&views).Error
+	for i := range views {
+		views[i].ViewedAt = views[i].ViewedAt.UTC()
+	}
+	return views, dbErr(err)
+}
+
+// SetContactFacts stores what the server learnt of the visitor's browser
+// and returns whether anything changed; unchanged facts cost no write.
+func (s *Store) SetContactFacts(ctx context.Context, contactID int64, in Facts) (bool, error) {
+	f := cleanFacts(in)
+	res := s.db.WithContext(ctx).Model(&Contact{}).
+		Where("id = ? AND NOT (browser = ? AND browser_version = ? AND os = ? AND ip = ? AND country = ?)",
+			contactID, f.Browser, f.BrowserVersion, f.OS, f.IP, f.Country).
+		Updates(map[string]any{"browser": f.Browser, "browser_version": f.BrowserVersion, "os": f.OS, "ip": f.IP, "country": f.Country})
+	if res.Error != nil {
+		return false, dbErr(res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
+
+// ContactDetail is a contact with the pages they viewed, the newest first,
+// as an agent sees them.
+type ContactDetail struct {
+	Contact
+	PageViews []PageView `json:"page_views"`
+}
+
+// ContactDetail returns a contact with their latest 100 page views.
+func (s *Store) ContactDetail(ctx context.Context, id int64) (ContactDetail, error) {
+	c, err := s.Contact(ctx, id)
+	if err != nil {
+		return ContactDetail{}, err
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	views, err := s.PageViews(ctx, id, 100)
+	if err != nil {
+		return ContactDetail{}, err
+	}
+	return ContactDetail{Contact: c, PageViews: views}, nil
+}
+
+// Rating returns the conversation's rating, or nil if it has none.
+func (s *Store) Rating(ctx context.Context, conversationID int64) (*Rating, error) {
+	var r []Rating
+	if err := s.rdb.WithContext(ctx).Where("conversation_id = ?", conversationID).Order("id DESC").Limit(1).Find(&r).Error; err != nil {
+		return nil, dbErr(err)
+	}
+	if len(r) == 0 {
+		return nil, nil
+	}
+	r[0].CreatedAt = r[0].CreatedAt.UTC()
+	return &r[0], nil
+}
+
+// OpenContactAttachment returns an attachment with its bytes if it belongs
+// to one of the contact's conversations; otherwise ErrNotFound, as if it
+// did not exist.
+func (s *Store) OpenContactAttachment(ctx context.Context, contactID, id int64) (Attachment, error) {
+	var a Attachment
+	err := s.rdb.WithContext(ctx).
+		Where("id = ? AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = ?)", id, contactID).
+		First(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return a, ErrNotFound
+	}
+	a.CreatedAt = a.CreatedAt.UTC()
+	return a, dbErr(err)
+}

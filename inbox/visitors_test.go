@@ -1,0 +1,348 @@
+package inbox_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
+)
+
+// clock is a settable clock for Options.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func startVisitor(t *testing.T, s *inbox.Store, name string) inbox.VisitorStart {
+	t.Helper()
+	v, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: name, Pages: []inbox.NewPageView{{URL: "https://shop.example/"}}}, time.Hour)
+	if err != nil {
+		t.Fatalf("StartVisitor() = %v", err)
+	}
+	return v
+}
+
+func TestVisitorTokens(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		clk := &clock{t: time.Now().UTC()}
+		s := inboxtest.Open(t, url, &inbox.Options{Now: clk.now})
+		sub := s.Hub().Subscribe(0, 10)
+		defer sub.Close()
+		v, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: " Vera ", Email: "Vera@Example.com", Phone: "+1 (555) 010-99",
+			Facts: inbox.Facts{Browser: "Firefox", BrowserVersion: "140.0", OS: "Linux", IP: "8.8.8.8", Country: "US"},
+			Pages: []inbox.NewPageView{{URL: "https://shop.example/a", Title: "A\x00page", Referrer: "javascript:alert(1)"}, {URL: "https://shop.example/b"}},
+		}, time.Hour)
+		if err != nil {
+			t.Fatalf("StartVisitor() = %v", err)
+		}
+		if len(v.Token) != 43 || v.Contact.Name != "Vera" || v.Contact.Email != "vera@example.com" || v.Contact.Country != "US" ||
+			v.Conversation.Status != inbox.StatusOpen || v.Conversation.ContactID != v.Contact.ID || v.Conversation.Seq != 1 {
+			t.Fatalf("StartVisitor() = %+v", v)
+		}
+		if ev := <-sub.C; ev.Type != inbox.EventConversationCreated || ev.ConversationID != v.Conversation.ID {
+			t.Fatalf("event = %+v, want conversation_created", ev)
+		}
+		views, err := s.PageViews(ctx, v.Contact.ID, 0)
+		if err != nil || len(views) != 2 || views[0].URL != "https://shop.example/b" || views[1].Title != "A page" || views[1].Referrer != "" {
+			t.Fatalf("PageViews() = %+v, %v", views, err)
+		}
+
+		c, err := s.VisitorContact(ctx, v.Token, time.Hour)
+		if err != nil || c.ID != v.Contact.ID {
+			t.Fatalf("VisitorContact() = %+v, %v", c, err)
+		}
+		for _, bad := range []string{"", "nope", v.Token + "x", strings.Repeat("a", 500)} {
+			if _, err := s.VisitorContact(ctx, bad, time.Hour); !errors.Is(err, inbox.ErrUnauthenticated) {
+				t.Fatalf("VisitorContact(%q) = %v, want ErrUnauthenticated", bad, err)
+			}
+		}
+		// Sliding expiry: used at 50 minutes, it lives an hour from then.
+		clk.add(50 * time.Minute)
+		if _, err := s.VisitorContact(ctx, v.Token, time.Hour); err != nil {
+			t.Fatalf("VisitorContact(after 50m) = %v", err)
+		}
+		clk.add(50 * time.Minute)
+		if _, err := s.VisitorContact(ctx, v.Token, time.Hour); err != nil {
+			t.Fatalf("VisitorContact(100m, used at 50m) = %v", err)
+		}
+		clk.add(61 * time.Minute)
+		if _, err := s.VisitorContact(ctx, v.Token, time.Hour); !errors.Is(err, inbox.ErrUnauthenticated) {
+			t.Fatalf("VisitorContact(expired) = %v, want ErrUnauthenticated", err)
+		}
+		if err := s.PruneSessions(ctx); err != nil {
+			t.Fatalf("PruneSessions() = %v", err)
+		}
+
+		w := startVisitor(t, s, "Walt")
+		if err := s.RevokeVisitorToken(ctx, w.Token); err != nil {
+			t.Fatalf("RevokeVisitorToken() = %v", err)
+		}
+		if _, err := s.VisitorContact(ctx, w.Token, time.Hour); !errors.Is(err, inbox.ErrUnauthenticated) {
+			t.Fatalf("VisitorContact(revoked) = %v", err)
+		}
+
+		var inv *inbox.InvalidError
+		for _, in := range []inbox.NewVisitor{
+			{Name: ""},
+			{Name: "X", Email: "not an address"},
+			{Name: "X", Phone: "call me"},
+			{Name: "X", Phone: "1234"},
+			{Name: "X", Phone: strings.Repeat("1", 21)},
+			{Name: "X", Pages: []inbox.NewPageView{{URL: "javascript:alert(1)"}}},
+		} {
+			if _, err := s.StartVisitor(ctx, in, time.Hour); !errors.As(err, &inv) {
+				t.Fatalf("StartVisitor(%+v) = %v, want invalid", in, err)
+			}
+		}
+	})
+}
+
+func TestVisitorConversations(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		s := f.s
+		v := startVisitor(t, s, "Vic")
+		cur, err := s.CurrentConversation(ctx, v.Contact.ID)
+		if err != nil || cur.ID != v.Conversation.ID {
+			t.Fatalf("CurrentConversation() = %+v, %v", cur, err)
+		}
+		again, created, err := s.StartVisitorConversation(ctx, v.Contact.ID, nil)
+		if err != nil || created || again.ID != v.Conversation.ID {
+			t.Fatalf("StartVisitorConversation(has one) = %+v, %v, %v", again, created, err)
+		}
+		if err := s.DeleteConversation(ctx, v.Conversation.ID); err != nil {
+			t.Fatalf("DeleteConversation() = %v", err)
+		}
+		if _, err := s.CurrentConversation(ctx, v.Contact.ID); !errors.Is(err, inbox.ErrNotFound) {
+			t.Fatalf("CurrentConversation(none) = %v", err)
+		}
+		fresh, created, err := s.StartVisitorConversation(ctx, v.Contact.ID, []inbox.NewPageView{{URL: "http://x.example/"}})
+		if err != nil || !created || fresh.ID == v.Conversation.ID || fresh.Status != inbox.StatusOpen {
+			t.Fatalf("StartVisitorConversation(none) = %+v, %v, %v", fresh, created, err)
+		}
+		if _, _, err := s.StartVisitorConversation(ctx, 999999, nil); !errors.Is(err, inbox.ErrNotFound) {
+			t.Fatalf("StartVisitorConversation(unknown) = %v", err)
+		}
+
+		// Attachments are reachable only through their contact.
+		att, err := s.AddAttachment(ctx, fresh.ID, "a.txt", "text/plain; charset=utf-8", []byte("hi"))
+		if err != nil {
+			t.Fatalf("AddAttachment() = %v", err)
+		}
+		if a, err := s.OpenContactAttachment(ctx, v.Contact.ID, att.ID); err != nil || string(a.Data) != "hi" {
+			t.Fatalf("OpenContactAttachment(own) = %+v, %v", a, err)
+		}
+		other := startVisitor(t, s, "Other")
+		if _, err := s.OpenContactAttachment(ctx, other.Contact.ID, att.ID); !errors.Is(err, inbox.ErrNotFound) {
+			t.Fatalf("OpenContactAttachment(other's) = %v, want ErrNotFound", err)
+		}
+
+		// Erasing the contact forgets their token and pages.
+		if err := s.EraseContact(ctx, v.Contact.ID); err != nil {
+			t.Fatalf("EraseContact() = %v", err)
+		}
+		if _, err := s.VisitorContact(ctx, v.Token, time.Hour); !errors.Is(err, inbox.ErrUnauthenticated) {
+			t.Fatalf("VisitorContact(erased) = %v", err)
+		}
+		if views, _ := s.PageViews(ctx, v.Contact.ID, 0); len(views) != 0 {
+			t.Fatalf("page views of an erased contact: %+v", views)
+		}
+	})
+}
+
+func TestPageViewsAndFacts(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		s := inboxtest.Open(t, url, nil)
+		v := startVisitor(t, s, "Pat")
+		for i := range 205 {
+			if err := s.AddPageView(ctx, v.Contact.ID, inbox.NewPageView{URL: fmt.Sprintf("https://shop.example/%d", i), Title: strings.Repeat("t", 400)}); err != nil {
+				t.Fatalf("AddPageView(%d) = %v", i, err)
+			}
+		}
+		views, err := s.PageViews(ctx, v.Contact.ID, 0)
+		if err != nil || len(views) != 200 || views[0].URL != "https://shop.example/204" || len(views[0].Title) != 300 {
+			t.Fatalf("PageViews() = %d views, first %+v, %v", len(views), views[0], err)
+		}
+		if err := s.AddPageView(ctx, v.Contact.ID, inbox.NewPageView{URL: "/relative"}); err == nil {
+			t.Fatalf("AddPageView(relative URL) accepted")
+		}
+		if err := s.AddPageView(ctx, 999999, inbox.NewPageView{URL: "https://x.example/"}); !errors.Is(err, inbox.ErrNotFound) {
+			t.Fatalf("AddPageView(unknown contact) = %v", err)
+		}
+		facts := inbox.Facts{Browser: "Chrome", BrowserVersion: "131.0", OS: "Windows", IP: "8.8.8.8", Country: "US"}
+		for i, want := range []bool{true, false} {
+			if changed, err := s.SetContactFacts(ctx, v.Contact.ID, facts); err != nil || changed != want {
+				t.Fatalf("SetContactFacts() #%d = %v, %v; want %v", i, changed, err, want)
+			}
+		}
+		d, err := s.ContactDetail(ctx, v.Contact.ID)
+		if err != nil || d.Browser != "Chrome" || d.OS != "Windows" || d.IP != "8.8.8.8" || d.Country != "US" || len(d.PageViews) != 100 {
+			t.Fatalf("ContactDetail() = %+v, %v", d.Contact, err)
+		}
+	})
+}
+
+// A contact who comes online gets their queued chat replies: they turn
+// sent. Transitions are announced by transient events.
+func TestContactOnlineDeliversQueued(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		s := f.s
+		v := startVisitor(t, s, "Quinn")
+		conv := v.Conversation
+		agentID := f.alice.ID
+		queued, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID, Text: "are you there?", State: inbox.StateQueued})
+		if err != nil {
+			t.Fatalf("AddMessage(queued) = %v", err)
+		}
+		email, _, _ := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID, Channel: inbox.ChannelEmail, Text: "by mail", State: inbox.StateQueued})
+		sub := s.Hub().Subscribe(0, 10)
+		defer sub.Close()
+		n, err := s.SetContactsOnline(ctx, []inbox.ContactOnline{{ContactID: v.Contact.ID, Online: true}, {ContactID: 999999, Online: true}})
+		if err != nil || n != 1 {
+			t.Fatalf("SetContactsOnline() = %d, %v", n, err)
+		}
+		var got []inbox.Event
+		for len(got) < 2 {
+			select {
+			case ev := <-sub.C:
+				got = append(got, ev)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("events = %v, want message_state and contact_presence", types(got))
+			}
+		}
+		var st inbox.MessageState
+		if got[0].Type != inbox.EventMessageState || got[0].Decode(&st) != nil || fmt.Sprint(st.MessageIDs) != fmt.Sprint([]int64{queued.ID}) || st.State != inbox.StateSent {
+			t.Fatalf("first event = %s %s, want message_state of the queued chat reply", got[0].Type, got[0].Data)
+		}
+		var cp inbox.ContactPresence
+		if got[1].Type != inbox.EventContactPresence || got[1].Seq != 0 || got[1].ConversationID != conv.ID || got[1].Decode(&cp) != nil || !cp.Online || cp.ContactID != v.Contact.ID {
+			t.Fatalf("second event = %+v %s, want a transient contact_presence", got[1], got[1].Data)
+		}
+		page, _ := s.Messages(ctx, conv.ID, inbox.MessageQuery{})
+		for _, m := range page.Messages {
+			if m.ID == email.ID && m.State != inbox.StateQueued {
+				t.Fatalf("email reply changed to %s; only chat replies are delivered", m.State)
+			}
+		}
+		events(t, s, conv.ID) // stored sequence still without gaps
+		c, _ := s.Contact(ctx, v.Contact.ID)
+		if !c.Online || c.LastSeenAt == nil {
+			t.Fatalf("contact = %+v, want online", c)
+		}
+		if err := s.SetContactOnline(ctx, 999999, false); !errors.Is(err, inbox.ErrNotFound) {
+			t.Fatalf("SetContactOnline(unknown) = %v", err)
+		}
+	})
+}
+
+func TestAgentPresence(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		s := f.s
+		if f.alice.Presence != inbox.PresenceOffline {
+			t.Fatalf("new agent presence = %q", f.alice.Presence)
+		}
+		c1, c2 := f.start(t), f.start(t)
+		s.Join(ctx, c1.ID, f.alice.ID)
+		s.Join(ctx, c2.ID, f.alice.ID)
+		s.Join(ctx, c2.ID, f.bob.ID)
+		s.Leave(ctx, c2.ID, f.alice.ID)
+		sub := s.Hub().Subscribe(0, 10)
+		defer sub.Close()
+		for i, want := range []bool{true, false} {
+			if changed, err := s.SetAgentPresence(ctx, f.alice.ID, inbox.PresenceIdle); err != nil || changed != want {
+				t.Fatalf("SetAgentPresence() #%d = %v, %v; want %v", i, changed, err, want)
+			}
+		}
+		ev := <-sub.C
+		var p inbox.AgentPresence
+		if ev.Type != inbox.EventPresence || !ev.Transient() || ev.ConversationID != c1.ID || ev.Decode(&p) != nil || p.Presence != "idle" || p.Name != "Alice" {
+			t.Fatalf("event = %+v %s, want presence in the one conversation Alice is in", ev, ev.Data)
+		}
+		select {
+		case ev := <-sub.C:
+			t.Fatalf("unexpected event %+v", ev)
+		case <-time.After(100 * time.Millisecond):
+		}
+		parts, _ := s.Participants(ctx, c1.ID)
+		if len(parts) != 1 || parts[0].Presence != "idle" {
+			t.Fatalf("Participants() = %+v, want Alice idle", parts)
+		}
+		if _, err := s.SetAgentPresence(ctx, f.alice.ID, "away"); err == nil {
+			t.Fatalf("SetAgentPresence(away) accepted")
+		}
+	})
+}
+
+// Transient events pass through the Follower untouched and do not move
+// its position.
+func TestFollowerPassesTransient(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		c := f.start(t)
+		sub := f.s.Hub().Subscribe(c.ID, 10)
+		defer sub.Close()
+		f.s.PublishTyping(c.ID, inbox.Typing{Author: inbox.AuthorContact, ContactID: f.contact.ID, Typing: true})
+		ev := <-sub.C
+		if ev.Type != inbox.EventTyping || ev.Seq != 0 {
+			t.Fatalf("published %+v", ev)
+		}
+		fl := f.s.NewFollower()
+		fl.Seen(c.ID, 1)
+		out, err := fl.Next(ctx, ev)
+		if err != nil || len(out) != 1 || string(out[0].Data) != string(ev.Data) || out[0].Seq != 0 {
+			t.Fatalf("Next(transient) = %+v, %v", out, err)
+		}
+		if last, _ := fl.Last(c.ID); last != 1 {
+			t.Fatalf("Last() after a transient event = %d, want 1", last)
+		}
+		if _, err := f.s.EventsSince(ctx, c.ID, 0, 10); err != nil {
+			t.Fatalf("EventsSince() = %v", err)
+		}
+		if evs := events(t, f.s, c.ID); len(evs) != 1 {
+			t.Fatalf("stored %v; typing must not be stored", types(evs))
+		}
+		// A Follower of several conversations.
+		c2 := f.start(t)
+		fl.Seen(c2.ID, 0)
+		m := f.say(t, c2.ID, inbox.AuthorContact, "x")
+		out, err = fl.Next(ctx, inbox.Event{ConversationID: c2.ID, Seq: m.Seq, Type: inbox.EventMessageAdded})
+		if err != nil || len(out) != 2 {
+			t.Fatalf("Next(gap in the second conversation) = %v, %v; want 2 events", types(out), err)
+		}
+		if l1, _ := fl.Last(c.ID); l1 != 1 {
+			t.Fatalf("first conversation moved to %d", l1)
+		}
+	})
+}
+
+func TestSubscribeFunc(t *testing.T) {
+	h := inbox.NewHub()
+	var got []int64
+	s := h.SubscribeFunc(7, func(ev inbox.Event) { got = append(got, ev.Seq) })
+	other := h.SubscribeFunc(8, func(inbox.Event) { t.Errorf("event of another conversation") })
+	h.Publish([]inbox.Event{{ConversationID: 7, Seq: 1}, {ConversationID: 7, Seq: 2}})
+	if fmt.Sprint(got) != "[1 2]" || h.Subscribers() != 2 {
+		t.Fatalf("got %v, %d subscribers", got, h.Subscribers())
+	}
+	s.Close()
+	s.Close()
+	other.Close()
+	h.Publish([]inbox.Event{{ConversationID: 7, Seq: 3}})
+	if len(got) != 2 || h.Subscribers() != 0 {
+		t.Fatalf("after Close: got %v, %d subscribers", got, h.Subscribers())
+	}
+}

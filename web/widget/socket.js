@@ -1,0 +1,100 @@
+// The widget's one WebSocket (docs/widget-protocol.md). It authenticates
+// with its first frame, reconnects after any drop with exponential backoff
+// (0.5 s doubling to 30 s) and full jitter, pings every 25 s, and treats a
+// socket it has heard nothing from for 70 s as dead. It hands every frame
+// but pong to onFrame, and says how it stands with onStatus:
+// "connecting" (first try), "open" (after hello) or "reconnecting".
+
+const PING_MS = 25000;
+const DEAD_MS = 70000;
+
+// createSocket returns the socket of the server at origin. auth() returns
+// the auth frame; onUnauthorized is called on close code 4401 (bad or
+// expired token), after which the socket stays closed until connect().
+export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
+	const url = origin.replace(/^http/, "ws") + "/api/v1/widget/ws";
+	let ws = null;
+	let ready = false;
+	let wanted = false;
+	let attempt = 0;
+	let retry = 0;
+	let pinger = 0;
+	let heard = 0;
+
+	function connect() {
+		wanted = true;
+		clearTimeout(retry);
+		if (ws) return;
+		const s = new WebSocket(url);
+		ws = s;
+		heard = Date.now();
+		if (attempt === 0) onStatus("connecting");
+		s.onopen = () => s.send(JSON.stringify(auth()));
+		s.onmessage = (e) => {
+			heard = Date.now();
+			let f;
+			try {
+				f = JSON.parse(e.data);
+			} catch {
+				return;
+			}
+			if (f.type === "hello") {
+				ready = true;
+				attempt = 0;
+				onStatus("open");
+			}
+			if (f.type !== "pong") onFrame(f);
+		};
+		s.onclose = (e) => dropped(s, e.code);
+		clearInterval(pinger);
+		pinger = setInterval(() => {
+			if (Date.now() - heard > DEAD_MS) {
+				s.onclose = null;
+				s.close();
+				dropped(s, 0);
+			} else if (ready) send({ type: "ping" });
+		}, PING_MS);
+	}
+
+	function dropped(s, code) {
+		if (ws !== s) return;
+		ws = null;
+		ready = false;
+		clearInterval(pinger);
+		if (code === 4401) {
+			wanted = false;
+			onUnauthorized();
+			return;
+		}
+		if (!wanted) return;
+		onStatus("reconnecting");
+		const cap = Math.min(30000, 500 * 2 ** attempt);
+		attempt = Math.min(attempt + 1, 10);
+		retry = setTimeout(connect, Math.random() * cap);
+	}
+
+	// send writes a frame if the socket is authenticated; false if not.
+	function send(frame) {
+		if (!ready) return false;
+		ws.send(JSON.stringify(frame));
+		return true;
+	}
+
+	// close closes the socket for good (until connect).
+	function close() {
+		wanted = false;
+		clearTimeout(retry);
+		if (ws) {
+			const s = ws;
+			dropped(s, 1000);
+			s.close(1000);
+		}
+	}
+
+	// Back online: try at once rather than at the end of the backoff.
+	window.addEventListener("online", () => {
+		if (wanted && !ws) connect();
+	});
+
+	return { connect, send, close, ready: () => ready };
+}

@@ -1,0 +1,172 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/microdeets/microchat/config"
+	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
+)
+
+// TestVisitorSocketMemory measures what an idle, authenticated visitor
+// socket costs the server: N visitors connect from a separate process
+// (this test binary again, as TestVisitorSocketMemoryClient), and the
+// server's RSS, heap and stack before and after are compared. It runs
+// only with MICROCHAT_MEMTEST=N (e.g. 2000); SEM sets how many sockets
+// the client connects at once (64), MICROCHAT_MEMTEST_HEAPPROFILE=FILE
+// writes the server's heap profile at the end:
+//
+//	MICROCHAT_MEMTEST=2000 go test -run TestVisitorSocketMemory -v ./web/
+func TestVisitorSocketMemory(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("MICROCHAT_MEMTEST"))
+	if n <= 0 {
+		t.Skip("set MICROCHAT_MEMTEST=N to measure N idle visitor sockets")
+	}
+	e := newEnv(t, inboxtest.SQLiteURL(t), func(c *config.Config) { c.Widget.RateLimits = config.WidgetRateLimits{} })
+	ctx := context.Background()
+	tokens := make([]string, n)
+	for i := range tokens {
+		v, err := e.store.StartVisitor(ctx, inbox.NewVisitor{Name: fmt.Sprint("v", i)}, time.Hour)
+		noError(t, "StartVisitor()", err)
+		tokens[i] = v.Token
+	}
+	file := t.TempDir() + "/tokens"
+	os.WriteFile(file, []byte(strings.Join(tokens, "\n")), 0o600)
+
+	before := measure()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestVisitorSocketMemoryClient$")
+	cmd.Env = append(os.Environ(), "MICROCHAT_MEMTEST_ADDR="+strings.TrimPrefix(e.ts.URL, "http://"), "MICROCHAT_MEMTEST_TOKENS="+file)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	noError(t, "start the client", cmd.Start())
+	defer func() { stdin.Close(); cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "ready") {
+	}
+	took := time.Since(start)
+	waitFor(t, "presence written", func() bool { return e.srv.chat.Presence().Writes() >= int64(n) })
+	time.Sleep(time.Second)
+	after := measure()
+	if f := os.Getenv("MICROCHAT_MEMTEST_HEAPPROFILE"); f != "" {
+		out, _ := os.Create(f)
+		pprof.Lookup("heap").WriteTo(out, 0)
+		out.Close()
+	}
+	per := func(a, b uint64) float64 { return float64(int64(a)-int64(b)) / float64(n) / 1024 }
+	t.Logf("%d idle visitor sockets, connected and authenticated in %v", n, took.Round(time.Millisecond))
+	t.Logf("per socket: RSS %.2f KB, heap in use %.2f KB, stacks %.2f KB; goroutines %d -> %d",
+		per(after.rss, before.rss), per(after.heap, before.heap), per(after.stack, before.stack), before.goroutines, after.goroutines)
+	if kb := per(after.rss, before.rss); kb > 8 {
+		t.Logf("RSS per idle socket = %.2f KB, over the 8 KB target (GODEBUG=adaptivestackstart=0 saves the 2 KB of stack that the runtime's adaptive starting size adds)", kb)
+	}
+}
+
+type memStats struct {
+	rss, heap, stack uint64
+	goroutines       int
+}
+
+func measure() memStats {
+	for range 6 { // several cycles: each may halve a stack that grew
+		runtime.GC()
+	}
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memStats{rss: rss(), heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+// rss returns the resident set size from /proc/self/status.
+func rss() uint64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// TestVisitorSocketMemoryClient is the other process of
+// TestVisitorSocketMemory: it opens a socket per token, authenticates,
+// says "ready" and holds them until its standard input closes.
+func TestVisitorSocketMemoryClient(t *testing.T) {
+	addr, file := os.Getenv("MICROCHAT_MEMTEST_ADDR"), os.Getenv("MICROCHAT_MEMTEST_TOKENS")
+	if addr == "" {
+		t.Skip("run by TestVisitorSocketMemory")
+	}
+	b, _ := os.ReadFile(file)
+	tokens := strings.Split(string(b), "\n")
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, semN())
+	for _, tok := range tokens {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			h := &helloWaiter{hello: make(chan struct{})}
+			conn, _, err := gws.NewClient(h, &gws.ClientOption{Addr: "ws://" + addr + "/api/v1/widget/ws", ReadBufferSize: 512})
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				return
+			}
+			go conn.ReadLoop()
+			auth, _ := json.Marshal(map[string]any{"type": "auth", "token": tok, "last_seq": 1})
+			conn.WriteMessage(gws.OpcodeText, auth)
+			select {
+			case <-h.hello:
+			case <-time.After(30 * time.Second):
+				t.Errorf("no hello")
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Println("ready")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+type helloWaiter struct {
+	once  sync.Once
+	hello chan struct{}
+}
+
+func (*helloWaiter) OnOpen(*gws.Conn)             {}
+func (*helloWaiter) OnClose(*gws.Conn, error)     {}
+func (*helloWaiter) OnPing(c *gws.Conn, p []byte) { c.WritePong(p) }
+func (*helloWaiter) OnPong(*gws.Conn, []byte)     {}
+func (h *helloWaiter) OnMessage(_ *gws.Conn, m *gws.Message) {
+	m.Close()
+	h.once.Do(func() { close(h.hello) })
+}
+
+func init() {
+	if os.Getenv("MICROCHAT_MEMTEST_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 64
+	}
+}
+
+func semN() int {
+	if n, _ := strconv.Atoi(os.Getenv("SEM")); n > 0 {
+		return n
+	}
+	return 64
+}
