@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// helloTimeout bounds how long a socket waits for its hello after the
+// handshake; the widget's auth frame must come within 10 s too.
+const helloTimeout = 10 * time.Second
+
+// dialWS opens a WebSocket to path on the server from src, with handler
+// receiving its frames. The caller starts the read loop.
+func (b *bench) dialWS(ctx context.Context, src netip.Addr, path string, header http.Header, handler gws.Event, readBuf int) (*gws.Conn, string, error) {
+	if header == nil {
+		header = http.Header{}
+	}
+	header.Set("User-Agent", userAgent)
+	conn, err := dialerFrom(src).DialContext(ctx, "tcp", b.dialHost)
+	if err != nil {
+		return nil, "dial: " + errKind(err), err
+	}
+	socket, resp, err := gws.NewClientFromConn(handler, &gws.ClientOption{
+		Addr:               "ws://" + b.host + path,
+		RequestHeader:      header,
+		ReadBufferSize:     readBuf,
+		ReadMaxPayloadSize: 1 << 20,
+		HandshakeTimeout:   10 * time.Second,
+	}, conn)
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, fmt.Sprintf("handshake: HTTP %d", resp.StatusCode), err
+		}
+		return nil, "handshake: " + errKind(err), err
+	}
+	return socket, "", nil
+}
+
+// closeKind names why the server closed a socket.
+func closeKind(err error) string {
+	var ce *gws.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("close %d %s", ce.Code, strings.TrimSpace(string(ce.Reason)))
+	}
+	return errKind(err)
+}
+
+// visitor is one visitor's widget socket. It implements gws.Event; its
+// callbacks run in the socket's read loop.
+type visitor struct {
+	b     *bench
+	idx   int
+	start visitorStart
+	// owner is the index of the agent who joined the conversation, or -1
+	// when it is not active.
+	owner int
+	conn  *gws.Conn
+	// ready gets nil at hello, or why there will be none.
+	ready   chan error
+	helloed atomic.Bool
+	open    atomic.Bool
+}
+
+// connect opens the visitor's socket from src, authenticates and waits
+// for hello. It returns the error kind on failure.
+func (v *visitor) connect(ctx context.Context, src netip.Addr) (string, error) {
+	v.ready = make(chan error, 1)
+	var h http.Header
+	if v.b.o.Origin != "" {
+		h = http.Header{"Origin": {v.b.o.Origin}}
+	}
+	socket, kind, err := v.b.dialWS(ctx, src, "/api/v1/widget/ws", h, v, 1024)
+	if err != nil {
+		return "visitor " + kind, err
+	}
+	v.conn = socket
+	v.open.Store(true)
+	v.b.openVisitors.Add(1)
+	go socket.ReadLoop()
+	auth := `{"type":"auth","token":"` + v.start.Token + `","last_seq":0}`
+	if err := socket.WriteString(auth); err != nil {
+		return "visitor auth: " + errKind(err), err
+	}
+	t := time.NewTimer(helloTimeout)
+	defer t.Stop()
+	select {
+	case err := <-v.ready:
+		if err != nil {
+			return "visitor hello: " + err.Error(), err
+		}
+		return "", nil
+	case <-t.C:
+		return "visitor hello: timeout", errors.New("no hello within " + helloTimeout.String())
+	case <-ctx.Done():
+		return "visitor hello: cancelled", ctx.Err()
+	}
+}
+
+func (v *visitor) OnOpen(*gws.Conn) {}
+
+func (v *visitor) OnClose(_ *gws.Conn, err error) {
+	if v.open.CompareAndSwap(true, false) {
+		v.b.openVisitors.Add(-1)
+	}
+	if !v.helloed.Load() {
+		select {
+		case v.ready <- errors.New(closeKind(err)):
+		default:
+		}
+		return
+	}
+	if !v.b.closing.Load() {
+		v.b.errs.add("visitor socket closed by the server: " + closeKind(err))
+	}
+}
+
+func (v *visitor) OnPing(c *gws.Conn, p []byte) { c.WritePong(p) }
+
+func (v *visitor) OnPong(*gws.Conn, []byte) {}
+
+func (v *visitor) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	f := m.Bytes()
+	switch frameType(f) {
+	case "hello":
+		if v.helloed.CompareAndSwap(false, true) {
+			v.ready <- nil
+		}
+	case "event":
+		if _, sent, ok := findMarker(f, 'a'); ok {
+			v.b.received(&v.b.a2v, &v.b.recvA2V, sent)
+		}
+	case "ack":
+		if _, sent, ok := findMarker(f, 'v'); ok {
+			v.b.received(&v.b.ack, nil, sent)
+		}
+	case "error":
+		kind := "visitor error frame: " + string(jsonString(f, "code"))
+		if !v.helloed.Load() {
+			select {
+			case v.ready <- errors.New("error frame " + string(jsonString(f, "code"))):
+			default:
+			}
+		}
+		v.b.errs.add(kind)
+	case "resync":
+		v.b.errs.add("visitor resync")
+	}
+}
+
+// agent is one agent's socket; it implements gws.Event.
+type agent struct {
+	b       *bench
+	idx     int
+	login   agentLogin
+	conn    *gws.Conn
+	ready   chan error
+	helloed atomic.Bool
+	open    atomic.Bool
+}
+
+func (a *agent) connect(ctx context.Context, src netip.Addr) (string, error) {
+	a.ready = make(chan error, 1)
+	h := http.Header{"Cookie": {a.login.Cookie}}
+	socket, kind, err := a.b.dialWS(ctx, src, "/api/v1/ws", h, a, 4096)
+	if err != nil {
+		return "agent " + kind, err
+	}
+	a.conn = socket
+	a.open.Store(true)
+	go socket.ReadLoop()
+	t := time.NewTimer(helloTimeout)
+	defer t.Stop()
+	select {
+	case err := <-a.ready:
+		if err != nil {
+			return "agent hello: " + err.Error(), err
+		}
+		return "", nil
+	case <-t.C:
+		return "agent hello: timeout", errors.New("no hello within " + helloTimeout.String())
+	case <-ctx.Done():
+		return "agent hello: cancelled", ctx.Err()
+	}
+}
+
+func (a *agent) OnOpen(*gws.Conn) {}
+
+func (a *agent) OnClose(_ *gws.Conn, err error) {
+	a.open.Store(false)
+	if !a.helloed.Load() {
+		select {
+		case a.ready <- errors.New(closeKind(err)):
+		default:
+		}
+		return
+	}
+	if !a.b.closing.Load() {
+		a.b.errs.add("agent socket closed by the server: " + closeKind(err))
+	}
+}
+
+func (a *agent) OnPing(c *gws.Conn, p []byte) { c.WritePong(p) }
+
+func (a *agent) OnPong(*gws.Conn, []byte) {}
+
+func (a *agent) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	f := m.Bytes()
+	switch frameType(f) {
+	case "hello":
+		if a.helloed.CompareAndSwap(false, true) {
+			a.ready <- nil
+		}
+	case "event":
+		// Every agent socket gets every event; the conversation's owner
+		// measures.
+		if owner, sent, ok := findMarker(f, 'v'); ok && owner == a.idx {
+			a.b.received(&a.b.v2a, &a.b.recvV2A, sent)
+		}
+	case "error":
+		e := string(jsonString(f, "error"))
+		if len(e) > 60 {
+			e = e[:60] + "..."
+		}
+		a.b.errs.add("agent error frame: " + e)
+	case "resync":
+		a.b.errs.add("agent resync")
+	}
+}
