@@ -8,12 +8,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/time/rate"
 
+	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/inbox"
 )
 
@@ -232,54 +231,5 @@ func (s *Server) setup(c echo.Context) error {
 // email's budget, or neither when either is spent, and then says how long
 // to wait.
 func (s *Server) allowLogin(ip, email string) (wait time.Duration, ok bool) {
-	now := time.Now()
-	byIP := s.loginsByIP.reserve(ip, now)
-	byEmail := s.loginsByEmail.reserve(email, now)
-	wait = max(byIP.DelayFrom(now), byEmail.DelayFrom(now))
-	if wait == 0 {
-		return 0, true
-	}
-	byIP.CancelAt(now)
-	byEmail.CancelAt(now)
-	return wait, false
-}
-
-// limiterSet is a token bucket per key (an IP, an email), n per minute.
-// Entries idle for a minute, which are full again, are dropped at most
-// once a minute, so that guessing many keys cannot grow it for ever.
-type limiterSet struct {
-	mu        sync.Mutex
-	every     rate.Limit
-	burst     int
-	m         map[string]*limiterEntry
-	lastSweep time.Time
-}
-
-type limiterEntry struct {
-	lim  *rate.Limiter
-	used time.Time
-}
-
-func newLimiterSet(perMinute int) *limiterSet {
-	return &limiterSet{every: rate.Every(time.Minute / time.Duration(perMinute)), burst: perMinute, m: map[string]*limiterEntry{}}
-}
-
-func (l *limiterSet) reserve(key string, now time.Time) *rate.Reservation {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) > time.Minute {
-		for k, e := range l.m {
-			if now.Sub(e.used) > time.Minute {
-				delete(l.m, k)
-			}
-		}
-		l.lastSweep = now
-	}
-	e := l.m[key]
-	if e == nil {
-		e = &limiterEntry{lim: rate.NewLimiter(l.every, l.burst)}
-		l.m[key] = e
-	}
-	e.used = now
-	return e.lim.ReserveN(now, 1)
+	return webchat.AllowBoth(time.Now(), s.loginsByIP, ip, s.loginsByEmail, email)
 }

@@ -64,7 +64,7 @@ type Server struct {
 	// trusted are the proxies whose X-Forwarded-* headers are believed.
 	trusted []*net.IPNet
 	// loginsByIP and loginsByEmail limit login attempts (auth.go).
-	loginsByIP, loginsByEmail *limiterSet
+	loginsByIP, loginsByEmail *webchat.KeyedLimiter
 	// deadline is echo's ContextTimeout with apiTimeout (apiDeadline).
 	deadline echo.MiddlewareFunc
 	// openapiJSON is openapi.yaml converted once at start (health.go).
@@ -148,8 +148,8 @@ func New(opts Options) (*Server, error) {
 		log:           log.With("pkg", "web"),
 		metrics:       newMetrics(),
 		registry:      prometheus.NewRegistry(),
-		loginsByIP:    newLimiterSet(cfg.Limits.LoginAttemptsPerMinute),
-		loginsByEmail: newLimiterSet(cfg.Limits.LoginAttemptsPerMinute),
+		loginsByIP:    webchat.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
+		loginsByEmail: webchat.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
 		sockets:       socketSet{closers: map[uint64]func(){}},
 	}
 	cs := []prometheus.Collector{

@@ -15,43 +15,46 @@ import (
 // HTTP API (starts, uploads) and the WebSocket (messages). A limit of 0 is
 // off.
 type Limits struct {
-	startsByIP, messages, messagesByIP, uploads, uploadsByIP *keyedLimiter
+	startsByIP, messages, messagesByIP, uploads, uploadsByIP *KeyedLimiter
 }
 
 // NewLimits returns the limits of the config.
 func NewLimits(c config.WidgetRateLimits) *Limits {
 	return &Limits{
-		startsByIP:   newKeyedLimiter(c.StartsPerMinutePerIP),
-		messages:     newKeyedLimiter(c.MessagesPerMinute),
-		messagesByIP: newKeyedLimiter(c.MessagesPerMinutePerIP),
-		uploads:      newKeyedLimiter(c.UploadsPerMinute),
-		uploadsByIP:  newKeyedLimiter(c.UploadsPerMinutePerIP),
+		startsByIP:   NewKeyedLimiter(c.StartsPerMinutePerIP),
+		messages:     NewKeyedLimiter(c.MessagesPerMinute),
+		messagesByIP: NewKeyedLimiter(c.MessagesPerMinutePerIP),
+		uploads:      NewKeyedLimiter(c.UploadsPerMinute),
+		uploadsByIP:  NewKeyedLimiter(c.UploadsPerMinutePerIP),
 	}
 }
 
 // AllowStart takes a conversation start from the IP's budget, or says how
 // long to wait.
 func (l *Limits) AllowStart(ip string) (time.Duration, bool) {
-	return allowBoth(time.Now(), l.startsByIP, ip, nil, "")
+	return AllowBoth(time.Now(), l.startsByIP, ip, nil, "")
 }
 
 // AllowMessage takes a message from the visitor's and the IP's budgets, or
 // from neither and says how long to wait.
 func (l *Limits) AllowMessage(contactID int64, ip string) (time.Duration, bool) {
-	return allowBoth(time.Now(), l.messages, strconv.FormatInt(contactID, 10), l.messagesByIP, ip)
+	return AllowBoth(time.Now(), l.messages, strconv.FormatInt(contactID, 10), l.messagesByIP, ip)
 }
 
 // AllowUpload is AllowMessage for uploads.
 func (l *Limits) AllowUpload(contactID int64, ip string) (time.Duration, bool) {
-	return allowBoth(time.Now(), l.uploads, strconv.FormatInt(contactID, 10), l.uploadsByIP, ip)
+	return AllowBoth(time.Now(), l.uploads, strconv.FormatInt(contactID, 10), l.uploadsByIP, ip)
 }
 
 // RetryAfter rounds a wait up to whole seconds, at least 1, as
 // Retry-After and retry_after say it.
 func RetryAfter(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }
 
-func allowBoth(now time.Time, a *keyedLimiter, ka string, b *keyedLimiter, kb string) (time.Duration, bool) {
-	ra, rb := a.reserve(ka, now), b.reserve(kb, now)
+// AllowBoth takes one token from key ka of a and key kb of b, or from
+// neither when either is spent, and says how long to wait then. A visitor
+// and their IP, or a login's IP and its email, share a request this way.
+func AllowBoth(now time.Time, a *KeyedLimiter, ka string, b *KeyedLimiter, kb string) (time.Duration, bool) {
+	ra, rb := a.Reserve(ka, now), b.Reserve(kb, now)
 	wait := max(ra.DelayFrom(now), rb.DelayFrom(now))
 	if wait == 0 {
 		return 0, true
@@ -61,11 +64,11 @@ func allowBoth(now time.Time, a *keyedLimiter, ka string, b *keyedLimiter, kb st
 	return wait, false
 }
 
-// keyedLimiter is a token bucket per key, n per minute with a burst of n,
-// like web's login limiter. Entries idle for a minute (full again) are
+// KeyedLimiter is a token bucket per key, n per minute with a burst of n;
+// web's login limits use it too. Entries idle for a minute (full again) are
 // dropped at most once a minute, so that many keys cannot grow it for
-// ever. A nil keyedLimiter (limit 0) allows everything.
-type keyedLimiter struct {
+// ever. A nil KeyedLimiter (limit 0) allows everything.
+type KeyedLimiter struct {
 	mu        sync.Mutex
 	every     rate.Limit
 	burst     int
@@ -78,18 +81,22 @@ type keyedEntry struct {
 	used time.Time
 }
 
-func newKeyedLimiter(perMinute int) *keyedLimiter {
+// NewKeyedLimiter returns a limiter of perMinute per key; nil (no limit)
+// when perMinute is 0 or less.
+func NewKeyedLimiter(perMinute int) *KeyedLimiter {
 	if perMinute <= 0 {
 		return nil
 	}
-	return &keyedLimiter{every: rate.Every(time.Minute / time.Duration(perMinute)), burst: perMinute, m: map[string]*keyedEntry{}}
+	return &KeyedLimiter{every: rate.Every(time.Minute / time.Duration(perMinute)), burst: perMinute, m: map[string]*keyedEntry{}}
 }
 
 // unlimited is the reservation of a nil limiter: no delay, nothing to
 // cancel.
 var unlimited = rate.NewLimiter(rate.Inf, 1)
 
-func (l *keyedLimiter) reserve(key string, now time.Time) *rate.Reservation {
+// Reserve takes a token of key at now; the caller cancels the
+// reservation if it does not go ahead.
+func (l *KeyedLimiter) Reserve(key string, now time.Time) *rate.Reservation {
 	if l == nil {
 		return unlimited.ReserveN(now, 0)
 	}
