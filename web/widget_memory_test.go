@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,15 +28,19 @@ import (
 // socket costs the server: N visitors connect from a separate process
 // (this test binary again, as TestVisitorSocketMemoryClient), and the
 // server's RSS, heap and stack before and after are compared. It runs
-// only with MICROCHAT_MEMTEST=N (e.g. 2000); SEM sets how many sockets
-// the client connects at once (64), MICROCHAT_MEMTEST_HEAPPROFILE=FILE
-// writes the server's heap profile at the end:
+// with 200 sockets, checking that every one authenticates and counts as
+// online, and logs the figures; MICROCHAT_MEMTEST=N measures N (e.g.
+// 2000) instead. SEM sets how many sockets the client connects at once
+// (64), MICROCHAT_MEMTEST_HEAPPROFILE=FILE writes the server's heap
+// profile at the end:
 //
 //	MICROCHAT_MEMTEST=2000 go test -run TestVisitorSocketMemory -v ./web/
+//
+// The 19,000-socket figure is the load tool's (docs/benchmarks.md).
 func TestVisitorSocketMemory(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("MICROCHAT_MEMTEST"))
 	if n <= 0 {
-		t.Skip("set MICROCHAT_MEMTEST=N to measure N idle visitor sockets")
+		n = 200
 	}
 	e := newEnv(t, inboxtest.SQLiteURL(t), func(c *config.Config) { c.Widget.RateLimits = config.WidgetRateLimits{} })
 	ctx := context.Background()
@@ -49,7 +54,7 @@ func TestVisitorSocketMemory(t *testing.T) {
 	os.WriteFile(file, []byte(strings.Join(tokens, "\n")), 0o600)
 
 	before := measure()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestVisitorSocketMemoryClient$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "MICROCHAT_MEMTEST_ADDR="+strings.TrimPrefix(e.ts.URL, "http://"), "MICROCHAT_MEMTEST_TOKENS="+file)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -58,7 +63,12 @@ func TestVisitorSocketMemory(t *testing.T) {
 	noError(t, "start the client", cmd.Start())
 	defer func() { stdin.Close(); cmd.Wait() }()
 	sc := bufio.NewScanner(stdout)
-	for sc.Scan() && !strings.HasPrefix(sc.Text(), "ready") {
+	ready := false
+	for !ready && sc.Scan() {
+		ready = sc.Text() == "ready"
+	}
+	if !ready {
+		t.Fatalf("the client process did not get all %d sockets authenticated (see its output above)", n)
 	}
 	took := time.Since(start)
 	waitFor(t, "presence written", func() bool { return e.srv.chat.Presence().Writes() >= int64(n) })
@@ -73,7 +83,9 @@ func TestVisitorSocketMemory(t *testing.T) {
 	t.Logf("%d idle visitor sockets, connected and authenticated in %v", n, took.Round(time.Millisecond))
 	t.Logf("per socket: RSS %.2f KB, heap in use %.2f KB, stacks %.2f KB; goroutines %d -> %d",
 		per(after.rss, before.rss), per(after.heap, before.heap), per(after.stack, before.stack), before.goroutines, after.goroutines)
-	if kb := per(after.rss, before.rss); kb > 8 {
+	// Below a few thousand sockets the fixed costs of the process
+	// dominate; compare with the target only from there.
+	if kb := per(after.rss, before.rss); kb > 8 && n >= 2000 {
 		t.Logf("RSS per idle socket = %.2f KB, over the 8 KB target (GODEBUG=adaptivestackstart=0 saves the 2 KB of stack that the runtime's adaptive starting size adds)", kb)
 	}
 }
@@ -105,17 +117,24 @@ func rss() uint64 {
 	return 0
 }
 
-// TestVisitorSocketMemoryClient is the other process of
-// TestVisitorSocketMemory: it opens a socket per token, authenticates,
-// says "ready" and holds them until its standard input closes.
-func TestVisitorSocketMemoryClient(t *testing.T) {
-	addr, file := os.Getenv("MICROCHAT_MEMTEST_ADDR"), os.Getenv("MICROCHAT_MEMTEST_TOKENS")
-	if addr == "" {
-		t.Skip("run by TestVisitorSocketMemory")
+// TestMain runs this test binary as the client process of
+// TestVisitorSocketMemory when MICROCHAT_MEMTEST_ADDR is set, and as the
+// tests otherwise.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("MICROCHAT_MEMTEST_ADDR"); addr != "" {
+		os.Exit(memClient(addr, os.Getenv("MICROCHAT_MEMTEST_TOKENS")))
 	}
+	os.Exit(m.Run())
+}
+
+// memClient opens a socket per token, authenticates, says "ready" when
+// every one has its hello, and holds them until its standard input
+// closes. Its exit code is 1 if any socket failed.
+func memClient(addr, file string) int {
 	b, _ := os.ReadFile(file)
 	tokens := strings.Split(string(b), "\n")
 	var wg sync.WaitGroup
+	var failed atomic.Int64
 	sem := make(chan struct{}, semN())
 	for _, tok := range tokens {
 		wg.Add(1)
@@ -126,7 +145,8 @@ func TestVisitorSocketMemoryClient(t *testing.T) {
 			h := &helloWaiter{hello: make(chan struct{})}
 			conn, _, err := gws.NewClient(h, &gws.ClientOption{Addr: "ws://" + addr + "/api/v1/widget/ws", ReadBufferSize: 512})
 			if err != nil {
-				t.Errorf("dial: %v", err)
+				fmt.Fprintln(os.Stderr, "dial:", err)
+				failed.Add(1)
 				return
 			}
 			go conn.ReadLoop()
@@ -135,13 +155,19 @@ func TestVisitorSocketMemoryClient(t *testing.T) {
 			select {
 			case <-h.hello:
 			case <-time.After(30 * time.Second):
-				t.Errorf("no hello")
+				fmt.Fprintln(os.Stderr, "no hello within 30 s")
+				failed.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		fmt.Printf("failed: %d sockets\n", n)
+		return 1
+	}
 	fmt.Println("ready")
 	bufio.NewReader(os.Stdin).ReadString('\n')
+	return 0
 }
 
 type helloWaiter struct {
