@@ -102,6 +102,11 @@ type Config struct {
 	// ShutdownTimeout is how long a graceful shutdown waits for requests and
 	// connections to finish before closing them.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// PprofListen is a host:port where Go's profiler (net/http/pprof) is
+	// served, for profiling under load; empty, the default, serves none.
+	// It has no authentication: keep it on a loopback address.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Database selects the database. SQLite serves one process; PostgreSQL lets

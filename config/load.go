@@ -668,6 +668,11 @@ func (l *loader) validate(c *Config) []error {
 		errs = append(errs, l.locate(key, fmt.Sprintf(format, args...)))
 	}
 
+	if c.PprofListen != "" {
+		if _, port, err := net.SplitHostPort(c.PprofListen); err != nil || !validPort(port, true) {
+			bad("pprof_listen", "%q is not host:port (use e.g. \"127.0.0.1:6060\")", c.PprofListen)
+		}
+	}
 	if c.Listen == "" {
 		bad("listen", "required (e.g. \":8080\")")
 	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port, true) {

@@ -100,6 +100,7 @@ func TestLoadFile(t *testing.T) {
 			RateLimits:     WidgetRateLimits{StartsPerMinutePerIP: 1, MessagesPerMinute: 0, MessagesPerMinutePerIP: 2, UploadsPerMinute: 3, UploadsPerMinutePerIP: 4},
 		},
 		ShutdownTimeout: Duration(90 * time.Second),
+		PprofListen:     "127.0.0.1:6060",
 		Mailboxes: []Mailbox{
 			{
 				Name:        "support",
@@ -199,7 +200,7 @@ func TestEnvNames(t *testing.T) {
 	want := []string{"LISTEN", "DATA_DIR", "BASE_URL", "DATABASE_URL", "DATABASE_MAX_OPEN_CONNS", "LOG_LEVEL", "LOG_FORMAT",
 		"SESSION_TTL", "SESSION_COOKIE_NAME", "TRUSTED_PROXIES", "LIMITS_MAX_BODY_BYTES", "LIMITS_MAX_MESSAGE_BYTES",
 		"LIMITS_MAX_UPLOAD_BYTES", "LIMITS_LOGIN_ATTEMPTS_PER_MINUTE", "OFFLINE_AFTER", "EMAIL_AFTER_UNREAD",
-		"EVENTS_RETENTION", "WIDGET_SESSION_TTL", "WIDGET_ALLOWED_ORIGINS", "SHUTDOWN_TIMEOUT",
+		"EVENTS_RETENTION", "WIDGET_SESSION_TTL", "WIDGET_ALLOWED_ORIGINS", "SHUTDOWN_TIMEOUT", "PPROF_LISTEN",
 		"WIDGET_RATE_LIMITS_STARTS_PER_MINUTE_PER_IP", "WIDGET_RATE_LIMITS_MESSAGES_PER_MINUTE", "WIDGET_RATE_LIMITS_MESSAGES_PER_MINUTE_PER_IP",
 		"WIDGET_RATE_LIMITS_UPLOADS_PER_MINUTE", "WIDGET_RATE_LIMITS_UPLOADS_PER_MINUTE_PER_IP",
 		"MAILBOXES_0_NAME", "MAILBOXES_0_ADDRESS", "MAILBOXES_0_DISPLAY_NAME", "MAILBOXES_0_IMAP_HOST", "MAILBOXES_0_IMAP_PORT",
@@ -210,8 +211,8 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("no key for MICROCHAT_%s", name)
 		}
 	}
-	if n := len(configEnv.leaves); n != 25 {
-		t.Errorf("%d top-level variables, want 25: update this test and the sample config", n)
+	if n := len(configEnv.leaves); n != 26 {
+		t.Errorf("%d top-level variables, want 26: update this test and the sample config", n)
 	}
 	if got := EnvName("mailboxes[0].imap.password"); got != "MICROCHAT_MAILBOXES_0_IMAP_PASSWORD" {
 		t.Errorf("EnvName() = %q", got)
@@ -257,6 +258,7 @@ func TestErrors(t *testing.T) {
 		{"bad cidr", "trusted_proxies:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n", nil, `config: FILE:3: trusted_proxies[1]: "10.0.0.0/33" is not an IP address or CIDR prefix (use e.g. 10.0.0.0/8 or 127.0.0.1)`},
 		{"bad origin", "widget:\n  allowed_origins: [https://example.com/page]\n", nil, `config: FILE:2: widget.allowed_origins[0]: "https://example.com/page" is not an origin (use e.g. https://www.example.com, without a path)`},
 		{"bad listen", "listen: 8080\n", nil, `config: FILE:1: listen: "8080" is not host:port (use e.g. ":8080" or "127.0.0.1:8080")`},
+		{"bad pprof_listen", "pprof_listen: localhost\n", nil, `config: FILE:1: pprof_listen: "localhost" is not host:port (use e.g. "127.0.0.1:6060")`},
 		{"bad log level", "log: {level: verbose}\n", nil, `config: FILE:1: log.level: "verbose" is not a log level (use debug, info, warn or error)`},
 		{"list for a value", "listen: [a, b]\n", nil, `config: FILE:1: listen: expected a single value, not a list`},
 		{"value for a list", "trusted_proxies: 10.0.0.1\n", nil, `config: FILE:1: trusted_proxies: expected a list, not the value "10.0.0.1"`},

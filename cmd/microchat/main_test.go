@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -408,5 +409,26 @@ func TestAdminFromEnvInvalid(t *testing.T) {
 		if code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
 			t.Errorf("admin %q/%q: exit %d, stderr %q; want %d and one line naming %s", tc.email, tc.password, code, stderr, exitUsage, tc.want)
 		}
+	}
+}
+
+// With pprof_listen set, the profiler answers there, and only there.
+func TestPprofListen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := servePprof(ctx, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("servePprof() = %v", err)
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatalf("GET profiler: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("profiler answered %d", resp.StatusCode)
+	}
+	if _, err := servePprof(ctx, addr, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatalf("a second profiler on the same address started")
 	}
 }

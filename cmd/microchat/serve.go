@@ -62,6 +62,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 		return exitFailure
 	}
 	defer ln.Close()
+	if cfg.PprofListen != "" {
+		if _, err := servePprof(ctx, cfg.PprofListen, log); err != nil {
+			fail(stderr, "pprof_listen: %v", err)
+			return exitFailure
+		}
+	}
 	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		fail(stderr, "database: %s", dbReason(err))
