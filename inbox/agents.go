@@ -157,25 +157,30 @@ func (s *Store) CreateSession(ctx context.Context, agentID int64, ttl time.Durat
 // ErrUnauthenticated if there is none or it expired. It records use at
 // most once a minute, so that requests do not each write.
 func (s *Store) SessionAgent(ctx context.Context, token string) (Session, Agent, error) {
-	var sess Session
-	err := s.rdb.WithContext(ctx).Where("id = ?", tokenID(token)).First(&sess).Error
+	// One read for both: it runs before every agent request.
+	var row struct {
+		Session
+		AgentEmail, AgentName, AgentRole, AgentPasswordHash, AgentPresence string
+		AgentCreatedAt                                                     time.Time
+	}
+	err := s.rdb.WithContext(ctx).Table("sessions").
+		Select("sessions.*, a.email AS agent_email, a.name AS agent_name, a.role AS agent_role, "+
+			"a.password_hash AS agent_password_hash, a.presence AS agent_presence, a.created_at AS agent_created_at").
+		Joins("JOIN agents a ON a.id = sessions.agent_id").
+		Where("sessions.id = ?", tokenID(token)).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Session{}, Agent{}, ErrUnauthenticated
+		return Session{}, Agent{}, ErrUnauthenticated // no session, or its agent is gone
 	}
 	if err != nil {
 		return Session{}, Agent{}, dbErr(err)
 	}
+	sess := row.Session
 	now := s.now()
 	if !now.Before(sess.ExpiresAt) {
 		return Session{}, Agent{}, ErrUnauthenticated
 	}
-	a, err := s.Agent(ctx, sess.AgentID)
-	if errors.Is(err, ErrNotFound) {
-		return Session{}, Agent{}, ErrUnauthenticated
-	}
-	if err != nil {
-		return Session{}, Agent{}, err
-	}
+	a := Agent{ID: sess.AgentID, Email: row.AgentEmail, Name: row.AgentName, Role: row.AgentRole,
+		PasswordHash: row.AgentPasswordHash, CreatedAt: row.AgentCreatedAt.UTC(), Presence: row.AgentPresence}
 	if now.Sub(sess.LastUsedAt) > time.Minute {
 		s.db.WithContext(ctx).Model(&Session{}).Where("id = ?", sess.ID).Update("last_used_at", now)
 	}

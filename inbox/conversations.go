@@ -420,13 +420,15 @@ type ReplyDecision struct {
 // ReplyChannel decides the channel of an agent reply: "auto" (or "")
 // follows rule 5, "chat" and "email" are the agent's choice.
 func (s *Store) ReplyChannel(ctx context.Context, conversationID int64, requested string) (ReplyDecision, error) {
-	conv, err := s.Conversation(ctx, conversationID)
-	if err != nil {
-		return ReplyDecision{}, err
+	// One read: it runs before every agent reply.
+	var contact Contact
+	err := s.rdb.WithContext(ctx).
+		Where("id = (SELECT contact_id FROM conversations WHERE id = ?)", conversationID).First(&contact).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return ReplyDecision{}, ErrNotFound
 	}
-	contact, err := s.Contact(ctx, conv.ContactID)
 	if err != nil {
-		return ReplyDecision{}, err
+		return ReplyDecision{}, dbErr(err)
 	}
 	return decideReply(contact, requested, s.opts.EmailEnabled)
 }

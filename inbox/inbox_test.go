@@ -657,9 +657,16 @@ func TestAgentsAndSessions(t *testing.T) {
 		if err != nil || agent.ID != a.ID || got.CSRFToken != sess.CSRFToken {
 			t.Fatalf("SessionAgent() = %+v, %+v, %v", got, agent, err)
 		}
+		if agent.Email != a.Email || agent.Name != a.Name || agent.Role != a.Role || agent.PasswordHash != a.PasswordHash ||
+			!agent.CreatedAt.Equal(a.CreatedAt) || agent.Presence != a.Presence || got.ID != sess.ID || !got.ExpiresAt.Equal(sess.ExpiresAt) {
+			t.Fatalf("SessionAgent() = %+v, %+v; want the session %+v of agent %+v", got, agent, sess, a)
+		}
 		expired, _, _ := s.CreateSession(ctx, a.ID, -time.Second)
 		if _, _, err := s.SessionAgent(ctx, expired); !errors.Is(err, inbox.ErrUnauthenticated) {
 			t.Fatalf("SessionAgent(expired) = %v", err)
+		}
+		if _, _, err := s.SessionAgent(ctx, "not a token"); !errors.Is(err, inbox.ErrUnauthenticated) {
+			t.Fatalf("SessionAgent(unknown) = %v", err)
 		}
 		s.DeleteSession(ctx, token)
 		if _, _, err := s.SessionAgent(ctx, token); !errors.Is(err, inbox.ErrUnauthenticated) {
