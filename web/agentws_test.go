@@ -14,7 +14,6 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
 )
@@ -31,33 +30,14 @@ type wsEnv struct {
 
 func newWSEnv(t *testing.T, url string) *wsEnv {
 	t.Helper()
-	ctx := context.Background()
-	store := inboxtest.Open(t, url, nil)
-	srv, err := New(Options{Config: config.Defaults(), Store: store})
-	if err != nil {
-		t.Fatalf("New() = %v", err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		ts.Close()
-	})
-	agent, err := store.CreateAgent(ctx, inbox.NewAgent{Email: "ws@example.com", Name: "Wanda", Password: "0123456789"})
-	if err != nil {
-		t.Fatalf("CreateAgent() = %v", err)
-	}
-	token, _, err := store.CreateSession(ctx, agent.ID, time.Hour)
+	e := newEnv(t, url, nil)
+	agent := e.agent("ws@example.com", inbox.RoleAgent)
+	token, _, err := e.store.CreateSession(context.Background(), agent.ID, time.Hour)
 	if err != nil {
 		t.Fatalf("CreateSession() = %v", err)
 	}
-	contact, _ := store.CreateContact(ctx, inbox.NewContact{Name: "Vic"})
-	conv, err := store.StartConversation(ctx, contact.ID, inbox.ChannelChat, "")
-	if err != nil {
-		t.Fatalf("StartConversation() = %v", err)
-	}
-	return &wsEnv{srv: srv, ts: ts, store: store, agent: agent, cookie: config.Defaults().Session.CookieName + "=" + token, conv: conv}
+	return &wsEnv{srv: e.srv, ts: e.ts, store: e.store, agent: agent,
+		cookie: e.cfg.Session.CookieName + "=" + token, conv: e.conversation("Vic", "")}
 }
 
 // wsClient is a real WebSocket client that collects frames.

@@ -163,22 +163,30 @@ func (c *client) do(method, path string, body any) *result {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.send(req)
+}
+
+// send adds the client's CSRF token and headers to req, sends it and
+// reads the answer.
+func (c *client) send(req *http.Request) *result {
+	c.e.t.Helper()
 	if c.csrf != "" {
 		req.Header.Set(headerCSRF, c.csrf)
 	}
 	for k, v := range c.header {
 		req.Header[k] = v
 	}
+	name := req.Method + " " + strings.TrimPrefix(req.URL.String(), c.e.ts.URL)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		c.e.t.Fatalf("%s %s: %v", method, path, err)
+		c.e.t.Fatalf("%s: %v", name, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		c.e.t.Fatalf("%s %s: reading body: %v", method, path, err)
+		c.e.t.Fatalf("%s: reading body: %v", name, err)
 	}
-	return &result{t: c.e.t, req: method + " " + path, code: resp.StatusCode, header: resp.Header, body: b}
+	return &result{t: c.e.t, req: name, code: resp.StatusCode, header: resp.Header, body: b}
 }
 
 // want fails the test unless the status code is code.

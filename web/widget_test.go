@@ -283,19 +283,7 @@ func (c *client) upload(path, name string, data []byte) *result {
 	body, ct := multipartBody(c.e.t, name, data)
 	req, _ := http.NewRequest("POST", c.e.ts.URL+path, body)
 	req.Header.Set("Content-Type", ct)
-	if c.csrf != "" {
-		req.Header.Set(headerCSRF, c.csrf)
-	}
-	for k, v := range c.header {
-		req.Header[k] = v
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.e.t.Fatalf("upload: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return &result{t: c.e.t, req: "POST " + path, code: resp.StatusCode, header: resp.Header, body: b}
+	return c.send(req)
 }
 
 var pngBytes = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82")
