@@ -2,7 +2,6 @@ package inbox
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +59,21 @@ func (s *Store) AddMessage(ctx context.Context, m NewMessage) (Message, bool, er
 		return Message{}, false, ctx.Err()
 	}
 	return req.msg, req.created, req.err
+}
+
+// AddMessageAsync is AddMessage for a caller that must not wait for the
+// commit: it queues the message and returns; done is called once with
+// what AddMessage would have returned, after the message's event is
+// published. done runs on the store's committing goroutine and must not
+// block. It is not called when AddMessageAsync returns an error (an
+// invalid message, a closed store, or ctx ending before the queue had
+// room).
+func (s *Store) AddMessageAsync(ctx context.Context, m NewMessage, done func(Message, bool, error)) error {
+	if err := s.checkMessage(&m); err != nil {
+		return err
+	}
+	req := &appendReq{in: m, at: s.now(), then: done}
+	return s.app.submit(ctx, req)
 }
 
 func (s *Store) checkMessage(m *NewMessage) error {
@@ -131,9 +145,11 @@ func Collectors() []prometheus.Collector {
 }
 
 type appendReq struct {
-	in   NewMessage
-	at   time.Time
+	in NewMessage
+	at time.Time
+	// done is closed, or then called, once the message is committed.
 	done chan struct{}
+	then func(Message, bool, error)
 
 	msg      Message
 	created  bool
@@ -203,7 +219,11 @@ func (a *appender) close() {
 
 func (a *appender) work() {
 	defer a.wg.Done()
-	batch := make([]*appendReq, 0, a.s.opts.MaxBatch)
+	size := a.s.opts.MaxBatch
+	if a.s.dialect == dialectSQLite {
+		size = min(size, sqliteMaxRows)
+	}
+	batch := make([]*appendReq, 0, size)
 	for r := range a.queue {
 		batch = append(batch[:0], r)
 	fill:
@@ -227,12 +247,17 @@ func (a *appender) work() {
 // message does not fail the others.
 func (a *appender) run(batch []*appendReq) {
 	start := time.Now()
+	// exec leaves the errors of single messages (an unknown conversation)
+	// in their requests.
 	err := a.exec(batch)
-	if err != nil && len(batch) > 1 && !isUnavailable(err) {
+	switch {
+	case err != nil && len(batch) > 1 && !isUnavailable(err):
 		for _, r := range batch {
-			r.err = a.exec([]*appendReq{r})
+			if err := a.exec([]*appendReq{r}); err != nil {
+				r.err = err
+			}
 		}
-	} else {
+	case err != nil:
 		for _, r := range batch {
 			r.err = err
 		}
@@ -254,20 +279,27 @@ func (a *appender) run(batch []*appendReq) {
 		a.s.pub.Publish(evs)
 	}
 	for _, r := range batch {
-		close(r.done)
+		if r.then != nil {
+			r.then(r.msg, r.created, r.err)
+		} else {
+			close(r.done)
+		}
 	}
 }
 
 func (a *appender) exec(batch []*appendReq) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for _, r := range batch {
 		r.created, r.reopened, r.msg, r.err = false, false, Message{}, nil
 	}
 	if a.s.dialect == dialectPostgres {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		return a.execPostgres(ctx, batch)
 	}
-	return a.execSQLite(ctx, batch)
+	// No deadline on SQLite: a local file either answers or waits for its
+	// lock (busy_timeout), and a cancellable context costs modernc a
+	// goroutine and a progress handler for every statement.
+	return a.execSQLite(context.Background(), batch)
 }
 
 // messageEvent is the event of an added message, the same whether it is
@@ -306,132 +338,6 @@ func nullInt(p *int64) any {
 		return nil
 	}
 	return *p
-}
-
-// SQLite: one immediate transaction on the single writer connection, four
-// small statements per message.
-func (a *appender) execSQLite(ctx context.Context, batch []*appendReq) error {
-	tx, err := a.s.sqlW.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	st := a.stmts.in(ctx, tx)
-	for _, r := range batch {
-		if err := st.append(ctx, r); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	for _, r := range batch {
-		if r.created && len(r.in.AttachmentIDs) > 0 {
-			r.msg.Attachments, _ = a.s.attachmentsOf(ctx, []int64{r.msg.ID})
-		}
-	}
-	return nil
-}
-
-const (
-	sqliteLookup = `SELECT c.status, m.id, m.seq, m.author, m.agent_id, m.channel, m.text, m.html, m.state, m.created_at
-		FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id AND m.client_id = ?
-		WHERE c.id = ?`
-	sqliteBump = `UPDATE conversations SET seq = seq + 1, last_activity_at = ?,
-		status = CASE WHEN ? THEN 'open' ELSE status END,
-		closed_at = CASE WHEN ? THEN NULL ELSE closed_at END,
-		has_email = has_email OR ?
-		WHERE id = ? RETURNING seq`
-	sqliteInsertMessage = `INSERT INTO messages (conversation_id, seq, client_id, author, agent_id, channel, text, html, state, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
-	sqliteInsertEvent = `INSERT INTO events (conversation_id, seq, type, message_id, data, created_at) VALUES (?, ?, 'message_added', ?, ?, ?)`
-)
-
-// sqliteStmts are the statements of one append, prepared once so that
-// SQLite does not parse them for every message.
-type sqliteStmts struct {
-	lookup, bump, insertMessage, insertEvent *sql.Stmt
-	tx                                       *sql.Tx
-}
-
-func (st *sqliteStmts) prepare(db *sql.DB) error {
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		q    string
-	}{{&st.lookup, sqliteLookup}, {&st.bump, sqliteBump}, {&st.insertMessage, sqliteInsertMessage}, {&st.insertEvent, sqliteInsertEvent}} {
-		var err error
-		if *p.stmt, err = db.Prepare(p.q); err != nil {
-			return fmt.Errorf("prepare %q: %w", p.q, err)
-		}
-	}
-	return nil
-}
-
-// in returns the statements bound to a transaction.
-func (st *sqliteStmts) in(ctx context.Context, tx *sql.Tx) *sqliteStmts {
-	return &sqliteStmts{
-		lookup: tx.StmtContext(ctx, st.lookup), bump: tx.StmtContext(ctx, st.bump),
-		insertMessage: tx.StmtContext(ctx, st.insertMessage), insertEvent: tx.StmtContext(ctx, st.insertEvent),
-		tx: tx,
-	}
-}
-
-func (st *sqliteStmts) append(ctx context.Context, r *appendReq) error {
-	tx := st.tx
-	m := r.in
-	var (
-		status                             string
-		dupID, dupSeq, dupAgent            sql.NullInt64
-		dupAuthor, dupCh, dupText, dupHTML sql.NullString
-		dupState                           sql.NullString
-		dupAt                              sql.NullTime
-	)
-	err := st.lookup.QueryRowContext(ctx, nullString(m.ClientID), m.ConversationID).
-		Scan(&status, &dupID, &dupSeq, &dupAuthor, &dupAgent, &dupCh, &dupText, &dupHTML, &dupState, &dupAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return setErr(r, ErrNotFound)
-	}
-	if err != nil {
-		return err
-	}
-	if dupID.Valid {
-		r.result(dupID.Int64, dupSeq.Int64, false, status)
-		r.msg.Author, r.msg.Channel, r.msg.Text, r.msg.HTML, r.msg.State = dupAuthor.String, dupCh.String, dupText.String, dupHTML.String, dupState.String
-		r.msg.AgentID = nil
-		if dupAgent.Valid {
-			r.msg.AgentID = &dupAgent.Int64
-		}
-		r.msg.CreatedAt = dupAt.Time.UTC()
-		return nil
-	}
-	contact := m.Author == AuthorContact
-	var seq, id int64
-	if err := st.bump.QueryRowContext(ctx, r.at, contact, contact, m.Channel == ChannelEmail, m.ConversationID).Scan(&seq); err != nil {
-		return err
-	}
-	if err := st.insertMessage.QueryRowContext(ctx, m.ConversationID, seq, nullString(m.ClientID), m.Author,
-		nullInt(m.AgentID), m.Channel, m.Text, m.HTML, m.State, r.at).Scan(&id); err != nil {
-		return err
-	}
-	var data any
-	if contact && status == StatusClosed {
-		data = reopenedData
-	}
-	if _, err := st.insertEvent.ExecContext(ctx, m.ConversationID, seq, id, data, r.at); err != nil {
-		return err
-	}
-	if len(m.AttachmentIDs) > 0 {
-		q, args := inInts(`UPDATE attachments SET message_id = ? WHERE conversation_id = ? AND message_id IS NULL AND id IN (%s)`, m.AttachmentIDs, id, m.ConversationID)
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n != int64(len(m.AttachmentIDs)) {
-			return setErr(r, invalid("attachments", "unknown or already sent attachment"))
-		}
-	}
-	r.result(id, seq, true, status)
-	return nil
 }
 
 // setErr records a per-message error; returned from exec it also rolls the

@@ -732,3 +732,96 @@ func TestTwoStoresInOneProcess(t *testing.T) {
 		t.Fatalf("store A lost its contact: %+v, %v", c, err)
 	}
 }
+
+// Messages queued together with AddMessageAsync, committed in as few
+// batches as the appender makes: duplicates within the batch and of a
+// stored message are stored once, an unknown conversation fails alone, a
+// closed conversation reopens once, and every conversation's sequence
+// stays without gaps.
+func TestAddMessageAsyncBatch(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		var convs []inbox.Conversation
+		for range 4 {
+			convs = append(convs, f.start(t))
+		}
+		old, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: convs[0].ID, Author: inbox.AuthorContact, Text: "stored before", ClientID: "old"})
+		if err != nil {
+			t.Fatalf("AddMessage() = %v", err)
+		}
+		closed := convs[3].ID
+		if err := f.s.Join(ctx, closed, f.alice.ID); err != nil {
+			t.Fatalf("Join() = %v", err)
+		}
+		if err := f.s.Leave(ctx, closed, f.alice.ID); err != nil {
+			t.Fatalf("Leave() = %v", err)
+		}
+
+		type result struct {
+			key     string
+			msg     inbox.Message
+			created bool
+			err     error
+		}
+		results := make(chan result, 100)
+		queue := func(convID int64, clientID string) {
+			key := fmt.Sprint(convID, "/", clientID)
+			err := f.s.AddMessageAsync(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorContact, Text: "text of " + key, ClientID: clientID},
+				func(m inbox.Message, created bool, err error) { results <- result{key, m, created, err} })
+			if err != nil {
+				t.Fatalf("AddMessageAsync(%s) = %v", key, err)
+			}
+		}
+		n := 0
+		for i := range 5 {
+			for _, c := range convs {
+				for range 2 { // each client id twice
+					queue(c.ID, fmt.Sprint("k-", i))
+					n++
+				}
+			}
+		}
+		queue(convs[0].ID, "old")
+		queue(999999, "lost")
+		n += 2
+
+		byKey := map[string][]result{}
+		for range n {
+			r := <-results
+			byKey[r.key] = append(byKey[r.key], r)
+		}
+		if r := byKey[fmt.Sprint(convs[0].ID, "/old")][0]; r.err != nil || r.created || r.msg.ID != old.ID || r.msg.Text != "stored before" {
+			t.Fatalf("retry of a stored client id = %+v, want message %d, not created", r, old.ID)
+		}
+		if r := byKey["999999/lost"][0]; !errors.Is(r.err, inbox.ErrNotFound) {
+			t.Fatalf("unknown conversation = %v, want ErrNotFound", r.err)
+		}
+		for _, c := range convs {
+			seqs := map[int64]bool{}
+			for i := range 5 {
+				rs := byKey[fmt.Sprint(c.ID, "/k-", i)]
+				if len(rs) != 2 || rs[0].err != nil || rs[1].err != nil || rs[0].msg.ID != rs[1].msg.ID || rs[0].created == rs[1].created {
+					t.Fatalf("conversation %d, k-%d: %+v; want one message, created once", c.ID, i, rs)
+				}
+				seqs[rs[0].msg.Seq] = true
+			}
+			evs := events(t, f.s, c.ID)
+			if len(seqs) != 5 {
+				t.Fatalf("conversation %d: sequence numbers %v, want 5 distinct", c.ID, seqs)
+			}
+			if c.ID == closed {
+				reopened := 0
+				for _, ev := range evs {
+					var m inbox.MessageAdded
+					if ev.Type == inbox.EventMessageAdded && ev.Decode(&m) == nil && m.Reopened {
+						reopened++
+					}
+				}
+				got, err := f.s.Conversation(ctx, closed)
+				if err != nil || got.Status != inbox.StatusOpen || reopened != 1 {
+					t.Fatalf("closed conversation after messages: %+v, %v, %d reopening events; want open, one", got, err, reopened)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,408 @@
+package inbox
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/bits"
+	"strings"
+	"time"
+)
+
+// SQLite: one immediate transaction on the single writer connection and
+// five statements per batch, whatever its size: read the batch's
+// conversations, read the client ids already stored, insert the messages,
+// insert their events, update the conversations. Sequence numbers are
+// given here: the transaction holds SQLite's only write lock from BEGIN,
+// and every write of this store goes through the same connection. The
+// statements are prepared once per batch size. Per message, SQLite's
+// statement overhead (binding, stepping, resetting through database/sql)
+// cost more than the rows themselves.
+func (a *appender) execSQLite(ctx context.Context, batch []*appendReq) error {
+	tx, err := a.s.sqlW.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	b := sqliteBatch{a: a, ctx: ctx, tx: tx, reqs: batch}
+	if err := b.run(); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, r := range batch {
+		if r.created && len(r.in.AttachmentIDs) > 0 {
+			r.msg.Attachments, _ = a.s.attachmentsOf(ctx, []int64{r.msg.ID})
+		}
+	}
+	return nil
+}
+
+// sqliteConv is a conversation as the batch changes it.
+type sqliteConv struct {
+	id      int64
+	status  string
+	seq     int64
+	changed bool
+	at      time.Time
+	open    bool // a contact wrote: open it
+	email   bool
+}
+
+type clientKey struct {
+	conversationID int64
+	clientID       string
+}
+
+type sqliteBatch struct {
+	a    *appender
+	ctx  context.Context
+	tx   *sql.Tx
+	reqs []*appendReq
+
+	convs map[int64]*sqliteConv
+	order []*sqliteConv // in first-seen order, for the update
+}
+
+func (b *sqliteBatch) run() error {
+	if err := b.readConversations(); err != nil {
+		return err
+	}
+	stored, err := b.readClientIDs()
+	if err != nil {
+		return err
+	}
+	// Decide each message in order: a stored or earlier client id is a
+	// duplicate; the others get the next sequence number.
+	var fresh []*appendReq
+	first := map[clientKey]*appendReq{}
+	dupOf := map[*appendReq]*appendReq{}
+	for _, r := range b.reqs {
+		m := r.in
+		c := b.convs[m.ConversationID]
+		if c == nil {
+			r.err = ErrNotFound
+			continue
+		}
+		if m.ClientID != "" {
+			k := clientKey{m.ConversationID, m.ClientID}
+			if msg, ok := stored[k]; ok {
+				r.msg, r.created = msg, false
+				continue
+			}
+			if f, ok := first[k]; ok {
+				dupOf[r] = f
+				continue
+			}
+			first[k] = r
+		}
+		contact := m.Author == AuthorContact
+		c.seq++
+		r.result(0, c.seq, true, c.status)
+		if contact {
+			c.status, c.open = StatusOpen, true
+		}
+		c.email = c.email || m.Channel == ChannelEmail
+		c.at, c.changed = r.at, true
+		fresh = append(fresh, r)
+	}
+	if len(fresh) > 0 {
+		if err := b.insertMessages(fresh); err != nil {
+			return err
+		}
+		if err := b.insertEvents(fresh); err != nil {
+			return err
+		}
+		if err := b.updateConversations(); err != nil {
+			return err
+		}
+		for _, r := range fresh {
+			if err := b.claimAttachments(r); err != nil {
+				return err
+			}
+		}
+	}
+	for r, f := range dupOf {
+		r.msg, r.created = f.msg, false
+	}
+	return nil
+}
+
+func (b *sqliteBatch) readConversations() error {
+	b.convs = make(map[int64]*sqliteConv, len(b.reqs))
+	var ids []any
+	for _, r := range b.reqs {
+		id := r.in.ConversationID
+		if _, ok := b.convs[id]; !ok {
+			b.convs[id] = nil
+			ids = append(ids, id)
+		}
+	}
+	clear(b.convs)
+	rows, err := b.padded(stmtConversations, ids, 1, int64(0))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c := new(sqliteConv)
+		if err := rows.Scan(&c.id, &c.status, &c.seq); err != nil {
+			return err
+		}
+		b.convs[c.id] = c
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if c := b.convs[id.(int64)]; c != nil {
+			b.order = append(b.order, c)
+		}
+	}
+	return nil
+}
+
+// readClientIDs returns the batch's messages already stored by client id.
+func (b *sqliteBatch) readClientIDs() (map[clientKey]Message, error) {
+	var args []any
+	seen := map[clientKey]bool{}
+	for _, r := range b.reqs {
+		k := clientKey{r.in.ConversationID, r.in.ClientID}
+		if k.clientID == "" || seen[k] || b.convs[k.conversationID] == nil {
+			continue
+		}
+		seen[k] = true
+		args = append(args, k.conversationID, k.clientID)
+	}
+	if len(args) == 0 {
+		return nil, nil
+	}
+	rows, err := b.padded(stmtClientIDs, args, 2, int64(0), "")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	stored := map[clientKey]Message{}
+	for rows.Next() {
+		var (
+			m        Message
+			clientID string
+			agentID  sql.NullInt64
+		)
+		if err := rows.Scan(&m.ConversationID, &clientID, &m.ID, &m.Seq, &m.Author, &agentID, &m.Channel, &m.Text, &m.HTML, &m.State, &m.CreatedAt); err != nil {
+			return nil, err
+		}
+		m.ClientID = &clientID
+		if agentID.Valid {
+			m.AgentID = &agentID.Int64
+		}
+		m.CreatedAt = m.CreatedAt.UTC()
+		stored[clientKey{m.ConversationID, clientID}] = m
+	}
+	return stored, rows.Err()
+}
+
+func (b *sqliteBatch) insertMessages(fresh []*appendReq) error {
+	args := make([]any, 0, 10*len(fresh))
+	for _, r := range fresh {
+		m := r.in
+		args = append(args, m.ConversationID, r.msg.Seq, nullString(m.ClientID), m.Author,
+			nullInt(m.AgentID), m.Channel, m.Text, m.HTML, m.State, r.at)
+	}
+	// RETURNING gives no order: match the ids by (conversation, seq).
+	type key struct{ conversationID, seq int64 }
+	byKey := make(map[key]*appendReq, len(fresh))
+	for _, r := range fresh {
+		byKey[key{r.in.ConversationID, r.msg.Seq}] = r
+	}
+	n := 0
+	err := b.chunked(stmtInsertMessages, args, 10, func(rows *sql.Rows) error {
+		var k key
+		var id int64
+		if err := rows.Scan(&id, &k.conversationID, &k.seq); err != nil {
+			return err
+		}
+		if r := byKey[k]; r != nil {
+			r.msg.ID = id
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n != len(fresh) {
+		return fmt.Errorf("inbox: %d of %d messages inserted", n, len(fresh))
+	}
+	return nil
+}
+
+func (b *sqliteBatch) insertEvents(fresh []*appendReq) error {
+	args := make([]any, 0, 5*len(fresh))
+	for _, r := range fresh {
+		var data any
+		if r.reopened {
+			data = reopenedData
+		}
+		args = append(args, r.in.ConversationID, r.msg.Seq, r.msg.ID, data, r.at)
+	}
+	return b.chunked(stmtInsertEvents, args, 5, nil)
+}
+
+func (b *sqliteBatch) updateConversations() error {
+	var args []any
+	for _, c := range b.order {
+		if c.changed {
+			args = append(args, c.id, c.seq, c.at, c.open, c.email)
+		}
+	}
+	rows, err := b.padded(stmtUpdateConversations, args, 5, int64(0), int64(0), time.Time{}, false, false)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// claimAttachments makes a message's uploads its own; one that is unknown
+// or already sent fails the batch, which run then retries one message at
+// a time.
+func (b *sqliteBatch) claimAttachments(r *appendReq) error {
+	ids := r.in.AttachmentIDs
+	if len(ids) == 0 {
+		return nil
+	}
+	q, args := inInts(`UPDATE attachments SET message_id = ? WHERE conversation_id = ? AND message_id IS NULL AND id IN (%s)`, ids, r.msg.ID, r.in.ConversationID)
+	res, err := b.tx.ExecContext(b.ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != int64(len(ids)) {
+		return setErr(r, invalid("attachments", "unknown or already sent attachment"))
+	}
+	return nil
+}
+
+// The batch statements, each with n rows of placeholders.
+type sqliteStmtKind int
+
+const (
+	stmtConversations sqliteStmtKind = iota
+	stmtClientIDs
+	stmtInsertMessages
+	stmtInsertEvents
+	stmtUpdateConversations
+)
+
+func sqliteStmtText(kind sqliteStmtKind, n int) string {
+	rows := func(row string) string {
+		return strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+	}
+	switch kind {
+	case stmtConversations:
+		return `SELECT id, status, seq FROM conversations WHERE id IN (` + rows("?") + `)`
+	case stmtClientIDs:
+		return `SELECT conversation_id, client_id, id, seq, author, agent_id, channel, text, html, state, created_at
+			FROM messages WHERE (conversation_id, client_id) IN (VALUES ` + rows("(?, ?)") + `)`
+	case stmtInsertMessages:
+		return `INSERT INTO messages (conversation_id, seq, client_id, author, agent_id, channel, text, html, state, created_at)
+			VALUES ` + rows("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") + ` RETURNING id, conversation_id, seq`
+	case stmtInsertEvents:
+		return `INSERT INTO events (conversation_id, seq, type, message_id, data, created_at)
+			VALUES ` + rows("(?, ?, 'message_added', ?, ?, ?)")
+	case stmtUpdateConversations:
+		// VALUES names its columns column1, column2...: id, seq, at, open,
+		// email.
+		return `UPDATE conversations SET seq = v.column2, last_activity_at = v.column3,
+			status = CASE WHEN v.column4 THEN 'open' ELSE status END,
+			closed_at = CASE WHEN v.column4 THEN NULL ELSE closed_at END,
+			has_email = has_email OR v.column5
+			FROM (VALUES ` + rows("(?, ?, ?, ?, ?)") + `) AS v WHERE conversations.id = v.column1`
+	}
+	panic("inbox: unknown statement kind")
+}
+
+// Batch statements come in sizes of powers of two up to sqliteMaxRows,
+// all prepared when the store opens (the writer's only connection is held
+// by the transaction during a batch). Reads and the update are padded up
+// to the next size with rows that match nothing; inserts are split into
+// chunks of these sizes.
+const sqliteMaxRows = 64
+
+type sqliteStmts [stmtUpdateConversations + 1][]*sql.Stmt
+
+func (st *sqliteStmts) prepare(db *sql.DB) error {
+	for kind := range st {
+		for n := 1; n <= sqliteMaxRows; n *= 2 {
+			q := sqliteStmtText(sqliteStmtKind(kind), n)
+			s, err := db.Prepare(q)
+			if err != nil {
+				return fmt.Errorf("prepare %q: %w", q, err)
+			}
+			st[kind] = append(st[kind], s)
+		}
+	}
+	return nil
+}
+
+// size returns the statement size for n rows: the next power of two for a
+// padded statement, the largest power of two not over n for a chunk.
+func size(n int, pad bool) int {
+	s := 1
+	for s < n && s < sqliteMaxRows {
+		s *= 2
+	}
+	if !pad && s > n {
+		s /= 2
+	}
+	return s
+}
+
+// stmt returns the statement of kind for size rows (a power of two),
+// bound to the batch's transaction.
+func (b *sqliteBatch) stmt(kind sqliteStmtKind, rows int) *sql.Stmt {
+	i := bits.TrailingZeros(uint(rows))
+	return b.tx.StmtContext(b.ctx, b.a.stmts[kind][i])
+}
+
+// padded runs a padded statement: args has n rows of width values; the
+// missing rows repeat pad.
+func (b *sqliteBatch) padded(kind sqliteStmtKind, args []any, width int, pad ...any) (*sql.Rows, error) {
+	n := len(args) / width
+	for s := size(n, true); n < s; n++ {
+		args = append(args, pad...)
+	}
+	if n > sqliteMaxRows {
+		return nil, fmt.Errorf("inbox: %d rows in one statement, at most %d", n, sqliteMaxRows)
+	}
+	return b.stmt(kind, n).QueryContext(b.ctx, args...)
+}
+
+// chunked runs an insert for rows of width values in chunks of the
+// prepared sizes, calling each for its result rows.
+func (b *sqliteBatch) chunked(kind sqliteStmtKind, args []any, width int, each func(*sql.Rows) error) error {
+	for len(args) > 0 {
+		n := size(len(args)/width, false)
+		rows, err := b.stmt(kind, n).QueryContext(b.ctx, args[:n*width]...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if each != nil {
+				if err := each(rows); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		args = args[n*width:]
+	}
+	return nil
+}
