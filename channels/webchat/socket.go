@@ -33,10 +33,12 @@ type visitorConn struct {
 	frames atomic.Int32 // client frames waiting in the queue
 	events atomic.Int32 // events waiting in the queue
 
-	// The socket's jobs (see async), guarded by qmu.
+	// The socket's jobs (see async), guarded by qmu. paused holds them
+	// while a message of the visitor's is being committed (see message).
 	qmu       sync.Mutex
 	queue     []func()
 	scheduled bool
+	paused    bool
 
 	contactID      int64
 	conversationID int64 // 0 when the contact has none
@@ -98,7 +100,13 @@ func (vc *visitorConn) queueFrame(job func()) bool {
 func (vc *visitorConn) async(job func()) {
 	vc.qmu.Lock()
 	vc.queue = append(vc.queue, job)
-	if vc.scheduled {
+	vc.schedule()
+}
+
+// schedule puts the socket in the run queue unless it is there already or
+// paused, and unlocks qmu, which the caller holds.
+func (vc *visitorConn) schedule() {
+	if vc.scheduled || vc.paused {
 		vc.qmu.Unlock()
 		return
 	}
@@ -107,13 +115,36 @@ func (vc *visitorConn) async(job func()) {
 	vc.ch.runq.push(vc)
 }
 
-// drain runs the socket's jobs until none is left; one worker at a time.
+// pause holds the socket's jobs after the running one until resume: the
+// socket waits for its message's commit without holding a worker, and
+// its later frames and events keep their order behind the answer.
+func (vc *visitorConn) pause() {
+	vc.qmu.Lock()
+	vc.paused = true
+	vc.qmu.Unlock()
+}
+
+// resume runs job first and then the jobs held since pause. It never
+// blocks.
+func (vc *visitorConn) resume(job func()) {
+	vc.qmu.Lock()
+	vc.paused = false
+	vc.queue = append(vc.queue, nil)
+	copy(vc.queue[1:], vc.queue)
+	vc.queue[0] = job
+	vc.schedule()
+}
+
+// drain runs the socket's jobs until none is left or the socket pauses;
+// one worker at a time.
 func (vc *visitorConn) drain() {
 	for {
 		vc.qmu.Lock()
-		if len(vc.queue) == 0 {
+		if len(vc.queue) == 0 || vc.paused {
 			vc.scheduled = false
-			vc.queue = nil
+			if len(vc.queue) == 0 {
+				vc.queue = nil
+			}
 			vc.qmu.Unlock()
 			return
 		}
@@ -383,13 +414,24 @@ func (vc *visitorConn) message(f *clientFrame) {
 	}
 	ctx, cancel := vc.ctx()
 	defer cancel()
-	msg, _, err := vc.ch.store.AddMessage(ctx, inbox.NewMessage{ConversationID: vc.conversationID, ClientID: f.ClientID,
-		Author: inbox.AuthorContact, Channel: inbox.ChannelChat, Text: f.Text, AttachmentIDs: f.AttachmentIDs})
+	// The socket pauses until the commit instead of holding a worker for
+	// it; the ack then runs first on its queue.
+	clientID := f.ClientID
+	vc.pause()
+	err := vc.ch.store.AddMessageAsync(ctx, inbox.NewMessage{ConversationID: vc.conversationID, ClientID: clientID,
+		Author: inbox.AuthorContact, Channel: inbox.ChannelChat, Text: f.Text, AttachmentIDs: f.AttachmentIDs},
+		func(msg inbox.Message, _ bool, err error) {
+			vc.resume(func() {
+				if err != nil {
+					vc.writeErr(err, clientID)
+					return
+				}
+				vc.write(ackFrame{Type: "ack", ClientID: clientID, Message: msg})
+			})
+		})
 	if err != nil {
-		vc.writeErr(err, f.ClientID)
-		return
+		vc.resume(func() { vc.writeErr(err, clientID) })
 	}
-	vc.write(ackFrame{Type: "ack", ClientID: f.ClientID, Message: msg})
 }
 
 // handle runs one client frame after auth.
