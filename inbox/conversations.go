@@ -247,6 +247,29 @@ func (s *Store) Participants(ctx context.Context, conversationID int64) ([]Parti
 	return m[conversationID], err
 }
 
+// AgentName is an agent as a conversation's history names them.
+type AgentName struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// Authors returns every agent who took part in the conversation, joined
+// or wrote, including those who have left: the names its history shows.
+func (s *Store) Authors(ctx context.Context, conversationID int64) ([]AgentName, error) {
+	var out []AgentName
+	err := s.rdb.WithContext(ctx).Raw(`SELECT id, name FROM agents WHERE id IN (
+		SELECT agent_id FROM participants WHERE conversation_id = ?
+		UNION SELECT agent_id FROM messages WHERE conversation_id = ? AND agent_id IS NOT NULL)
+		ORDER BY id`, conversationID, conversationID).Scan(&out).Error
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	if out == nil {
+		out = []AgentName{}
+	}
+	return out, nil
+}
+
 // ParticipantAgent is a current participant with the agent's name.
 type ParticipantAgent struct {
 	AgentID     int64     `json:"agent_id"`

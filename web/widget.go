@@ -188,7 +188,9 @@ type stateAnswer struct {
 	Messages     []inbox.Message     `json:"messages"`
 	HasBefore    bool                `json:"has_before"`
 	Agents       []webchat.Agent     `json:"agents"`
-	Rating       *inbox.Rating       `json:"rating,omitempty"`
+	// Authors names every agent in the history, those who left too.
+	Authors []inbox.AgentName `json:"authors"`
+	Rating  *inbox.Rating     `json:"rating,omitempty"`
 	// Limits let the widget refuse an oversized file or message before
 	// sending it.
 	Limits widgetLimits `json:"limits"`
@@ -204,7 +206,7 @@ type widgetLimits struct {
 func (s *Server) widgetState(c echo.Context) error {
 	ctx := c.Request().Context()
 	contact := contactOf(c)
-	ans := stateAnswer{Contact: contact, Messages: []inbox.Message{}, Agents: []webchat.Agent{},
+	ans := stateAnswer{Contact: contact, Messages: []inbox.Message{}, Agents: []webchat.Agent{}, Authors: []inbox.AgentName{},
 		Limits: widgetLimits{MaxUploadBytes: int64(s.cfg.Limits.MaxUploadBytes), MaxMessageBytes: int64(s.cfg.Limits.MaxMessageBytes)}}
 	conv, err := s.store.CurrentConversation(ctx, contact.ID)
 	if errors.Is(err, inbox.ErrNotFound) {
@@ -227,6 +229,9 @@ func (s *Server) widgetState(c echo.Context) error {
 		return err
 	}
 	ans.Agents = webchat.Agents(parts)
+	if ans.Authors, err = s.store.Authors(ctx, conv.ID); err != nil {
+		return err
+	}
 	if ans.Rating, err = s.store.Rating(ctx, conv.ID); err != nil {
 		return err
 	}

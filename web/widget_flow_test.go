@@ -130,6 +130,10 @@ func TestWidgetFlow(t *testing.T) {
 		if st.Rating == nil || st.Rating.Score != 4 || st.Conversation.Status != inbox.StatusClosed {
 			t.Fatalf("state after rating = %+v", st)
 		}
+		// Both left; the history still names them.
+		if len(st.Agents) != 0 || len(st.Authors) != 2 || st.Authors[0].Name != "alice" || st.Authors[1].Name != "bob" {
+			t.Fatalf("state after both left: agents %+v, authors %+v; want no agents and authors alice, bob", st.Agents, st.Authors)
+		}
 
 		// Writing again reopens it into Unassigned (rule 4).
 		s.send(t, map[string]any{"type": "message", "client_id": "c-2", "text": "One more thing"})

@@ -234,6 +234,10 @@ func testConversation(t *testing.T, browser context.Context) {
 		t.Fatalf("Rating() = %+v, %v", r, err)
 	}
 	v.screenshot("07-rated")
+	// A reload after she left still names her above her messages.
+	v.do("reload after the end", chromedp.Reload())
+	v.waitText("Hi Vera! Bring it in")
+	v.waitJS("her name on her messages after she left", `[...`+root+`.querySelectorAll(".who")].some((p) => p.textContent === "Alice Moreau") && ![...`+root+`.querySelectorAll(".who")].some((p) => p.textContent === "Support")`)
 
 	// Writing again reopens the conversation into Unassigned (rule 4).
 	v.send("One more thing: do you rent stoves?")

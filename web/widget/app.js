@@ -205,6 +205,7 @@ export function createApp(cfg, root) {
 		} else {
 			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
 			agents = (s.agents || []).map((a) => ({ ...a, typing: false }));
+			for (const a of s.authors || []) names.set(a.id, a.name);
 			for (const a of agents) names.set(a.id, a.name);
 			for (const m of s.messages || []) {
 				addMessage(m, false);
