@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,47 +22,88 @@ import (
 // The agents' WebSocket at /api/v1/ws streams the events of every
 // conversation (docs/protocol.md). Each connection has two goroutines:
 // gws's read loop, which only parses frames and hands commands over a
-// channel, and run, which owns the connection's state (its Follower) and
-// is the only one to write. Nothing else writes to the socket: events come
-// from the hub's subscription, never from the handler that saved them.
+// channel, and run, which owns the connection's state (its Follower and
+// the agent) and is the only one to write data frames. Nothing else
+// writes to the socket: events come from the hub's subscription, never
+// from the handler that saved them.
+//
+// What waits for the database longer than a read runs in goroutines of
+// its own that hand their answer to run over a channel, so that run never
+// waits for a commit: each message frame (an agent's reply, stored as
+// POST .../messages stores it, at most agentMaxReplies at once per
+// connection), and the session check at every ping.
 
 // Frames from the server.
 type agentFrame struct {
-	Type           string       `json:"type"` // hello, event, resync, error, pong, typing, contact_presence
+	Type           string       `json:"type"` // hello, event, resync, error, pong, typing, contact_presence, ack
 	Agent          *inbox.Agent `json:"agent,omitempty"`
 	Event          *inbox.Event `json:"event,omitempty"`
 	ConversationID int64        `json:"conversation_id,omitempty"`
-	Error          string       `json:"error,omitempty"`
+	// ack and error of a message frame: the frame's client id (before
+	// message, whose own client_id is the same, for clients that look for
+	// the first one).
+	ClientID string `json:"client_id,omitempty"`
+	// error: Status is, for a message frame, the HTTP API's status code for
+	// the same error, and Field the request field at fault.
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+	Field  string `json:"field,omitempty"`
 	// typing (the contact of ConversationID) and contact_presence.
 	ContactID int64 `json:"contact_id,omitempty"`
 	Typing    *bool `json:"typing,omitempty"`
 	Online    *bool `json:"online,omitempty"`
+	// ack: what POST .../messages answers (replyAnswer), and whether the
+	// message is new; false when its client id was already stored.
+	Message *inbox.Message `json:"message,omitempty"`
+	Channel string         `json:"channel,omitempty"`
+	Reason  string         `json:"reason,omitempty"`
+	Created *bool          `json:"created,omitempty"`
 }
 
 // Frames from the client.
 type agentCommand struct {
-	Type string `json:"type"` // resume, ping, typing, presence
+	Type string `json:"type"` // resume, ping, typing, presence, message
 	// Cursors maps conversation ids to the last sequence number the client
 	// has of each; resume sends what came after.
 	Cursors map[string]int64 `json:"cursors,omitempty"`
-	// typing: the agent is typing in ConversationID, or stopped.
+	// typing: the agent is typing in ConversationID, or stopped. message:
+	// the conversation replied to.
 	ConversationID int64 `json:"conversation_id,omitempty"`
 	Typing         bool  `json:"typing,omitempty"`
 	// presence: "online" or "idle", as the dashboard sees the agent.
 	Presence string `json:"presence,omitempty"`
+	// message: an agent's reply, the fields of POST .../messages's body
+	// (replyRequest). ClientID is required here: the answer carries it.
+	ClientID      string  `json:"client_id,omitempty"`
+	Text          string  `json:"text,omitempty"`
+	Channel       string  `json:"channel,omitempty"`
+	AttachmentIDs []int64 `json:"attachment_ids,omitempty"`
+	// bad is a message frame's field of the wrong JSON type, answered as
+	// the POST answers it.
+	bad error
 }
 
 const (
 	agentWriteTimeout = 10 * time.Second
-	// agentPingEvery is how often the server pings; a connection that
-	// sends nothing (not even a pong) for agentReadTimeout is dropped.
-	agentPingEvery   = 30 * time.Second
+	// agentReadTimeout: a connection that sends nothing (not even a pong)
+	// for this long is dropped.
 	agentReadTimeout = 75 * time.Second
 	agentMaxFrame    = 64 << 10
 	// agentBacklog is how many events may wait for a slow agent before
 	// it is told to resync.
 	agentBacklog = 1024
+	// agentMaxReplies is how many message frames of one connection may be
+	// stored at once; the read loop waits for one to end before taking
+	// another, so a client sending faster is slowed by TCP.
+	agentMaxReplies = 64
+	// closeSessionEnded closes a socket whose session was logged out or
+	// expired.
+	closeSessionEnded = 4401
 )
+
+// agentPingEvery is how often the server pings and reads the session
+// again; a variable for tests.
+var agentPingEvery = 30 * time.Second
 
 var agentUpgrader = gws.NewUpgrader(agentEvents{}, &gws.ServerOption{
 	ReadMaxPayloadSize: agentMaxFrame,
@@ -72,11 +114,27 @@ var agentUpgrader = gws.NewUpgrader(agentEvents{}, &gws.ServerOption{
 
 // agentConn is one agent's connection.
 type agentConn struct {
-	s        *Server
-	conn     *gws.Conn
-	agent    inbox.Agent
+	s    *Server
+	conn *gws.Conn
+	// agent is run's, refreshed at every session check; the other
+	// goroutines use agentID, which does not change.
+	agent   inbox.Agent
+	agentID int64
+	// token is the session cookie's value, read again every
+	// agentPingEvery: a logout ends the socket.
+	token    string
 	log      *slog.Logger
 	commands chan agentCommand
+	// replying holds a token for each message frame being stored (taken
+	// in the read loop); answers takes their acks and errors to run.
+	replying chan struct{}
+	answers  chan agentFrame
+	// work counts the goroutines of message frames and session checks;
+	// run waits for them before it reports the connection done.
+	work sync.WaitGroup
+	// stop is closed when run ends: nothing waits for a slot or for run
+	// to take an answer after that.
+	stop     chan struct{}
 	closed   chan struct{}
 	done     func()
 	isClosed atomic.Bool
@@ -89,7 +147,11 @@ func (s *Server) agentSocket(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusForbidden, "cross-origin WebSocket refused")
 	}
 	agent := agentOf(c)
-	ac := &agentConn{s: s, agent: agent, commands: make(chan agentCommand, 16), closed: make(chan struct{})}
+	token, _ := c.Get(ctxToken).(string)
+	ac := &agentConn{s: s, agent: agent, agentID: agent.ID, token: token,
+		commands: make(chan agentCommand, 16),
+		replying: make(chan struct{}, agentMaxReplies), answers: make(chan agentFrame, agentMaxReplies),
+		stop: make(chan struct{}), closed: make(chan struct{})}
 	done, ok := s.trackSocket(func() {
 		if ac.conn != nil {
 			ac.conn.WriteClose(1001, []byte("server shutting down"))
@@ -137,12 +199,16 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 }
 
 // run is the connection's owner: it writes the hello, the events and the
-// answers to commands, and pings.
+// answers to commands and message frames, pings, and ends the connection
+// when a session check finds the session gone.
 func (ac *agentConn) run(sub *inbox.Subscription) {
 	defer func() {
+		close(ac.stop)
 		sub.Close()
 		ac.conn.WriteClose(1000, nil) // no-op if already closed
 		<-ac.closed
+		// The read loop has ended, so no message frame starts any more.
+		ac.work.Wait()
 		ac.s.chat.Presence().AgentDisconnected(ac.agent.ID)
 		ac.s.metrics.wsConns.WithLabelValues("agent").Dec()
 		ac.done()
@@ -151,6 +217,8 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 	follow := ac.s.store.NewFollower()
 	ping := time.NewTicker(agentPingEvery)
 	defer ping.Stop()
+	sessions := make(chan sessionCheck, 1)
+	checking := false
 	if !ac.write(agentFrame{Type: "hello", Agent: &ac.agent}) {
 		return
 	}
@@ -174,10 +242,31 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 			if !ac.command(ctx, follow, cmd) {
 				return
 			}
+		case f := <-ac.answers:
+			if !ac.write(f) {
+				return
+			}
 		case <-ping.C:
 			ac.conn.SetWriteDeadline(time.Now().Add(agentWriteTimeout))
 			if ac.conn.WritePing(nil) != nil {
 				return
+			}
+			if !checking {
+				checking = true
+				ac.checkSession(sessions)
+			}
+		case r := <-sessions:
+			checking = false
+			switch {
+			case r.err == nil:
+				ac.agent = r.agent
+			case errors.Is(r.err, inbox.ErrUnauthenticated):
+				ac.log.Info("session ended: closing the socket")
+				ac.conn.WriteClose(closeSessionEnded, []byte("session ended"))
+				return
+			case ctx.Err() == nil:
+				// The next ping tries again.
+				ac.log.Warn("checking the session", "err", r.err)
 			}
 		case <-ac.closed:
 			return
@@ -185,6 +274,24 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 			return
 		}
 	}
+}
+
+// sessionCheck is what a session check found: the agent, or why not.
+type sessionCheck struct {
+	agent inbox.Agent
+	err   error
+}
+
+// checkSession reads the connection's session again in a goroutine of its
+// own and reports to out. It is a read, but SessionAgent may also record
+// the session's use, a write that waits for the database's writer.
+func (ac *agentConn) checkSession(out chan<- sessionCheck) {
+	ac.work.Go(func() {
+		ctx, cancel := context.WithTimeout(ac.s.ctx, apiTimeout)
+		defer cancel()
+		_, agent, err := ac.s.store.SessionAgent(ctx, ac.token)
+		out <- sessionCheck{agent: agent, err: err}
+	})
 }
 
 func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd agentCommand) bool {
@@ -310,9 +417,10 @@ func (agentEvents) OnPong(socket *gws.Conn, _ []byte) {
 	socket.SetReadDeadline(time.Now().Add(agentReadTimeout))
 }
 
-// OnMessage parses a client frame and hands it to run. A binary frame is
-// refused with 1003; a client that sends faster than run answers is
-// dropped with 1008; bad JSON gets an error frame.
+// OnMessage parses a client frame and hands it to run, or for a message
+// frame starts storing it. A binary frame is refused with 1003; a client
+// that sends commands faster than run answers is dropped with 1008; bad
+// JSON gets an error frame.
 func (agentEvents) OnMessage(socket *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	ac := agentConnOf(socket)
@@ -325,11 +433,30 @@ func (agentEvents) OnMessage(socket *gws.Conn, m *gws.Message) {
 		socket.WriteClose(1003, []byte("text frames only"))
 		return
 	}
-	var cmd agentCommand
-	if err := json.Unmarshal(m.Bytes(), &cmd); err != nil || cmd.Type == "bad-json" {
-		cmd = agentCommand{Type: "bad-json"}
+	cmd := parseAgentCommand(m.Bytes())
+	if cmd.Type == "message" {
+		ac.startReply(cmd)
+		return
 	}
 	ac.queue(socket, cmd)
+}
+
+// parseAgentCommand decodes a client frame. A frame that is not a JSON
+// object of known field types is "bad-json", but for a message frame with
+// a field of the wrong type: its error names the field, as the POST's.
+// Unknown fields are ignored.
+func parseAgentCommand(b []byte) agentCommand {
+	var cmd agentCommand
+	err := json.Unmarshal(b, &cmd)
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil && cmd.Type != "bad-json":
+		return cmd
+	case cmd.Type == "message" && errors.As(err, &typ) && typ.Field != "":
+		cmd.bad = fieldTypeError(typ)
+		return cmd
+	}
+	return agentCommand{Type: "bad-json"}
 }
 
 func (ac *agentConn) queue(socket *gws.Conn, cmd agentCommand) {
@@ -338,4 +465,74 @@ func (ac *agentConn) queue(socket *gws.Conn, cmd agentCommand) {
 	default:
 		socket.WriteClose(1008, []byte("too many frames"))
 	}
+}
+
+// startReply stores a message frame's reply in a goroutine of its own,
+// which hands the answer to run. It runs in the read loop and first takes
+// one of the connection's agentMaxReplies slots, waiting for one to free:
+// a client that sends faster than its replies are stored stops being read
+// (TCP slows it down) instead of piling up goroutines.
+func (ac *agentConn) startReply(cmd agentCommand) {
+	select {
+	case ac.replying <- struct{}{}:
+	case <-ac.stop:
+		return
+	}
+	ac.work.Go(func() {
+		f := ac.reply(cmd)
+		select {
+		case ac.answers <- f:
+		case <-ac.stop:
+		}
+		// Freed once run has the answer: a run slow to write it holds the
+		// slot, and so slows the reading too.
+		<-ac.replying
+	})
+}
+
+// reply stores the reply of a message frame as POST .../messages does and
+// returns its ack, or the error frame of what the POST would answer.
+func (ac *agentConn) reply(cmd agentCommand) agentFrame {
+	ans, created, err := ac.saveReply(cmd)
+	if err != nil {
+		code, body := ac.errorAnswer(err)
+		return agentFrame{Type: "error", ClientID: cmd.ClientID, Status: code, Error: body.Error, Field: body.Field}
+	}
+	return agentFrame{Type: "ack", ClientID: cmd.ClientID, Message: &ans.Message, Channel: ans.Channel, Reason: ans.Reason, Created: &created}
+}
+
+func (ac *agentConn) saveReply(cmd agentCommand) (replyAnswer, bool, error) {
+	if cmd.bad != nil {
+		return replyAnswer{}, false, cmd.bad
+	}
+	if err := required("client_id", cmd.ClientID); err != nil {
+		return replyAnswer{}, false, err
+	}
+	if cmd.ConversationID <= 0 {
+		return replyAnswer{}, false, &inbox.InvalidError{Field: "conversation_id", Reason: "is required"}
+	}
+	// The HTTP API's deadline, from the server's context: a socket that
+	// closes meanwhile does not cancel a reply the agent sent.
+	ctx, cancel := context.WithTimeout(ac.s.ctx, apiTimeout)
+	defer cancel()
+	return ac.s.reply(ctx, ac.agentID, cmd.ConversationID, replyRequest{
+		Text: cmd.Text, Channel: cmd.Channel, ClientID: cmd.ClientID, AttachmentIDs: cmd.AttachmentIDs,
+	})
+}
+
+// errorAnswer is the status and body the HTTP API answers for err, logged
+// as the HTTP API logs it.
+func (ac *agentConn) errorAnswer(err error) (int, apiError) {
+	if ac.s.ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return http.StatusServiceUnavailable, apiError{Error: "server shutting down"} // not written: run has ended
+	}
+	code, body, ok := inboxAnswer(err)
+	switch {
+	case !ok:
+		ac.log.Error("internal error", "frame", "message", "err", err)
+		return http.StatusInternalServerError, apiError{Error: "internal error"}
+	case code == http.StatusServiceUnavailable:
+		ac.log.Warn("database unavailable", "frame", "message", "err", err)
+	}
+	return code, body
 }

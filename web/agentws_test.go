@@ -20,11 +20,13 @@ import (
 
 // wsEnv is a server with one agent, one contact and one conversation.
 type wsEnv struct {
+	env    *env
 	srv    *Server
 	ts     *httptest.Server
 	store  *inbox.Store
 	agent  inbox.Agent
 	cookie string
+	csrf   string // the session's
 	conv   inbox.Conversation
 }
 
@@ -32,12 +34,12 @@ func newWSEnv(t *testing.T, url string) *wsEnv {
 	t.Helper()
 	e := newEnv(t, url, nil)
 	agent := e.agent("ws@example.com", inbox.RoleAgent)
-	token, _, err := e.store.CreateSession(context.Background(), agent.ID, time.Hour)
+	token, sess, err := e.store.CreateSession(context.Background(), agent.ID, time.Hour)
 	if err != nil {
 		t.Fatalf("CreateSession() = %v", err)
 	}
-	return &wsEnv{srv: e.srv, ts: e.ts, store: e.store, agent: agent,
-		cookie: e.cfg.Session.CookieName + "=" + token, conv: e.conversation("Vic", "")}
+	return &wsEnv{env: e, srv: e.srv, ts: e.ts, store: e.store, agent: agent,
+		cookie: e.cfg.Session.CookieName + "=" + token, csrf: sess.CSRFToken, conv: e.conversation("Vic", "")}
 }
 
 // wsClient is a real WebSocket client that collects frames.
@@ -45,14 +47,22 @@ type wsClient struct {
 	conn   *gws.Conn
 	frames chan agentFrame
 	closed chan error
+	// pings counts the server's pings, up to its buffer.
+	pings chan struct{}
 }
 
 type wsClientEvents struct{ c *wsClient }
 
 func (wsClientEvents) OnOpen(*gws.Conn)                 {}
 func (h wsClientEvents) OnClose(_ *gws.Conn, err error) { h.c.closed <- err }
-func (wsClientEvents) OnPing(c *gws.Conn, p []byte)     { c.WritePong(p) }
-func (wsClientEvents) OnPong(*gws.Conn, []byte)         {}
+func (h wsClientEvents) OnPing(c *gws.Conn, p []byte) {
+	c.WritePong(p)
+	select {
+	case h.c.pings <- struct{}{}:
+	default:
+	}
+}
+func (wsClientEvents) OnPong(*gws.Conn, []byte) {}
 func (h wsClientEvents) OnMessage(_ *gws.Conn, m *gws.Message) {
 	var f agentFrame
 	if err := json.Unmarshal(m.Bytes(), &f); err != nil {
@@ -64,7 +74,7 @@ func (h wsClientEvents) OnMessage(_ *gws.Conn, m *gws.Message) {
 
 func (e *wsEnv) dial(t *testing.T, header http.Header) (*wsClient, *http.Response, error) {
 	t.Helper()
-	c := &wsClient{frames: make(chan agentFrame, 1000), closed: make(chan error, 1)}
+	c := &wsClient{frames: make(chan agentFrame, 1000), closed: make(chan error, 1), pings: make(chan struct{}, 10)}
 	if header == nil {
 		header = http.Header{"Cookie": {e.cookie}}
 	}
@@ -296,3 +306,260 @@ func TestShutdownClosesSocketsGoingAway(t *testing.T) {
 }
 
 func itoa(id int64) string { return strconv.FormatInt(id, 10) }
+
+// answer returns the ack or error frame of the message frame with
+// clientID, and the message_added events that came before it.
+func (c *wsClient) answer(t *testing.T, clientID string) (agentFrame, []*inbox.Event) {
+	t.Helper()
+	var evs []*inbox.Event
+	for {
+		f := c.next(t)
+		switch {
+		case (f.Type == "ack" || f.Type == "error") && f.ClientID == clientID:
+			return f, evs
+		case f.Type == "ack", f.Type == "error" && f.ClientID != "":
+			t.Fatalf("answer %+v, want the one of %q", f, clientID)
+		case f.Type == "error":
+			t.Fatalf("error frame %+v", f)
+		case f.Type == "event" && f.Event.Type == inbox.EventMessageAdded:
+			evs = append(evs, f.Event)
+		}
+	}
+}
+
+// addedMessage is the message of a message_added event.
+func addedMessage(t *testing.T, ev *inbox.Event) inbox.Message {
+	t.Helper()
+	var m inbox.MessageAdded
+	if ev == nil || ev.Type != inbox.EventMessageAdded || ev.Decode(&m) != nil {
+		t.Fatalf("event %+v, want message_added", ev)
+	}
+	return m.Message
+}
+
+// messageFrame is an agent's reply as a message frame.
+func messageFrame(conversationID int64, clientID, text string) map[string]any {
+	return map[string]any{"type": "message", "conversation_id": conversationID, "client_id": clientID, "text": text}
+}
+
+// A reply over the agent's socket is acked there and reaches the visitor,
+// the other agents and the sender's own socket as an event; sent again
+// with the same client id, it is acked again and stored once.
+func TestAgentSocketReply(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		e := newWSEnv(t, url)
+		v := e.env.startVisitor("Vera")
+		conv := v.start.Conversation.ID
+		vs, _ := v.connect(0)
+		vs.event(t, inbox.EventConversationCreated)
+		c, _, err := e.dial(t, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		c.next(t) // hello
+		other := e.env.agentSock(e.env.agent("other@example.com", inbox.RoleAgent))
+
+		c.send(t, messageFrame(conv, "r-1", "Hello from the socket"))
+		ack, evs := c.answer(t, "r-1")
+		if ack.Type != "ack" || ack.Message == nil || ack.Created == nil || !*ack.Created ||
+			ack.Channel != inbox.ChannelChat || ack.Reason == "" {
+			t.Fatalf("ack = %+v, want a new message on chat with a reason", ack)
+		}
+		m := *ack.Message
+		if m.ID == 0 || m.ConversationID != conv || m.Author != inbox.AuthorAgent || m.AgentID == nil || *m.AgentID != e.agent.ID ||
+			m.Text != "Hello from the socket" || m.ClientID == nil || *m.ClientID != "r-1" {
+			t.Fatalf("acked message = %+v", m)
+		}
+		// The sender's own socket gets the event too, before or after the
+		// ack.
+		if len(evs) == 0 {
+			evs = append(evs, agentNext(t, c, "event", nil).Event)
+		}
+		if got := addedMessage(t, evs[0]); got.ID != m.ID || got.Seq != m.Seq {
+			t.Fatalf("sender's event = %+v, want message %d", got, m.ID)
+		}
+		f := agentNext(t, other, "event", nil)
+		if got := addedMessage(t, f.Event); got.ID != m.ID {
+			t.Fatalf("other agent's event = %+v, want message %d", got, m.ID)
+		}
+		if got := addedMessage(t, vs.event(t, inbox.EventMessageAdded)); got.ID != m.ID || got.Text != m.Text {
+			t.Fatalf("visitor's event = %+v, want message %d", got, m.ID)
+		}
+
+		// The retry: the same message, not created, and no event.
+		c.send(t, messageFrame(conv, "r-1", "Hello from the socket"))
+		again, _ := c.answer(t, "r-1")
+		if again.Type != "ack" || again.Message == nil || again.Message.ID != m.ID || again.Created == nil || *again.Created {
+			t.Fatalf("ack of the retry = %+v, want message %d not created", again, m.ID)
+		}
+		c.send(t, messageFrame(conv, "r-2", "And another"))
+		next, _ := c.answer(t, "r-2")
+		if next.Type != "ack" || next.Message.Seq != m.Seq+1 {
+			t.Fatalf("ack of the next reply = %+v, want seq %d", next, m.Seq+1)
+		}
+		// The other agent's next event is the next reply's: the retry had
+		// none.
+		f = agentNext(t, other, "event", nil)
+		if got := addedMessage(t, f.Event); got.ID != next.Message.ID {
+			t.Fatalf("other agent's next event = %+v, want message %d", got, next.Message.ID)
+		}
+		page, err := e.store.Messages(ctx, conv, inbox.MessageQuery{})
+		if err != nil || len(page.Messages) != 2 {
+			t.Fatalf("Messages() = %d messages, %v; want 2", len(page.Messages), err)
+		}
+	})
+}
+
+// A refused reply gets an error frame with its client id and the status,
+// error and field the HTTP API answers for the same reply.
+func TestAgentSocketReplyErrors(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		e := newWSEnv(t, url)
+		c, _, err := e.dial(t, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		c.next(t) // hello
+		hc := e.env.login("ws@example.com")
+		long := strings.Repeat("x", 129)
+		for _, tc := range []struct {
+			name     string
+			frame    string // raw, the socket's
+			post     string // the same reply's POST body, if it has one
+			postConv int64  // and its conversation, if not e.conv
+			clientID string
+			status   int
+			field    string
+		}{
+			{name: "unknown conversation", frame: `{"type":"message","conversation_id":999999,"client_id":"e-1","text":"hi"}`,
+				post: `{"client_id":"e-1","text":"hi"}`, postConv: 999999, clientID: "e-1", status: 404},
+			{name: "empty text", frame: `{"type":"message","conversation_id":` + itoa(e.conv.ID) + `,"client_id":"e-2","text":"  "}`,
+				post: `{"client_id":"e-2","text":"  "}`, clientID: "e-2", status: 400, field: "text"},
+			{name: "text of the wrong type", frame: `{"type":"message","conversation_id":` + itoa(e.conv.ID) + `,"client_id":"e-3","text":5}`,
+				post: `{"client_id":"e-3","text":5}`, clientID: "e-3", status: 400, field: "text"},
+			{name: "email without a mailbox", frame: `{"type":"message","conversation_id":` + itoa(e.conv.ID) + `,"client_id":"e-4","text":"hi","channel":"email"}`,
+				post: `{"client_id":"e-4","text":"hi","channel":"email"}`, clientID: "e-4", status: 400, field: "channel"},
+			{name: "client id too long", frame: `{"type":"message","conversation_id":` + itoa(e.conv.ID) + `,"client_id":"` + long + `","text":"hi"}`,
+				post: `{"client_id":"` + long + `","text":"hi"}`, clientID: long, status: 400, field: "client_id"},
+			{name: "no client id", frame: `{"type":"message","conversation_id":` + itoa(e.conv.ID) + `,"text":"hi"}`,
+				status: 400, field: "client_id"},
+			{name: "no conversation", frame: `{"type":"message","client_id":"e-5","text":"hi"}`,
+				clientID: "e-5", status: 400, field: "conversation_id"},
+		} {
+			c.conn.WriteMessage(gws.OpcodeText, []byte(tc.frame))
+			f, _ := c.answer(t, tc.clientID)
+			if f.Type != "error" || f.Status != tc.status || f.Field != tc.field || f.Error == "" {
+				t.Fatalf("%s: answer %+v, want an error %d naming %q", tc.name, f, tc.status, tc.field)
+			}
+			if tc.post == "" {
+				continue // the POST has no such case: its client id is optional, its conversation in the path
+			}
+			conv := e.conv.ID
+			if tc.postConv != 0 {
+				conv = tc.postConv
+			}
+			want := hc.do("POST", "/api/v1/conversations/"+itoa(conv)+"/messages", tc.post).want(tc.status).apiErr()
+			if f.Error != want.Error || f.Field != want.Field {
+				t.Fatalf("%s: error %q field %q; the POST answers %q field %q", tc.name, f.Error, f.Field, want.Error, want.Field)
+			}
+		}
+		c.send(t, agentCommand{Type: "ping"})
+		if f := c.next(t); f.Type != "pong" {
+			t.Fatalf("answer to ping = %+v, the socket should still serve", f)
+		}
+	})
+}
+
+// More replies at once than a connection stores in parallel, and more
+// than its command queue holds: the client is slowed, not dropped, and
+// every reply is acked once.
+func TestAgentSocketReplyBurst(t *testing.T) {
+	e := newWSEnv(t, inboxtest.SQLiteURL(t))
+	c, _, err := e.dial(t, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.next(t) // hello
+	const n = 3 * agentMaxReplies
+	for i := range n {
+		c.send(t, messageFrame(e.conv.ID, "b-"+strconv.Itoa(i), "burst "+strconv.Itoa(i)))
+	}
+	acked := map[string]int64{}
+	ids := map[int64]bool{}
+	for len(acked) < n {
+		f := c.next(t)
+		switch f.Type {
+		case "event":
+			continue
+		case "ack":
+		default:
+			t.Fatalf("frame %+v, want acks", f)
+		}
+		if _, dup := acked[f.ClientID]; dup || ids[f.Message.ID] {
+			t.Fatalf("ack %+v twice", f)
+		}
+		acked[f.ClientID] = f.Message.ID
+		ids[f.Message.ID] = true
+	}
+	c.send(t, agentCommand{Type: "ping"})
+	if f := agentNext(t, c, "pong", nil); f.Type != "pong" {
+		t.Fatalf("answer to ping = %+v", f)
+	}
+}
+
+// The session is read again at every ping: the socket of a session that
+// lives stays open, and a logout closes it with 4401.
+func TestAgentSocketSessionEnds(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		every := agentPingEvery
+		agentPingEvery = 20 * time.Millisecond
+		t.Cleanup(func() { agentPingEvery = every }) // after the server's cleanup
+		e := newWSEnv(t, url)
+		c, _, err := e.dial(t, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		c.next(t) // hello
+		for i := range 3 {
+			select {
+			case <-c.pings:
+			case err := <-c.closed:
+				t.Fatalf("socket closed after %d pings: %v", i, err)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%d pings within 5 s, want 3", i)
+			}
+		}
+		c.send(t, agentCommand{Type: "ping"})
+		if f := c.next(t); f.Type != "pong" {
+			t.Fatalf("answer to ping = %+v", f)
+		}
+
+		cl := e.env.client()
+		cl.header.Set("Cookie", e.cookie)
+		cl.csrf = e.csrf
+		cl.do("POST", "/api/v1/auth/logout", nil).want(http.StatusNoContent)
+		if code := c.closeCode(t); code != closeSessionEnded {
+			t.Fatalf("close code after the logout = %d, want %d", code, closeSessionEnded)
+		}
+	})
+}
+
+// FuzzParseAgentCommand feeds arbitrary frames to the socket's parser: it
+// must never panic, and only a message frame carries a field error.
+func FuzzParseAgentCommand(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"message","conversation_id":7,"client_id":"c1","text":"hi","channel":"auto","attachment_ids":[1,2]}`,
+		`{"type":"message","text":5}`, `{"type":"message","attachment_ids":["x"]}`, `{"type":"message","conversation_id":"7"}`,
+		`{"type":"resume","cursors":{"7":5}}`, `{"type":"bad-json"}`, `{"type":5}`, `[1]`, `{`, ``, `null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cmd := parseAgentCommand(b)
+		var inv *inbox.InvalidError
+		if cmd.bad != nil && (cmd.Type != "message" || !errors.As(cmd.bad, &inv) || inv.Field == "") {
+			t.Fatalf("parseAgentCommand(%q) = %+v, want a field error on message frames only", b, cmd)
+		}
+	})
+}

@@ -72,7 +72,7 @@ func bindError(dec *json.Decoder, err error) error {
 		if typ.Field == "" {
 			return echo.NewHTTPError(http.StatusBadRequest, "request body must be a JSON object")
 		}
-		return &inbox.InvalidError{Field: typ.Field, Reason: "must be " + jsonKind(typ.Type.Kind().String())}
+		return fieldTypeError(typ)
 	}
 	// encoding/json has no type for this one.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
@@ -80,6 +80,12 @@ func bindError(dec *json.Decoder, err error) error {
 		return &inbox.InvalidError{Field: name, Reason: "unknown field"}
 	}
 	return echo.NewHTTPError(http.StatusBadRequest, "malformed JSON: "+err.Error())
+}
+
+// fieldTypeError is the error of a JSON field of the wrong type; typ.Field
+// names it.
+func fieldTypeError(typ *json.UnmarshalTypeError) *inbox.InvalidError {
+	return &inbox.InvalidError{Field: typ.Field, Reason: "must be " + jsonKind(typ.Type.Kind().String())}
 }
 
 // jsonKind names a Go kind the way a JSON client thinks of it.

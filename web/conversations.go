@@ -159,21 +159,7 @@ func (s *Server) postMessage(c echo.Context) error {
 	if err := bindJSON(c, &req, true); err != nil {
 		return err
 	}
-	if len(req.AttachmentIDs) == 0 {
-		if err := required("text", req.Text); err != nil {
-			return err
-		}
-	}
-	ctx := c.Request().Context()
-	d, err := s.store.ReplyChannel(ctx, id, req.Channel)
-	if err != nil {
-		return err
-	}
-	agentID := agentOf(c).ID
-	msg, created, err := s.store.AddMessage(ctx, inbox.NewMessage{
-		ConversationID: id, ClientID: req.ClientID, Author: inbox.AuthorAgent, AgentID: &agentID,
-		Channel: d.Channel, State: d.State, Text: req.Text, AttachmentIDs: req.AttachmentIDs,
-	})
+	ans, created, err := s.reply(c.Request().Context(), agentOf(c).ID, id, req)
 	if err != nil {
 		return err
 	}
@@ -181,7 +167,32 @@ func (s *Server) postMessage(c echo.Context) error {
 	if !created {
 		code = http.StatusOK
 	}
-	return c.JSON(code, replyAnswer{Message: msg, Channel: d.Channel, Reason: d.Reason})
+	return c.JSON(code, ans)
+}
+
+// reply stores an agent's reply to a conversation on the channel
+// ReplyChannel picks, once the request is decoded: the POST above and the
+// agents' socket's message frame (agentws.go) both send through it.
+// created is false when a message with the same client id was already
+// stored; the answer is then that message.
+func (s *Server) reply(ctx context.Context, agentID, conversationID int64, req replyRequest) (ans replyAnswer, created bool, err error) {
+	if len(req.AttachmentIDs) == 0 {
+		if err := required("text", req.Text); err != nil {
+			return replyAnswer{}, false, err
+		}
+	}
+	d, err := s.store.ReplyChannel(ctx, conversationID, req.Channel)
+	if err != nil {
+		return replyAnswer{}, false, err
+	}
+	msg, created, err := s.store.AddMessage(ctx, inbox.NewMessage{
+		ConversationID: conversationID, ClientID: req.ClientID, Author: inbox.AuthorAgent, AgentID: &agentID,
+		Channel: d.Channel, State: d.State, Text: req.Text, AttachmentIDs: req.AttachmentIDs,
+	})
+	if err != nil {
+		return replyAnswer{}, false, err
+	}
+	return replyAnswer{Message: msg, Channel: d.Channel, Reason: d.Reason}, created, nil
 }
 
 // join makes the agent a participant and returns the conversation after.

@@ -12,7 +12,9 @@
 //     They never touch the database or a socket themselves.
 //   - Errors are mapped to status codes in one place, handleError: inbox's
 //     errors (ErrNotFound 404, *InvalidError 400, ErrUnavailable 503, ...),
-//     echo's, and anything else is a logged 500.
+//     echo's, and anything else is a logged 500. The agents' socket answers
+//     its message frames with the same mapping of inbox's errors
+//     (inboxAnswer).
 //   - Request bodies are JSON, decoded strictly (bind.go): unknown fields,
 //     wrong types and missing required fields are 400 naming the field.
 package web
@@ -334,9 +336,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 
 func (s *Server) errorAnswer(err error, c echo.Context) (int, apiError) {
 	var (
-		inv *inbox.InvalidError
-		he  *echo.HTTPError
-		rl  *rateLimited
+		he *echo.HTTPError
+		rl *rateLimited
 	)
 	switch {
 	case errors.As(err, &rl):
@@ -345,22 +346,14 @@ func (s *Server) errorAnswer(err error, c echo.Context) (int, apiError) {
 		return http.StatusTooManyRequests, apiError{Error: rl.msg, Code: "rate_limited", RetryAfter: secs}
 	case c.Request().Context().Err() != nil && errors.Is(err, context.Canceled):
 		return statusClientClosed, apiError{Error: "client closed the request"}
-	case errors.Is(err, inbox.ErrUnavailable):
-		s.log.Warn("database unavailable", "path", c.Path(), "err", err, "request_id", requestID(c))
-		return http.StatusServiceUnavailable, apiError{Error: "database unavailable"}
-	case errors.As(err, &inv):
-		return http.StatusBadRequest, apiError{Error: inv.Error(), Field: inv.Field}
-	case errors.Is(err, inbox.ErrNotFound):
-		return http.StatusNotFound, apiError{Error: "not found"}
-	case errors.Is(err, inbox.ErrResync):
-		return http.StatusConflict, apiError{Error: "resync", Resync: true}
-	case errors.Is(err, inbox.ErrUnauthenticated):
-		return http.StatusUnauthorized, apiError{Error: "login required"}
-	case errors.Is(err, inbox.ErrForbidden):
-		return http.StatusForbidden, apiError{Error: "forbidden"}
-	case errors.Is(err, inbox.ErrConflict):
-		return http.StatusConflict, apiError{Error: "conflict with the current state"}
-	case errors.As(err, &he):
+	}
+	if code, body, ok := inboxAnswer(err); ok {
+		if code == http.StatusServiceUnavailable {
+			s.log.Warn("database unavailable", "path", c.Path(), "err", err, "request_id", requestID(c))
+		}
+		return code, body
+	}
+	if errors.As(err, &he) {
 		msg := fmt.Sprint(he.Message)
 		switch he.Code {
 		case http.StatusNotFound:
@@ -376,15 +369,39 @@ func (s *Server) errorAnswer(err error, c echo.Context) (int, apiError) {
 			s.log.Error("internal error", "path", c.Path(), "err", err, "request_id", requestID(c))
 		}
 		return he.Code, apiError{Error: msg}
-	case errors.Is(err, context.DeadlineExceeded):
-		// The request's deadline (apiDeadline) passed in a call that
-		// returns ctx.Err() as it is, e.g. AddMessage waiting for its
-		// commit: the database did not answer in time.
-		s.log.Warn("deadline exceeded", "path", c.Path(), "err", err, "request_id", requestID(c))
-		return http.StatusServiceUnavailable, apiError{Error: "database unavailable"}
 	}
 	s.log.Error("internal error", "path", c.Path(), "err", err, "request_id", requestID(c))
 	return http.StatusInternalServerError, apiError{Error: "internal error"}
+}
+
+// inboxAnswer maps inbox's errors, and a deadline that passed, to a status
+// code and body; ok is false for any other error. It is the mapping of
+// both the HTTP API (errorAnswer) and the agents' socket (agentws.go),
+// which log the 503s and 500s themselves.
+func inboxAnswer(err error) (code int, body apiError, ok bool) {
+	var inv *inbox.InvalidError
+	switch {
+	case errors.Is(err, inbox.ErrUnavailable):
+		return http.StatusServiceUnavailable, apiError{Error: "database unavailable"}, true
+	case errors.As(err, &inv):
+		return http.StatusBadRequest, apiError{Error: inv.Error(), Field: inv.Field}, true
+	case errors.Is(err, inbox.ErrNotFound):
+		return http.StatusNotFound, apiError{Error: "not found"}, true
+	case errors.Is(err, inbox.ErrResync):
+		return http.StatusConflict, apiError{Error: "resync", Resync: true}, true
+	case errors.Is(err, inbox.ErrUnauthenticated):
+		return http.StatusUnauthorized, apiError{Error: "login required"}, true
+	case errors.Is(err, inbox.ErrForbidden):
+		return http.StatusForbidden, apiError{Error: "forbidden"}, true
+	case errors.Is(err, inbox.ErrConflict):
+		return http.StatusConflict, apiError{Error: "conflict with the current state"}, true
+	case errors.Is(err, context.DeadlineExceeded):
+		// A deadline (apiDeadline, or the socket's) passed in a call that
+		// returns ctx.Err() as it is, e.g. AddMessage waiting for its
+		// commit: the database did not answer in time.
+		return http.StatusServiceUnavailable, apiError{Error: "database unavailable"}, true
+	}
+	return 0, apiError{}, false
 }
 
 func requestID(c echo.Context) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -124,8 +125,18 @@ func TestLoad(t *testing.T) {
 			t.Errorf("%s latency %+v", c.name, c.lat)
 		}
 	}
-	if m.VisitorAck.N == 0 || m.AgentPost.N == 0 {
-		t.Errorf("ack latency %+v, POST latency %+v: want samples", m.VisitorAck, m.AgentPost)
+	// The replies went over the agents' sockets (the default), each acked
+	// once.
+	if m.VisitorAck.N == 0 || m.AgentReply.N != int(m.SentA2V) {
+		t.Errorf("ack latency %+v, reply ack latency %+v: want samples, one per reply (%d)", m.VisitorAck, m.AgentReply, m.SentA2V)
+	}
+	if o.Reply != replySocket || s.Options.Reply != replySocket {
+		t.Errorf("reply mode %q, in the summary %q; want socket", o.Reply, s.Options.Reply)
+	}
+	var out strings.Builder
+	s.print(&out)
+	if !strings.Contains(out.String(), "agent reply ack") {
+		t.Errorf("summary without an agent reply ack row:\n%s", out.String())
 	}
 	if m.AchievedRate < 150 {
 		t.Errorf("achieved %v messages/s, want about 200", m.AchievedRate)
@@ -162,12 +173,18 @@ func TestIdle(t *testing.T) {
 }
 
 // TestAgentSide logs agents in (creating the second), opens their
-// sockets, joins conversations and measures contact messages stored
-// directly, without the widget.
+// sockets, joins conversations, measures contact messages stored
+// directly, without the widget, and sends replies both ways (-reply).
 func TestAgentSide(t *testing.T) {
+	for _, mode := range []string{replySocket, replyHTTP} {
+		t.Run(mode, func(t *testing.T) { testAgentSide(t, mode) })
+	}
+}
+
+func testAgentSide(t *testing.T, mode string) {
 	srv := newServer(t)
 	o := testOptions(srv.url)
-	o.Agents = 3
+	o.Agents, o.Reply = 3, mode
 	b, err := newBench(o, logWriter{t})
 	if err != nil {
 		t.Fatal(err)
@@ -218,15 +235,25 @@ func TestAgentSide(t *testing.T) {
 		}
 		b.sendAgent(ctx, job{i: i, at: clock()}, v)
 	}
-	drain(ctx, 5*time.Second, func() bool { return b.recvV2A.Load() == 3 })
+	drain(ctx, 5*time.Second, func() bool { return b.recvV2A.Load() == 3 && b.reply.count() == 3 })
 	if got := b.recvV2A.Load(); got != 3 {
 		t.Errorf("owners received %d visitor messages, want 3 (each once)", got)
 	}
 	if l := b.v2a.latency(); l.N != 3 || l.P50 <= 0 {
 		t.Errorf("visitor->agent latency %+v", l)
 	}
-	if b.sentA2V.Load() != 3 || b.post.count() != 3 {
-		t.Errorf("replies sent %d, POSTs timed %d; want 3; errors %v", b.sentA2V.Load(), b.post.count(), b.errs.snapshot())
+	if b.sentA2V.Load() != 3 || b.reply.count() != 3 {
+		t.Errorf("replies sent %d, answers timed %d; want 3; errors %v", b.sentA2V.Load(), b.reply.count(), b.errs.snapshot())
+	}
+	if mode == replySocket && b.replyAcks.Load() != 3 {
+		t.Errorf("replies acked %d, want 3", b.replyAcks.Load())
+	}
+	for _, v := range b.active {
+		page, err := srv.store.Messages(ctx, v.start.Conversation.ID, inbox.MessageQuery{})
+		if err != nil || len(page.Messages) != 2 || page.Messages[1].Author != inbox.AuthorAgent || page.Messages[1].AgentID == nil ||
+			*page.Messages[1].AgentID != b.agents[v.owner].login.ID {
+			t.Errorf("conversation %d: messages %+v, %v; want the contact's and its owner's reply", v.start.Conversation.ID, page.Messages, err)
+		}
 	}
 	if e := b.errs.snapshot(); len(e) > 0 {
 		t.Errorf("errors %v", e)
@@ -413,6 +440,29 @@ func TestMarker(t *testing.T) {
 	if !strings.HasPrefix(f, `{"type":"message","client_id":"mcb-r1-v-3","text":"mcb1 v 1 99 `) || !strings.HasSuffix(f, `"}`) {
 		t.Errorf("messageFrame() = %s", f)
 	}
+	var reply struct {
+		Type           string `json:"type"`
+		ConversationID int64  `json:"conversation_id"`
+		ClientID       string `json:"client_id"`
+		Text           string `json:"text"`
+	}
+	rf := replyFrame(42, b.clientID("a", 5), messageText('a', 1, 99, 64))
+	if err := json.Unmarshal(rf, &reply); err != nil || reply.Type != "message" || reply.ConversationID != 42 ||
+		reply.ClientID != "mcb-r1-a-5" || !strings.HasPrefix(reply.Text, "mcb1 a 1 99 ") {
+		t.Errorf("replyFrame() = %s: %+v, %v", rf, reply, err)
+	}
+	ack := []byte(`{"type":"ack","client_id":"mcb-r1-a-5","message":{"id":3,"text":"` + reply.Text + `"},"channel":"chat","reason":"r","created":true}`)
+	if _, sent, ok := findMarker(ack, 'a'); frameType(ack) != "ack" || !ok || sent != 99 {
+		t.Errorf("ack frame: type %q, sent %d, %v", frameType(ack), sent, ok)
+	}
+	for frame, want := range map[string]string{
+		`{"type":"error","client_id":"mcb-r1-a-5","status":404,"error":"not found"}`: "agent reply: error frame 404 not found",
+		`{"type":"error","error":"frame is not a JSON object of a known shape"}`:     "agent error frame: frame is not a JSON object of a known shape",
+	} {
+		if got := agentErrorKind([]byte(frame)); got != want {
+			t.Errorf("agentErrorKind(%s) = %q, want %q", frame, got, want)
+		}
+	}
 }
 
 func TestLatency(t *testing.T) {
@@ -460,8 +510,14 @@ func TestFlags(t *testing.T) {
 		t.Error("-duration 20m accepted")
 	}
 	o, err := parseFlags([]string{"-idle", "-visitors", "19000", "-agents", "0", "-duration", "30s"}, &stderr)
-	if err != nil || !o.Idle || o.Visitors != 19000 || o.hardCap() != o.Warmup+30*time.Second+setupBudget {
+	if err != nil || !o.Idle || o.Visitors != 19000 || o.hardCap() != o.Warmup+30*time.Second+setupBudget || o.Reply != replySocket {
 		t.Errorf("parseFlags(idle) = %+v, %v", o, err)
+	}
+	if o, err := parseFlags([]string{"-agents", "0", "-reply", "http"}, &stderr); err != nil || o.Reply != replyHTTP {
+		t.Errorf("parseFlags(-reply http) = %+v, %v", o, err)
+	}
+	if _, err := parseFlags([]string{"-agents", "0", "-reply", "pigeon"}, &stderr); err == nil || !strings.Contains(err.Error(), "-reply") {
+		t.Errorf("-reply pigeon: %v", err)
 	}
 	stderr.Reset()
 	if code := benchMain([]string{"-h"}, io.Discard, &stderr); code != exitOK || !strings.Contains(stderr.String(), "-visitors") || !strings.Contains(stderr.String(), "rate_limits") {

@@ -83,10 +83,12 @@ logs -agents agents in (the -email admin, plus agents it creates) and
 opens their WebSockets; the agents join -active of the conversations, and
 for -duration (after -warmup) messages flow at -rate per second in all,
 half visitor->agent over the visitors' sockets, half agent->visitor as
-agent replies over HTTP. With -idle the sockets are only held for
--duration. Server memory comes from GET /metrics before the sockets open
-and after they are held. Before that, the floor: a bare gws echo server
-started as a child process, measured at the same rate and message size.
+agent replies: message frames on the agents' own sockets, or with
+-reply http POSTs to /api/v1/conversations/ID/messages. With -idle the
+sockets are only held for -duration. Server memory comes from GET
+/metrics before the sockets open and after they are held. Before that,
+the floor: a bare gws echo server started as a child process, measured
+at the same rate and message size.
 
 The server's widget rate limits must allow the load: set
 widget.rate_limits.starts_per_minute_per_ip, messages_per_minute and
@@ -120,7 +122,15 @@ type options struct {
 	Concurrency int
 	Senders     int
 	Floor       bool
+	// Reply is how agents reply: replySocket or replyHTTP.
+	Reply string
 }
+
+// How agents send their replies (-reply).
+const (
+	replySocket = "socket" // a message frame on the agent's socket, timed until its ack
+	replyHTTP   = "http"   // POST /api/v1/conversations/{id}/messages, timed until its answer
+)
 
 func defaultOptions() options {
 	return options{
@@ -136,6 +146,7 @@ func defaultOptions() options {
 		Concurrency: 128,
 		Senders:     64,
 		Floor:       true,
+		Reply:       replySocket,
 	}
 }
 
@@ -163,7 +174,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Size, "size", o.Size, "bytes of text per message (at least 40: the text carries the send time)")
 	fs.StringVar(&o.Origin, "origin", "", "Origin header of the visitor sockets (empty: none, as a non-browser client)")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "mints, socket dials and joins in flight at once")
-	fs.IntVar(&o.Senders, "senders", o.Senders, "agent replies (HTTP POSTs) in flight at once")
+	fs.IntVar(&o.Senders, "senders", o.Senders, "goroutines sending agent replies: with -reply http the POSTs in flight at once;\nwith -reply socket they only write frames (the server stores up to 64 per agent socket at once)")
+	fs.StringVar(&o.Reply, "reply", o.Reply, "how agents reply: socket (a message frame on the agent's socket, timed until its ack)\nor http (a POST, timed until its answer)")
 	fs.BoolVar(&o.Floor, "floor", true, "measure the floor (bare gws echo in a child process) before the load")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -199,6 +211,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("-concurrency %d: want 1..4096", o.Concurrency)
 	case o.Senders < 1 || o.Senders > 4096:
 		return fmt.Errorf("-senders %d: want 1..4096", o.Senders)
+	case o.Reply != replySocket && o.Reply != replyHTTP:
+		return fmt.Errorf("-reply %q: want %s or %s", o.Reply, replySocket, replyHTTP)
 	}
 	if !o.Idle && o.Rate > 0 && o.Active == 0 {
 		return errors.New("-rate > 0 needs -active > 0 (or -idle)")

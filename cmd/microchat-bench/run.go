@@ -41,12 +41,15 @@ type bench struct {
 	// both 0 until the load starts, so that nothing is measured before.
 	from, until atomic.Int64
 	// v2a: a visitor's message reaching its conversation's agent; a2v: an
-	// agent's reply (POSTed) reaching the visitor; ack: a visitor's message
-	// acknowledged on its socket; post: an agent's reply POST answered.
-	v2a, a2v, ack, post recorder
+	// agent's reply reaching the visitor; ack: a visitor's message
+	// acknowledged on its socket; reply: an agent's reply acknowledged on
+	// the agent's socket, or its POST answered (-reply).
+	v2a, a2v, ack, reply recorder
 
 	sentV2A, sentA2V, recvV2A, recvA2V atomic.Int64
-	openVisitors                       atomic.Int64
+	// replyAcks counts the acks of agent replies sent over the socket.
+	replyAcks    atomic.Int64
+	openVisitors atomic.Int64
 	// closing is set when the tool closes its sockets, so that the
 	// closes are not counted as errors.
 	closing atomic.Bool
@@ -75,6 +78,20 @@ func (b *bench) messageFrame(dir byte, owner int, sent int64, kind string, i int
 	f := make([]byte, 0, len(text)+80)
 	f = append(f, `{"type":"message","client_id":"`...)
 	f = append(f, b.clientID(kind, i)...)
+	f = append(f, `","text":"`...)
+	f = append(f, text...)
+	f = append(f, `"}`...)
+	return f
+}
+
+// replyFrame is an agent's reply as a message frame of the agents'
+// socket. The text and client id need no JSON escaping.
+func replyFrame(conversationID int64, clientID, text string) []byte {
+	f := make([]byte, 0, len(text)+len(clientID)+80)
+	f = append(f, `{"type":"message","conversation_id":`...)
+	f = strconv.AppendInt(f, conversationID, 10)
+	f = append(f, `,"client_id":"`...)
+	f = append(f, clientID...)
 	f = append(f, `","text":"`...)
 	f = append(f, text...)
 	f = append(f, `"}`...)
@@ -516,8 +533,9 @@ func (b *bench) joinActive(ctx context.Context) int {
 }
 
 // drive sends messages at o.Rate for o.Warmup+o.Duration: half from the
-// active visitors over their sockets, half as their owners' replies over
-// HTTP; then waits up to drainTime for the last to arrive.
+// active visitors over their sockets, half as their owners' replies (over
+// the owners' sockets or HTTP, per -reply); then waits up to drainTime for
+// the last to arrive and be acknowledged.
 func (b *bench) drive(ctx context.Context) *MessageSummary {
 	o := b.o
 	rv, ra := o.Rate/2, o.Rate/2
@@ -569,8 +587,9 @@ func (b *bench) drive(ctx context.Context) *MessageSummary {
 	})
 	gens.Wait()
 	workers.Wait()
+	acked := func() bool { return o.Reply != replySocket || b.replyAcks.Load() >= b.sentA2V.Load() }
 	drain(ctx, drainTime, func() bool {
-		return b.recvV2A.Load() >= b.sentV2A.Load() && b.recvA2V.Load() >= b.sentA2V.Load()
+		return b.recvV2A.Load() >= b.sentV2A.Load() && b.recvA2V.Load() >= b.sentA2V.Load() && acked()
 	})
 
 	m := &MessageSummary{
@@ -585,7 +604,7 @@ func (b *bench) drive(ctx context.Context) *MessageSummary {
 		VisitorToAgent:  b.v2a.latency(),
 		AgentToVisitor:  b.a2v.latency(),
 		VisitorAck:      b.ack.latency(),
-		AgentPost:       b.post.latency(),
+		AgentReply:      b.reply.latency(),
 	}
 	if len(b.agents) == 0 {
 		m.ReceivedV2A = int64(m.VisitorAck.N) // no agent to receive: count the acks
@@ -599,6 +618,9 @@ func (b *bench) drive(ctx context.Context) *MessageSummary {
 	}
 	if m.LostA2V > 0 {
 		b.errs.add("agent->visitor not received within " + drainTime.String())
+	}
+	if !acked() {
+		b.errs.add("agent reply not acknowledged within " + drainTime.String())
 	}
 	return m
 }
@@ -622,17 +644,27 @@ func (b *bench) sendVisitor(j job, v *visitor) {
 }
 
 // sendAgent sends reply j as v's conversation's owner, timed from when it
-// was handed out.
+// was handed out: until the POST's answer here, or until the ack that the
+// owner's socket receives (agent.OnMessage). Several senders write to one
+// agent's socket at once; gws's writes take the connection's lock.
 func (b *bench) sendAgent(ctx context.Context, j job, v *visitor) {
 	t := j.at
-	err := b.api.reply(ctx, &b.agents[v.owner].login, v.start.Conversation.ID, b.clientID("a", j.i), messageText('a', v.owner, t, b.o.Size))
-	if err != nil {
+	owner := b.agents[v.owner]
+	clientID, text := b.clientID("a", j.i), messageText('a', v.owner, t, b.o.Size)
+	if b.o.Reply == replySocket {
+		if err := owner.conn.WriteMessage(gws.OpcodeText, replyFrame(v.start.Conversation.ID, clientID, text)); err != nil {
+			b.errs.add("agent reply send: " + errKind(err))
+			return
+		}
+	} else if err := b.api.reply(ctx, &owner.login, v.start.Conversation.ID, clientID, text); err != nil {
 		b.errs.add(kindOf(err))
 		return
 	}
 	if t >= b.from.Load() && t < b.until.Load() {
 		b.sentA2V.Add(1)
-		b.post.add(time.Duration(clock() - t))
+		if b.o.Reply == replyHTTP {
+			b.reply.add(time.Duration(clock() - t))
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -156,6 +157,24 @@ func (v *visitor) OnMessage(_ *gws.Conn, m *gws.Message) {
 	}
 }
 
+// agentErrorKind names an error frame of an agent's socket in the error
+// counts: a refused reply by its status, as an HTTP error is.
+func agentErrorKind(f []byte) string {
+	var e struct {
+		ClientID string `json:"client_id"`
+		Status   int    `json:"status"`
+		Error    string `json:"error"`
+	}
+	json.Unmarshal(f, &e) // errors are few: decode them whole
+	if len(e.Error) > 60 {
+		e.Error = e.Error[:60] + "..."
+	}
+	if e.ClientID != "" || e.Status != 0 {
+		return fmt.Sprintf("agent reply: error frame %d %s", e.Status, e.Error)
+	}
+	return "agent error frame: " + e.Error
+}
+
 // agent is one agent's socket; it implements gws.Event.
 type agent struct {
 	b       *bench
@@ -226,12 +245,13 @@ func (a *agent) OnMessage(_ *gws.Conn, m *gws.Message) {
 		if owner, sent, ok := findMarker(f, 'v'); ok && owner == a.idx {
 			a.b.received(&a.b.v2a, &a.b.recvV2A, sent)
 		}
-	case "error":
-		e := string(jsonString(f, "error"))
-		if len(e) > 60 {
-			e = e[:60] + "..."
+	case "ack":
+		// A reply's, on the socket that sent it: its text is the reply's.
+		if _, sent, ok := findMarker(f, 'a'); ok {
+			a.b.received(&a.b.reply, &a.b.replyAcks, sent)
 		}
-		a.b.errs.add("agent error frame: " + e)
+	case "error":
+		a.b.errs.add(agentErrorKind(f))
 	case "resync":
 		a.b.errs.add("agent resync")
 	}

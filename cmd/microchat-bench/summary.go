@@ -63,11 +63,12 @@ type summaryOptions struct {
 	Idle     bool    `json:"idle"`
 	Size     int     `json:"size"`
 	Seed     uint64  `json:"seed"`
+	Reply    string  `json:"reply"` // socket or http
 }
 
 func (o *options) summary() summaryOptions {
 	return summaryOptions{Visitors: o.Visitors, Agents: o.Agents, Active: o.Active, Rate: o.Rate,
-		Duration: o.Duration.String(), Warmup: o.Warmup.String(), Idle: o.Idle, Size: o.Size, Seed: o.Seed}
+		Duration: o.Duration.String(), Warmup: o.Warmup.String(), Idle: o.Idle, Size: o.Size, Seed: o.Seed, Reply: o.Reply}
 }
 
 // MessageSummary is the load's measurement: messages sent during the
@@ -87,13 +88,14 @@ type MessageSummary struct {
 	// AchievedRate is messages received per second, both directions.
 	AchievedRate float64 `json:"achieved_rate"`
 	// VisitorToAgent: sent on the visitor's socket until the event on the
-	// owning agent's socket. AgentToVisitor: the agent's reply POST sent
-	// until the event on the visitor's socket. VisitorAck: until the ack on
-	// the visitor's socket. AgentPost: until the POST's answer.
+	// owning agent's socket. AgentToVisitor: the agent's reply sent until
+	// the event on the visitor's socket. VisitorAck: until the ack on the
+	// visitor's socket. AgentReply: until the ack on the agent's socket
+	// (-reply socket) or the POST's answer (-reply http).
 	VisitorToAgent Latency `json:"visitor_to_agent"`
 	AgentToVisitor Latency `json:"agent_to_visitor"`
 	VisitorAck     Latency `json:"visitor_ack"`
-	AgentPost      Latency `json:"agent_post"`
+	AgentReply     Latency `json:"agent_reply"`
 }
 
 // Ratio is our latency over the floor's, per percentile.
@@ -218,6 +220,13 @@ func (s *Summary) print(w io.Writer) {
 	p("microchat-bench %s at %s (load average before: %s)", s.Target, s.Started.Format(time.RFC3339), s.LoadAverage)
 	o := s.Options
 	mode := fmt.Sprintf("%g messages/s over %d conversations for %s after %s warmup", o.Rate, o.Active, o.Duration, o.Warmup)
+	switch {
+	case o.Agents == 0:
+	case o.Reply == replySocket:
+		mode += ", agent replies over their sockets"
+	case o.Reply == replyHTTP:
+		mode += ", agent replies over HTTP"
+	}
 	if o.Idle {
 		mode = "idle, held for " + o.Duration
 	}
@@ -242,7 +251,11 @@ func (s *Summary) print(w io.Writer) {
 			row("visitor->agent", m.VisitorToAgent)
 			row("agent->visitor", m.AgentToVisitor)
 			row("visitor ack", m.VisitorAck)
-			row("agent reply POST", m.AgentPost)
+			if o.Reply == replySocket {
+				row("agent reply ack", m.AgentReply)
+			} else {
+				row("agent reply POST", m.AgentReply)
+			}
 		}
 		if f := s.Floor; f != nil {
 			row(fmt.Sprintf("floor: echo round trip (%d sockets, %g/s)", f.Conns, f.Rate), f.RoundTrip)
