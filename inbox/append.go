@@ -224,21 +224,51 @@ func (a *appender) work() {
 		size = min(size, sqliteMaxRows)
 	}
 	batch := make([]*appendReq, 0, size)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	busy := false
 	for r := range a.queue {
 		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < cap(batch) {
+		a.fill(&batch, nil)
+		// Under load (the last batch was not alone) a small batch waits
+		// a little for more: a commit costs the writer about as much as
+		// ten messages, so larger batches carry more messages per second
+		// on the same CPU. Alone, a message is committed at once.
+		if busy && len(batch) < cap(batch)/4 && a.s.opts.Linger > 0 {
+			linger.Reset(a.s.opts.Linger)
+			a.fill(&batch, linger.C)
+			linger.Stop()
+		}
+		busy = len(batch) > 1
+		a.run(batch)
+	}
+}
+
+// fill adds waiting messages to the batch until it is full or, with until
+// nil, none waits; with until, until it fires.
+func (a *appender) fill(batch *[]*appendReq, until <-chan time.Time) {
+	for len(*batch) < cap(*batch) {
+		if until == nil {
 			select {
 			case r, ok := <-a.queue:
 				if !ok {
-					break fill
+					return
 				}
-				batch = append(batch, r)
+				*batch = append(*batch, r)
 			default:
-				break fill
+				return
 			}
+			continue
 		}
-		a.run(batch)
+		select {
+		case r, ok := <-a.queue:
+			if !ok {
+				return
+			}
+			*batch = append(*batch, r)
+		case <-until:
+			return
+		}
 	}
 }
 

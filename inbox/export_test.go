@@ -1,7 +1,9 @@
 package inbox
 
 import (
+	"log/slog"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -19,7 +21,7 @@ func MigrationIDs() []string {
 
 // OpenBare opens a store without migrating or starting the appender.
 func OpenBare(url string) (*Store, error) {
-	s := &Store{opts: Options{MaxOpenConns: 2}}
+	s := &Store{opts: Options{MaxOpenConns: 2, CheckpointEvery: time.Second}, log: slog.Default()}
 	if strings.HasPrefix(url, "sqlite:") {
 		return s, s.openSQLite(url)
 	}

@@ -41,6 +41,12 @@ type Options struct {
 	MaxOpenConns int
 	// MaxBatch is the most messages committed in one transaction (default 64).
 	MaxBatch int
+	// CheckpointEvery is how often SQLite's log is copied into the
+	// database file (default 200 ms).
+	CheckpointEvery time.Duration
+	// Linger is how long a small batch of messages waits for more while
+	// the writer is busy (default 1 ms; negative: never).
+	Linger time.Duration
 	// MaxMessageBytes bounds the text of one message (default 16 KiB).
 	MaxMessageBytes int
 	// EmailEnabled says that a mailbox can send replies by email; without it
@@ -63,6 +69,8 @@ type Store struct {
 	log     *slog.Logger
 	opts    Options
 	app     *appender
+	// checkpoints copies SQLite's log into the database file.
+	checkpoints *checkpointer
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -88,6 +96,12 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 64
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 200 * time.Millisecond
+	}
+	if o.Linger == 0 {
+		o.Linger = time.Millisecond
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 16 << 10
@@ -171,8 +185,11 @@ func (s *Store) openSQLite(rawURL string) error {
 	dsn := "file:" + path + "?"
 	wq := url.Values{"_txlock": {"immediate"}}
 	for k, v := range q {
-		wq[k] = v
+		wq[k] = append([]string(nil), v...)
 	}
+	// The writer never checkpoints; the checkpointer does, on its own
+	// connection.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	w, err := sql.Open("sqlite", dsn+wq.Encode())
 	if err != nil {
 		return err
@@ -188,6 +205,14 @@ func (s *Store) openSQLite(rawURL string) error {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s.dialect, s.sqlW, s.sqlR = dialectSQLite, w, r
+	cp, err := sql.Open("sqlite", dsn+q.Encode())
+	if err != nil {
+		return err
+	}
+	cp.SetMaxOpenConns(1)
+	s.checkpoints = startCheckpointer(cp, s.opts.CheckpointEvery, func(err error) {
+		s.log.Warn("checkpointing the SQLite log", "err", err)
+	})
 	// SQLite parses every statement it is given: prepared once per
 	// connection, gorm's queries skip the parser (a tenth of the server's
 	// CPU under load went to parsing them). pgx caches its statements
@@ -204,6 +229,15 @@ func (s *Store) openSQLite(rawURL string) error {
 		}
 	}
 	return nil
+}
+
+// readCtx is the context of a read through database/sql: on SQLite
+// without its cancellation, as uncancellable does for gorm's.
+func (s *Store) readCtx(ctx context.Context) context.Context {
+	if s.dialect == dialectSQLite {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // uncancellable runs gorm's statements without their context's deadline
@@ -296,7 +330,13 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDB() error {
-	err := s.sqlW.Close()
+	var err error
+	if s.checkpoints != nil {
+		err = s.checkpoints.close()
+	}
+	if e := s.sqlW.Close(); err == nil {
+		err = e
+	}
 	if s.sqlR != s.sqlW {
 		if e := s.sqlR.Close(); err == nil {
 			err = e
