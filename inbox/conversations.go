@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
@@ -443,11 +444,15 @@ type ReplyDecision struct {
 // ReplyChannel decides the channel of an agent reply: "auto" (or "")
 // follows rule 5, "chat" and "email" are the agent's choice.
 func (s *Store) ReplyChannel(ctx context.Context, conversationID int64, requested string) (ReplyDecision, error) {
-	// One read: it runs before every agent reply.
+	// One small read without gorm: it runs before every agent reply, and
+	// the decision needs two of the contact's fields.
+	q := `SELECT c.online, COALESCE(c.email, '') FROM contacts c JOIN conversations v ON v.contact_id = c.id WHERE v.id = ?`
+	if s.dialect == dialectPostgres {
+		q = strings.Replace(q, "?", "$1", 1)
+	}
 	var contact Contact
-	err := s.rdb.WithContext(ctx).
-		Where("id = (SELECT contact_id FROM conversations WHERE id = ?)", conversationID).First(&contact).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	err := s.sqlR.QueryRowContext(s.readCtx(ctx), q, conversationID).Scan(&contact.Online, &contact.Email)
+	if errors.Is(err, sql.ErrNoRows) {
 		return ReplyDecision{}, ErrNotFound
 	}
 	if err != nil {
