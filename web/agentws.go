@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lxzan/gws"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/microdeets/microchat/inbox"
 )
@@ -95,7 +97,7 @@ const (
 	// agentMaxReplies is how many message frames of one connection may be
 	// stored at once; the read loop waits for one to end before taking
 	// another, so a client sending faster is slowed by TCP.
-	agentMaxReplies = 64
+	agentMaxReplies = 512
 	// closeSessionEnded closes a socket whose session was logged out or
 	// expired.
 	closeSessionEnded = 4401
@@ -116,6 +118,10 @@ var agentUpgrader = gws.NewUpgrader(agentEvents{}, &gws.ServerOption{
 type agentConn struct {
 	s    *Server
 	conn *gws.Conn
+	// out is conn's connection: run holds its writes while more frames
+	// wait and sends them together.
+	out       *corkConn
+	framesOut prometheus.Counter
 	// agent is run's, refreshed at every session check; the other
 	// goroutines use agentID, which does not change.
 	agent   inbox.Agent
@@ -161,7 +167,14 @@ func (s *Server) agentSocket(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "shutting down")
 	}
 	ac.done = done
-	conn, err := agentUpgrader.Upgrade(c.Response(), c.Request())
+	netConn, _, err := c.Response().Hijack()
+	if err != nil {
+		done()
+		return err
+	}
+	ac.out = &corkConn{Conn: netConn, timeout: agentWriteTimeout}
+	ac.framesOut = s.metrics.wsMessages.WithLabelValues("agent", "out")
+	conn, err := agentUpgrader.UpgradeFromConn(ac.out, bufio.NewReaderSize(ac.out, 4<<10), c.Request())
 	if err != nil {
 		done()
 		return nil // gws has answered the client
@@ -219,7 +232,7 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 	defer ping.Stop()
 	sessions := make(chan sessionCheck, 1)
 	checking := false
-	if !ac.write(agentFrame{Type: "hello", Agent: &ac.agent}) {
+	if !ac.write(agentFrame{Type: "hello", Agent: &ac.agent}) || ac.out.flush() != nil {
 		return
 	}
 	for {
@@ -247,7 +260,6 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 				return
 			}
 		case <-ping.C:
-			ac.conn.SetWriteDeadline(time.Now().Add(agentWriteTimeout))
 			if ac.conn.WritePing(nil) != nil {
 				return
 			}
@@ -271,6 +283,11 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		case <-ac.closed:
 			return
 		case <-ctx.Done():
+			return
+		}
+		// The frames written since the last flush go out together once
+		// nothing more waits.
+		if len(sub.C) == 0 && len(ac.answers) == 0 && ac.out.flush() != nil {
 			return
 		}
 	}
@@ -383,11 +400,11 @@ func (ac *agentConn) write(f agentFrame) bool {
 		ac.log.Error("encoding frame", "err", err)
 		return false
 	}
-	ac.conn.SetWriteDeadline(time.Now().Add(agentWriteTimeout))
+	ac.out.hold()
 	if err := ac.conn.WriteMessage(gws.OpcodeText, b); err != nil {
 		return false
 	}
-	ac.s.metrics.wsMessages.WithLabelValues("agent", "out").Inc()
+	ac.framesOut.Inc()
 	return true
 }
 
