@@ -88,12 +88,15 @@ func (f *Follower) Next(ctx context.Context, ev Event) ([]Event, error) {
 	return f.Since(ctx, ev.ConversationID, last)
 }
 
+// sincePage is how many events Since reads at a time.
+const sincePage = 500
+
 // Since returns every stored event of the conversation after seq and
 // records them as seen.
 func (f *Follower) Since(ctx context.Context, conversationID, seq int64) ([]Event, error) {
 	var out []Event
 	for {
-		evs, err := f.s.EventsSince(ctx, conversationID, seq, 500)
+		evs, err := f.s.EventsSince(ctx, conversationID, seq, sincePage)
 		if errors.Is(err, ErrNotFound) {
 			f.Forget(conversationID)
 			return out, err
@@ -107,5 +110,10 @@ func (f *Follower) Since(ctx context.Context, conversationID, seq int64) ([]Even
 		}
 		out = append(out, evs...)
 		seq = evs[len(evs)-1].Seq
+		if len(evs) < sincePage {
+			// The last page: what comes after arrives live.
+			f.set(conversationID, seq)
+			return out, nil
+		}
 	}
 }

@@ -351,22 +351,38 @@ func (s *Store) EventsSince(ctx context.Context, conversationID, after int64, li
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
+	read := func() ([]eventRow, error) {
+		var rows []eventRow
+		err := s.rdb.WithContext(ctx).Where("conversation_id = ? AND seq > ?", conversationID, after).
+			Order("seq").Limit(limit).Find(&rows).Error
+		return rows, dbErr(err)
+	}
+	rows, err := read()
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) > 0 && rows[0].Seq == after+1 {
+		return s.hydrate(ctx, rows)
+	}
+	// Nothing, or a gap: the conversation tells which (read only now:
+	// the common case needs one read).
 	conv, err := s.Conversation(ctx, conversationID)
 	if err != nil {
 		return nil, err
 	}
-	if after >= conv.Seq {
-		return nil, nil
+	if len(rows) == 0 {
+		if after >= conv.Seq {
+			return nil, nil
+		}
+		// An event may have been committed between the two reads.
+		if rows, err = read(); err != nil {
+			return nil, err
+		}
+		if len(rows) > 0 && rows[0].Seq == after+1 {
+			return s.hydrate(ctx, rows)
+		}
 	}
-	var rows []eventRow
-	if err := s.rdb.WithContext(ctx).Where("conversation_id = ? AND seq > ?", conversationID, after).
-		Order("seq").Limit(limit).Find(&rows).Error; err != nil {
-		return nil, dbErr(err)
-	}
-	if len(rows) == 0 || rows[0].Seq != after+1 {
-		return nil, ErrResync
-	}
-	return s.hydrate(ctx, rows)
+	return nil, ErrResync
 }
 
 // hydrate turns stored rows into events, reading the messages that

@@ -151,24 +151,28 @@ func (s *Store) VisitorContact(ctx context.Context, token string, ttl time.Durat
 	if token == "" || len(token) > 128 {
 		return Contact{}, ErrUnauthenticated
 	}
-	var vs VisitorSession
-	err := s.rdb.WithContext(ctx).Where("id = ?", tokenID(token)).First(&vs).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Contact{}, ErrUnauthenticated
+	// One read, the session with its contact: it runs for every socket
+	// that connects.
+	var rows []struct {
+		Contact
+		SessionID         string
+		SessionExpiresAt  time.Time
+		SessionLastUsedAt time.Time
 	}
+	err := s.rdb.WithContext(ctx).Raw(`SELECT c.*, vs.id AS session_id, vs.expires_at AS session_expires_at,
+		vs.last_used_at AS session_last_used_at
+		FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id WHERE vs.id = ?`, tokenID(token)).Scan(&rows).Error
 	if err != nil {
 		return Contact{}, dbErr(err)
 	}
+	if len(rows) == 0 {
+		return Contact{}, ErrUnauthenticated
+	}
+	c := rows[0].Contact
+	vs := VisitorSession{ID: rows[0].SessionID, ContactID: c.ID, ExpiresAt: rows[0].SessionExpiresAt, LastUsedAt: rows[0].SessionLastUsedAt}
 	now := s.now()
 	if !now.Before(vs.ExpiresAt) {
 		return Contact{}, ErrUnauthenticated
-	}
-	c, err := s.Contact(ctx, vs.ContactID)
-	if errors.Is(err, ErrNotFound) {
-		return Contact{}, ErrUnauthenticated
-	}
-	if err != nil {
-		return Contact{}, err
 	}
 	if now.Sub(vs.LastUsedAt) > time.Minute {
 		if err := s.db.WithContext(ctx).Model(&VisitorSession{}).Where("id = ?", vs.ID).

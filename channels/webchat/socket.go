@@ -322,6 +322,9 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		return
 	}
 	vc.follower.Seen(conv.ID, from)
+	if from == conv.Seq {
+		return // nothing missed: the common reconnect reads nothing more
+	}
 	evs, err := vc.follower.Since(ctx, conv.ID, from)
 	vc.deliverEvents(ctx, evs, err)
 }
