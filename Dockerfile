@@ -18,7 +18,8 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /microchat /usr/local/bin/microchat
 COPY --from=build --chown=65532:65532 /data /data
 # adaptivestackstart=0 keeps each idle widget socket's read goroutine on a
-# 2 KB stack (see channels/webchat/doc.go and docs/benchmarks.md).
+# 2 KB stack (see channels/webchat/doc.go and docs/benchmarks.md); the
+# server also sets it itself (cmd/microchat/godebug.go).
 ENV MICROCHAT_DATA_DIR=/data \
     MICROCHAT_LISTEN=:8080 \
     GODEBUG=adaptivestackstart=0

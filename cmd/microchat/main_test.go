@@ -432,3 +432,23 @@ func TestPprofListen(t *testing.T) {
 		t.Fatalf("a second profiler on the same address started")
 	}
 }
+
+func TestGodebugEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want []string
+		ok   bool
+	}{
+		{[]string{"HOME=/root"}, []string{"HOME=/root", "GODEBUG=adaptivestackstart=0"}, true},
+		{[]string{"GODEBUG=gctrace=1", "A=b"}, []string{"GODEBUG=gctrace=1,adaptivestackstart=0", "A=b"}, true},
+		{[]string{"GODEBUG="}, []string{"GODEBUG=adaptivestackstart=0"}, true},
+		// The operator's own choice is kept, and no second exec happens.
+		{[]string{"GODEBUG=gctrace=1,adaptivestackstart=1"}, []string{"GODEBUG=gctrace=1,adaptivestackstart=1"}, false},
+		{[]string{"GODEBUG=adaptivestackstart=0"}, []string{"GODEBUG=adaptivestackstart=0"}, false},
+	} {
+		got, ok := godebugEnv(tc.env)
+		if ok != tc.ok || strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("godebugEnv(%q) = %q, %v; want %q, %v", tc.env, got, ok, tc.want, tc.ok)
+		}
+	}
+}
