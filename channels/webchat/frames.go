@@ -105,6 +105,9 @@ type errorFrame struct {
 }
 
 var (
-	pongFrame   = []byte(`{"type":"pong"}`)
+	pongFrame = []byte(`{"type":"pong"}`)
+	// pingFrame is the widget's heartbeat exactly as it sends it, every
+	// 25 s from every socket: answered without decoding (see dispatcher).
+	pingFrame   = []byte(`{"type":"ping"}`)
 	resyncFrame = []byte(`{"type":"resync"}`)
 )
