@@ -444,14 +444,11 @@ type ReplyDecision struct {
 // ReplyChannel decides the channel of an agent reply: "auto" (or "")
 // follows rule 5, "chat" and "email" are the agent's choice.
 func (s *Store) ReplyChannel(ctx context.Context, conversationID int64, requested string) (ReplyDecision, error) {
-	// One small read without gorm: it runs before every agent reply, and
-	// the decision needs two of the contact's fields.
-	q := `SELECT c.online, COALESCE(c.email, '') FROM contacts c JOIN conversations v ON v.contact_id = c.id WHERE v.id = ?`
-	if s.dialect == dialectPostgres {
-		q = strings.Replace(q, "?", "$1", 1)
-	}
+	// One small read of two columns, a prepared statement (gorm's
+	// PrepareStmt on SQLite): it runs before every agent reply.
 	var contact Contact
-	err := s.sqlR.QueryRowContext(s.readCtx(ctx), q, conversationID).Scan(&contact.Online, &contact.Email)
+	err := s.rdb.WithContext(ctx).Raw(`SELECT c.online, COALESCE(c.email, '') FROM contacts c
+		JOIN conversations v ON v.contact_id = c.id WHERE v.id = ?`, conversationID).Row().Scan(&contact.Online, &contact.Email)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ReplyDecision{}, ErrNotFound
 	}

@@ -231,15 +231,6 @@ func (s *Store) openSQLite(rawURL string) error {
 	return nil
 }
 
-// readCtx is the context of a read through database/sql: on SQLite
-// without its cancellation, as uncancellable does for gorm's.
-func (s *Store) readCtx(ctx context.Context) context.Context {
-	if s.dialect == dialectSQLite {
-		return context.WithoutCancel(ctx)
-	}
-	return ctx
-}
-
 // uncancellable runs gorm's statements without their context's deadline
 // or cancellation. A SQLite statement on a local file either answers or
 // waits for the write lock (busy_timeout), and modernc.org/sqlite starts a
