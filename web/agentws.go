@@ -360,7 +360,7 @@ func (ac *agentConn) deliver(conversationID int64, evs []inbox.Event, err error)
 			}
 			continue
 		}
-		if !ac.write(agentFrame{Type: "event", Event: &evs[i]}) {
+		if !ac.writeRaw(evs[i].AppendFrame(make([]byte, 0, 160+len(evs[i].Data)))) {
 			return false
 		}
 	}
@@ -400,6 +400,11 @@ func (ac *agentConn) write(f agentFrame) bool {
 		ac.log.Error("encoding frame", "err", err)
 		return false
 	}
+	return ac.writeRaw(b)
+}
+
+// writeRaw writes one encoded frame.
+func (ac *agentConn) writeRaw(b []byte) bool {
 	ac.out.hold()
 	if err := ac.conn.WriteMessage(gws.OpcodeText, b); err != nil {
 		return false

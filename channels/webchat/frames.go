@@ -62,10 +62,8 @@ type helloFrame struct {
 	Agents       []Agent            `json:"agents"`
 }
 
-type eventFrame struct {
-	Type  string       `json:"type"` // event
-	Event *inbox.Event `json:"event"`
-}
+// The event frame, {"type":"event","event":{...}}, is written by
+// inbox.Event.AppendFrame.
 
 type ackFrame struct {
 	Type     string        `json:"type"` // ack

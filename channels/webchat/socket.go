@@ -383,7 +383,7 @@ func (vc *visitorConn) writeEvent(ctx context.Context, ev *inbox.Event) bool {
 	case inbox.EventContactPresence:
 		return true // for agents
 	}
-	if !vc.write(eventFrame{Type: "event", Event: ev}) {
+	if !vc.writeRaw(ev.AppendFrame(make([]byte, 0, 160+len(ev.Data)))) {
 		return false
 	}
 	if ev.Type == inbox.EventJoined {
