@@ -250,8 +250,32 @@ func TestDatabaseStall(t *testing.T) {
 		conv := e.conversation("Carla", "")
 		c := e.login("a@example.com")
 		messages := "/api/v1/conversations/" + itoa64(conv.ID) + "/messages"
+		v := e.startVisitor("Vera")
+		vs, _ := v.connect(0)
 
 		proxy.stall()
+		// A visitor's message waits for its commit with the socket paused:
+		// the socket must answer within the job timeout (apiTimeout here)
+		// and serve the visitor's next frame.
+		start := time.Now()
+		vs.send(t, map[string]any{"type": "message", "client_id": "v-1", "text": "during the stall"})
+		for {
+			// Events that could not be read are reported too; the
+			// message's own answer carries its client id.
+			f := vs.find(t, "error")
+			if f.ClientID == "" {
+				continue
+			}
+			if f.Code != "unavailable" || f.ClientID != "v-1" {
+				t.Fatalf("answer to a message while the database stalled = %s, want an unavailable error for v-1", f)
+			}
+			break
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("the visitor's message was answered after %v while the database stalled", d)
+		}
+		vs.send(t, map[string]any{"type": "ping"})
+		vs.find(t, "pong")
 		for _, req := range []struct {
 			method, path string
 			body         any

@@ -174,7 +174,7 @@ func New(opts Options) (*Server, error) {
 	s.chat, err = webchat.New(webchat.Options{Store: s.store, Config: cfg, Logger: log,
 		Conns:     s.metrics.wsConns.WithLabelValues("contact"),
 		FramesIn:  s.metrics.wsMessages.WithLabelValues("contact", "in"),
-		FramesOut: s.metrics.wsMessages.WithLabelValues("contact", "out")})
+		FramesOut: s.metrics.wsMessages.WithLabelValues("contact", "out"), JobTimeout: apiTimeout})
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,9 @@ type Options struct {
 	// frames.
 	Conns               prometheus.Gauge
 	FramesIn, FramesOut prometheus.Counter
+	// JobTimeout bounds the database work of one frame, a message's
+	// commit included (default 10 s).
+	JobTimeout time.Duration
 }
 
 // Channel is the web chat of one node: the visitors' sockets, presence
@@ -37,7 +40,7 @@ type Channel struct {
 	presence *Presence
 	limits   *Limits
 	upgrader *gws.Upgrader
-	metrics  Options
+	opts     Options
 	nextID   atomic.Uint64
 	// dispatch are the dispatchers' queues (see OnMessage).
 	dispatch []chan incoming
@@ -57,8 +60,6 @@ const (
 	// this long; the widget pings every 25 s.
 	readTimeout  = 75 * time.Second
 	writeTimeout = 10 * time.Second
-	// jobTimeout bounds the database work of one frame.
-	jobTimeout = 10 * time.Second
 	// maxFrame is the largest frame read; more is closed with 1009.
 	maxFrame = 64 << 10
 	// maxQueuedFrames is how many client frames may wait to be handled;
@@ -85,7 +86,10 @@ func New(opts Options) (*Channel, error) {
 		log = slog.Default()
 	}
 	log = log.With("pkg", "webchat")
-	ch := &Channel{store: opts.Store, cfg: opts.Config, log: log, metrics: opts,
+	if opts.JobTimeout <= 0 {
+		opts.JobTimeout = 10 * time.Second
+	}
+	ch := &Channel{store: opts.Store, cfg: opts.Config, log: log, opts: opts,
 		presence: NewPresence(opts.Store, opts.Config.OfflineAfter.D(), log),
 		limits:   NewLimits(opts.Config.Widget.RateLimits)}
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
@@ -217,8 +221,8 @@ func (ch *Channel) Accept(w http.ResponseWriter, r *http.Request, peer Peer, tra
 		return nil
 	}
 	vc.done = done
-	if ch.metrics.Conns != nil {
-		ch.metrics.Conns.Inc()
+	if ch.opts.Conns != nil {
+		ch.opts.Conns.Inc()
 	}
 	socket.SetReadDeadline(time.Now().Add(authTimeout + 5*time.Second))
 	vc.authTimer = time.AfterFunc(authTimeout, vc.authTimedOut)

@@ -187,7 +187,7 @@ func (vc *visitorConn) run(job func()) {
 }
 
 func (vc *visitorConn) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(vc.ch.ctx, jobTimeout)
+	return context.WithTimeout(vc.ch.ctx, vc.ch.opts.JobTimeout)
 }
 
 // write sends one frame; false if the socket is gone.
@@ -205,7 +205,7 @@ func (vc *visitorConn) writeRaw(b []byte) bool {
 	if err := vc.conn.WriteMessage(gws.OpcodeText, b); err != nil {
 		return false
 	}
-	if m := vc.ch.metrics.FramesOut; m != nil {
+	if m := vc.ch.opts.FramesOut; m != nil {
 		m.Inc()
 	}
 	return true
@@ -245,7 +245,7 @@ func (vc *visitorConn) cleanup() {
 		vc.ch.presence.ContactDisconnected(vc.contactID)
 		vc.counted = false
 	}
-	if m := vc.ch.metrics.Conns; m != nil {
+	if m := vc.ch.opts.Conns; m != nil {
 		m.Dec()
 	}
 	if vc.done != nil {
@@ -419,13 +419,25 @@ func (vc *visitorConn) message(f *clientFrame) {
 	ctx, cancel := vc.ctx()
 	defer cancel()
 	// The socket pauses until the commit instead of holding a worker for
-	// it; the ack then runs first on its queue.
+	// it; the ack then runs first on its queue. The commit's answer or
+	// the job timeout, whichever comes first, resumes it: a message not
+	// committed in time may still be, and its retry finds it by client id.
 	clientID := f.ClientID
+	var answered atomic.Bool
+	answer := func(job func()) {
+		if answered.CompareAndSwap(false, true) {
+			vc.resume(job)
+		}
+	}
 	vc.pause()
+	late := time.AfterFunc(vc.ch.opts.JobTimeout, func() {
+		answer(func() { vc.writeErr(context.DeadlineExceeded, clientID) })
+	})
 	err := vc.ch.store.AddMessageAsync(ctx, inbox.NewMessage{ConversationID: vc.conversationID, ClientID: clientID,
 		Author: inbox.AuthorContact, Channel: inbox.ChannelChat, Text: f.Text, AttachmentIDs: f.AttachmentIDs},
 		func(msg inbox.Message, _ bool, err error) {
-			vc.resume(func() {
+			late.Stop()
+			answer(func() {
 				if err != nil {
 					vc.writeErr(err, clientID)
 					return
@@ -434,7 +446,8 @@ func (vc *visitorConn) message(f *clientFrame) {
 			})
 		})
 	if err != nil {
-		vc.resume(func() { vc.writeErr(err, clientID) })
+		late.Stop()
+		answer(func() { vc.writeErr(err, clientID) })
 	}
 }
 
@@ -534,7 +547,7 @@ func (ch *Channel) dispatcher(in <-chan incoming) {
 		if vc == nil {
 			return
 		}
-		if c := ch.metrics.FramesIn; c != nil {
+		if c := ch.opts.FramesIn; c != nil {
 			c.Inc()
 		}
 		vc.conn.SetReadDeadline(time.Now().Add(readTimeout))
