@@ -42,21 +42,30 @@ func (s *Store) SetContactsOnline(ctx context.Context, changes []ContactOnline) 
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		found = 0
 		now := s.now()
+		// One UPDATE for those coming online and one for those going
+		// offline (a burst of connects is hundreds of contacts); RETURNING
+		// tells which contacts still exist.
 		ids := make([]int64, 0, len(changes))
 		var comingOnline []int64
-		for _, c := range changes {
-			res := tx.Model(&Contact{}).Where("id = ?", c.ContactID).
-				Updates(map[string]any{"online": c.Online, "last_seen_at": now})
-			if res.Error != nil {
-				return res.Error
+		for _, online := range []bool{true, false} {
+			var want []int64
+			for _, c := range changes {
+				if c.Online == online {
+					want = append(want, c.ContactID)
+				}
 			}
-			if res.RowsAffected == 0 {
+			if len(want) == 0 {
 				continue
 			}
-			found++
-			ids = append(ids, c.ContactID)
-			if c.Online {
-				comingOnline = append(comingOnline, c.ContactID)
+			var got []int64
+			if err := tx.Raw(`UPDATE contacts SET online = ?, last_seen_at = ? WHERE id IN ? RETURNING id`, online, now, want).
+				Scan(&got).Error; err != nil {
+				return err
+			}
+			found += len(got)
+			ids = append(ids, got...)
+			if online {
+				comingOnline = append(comingOnline, got...)
 			}
 		}
 		if len(ids) == 0 {
