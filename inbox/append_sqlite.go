@@ -129,6 +129,8 @@ func (b *sqliteBatch) run() error {
 	return nil
 }
 
+// readConversations reads the batch's conversations; b.convs first
+// serves to list each id once, then holds those found.
 func (b *sqliteBatch) readConversations() error {
 	b.convs = make(map[int64]*sqliteConv, len(b.reqs))
 	var ids []any
