@@ -42,7 +42,7 @@ type Options struct {
 	// MaxBatch is the most messages committed in one transaction (default 64).
 	MaxBatch int
 	// CheckpointEvery is how often SQLite's log is copied into the
-	// database file (default 200 ms).
+	// database file (default 1 s).
 	CheckpointEvery time.Duration
 	// Linger is how long a small batch of messages waits for more while
 	// the writer is busy (default 1 ms; negative: never).
@@ -98,7 +98,7 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		o.MaxBatch = 64
 	}
 	if o.CheckpointEvery <= 0 {
-		o.CheckpointEvery = 200 * time.Millisecond
+		o.CheckpointEvery = time.Second
 	}
 	if o.Linger == 0 {
 		o.Linger = time.Millisecond
