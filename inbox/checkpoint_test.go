@@ -28,13 +28,8 @@ func TestSQLiteCheckpoints(t *testing.T) {
 		f.say(t, c.ID, inbox.AuthorContact, fmt.Sprint("message ", i))
 	}
 	// The database file alone, its log ignored (immutable), fills up.
-	deadline := time.Now().Add(10 * time.Second)
-	for n := fileMessages(t, path); n != 50; n = fileMessages(t, path) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the database file holds %d messages after 10 s, want 50: the log is not checkpointed", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	inboxtest.Eventually(t, "the database file to hold the 50 messages (the log checkpointed)",
+		func() bool { return fileMessages(t, path) == 50 })
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // visitor is a widget: its token, and an HTTP client that sends it.
@@ -252,16 +253,7 @@ func agentNext(t *testing.T, c *wsClient, typ string, match func(agentFrame) boo
 }
 
 // waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 250 {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+var waitFor = inboxtest.Eventually
 
 // multipartBody is a form with one file.
 func multipartBody(t *testing.T, name string, data []byte) (io.Reader, string) {

@@ -12,16 +12,7 @@ import (
 	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 250 {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+var waitFor = inboxtest.Eventually
 
 // Presence writes transitions only: reconnects within the grace and
 // extra sockets cost nothing; Close marks everyone offline.

@@ -91,3 +91,14 @@ func Open(t testing.TB, url string, opts *inbox.Options) *inbox.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// Eventually polls cond every 20 ms for up to 5 s and fails the test with
+// what if it never holds.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s (5 s)", what)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // TestWidget runs the customer guide in Chromium: each subtest is a
@@ -465,14 +466,7 @@ func testOfflineAndLimits(t *testing.T, browser context.Context) {
 }
 
 // eventually waits up to 5 s for ok.
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5 s", what)
-		}
-	}
-}
+var eventually = inboxtest.Eventually
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
