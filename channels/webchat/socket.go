@@ -416,27 +416,27 @@ func (vc *visitorConn) message(f *clientFrame) {
 		vc.writeError(codeRateLimited, "too many messages; wait a moment", f.ClientID, RetryAfter(wait))
 		return
 	}
-	ctx, cancel := vc.ctx()
-	defer cancel()
 	// The socket pauses until the commit instead of holding a worker for
 	// it; the ack then runs first on its queue. The commit's answer or
-	// the job timeout, whichever comes first, resumes it: a message not
+	// the job's deadline, whichever comes first, resumes it: a message not
 	// committed in time may still be, and its retry finds it by client id.
+	// The one context bounds both the queueing and the wait.
+	ctx, cancel := vc.ctx()
 	clientID := f.ClientID
 	var answered atomic.Bool
 	answer := func(job func()) {
 		if answered.CompareAndSwap(false, true) {
+			cancel()
 			vc.resume(job)
 		}
 	}
 	vc.pause()
-	late := time.AfterFunc(vc.ch.opts.JobTimeout, func() {
+	context.AfterFunc(ctx, func() {
 		answer(func() { vc.writeErr(context.DeadlineExceeded, clientID) })
 	})
 	err := vc.ch.store.AddMessageAsync(ctx, inbox.NewMessage{ConversationID: vc.conversationID, ClientID: clientID,
 		Author: inbox.AuthorContact, Channel: inbox.ChannelChat, Text: f.Text, AttachmentIDs: f.AttachmentIDs},
 		func(msg inbox.Message, _ bool, err error) {
-			late.Stop()
 			answer(func() {
 				if err != nil {
 					vc.writeErr(err, clientID)
@@ -446,7 +446,6 @@ func (vc *visitorConn) message(f *clientFrame) {
 			})
 		})
 	if err != nil {
-		late.Stop()
 		answer(func() { vc.writeErr(err, clientID) })
 	}
 }
