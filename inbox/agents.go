@@ -48,13 +48,13 @@ func (s *Store) CreateAgent(ctx context.Context, in NewAgent) (Agent, error) {
 }
 
 func (s *Store) newAgent(in NewAgent) (Agent, error) {
-	addr, err := mail.ParseAddress(strings.TrimSpace(in.Email))
-	if err != nil || addr.Name != "" {
-		return Agent{}, invalid("email", "is not an email address")
+	email, err := cleanAgentEmail(in.Email)
+	if err != nil {
+		return Agent{}, err
 	}
-	name := strings.TrimSpace(in.Name)
-	if name == "" || len(name) > 100 || !utf8.ValidString(name) {
-		return Agent{}, invalid("name", "must be 1 to 100 bytes of UTF-8")
+	name, err := cleanAgentName(in.Name)
+	if err != nil {
+		return Agent{}, err
 	}
 	role := in.Role
 	if role == "" {
@@ -73,7 +73,36 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 	if err != nil {
 		return Agent{}, err
 	}
-	return Agent{Email: strings.ToLower(addr.Address), Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now(), Presence: PresenceOffline}, nil
+	return Agent{Email: email, Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now(), Presence: PresenceOffline}, nil
+}
+
+// cleanAgentName checks and cleans an agent's display name, the one rule
+// for every way a name is set (API, CLI, /setup, the bootstrap admin, a
+// rename): a single line of user text (SingleLine), 1 to 100 bytes once
+// cleaned. Errors are InvalidErrors for the field "name".
+func cleanAgentName(name string) (string, error) {
+	name, err := SingleLine("name", name)
+	if err != nil {
+		return "", err
+	}
+	if name == "" || len(name) > 100 {
+		return "", invalid("name", "must be 1 to 100 bytes of visible text")
+	}
+	return name, nil
+}
+
+// cleanAgentEmail checks an agent's login email and returns it as stored:
+// a single line of user text holding one bare address, in lower case.
+func cleanAgentEmail(email string) (string, error) {
+	email, err := SingleLine("email", email)
+	if err != nil {
+		return "", err
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Name != "" {
+		return "", invalid("email", "is not an email address")
+	}
+	return strings.ToLower(addr.Address), nil
 }
 
 // Agent returns one agent.
@@ -112,10 +141,15 @@ var dummyHash = sync.OnceValue(func() []byte {
 })
 
 // Authenticate returns the agent with this email and password, or
-// ErrUnauthenticated.
+// ErrUnauthenticated; an email that is not text (NUL, invalid UTF-8) is
+// an InvalidError for "email".
 func (s *Store) Authenticate(ctx context.Context, email, password string) (Agent, error) {
+	email, err := SingleLine("email", email)
+	if err != nil {
+		return Agent{}, err
+	}
 	var a Agent
-	err := s.rdb.WithContext(ctx).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).First(&a).Error
+	err = s.rdb.WithContext(ctx).Where("email = ?", strings.ToLower(email)).First(&a).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return Agent{}, dbErr(err)
 	}
@@ -204,15 +238,19 @@ func (s *Store) PruneSessions(ctx context.Context) error {
 // EnsureAdmin creates an admin with this email and password unless an
 // agent with the email exists. It returns whether it created one.
 func (s *Store) EnsureAdmin(ctx context.Context, email, password string) (bool, error) {
+	clean, err := cleanAgentEmail(email)
+	if err != nil {
+		return false, err
+	}
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).Count(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", clean).Count(&n).Error; err != nil {
 		return false, dbErr(err)
 	}
 	if n > 0 {
 		return false, nil
 	}
-	name, _, _ := strings.Cut(email, "@")
-	_, err := s.CreateAgent(ctx, NewAgent{Email: email, Name: name, Role: RoleAdmin, Password: password})
+	name, _, _ := strings.Cut(clean, "@")
+	_, err = s.CreateAgent(ctx, NewAgent{Email: clean, Name: name, Role: RoleAdmin, Password: password})
 	return err == nil, err
 }
 

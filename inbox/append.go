@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -101,8 +100,21 @@ func (s *Store) checkMessage(m *NewMessage) error {
 	default:
 		return invalid("state", "unknown state %q", m.State)
 	}
-	if !utf8.ValidString(m.Text) || !utf8.ValidString(m.HTML) {
-		return invalid("text", "is not valid UTF-8")
+	// User text (text.go): NUL and invalid UTF-8 are refused on both
+	// databases alike.
+	var err error
+	if m.Text, err = MultiLine("text", m.Text); err != nil {
+		return err
+	}
+	if m.HTML, err = MultiLine("html", m.HTML); err != nil {
+		return err
+	}
+	clientID := m.ClientID
+	if m.ClientID, err = SingleLine("client_id", m.ClientID); err != nil {
+		return err
+	}
+	if clientID != "" && m.ClientID == "" {
+		return invalid("client_id", "has no visible characters")
 	}
 	m.Text = strings.TrimSpace(m.Text)
 	if m.Text == "" && m.HTML == "" && len(m.AttachmentIDs) == 0 {

@@ -318,7 +318,10 @@ func (s *Store) attachmentsOf(ctx context.Context, messageIDs []int64) ([]Attach
 // AddAttachment stores a file in a conversation, to be sent with the next
 // message that names it.
 func (s *Store) AddAttachment(ctx context.Context, conversationID int64, name, contentType string, data []byte) (Attachment, error) {
-	name = strings.TrimSpace(name)
+	name, err := SingleLine("name", name)
+	if err != nil {
+		return Attachment{}, err
+	}
 	if name == "" || len(name) > 255 {
 		return Attachment{}, invalid("name", "must be 1 to 255 bytes")
 	}

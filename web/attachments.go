@@ -89,7 +89,13 @@ func (s *Server) readUpload(c echo.Context) (upload, error) {
 			return upload{}, echo.NewHTTPError(http.StatusUnsupportedMediaType,
 				"this type of file is not accepted: send images, PDF, text, ZIP or Office documents, audio or video")
 		}
-		return upload{name: displayName(part.FileName()), contentType: ct, data: data}, nil
+		// The name is user text like any other: NUL or invalid UTF-8 is
+		// a 400 (inbox.SingleLine), then it is made a display name.
+		name, err := inbox.SingleLine("filename", part.FileName())
+		if err != nil {
+			return upload{}, err
+		}
+		return upload{name: displayName(name), contentType: ct, data: data}, nil
 	}
 }
 
