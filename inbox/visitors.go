@@ -361,12 +361,14 @@ func (s *Store) Rating(ctx context.Context, conversationID int64) (*Rating, erro
 }
 
 // OpenContactAttachment returns an attachment with its bytes if it belongs
-// to one of the contact's conversations; otherwise ErrNotFound, as if it
-// did not exist.
+// to one of the contact's conversations and was sent with a message or
+// uploaded by the contact; otherwise (an agent's unsent upload above all)
+// ErrNotFound, as if it did not exist.
 func (s *Store) OpenContactAttachment(ctx context.Context, contactID, id int64) (Attachment, error) {
 	var a Attachment
 	err := s.rdb.WithContext(ctx).
 		Where("id = ? AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = ?)", id, contactID).
+		Where("message_id IS NOT NULL OR uploader = ?", AuthorContact).
 		First(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return a, ErrNotFound

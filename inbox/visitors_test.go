@@ -137,7 +137,7 @@ func TestVisitorConversations(t *testing.T) {
 		}
 
 		// Attachments are reachable only through their contact.
-		att, err := s.AddAttachment(ctx, fresh.ID, "a.txt", "text/plain; charset=utf-8", []byte("hi"))
+		att, err := s.AddAttachment(ctx, fresh.ID, contactUpload, "a.txt", "text/plain; charset=utf-8", []byte("hi"))
 		if err != nil {
 			t.Fatalf("AddAttachment() = %v", err)
 		}
