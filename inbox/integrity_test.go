@@ -362,4 +362,3 @@ func noErr(t *testing.T, what string, err error) {
 		t.Fatalf("%s = %v", what, err)
 	}
 }
-
