@@ -766,7 +766,11 @@ func TestAddMessageAsyncBatch(t *testing.T) {
 		results := make(chan result, 100)
 		queue := func(convID int64, clientID string) {
 			key := fmt.Sprint(convID, "/", clientID)
-			err := f.s.AddMessageAsync(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorContact, Text: "text of " + key, ClientID: clientID},
+			text := "text of " + key
+			if clientID == "old" {
+				text = "stored before" // a retry: the same content
+			}
+			err := f.s.AddMessageAsync(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorContact, Text: text, ClientID: clientID},
 				func(m inbox.Message, created bool, err error) { results <- result{key, m, created, err} })
 			if err != nil {
 				t.Fatalf("AddMessageAsync(%s) = %v", key, err)

@@ -42,7 +42,7 @@ func TestVisitorTokens(t *testing.T) {
 		defer sub.Close()
 		v, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: " Vera ", Email: "Vera@Example.com", Phone: "+1 (555) 010-99",
 			Facts: inbox.Facts{Browser: "Firefox", BrowserVersion: "140.0", OS: "Linux", IP: "8.8.8.8", Country: "US"},
-			Pages: []inbox.NewPageView{{URL: "https://shop.example/a", Title: "A\x00page", Referrer: "javascript:alert(1)"}, {URL: "https://shop.example/b"}},
+			Pages: []inbox.NewPageView{{URL: "https://shop.example/a", Title: "A\u202e page\r\n", Referrer: "javascript:alert(1)"}, {URL: "https://shop.example/b"}},
 		}, time.Hour)
 		if err != nil {
 			t.Fatalf("StartVisitor() = %v", err)
