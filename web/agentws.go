@@ -324,8 +324,7 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 				}
 				continue
 			}
-			follow.Seen(id, seq)
-			evs, err := follow.Since(ctx, id, seq)
+			evs, err := follow.Resume(ctx, id, seq)
 			if !ac.deliver(id, evs, err) {
 				return false
 			}
