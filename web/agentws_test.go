@@ -488,9 +488,15 @@ func TestAgentSocketReplyBurst(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	c.next(t) // hello
+	// Spread over conversations: the replies to one are stored one after
+	// the other, in order.
+	convs := []int64{e.conv.ID}
+	for i := range 15 {
+		convs = append(convs, e.env.conversation("Burst "+strconv.Itoa(i), "").ID)
+	}
 	const n = 3 * agentMaxReplies
 	for i := range n {
-		c.send(t, messageFrame(e.conv.ID, "b-"+strconv.Itoa(i), "burst "+strconv.Itoa(i)))
+		c.send(t, messageFrame(convs[i%len(convs)], "b-"+strconv.Itoa(i), "burst "+strconv.Itoa(i)))
 	}
 	acked := map[string]int64{}
 	ids := map[int64]bool{}
