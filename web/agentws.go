@@ -128,7 +128,10 @@ type agentConn struct {
 	agentID int64
 	// token is the session cookie's value, read again every
 	// agentPingEvery: a logout ends the socket.
-	token    string
+	token string
+	// holding: the client asked (?resume=1) that events wait for its
+	// first resume frame; run's until then.
+	holding  bool
 	log      *slog.Logger
 	commands chan agentCommand
 	// replying holds a token for each message frame being stored (taken
@@ -163,7 +166,7 @@ func (s *Server) agentSocket(c echo.Context) error {
 	}
 	agent := agentOf(c)
 	token, _ := c.Get(ctxToken).(string)
-	ac := &agentConn{s: s, agent: agent, agentID: agent.ID, token: token,
+	ac := &agentConn{s: s, agent: agent, agentID: agent.ID, token: token, holding: c.QueryParam("resume") != "",
 		commands: make(chan agentCommand, 16),
 		replying: make(chan struct{}, agentMaxReplies), answers: make(chan agentFrame, agentMaxReplies),
 		stop: make(chan struct{}), closed: make(chan struct{})}
@@ -245,8 +248,14 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		return
 	}
 	for {
+		// Events wait in the subscription while held (a client that does
+		// not resume soon lags and is told to resync).
+		events := sub.C
+		if ac.holding {
+			events = nil
+		}
 		select {
-		case ev, ok := <-sub.C:
+		case ev, ok := <-events:
 			if !ok {
 				// Lagged: the client reloads; start afresh.
 				sub = ac.s.store.Hub().Subscribe(0, agentBacklog)
@@ -296,7 +305,7 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		}
 		// The frames written since the last flush go out together once
 		// nothing more waits.
-		if len(sub.C) == 0 && len(ac.answers) == 0 && ac.out.flush() != nil {
+		if (ac.holding || len(sub.C) == 0) && len(ac.answers) == 0 && ac.out.flush() != nil {
 			return
 		}
 	}
@@ -325,6 +334,7 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 	case "ping":
 		return ac.write(agentFrame{Type: "pong"})
 	case "resume":
+		ac.holding = false
 		for key, seq := range cmd.Cursors {
 			id, err := strconv.ParseInt(key, 10, 64)
 			if err != nil || seq < 0 {

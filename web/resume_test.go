@@ -93,6 +93,39 @@ func TestAgentResumeAfterLiveEvent(t *testing.T) {
 	})
 }
 
+// A client that says it will resume (?resume=1) gets no event before its
+// resume: an event committed between the hello and the resume comes once,
+// after the ones before it, and no resync is needed.
+func TestAgentResumeHeld(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		e := newWSEnv(t, url)
+		for range 4 {
+			e.env.contactSays(e.conv.ID, "hello?")
+		}
+		c, _, err := e.dialPath(t, nil, "/api/v1/ws?resume=1")
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		c.next(t) // hello
+		live := e.env.contactSays(e.conv.ID, "anyone?")
+		// Answered before any event: the event waits for the resume.
+		c.send(t, agentCommand{Type: "ping"})
+		if f := c.next(t); f.Type != "pong" {
+			t.Fatalf("frame before the resume = %+v, want the pong", f)
+		}
+		c.send(t, agentCommand{Type: "resume", Cursors: map[string]int64{itoa(e.conv.ID): 2}})
+		for want := int64(3); want <= live.Seq; want++ {
+			if f := c.next(t); f.Type != "event" || f.Event.Seq != want {
+				t.Fatalf("frame = %+v, want event %d", f, want)
+			}
+		}
+		next := e.env.contactSays(e.conv.ID, "ok")
+		if f := c.next(t); f.Type != "event" || f.Event.Seq != next.Seq {
+			t.Fatalf("next frame = %+v, want event %d", f, next.Seq)
+		}
+	})
+}
+
 // The visitor's socket subscribes before it reads where the conversation
 // stands: an event committed between its first read and its subscription
 // reaches it.
