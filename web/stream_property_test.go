@@ -109,6 +109,10 @@ type propAgent struct {
 	*streamCheck
 	e *wsEnv
 	c *wsClient
+	// waits: the connection was opened with ?resume=1, its events wait
+	// for the resume; pruned: events were pruned. Such a connection has no
+	// resync unless events were pruned.
+	waits, pruned bool
 }
 
 func (a *propAgent) frame(f agentFrame) {
@@ -117,6 +121,9 @@ func (a *propAgent) frame(f agentFrame) {
 	case "event":
 		a.event(f.Event)
 	case "resync":
+		if a.waits && !a.pruned {
+			a.t.Fatalf("%s: %+v on a connection that held its events for the resume, nothing pruned", a.name, f)
+		}
 		if f.ConversationID == 0 {
 			for id := range a.held {
 				a.resync(id)
@@ -146,9 +153,9 @@ func (a *propAgent) converge() {
 }
 
 // reconnect drops the socket (taking what it still delivers), runs
-// meanwhile while it is down, and reconnects; between runs after the hello
-// and before the resume.
-func (a *propAgent) reconnect(meanwhile, between func()) {
+// meanwhile while it is down, and reconnects, with ?resume=1 if held;
+// between runs after the hello and before the resume.
+func (a *propAgent) reconnect(held bool, meanwhile, between func()) {
 	a.t.Helper()
 	if a.c != nil {
 		a.c.conn.WriteClose(1000, nil)
@@ -168,11 +175,15 @@ func (a *propAgent) reconnect(meanwhile, between func()) {
 		}
 	}
 	meanwhile()
-	c, _, err := a.e.dial(a.t, nil)
+	path := "/api/v1/ws"
+	if held {
+		path += "?resume=1"
+	}
+	c, _, err := a.e.dialPath(a.t, nil, path)
 	if err != nil {
 		a.t.Fatalf("dial: %v", err)
 	}
-	a.c = c
+	a.c, a.waits = c, held
 	a.newConn()
 	if f := c.next(a.t); f.Type != "hello" {
 		a.t.Fatalf("%s: first frame %+v, want hello", a.name, f)
@@ -311,7 +322,7 @@ func TestSocketStreamProperty(t *testing.T) {
 		joined := map[int64]bool{}
 
 		agent := &propAgent{streamCheck: newStreamCheck(t, "agent", e.store, convs), e: e}
-		agent.reconnect(func() {}, func() {})
+		agent.reconnect(false, func() {}, func() {})
 		visitors := make([]*propVisitor, len(vs))
 		for i, v := range vs {
 			visitors[i] = &propVisitor{streamCheck: newStreamCheck(t, "visitor "+strconv.Itoa(i), e.store, convs[i+1:i+2]), v: v, conv: convs[i+1]}
@@ -334,7 +345,7 @@ func TestSocketStreamProperty(t *testing.T) {
 				noError(t, "Join() or Leave()", change(ctx, conv, e.agent.ID))
 				joined[conv] = !joined[conv]
 			case op < 6:
-				agent.reconnect(maybe, maybe)
+				agent.reconnect(rng.IntN(2) == 0, maybe, maybe)
 			case op < 8:
 				inject.Store(rng.IntN(2) == 0)
 				visitors[rng.IntN(len(visitors))].reconnect(maybe)
@@ -348,6 +359,7 @@ func TestSocketStreamProperty(t *testing.T) {
 				if rng.IntN(3) == 0 {
 					_, err := e.store.PruneEvents(ctx, time.Now().Add(time.Hour))
 					noError(t, "PruneEvents()", err)
+					agent.pruned = true
 				}
 				burst()
 			}
