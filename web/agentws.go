@@ -128,10 +128,7 @@ type agentConn struct {
 	agentID int64
 	// token is the session cookie's value, read again every
 	// agentPingEvery: a logout ends the socket.
-	token string
-	// holding: the client asked (?resume=1) that events wait for its
-	// first resume frame; run's until then.
-	holding  bool
+	token    string
 	log      *slog.Logger
 	commands chan agentCommand
 	// replying holds a token for each message frame being stored (taken
@@ -147,6 +144,9 @@ type agentConn struct {
 	// with no other behind it.
 	tailsMu sync.Mutex
 	tails   map[int64]chan struct{}
+	// holding: the client asked (?resume=1) that events wait for its
+	// first resume frame; run's until then.
+	holding bool
 	// work counts the goroutines of message frames and session checks;
 	// run waits for them before it reports the connection done.
 	work sync.WaitGroup
