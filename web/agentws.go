@@ -166,10 +166,11 @@ func (s *Server) agentSocket(c echo.Context) error {
 	}
 	agent := agentOf(c)
 	token, _ := c.Get(ctxToken).(string)
-	ac := &agentConn{s: s, agent: agent, agentID: agent.ID, token: token, holding: c.QueryParam("resume") != "",
+	ac := &agentConn{s: s, agent: agent, agentID: agent.ID, token: token,
 		commands: make(chan agentCommand, 16),
 		replying: make(chan struct{}, agentMaxReplies), answers: make(chan agentFrame, agentMaxReplies),
 		stop: make(chan struct{}), closed: make(chan struct{})}
+	ac.holding = c.QueryParam("resume") != ""
 	done, ok := s.trackSocket(func() {
 		if ac.conn != nil {
 			ac.conn.WriteClose(1001, []byte("server shutting down"))
