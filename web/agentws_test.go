@@ -74,12 +74,18 @@ func (h wsClientEvents) OnMessage(_ *gws.Conn, m *gws.Message) {
 
 func (e *wsEnv) dial(t *testing.T, header http.Header) (*wsClient, *http.Response, error) {
 	t.Helper()
+	return e.dialPath(t, header, "/api/v1/ws")
+}
+
+// dialPath is dial to path, which may have a query.
+func (e *wsEnv) dialPath(t *testing.T, header http.Header, path string) (*wsClient, *http.Response, error) {
+	t.Helper()
 	c := &wsClient{frames: make(chan agentFrame, 1000), closed: make(chan error, 1), pings: make(chan struct{}, 10)}
 	if header == nil {
 		header = http.Header{"Cookie": {e.cookie}}
 	}
 	conn, resp, err := gws.NewClient(wsClientEvents{c}, &gws.ClientOption{
-		Addr:          "ws" + strings.TrimPrefix(e.ts.URL, "http") + "/api/v1/ws",
+		Addr:          "ws" + strings.TrimPrefix(e.ts.URL, "http") + path,
 		RequestHeader: header,
 	})
 	if err != nil {
@@ -488,9 +494,15 @@ func TestAgentSocketReplyBurst(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	c.next(t) // hello
+	// Spread over conversations: the replies to one are stored one after
+	// the other, in order.
+	convs := []int64{e.conv.ID}
+	for i := range 15 {
+		convs = append(convs, e.env.conversation("Burst "+strconv.Itoa(i), "").ID)
+	}
 	const n = 3 * agentMaxReplies
 	for i := range n {
-		c.send(t, messageFrame(e.conv.ID, "b-"+strconv.Itoa(i), "burst "+strconv.Itoa(i)))
+		c.send(t, messageFrame(convs[i%len(convs)], "b-"+strconv.Itoa(i), "burst "+strconv.Itoa(i)))
 	}
 	acked := map[string]int64{}
 	ids := map[int64]bool{}
