@@ -61,6 +61,8 @@ func (s *Server) routes() {
 	// Agents (agents.go).
 	api.GET("/agents", s.listAgents, s.requireAgent)
 	api.POST("/agents", s.createAgent, s.requireAgent, s.requireAdmin, s.csrf)
+	api.PATCH("/agents/me", s.renameSelf, s.requireAgent, s.csrf)
+	api.PATCH("/agents/:id", s.renameAgent, s.requireAgent, s.requireAdmin, s.csrf)
 
 	// The agents' WebSocket (agentws.go).
 	api.GET("/ws", s.agentSocket, s.requireAgent)
