@@ -160,3 +160,24 @@ func TestDetectFileType(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDetectFileType: any content gets an accepted type or a refusal
+// that names a type and a reason, never a panic (the ftyp box is parsed
+// by hand in heifBrand).
+func FuzzDetectFileType(f *testing.F) {
+	f.Add(ftyp("heic", "mif1", "heic"))
+	f.Add(ftyp("mif1", "avif"))
+	f.Add([]byte("\x00\x00\x00\xffftypmif1\x00\x00\x00\x00avif"))
+	f.Add([]byte("\x00\x00\x00\x10ftypiso"))
+	f.Add(elf(2))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ct, err := inbox.DetectFileType(data)
+		var refused *inbox.RefusedTypeError
+		switch {
+		case err == nil && ct == "":
+			t.Fatalf("accepted with no type")
+		case err != nil && (!errors.As(err, &refused) || refused.Type == "" || refused.Reason == ""):
+			t.Fatalf("refused with %v", err)
+		}
+	})
+}
