@@ -155,7 +155,10 @@ func serveAsset(c echo.Context, a *asset, cacheControl string) error {
 	}
 	h.Set("ETag", etag)
 	if noneMatch := c.Request().Header.Get("If-None-Match"); noneMatch != "" && etagListed(noneMatch, etag) {
+		// A 304 carries the validators and caching headers of the
+		// representation, not its content headers (RFC 9110 15.4.5).
 		h.Del(echo.HeaderContentType)
+		h.Del(echo.HeaderContentEncoding)
 		return c.NoContent(http.StatusNotModified)
 	}
 	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
