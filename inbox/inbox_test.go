@@ -703,7 +703,7 @@ func TestSetupToken(t *testing.T) {
 		if _, err := s.CreateSetupToken(ctx, time.Hour); !errors.Is(err, inbox.ErrConflict) {
 			t.Fatalf("CreateSetupToken() with an admin = %v, want ErrConflict", err)
 		}
-		created, err := s.EnsureAdmin(ctx, "root@example.com", "0123456789")
+		created, err := s.EnsureAdmin(ctx, inbox.NewAgent{Email: "root@example.com", Password: "0123456789"})
 		if err != nil || created {
 			t.Fatalf("EnsureAdmin(existing) = %v, %v", created, err)
 		}

@@ -69,8 +69,6 @@ type Server struct {
 	loginsByIP, loginsByEmail *webchat.KeyedLimiter
 	// deadline is echo's ContextTimeout with apiTimeout (apiDeadline).
 	deadline echo.MiddlewareFunc
-	// openapiJSON is openapi.yaml converted once at start (health.go).
-	openapiJSON []byte
 	// chat is the web chat channel: the visitors' sockets, presence and
 	// the widget's rate limits.
 	chat *webchat.Channel
@@ -167,10 +165,12 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 
-	var err error
-	if s.openapiJSON, err = openapiAsJSON(); err != nil {
+	// The static files and the OpenAPI document, compressed once
+	// (static.go).
+	if _, err := assets(); err != nil {
 		return nil, err
 	}
+	var err error
 	s.chat, err = webchat.New(webchat.Options{Store: s.store, Config: cfg, Logger: log,
 		Conns:     s.metrics.wsConns.WithLabelValues("contact"),
 		FramesIn:  s.metrics.wsMessages.WithLabelValues("contact", "in"),

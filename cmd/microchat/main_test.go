@@ -29,7 +29,7 @@ func init() { inbox.BcryptCost = bcrypt.MinCost }
 func testEnv(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{"MICROCHAT_CONFIG", "MICROCHAT_DATABASE_URL", "MICROCHAT_BASE_URL", envAdminEmail, envAdminPassword} {
+	for _, name := range []string{"MICROCHAT_CONFIG", "MICROCHAT_DATABASE_URL", "MICROCHAT_BASE_URL", envAdminEmail, envAdminPassword, envAdminName} {
 		t.Setenv(name, "")
 	}
 	t.Setenv("MICROCHAT_DATA_DIR", dir)
