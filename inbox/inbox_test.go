@@ -23,7 +23,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, url string) *fixture {
 	t.Helper()
-	s := inboxtest.Open(t, url, nil)
+	return newFixtureOpts(t, url, nil)
+}
+
+func newFixtureOpts(t *testing.T, url string, opts *inbox.Options) *fixture {
+	t.Helper()
+	s := inboxtest.Open(t, url, opts)
 	f := &fixture{s: s}
 	var err error
 	if f.alice, err = s.CreateAgent(ctx, inbox.NewAgent{Email: "alice@example.com", Name: "Alice", Role: inbox.RoleAdmin, Password: "correct horse"}); err != nil {
