@@ -278,10 +278,11 @@ func TestAgentPresence(t *testing.T) {
 		if ev.Type != inbox.EventPresence || !ev.Transient() || ev.ConversationID != c1.ID || ev.Decode(&p) != nil || p.Presence != "idle" || p.Name != "Alice" {
 			t.Fatalf("event = %+v %s, want presence in the one conversation Alice is in", ev, ev.Data)
 		}
-		select {
-		case ev := <-sub.C:
-			t.Fatalf("unexpected event %+v", ev)
-		case <-time.After(100 * time.Millisecond):
+		// The unchanged presence published nothing: the next event is
+		// one published after it (the hub delivers in order).
+		s.PublishTyping(c1.ID, inbox.Typing{Author: inbox.AuthorContact, ContactID: f.contact.ID, Typing: true})
+		if ev := inboxtest.Receive(t, sub.C, "the typing marker"); ev.Type != inbox.EventTyping {
+			t.Fatalf("unexpected event %+v %s, want the typing marker", ev, ev.Data)
 		}
 		parts, err := s.Participants(ctx, c1.ID)
 		noErr(t, "Participants()", err)
