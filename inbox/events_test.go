@@ -20,7 +20,7 @@ func TestEventsPublishedAfterCommitAndReplayed(t *testing.T) {
 		one := f.s.Hub().Subscribe(c.ID, 100)
 		defer one.Close()
 		m := f.say(t, c.ID, inbox.AuthorContact, "hello")
-		f.s.Join(ctx, c.ID, f.alice.ID)
+		noErr(t, "Join()", f.s.Join(ctx, c.ID, f.alice.ID))
 
 		var live []inbox.Event
 		for len(live) < 3 {
@@ -42,7 +42,7 @@ func TestEventsPublishedAfterCommitAndReplayed(t *testing.T) {
 			t.Fatalf("replayed message_added = %s, %v", stored[1].Data, err)
 		}
 		// The per-conversation subscription saw the two events after it began.
-		if ev := <-one.C; ev.Seq != 2 {
+		if ev := inboxtest.Receive(t, one.C, "the conversation's first event"); ev.Seq != 2 {
 			t.Fatalf("conversation subscriber got seq %d first, want 2", ev.Seq)
 		}
 		// Resume from the middle.
@@ -249,7 +249,8 @@ func TestConcurrentChangesKeepSequence(t *testing.T) {
 		if counts[inbox.EventMessageAdded] != msgs || counts[inbox.EventJoined] != joins || counts[inbox.EventLeft] != joins {
 			t.Fatalf("event counts %v; want %d messages, %d joins and leaves", counts, msgs, joins)
 		}
-		page, _ := f.s.Messages(ctx, c.ID, inbox.MessageQuery{Limit: 200})
+		page, err := f.s.Messages(ctx, c.ID, inbox.MessageQuery{Limit: 200})
+		noErr(t, "Messages()", err)
 		if len(page.Messages) != msgs {
 			t.Fatalf("%d messages stored, want %d", len(page.Messages), msgs)
 		}

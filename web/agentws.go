@@ -198,7 +198,7 @@ func (s *Server) agentSocket(c echo.Context) error {
 	s.metrics.wsConns.WithLabelValues("agent").Inc()
 	conn.SetReadDeadline(time.Now().Add(agentReadTimeout))
 	sub := s.store.Hub().Subscribe(0, agentBacklog)
-	s.chat.Presence().AgentConnected(agent.ID, agent.Presence)
+	s.chat.Presence().AgentConnected(agent.ID)
 	go ac.run(sub)
 	go conn.ReadLoop()
 	return nil

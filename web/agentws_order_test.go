@@ -63,7 +63,7 @@ func TestAgentSocketRepliesInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		c.next(t) // hello
+		c.hello(t)
 
 		// The first reply to a is held at its store until each later
 		// frame of a waits for it (or, if nothing made them wait, is

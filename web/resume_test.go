@@ -34,7 +34,7 @@ func TestAgentResumeCursorAhead(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		c.next(t) // hello
+		c.hello(t)
 		c.send(t, agentCommand{Type: "resume", Cursors: map[string]int64{itoa(conv.ID): conv.Seq + 50}})
 		if f := c.next(t); f.Type != "resync" || f.ConversationID != conv.ID {
 			t.Fatalf("answer to a cursor ahead = %+v, want resync of %d", f, conv.ID)
@@ -62,7 +62,7 @@ func TestAgentResumeAfterLiveEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		c.next(t) // hello
+		c.hello(t)
 		live := e.env.contactSays(e.conv.ID, "anyone?")
 		if f := c.next(t); f.Type != "event" || f.Event.Seq != live.Seq {
 			t.Fatalf("live frame = %+v, want event %d", f, live.Seq)
@@ -106,7 +106,7 @@ func TestAgentResumeHeld(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		c.next(t) // hello
+		c.hello(t)
 		live := e.env.contactSays(e.conv.ID, "anyone?")
 		// Answered before any event: the event waits for the resume.
 		c.send(t, agentCommand{Type: "ping"})

@@ -49,6 +49,9 @@ type Options struct {
 	Store *inbox.Store
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Presence tunes the web chat's presence tracker; the zero value is
+	// production's. Tests drive its grace timers and its writer with it.
+	Presence webchat.PresenceOptions
 }
 
 // Server serves Microchat's HTTP API and pages. Its Handler is mounted on
@@ -174,7 +177,8 @@ func New(opts Options) (*Server, error) {
 	s.chat, err = webchat.New(webchat.Options{Store: s.store, Config: cfg, Logger: log,
 		Conns:     s.metrics.wsConns.WithLabelValues("contact"),
 		FramesIn:  s.metrics.wsMessages.WithLabelValues("contact", "in"),
-		FramesOut: s.metrics.wsMessages.WithLabelValues("contact", "out"), JobTimeout: apiTimeout})
+		FramesOut: s.metrics.wsMessages.WithLabelValues("contact", "out"), JobTimeout: apiTimeout,
+		Presence: opts.Presence})
 	if err != nil {
 		return nil, err
 	}

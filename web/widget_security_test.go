@@ -50,7 +50,7 @@ func TestWidgetIsolation(t *testing.T) {
 		sa, _ := a.connect(1)
 		sa.send(t, map[string]any{"type": "message", "client_id": "x", "text": "hi", "attachment_ids": []int64{up.Attachment.ID}})
 		sa.find(t, "ack")
-		sb.quiet(t, 200*time.Millisecond)
+		sb.quiet(t)
 		// Ben's socket asking for Ann's conversation gets his own, resynced.
 		sb2, _, _ := e.dialWidget(nil)
 		sb2.send(t, map[string]any{"type": "auth", "token": b.token, "conversation_id": a.start.Conversation.ID, "last_seq": 1})

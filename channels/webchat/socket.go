@@ -289,7 +289,7 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		contact.Browser, contact.BrowserVersion, contact.OS, contact.IP, contact.Country = facts.Browser, facts.BrowserVersion, facts.OS, facts.IP, facts.Country
 	}
 	vc.userAgent = ""
-	vc.ch.presence.ContactConnected(contact.ID, contact.Online)
+	vc.ch.presence.ContactConnected(contact.ID)
 	vc.counted = true
 	contact.Online = true
 

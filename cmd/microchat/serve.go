@@ -42,6 +42,11 @@ const (
 // started on port 0.
 type listenHookKey struct{}
 
+// connStateHookKey carries, in the context given to run, the
+// http.Server's ConnState hook. Tests use it to know when the server is
+// reading a request.
+type connStateHookKey struct{}
+
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := newFlagSet("serve", "microchat [serve] [--config PATH]", stderr)
 	configPath := configFlag(fs)
@@ -105,6 +110,9 @@ func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if hook, ok := ctx.Value(connStateHookKey{}).(func(net.Conn, http.ConnState)); ok {
+		hs.ConnState = hook
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
