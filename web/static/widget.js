@@ -1259,6 +1259,7 @@ function createApp(cfg, root) {
 	}
 	document.addEventListener("visibilitychange", markRead);
 	async function start(v) {
+		takeView();
 		form.busy(true);
 		panel.error("");
 		try {

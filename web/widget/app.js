@@ -605,6 +605,7 @@ export function createApp(cfg, root) {
 	// Start Chat.
 
 	async function start(v) {
+		takeView();
 		form.busy(true);
 		panel.error("");
 		try {
