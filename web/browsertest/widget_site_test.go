@@ -271,6 +271,10 @@ func testEndedReload(t *testing.T, browser context.Context) {
 	alice.call("POST", fmt.Sprintf("/api/v1/conversations/%d/messages", conv), map[string]any{"text": "Let me check."}, 201, nil)
 	bob.call("POST", fmt.Sprintf("/api/v1/conversations/%d/join", conv), nil, 200, nil)
 	alice.call("POST", fmt.Sprintf("/api/v1/conversations/%d/leave", conv), nil, 200, nil)
+	// Enough for the conversation to scroll.
+	for i := range 12 {
+		bob.call("POST", fmt.Sprintf("/api/v1/conversations/%d/messages", conv), map[string]any{"text": fmt.Sprintf("Checking %d...", i)}, 201, nil)
+	}
 	bob.call("POST", fmt.Sprintf("/api/v1/conversations/%d/messages", conv), map[string]any{"text": "It ships today."}, 201, nil)
 	bob.call("POST", fmt.Sprintf("/api/v1/conversations/%d/leave", conv), nil, 200, nil)
 	v.waitText("How would you rate this chat?")
