@@ -802,6 +802,7 @@ function createApp(cfg, root) {
 	let identity = {};
 	let maxUpload = 0; // bytes; 0 when the server does not say
 	let maxMessage = 0; // bytes of text; 0 when the server does not say
+	let flushTimer = 0;
 	let outbox = load("outbox", [], true); // {client_id, text, attachments, hold?}
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
 	const panel = createPanel(cfg.title, () => close(true));
@@ -1163,7 +1164,7 @@ function createApp(cfg, root) {
 				saveOutbox();
 				sentOnConn.delete(p.client_id);
 				msgs.addPending(p, "Waiting to send...");
-				setTimeout(flush, s * 1000 + 50);
+				flush();
 			}
 		} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
 			const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
@@ -1172,7 +1173,7 @@ function createApp(cfg, root) {
 			saveOutbox();
 			sentOnConn.delete(p.client_id);
 			msgs.addPending(p, "Waiting to send...");
-			setTimeout(flush, ms + 50);
+			flush();
 		} else if (p) {
 			notSent(p, f.code === "unavailable" ? "the server could not store it; please try again" : f.error);
 		}
@@ -1207,6 +1208,9 @@ function createApp(cfg, root) {
 		flush();
 	}
 	function flush() {
+		clearTimeout(flushTimer);
+		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
+		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
 		for (const p of outbox) {
 			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
 			const frame = { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };

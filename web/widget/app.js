@@ -66,6 +66,7 @@ export function createApp(cfg, root) {
 	let identity = {};
 	let maxUpload = 0; // bytes; 0 when the server does not say
 	let maxMessage = 0; // bytes of text; 0 when the server does not say
+	let flushTimer = 0;
 	let outbox = load("outbox", [], true); // {client_id, text, attachments, hold?}
 
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
@@ -484,7 +485,7 @@ export function createApp(cfg, root) {
 				saveOutbox();
 				sentOnConn.delete(p.client_id);
 				msgs.addPending(p, "Waiting to send...");
-				setTimeout(flush, s * 1000 + 50);
+				flush();
 			}
 		} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
 			// Backoff with jitter, then give up: never resend forever.
@@ -494,7 +495,7 @@ export function createApp(cfg, root) {
 			saveOutbox();
 			sentOnConn.delete(p.client_id);
 			msgs.addPending(p, "Waiting to send...");
-			setTimeout(flush, ms + 50);
+			flush();
 		} else if (p) {
 			notSent(p, f.code === "unavailable" ? "the server could not store it; please try again" : f.error);
 		}
@@ -543,7 +544,12 @@ export function createApp(cfg, root) {
 
 	// flush sends the messages the server has not acknowledged, once per
 	// connection: the server stores each client id once, however often.
+	// Those held back (rate limit, backoff) go when their time comes, after
+	// a reload too.
 	function flush() {
+		clearTimeout(flushTimer);
+		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
+		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
 		for (const p of outbox) {
 			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
 			const frame = { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
