@@ -1092,8 +1092,7 @@ function createApp(cfg, root) {
 				break;
 			case "conversation_deleted":
 				reset();
-				outbox = [];
-				save("outbox", null, true);
+				dropAll();
 				showForm();
 				panel.error("This conversation was deleted. You can start a new chat.");
 				break;
@@ -1200,6 +1199,11 @@ function createApp(cfg, root) {
 		queue(text, []);
 		return true;
 	}
+	function dropAll() {
+		for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
+		outbox = [];
+		saveOutbox();
+	}
 	function queue(text, attachments) {
 		const p = { client_id: randomId(), text, attachments };
 		outbox.push(p);
@@ -1285,8 +1289,7 @@ function createApp(cfg, root) {
 		socket.close();
 		reset();
 		contact = null;
-		outbox = [];
-		saveOutbox();
+		dropAll();
 		showForm();
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}

@@ -405,8 +405,7 @@ export function createApp(cfg, root) {
 				break;
 			case "conversation_deleted":
 				reset();
-				outbox = [];
-				save("outbox", null, true);
+				dropAll();
 				showForm();
 				panel.error("This conversation was deleted. You can start a new chat.");
 				break;
@@ -534,6 +533,14 @@ export function createApp(cfg, root) {
 		return true;
 	}
 
+	// dropAll forgets the messages not sent, with no conversation to send
+	// them to, and gives their text back to the message box.
+	function dropAll() {
+		for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
+		outbox = [];
+		saveOutbox();
+	}
+
 	function queue(text, attachments) {
 		const p = { client_id: randomId(), text, attachments };
 		outbox.push(p);
@@ -635,8 +642,7 @@ export function createApp(cfg, root) {
 		socket.close();
 		reset();
 		contact = null;
-		outbox = [];
-		saveOutbox();
+		dropAll();
 		showForm();
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}
