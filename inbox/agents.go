@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/mail"
 	"strings"
@@ -52,7 +53,7 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 	if err != nil {
 		return Agent{}, err
 	}
-	name, err := cleanAgentName(in.Name)
+	name, err := checkAgentName(in.Name)
 	if err != nil {
 		return Agent{}, err
 	}
@@ -76,21 +77,6 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 	return Agent{Email: email, Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now(), Presence: PresenceOffline}, nil
 }
 
-// cleanAgentName checks and cleans an agent's display name, the one rule
-// for every way a name is set (API, CLI, /setup, the bootstrap admin, a
-// rename): a single line of user text (SingleLine), 1 to 100 bytes once
-// cleaned. Errors are InvalidErrors for the field "name".
-func cleanAgentName(name string) (string, error) {
-	name, err := SingleLine("name", name)
-	if err != nil {
-		return "", err
-	}
-	if name == "" || len(name) > 100 {
-		return "", invalid("name", "must be 1 to 100 bytes of visible text")
-	}
-	return name, nil
-}
-
 // cleanAgentEmail checks an agent's login email and returns it as stored:
 // a single line of user text holding one bare address, in lower case.
 func cleanAgentEmail(email string) (string, error) {
@@ -103,6 +89,73 @@ func cleanAgentEmail(email string) (string, error) {
 		return "", invalid("email", "is not an email address")
 	}
 	return strings.ToLower(addr.Address), nil
+}
+
+// MaxAgentNameBytes bounds an agent's display name.
+const MaxAgentNameBytes = 100
+
+// checkAgentName is the one check of an agent's display name, for every
+// way one is set (CreateAgent, CompleteSetup, RenameAgent, the
+// bootstrap admin): it returns the name cleaned as a single line of user
+// text (SingleLine: no control, bidi override or zero-width characters,
+// trimmed), or an *InvalidError for field "name" if it holds NUL or
+// invalid UTF-8, nothing is left, or it is longer than MaxAgentNameBytes.
+func checkAgentName(name string) (string, error) {
+	name, err := SingleLine("name", name)
+	if err != nil {
+		return "", err
+	}
+	if name == "" || len(name) > MaxAgentNameBytes {
+		return "", invalid("name", "must be 1 to %d bytes of visible text", MaxAgentNameBytes)
+	}
+	return name, nil
+}
+
+// RenameAgent sets an agent's display name, the name customers see
+// (checkAgentName decides what is valid; ErrNotFound if there is no such
+// agent). What a conversation's history recorded under the old name
+// (joined and left events) stays as it was; everything that names the
+// agent now (the widget's agents and authors, hello, presence, the
+// agents list) reads the new one. A changed name is announced after the
+// commit with a transient EventPresence, carrying the agent's current
+// presence, in every conversation the agent takes part in, so that open
+// widgets show it at once.
+func (s *Store) RenameAgent(ctx context.Context, id int64, name string) (Agent, error) {
+	name, err := checkAgentName(name)
+	if err != nil {
+		return Agent{}, err
+	}
+	var a Agent
+	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		if err := tx.First(&a, id).Error; err != nil {
+			return err
+		}
+		if a.Name == name {
+			return errNoop
+		}
+		if err := tx.Model(&Agent{}).Where("id = ?", id).Update("name", name).Error; err != nil {
+			return err
+		}
+		a.Name = name
+		var convs []int64
+		if err := tx.Model(&Participant{}).Where("agent_id = ? AND left_at IS NULL", id).
+			Order("conversation_id").Pluck("conversation_id", &convs).Error; err != nil {
+			return err
+		}
+		data, _ := json.Marshal(AgentPresence{AgentID: id, Name: name, Presence: a.Presence})
+		now := s.now()
+		for _, conv := range convs {
+			*evs = append(*evs, Event{ConversationID: conv, Type: EventPresence, Data: data, At: now})
+		}
+		return nil
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Agent{}, ErrNotFound
+	}
+	if err != nil {
+		return Agent{}, err
+	}
+	return a, nil
 }
 
 // Agent returns one agent.
@@ -235,22 +288,27 @@ func (s *Store) PruneSessions(ctx context.Context) error {
 	return dbErr(s.db.WithContext(ctx).Where("expires_at < ?", now).Delete(&VisitorSession{}).Error)
 }
 
-// EnsureAdmin creates an admin with this email and password unless an
-// agent with the email exists. It returns whether it created one.
-func (s *Store) EnsureAdmin(ctx context.Context, email, password string) (bool, error) {
-	clean, err := cleanAgentEmail(email)
+// EnsureAdmin creates an admin with in's email, name and password unless
+// an agent with the email exists, whose name and password it leaves as
+// they are (the agent may have renamed themselves since). An empty name
+// is the email's local part. It returns whether it created one.
+func (s *Store) EnsureAdmin(ctx context.Context, in NewAgent) (bool, error) {
+	email, err := cleanAgentEmail(in.Email)
 	if err != nil {
 		return false, err
 	}
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", clean).Count(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", email).Count(&n).Error; err != nil {
 		return false, dbErr(err)
 	}
 	if n > 0 {
 		return false, nil
 	}
-	name, _, _ := strings.Cut(clean, "@")
-	_, err = s.CreateAgent(ctx, NewAgent{Email: clean, Name: name, Role: RoleAdmin, Password: password})
+	if in.Name == "" {
+		in.Name, _, _ = strings.Cut(email, "@")
+	}
+	in.Email, in.Role = email, RoleAdmin
+	_, err = s.CreateAgent(ctx, in)
 	return err == nil, err
 }
 

@@ -300,7 +300,15 @@ func TestNULRefusedAtEveryEntryPoint(t *testing.T) {
 				return err
 			}},
 			{"bootstrap admin", "email", func() error {
-				_, err := f.s.EnsureAdmin(ctx, "root\x00@example.com", "long enough password")
+				_, err := f.s.EnsureAdmin(ctx, inbox.NewAgent{Email: "root\x00@example.com", Password: "long enough password"})
+				return err
+			}},
+			{"bootstrap admin name", "name", func() error {
+				_, err := f.s.EnsureAdmin(ctx, inbox.NewAgent{Email: "root@example.com", Name: "Ro\x00ot", Password: "long enough password"})
+				return err
+			}},
+			{"agent rename", "name", func() error {
+				_, err := f.s.RenameAgent(ctx, f.bob.ID, "B\x00ob")
 				return err
 			}},
 			{"setup", "name", func() error {
@@ -318,8 +326,8 @@ func TestNULRefusedAtEveryEntryPoint(t *testing.T) {
 		if evs := events(t, f.s, c.ID); len(evs) != 1 {
 			t.Fatalf("events = %v, want only the creation", types(evs))
 		}
-		if agents, _ := f.s.Agents(ctx); len(agents) != 2 {
-			t.Fatalf("%d agents, want the fixture's 2", len(agents))
+		if agents, _ := f.s.Agents(ctx); len(agents) != 2 || agents[1].Name != "Bob" {
+			t.Fatalf("agents = %+v, want the fixture's 2 as they were", agents)
 		}
 	})
 }
@@ -347,6 +355,9 @@ func TestSingleLineFieldsStoredClean(t *testing.T) {
 		if _, err := f.s.CreateAgent(ctx, inbox.NewAgent{Email: "x@example.com", Name: "\u200b\u202e\r\n", Password: "long enough password"}); err == nil {
 			t.Fatalf("CreateAgent() with an invisible name succeeded")
 		}
+		if r, err := f.s.RenameAgent(ctx, a.ID, "\u202eDan\a\r\n"); err != nil || r.Name != "Dan" {
+			t.Fatalf("RenameAgent() = %q, %v; want Dan", r.Name, err)
+		}
 		c := f.start(t)
 		m, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorContact, Text: "line one\r\n\tline two\x1b\a"})
 		noErr(t, "AddMessage()", err)
@@ -354,11 +365,4 @@ func TestSingleLineFieldsStoredClean(t *testing.T) {
 			t.Fatalf("message text stored as %q", m.Text)
 		}
 	})
-}
-
-func noErr(t *testing.T, what string, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("%s = %v", what, err)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -375,7 +376,9 @@ func (s *Store) OpenAttachment(ctx context.Context, conversationID, agentID, id 
 
 // EventsSince returns the conversation's events after sequence number
 // after, in order, at most limit of them. ErrResync means some of them are
-// no longer kept: load the conversation afresh.
+// no longer kept, or after is beyond the conversation's last event (a
+// cursor of something this server never had): load the conversation
+// afresh. ErrNotFound: no such conversation.
 func (s *Store) EventsSince(ctx context.Context, conversationID, after int64, limit int) ([]Event, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
@@ -400,8 +403,11 @@ func (s *Store) EventsSince(ctx context.Context, conversationID, after int64, li
 		return nil, err
 	}
 	if len(rows) == 0 {
-		if after >= conv.Seq {
+		switch {
+		case after == conv.Seq:
 			return nil, nil
+		case after > conv.Seq:
+			return nil, ErrResync
 		}
 		// An event may have been committed between the two reads.
 		if rows, err = read(); err != nil {
@@ -412,6 +418,25 @@ func (s *Store) EventsSince(ctx context.Context, conversationID, after int64, li
 		}
 	}
 	return nil, ErrResync
+}
+
+// LineEvents returns the conversation's joined, left and closed events
+// with from <= seq <= to, in seq order, the last limit of them (1 to 200):
+// what the widget shows as lines between the messages (an agent joined or
+// left, the chat ended), so that its history after a reload is the one it
+// showed live. Events older than events.retention are no longer kept.
+func (s *Store) LineEvents(ctx context.Context, conversationID, from, to int64, limit int) ([]Event, error) {
+	if limit < 1 || limit > 200 {
+		return nil, invalid("limit", "must be 1 to 200")
+	}
+	var rows []eventRow
+	err := s.rdb.WithContext(ctx).Where("conversation_id = ? AND seq >= ? AND seq <= ? AND type IN ?", conversationID, from, to,
+		[]string{EventJoined, EventLeft, EventClosed}).Order("seq DESC").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	slices.Reverse(rows)
+	return s.hydrate(ctx, rows)
 }
 
 // hydrate turns stored rows into events, reading the messages that

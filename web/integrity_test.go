@@ -147,6 +147,7 @@ func TestNULRefusedOverTheAPI(t *testing.T) {
 			want(http.StatusBadRequest).wantField("email")
 		alice.do("POST", "/api/v1/agents", map[string]string{"email": "dan@example.com", "name": "D\x00an", "password": testPassword}).
 			want(http.StatusBadRequest).wantField("name")
+		alice.do("PATCH", "/api/v1/agents/me", map[string]string{"name": "Al\x00ice"}).want(http.StatusBadRequest).wantField("name")
 		e.client().do("POST", "/api/v1/setup", map[string]string{"token": "t", "email": "root@example.com", "name": "Ro\x00ot", "password": testPassword}).
 			want(http.StatusBadRequest).wantField("name")
 		e.client().do("POST", "/api/v1/widget/conversations", map[string]any{"name": "Ev\x00e"}).

@@ -186,8 +186,11 @@ type stateAnswer struct {
 	Contact      inbox.Contact       `json:"contact"`
 	Conversation *inbox.Conversation `json:"conversation"` // null: none (deleted); Start Chat again
 	Messages     []inbox.Message     `json:"messages"`
-	HasBefore    bool                `json:"has_before"`
-	Agents       []webchat.Agent     `json:"agents"`
+	// Events are the joined, left and closed events among these messages
+	// (lineEvents), which the widget shows as lines between them.
+	Events    []inbox.Event   `json:"events"`
+	HasBefore bool            `json:"has_before"`
+	Agents    []webchat.Agent `json:"agents"`
 	// Authors names every agent in the history, those who left too.
 	Authors []inbox.AgentName `json:"authors"`
 	Rating  *inbox.Rating     `json:"rating,omitempty"`
@@ -206,7 +209,7 @@ type widgetLimits struct {
 func (s *Server) widgetState(c echo.Context) error {
 	ctx := c.Request().Context()
 	contact := contactOf(c)
-	ans := stateAnswer{Contact: contact, Messages: []inbox.Message{}, Agents: []webchat.Agent{}, Authors: []inbox.AgentName{},
+	ans := stateAnswer{Contact: contact, Messages: []inbox.Message{}, Events: []inbox.Event{}, Agents: []webchat.Agent{}, Authors: []inbox.AgentName{},
 		Limits: widgetLimits{MaxUploadBytes: int64(s.cfg.Limits.MaxUploadBytes), MaxMessageBytes: int64(s.cfg.Limits.MaxMessageBytes)}}
 	conv, err := s.store.CurrentConversation(ctx, contact.ID)
 	if errors.Is(err, inbox.ErrNotFound) {
@@ -224,6 +227,9 @@ func (s *Server) widgetState(c echo.Context) error {
 		ans.Messages = page.Messages
 	}
 	ans.HasBefore = page.HasBefore
+	if ans.Events, err = s.lineEvents(ctx, conv.ID, page, conv.Seq); err != nil {
+		return err
+	}
 	parts, err := s.store.Participants(ctx, conv.ID)
 	if err != nil {
 		return err
@@ -246,7 +252,25 @@ func (s *Server) currentConversation(ctx context.Context, c echo.Context) (inbox
 
 type widgetMessagesAnswer struct {
 	Messages  []inbox.Message `json:"messages"`
+	Events    []inbox.Event   `json:"events"` // as in stateAnswer
 	HasBefore bool            `json:"has_before"`
+}
+
+// lineEvents returns the joined, left and closed events that belong to a
+// page of messages whose last seq is at most to: from its first message
+// (from the conversation's start when it is the first page) to to. Pages
+// fetched one before the other (/state, then /messages?before=) so get
+// every event once.
+func (s *Server) lineEvents(ctx context.Context, conv int64, page inbox.MessagePage, to int64) ([]inbox.Event, error) {
+	var from int64
+	if page.HasBefore && len(page.Messages) > 0 {
+		from = page.Messages[0].Seq
+	}
+	evs, err := s.store.LineEvents(ctx, conv, from, to, 200)
+	if evs == nil {
+		evs = []inbox.Event{}
+	}
+	return evs, err
 }
 
 // widgetMessages returns older messages of the visitor's conversation.
@@ -271,7 +295,15 @@ func (s *Server) widgetMessages(c echo.Context) error {
 	if page.Messages == nil {
 		page.Messages = []inbox.Message{}
 	}
-	return c.JSON(http.StatusOK, widgetMessagesAnswer{Messages: page.Messages, HasBefore: page.HasBefore})
+	to := conv.Seq
+	if before > 0 {
+		to = before - 1
+	}
+	evs, err := s.lineEvents(ctx, conv.ID, page, to)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, widgetMessagesAnswer{Messages: page.Messages, Events: evs, HasBefore: page.HasBefore})
 }
 
 // widgetUpload stores a visitor's file in their conversation, to be sent

@@ -400,10 +400,16 @@ func testKeyboardAndPhone(t *testing.T, browser context.Context) {
 	if n := eval[int](v, `performance.getEntriesByType("resource").filter((r) => r.name.includes(`+jsString(token)+`)).length`); n != 0 {
 		t.Fatalf("%d requests had the token in their URL", n)
 	}
-	v.do("a wrong token", chromedp.Evaluate[chromedp.Void](`localStorage.setItem(`+jsString(key)+`, "x".repeat(43))`))
+	// A message not yet stored when the token is refused goes back to the
+	// message box, for the next chat.
+	v.do("a wrong token", chromedp.Evaluate[chromedp.Void](`localStorage.setItem(`+jsString(key)+`, "x".repeat(43));
+		sessionStorage.setItem(`+jsString(key+":outbox")+`, JSON.stringify([{client_id: "c-unsent", text: "words not stored", attachments: []}]))`))
 	v.do("reload", chromedp.Reload())
 	v.waitText("Your chat session has expired. Please start a new chat.")
 	v.waitText("Start Chat")
+	if got := eval[string](v, in("#mc-text")+`.value`); got != "words not stored" {
+		t.Fatalf("the message box after the token was refused holds %q, want the message not stored", got)
+	}
 	if got := eval[string](v, `localStorage.getItem(`+jsString(key)+`) ?? ""`); got != "" {
 		t.Fatalf("the refused token is still kept: %q", got)
 	}

@@ -119,7 +119,7 @@ function randomId() {
 
 // composer.js
 function createComposer({ onSend, onFiles, onTyping, onDraft }) {
-	const text = h("textarea", { id: "mc-text", rows: "1", placeholder: "Type your message...", maxlength: "16000" });
+	const text = h("textarea", { id: "mc-text", rows: "1", placeholder: "Type your message...", dir: "auto" });
 	const files = h("input", { type: "file", multiple: true, hidden: true, tabindex: "-1" });
 	const el = h(
 		"form",
@@ -137,7 +137,7 @@ function createComposer({ onSend, onFiles, onTyping, onDraft }) {
 		clearTimeout(stopTimer);
 		if (t) {
 			stopTimer = setTimeout(() => setTyping(false), 4000);
-			if (typing && Date.now() - lastSent < 3000) return;
+			if (typing && Date.now() - lastSent < 5000) return;
 			lastSent = Date.now();
 		} else if (!typing) return;
 		typing = t;
@@ -151,7 +151,7 @@ function createComposer({ onSend, onFiles, onTyping, onDraft }) {
 		const v = text.value.trim();
 		if (!v) return;
 		setTyping(false);
-		onSend(v);
+		if (!onSend(v)) return;
 		text.value = "";
 		onDraft("");
 		grow();
@@ -191,6 +191,11 @@ function createComposer({ onSend, onFiles, onTyping, onDraft }) {
 			text.value = v || "";
 			grow();
 		},
+		restore(v) {
+			text.value = text.value.trim() ? v + "\n\n" + text.value : v;
+			onDraft(text.value);
+			grow();
+		},
 	};
 }
 function dropZone(el, onFiles) {
@@ -223,25 +228,38 @@ function dropZone(el, onFiles) {
 }
 
 // css.js
-const WIDGET_CSS = ":host{all:initial !important}[hidden]{display:none !important}*,*::before,*::after{box-sizing:border-box}.mc{--mc-accent:var(--microchat-color,#1f6feb);--mc-accent-ink:var(--microchat-ink,#fff);--mc-accent-fg:var(--mc-accent);--mc-ink:#1d2329;--mc-muted:#5d6873;--mc-line:#dde2e7;--mc-soft:#f4f6f8;--mc-bad:#b42318;font:14px/1.45 system-ui,-apple-system,\"Segoe UI\",Roboto,\"Helvetica Neue\",Arial,sans-serif;color:var(--mc-ink);text-align:left;-webkit-font-smoothing:antialiased}p{margin:0}button,input,textarea{font:inherit;color:inherit}button{cursor:pointer}a{color:inherit}svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round;flex:none}:focus-visible{outline:2px solid var(--mc-accent-fg);outline-offset:2px}.sr{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}.launcher-wrap{position:fixed;right:20px;bottom:20px;z-index:2147483000}.left .launcher-wrap,.left .panel{right:auto;left:20px}.launcher{position:relative;display:flex;align-items:center;gap:8px;padding:12px 20px 12px 16px;border:0;border-radius:999px;background:var(--mc-accent);color:var(--mc-accent-ink);font-size:15px;font-weight:600;line-height:1;box-shadow:0 6px 20px rgba(0,0,0,.22)}.launcher:hover{filter:brightness(1.08)}.launcher svg{width:22px;height:22px}.badge{position:absolute;top:-6px;right:-4px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;background:#d92d20;color:#fff;font-size:12px;line-height:20px;text-align:center}.panel{position:fixed;right:20px;bottom:86px;z-index:2147483000;display:flex;flex-direction:column;overflow:hidden;width:370px;height:min(600px,calc(100vh - 110px));background:#fff;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.22),0 0 0 1px rgba(0,0,0,.06)}.head{display:flex;align-items:center;gap:8px;padding:10px 8px 10px 18px;background:var(--mc-accent);color:var(--mc-accent-ink)}.title{flex:1;margin:0;font-size:16px;font-weight:600;line-height:1.3}.icon-btn{display:inline-grid;place-items:center;width:38px;height:38px;padding:0;border:0;border-radius:8px;background:transparent}.icon-btn:hover{background:rgba(127,127,127,.16)}.head :focus-visible{outline-color:currentColor}.notice{display:flex;align-items:flex-start;gap:8px;padding:8px 8px 8px 16px;font-size:13px}.notice:empty{display:none}.notice.conn{padding-right:16px}.msg-text{flex:1}.dismiss{width:24px;height:24px;flex:none;color:inherit}.dismiss svg{width:16px;height:16px}.notice.error{background:#fdecea;color:#8a1c12}.notice.conn{background:#fff4d6;color:#684c00}.body{position:relative;display:flex;flex-direction:column;flex:1;min-height:0}.prechat{padding:18px;overflow-y:auto}.intro{margin-bottom:14px}.field{margin-bottom:12px}.field label,.rating label{display:block;margin-bottom:4px;font-size:13px;font-weight:600}.hint{color:var(--mc-muted);font-weight:400}input:not([type=radio]),textarea{display:block;width:100%;padding:9px 12px;border:1px solid #c3cbd3;border-radius:8px;background:#fff}input:focus,textarea:focus{border-color:var(--mc-accent-fg);outline:2px solid var(--mc-accent-fg);outline-offset:-1px}input[aria-invalid=true]{border-color:var(--mc-bad)}.field-err{margin-top:4px;color:var(--mc-bad);font-size:12.5px}.field-err:empty{display:none}.note{margin:4px 0 16px;padding:10px 12px;border-radius:8px;background:var(--mc-soft);color:var(--mc-muted);font-size:12.5px}.primary{width:100%;padding:11px;border:0;border-radius:8px;background:var(--mc-accent);color:var(--mc-accent-ink);font-size:15px;font-weight:600}.primary:disabled{opacity:.6;cursor:default}.chat{position:relative;display:flex;flex-direction:column;flex:1;min-height:0}.status{display:flex;align-items:center;gap:10px;padding:10px 16px;border-bottom:1px solid var(--mc-line);background:var(--mc-soft)}.status.none{display:none}.status\u003ediv{flex:1;min-width:0}.agent-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.s1{font-weight:600}.s2{color:var(--mc-muted);font-size:12.5px}.spinner{width:18px;height:18px;border:2px solid var(--mc-line);border-top-color:var(--mc-accent-fg);border-radius:50%;animation:mc-spin 1s linear infinite;flex:none}@keyframes mc-spin{to{transform:rotate(360deg)}}.avatar{display:grid;place-items:center;width:34px;height:34px;border-radius:50%;flex:none;background:var(--mc-accent);color:var(--mc-accent-ink);font-weight:600}.presence{display:flex;align-items:center;gap:6px}.dot{width:8px;height:8px;border-radius:50%;background:#12b76a}.idle .dot{background:#f79009}.offline .dot{background:#98a2b3}.typing .dot{background:var(--mc-accent)}.scroll{flex:1;min-height:0;overflow-y:auto;padding:12px 14px}.scroll:focus-visible{outline-offset:-2px}.msgs{display:flex;flex-direction:column;gap:6px;margin:0;padding:0;list-style:none}.msg{align-self:flex-start;max-width:84%}.msg.contact{align-self:flex-end}.msg.system,.msg.card{align-self:stretch;max-width:none}.who{margin:6px 0 2px 4px;color:var(--mc-muted);font-size:12px}.bubble{padding:8px 12px;border-radius:16px 16px 16px 4px;background:#eef1f4;overflow-wrap:anywhere}.contact .bubble{border-radius:16px 16px 4px 16px;background:var(--mc-accent);color:var(--mc-accent-ink)}.bubble.media{padding:0;background:none}.empty{margin:24px 16px;color:var(--mc-muted);text-align:center}.msgs:not(:empty) + .empty{display:none}.text{white-space:pre-wrap}.text a{text-decoration:underline}.meta{margin:2px 6px 0;color:var(--mc-muted);font-size:11.5px}.contact .meta{text-align:right}.receipt:not(:empty)::before{content:\"\\a0\\b7\\a0\"}.pending .meta .receipt::before{content:none}.pending .bubble{opacity:.7}.failed .bubble{background:#fdecea;color:#8a1c12;opacity:1}.failed .receipt{color:var(--mc-bad)}.sysline{margin:6px 0;color:var(--mc-muted);font-size:12px;text-align:center}.att-img{display:block;margin:4px 0}.att-img img{display:block;max-width:100%;max-height:200px;min-width:40px;min-height:40px;border-radius:8px;background:rgba(127,127,127,.15)}.att-file{display:flex;align-items:center;gap:6px;margin:4px 0;text-decoration:underline}.att-file svg{width:16px;height:16px}.typing{margin:8px 4px 0;color:var(--mc-muted);font-size:12.5px;font-style:italic}.older{display:block;margin:0 auto 10px;padding:4px 10px;border:1px solid var(--mc-line);border-radius:999px;background:#fff;font-size:12.5px}.composer{display:flex;align-items:flex-end;gap:4px;padding:8px 10px;border-top:1px solid var(--mc-line)}.composer textarea{flex:1;min-height:38px;max-height:120px;padding:8px 14px;border-radius:19px;resize:none;line-height:1.4}.composer .icon-btn{color:var(--mc-muted)}.composer .send{color:var(--mc-accent-fg)}.drop{position:absolute;inset:0;z-index:1;display:flex;flex-direction:column;align-items:center;justify-content:center;gap:8px;border:2px dashed var(--mc-accent-fg);border-radius:0 0 14px 14px;background:rgba(255,255,255,.94);color:var(--mc-accent-fg);font-weight:600}.rating{margin:8px 0;padding:14px;border:1px solid var(--mc-line);border-radius:12px;background:var(--mc-soft)}.q{margin-bottom:6px;font-weight:600}.stars{display:flex;gap:2px;margin:0 0 8px;padding:0;border:0;color:#f5a623;font-size:22px}.star{margin:0 !important;font-size:30px !important;font-weight:400 !important;line-height:1;color:#c3cbd3;cursor:pointer}.star.on,.star:hover{color:#f5a623}input:focus-visible + .star{outline:2px solid var(--mc-accent-fg);border-radius:4px}.rating textarea{margin-bottom:10px}@media (max-width:480px){.panel,.left .panel{inset:0;width:100%;height:100%;border-radius:0}.open .launcher-wrap{display:none}input:not([type=radio]),textarea{font-size:16px}}@media (prefers-reduced-motion:reduce){.spinner{animation:none}}";
+const WIDGET_CSS = ":host{all:initial !important;display:var(--microchat-display,inline) !important}[hidden]{display:none !important}*,*::before,*::after{box-sizing:border-box}.mc{--mc-accent:var(--microchat-color,#1f6feb);--mc-accent-ink:var(--microchat-ink,#fff);--mc-accent-fg:var(--mc-accent);--mc-ink:#1d2329;--mc-muted:#5d6873;--mc-line:#dde2e7;--mc-soft:#f4f6f8;--mc-bad:#b42318;font:14px/1.45 system-ui,-apple-system,\"Segoe UI\",Roboto,\"Helvetica Neue\",Arial,sans-serif;color:var(--mc-ink);text-align:left;direction:ltr;-webkit-font-smoothing:antialiased}p{margin:0}button,input,textarea{font:inherit;color:inherit}button{cursor:pointer}a{color:inherit}svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round;flex:none}:focus-visible{outline:2px solid var(--mc-accent-fg);outline-offset:2px}.sr{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}.launcher-wrap{position:fixed;right:20px;bottom:20px;z-index:var(--microchat-z-index,2147483000)}.left .launcher-wrap,.left .panel{right:auto;left:20px}.launcher{position:relative;display:flex;align-items:center;gap:8px;padding:12px 20px 12px 16px;border:0;border-radius:999px;background:var(--mc-accent);color:var(--mc-accent-ink);font-size:15px;font-weight:600;line-height:1;box-shadow:0 6px 20px rgba(0,0,0,.22)}.launcher:hover{filter:brightness(1.08)}.launcher svg{width:22px;height:22px}.launcher .i-x,.launcher.x .i-chat,.launcher.x .label{display:none}.launcher.x{padding:12px}.launcher.x .i-x{display:block}.badge{position:absolute;top:-6px;right:-4px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;background:#d92d20;color:#fff;font-size:12px;line-height:20px;text-align:center}.panel{position:fixed;right:20px;bottom:86px;z-index:var(--microchat-z-index,2147483000);display:flex;flex-direction:column;overflow:hidden;overflow:clip;width:370px;height:min(600px,calc(100vh - 110px));background:#fff;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.22),0 0 0 1px rgba(0,0,0,.06)}.head{display:flex;align-items:center;gap:8px;padding:10px 8px 10px 18px;background:var(--mc-accent);color:var(--mc-accent-ink)}.title{flex:1;margin:0;font-size:16px;font-weight:600;line-height:1.3}.icon-btn{display:inline-grid;place-items:center;width:38px;height:38px;padding:0;border:0;border-radius:8px;background:transparent}.icon-btn:hover{background:rgba(127,127,127,.16)}.head :focus-visible{outline-color:currentColor}.notice{display:flex;align-items:flex-start;gap:8px;padding:8px 8px 8px 16px;font-size:13px}.notice:empty{display:none}.notice.conn{padding-right:16px}.msg-text{flex:1}.dismiss{width:24px;height:24px;flex:none;color:inherit}.dismiss svg{width:16px;height:16px}.notice.error{background:#fdecea;color:#8a1c12}.notice.conn{background:#fff4d6;color:#684c00}.body{position:relative;display:flex;flex-direction:column;flex:1;min-height:0}.prechat{padding:18px;overflow-y:auto}.intro{margin-bottom:14px}.field{margin-bottom:12px}.field label,.rating label{display:block;margin-bottom:4px;font-size:13px;font-weight:600}.hint{color:var(--mc-muted);font-weight:400}input:not([type=radio]),textarea{display:block;width:100%;padding:9px 12px;border:1px solid #c3cbd3;border-radius:8px;background:#fff}input:focus,textarea:focus{border-color:var(--mc-accent-fg);outline:2px solid var(--mc-accent-fg);outline-offset:-1px}input[aria-invalid=true]{border-color:var(--mc-bad)}.field-err{margin-top:4px;color:var(--mc-bad);font-size:12.5px}.field-err:empty{display:none}.note{margin:4px 0 16px;padding:10px 12px;border-radius:8px;background:var(--mc-soft);color:var(--mc-muted);font-size:12.5px}.primary{width:100%;padding:11px;border:0;border-radius:8px;background:var(--mc-accent);color:var(--mc-accent-ink);font-size:15px;font-weight:600}.primary:disabled{opacity:.6;cursor:default}.chat{position:relative;display:flex;flex-direction:column;flex:1;min-height:0}.status{display:flex;align-items:center;gap:10px;padding:10px 16px;border-bottom:1px solid var(--mc-line);background:var(--mc-soft)}.status.none{display:none}.status\u003ediv{flex:1;min-width:0}.agent-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.s1{font-weight:600}.s2{color:var(--mc-muted);font-size:12.5px}.spinner{width:18px;height:18px;border:2px solid var(--mc-line);border-top-color:var(--mc-accent-fg);border-radius:50%;animation:mc-spin 1s linear infinite;flex:none}@keyframes mc-spin{to{transform:rotate(360deg)}}.avatar{display:grid;place-items:center;width:34px;height:34px;border-radius:50%;flex:none;background:var(--mc-accent);color:var(--mc-accent-ink);font-weight:600}.presence{display:flex;align-items:center;gap:6px}.dot{width:8px;height:8px;border-radius:50%;background:#12b76a}.idle .dot{background:#f79009}.offline .dot{background:#98a2b3}.typing .dot{background:var(--mc-accent)}.scroll{flex:1;min-height:0;overflow-y:auto;padding:12px 14px}.scroll:focus-visible{outline-offset:-2px}.msgs{display:flex;flex-direction:column;gap:6px;margin:0;padding:0;list-style:none}.msg{align-self:flex-start;max-width:84%}.msg.contact{align-self:flex-end}.msg.system,.msg.card{align-self:stretch;max-width:none}.who{margin:6px 0 2px 4px;color:var(--mc-muted);font-size:12px}.bubble{padding:8px 12px;border-radius:16px 16px 16px 4px;background:#eef1f4;overflow-wrap:anywhere}.contact .bubble{border-radius:16px 16px 4px 16px;background:var(--mc-accent);color:var(--mc-accent-ink)}.bubble.media{padding:0;background:none}.empty{margin:24px 16px;color:var(--mc-muted);text-align:center}.msgs:not(:empty) + .empty{display:none}.text{white-space:pre-wrap}.text a{text-decoration:underline}.meta{margin:2px 6px 0;color:var(--mc-muted);font-size:11.5px}.contact .meta{text-align:right}.receipt:not(:empty)::before{content:\"\\a0\\b7\\a0\"}.pending .meta .receipt::before{content:none}.pending .bubble{opacity:.7}.failed .bubble{background:#fdecea;color:#8a1c12;opacity:1}.failed .receipt{color:var(--mc-bad)}.sysline{margin:6px 0;color:var(--mc-muted);font-size:12px;text-align:center}.att-img{display:block;margin:4px 0}.att-img img{display:block;max-width:100%;max-height:200px;min-width:40px;min-height:40px;border-radius:8px;background:rgba(127,127,127,.15)}.att-file{display:flex;align-items:center;gap:6px;margin:4px 0;text-decoration:underline}.att-file svg{width:16px;height:16px}.typing{margin:8px 4px 0;color:var(--mc-muted);font-size:12.5px;font-style:italic}.older{display:block;margin:0 auto 10px;padding:4px 10px;border:1px solid var(--mc-line);border-radius:999px;background:#fff;font-size:12.5px}.composer{display:flex;align-items:flex-end;gap:4px;padding:8px 10px;border-top:1px solid var(--mc-line)}.composer textarea{flex:1;min-height:38px;max-height:120px;padding:8px 14px;border-radius:19px;resize:none;line-height:1.4}.composer .icon-btn{color:var(--mc-muted)}.composer .send{color:var(--mc-accent-fg)}.drop{position:absolute;inset:0;z-index:1;display:flex;flex-direction:column;align-items:center;justify-content:center;gap:8px;border:2px dashed var(--mc-accent-fg);border-radius:0 0 14px 14px;background:rgba(255,255,255,.94);color:var(--mc-accent-fg);font-weight:600}.rating{position:relative;margin:8px 0;padding:14px;border:1px solid var(--mc-line);border-radius:12px;background:var(--mc-soft)}.q{margin-bottom:6px;font-weight:600}.stars{display:flex;gap:2px;margin:0 0 8px;padding:0;border:0;color:#f5a623;font-size:22px}.star{margin:0 !important;font-size:30px !important;font-weight:400 !important;line-height:1;color:#c3cbd3;cursor:pointer}.star.on,.star:hover{color:#f5a623}input:focus-visible + .star{outline:2px solid var(--mc-accent-fg);border-radius:4px}.rating textarea{margin-bottom:10px}@media (max-width:480px){.panel,.left .panel{inset:0;width:100%;height:100%;border-radius:0}.open .launcher-wrap{display:none}}@media (max-width:480px),(any-pointer:coarse){input:not([type=radio]),textarea{font-size:16px}}@media (prefers-reduced-motion:reduce){.spinner{animation:none}}";
 
 // launcher.js
 function createLauncher(onClick) {
 	const badge = h("span", { class: "badge", "aria-hidden": "true", hidden: true });
 	const unread = h("span", { class: "sr", id: "mc-unread" });
+	const chat = icon(ICONS.chat);
+	const x = icon(ICONS.x);
+	chat.setAttribute("class", "i-chat");
+	x.setAttribute("class", "i-x");
+	const label = h("span", { class: "label", text: "Live Chat" });
 	const button = h(
 		"button",
 		{ type: "button", class: "launcher", "aria-expanded": "false", "aria-controls": "mc-panel", "aria-describedby": "mc-unread", onclick: onClick },
-		icon(ICONS.chat),
-		h("span", { text: "Live Chat" }),
+		chat,
+		x,
+		label,
 		badge,
 	);
+	function setOpen(open) {
+		button.setAttribute("aria-expanded", String(open));
+		button.classList.toggle("x", open);
+		for (const a of ["aria-label", "title"]) {
+			if (open) button.setAttribute(a, "Close chat");
+			else button.removeAttribute(a);
+		}
+	}
+	setOpen(false);
 	return {
 		el: h("div", { class: "launcher-wrap" }, button, unread),
 		button,
-		setOpen(open) {
-			button.setAttribute("aria-expanded", String(open));
-		},
+		setOpen,
 		setUnread(n) {
 			badge.hidden = n === 0;
 			badge.textContent = n === 0 ? "" : n > 9 ? "9+" : String(n);
@@ -307,7 +325,7 @@ function createMessages({ fetchFile, onOlder, onError }) {
 	}
 	function bubble(text, attachments) {
 		const media = !text && attachments && attachments.length && attachments.every((a) => INLINE.includes(a.content_type));
-		return h("div", { class: media ? "bubble media" : "bubble" }, text ? h("p", { class: "text" }, linkify(text)) : null, (attachments || []).map(attachment));
+		return h("div", { class: media ? "bubble media" : "bubble" }, text ? h("p", { class: "text", dir: "auto" }, linkify(text)) : null, (attachments || []).map(attachment));
 	}
 	return {
 		el,
@@ -326,11 +344,11 @@ function createMessages({ fetchFile, onOlder, onError }) {
 			const down = nearBottom() || m.author === "contact";
 			const author = m.author === "agent" ? "agent-" + (m.agent_id || 0) : m.author;
 			const li = h("li", { class: "msg " + m.author, "data-seq": m.seq, "data-author": author });
-			if (m.author === "system") li.append(h("p", { class: "sysline", text: m.text }));
+			if (m.author === "system") li.append(h("p", { class: "sysline", dir: "auto", text: m.text }));
 			else {
 				let prev = null;
 				for (let c = list.lastElementChild; c; c = c.previousElementSibling) if (c.dataset.seq && +c.dataset.seq < m.seq) { prev = c; break; }
-				if (m.author === "agent" && (!prev || prev.dataset.author !== author)) li.append(h("p", { class: "who", text: name || "Support" }));
+				if (m.author === "agent" && (!prev || prev.dataset.author !== author)) li.append(h("p", { class: "who", dir: "auto", text: name || "Support" }));
 				li.append(bubble(m.text, m.attachments), h("p", { class: "meta" }, h("time", { datetime: m.created_at, text: clockTime(m.created_at) }), h("span", { class: "receipt" })));
 			}
 			byId.set(m.id, li);
@@ -465,7 +483,7 @@ function createPrechat(onSubmit) {
 	const errors = {};
 	const rows = FIELDS.map(([key, label, type, auto]) => {
 		const required = key === "name";
-		inputs[key] = h("input", { id: "mc-" + key, name: key, type, autocomplete: auto, maxlength: "200", required, "aria-describedby": "mc-" + key + "-err" + (required ? "" : " mc-note") });
+		inputs[key] = h("input", { id: "mc-" + key, name: key, type, autocomplete: auto, maxlength: "200", required, dir: key === "name" ? "auto" : null, "aria-describedby": "mc-" + key + "-err" + (required ? "" : " mc-note") });
 		errors[key] = h("p", { class: "field-err", id: "mc-" + key + "-err" });
 		inputs[key].addEventListener("input", () => setError(key, ""));
 		return h(
@@ -534,7 +552,7 @@ function createRating(onSubmit) {
 		stars.push(label);
 		return [input, label];
 	});
-	const comment = h("textarea", { id: "mc-comment", rows: "2", maxlength: "2000" });
+	const comment = h("textarea", { id: "mc-comment", rows: "2", maxlength: "2000", dir: "auto" });
 	const err = h("p", { class: "field-err", id: "mc-rating-err" });
 	const button = h("button", { type: "submit", class: "primary" }, "Send rating");
 	const form = h(
@@ -560,7 +578,8 @@ function createRating(onSubmit) {
 		e.preventDefault();
 		if (!score()) {
 			err.textContent = "Please choose a rating from 1 to 5 stars.";
-			form.querySelector("input[name=mc-score]").focus();
+			form.querySelector("input[name=mc-score]").focus({ preventScroll: true });
+			stars[0].scrollIntoView({ block: "nearest" });
 			return;
 		}
 		onSubmit(score(), comment.value.trim());
@@ -591,10 +610,16 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
 	let retry = 0;
 	let pinger = 0;
 	let heard = 0;
+	let blockedUntil = 0; // after 4429: no socket before then
 	function connect() {
 		wanted = true;
 		clearTimeout(retry);
 		if (ws) return;
+		const wait = blockedUntil - Date.now();
+		if (wait > 0) {
+			retry = setTimeout(connect, wait);
+			return;
+		}
 		const s = new WebSocket(url);
 		ws = s;
 		heard = Date.now();
@@ -639,7 +664,8 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
 		onStatus("reconnecting");
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
-		retry = setTimeout(connect, Math.random() * cap);
+		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
+		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
 	}
 	function send(frame) {
 		if (!ready) return false;
@@ -684,7 +710,7 @@ function createStatus() {
 					h(
 						"div",
 						{},
-						h("p", { class: "s1 agent-name", text: agent.name }),
+						h("p", { class: "s1 agent-name", dir: "auto", text: agent.name }),
 						h("p", { class: "s2 presence " + presence }, h("span", { class: "dot", "aria-hidden": "true" }), h("span", { class: "sr", text: "Status: " }), presence),
 					),
 				);
@@ -747,6 +773,7 @@ function seconds(s) {
 function wait(s) {
 	return "Too many attempts. Please wait " + seconds(s) + " and try again.";
 }
+const RETRIES = 5;
 function sentence(s) {
 	s = String(s || "").trim();
 	return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".");
@@ -767,10 +794,15 @@ function createApp(cfg, root) {
 	let rated = null;
 	let rating = null; // {view, li}: the survey in the list
 	let opened = false;
-	let pageSent = false;
+	let views = []; // page views not yet sent over the socket
+	let lastUrl = location.href;
+	let nextView = null; // the page view whose title is awaited
+	let viewTimer = 0;
 	let sentOnConn = new Set(); // client ids sent on this connection
 	let identity = {};
 	let maxUpload = 0; // bytes; 0 when the server does not say
+	let maxMessage = 0; // bytes of text; 0 when the server does not say
+	let flushTimer = 0;
 	let outbox = load("outbox", [], true); // {client_id, text, attachments, hold?}
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
 	const panel = createPanel(cfg.title, () => close(true));
@@ -778,7 +810,7 @@ function createApp(cfg, root) {
 	const form = createPrechat(start);
 	const msgs = createMessages({ fetchFile, onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
 	const composer = createComposer({
-		onSend: (text) => queue(text, []),
+		onSend,
 		onFiles: sendFiles,
 		onTyping: (t) => socket.send({ type: "typing", typing: t }),
 		onDraft: (v) => save("draft", v || null, true),
@@ -787,7 +819,7 @@ function createApp(cfg, root) {
 	dropZone(chat, sendFiles);
 	const announcer = h("div", { class: "sr", "aria-live": "polite" });
 	panel.body.append(form.el, chat);
-	const wrap = h("div", { class: "mc " + cfg.position }, panel.el, launcher.el, announcer);
+	const wrap = h("div", { class: "mc " + cfg.position, dir: "ltr" }, panel.el, launcher.el, announcer);
 	if (cfg.color) {
 		wrap.style.setProperty("--mc-accent", cfg.color);
 		wrap.style.setProperty("--mc-accent-ink", cfg.ink);
@@ -823,6 +855,39 @@ function createApp(cfg, root) {
 	function pageInfo() {
 		return { url: location.href.slice(0, 2048), title: document.title.slice(0, 300), referrer: document.referrer.slice(0, 2048) };
 	}
+	function urlChanged() {
+		if (location.href === lastUrl) return;
+		takeView();
+		nextView = { url: location.href.slice(0, 2048), referrer: lastUrl.slice(0, 2048) };
+		lastUrl = location.href;
+		viewTimer = setTimeout(takeView, 500);
+	}
+	function takeView() {
+		clearTimeout(viewTimer);
+		if (!nextView) return;
+		const v = { ...nextView, title: document.title.slice(0, 300) };
+		nextView = null;
+		if (getToken()) {
+			views = [...views, v].slice(-20);
+			sendViews();
+		} else savePage(v);
+	}
+	function savePage(v) {
+		save("pages", [...load("pages", []), { ...v, at: new Date().toISOString() }].slice(-20));
+	}
+	function sendViews() {
+		while (views.length && socket.send({ type: "page_view", ...views[0] })) views.shift();
+	}
+	for (const k of ["pushState", "replaceState"]) {
+		const orig = history[k];
+		history[k] = function (...args) {
+			const r = orig.apply(this, args);
+			urlChanged();
+			return r;
+		};
+	}
+	window.addEventListener("popstate", urlChanged);
+	window.addEventListener("hashchange", urlChanged);
 	function showForm() {
 		chat.hidden = true;
 		form.el.hidden = false;
@@ -858,6 +923,10 @@ function createApp(cfg, root) {
 		render();
 		emit("open");
 	}
+	function setHidden(hide) {
+		if (hide && wrap.contains(root.activeElement)) root.activeElement.blur();
+		wrap.hidden = hide;
+	}
 	function close(user) {
 		const inside = panel.el.contains(root.activeElement);
 		opened = false;
@@ -892,6 +961,7 @@ function createApp(cfg, root) {
 		reset();
 		contact = s.contact;
 		maxUpload = (s.limits && s.limits.max_upload_bytes) || 0;
+		maxMessage = (s.limits && s.limits.max_message_bytes) || 0;
 		if (!s.conversation) {
 			showForm();
 		} else {
@@ -899,11 +969,11 @@ function createApp(cfg, root) {
 			agents = (s.agents || []).map((a) => ({ ...a, typing: false }));
 			for (const a of s.authors || []) names.set(a.id, a.name);
 			for (const a of agents) names.set(a.id, a.name);
-			for (const m of s.messages || []) {
+			showHistory(s, (m) => {
 				addMessage(m, false);
 				if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
 				if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
-			}
+			});
 			msgs.hasOlder(s.has_before);
 			rated = s.rating || null;
 			if (conv.status === "closed") offerRating(conv.seq);
@@ -920,12 +990,30 @@ function createApp(cfg, root) {
 	async function loadOlder() {
 		try {
 			const r = await api.older(msgs.firstSeq());
-			msgs.keepPosition(() => r.messages.forEach((m) => addMessage(m, false)));
+			msgs.keepPosition(() => showHistory(r, (m) => addMessage(m, false)));
 			msgs.hasOlder(r.has_before);
 			render();
 		} catch (e) {
 			panel.error(e.message, 10000);
 		}
+	}
+	function showHistory(page, add) {
+		const items = [...(page.messages || []), ...(page.events || [])].sort((a, b) => a.seq - b.seq);
+		for (const x of items) {
+			if (x.type) {
+				const d = x.data || {};
+				if (x.type === "joined") names.set(d.agent_id, d.agent_name);
+				const t = sysText(x);
+				if (t) msgs.system(t, x.seq);
+			} else add(x);
+		}
+	}
+	function sysText(ev) {
+		const d = ev.data || {};
+		if (ev.type === "joined") return d.agent_name + " joined the chat";
+		if (ev.type === "left") return d.agent_name + " left the chat";
+		if (ev.type === "closed") return "The chat has ended";
+		return "";
 	}
 	function addMessage(m, live) {
 		if (m.author === "agent") agentSeqs.add(m.seq);
@@ -980,17 +1068,17 @@ function createApp(cfg, root) {
 				if (d.reopened) reopen();
 				names.set(d.agent_id, d.agent_name);
 				if (!agents.some((a) => a.id === d.agent_id)) agents.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
-				msgs.system(d.agent_name + " joined the chat", ev.seq);
+				msgs.system(sysText(ev), ev.seq);
 				announce(d.agent_name + " joined the chat.");
 				break;
 			case "left":
 				agents = agents.filter((a) => a.id !== d.agent_id);
-				msgs.system(d.agent_name + " left the chat", ev.seq);
+				msgs.system(sysText(ev), ev.seq);
 				break;
 			case "closed":
 				conv.status = "closed";
 				agents = [];
-				msgs.system("The chat has ended", ev.seq);
+				msgs.system(sysText(ev), ev.seq);
 				if (d.survey_offered !== false) offerRating(ev.seq);
 				announce("The chat has ended. How would you rate it?");
 				break;
@@ -1004,8 +1092,7 @@ function createApp(cfg, root) {
 				break;
 			case "conversation_deleted":
 				reset();
-				outbox = [];
-				save("outbox", null, true);
+				dropAll();
 				showForm();
 				panel.error("This conversation was deleted. You can start a new chat.");
 				break;
@@ -1028,7 +1115,7 @@ function createApp(cfg, root) {
 					agents = (f.agents || []).map((a) => ({ ...a, typing: false }));
 					for (const a of agents) names.set(a.id, a.name);
 				}
-				if (!pageSent) pageSent = socket.send({ type: "page_view", ...pageInfo() });
+				sendViews();
 				flush();
 				markRead();
 				render();
@@ -1050,6 +1137,8 @@ function createApp(cfg, root) {
 			case "presence": {
 				const a = agents.find((x) => x.id === f.agent_id);
 				if (a) a.presence = f.presence;
+				if (a && f.name) a.name = f.name;
+				if (f.name && names.has(f.agent_id)) names.set(f.agent_id, f.name);
 				render();
 				break;
 			}
@@ -1076,15 +1165,24 @@ function createApp(cfg, root) {
 				saveOutbox();
 				sentOnConn.delete(p.client_id);
 				msgs.addPending(p, "Waiting to send...");
-				setTimeout(flush, s * 1000 + 50);
+				flush();
 			}
-		} else if (p && f.code === "unavailable") {
+		} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
+			const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
+			p.tries = (p.tries || 0) + 1;
+			p.hold = Date.now() + ms;
+			saveOutbox();
 			sentOnConn.delete(p.client_id);
-			setTimeout(flush, 3000);
+			msgs.addPending(p, "Waiting to send...");
+			flush();
 		} else if (p) {
-			dropOutbox(p.client_id);
-			msgs.addPending(p, "Not sent: " + sentence(f.error));
+			notSent(p, f.code === "unavailable" ? "the server could not store it; please try again" : f.error);
 		}
+	}
+	function notSent(p, reason) {
+		dropOutbox(p.client_id);
+		msgs.addPending(p, "Not sent: " + sentence(reason));
+		if (p.text) composer.restore(p.text);
 	}
 	function saveOutbox() {
 		save("outbox", outbox.length ? outbox : null, true);
@@ -1094,6 +1192,20 @@ function createApp(cfg, root) {
 		outbox = outbox.filter((p) => p.client_id !== id);
 		if (outbox.length !== n) saveOutbox();
 	}
+	function onSend(text) {
+		const n = new TextEncoder().encode(text).length;
+		if (maxMessage && n > maxMessage) {
+			panel.error("Your message is too long to send (" + formatSize(n) + "; up to " + formatSize(maxMessage) + "). Please shorten it or split it into several messages.");
+			return false;
+		}
+		queue(text, []);
+		return true;
+	}
+	function dropAll() {
+		for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
+		outbox = [];
+		saveOutbox();
+	}
 	function queue(text, attachments) {
 		const p = { client_id: randomId(), text, attachments };
 		outbox.push(p);
@@ -1102,6 +1214,9 @@ function createApp(cfg, root) {
 		flush();
 	}
 	function flush() {
+		clearTimeout(flushTimer);
+		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
+		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
 		for (const p of outbox) {
 			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
 			const frame = { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
@@ -1154,13 +1269,13 @@ function createApp(cfg, root) {
 	}
 	document.addEventListener("visibilitychange", markRead);
 	async function start(v) {
+		takeView();
 		form.busy(true);
 		panel.error("");
 		try {
 			const r = await api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: load("pages", []) });
 			save("pages", null);
 			setToken(r.token);
-			pageSent = true;
 			await loadState(true);
 			composer.focus();
 		} catch (e) {
@@ -1176,18 +1291,16 @@ function createApp(cfg, root) {
 		socket.close();
 		reset();
 		contact = null;
-		outbox = [];
-		saveOutbox();
+		dropAll();
 		showForm();
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}
 	function boot() {
 		if (getToken()) {
+			views.push(pageInfo());
 			loadState(true);
 		} else {
-			const pages = load("pages", []);
-			pages.push({ ...pageInfo(), at: new Date().toISOString() });
-			save("pages", pages.slice(-20));
+			savePage(pageInfo());
 			showForm();
 		}
 		const was = load("open", null, true);
@@ -1198,6 +1311,8 @@ function createApp(cfg, root) {
 		api: {
 			open: () => open(true),
 			close: () => close(false),
+			hide: () => setHidden(true),
+			show: () => setHidden(false),
 			identify(v) {
 				v = v || {};
 				identity = { name: v.name || "", email: v.email || "", phone: v.phone || "" };
@@ -1238,11 +1353,17 @@ function inkFor(color) {
 
 // main.js
 const script = document.currentScript || document.querySelector("script[src*='widget.js']");
+function attach() {
+	const host = window.__microchatHost;
+	if (host && !host.isConnected && document.body) document.body.append(host);
+}
 function mount() {
 	const host = document.createElement("div");
 	host.id = "microchat-widget";
 	const root = host.attachShadow({ mode: "open" });
+	window.__microchatHost = host;
 	document.body.append(host);
+	new MutationObserver(attach).observe(document, { childList: true, subtree: true });
 	const app = createApp(readConfig(script), root);
 	const queued = Array.isArray(window.Microchat) ? window.Microchat : [];
 	window.Microchat = app.api;
@@ -1250,7 +1371,8 @@ function mount() {
 	for (const [name, ...args] of queued) if (typeof app.api[name] === "function") app.api[name](...args);
 	window.dispatchEvent(new Event("microchat:ready"));
 }
-if (!window.__microchatLoaded) {
+if (window.__microchatLoaded) attach();
+else {
 	window.__microchatLoaded = true;
 	if (document.body) mount();
 	else document.addEventListener("DOMContentLoaded", mount);

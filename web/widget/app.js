@@ -29,6 +29,11 @@ function wait(s) {
 	return "Too many attempts. Please wait " + seconds(s) + " and try again.";
 }
 
+// RETRIES is how often a message the server could not store
+// ("unavailable") is sent again, after 1, 2, 4, 8 and 16 s (each with
+// jitter), before it is shown as not sent.
+const RETRIES = 5;
+
 // sentence makes a server's error message a sentence.
 function sentence(s) {
 	s = String(s || "").trim();
@@ -53,10 +58,15 @@ export function createApp(cfg, root) {
 	let rated = null;
 	let rating = null; // {view, li}: the survey in the list
 	let opened = false;
-	let pageSent = false;
+	let views = []; // page views not yet sent over the socket
+	let lastUrl = location.href;
+	let nextView = null; // the page view whose title is awaited
+	let viewTimer = 0;
 	let sentOnConn = new Set(); // client ids sent on this connection
 	let identity = {};
 	let maxUpload = 0; // bytes; 0 when the server does not say
+	let maxMessage = 0; // bytes of text; 0 when the server does not say
+	let flushTimer = 0;
 	let outbox = load("outbox", [], true); // {client_id, text, attachments, hold?}
 
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
@@ -65,7 +75,7 @@ export function createApp(cfg, root) {
 	const form = createPrechat(start);
 	const msgs = createMessages({ fetchFile, onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
 	const composer = createComposer({
-		onSend: (text) => queue(text, []),
+		onSend,
 		onFiles: sendFiles,
 		onTyping: (t) => socket.send({ type: "typing", typing: t }),
 		onDraft: (v) => save("draft", v || null, true),
@@ -74,7 +84,10 @@ export function createApp(cfg, root) {
 	dropZone(chat, sendFiles);
 	const announcer = h("div", { class: "sr", "aria-live": "polite" });
 	panel.body.append(form.el, chat);
-	const wrap = h("div", { class: "mc " + cfg.position }, panel.el, launcher.el, announcer);
+	// The widget's own interface is left to right whatever the page's
+	// direction; each message and the message box take theirs from their
+	// text (dir="auto").
+	const wrap = h("div", { class: "mc " + cfg.position, dir: "ltr" }, panel.el, launcher.el, announcer);
 	if (cfg.color) {
 		wrap.style.setProperty("--mc-accent", cfg.color);
 		wrap.style.setProperty("--mc-accent-ink", cfg.ink);
@@ -118,6 +131,50 @@ export function createApp(cfg, root) {
 		return { url: location.href.slice(0, 2048), title: document.title.slice(0, 300), referrer: document.referrer.slice(0, 2048) };
 	}
 
+	// Page views. Every change of the page's URL is one, however the site
+	// navigates (history.pushState and replaceState, back and forward, the
+	// hash): its title is read when the next change comes or 500 ms later,
+	// as single-page sites set it after the URL. Before Start Chat they are
+	// kept with the pages that Start Chat sends; after, sent over the
+	// socket, or queued until it is open.
+	function urlChanged() {
+		if (location.href === lastUrl) return;
+		takeView();
+		nextView = { url: location.href.slice(0, 2048), referrer: lastUrl.slice(0, 2048) };
+		lastUrl = location.href;
+		viewTimer = setTimeout(takeView, 500);
+	}
+
+	function takeView() {
+		clearTimeout(viewTimer);
+		if (!nextView) return;
+		const v = { ...nextView, title: document.title.slice(0, 300) };
+		nextView = null;
+		if (getToken()) {
+			views = [...views, v].slice(-20);
+			sendViews();
+		} else savePage(v);
+	}
+
+	function savePage(v) {
+		save("pages", [...load("pages", []), { ...v, at: new Date().toISOString() }].slice(-20));
+	}
+
+	function sendViews() {
+		while (views.length && socket.send({ type: "page_view", ...views[0] })) views.shift();
+	}
+
+	for (const k of ["pushState", "replaceState"]) {
+		const orig = history[k];
+		history[k] = function (...args) {
+			const r = orig.apply(this, args);
+			urlChanged();
+			return r;
+		};
+	}
+	window.addEventListener("popstate", urlChanged);
+	window.addEventListener("hashchange", urlChanged);
+
 	// Views.
 
 	function showForm() {
@@ -157,6 +214,12 @@ export function createApp(cfg, root) {
 		markRead();
 		render();
 		emit("open");
+	}
+
+	// setHidden hides the whole widget (Microchat.hide) or shows it again.
+	function setHidden(hide) {
+		if (hide && wrap.contains(root.activeElement)) root.activeElement.blur();
+		wrap.hidden = hide;
 	}
 
 	function close(user) {
@@ -200,6 +263,7 @@ export function createApp(cfg, root) {
 		reset();
 		contact = s.contact;
 		maxUpload = (s.limits && s.limits.max_upload_bytes) || 0;
+		maxMessage = (s.limits && s.limits.max_message_bytes) || 0;
 		if (!s.conversation) {
 			showForm();
 		} else {
@@ -207,11 +271,11 @@ export function createApp(cfg, root) {
 			agents = (s.agents || []).map((a) => ({ ...a, typing: false }));
 			for (const a of s.authors || []) names.set(a.id, a.name);
 			for (const a of agents) names.set(a.id, a.name);
-			for (const m of s.messages || []) {
+			showHistory(s, (m) => {
 				addMessage(m, false);
 				if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
 				if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
-			}
+			});
 			msgs.hasOlder(s.has_before);
 			rated = s.rating || null;
 			if (conv.status === "closed") offerRating(conv.seq);
@@ -229,12 +293,36 @@ export function createApp(cfg, root) {
 	async function loadOlder() {
 		try {
 			const r = await api.older(msgs.firstSeq());
-			msgs.keepPosition(() => r.messages.forEach((m) => addMessage(m, false)));
+			msgs.keepPosition(() => showHistory(r, (m) => addMessage(m, false)));
 			msgs.hasOlder(r.has_before);
 			render();
 		} catch (e) {
 			panel.error(e.message, 10000);
 		}
+	}
+
+	// showHistory shows a page of history (from /state or /messages): its
+	// messages, each through add, and its system lines (joined, left,
+	// closed events), in seq order as they were shown live.
+	function showHistory(page, add) {
+		const items = [...(page.messages || []), ...(page.events || [])].sort((a, b) => a.seq - b.seq);
+		for (const x of items) {
+			if (x.type) {
+				const d = x.data || {};
+				if (x.type === "joined") names.set(d.agent_id, d.agent_name);
+				const t = sysText(x);
+				if (t) msgs.system(t, x.seq);
+			} else add(x);
+		}
+	}
+
+	// sysText is the line an event shows in the conversation, if any.
+	function sysText(ev) {
+		const d = ev.data || {};
+		if (ev.type === "joined") return d.agent_name + " joined the chat";
+		if (ev.type === "left") return d.agent_name + " left the chat";
+		if (ev.type === "closed") return "The chat has ended";
+		return "";
 	}
 
 	function addMessage(m, live) {
@@ -293,17 +381,17 @@ export function createApp(cfg, root) {
 				if (d.reopened) reopen();
 				names.set(d.agent_id, d.agent_name);
 				if (!agents.some((a) => a.id === d.agent_id)) agents.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
-				msgs.system(d.agent_name + " joined the chat", ev.seq);
+				msgs.system(sysText(ev), ev.seq);
 				announce(d.agent_name + " joined the chat.");
 				break;
 			case "left":
 				agents = agents.filter((a) => a.id !== d.agent_id);
-				msgs.system(d.agent_name + " left the chat", ev.seq);
+				msgs.system(sysText(ev), ev.seq);
 				break;
 			case "closed":
 				conv.status = "closed";
 				agents = [];
-				msgs.system("The chat has ended", ev.seq);
+				msgs.system(sysText(ev), ev.seq);
 				if (d.survey_offered !== false) offerRating(ev.seq);
 				announce("The chat has ended. How would you rate it?");
 				break;
@@ -317,8 +405,7 @@ export function createApp(cfg, root) {
 				break;
 			case "conversation_deleted":
 				reset();
-				outbox = [];
-				save("outbox", null, true);
+				dropAll();
 				showForm();
 				panel.error("This conversation was deleted. You can start a new chat.");
 				break;
@@ -344,7 +431,7 @@ export function createApp(cfg, root) {
 					agents = (f.agents || []).map((a) => ({ ...a, typing: false }));
 					for (const a of agents) names.set(a.id, a.name);
 				}
-				if (!pageSent) pageSent = socket.send({ type: "page_view", ...pageInfo() });
+				sendViews();
 				flush();
 				markRead();
 				render();
@@ -364,8 +451,11 @@ export function createApp(cfg, root) {
 				agentTyping(f.agent_id, f.typing);
 				break;
 			case "presence": {
+				// Also sent when an agent renames themselves: the name is theirs now.
 				const a = agents.find((x) => x.id === f.agent_id);
 				if (a) a.presence = f.presence;
+				if (a && f.name) a.name = f.name;
+				if (f.name && names.has(f.agent_id)) names.set(f.agent_id, f.name);
 				render();
 				break;
 			}
@@ -375,12 +465,14 @@ export function createApp(cfg, root) {
 		}
 	}
 
+	// agentTyping shows or drops an agent's typing indicator: a typing
+	// true lasts 10 s unless renewed (docs/widget-protocol.md), so that a
+	// lost "stopped typing" frame does not leave it on.
 	function agentTyping(id, typing) {
 		const a = agents.find((x) => x.id === id);
 		if (!a) return;
 		a.typing = typing;
 		clearTimeout(typingTimers.get(id));
-		// A lost "stopped typing" frame must not leave the indicator on.
 		if (typing) typingTimers.set(id, setTimeout(() => agentTyping(id, false), 10000));
 		render();
 	}
@@ -395,15 +487,28 @@ export function createApp(cfg, root) {
 				saveOutbox();
 				sentOnConn.delete(p.client_id);
 				msgs.addPending(p, "Waiting to send...");
-				setTimeout(flush, s * 1000 + 50);
+				flush();
 			}
-		} else if (p && f.code === "unavailable") {
+		} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
+			// Backoff with jitter, then give up: never resend forever.
+			const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
+			p.tries = (p.tries || 0) + 1;
+			p.hold = Date.now() + ms;
+			saveOutbox();
 			sentOnConn.delete(p.client_id);
-			setTimeout(flush, 3000);
+			msgs.addPending(p, "Waiting to send...");
+			flush();
 		} else if (p) {
-			dropOutbox(p.client_id);
-			msgs.addPending(p, "Not sent: " + sentence(f.error));
+			notSent(p, f.code === "unavailable" ? "the server could not store it; please try again" : f.error);
 		}
+	}
+
+	// notSent shows a message the server refused or could not store, and
+	// gives its text back to the message box: a draft is never lost.
+	function notSent(p, reason) {
+		dropOutbox(p.client_id);
+		msgs.addPending(p, "Not sent: " + sentence(reason));
+		if (p.text) composer.restore(p.text);
 	}
 
 	// Sending.
@@ -418,6 +523,27 @@ export function createApp(cfg, root) {
 		if (outbox.length !== n) saveOutbox();
 	}
 
+	// onSend takes the message box's text unless it is over the server's
+	// limit, counted in UTF-8 bytes as the server counts (a CJK character
+	// is 3): then it stays in the box, with the reason.
+	function onSend(text) {
+		const n = new TextEncoder().encode(text).length;
+		if (maxMessage && n > maxMessage) {
+			panel.error("Your message is too long to send (" + formatSize(n) + "; up to " + formatSize(maxMessage) + "). Please shorten it or split it into several messages.");
+			return false;
+		}
+		queue(text, []);
+		return true;
+	}
+
+	// dropAll forgets the messages not sent, with no conversation to send
+	// them to, and gives their text back to the message box.
+	function dropAll() {
+		for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
+		outbox = [];
+		saveOutbox();
+	}
+
 	function queue(text, attachments) {
 		const p = { client_id: randomId(), text, attachments };
 		outbox.push(p);
@@ -428,7 +554,12 @@ export function createApp(cfg, root) {
 
 	// flush sends the messages the server has not acknowledged, once per
 	// connection: the server stores each client id once, however often.
+	// Those held back (rate limit, backoff) go when their time comes, after
+	// a reload too.
 	function flush() {
+		clearTimeout(flushTimer);
+		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
+		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
 		for (const p of outbox) {
 			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
 			const frame = { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
@@ -490,13 +621,13 @@ export function createApp(cfg, root) {
 	// Start Chat.
 
 	async function start(v) {
+		takeView();
 		form.busy(true);
 		panel.error("");
 		try {
 			const r = await api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: load("pages", []) });
 			save("pages", null);
 			setToken(r.token);
-			pageSent = true;
 			await loadState(true);
 			composer.focus();
 		} catch (e) {
@@ -514,19 +645,17 @@ export function createApp(cfg, root) {
 		socket.close();
 		reset();
 		contact = null;
-		outbox = [];
-		saveOutbox();
+		dropAll();
 		showForm();
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}
 
 	function boot() {
 		if (getToken()) {
+			views.push(pageInfo());
 			loadState(true);
 		} else {
-			const pages = load("pages", []);
-			pages.push({ ...pageInfo(), at: new Date().toISOString() });
-			save("pages", pages.slice(-20));
+			savePage(pageInfo());
 			showForm();
 		}
 		const was = load("open", null, true);
@@ -540,6 +669,10 @@ export function createApp(cfg, root) {
 			open: () => open(true),
 			// close minimizes the panel; nothing is lost.
 			close: () => close(false),
+			// hide takes the launcher and the panel off the page (for a
+			// modal of the site, say) until show; the chat goes on.
+			hide: () => setHidden(true),
+			show: () => setHidden(false),
 			// identify fills the pre-chat form's empty fields.
 			identify(v) {
 				v = v || {};

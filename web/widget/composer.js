@@ -1,11 +1,13 @@
 // The message box: Enter sends, Shift+Enter breaks the line; the paper
 // clip picks files, and files dropped on the chat or pasted (screenshots)
-// are sent too. It reports the visitor's typing: true at most every 3 s
-// while they type, false 4 s after they stop or when they send.
+// are sent too. It reports the visitor's typing: true when they start and
+// again at most every 5 s while they keep typing (an indicator lasts 10 s,
+// docs/widget-protocol.md), false 4 s after they stop or when they send.
+// The text stays in the box until onSend takes it (returns true).
 import { h, icon, ICONS } from "./dom.js";
 
 export function createComposer({ onSend, onFiles, onTyping, onDraft }) {
-	const text = h("textarea", { id: "mc-text", rows: "1", placeholder: "Type your message...", maxlength: "16000" });
+	const text = h("textarea", { id: "mc-text", rows: "1", placeholder: "Type your message...", dir: "auto" });
 	const files = h("input", { type: "file", multiple: true, hidden: true, tabindex: "-1" });
 	const el = h(
 		"form",
@@ -24,7 +26,7 @@ export function createComposer({ onSend, onFiles, onTyping, onDraft }) {
 		clearTimeout(stopTimer);
 		if (t) {
 			stopTimer = setTimeout(() => setTyping(false), 4000);
-			if (typing && Date.now() - lastSent < 3000) return;
+			if (typing && Date.now() - lastSent < 5000) return;
 			lastSent = Date.now();
 		} else if (!typing) return;
 		typing = t;
@@ -40,7 +42,7 @@ export function createComposer({ onSend, onFiles, onTyping, onDraft }) {
 		const v = text.value.trim();
 		if (!v) return;
 		setTyping(false);
-		onSend(v);
+		if (!onSend(v)) return;
 		text.value = "";
 		onDraft("");
 		grow();
@@ -80,6 +82,13 @@ export function createComposer({ onSend, onFiles, onTyping, onDraft }) {
 		focus: () => text.focus(),
 		setDraft(v) {
 			text.value = v || "";
+			grow();
+		},
+		// restore gives back the text of a message that was not stored,
+		// before what is being typed, so that it can be edited and sent.
+		restore(v) {
+			text.value = text.value.trim() ? v + "\n\n" + text.value : v;
+			onDraft(text.value);
 			grow();
 		},
 	};

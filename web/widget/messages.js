@@ -72,7 +72,7 @@ export function createMessages({ fetchFile, onOlder, onError }) {
 
 	function bubble(text, attachments) {
 		const media = !text && attachments && attachments.length && attachments.every((a) => INLINE.includes(a.content_type));
-		return h("div", { class: media ? "bubble media" : "bubble" }, text ? h("p", { class: "text" }, linkify(text)) : null, (attachments || []).map(attachment));
+		return h("div", { class: media ? "bubble media" : "bubble" }, text ? h("p", { class: "text", dir: "auto" }, linkify(text)) : null, (attachments || []).map(attachment));
 	}
 
 	return {
@@ -93,11 +93,11 @@ export function createMessages({ fetchFile, onOlder, onError }) {
 			const down = nearBottom() || m.author === "contact";
 			const author = m.author === "agent" ? "agent-" + (m.agent_id || 0) : m.author;
 			const li = h("li", { class: "msg " + m.author, "data-seq": m.seq, "data-author": author });
-			if (m.author === "system") li.append(h("p", { class: "sysline", text: m.text }));
+			if (m.author === "system") li.append(h("p", { class: "sysline", dir: "auto", text: m.text }));
 			else {
 				let prev = null;
 				for (let c = list.lastElementChild; c; c = c.previousElementSibling) if (c.dataset.seq && +c.dataset.seq < m.seq) { prev = c; break; }
-				if (m.author === "agent" && (!prev || prev.dataset.author !== author)) li.append(h("p", { class: "who", text: name || "Support" }));
+				if (m.author === "agent" && (!prev || prev.dataset.author !== author)) li.append(h("p", { class: "who", dir: "auto", text: name || "Support" }));
 				li.append(bubble(m.text, m.attachments), h("p", { class: "meta" }, h("time", { datetime: m.created_at, text: clockTime(m.created_at) }), h("span", { class: "receipt" })));
 			}
 			byId.set(m.id, li);

@@ -23,7 +23,7 @@ export function createPrechat(onSubmit) {
 	const errors = {};
 	const rows = FIELDS.map(([key, label, type, auto]) => {
 		const required = key === "name";
-		inputs[key] = h("input", { id: "mc-" + key, name: key, type, autocomplete: auto, maxlength: "200", required, "aria-describedby": "mc-" + key + "-err" + (required ? "" : " mc-note") });
+		inputs[key] = h("input", { id: "mc-" + key, name: key, type, autocomplete: auto, maxlength: "200", required, dir: key === "name" ? "auto" : null, "aria-describedby": "mc-" + key + "-err" + (required ? "" : " mc-note") });
 		errors[key] = h("p", { class: "field-err", id: "mc-" + key + "-err" });
 		inputs[key].addEventListener("input", () => setError(key, ""));
 		return h(

@@ -11,7 +11,7 @@ export function createRating(onSubmit) {
 		stars.push(label);
 		return [input, label];
 	});
-	const comment = h("textarea", { id: "mc-comment", rows: "2", maxlength: "2000" });
+	const comment = h("textarea", { id: "mc-comment", rows: "2", maxlength: "2000", dir: "auto" });
 	const err = h("p", { class: "field-err", id: "mc-rating-err" });
 	const button = h("button", { type: "submit", class: "primary" }, "Send rating");
 	const form = h(
@@ -37,7 +37,10 @@ export function createRating(onSubmit) {
 		e.preventDefault();
 		if (!score()) {
 			err.textContent = "Please choose a rating from 1 to 5 stars.";
-			form.querySelector("input[name=mc-score]").focus();
+			// The radios are drawn as stars and hidden: focusing one must not
+			// scroll the panel (it would carry the header away).
+			form.querySelector("input[name=mc-score]").focus({ preventScroll: true });
+			stars[0].scrollIntoView({ block: "nearest" });
 			return;
 		}
 		onSubmit(score(), comment.value.trim());

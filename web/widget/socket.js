@@ -1,6 +1,7 @@
 // The widget's one WebSocket (docs/widget-protocol.md). It authenticates
 // with its first frame, reconnects after any drop with exponential backoff
-// (0.5 s doubling to 30 s) and full jitter, pings every 25 s, and treats a
+// (0.5 s doubling to 30 s) and full jitter, and after close 4429 (too many
+// connections) waits 30 to 60 s before any new try; it pings every 25 s, and treats a
 // socket it has heard nothing from for 70 s as dead. It hands every frame
 // but pong to onFrame, and says how it stands with onStatus:
 // "connecting" (first try), "open" (after hello) or "reconnecting".
@@ -20,11 +21,17 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }
 	let retry = 0;
 	let pinger = 0;
 	let heard = 0;
+	let blockedUntil = 0; // after 4429: no socket before then
 
 	function connect() {
 		wanted = true;
 		clearTimeout(retry);
 		if (ws) return;
+		const wait = blockedUntil - Date.now();
+		if (wait > 0) {
+			retry = setTimeout(connect, wait);
+			return;
+		}
 		const s = new WebSocket(url);
 		ws = s;
 		heard = Date.now();
@@ -70,7 +77,8 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }
 		onStatus("reconnecting");
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
-		retry = setTimeout(connect, Math.random() * cap);
+		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
+		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
 	}
 
 	// send writes a frame if the socket is authenticated; false if not.

@@ -28,7 +28,7 @@ export function createStatus() {
 					h(
 						"div",
 						{},
-						h("p", { class: "s1 agent-name", text: agent.name }),
+						h("p", { class: "s1 agent-name", dir: "auto", text: agent.name }),
 						h("p", { class: "s2 presence " + presence }, h("span", { class: "dot", "aria-hidden": "true" }), h("span", { class: "sr", text: "Status: " }), presence),
 					),
 				);
