@@ -291,7 +291,8 @@ func (r *Registry) Revoked(rv inbox.Revoked) {
 }
 
 // Sweep ends the sockets whose credential expired, reading again (see
-// Check) those that may have been renewed. Run calls it every tick.
+// Check) those that may have been renewed. The owner calls it every
+// second or so (web's sweepSockets, for both kinds).
 func (r *Registry) Sweep(ctx context.Context) {
 	now := r.opts.Now().UnixNano()
 	var due []*Socket
@@ -338,19 +339,17 @@ func (r *Registry) Sweep(ctx context.Context) {
 	}
 }
 
-// Run sweeps at every tick until ctx ends; a nil tick is every second.
-func (r *Registry) Run(ctx context.Context, tick <-chan time.Time) {
-	if tick == nil {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		tick = t.C
+// VisitorCap is the node-wide cap of visitor sockets: configured
+// (limits.visitor_sockets) if more than 0, else the open-file limit less a
+// reserve of a fifth of it, at least 256, kept for agents' sockets, health
+// checks, the database and files. 0 (no cap) if the limit is unknown.
+func VisitorCap(configured int) int {
+	if configured > 0 {
+		return configured
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick:
-			r.Sweep(ctx)
-		}
+	n := openFileLimit()
+	if n <= 0 {
+		return 0
 	}
+	return max(n-max(n/5, 256), 64)
 }

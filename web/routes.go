@@ -57,6 +57,7 @@ func (s *Server) routes() {
 	// Agents (agents.go).
 	api.GET("/agents", s.listAgents, s.requireAgent)
 	api.POST("/agents", s.createAgent, s.requireAgent, s.requireAdmin, s.csrf)
+	api.DELETE("/agents/:id", s.removeAgent, s.requireAgent, s.requireAdmin, s.csrf)
 
 	// The agents' WebSocket (agentws.go).
 	api.GET("/ws", s.agentSocket, s.requireAgent)
