@@ -50,7 +50,7 @@ type visitorConn struct {
 	// sock is the socket's entry in the channel's registry: its token and
 	// the token's expiry. Set in Accept.
 	sock *sockets.Socket
-	sub            *inbox.Subscription
+	sub  *inbox.Subscription
 }
 
 // Socket states.
