@@ -298,6 +298,11 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 			if !ac.write(f) {
 				return
 			}
+			if f.Status == http.StatusUnauthorized {
+				ac.out.flush()
+				ac.endSession()
+				return
+			}
 		case <-ping.C:
 			if ac.conn.WritePing(nil) != nil {
 				return
@@ -578,8 +583,8 @@ func (ac *agentConn) startReply(cmd agentCommand) {
 // returns its ack, or the error frame of what the POST would answer.
 func (ac *agentConn) reply(cmd agentCommand) agentFrame {
 	if !ac.sock.Valid() {
-		// The session ended (run closes the socket): nothing is stored.
-		ac.sock.End()
+		// The session ended: nothing is stored, and run closes the socket
+		// after this answer.
 		return agentFrame{Type: "error", ClientID: cmd.ClientID, Status: http.StatusUnauthorized, Error: "session ended"}
 	}
 	ans, created, err := ac.saveReply(cmd)
