@@ -163,7 +163,8 @@ type Limits struct {
 	LoginAttemptsPerMinute int `yaml:"login_attempts_per_minute"`
 
 	// SocketsPerSession is the most WebSockets open at once with one agent
-	// session or one visitor token; the next is closed with code 4429.
+	// session or one visitor token; the next is closed with code 4429. 0
+	// turns this limit off, as the next two (e.g. for a load test).
 	SocketsPerSession int `yaml:"sockets_per_session"`
 
 	// SocketsPerIP is the most visitor WebSockets open at once from one
@@ -179,7 +180,8 @@ type Limits struct {
 
 	// AgentMessagesPerSecond is how many replies one agent may send per
 	// second, over the API or the agents' WebSocket, after a burst of
-	// AgentMessageBurst; over it the answer is 429 with a retry time.
+	// AgentMessageBurst; over it the answer is 429 with a retry time. 0
+	// turns it off.
 	AgentMessagesPerSecond int `yaml:"agent_messages_per_second"`
 
 	// AgentMessageBurst is how many replies an agent may send at once

@@ -737,11 +737,13 @@ func (l *loader) validate(c *Config) []error {
 		"limits.sockets_per_session":       c.Limits.SocketsPerSession,
 		"limits.sockets_per_ip":            c.Limits.SocketsPerIP,
 		"limits.agent_messages_per_second": c.Limits.AgentMessagesPerSecond,
-		"limits.agent_message_burst":       c.Limits.AgentMessageBurst,
 	} {
-		if n < 1 {
-			bad(key, "must be at least 1")
+		if n < 0 {
+			bad(key, "must not be negative (0 turns the limit off)")
 		}
+	}
+	if c.Limits.AgentMessageBurst < 1 {
+		bad("limits.agent_message_burst", "must be at least 1")
 	}
 	if c.Limits.VisitorSockets < 0 {
 		bad("limits.visitor_sockets", "must not be negative (0 derives it from the open-file limit)")

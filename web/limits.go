@@ -10,7 +10,8 @@ import (
 // replyLimits bound each agent's replies, over the API and the agents'
 // socket alike (limits.agent_messages_per_second and agent_message_burst):
 // a looping client is answered 429 and stores nothing more. One token
-// bucket per agent; agents are few, so none is ever dropped.
+// bucket per agent; agents are few, so none is ever dropped. A rate of 0
+// is no limit (a load test).
 type replyLimits struct {
 	mu    sync.Mutex
 	every rate.Limit
@@ -20,11 +21,14 @@ type replyLimits struct {
 }
 
 func newReplyLimits(perSecond, burst int, now func() time.Time) *replyLimits {
-	return &replyLimits{every: rate.Limit(perSecond), burst: burst, now: now, m: map[int64]*rate.Limiter{}}
+	return &replyLimits{every: rate.Limit(perSecond), burst: max(burst, 1), now: now, m: map[int64]*rate.Limiter{}}
 }
 
 // allow takes one reply from the agent's budget, or says how long to wait.
 func (l *replyLimits) allow(agentID int64) (time.Duration, bool) {
+	if l.every <= 0 {
+		return 0, true
+	}
 	l.mu.Lock()
 	lim := l.m[agentID]
 	if lim == nil {

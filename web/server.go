@@ -151,15 +151,6 @@ func New(opts Options) (*Server, error) {
 	if cfg.Limits.LoginAttemptsPerMinute <= 0 {
 		cfg.Limits.LoginAttemptsPerMinute = def.Limits.LoginAttemptsPerMinute
 	}
-	if cfg.Limits.SocketsPerSession <= 0 {
-		cfg.Limits.SocketsPerSession = def.Limits.SocketsPerSession
-	}
-	if cfg.Limits.SocketsPerIP <= 0 {
-		cfg.Limits.SocketsPerIP = def.Limits.SocketsPerIP
-	}
-	if cfg.Limits.AgentMessagesPerSecond <= 0 || cfg.Limits.AgentMessageBurst <= 0 {
-		cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst = def.Limits.AgentMessagesPerSecond, def.Limits.AgentMessageBurst
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
