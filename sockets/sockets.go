@@ -92,6 +92,9 @@ type Registry struct {
 	byIP        map[string]int
 	byCred      map[string][]*Socket
 	byPrincipal map[int64][]*Socket
+	// notices counts the Revoked notices of the registry's kind, each
+	// counted under mu before its sockets are looked up (see Missed).
+	notices atomic.Uint64
 }
 
 // New returns an empty registry.
@@ -205,6 +208,17 @@ func without(list []*Socket, s *Socket) []*Socket {
 	return list
 }
 
+// Notices returns how many notices of the registry's kind came so far.
+// Read it before reading the credential a socket is opened with, and ask
+// Missed after Bind.
+func (r *Registry) Notices() uint64 { return r.notices.Load() }
+
+// Missed reports whether a notice came since seen (Notices before the
+// credential was read). Such a notice may have named the credential
+// before Bind made the socket findable: the caller reads the credential
+// again before it trusts the socket. Notices are rare, so this is too.
+func (s *Socket) Missed(seen uint64) bool { return s.r.notices.Load() != seen }
+
 // Valid reports whether the socket may act now: bound, not ended, and
 // before its credential's known expiry.
 func (s *Socket) Valid() bool {
@@ -268,6 +282,10 @@ func (s *Socket) End() {
 func (r *Registry) Revoked(rv inbox.Revoked) {
 	var list []*Socket
 	r.mu.Lock()
+	if r.opts.Kind == Agents && (rv.SessionID != "" || rv.AgentID != 0) ||
+		r.opts.Kind == Visitors && (rv.VisitorSessionID != "" || rv.ContactID != 0) {
+		r.notices.Add(1)
+	}
 	switch r.opts.Kind {
 	case Agents:
 		if rv.SessionID != "" {

@@ -108,6 +108,10 @@ const (
 	closeSessionEnded = sockets.CloseUnauthorized
 )
 
+// testHookAgentSocket, if set by a test, runs after the session was read
+// and before the socket is registered.
+var testHookAgentSocket func()
+
 // agentPingEvery is how often the server pings and reads the session
 // again; a variable for tests.
 var agentPingEvery = 30 * time.Second
@@ -165,6 +169,9 @@ func (s *Server) agentSocket(c echo.Context) error {
 	if !s.sameOrigin(c.Request()) {
 		return echo.NewHTTPError(http.StatusForbidden, "cross-origin WebSocket refused")
 	}
+	if testHookAgentSocket != nil {
+		testHookAgentSocket()
+	}
 	agent := agentOf(c)
 	token, _ := c.Get(ctxToken).(string)
 	ac := &agentConn{s: s, agent: agent, agentID: agent.ID, token: token,
@@ -203,6 +210,23 @@ func (s *Server) agentSocket(c echo.Context) error {
 		conn.WriteClose(sockets.CloseTooMany, []byte("too many connections with this session"))
 		done()
 		return nil
+	}
+	if seen, _ := c.Get(ctxNotices).(uint64); sk.Missed(seen) {
+		// A logout or removal may have come between the session's read
+		// and Bind: read it again.
+		ctx, cancel := context.WithTimeout(s.ctx, apiTimeout)
+		_, _, err := s.store.SessionAgent(ctx, token)
+		cancel()
+		if err != nil {
+			sk.Remove()
+			if errors.Is(err, inbox.ErrUnauthenticated) {
+				conn.WriteClose(closeSessionEnded, []byte("session ended"))
+			} else {
+				conn.WriteClose(1013, []byte("try again later"))
+			}
+			done()
+			return nil
+		}
 	}
 	ac.sock = sk
 	ac.log = s.log.With("conn", "agent-ws-"+strconv.FormatInt(time.Now().UnixNano(), 36), "agent", agent.ID)

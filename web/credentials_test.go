@@ -534,3 +534,22 @@ func TestTypingEndsWithSocket(t *testing.T) {
 		}
 	})
 }
+
+// A logout between the session's read and the socket's registration
+// closes the socket too: it is not missed for want of a socket to find.
+func TestLogoutWhileAgentSocketOpens(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		e := newEnv(t, url, nil)
+		a := e.agent("a@example.com", inbox.RoleAgent)
+		token := e.session(a, time.Hour)
+		testHookAgentSocket = func() {
+			if err := e.store.DeleteSession(context.Background(), token); err != nil {
+				t.Errorf("DeleteSession() = %v", err)
+			}
+		}
+		t.Cleanup(func() { testHookAgentSocket = nil })
+		if c, code := e.agentSockTry(token); c != nil || code != sockets.CloseUnauthorized {
+			t.Fatalf("socket of a session logged out while it opened: close code %d, want 4401", code)
+		}
+	})
+}

@@ -285,6 +285,7 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	ctx, cancel := vc.ctx()
 	defer cancel()
 	st := vc.ch.store
+	seen := vc.ch.sockets.Notices()
 	contact, expires, err := st.VisitorAuth(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
 	if errors.Is(err, inbox.ErrUnauthenticated) {
 		vc.conn.WriteClose(sockets.CloseUnauthorized, []byte("bad or expired token"))
@@ -300,6 +301,19 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		vc.state.Store(stateClosed)
 		vc.conn.WriteClose(sockets.CloseTooMany, []byte("too many connections with this token"))
 		return
+	}
+	if vc.sock.Missed(seen) {
+		// A revocation or erase may have come between the token's read
+		// and Bind: read it again.
+		if _, err := st.VisitorSessionExpiry(ctx, inbox.SessionID(f.Token)); err != nil {
+			vc.state.Store(stateClosed)
+			if errors.Is(err, inbox.ErrUnauthenticated) {
+				vc.conn.WriteClose(sockets.CloseUnauthorized, []byte("bad or expired token"))
+			} else {
+				vc.conn.WriteClose(1013, []byte("try again later"))
+			}
+			return
+		}
 	}
 	if !vc.state.CompareAndSwap(stateAuth, stateReady) {
 		return // closed meanwhile
