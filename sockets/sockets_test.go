@@ -125,3 +125,27 @@ func TestRevokedAndSweep(t *testing.T) {
 		t.Fatalf("Check() past the renewed expiry = %v, %v; ended %v", ok, err, e)
 	}
 }
+
+// A notice that came between a credential's read and Bind is reported by
+// Missed, so that the owner reads the credential again.
+func TestMissed(t *testing.T) {
+	r := New(Options{Kind: Visitors})
+	seen := r.Notices()
+	r.Revoked(inbox.Revoked{SessionID: "x"}) // an agents' notice: not counted
+	s, _ := r.Admit("")
+	if err := s.Bind("tok", 1, time.Now().Add(time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.Missed(seen) {
+		t.Fatalf("Missed() after another kind's notice")
+	}
+	seen = r.Notices()
+	r.Revoked(inbox.Revoked{ContactID: 9})
+	s2, _ := r.Admit("")
+	if err := s2.Bind("tok2", 9, time.Now().Add(time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !s2.Missed(seen) {
+		t.Fatalf("Missed() = false after an erase between the read and Bind")
+	}
+}
