@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -358,7 +359,9 @@ func (e *env) dialVisitor(token string, header http.Header) (*vsock, uint16) {
 		e.t.Fatalf("dial widget socket: %v", err)
 	}
 	if token != "" {
-		s.send(e.t, map[string]any{"type": "auth", "token": token})
+		// A socket over a cap may be closed already: its close code tells.
+		b, _ := json.Marshal(map[string]any{"type": "auth", "token": token})
+		s.conn.WriteMessage(gws.OpcodeText, b)
 	}
 	select {
 	case f := <-s.frames:
