@@ -349,35 +349,25 @@ func TestRemoveAgent(t *testing.T) {
 	})
 }
 
-// dialVisitor opens a widget socket with the given headers and, if token
-// is not empty, authenticates; it returns the socket and the close code
-// (0 while it is open after its hello).
+// dialVisitor opens a widget socket with the given headers and
+// authenticates; it returns the socket and the close code (0 while it is
+// open after its hello).
 func (e *env) dialVisitor(token string, header http.Header) (*vsock, uint16) {
 	e.t.Helper()
 	s, _, err := e.dialWidget(header)
 	if err != nil {
 		e.t.Fatalf("dial widget socket: %v", err)
 	}
-	if token != "" {
-		// A socket over a cap may be closed already: its close code tells.
-		b, _ := json.Marshal(map[string]any{"type": "auth", "token": token})
-		s.conn.WriteMessage(gws.OpcodeText, b)
-	}
+	// A socket over a cap may be closed already: its close code tells.
+	b, _ := json.Marshal(map[string]any{"type": "auth", "token": token})
+	s.conn.WriteMessage(gws.OpcodeText, b)
 	select {
 	case f := <-s.frames:
 		if f.Type == "hello" {
 			return s, 0
 		}
 		e.t.Fatalf("first frame = %s", f)
-	case <-time.After(func() time.Duration {
-		if token == "" {
-			return 300 * time.Millisecond // an unauthenticated socket sends nothing: open
-		}
-		return 5 * time.Second
-	}()):
-		if token == "" {
-			return s, 0
-		}
+	case <-time.After(5 * time.Second):
 		e.t.Fatalf("widget socket: no hello within 5 s")
 	case err := <-s.closed:
 		s.closed <- err
@@ -428,14 +418,14 @@ func TestSocketsPerIP(t *testing.T) {
 		})
 		from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
 		for i := range 3 {
-			if _, code := e.dialVisitor("", from("203.0.113.7")); code != 0 {
+			if _, code := e.dialVisitor(e.startVisitor("V"+strconv.Itoa(i)).token, from("203.0.113.7")); code != 0 {
 				t.Fatalf("socket %d closed with %d", i+1, code)
 			}
 		}
-		if _, code := e.dialVisitor("", from("203.0.113.7")); code != sockets.CloseTooMany {
+		if _, code := e.dialVisitor(e.startVisitor("Late").token, from("203.0.113.7")); code != sockets.CloseTooMany {
 			t.Fatalf("4th socket from one IP: close code %d, want 4429", code)
 		}
-		if _, code := e.dialVisitor("", from("203.0.113.8")); code != 0 {
+		if _, code := e.dialVisitor(e.startVisitor("Elsewhere").token, from("203.0.113.8")); code != 0 {
 			t.Fatalf("a socket from another IP closed with %d", code)
 		}
 	})
