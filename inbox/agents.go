@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -53,9 +54,9 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 	if err != nil || addr.Name != "" {
 		return Agent{}, invalid("email", "is not an email address")
 	}
-	name := strings.TrimSpace(in.Name)
-	if name == "" || len(name) > 100 || !utf8.ValidString(name) {
-		return Agent{}, invalid("name", "must be 1 to 100 bytes of UTF-8")
+	name, err := checkAgentName(in.Name)
+	if err != nil {
+		return Agent{}, err
 	}
 	role := in.Role
 	if role == "" {
@@ -75,6 +76,69 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 		return Agent{}, err
 	}
 	return Agent{Email: strings.ToLower(addr.Address), Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now(), Presence: PresenceOffline}, nil
+}
+
+// MaxAgentNameBytes bounds an agent's display name.
+const MaxAgentNameBytes = 100
+
+// checkAgentName is the one check of an agent's display name, for every
+// way one is set (CreateAgent, CompleteSetup, RenameAgent, the
+// bootstrap admin): it returns the name trimmed of surrounding space,
+// or an *InvalidError for field "name" if nothing is left, it is longer
+// than MaxAgentNameBytes or is not UTF-8.
+func checkAgentName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > MaxAgentNameBytes || !utf8.ValidString(name) {
+		return "", invalid("name", "must be 1 to %d bytes of UTF-8", MaxAgentNameBytes)
+	}
+	return name, nil
+}
+
+// RenameAgent sets an agent's display name, the name customers see
+// (checkAgentName decides what is valid; ErrNotFound if there is no such
+// agent). What a conversation's history recorded under the old name
+// (joined and left events) stays as it was; everything that names the
+// agent now (the widget's agents and authors, hello, presence, the
+// agents list) reads the new one. A changed name is announced after the
+// commit with a transient EventPresence, carrying the agent's current
+// presence, in every conversation the agent takes part in, so that open
+// widgets show it at once.
+func (s *Store) RenameAgent(ctx context.Context, id int64, name string) (Agent, error) {
+	name, err := checkAgentName(name)
+	if err != nil {
+		return Agent{}, err
+	}
+	var a Agent
+	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		if err := tx.First(&a, id).Error; err != nil {
+			return err
+		}
+		if a.Name == name {
+			return errNoop
+		}
+		if err := tx.Model(&Agent{}).Where("id = ?", id).Update("name", name).Error; err != nil {
+			return err
+		}
+		a.Name = name
+		var convs []int64
+		if err := tx.Model(&Participant{}).Where("agent_id = ? AND left_at IS NULL", id).
+			Order("conversation_id").Pluck("conversation_id", &convs).Error; err != nil {
+			return err
+		}
+		data, _ := json.Marshal(AgentPresence{AgentID: id, Name: name, Presence: a.Presence})
+		now := s.now()
+		for _, conv := range convs {
+			*evs = append(*evs, Event{ConversationID: conv, Type: EventPresence, Data: data, At: now})
+		}
+		return nil
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Agent{}, ErrNotFound
+	}
+	if err != nil {
+		return Agent{}, err
+	}
+	return a, nil
 }
 
 // Agent returns one agent.
@@ -213,18 +277,23 @@ func (s *Store) PruneSessions(ctx context.Context) error {
 	return dbErr(s.db.WithContext(ctx).Where("expires_at < ?", now).Delete(&VisitorSession{}).Error)
 }
 
-// EnsureAdmin creates an admin with this email and password unless an
-// agent with the email exists. It returns whether it created one.
-func (s *Store) EnsureAdmin(ctx context.Context, email, password string) (bool, error) {
+// EnsureAdmin creates an admin with in's email, name and password unless
+// an agent with the email exists, whose name and password it leaves as
+// they are (the agent may have renamed themselves since). An empty name
+// is the email's local part. It returns whether it created one.
+func (s *Store) EnsureAdmin(ctx context.Context, in NewAgent) (bool, error) {
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).Count(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", strings.ToLower(strings.TrimSpace(in.Email))).Count(&n).Error; err != nil {
 		return false, dbErr(err)
 	}
 	if n > 0 {
 		return false, nil
 	}
-	name, _, _ := strings.Cut(email, "@")
-	_, err := s.CreateAgent(ctx, NewAgent{Email: email, Name: name, Role: RoleAdmin, Password: password})
+	if in.Name == "" {
+		in.Name, _, _ = strings.Cut(strings.TrimSpace(in.Email), "@")
+	}
+	in.Role = RoleAdmin
+	_, err := s.CreateAgent(ctx, in)
 	return err == nil, err
 }
 

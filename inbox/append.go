@@ -470,6 +470,9 @@ func (a *appender) execPostgres(ctx context.Context, batch []*appendReq) error {
 			}
 		}
 		if err == nil {
+			err = a.s.testBeforeCommit()
+		}
+		if err == nil {
 			_, err = pc.Exec(ctx, "COMMIT")
 		}
 		if err != nil {

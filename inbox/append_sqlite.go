@@ -28,6 +28,9 @@ func (a *appender) execSQLite(ctx context.Context, batch []*appendReq) error {
 	if err := b.run(); err != nil {
 		return err
 	}
+	if err := a.s.testBeforeCommit(); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func TestEventsPublishedAfterCommitAndReplayed(t *testing.T) {
 		one := f.s.Hub().Subscribe(c.ID, 100)
 		defer one.Close()
 		m := f.say(t, c.ID, inbox.AuthorContact, "hello")
-		f.s.Join(ctx, c.ID, f.alice.ID)
+		noErr(t, "Join()", f.s.Join(ctx, c.ID, f.alice.ID))
 
 		var live []inbox.Event
 		for len(live) < 3 {
@@ -42,7 +42,7 @@ func TestEventsPublishedAfterCommitAndReplayed(t *testing.T) {
 			t.Fatalf("replayed message_added = %s, %v", stored[1].Data, err)
 		}
 		// The per-conversation subscription saw the two events after it began.
-		if ev := <-one.C; ev.Seq != 2 {
+		if ev := inboxtest.Receive(t, one.C, "the conversation's first event"); ev.Seq != 2 {
 			t.Fatalf("conversation subscriber got seq %d first, want 2", ev.Seq)
 		}
 		// Resume from the middle.
@@ -52,6 +52,9 @@ func TestEventsPublishedAfterCommitAndReplayed(t *testing.T) {
 		}
 		if rest, err := f.s.EventsSince(ctx, c.ID, 3, 10); err != nil || len(rest) != 0 {
 			t.Fatalf("EventsSince(latest) = %v, %v", types(rest), err)
+		}
+		if rest, err := f.s.EventsSince(ctx, c.ID, 4, 10); !errors.Is(err, inbox.ErrResync) {
+			t.Fatalf("EventsSince(beyond the latest) = %v, %v; want ErrResync", types(rest), err)
 		}
 	})
 }
@@ -103,6 +106,66 @@ func TestFollowerFillsGaps(t *testing.T) {
 		}
 		if fmt.Sprint(got) != "[2 3 4 5 6]" {
 			t.Fatalf("delivered %v, want [2 3 4 5 6]", got)
+		}
+	})
+}
+
+// Follower.Resume sends what the reader lacks once, in order, or says
+// resync: for a cursor beyond the conversation, and for one before events
+// it delivered without knowing the cursor; after a resync it goes on from
+// the conversation's last event.
+func TestFollowerResume(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		c := f.start(t)
+		for i := range 5 {
+			f.say(t, c.ID, inbox.AuthorContact, fmt.Sprint(i))
+		}
+		stored := events(t, f.s, c.ID) // seq 1..6
+		seqs := func(evs []inbox.Event) string {
+			var out []int64
+			for _, ev := range evs {
+				out = append(out, ev.Seq)
+			}
+			return fmt.Sprint(out)
+		}
+
+		// A cursor beyond the conversation: resync, and the Follower is at 6.
+		fl := f.s.NewFollower()
+		if evs, err := fl.Resume(ctx, c.ID, 60); !errors.Is(err, inbox.ErrResync) || len(evs) != 0 {
+			t.Fatalf("Resume(60) = %s, %v; want ErrResync", seqs(evs), err)
+		}
+		if last, ok := fl.Last(c.ID); !ok || last != 6 {
+			t.Fatalf("after the resync: Last() = %d, %v; want 6", last, ok)
+		}
+		if evs, _ := fl.Next(ctx, stored[5]); len(evs) != 0 {
+			t.Fatalf("Next(6) after the resync = %s, want nothing", seqs(evs))
+		}
+
+		// Seq 5 delivered live before the cursor is known.
+		fl = f.s.NewFollower()
+		if evs, err := fl.Next(ctx, stored[4]); err != nil || seqs(evs) != "[5]" {
+			t.Fatalf("Next(5) = %s, %v", seqs(evs), err)
+		}
+		// A cursor just before it: only 6 is missing.
+		if evs, err := fl.Resume(ctx, c.ID, 4); err != nil || seqs(evs) != "[6]" {
+			t.Fatalf("Resume(4) after 5 live = %s, %v; want [6]", seqs(evs), err)
+		}
+		// Again, and from further back: 5 and 6 are not sent twice, and
+		// 2..4 cannot come after them.
+		if evs, err := fl.Resume(ctx, c.ID, 6); err != nil || len(evs) != 0 {
+			t.Fatalf("Resume(6) = %s, %v; want nothing", seqs(evs), err)
+		}
+		if evs, err := fl.Resume(ctx, c.ID, 1); !errors.Is(err, inbox.ErrResync) || len(evs) != 0 {
+			t.Fatalf("Resume(1) after 5 and 6 = %s, %v; want ErrResync", seqs(evs), err)
+		}
+		// An unknown conversation's cursor reads from it.
+		fl = f.s.NewFollower()
+		if evs, err := fl.Resume(ctx, c.ID, 3); err != nil || seqs(evs) != "[4 5 6]" {
+			t.Fatalf("Resume(3) = %s, %v; want [4 5 6]", seqs(evs), err)
+		}
+		if evs, err := fl.Next(ctx, stored[4]); err != nil || len(evs) != 0 {
+			t.Fatalf("Next(5) after the resume = %s, %v; want nothing", seqs(evs), err)
 		}
 	})
 }
@@ -186,7 +249,8 @@ func TestConcurrentChangesKeepSequence(t *testing.T) {
 		if counts[inbox.EventMessageAdded] != msgs || counts[inbox.EventJoined] != joins || counts[inbox.EventLeft] != joins {
 			t.Fatalf("event counts %v; want %d messages, %d joins and leaves", counts, msgs, joins)
 		}
-		page, _ := f.s.Messages(ctx, c.ID, inbox.MessageQuery{Limit: 200})
+		page, err := f.s.Messages(ctx, c.ID, inbox.MessageQuery{Limit: 200})
+		noErr(t, "Messages()", err)
 		if len(page.Messages) != msgs {
 			t.Fatalf("%d messages stored, want %d", len(page.Messages), msgs)
 		}

@@ -31,3 +31,8 @@ func OpenBare(url string) (*Store, error) {
 func (s *Store) MigrateTo(id string) error { return s.migrateTo(id) }
 func (s *Store) Gorm() *gorm.DB            { return s.db }
 func (s *Store) CloseBare() error          { return s.closeDB() }
+
+// SetBeforeCommit makes every write transaction, the appender's included,
+// call f last and roll back if it fails: tests check that nothing of a
+// rolled-back transaction is published. Set it while nothing writes.
+func (s *Store) SetBeforeCommit(f func() error) { s.beforeCommit = f }

@@ -23,7 +23,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, url string) *fixture {
 	t.Helper()
-	s := inboxtest.Open(t, url, nil)
+	return newFixtureOpts(t, url, nil)
+}
+
+func newFixtureOpts(t *testing.T, url string, opts *inbox.Options) *fixture {
+	t.Helper()
+	s := inboxtest.Open(t, url, opts)
 	f := &fixture{s: s}
 	var err error
 	if f.alice, err = s.CreateAgent(ctx, inbox.NewAgent{Email: "alice@example.com", Name: "Alice", Role: inbox.RoleAdmin, Password: "correct horse"}); err != nil {
@@ -184,9 +189,9 @@ func TestContactMessageReturnsToUnassigned(t *testing.T) {
 		f := newFixture(t, url)
 		c := f.start(t)
 		f.say(t, c.ID, inbox.AuthorContact, "hello")
-		f.s.Join(ctx, c.ID, f.alice.ID)
+		noErr(t, "Join()", f.s.Join(ctx, c.ID, f.alice.ID))
 		f.say(t, c.ID, inbox.AuthorAgent, "hi, how can I help?")
-		f.s.Leave(ctx, c.ID, f.alice.ID)
+		noErr(t, "Leave()", f.s.Leave(ctx, c.ID, f.alice.ID))
 
 		// An agent message does not reopen a closed conversation.
 		f.say(t, c.ID, inbox.AuthorAgent, "one more thing")
@@ -235,10 +240,10 @@ func TestClientIDStoredOnce(t *testing.T) {
 		}
 		var id int64
 		for range 20 {
-			if err := <-errs; err != nil {
+			if err := inboxtest.Receive(t, errs, "a message stored"); err != nil {
 				t.Fatalf("AddMessage() = %v", err)
 			}
-			got := <-ids
+			got := inboxtest.Receive(t, ids, "a message id")
 			if id != 0 && got != id {
 				t.Fatalf("retries got ids %d and %d", id, got)
 			}
@@ -295,6 +300,8 @@ func TestBadMessageDoesNotFailItsBatch(t *testing.T) {
 		if err != nil {
 			t.Fatalf("AddAttachment() = %v", err)
 		}
+		sub := f.s.Hub().Subscribe(c.ID, 100)
+		defer sub.Close()
 		errs := make(chan error, 41)
 		for i := range 40 {
 			go func() {
@@ -309,7 +316,7 @@ func TestBadMessageDoesNotFailItsBatch(t *testing.T) {
 		}()
 		bad := 0
 		for range 41 {
-			if err := <-errs; err != nil {
+			if err := inboxtest.Receive(t, errs, "a message stored"); err != nil {
 				bad++
 			}
 		}
@@ -318,6 +325,20 @@ func TestBadMessageDoesNotFailItsBatch(t *testing.T) {
 		}
 		if evs := events(t, f.s, c.ID); len(evs) != 41 {
 			t.Fatalf("%d events, want 41", len(evs))
+		}
+		// Each stored message was published once, the bad one never:
+		// events are published before AddMessage returns.
+		seen := map[int64]bool{}
+		for len(sub.C) > 0 {
+			ev := <-sub.C
+			var added inbox.MessageAdded
+			if ev.Type != inbox.EventMessageAdded || ev.Decode(&added) != nil || added.Message.Text == "bad" || seen[ev.Seq] {
+				t.Fatalf("published %s seq %d %s, want each good message once", ev.Type, ev.Seq, ev.Data)
+			}
+			seen[ev.Seq] = true
+		}
+		if len(seen) != 40 {
+			t.Fatalf("%d messages published, want 40", len(seen))
 		}
 	})
 }
@@ -392,10 +413,10 @@ func TestRatingCountsForEveryAgent(t *testing.T) {
 		if _, err := f.s.Rate(ctx, c.ID, 5, ""); err == nil {
 			t.Fatalf("Rate() without any agent = nil error")
 		}
-		f.s.Join(ctx, c.ID, f.alice.ID)
-		f.s.Join(ctx, c.ID, f.bob.ID)
-		f.s.Leave(ctx, c.ID, f.alice.ID)
-		f.s.Leave(ctx, c.ID, f.bob.ID)
+		noErr(t, "Join()", f.s.Join(ctx, c.ID, f.alice.ID))
+		noErr(t, "Join()", f.s.Join(ctx, c.ID, f.bob.ID))
+		noErr(t, "Leave()", f.s.Leave(ctx, c.ID, f.alice.ID))
+		noErr(t, "Leave()", f.s.Leave(ctx, c.ID, f.bob.ID))
 		if _, err := f.s.Rate(ctx, c.ID, 6, ""); err == nil {
 			t.Fatalf("Rate(6) = nil error")
 		}
@@ -419,15 +440,18 @@ func TestDeleteConversationAndEraseContact(t *testing.T) {
 		f := newFixture(t, url)
 		c := f.start(t)
 		keep := f.start(t)
-		a, _ := f.s.AddAttachment(ctx, c.ID, "a.txt", "text/plain", []byte("secret"))
-		f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorContact, Text: "x", AttachmentIDs: []int64{a.ID}})
+		a, err := f.s.AddAttachment(ctx, c.ID, "a.txt", "text/plain", []byte("secret"))
+		noErr(t, "AddAttachment()", err)
+		if _, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorContact, Text: "x", AttachmentIDs: []int64{a.ID}}); err != nil {
+			t.Fatalf("AddMessage() = %v", err)
+		}
 		f.say(t, keep.ID, inbox.AuthorContact, "keep me")
 		sub := f.s.Hub().Subscribe(c.ID, 10)
 		defer sub.Close()
 		if err := f.s.DeleteConversation(ctx, c.ID); err != nil {
 			t.Fatalf("DeleteConversation() = %v", err)
 		}
-		if ev := <-sub.C; ev.Type != inbox.EventConversationDeleted {
+		if ev := inboxtest.Receive(t, sub.C, "conversation_deleted"); ev.Type != inbox.EventConversationDeleted {
 			t.Fatalf("published %s, want conversation_deleted", ev.Type)
 		}
 		if _, err := f.s.Conversation(ctx, c.ID); !errors.Is(err, inbox.ErrNotFound) {
@@ -474,10 +498,10 @@ func TestMarkReadAndUnread(t *testing.T) {
 		if err := f.s.MarkRead(ctx, c.ID, f.alice.ID, 0); err != nil {
 			t.Fatalf("MarkRead() = %v", err)
 		}
-		if item, _ := f.s.ConversationItem(ctx, c.ID, f.alice.ID); item.Unread != 0 {
+		if item, err := f.s.ConversationItem(ctx, c.ID, f.alice.ID); err != nil || item.Unread != 0 {
 			t.Fatalf("unread after MarkRead = %d", item.Unread)
 		}
-		if item, _ := f.s.ConversationItem(ctx, c.ID, f.bob.ID); item.Unread != 2 {
+		if item, err := f.s.ConversationItem(ctx, c.ID, f.bob.ID); err != nil || item.Unread != 2 {
 			t.Fatalf("Bob's unread = %d, want 2", item.Unread)
 		}
 		page, _ := f.s.Messages(ctx, c.ID, inbox.MessageQuery{})
@@ -486,7 +510,7 @@ func TestMarkReadAndUnread(t *testing.T) {
 		}
 		// Reading again adds no event; the contact reading agent messages does.
 		n := len(events(t, f.s, c.ID))
-		f.s.MarkRead(ctx, c.ID, f.bob.ID, 0)
+		noErr(t, "MarkRead()", f.s.MarkRead(ctx, c.ID, f.bob.ID, 0))
 		if len(events(t, f.s, c.ID)) != n {
 			t.Fatalf("reading nothing new added an event")
 		}
@@ -602,9 +626,11 @@ func TestReplyChannel(t *testing.T) {
 				if tc.hasEmail {
 					nc.Email = "dan@example.com"
 				}
-				contact, _ := s.CreateContact(ctx, nc)
-				s.SetContactOnline(ctx, contact.ID, tc.online)
-				c, _ := s.StartConversation(ctx, contact.ID, inbox.ChannelChat, "")
+				contact, err := s.CreateContact(ctx, nc)
+				noErr(t, "CreateContact()", err)
+				noErr(t, "SetContactOnline()", s.SetContactOnline(ctx, contact.ID, tc.online))
+				c, err := s.StartConversation(ctx, contact.ID, inbox.ChannelChat, "")
+				noErr(t, "StartConversation()", err)
 				d, err := s.ReplyChannel(ctx, c.ID, tc.requested)
 				if tc.err {
 					var inv *inbox.InvalidError
@@ -661,14 +687,15 @@ func TestAgentsAndSessions(t *testing.T) {
 			!agent.CreatedAt.Equal(a.CreatedAt) || agent.Presence != a.Presence || got.ID != sess.ID || !got.ExpiresAt.Equal(sess.ExpiresAt) {
 			t.Fatalf("SessionAgent() = %+v, %+v; want the session %+v of agent %+v", got, agent, sess, a)
 		}
-		expired, _, _ := s.CreateSession(ctx, a.ID, -time.Second)
+		expired, _, err := s.CreateSession(ctx, a.ID, -time.Second)
+		noErr(t, "CreateSession(expired)", err)
 		if _, _, err := s.SessionAgent(ctx, expired); !errors.Is(err, inbox.ErrUnauthenticated) {
 			t.Fatalf("SessionAgent(expired) = %v", err)
 		}
 		if _, _, err := s.SessionAgent(ctx, "not a token"); !errors.Is(err, inbox.ErrUnauthenticated) {
 			t.Fatalf("SessionAgent(unknown) = %v", err)
 		}
-		s.DeleteSession(ctx, token)
+		noErr(t, "DeleteSession()", s.DeleteSession(ctx, token))
 		if _, _, err := s.SessionAgent(ctx, token); !errors.Is(err, inbox.ErrUnauthenticated) {
 			t.Fatalf("SessionAgent(logged out) = %v", err)
 		}
@@ -703,7 +730,7 @@ func TestSetupToken(t *testing.T) {
 		if _, err := s.CreateSetupToken(ctx, time.Hour); !errors.Is(err, inbox.ErrConflict) {
 			t.Fatalf("CreateSetupToken() with an admin = %v, want ErrConflict", err)
 		}
-		created, err := s.EnsureAdmin(ctx, "root@example.com", "0123456789")
+		created, err := s.EnsureAdmin(ctx, inbox.NewAgent{Email: "root@example.com", Password: "0123456789"})
 		if err != nil || created {
 			t.Fatalf("EnsureAdmin(existing) = %v, %v", created, err)
 		}
@@ -787,7 +814,7 @@ func TestAddMessageAsyncBatch(t *testing.T) {
 
 		byKey := map[string][]result{}
 		for range n {
-			r := <-results
+			r := inboxtest.Receive(t, results, "a message's result")
 			byKey[r.key] = append(byKey[r.key], r)
 		}
 		if r := byKey[fmt.Sprint(convs[0].ID, "/old")][0]; r.err != nil || r.created || r.msg.ID != old.ID || r.msg.Text != "stored before" {

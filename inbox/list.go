@@ -346,7 +346,9 @@ func (s *Store) OpenAttachment(ctx context.Context, conversationID, id int64) (A
 
 // EventsSince returns the conversation's events after sequence number
 // after, in order, at most limit of them. ErrResync means some of them are
-// no longer kept: load the conversation afresh.
+// no longer kept, or after is beyond the conversation's last event (a
+// cursor of something this server never had): load the conversation
+// afresh. ErrNotFound: no such conversation.
 func (s *Store) EventsSince(ctx context.Context, conversationID, after int64, limit int) ([]Event, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
@@ -371,8 +373,11 @@ func (s *Store) EventsSince(ctx context.Context, conversationID, after int64, li
 		return nil, err
 	}
 	if len(rows) == 0 {
-		if after >= conv.Seq {
+		switch {
+		case after == conv.Seq:
 			return nil, nil
+		case after > conv.Seq:
+			return nil, ErrResync
 		}
 		// An event may have been committed between the two reads.
 		if rows, err = read(); err != nil {

@@ -71,6 +71,9 @@ type Store struct {
 	app     *appender
 	// checkpoints copies SQLite's log into the database file.
 	checkpoints *checkpointer
+	// beforeCommit, when set (tests), runs last in every write
+	// transaction, the appender's included; an error rolls it back.
+	beforeCommit func() error
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -355,7 +358,10 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) er
 	var evs []Event
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		evs = evs[:0]
-		return fn(tx, &evs)
+		if err := fn(tx, &evs); err != nil {
+			return err
+		}
+		return s.testBeforeCommit()
 	})
 	if errors.Is(err, errNoop) {
 		return nil
@@ -367,6 +373,14 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) er
 		s.pub.Publish(evs)
 	}
 	return nil
+}
+
+// testBeforeCommit runs the tests' beforeCommit hook, if any.
+func (s *Store) testBeforeCommit() error {
+	if s.beforeCommit == nil {
+		return nil
+	}
+	return s.beforeCommit()
 }
 
 // addEvent gives the conversation its next sequence number and stores the

@@ -51,7 +51,7 @@ func TestVisitorTokens(t *testing.T) {
 			v.Conversation.Status != inbox.StatusOpen || v.Conversation.ContactID != v.Contact.ID || v.Conversation.Seq != 1 {
 			t.Fatalf("StartVisitor() = %+v", v)
 		}
-		if ev := <-sub.C; ev.Type != inbox.EventConversationCreated || ev.ConversationID != v.Conversation.ID {
+		if ev := inboxtest.Receive(t, sub.C, "conversation_created"); ev.Type != inbox.EventConversationCreated || ev.ConversationID != v.Conversation.ID {
 			t.Fatalf("event = %+v, want conversation_created", ev)
 		}
 		views, err := s.PageViews(ctx, v.Contact.ID, 0)
@@ -207,7 +207,8 @@ func TestContactOnlineDeliversQueued(t *testing.T) {
 		if err != nil {
 			t.Fatalf("AddMessage(queued) = %v", err)
 		}
-		email, _, _ := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID, Channel: inbox.ChannelEmail, Text: "by mail", State: inbox.StateQueued})
+		email, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID, Channel: inbox.ChannelEmail, Text: "by mail", State: inbox.StateQueued})
+		noErr(t, "AddMessage(email)", err)
 		sub := s.Hub().Subscribe(0, 10)
 		defer sub.Close()
 		n, err := s.SetContactsOnline(ctx, []inbox.ContactOnline{{ContactID: v.Contact.ID, Online: true}, {ContactID: 999999, Online: true}})
@@ -231,14 +232,19 @@ func TestContactOnlineDeliversQueued(t *testing.T) {
 		if got[1].Type != inbox.EventContactPresence || got[1].Seq != 0 || got[1].ConversationID != conv.ID || got[1].Decode(&cp) != nil || !cp.Online || cp.ContactID != v.Contact.ID {
 			t.Fatalf("second event = %+v %s, want a transient contact_presence", got[1], got[1].Data)
 		}
-		page, _ := s.Messages(ctx, conv.ID, inbox.MessageQuery{})
+		page, err := s.Messages(ctx, conv.ID, inbox.MessageQuery{})
+		noErr(t, "Messages()", err)
+		if len(page.Messages) != 2 {
+			t.Fatalf("%d messages, want the two replies", len(page.Messages))
+		}
 		for _, m := range page.Messages {
 			if m.ID == email.ID && m.State != inbox.StateQueued {
 				t.Fatalf("email reply changed to %s; only chat replies are delivered", m.State)
 			}
 		}
 		events(t, s, conv.ID) // stored sequence still without gaps
-		c, _ := s.Contact(ctx, v.Contact.ID)
+		c, err := s.Contact(ctx, v.Contact.ID)
+		noErr(t, "Contact()", err)
 		if !c.Online || c.LastSeenAt == nil {
 			t.Fatalf("contact = %+v, want online", c)
 		}
@@ -256,10 +262,10 @@ func TestAgentPresence(t *testing.T) {
 			t.Fatalf("new agent presence = %q", f.alice.Presence)
 		}
 		c1, c2 := f.start(t), f.start(t)
-		s.Join(ctx, c1.ID, f.alice.ID)
-		s.Join(ctx, c2.ID, f.alice.ID)
-		s.Join(ctx, c2.ID, f.bob.ID)
-		s.Leave(ctx, c2.ID, f.alice.ID)
+		noErr(t, "Join()", s.Join(ctx, c1.ID, f.alice.ID))
+		noErr(t, "Join()", s.Join(ctx, c2.ID, f.alice.ID))
+		noErr(t, "Join()", s.Join(ctx, c2.ID, f.bob.ID))
+		noErr(t, "Leave()", s.Leave(ctx, c2.ID, f.alice.ID))
 		sub := s.Hub().Subscribe(0, 10)
 		defer sub.Close()
 		for i, want := range []bool{true, false} {
@@ -267,17 +273,19 @@ func TestAgentPresence(t *testing.T) {
 				t.Fatalf("SetAgentPresence() #%d = %v, %v; want %v", i, changed, err, want)
 			}
 		}
-		ev := <-sub.C
+		ev := inboxtest.Receive(t, sub.C, "presence")
 		var p inbox.AgentPresence
 		if ev.Type != inbox.EventPresence || !ev.Transient() || ev.ConversationID != c1.ID || ev.Decode(&p) != nil || p.Presence != "idle" || p.Name != "Alice" {
 			t.Fatalf("event = %+v %s, want presence in the one conversation Alice is in", ev, ev.Data)
 		}
-		select {
-		case ev := <-sub.C:
-			t.Fatalf("unexpected event %+v", ev)
-		case <-time.After(100 * time.Millisecond):
+		// The unchanged presence published nothing: the next event is
+		// one published after it (the hub delivers in order).
+		s.PublishTyping(c1.ID, inbox.Typing{Author: inbox.AuthorContact, ContactID: f.contact.ID, Typing: true})
+		if ev := inboxtest.Receive(t, sub.C, "the typing marker"); ev.Type != inbox.EventTyping {
+			t.Fatalf("unexpected event %+v %s, want the typing marker", ev, ev.Data)
 		}
-		parts, _ := s.Participants(ctx, c1.ID)
+		parts, err := s.Participants(ctx, c1.ID)
+		noErr(t, "Participants()", err)
 		if len(parts) != 1 || parts[0].Presence != "idle" {
 			t.Fatalf("Participants() = %+v, want Alice idle", parts)
 		}
@@ -296,7 +304,7 @@ func TestFollowerPassesTransient(t *testing.T) {
 		sub := f.s.Hub().Subscribe(c.ID, 10)
 		defer sub.Close()
 		f.s.PublishTyping(c.ID, inbox.Typing{Author: inbox.AuthorContact, ContactID: f.contact.ID, Typing: true})
-		ev := <-sub.C
+		ev := inboxtest.Receive(t, sub.C, "typing")
 		if ev.Type != inbox.EventTyping || ev.Seq != 0 {
 			t.Fatalf("published %+v", ev)
 		}

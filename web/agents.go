@@ -54,6 +54,41 @@ func (s *Server) createAgent(c echo.Context) error {
 	return c.JSON(http.StatusCreated, agent)
 }
 
+type renameRequest struct {
+	// Name is the display name customers see (1 to 100 bytes once
+	// trimmed; inbox.RenameAgent).
+	Name string `json:"name"`
+}
+
+// renameSelf sets the logged-in agent's display name.
+func (s *Server) renameSelf(c echo.Context) error {
+	return s.renameAgentID(c, agentOf(c).ID)
+}
+
+// renameAgent sets another agent's display name (admins).
+func (s *Server) renameAgent(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	return s.renameAgentID(c, id)
+}
+
+// renameAgentID renames an agent and answers with the agent. The widgets
+// of the agent's conversations hear of it at once (a presence frame with
+// the new name, inbox.RenameAgent).
+func (s *Server) renameAgentID(c echo.Context, id int64) error {
+	var req renameRequest
+	if err := bindJSON(c, &req, true); err != nil {
+		return err
+	}
+	agent, err := s.store.RenameAgent(c.Request().Context(), id, req.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, agent)
+}
+
 // removeAgent deactivates an agent (admins): their sessions end and their
 // sockets close at once; their name stays on their messages. 409 for the
 // last admin.

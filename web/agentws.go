@@ -152,6 +152,18 @@ type agentConn struct {
 	// in the read loop); answers takes their acks and errors to run.
 	replying chan struct{}
 	answers  chan agentFrame
+	// tails holds, per conversation, a channel closed when the last
+	// message frame started for it is answered: the next frame of that
+	// conversation waits for it before storing, so that one connection's
+	// replies to one conversation are stored in the order they were
+	// received, while those to other conversations are stored
+	// concurrently. Guarded by tailsMu; an entry goes when its frame ends
+	// with no other behind it.
+	tailsMu sync.Mutex
+	tails   map[int64]chan struct{}
+	// holding: the client asked (?resume=1) that events wait for its
+	// first resume frame; run's until then.
+	holding bool
 	// work counts the goroutines of message frames and session checks;
 	// run waits for them before it reports the connection done.
 	work sync.WaitGroup
@@ -178,6 +190,7 @@ func (s *Server) agentSocket(c echo.Context) error {
 		commands: make(chan agentCommand, 16),
 		replying: make(chan struct{}, agentMaxReplies), answers: make(chan agentFrame, agentMaxReplies),
 		stop: make(chan struct{}), closed: make(chan struct{}), revoke: make(chan struct{}, 1)}
+	ac.holding = c.QueryParam("resume") != ""
 	done, ok := s.trackSocket(func() {
 		if ac.conn != nil {
 			ac.conn.WriteClose(1001, []byte("server shutting down"))
@@ -234,7 +247,7 @@ func (s *Server) agentSocket(c echo.Context) error {
 	s.metrics.wsConns.WithLabelValues("agent").Inc()
 	conn.SetReadDeadline(time.Now().Add(agentReadTimeout))
 	sub := s.store.Hub().Subscribe(0, agentBacklog)
-	s.chat.Presence().AgentConnected(agent.ID, agent.Presence)
+	s.chat.Presence().AgentConnected(agent.ID)
 	go ac.run(sub)
 	go conn.ReadLoop()
 	return nil
@@ -290,8 +303,14 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		return
 	}
 	for {
+		// Events wait in the subscription while held (a client that does
+		// not resume soon lags and is told to resync).
+		events := sub.C
+		if ac.holding {
+			events = nil
+		}
 		select {
-		case ev, ok := <-sub.C:
+		case ev, ok := <-events:
 			if !ok {
 				// Lagged: the client reloads; start afresh.
 				sub = ac.s.store.Hub().Subscribe(0, agentBacklog)
@@ -354,7 +373,7 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		}
 		// The frames written since the last flush go out together once
 		// nothing more waits.
-		if len(sub.C) == 0 && len(ac.answers) == 0 && ac.out.flush() != nil {
+		if (ac.holding || len(sub.C) == 0) && len(ac.answers) == 0 && ac.out.flush() != nil {
 			return
 		}
 	}
@@ -399,6 +418,7 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 	case "ping":
 		return ac.write(agentFrame{Type: "pong"})
 	case "resume":
+		ac.holding = false
 		for key, seq := range cmd.Cursors {
 			id, err := strconv.ParseInt(key, 10, 64)
 			if err != nil || seq < 0 {
@@ -407,8 +427,7 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 				}
 				continue
 			}
-			follow.Seen(id, seq)
-			evs, err := follow.Since(ctx, id, seq)
+			evs, err := follow.Resume(ctx, id, seq)
 			if !ac.deliver(id, evs, err) {
 				return false
 			}
@@ -580,19 +599,53 @@ func (ac *agentConn) queue(socket *gws.Conn, cmd agentCommand) {
 	}
 }
 
+// testHookReply, when set (by tests only), is called by a message frame's
+// goroutine with the frame's client id and "wait" before it waits for the
+// previous frame of its conversation, "store" before it stores its reply
+// and "stored" after.
+var testHookReply func(clientID, phase string)
+
 // startReply stores a message frame's reply in a goroutine of its own,
 // which hands the answer to run. It runs in the read loop and first takes
 // one of the connection's agentMaxReplies slots, waiting for one to free:
 // a client that sends faster than its replies are stored stops being read
-// (TCP slows it down) instead of piling up goroutines.
+// (TCP slows it down) instead of piling up goroutines. The goroutine
+// stores its reply only once the previous frame of the same conversation
+// is answered (see tails).
 func (ac *agentConn) startReply(cmd agentCommand) {
 	select {
 	case ac.replying <- struct{}{}:
 	case <-ac.stop:
 		return
 	}
+	id, done := cmd.ConversationID, make(chan struct{})
+	ac.tailsMu.Lock()
+	prev := ac.tails[id]
+	if ac.tails == nil {
+		ac.tails = map[int64]chan struct{}{}
+	}
+	ac.tails[id] = done
+	ac.tailsMu.Unlock()
 	ac.work.Go(func() {
+		if prev != nil {
+			if testHookReply != nil {
+				testHookReply(cmd.ClientID, "wait")
+			}
+			<-prev // answered within apiTimeout, even after run ended
+		}
+		if testHookReply != nil {
+			testHookReply(cmd.ClientID, "store")
+		}
 		f := ac.reply(cmd)
+		if testHookReply != nil {
+			testHookReply(cmd.ClientID, "stored")
+		}
+		close(done)
+		ac.tailsMu.Lock()
+		if ac.tails[id] == done {
+			delete(ac.tails, id)
+		}
+		ac.tailsMu.Unlock()
 		select {
 		case ac.answers <- f:
 		case <-ac.stop:

@@ -74,12 +74,18 @@ func (h wsClientEvents) OnMessage(_ *gws.Conn, m *gws.Message) {
 
 func (e *wsEnv) dial(t *testing.T, header http.Header) (*wsClient, *http.Response, error) {
 	t.Helper()
+	return e.dialPath(t, header, "/api/v1/ws")
+}
+
+// dialPath is dial to path, which may have a query.
+func (e *wsEnv) dialPath(t *testing.T, header http.Header, path string) (*wsClient, *http.Response, error) {
+	t.Helper()
 	c := &wsClient{frames: make(chan agentFrame, 1000), closed: make(chan error, 1), pings: make(chan struct{}, 10)}
 	if header == nil {
 		header = http.Header{"Cookie": {e.cookie}}
 	}
 	conn, resp, err := gws.NewClient(wsClientEvents{c}, &gws.ClientOption{
-		Addr:          "ws" + strings.TrimPrefix(e.ts.URL, "http") + "/api/v1/ws",
+		Addr:          "ws" + strings.TrimPrefix(e.ts.URL, "http") + path,
 		RequestHeader: header,
 	})
 	if err != nil {
@@ -102,6 +108,16 @@ func (c *wsClient) next(t *testing.T) agentFrame {
 		t.Fatalf("no frame within 5 s")
 	}
 	return agentFrame{}
+}
+
+// hello reads the first frame, which must be the hello with the agent.
+func (c *wsClient) hello(t *testing.T) agentFrame {
+	t.Helper()
+	f := c.next(t)
+	if f.Type != "hello" || f.Agent == nil || f.Agent.ID == 0 {
+		t.Fatalf("first frame = %+v, want hello with the agent", f)
+	}
+	return f
 }
 
 func (c *wsClient) send(t *testing.T, v any) {
@@ -158,15 +174,16 @@ func TestAgentSocketStreamsAndResumes(t *testing.T) {
 
 		// While disconnected: three more changes.
 		for _, text := range []string{"are you there?", "hello?"} {
-			e.store.AddMessage(ctx, inbox.NewMessage{ConversationID: e.conv.ID, Author: inbox.AuthorContact, Text: text})
+			_, _, err := e.store.AddMessage(ctx, inbox.NewMessage{ConversationID: e.conv.ID, Author: inbox.AuthorContact, Text: text})
+			noError(t, "AddMessage()", err)
 		}
-		e.store.MarkRead(ctx, e.conv.ID, e.agent.ID, 0)
+		noError(t, "MarkRead()", e.store.MarkRead(ctx, e.conv.ID, e.agent.ID, 0))
 
 		c2, _, err := e.dial(t, nil)
 		if err != nil {
 			t.Fatalf("redial: %v", err)
 		}
-		c2.next(t) // hello
+		c2.hello(t)
 		c2.send(t, agentCommand{Type: "resume", Cursors: map[string]int64{itoa(e.conv.ID): 3}})
 		for _, want := range []int64{4, 5, 6} {
 			if f := c2.next(t); f.Type != "event" || f.Event.Seq != want {
@@ -174,7 +191,8 @@ func TestAgentSocketStreamsAndResumes(t *testing.T) {
 			}
 		}
 		// A live event after the resume comes once, in order.
-		e.store.AddMessage(ctx, inbox.NewMessage{ConversationID: e.conv.ID, Author: inbox.AuthorContact, Text: "thanks"})
+		_, _, err = e.store.AddMessage(ctx, inbox.NewMessage{ConversationID: e.conv.ID, Author: inbox.AuthorContact, Text: "thanks"})
+		noError(t, "AddMessage()", err)
 		if f := c2.next(t); f.Type != "event" || f.Event.Seq != 7 {
 			t.Fatalf("live frame = %+v, want seq 7", f)
 		}
@@ -189,10 +207,10 @@ func TestAgentSocketStreamsAndResumes(t *testing.T) {
 		if f := c2.next(t); f.Type != "resync" || f.ConversationID != 999999 {
 			t.Fatalf("frame = %+v, want resync of the unknown conversation", f)
 		}
-		select {
-		case f := <-c2.frames:
-			t.Fatalf("unexpected frame %+v", f)
-		case <-time.After(200 * time.Millisecond):
+		// Nothing more: the next frame answers a ping sent after them.
+		c2.send(t, agentCommand{Type: "ping"})
+		if f := c2.next(t); f.Type != "pong" {
+			t.Fatalf("unexpected frame %+v, want the pong", f)
 		}
 	})
 }
@@ -211,7 +229,7 @@ func TestAgentSocketRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial from the same origin: %v", err)
 	}
-	c.next(t)
+	c.hello(t)
 }
 
 func TestAgentSocketBadFrames(t *testing.T) {
@@ -220,7 +238,7 @@ func TestAgentSocketBadFrames(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	c.next(t) // hello
+	c.hello(t)
 	for _, raw := range []string{"{not json", `{"type":"launch"}`, `{"type":"resume","cursors":{"abc":1}}`, `[1,2]`} {
 		c.conn.WriteMessage(gws.OpcodeText, []byte(raw))
 		if f := c.next(t); f.Type != "error" || f.Error == "" {
@@ -238,7 +256,7 @@ func TestAgentSocketBadFrames(t *testing.T) {
 
 	// Invalid UTF-8 in a text frame is refused by the protocol layer.
 	c, _, _ = e.dial(t, nil)
-	c.next(t)
+	c.hello(t)
 	c.conn.WriteMessage(gws.OpcodeText, []byte("{\"type\":\"\xff\"}"))
 	if code := c.closeCode(t); code != 1007 {
 		t.Fatalf("close code after invalid UTF-8 = %d, want 1007", code)
@@ -246,7 +264,7 @@ func TestAgentSocketBadFrames(t *testing.T) {
 
 	// An oversized frame.
 	c, _, _ = e.dial(t, nil)
-	c.next(t)
+	c.hello(t)
 	c.conn.WriteMessage(gws.OpcodeText, []byte(`{"type":"`+strings.Repeat("x", agentMaxFrame)+`"}`))
 	if code := c.closeCode(t); code != 1009 {
 		t.Fatalf("close code after an oversized frame = %d, want 1009", code)
@@ -254,9 +272,9 @@ func TestAgentSocketBadFrames(t *testing.T) {
 
 	// A flood of frames is cut off, and the server keeps serving others.
 	flood, _, _ := e.dial(t, nil)
-	flood.next(t)
+	flood.hello(t)
 	other, _, _ := e.dial(t, nil)
-	other.next(t)
+	other.hello(t)
 	go func() {
 		for range 20000 {
 			if flood.conn.WriteMessage(gws.OpcodeText, []byte(`{"type":"resume","cursors":{"1":0}}`)) != nil {
@@ -291,7 +309,7 @@ func TestShutdownClosesSocketsGoingAway(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	c.next(t)
+	c.hello(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); err != nil {
@@ -364,7 +382,7 @@ func TestAgentSocketReply(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		c.next(t) // hello
+		c.hello(t)
 		other := e.env.agentSock(e.env.agent("other@example.com", inbox.RoleAgent))
 
 		c.send(t, messageFrame(conv, "r-1", "Hello from the socket"))
@@ -427,7 +445,7 @@ func TestAgentSocketReplyErrors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		c.next(t) // hello
+		c.hello(t)
 		hc := e.env.login("ws@example.com")
 		long := strings.Repeat("x", 129)
 		for _, tc := range []struct {
@@ -488,10 +506,16 @@ func TestAgentSocketReplyBurst(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	c.next(t) // hello
+	c.hello(t)
+	// Spread over conversations: the replies to one are stored one after
+	// the other, in order.
+	convs := []int64{e.conv.ID}
+	for i := range 15 {
+		convs = append(convs, e.env.conversation("Burst "+strconv.Itoa(i), "").ID)
+	}
 	const n = 3 * agentMaxReplies
 	for i := range n {
-		c.send(t, messageFrame(e.conv.ID, "b-"+strconv.Itoa(i), "burst "+strconv.Itoa(i)))
+		c.send(t, messageFrame(convs[i%len(convs)], "b-"+strconv.Itoa(i), "burst "+strconv.Itoa(i)))
 	}
 	acked := map[string]int64{}
 	ids := map[int64]bool{}
@@ -528,7 +552,7 @@ func TestAgentSocketSessionEnds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		c.next(t) // hello
+		c.hello(t)
 		for i := range 3 {
 			select {
 			case <-c.pings:

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,11 +20,12 @@ import (
 // and visitors, and stored in the database. The rules, for files from
 // strangers:
 //
-//   - The type is decided from the content (http.DetectContentType), never
-//     from the name or the client's Content-Type. Accepted: images, PDF,
-//     text, ZIP (and so today's Office and OpenDocument files), legacy
-//     Office files, audio and video. Refused with 415: anything else that
-//     sniffs as unknown binary, which is where executables land.
+//   - The type is decided from the content (inbox.DetectFileType), never
+//     from the name or the client's Content-Type. Accepted: what phones
+//     and desktops produce (images with HEIC and AVIF, PDF, text, Office
+//     and OpenDocument files, archives, audio and video). Refused with
+//     415 and a message that names the detected type and why: programs,
+//     and whatever is not recognised or not on the list.
 //   - The name the user gave is display text only: its last path element,
 //     without control or format characters, at most 255 bytes. The
 //     server's identity of a file is its id.
@@ -84,39 +84,15 @@ func (s *Server) readUpload(c echo.Context) (upload, error) {
 		if len(data) == 0 {
 			return upload{}, &inbox.InvalidError{Field: "file", Reason: "is empty"}
 		}
-		ct, ok := sniff(data)
-		if !ok {
-			return upload{}, echo.NewHTTPError(http.StatusUnsupportedMediaType,
-				"this type of file is not accepted: send images, PDF, text, ZIP or Office documents, audio or video")
+		ct, err := inbox.DetectFileType(data)
+		var refused *inbox.RefusedTypeError
+		if errors.As(err, &refused) {
+			return upload{}, echo.NewHTTPError(http.StatusUnsupportedMediaType, refused.Error()+"; "+inbox.AcceptedTypes)
+		} else if err != nil {
+			return upload{}, err
 		}
 		return upload{name: displayName(part.FileName()), contentType: ct, data: data}, nil
 	}
-}
-
-// oleMagic starts legacy Office files (.doc, .xls, .ppt), which
-// http.DetectContentType calls unknown binary.
-var oleMagic = []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}
-
-// sniff returns a file's type from its content and whether it is
-// accepted.
-func sniff(data []byte) (string, bool) {
-	ct := http.DetectContentType(data)
-	base, _, _ := strings.Cut(ct, ";")
-	switch {
-	case base == "application/octet-stream":
-		if bytes.HasPrefix(data, oleMagic) {
-			return "application/x-ole-storage", true
-		}
-		return ct, false
-	case strings.HasPrefix(base, "image/"), strings.HasPrefix(base, "text/"),
-		strings.HasPrefix(base, "audio/"), strings.HasPrefix(base, "video/"):
-		return ct, true
-	}
-	switch base {
-	case "application/pdf", "application/zip", "application/x-gzip", "application/x-rar-compressed", "application/ogg":
-		return ct, true
-	}
-	return ct, false
 }
 
 // inlineImage reports whether a sniffed type may be shown inline: raster

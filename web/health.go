@@ -50,12 +50,22 @@ func (p slogPrinter) Println(v ...any) { p.s.log.Error("metrics", "err", fmt.Spr
 //go:embed openapi.yaml
 var openapiSpec []byte
 
+// openapiYAML and openapiJSONHandler serve the document compressed,
+// with an ETag (static.go).
 func (s *Server) openapiYAML(c echo.Context) error {
-	return c.Blob(http.StatusOK, "application/yaml", openapiSpec)
+	set, err := assets()
+	if err != nil {
+		return err
+	}
+	return serveAsset(c, set.openapiYAML, cacheRevalidate)
 }
 
 func (s *Server) openapiJSONHandler(c echo.Context) error {
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.openapiJSON)
+	set, err := assets()
+	if err != nil {
+		return err
+	}
+	return serveAsset(c, set.openapiJSON, cacheRevalidate)
 }
 
 // openapiAsJSON converts the embedded spec to JSON for clients that want

@@ -1,5 +1,7 @@
 package web
 
+import "net/http"
+
 // routes registers every route of the server, here and nowhere else. The
 // middleware after each handler is its access rule: requireAgent needs a
 // session, requireAdmin an admin's, csrf the session's token on writes,
@@ -10,13 +12,15 @@ package web
 func (s *Server) routes() {
 	e := s.echo
 
-	// Pages and scripts (static.go).
-	e.GET("/", s.demoPage)
-	e.GET("/demo/pricing", s.demoPricing) // the demo site's second page: the widget across pages
-	e.GET("/widget.js", s.widgetScript)
-	e.GET("/inbox", s.inboxPage)
-	e.GET("/setup", s.setupPage)
-	e.GET("/static/*", s.staticFile)
+	// Pages and scripts (static.go), for GET and HEAD, gzipped when
+	// the client accepts it.
+	getHead := []string{http.MethodGet, http.MethodHead}
+	e.Match(getHead, "/", s.demoPage)
+	e.Match(getHead, "/demo/pricing", s.demoPricing) // the demo site's second page: the widget across pages
+	e.Match(getHead, "/widget.js", s.widgetScript)
+	e.Match(getHead, "/inbox", s.inboxPage)
+	e.Match(getHead, "/setup", s.setupPage)
+	e.Match(getHead, "/static/*", s.staticFile)
 
 	// Operations (health.go).
 	e.GET("/healthz", s.healthz)
@@ -57,6 +61,8 @@ func (s *Server) routes() {
 	// Agents (agents.go).
 	api.GET("/agents", s.listAgents, s.requireAgent)
 	api.POST("/agents", s.createAgent, s.requireAgent, s.requireAdmin, s.csrf)
+	api.PATCH("/agents/me", s.renameSelf, s.requireAgent, s.csrf)
+	api.PATCH("/agents/:id", s.renameAgent, s.requireAgent, s.requireAdmin, s.csrf)
 	api.DELETE("/agents/:id", s.removeAgent, s.requireAgent, s.requireAdmin, s.csrf)
 
 	// The agents' WebSocket (agentws.go).

@@ -50,6 +50,9 @@ type Options struct {
 	Store *inbox.Store
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Presence tunes the web chat's presence tracker; the zero value is
+	// production's. Tests drive its grace timers and its writer with it.
+	Presence webchat.PresenceOptions
 	// SweepTick drives the checks of the expiry of the credentials that
 	// sockets were opened with, agents' and visitors'; nil is every
 	// second. Tests send on it, with the store's clock (inbox.Options.Now).
@@ -74,8 +77,6 @@ type Server struct {
 	loginsByIP, loginsByEmail *webchat.KeyedLimiter
 	// deadline is echo's ContextTimeout with apiTimeout (apiDeadline).
 	deadline echo.MiddlewareFunc
-	// openapiJSON is openapi.yaml converted once at start (health.go).
-	openapiJSON []byte
 	// chat is the web chat channel: the visitors' sockets, presence and
 	// the widget's rate limits.
 	chat *webchat.Channel
@@ -178,14 +179,17 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 
-	var err error
-	if s.openapiJSON, err = openapiAsJSON(); err != nil {
+	// The static files and the OpenAPI document, compressed once
+	// (static.go).
+	if _, err := assets(); err != nil {
 		return nil, err
 	}
+	var err error
 	s.chat, err = webchat.New(webchat.Options{Store: s.store, Config: cfg, Logger: log,
 		Conns:     s.metrics.wsConns.WithLabelValues("contact"),
 		FramesIn:  s.metrics.wsMessages.WithLabelValues("contact", "in"),
-		FramesOut: s.metrics.wsMessages.WithLabelValues("contact", "out"), JobTimeout: apiTimeout})
+		FramesOut: s.metrics.wsMessages.WithLabelValues("contact", "out"), JobTimeout: apiTimeout,
+		Presence: opts.Presence})
 	if err != nil {
 		return nil, err
 	}

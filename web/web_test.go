@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
@@ -40,6 +41,13 @@ func newEnv(t *testing.T, url string, edit func(*config.Config)) *env {
 
 func newEnvStore(t *testing.T, store *inbox.Store, edit func(*config.Config)) *env {
 	t.Helper()
+	return newEnvPresence(t, store, edit, webchat.PresenceOptions{})
+}
+
+// newEnvPresence is newEnvStore with the presence tracker's options: a
+// test that counts presence writes drives its clock and writer.
+func newEnvPresence(t *testing.T, store *inbox.Store, edit func(*config.Config), presence webchat.PresenceOptions) *env {
+	t.Helper()
 	cfg := config.Defaults()
 	if edit != nil {
 		edit(&cfg)
@@ -49,7 +57,7 @@ func newEnvStore(t *testing.T, store *inbox.Store, edit func(*config.Config)) *e
 		w = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(Options{Config: cfg, Store: store, Logger: log})
+	srv, err := New(Options{Config: cfg, Store: store, Logger: log, Presence: presence})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}

@@ -58,7 +58,7 @@ func TestWidgetFlow(t *testing.T) {
 		if f := s.nextOf(t, "ack"); f.Message.ID != acked {
 			t.Fatalf("ack of the retry = %s, want message %d", f, acked)
 		}
-		s.quiet(t, 200*time.Millisecond)
+		s.quiet(t)
 		page, _ := e.store.Messages(ctx, conv.ID, inbox.MessageQuery{})
 		if len(page.Messages) != 1 {
 			t.Fatalf("%d messages stored, want 1", len(page.Messages))
@@ -174,7 +174,7 @@ func TestWidgetResume(t *testing.T) {
 		v := e.startVisitor("Rae")
 		conv := v.start.Conversation
 		s, _ := v.connect(1)
-		s.quiet(t, 100*time.Millisecond) // nothing after seq 1 yet
+		s.quiet(t) // nothing after seq 1 yet
 		s.conn.WriteClose(1000, nil)
 
 		noError(t, "Join()", e.store.Join(ctx, conv.ID, alice.ID))
@@ -196,7 +196,7 @@ func TestWidgetResume(t *testing.T) {
 		if f := s2.nextOf(t, "event"); f.Event.Seq != 5 {
 			t.Fatalf("live frame = %s, want seq 5", f)
 		}
-		s2.quiet(t, 200*time.Millisecond)
+		s2.quiet(t)
 
 		// A seq the server never had, or of events no longer kept: resync.
 		s3, _ := v.connect(99)

@@ -29,7 +29,8 @@ import (
 // (this test binary again, as TestVisitorSocketMemoryClient), and the
 // server's RSS, heap and stack before and after are compared. It runs
 // with 200 sockets, checking that every one authenticates and counts as
-// online, and logs the figures; MICROCHAT_MEMTEST=N measures N (e.g.
+// online, checks the heap, stack and goroutines per socket against
+// bounds, and logs the figures; MICROCHAT_MEMTEST=N measures N (e.g.
 // 2000) instead. SEM sets how many sockets the client connects at once
 // (64), MICROCHAT_MEMTEST_HEAPPROFILE=FILE writes the server's heap
 // profile at the end:
@@ -75,7 +76,11 @@ func TestVisitorSocketMemory(t *testing.T) {
 	}
 	took := time.Since(start)
 	waitFor(t, "presence written", func() bool { return e.srv.chat.Presence().Writes() >= int64(n) })
-	time.Sleep(time.Second)
+	// One goroutine per socket (gws's read loop) and nothing else once
+	// the hellos are written: wait for the jobs to end rather than sleep.
+	maxGoroutines := before.goroutines + n + n/10
+	waitFor(t, fmt.Sprintf("at most %d goroutines (%d before, %d sockets)", maxGoroutines, before.goroutines, n),
+		func() bool { return runtime.NumGoroutine() <= maxGoroutines })
 	after := measure()
 	if f := os.Getenv("MICROCHAT_MEMTEST_HEAPPROFILE"); f != "" {
 		out, _ := os.Create(f)
@@ -86,12 +91,33 @@ func TestVisitorSocketMemory(t *testing.T) {
 	t.Logf("%d idle visitor sockets, connected and authenticated in %v", n, took.Round(time.Millisecond))
 	t.Logf("per socket: RSS %.2f KB, heap in use %.2f KB, stacks %.2f KB; goroutines %d -> %d",
 		per(after.rss, before.rss), per(after.heap, before.heap), per(after.stack, before.stack), before.goroutines, after.goroutines)
+	// Bounds that a real regression breaks and noise does not: measured
+	// at 200 sockets, heap in use
+	// is 7-8.5 KB and stacks 4-5.5 KB per socket, with or without -race
+	// (RSS is not bounded here: -race multiplies it by ten). A 64 KB
+	// buffer or a goroutine of its own per socket is far over.
+	if kb := per(after.heap, before.heap); kb > maxHeapPerSocketKB {
+		t.Errorf("heap in use per idle socket = %.2f KB, over %d KB", kb, maxHeapPerSocketKB)
+	}
+	if kb := per(after.stack, before.stack); kb > maxStackPerSocketKB {
+		t.Errorf("stacks per idle socket = %.2f KB, over %d KB", kb, maxStackPerSocketKB)
+	}
+	if after.goroutines > maxGoroutines {
+		t.Errorf("%d goroutines for %d sockets (%d before), want one per socket", after.goroutines, n, before.goroutines)
+	}
 	// Below a few thousand sockets the fixed costs of the process
-	// dominate; compare with the target only from there.
+	// dominate; compare with the RSS target only from there.
 	if kb := per(after.rss, before.rss); kb > 8 && n >= 2000 {
 		t.Logf("RSS per idle socket = %.2f KB, over the 8 KB target (GODEBUG=adaptivestackstart=0 saves the 2 KB of stack that the runtime's adaptive starting size adds)", kb)
 	}
 }
+
+// The bounds per idle visitor socket that TestVisitorSocketMemory
+// enforces: about three times what it measures at 200 sockets.
+const (
+	maxHeapPerSocketKB  = 24
+	maxStackPerSocketKB = 16
+)
 
 type memStats struct {
 	rss, heap, stack uint64

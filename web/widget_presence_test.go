@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
@@ -14,27 +15,47 @@ import (
 // A contact is online while a socket is open and for offline_after after
 // the last one closed; moving between pages within it writes nothing.
 // Replies queued while they were away are delivered when they come back.
+// The test drives the grace period's clock and the presence writer, and
+// waits for the server to have counted each socket: nothing depends on
+// how fast the machine is.
 func TestWidgetOnlineOffline(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		ctx := context.Background()
-		const grace = 200 * time.Millisecond
-		e := newEnv(t, url, func(c *config.Config) { c.OfflineAfter = config.Duration(grace) })
+		const grace = 30 * time.Second
+		clock := inboxtest.NewClock()
+		e := newEnvPresence(t, inboxtest.Open(t, url, nil), nil,
+			webchat.PresenceOptions{Grace: grace, Manual: true, AfterFunc: clock.AfterFunc})
 		alice := e.agent("alice@example.com", inbox.RoleAgent)
 		dash := e.agentSock(alice)
 		v := e.startVisitor("Olga")
 		id := v.start.Contact.ID
 		presence := e.srv.chat.Presence()
+		flush := func() {
+			t.Helper()
+			noError(t, "Presence.Flush()", presence.Flush())
+		}
 		contact := func() inbox.Contact {
 			c, err := e.store.Contact(ctx, id)
 			noError(t, "Contact()", err)
 			return c
 		}
+		// counted waits until the server counts n sockets of the
+		// contact, and the grace period runs or not.
+		counted := func(what string, n int, inGrace bool) {
+			t.Helper()
+			waitFor(t, what, func() bool { got, g := presence.Sockets(id); return got == n && g == inGrace })
+		}
+		flush()
 		if contact().Online {
 			t.Fatalf("online before any socket")
 		}
 
 		s, _ := v.connect(1)
-		waitFor(t, "the contact online", func() bool { return contact().Online })
+		counted("the socket counted", 1, false)
+		flush()
+		if !contact().Online {
+			t.Fatalf("offline with a socket open")
+		}
 		if f := agentNext(t, dash, "contact_presence", nil); f.ContactID != id || f.Online == nil || !*f.Online {
 			t.Fatalf("contact_presence = %+v", f)
 		}
@@ -43,9 +64,13 @@ func TestWidgetOnlineOffline(t *testing.T) {
 
 		// Moving to another page: close, reopen within the grace.
 		s.conn.WriteClose(1000, nil)
-		time.Sleep(grace / 4)
+		counted("the socket uncounted", 0, true)
+		clock.Advance(grace / 2)
+		flush()
 		s2, _ := v.connect(1)
-		time.Sleep(grace * 2)
+		counted("the next page's socket counted", 1, false)
+		clock.Advance(2 * grace)
+		flush()
 		c := contact()
 		if !c.Online || !c.LastSeenAt.Equal(*seen) || presence.Writes() != writes {
 			t.Fatalf("after a page change: online %v, last seen %v (was %v), %d writes (was %d); want no write",
@@ -56,16 +81,23 @@ func TestWidgetOnlineOffline(t *testing.T) {
 			s2.send(t, map[string]any{"type": "ping"})
 			s2.find(t, "pong")
 		}
+		flush()
 		if presence.Writes() != writes {
 			t.Fatalf("pings wrote presence")
 		}
 
-		// Leaving the site: offline after the grace.
+		// Leaving the site: offline when the grace ends, not before.
 		s2.conn.WriteClose(1000, nil)
-		start := time.Now()
-		waitFor(t, "the contact offline", func() bool { return !contact().Online })
-		if time.Since(start) < grace/2 {
-			t.Fatalf("offline after %v, before the grace of %v", time.Since(start), grace)
+		counted("the last socket uncounted", 0, true)
+		clock.Advance(grace - time.Millisecond)
+		flush()
+		if !contact().Online {
+			t.Fatalf("offline before the grace of %v ended", grace)
+		}
+		clock.Advance(time.Millisecond)
+		flush()
+		if contact().Online || presence.Writes() != writes+1 {
+			t.Fatalf("after the grace: online %v after %d writes (was %d); want offline after one more", contact().Online, presence.Writes(), writes)
 		}
 		if f := agentNext(t, dash, "contact_presence", nil); f.Online == nil || *f.Online {
 			t.Fatalf("contact_presence = %+v, want offline", f)
@@ -81,6 +113,8 @@ func TestWidgetOnlineOffline(t *testing.T) {
 			t.Fatalf("reply to an offline contact = %+v", rep.Message)
 		}
 		s3, _ := v.connect(rep.Message.Seq)
+		counted("the returning socket counted", 1, false)
+		flush()
 		var st inbox.MessageState
 		if ev := s3.event(t, inbox.EventMessageState); ev.Decode(&st) != nil || st.State != inbox.StateSent || fmtIDs(st.MessageIDs) != fmtIDs([]int64{rep.Message.ID}) {
 			t.Fatalf("message_state = %s", ev.Data)

@@ -30,6 +30,10 @@ type Options struct {
 	// JobTimeout bounds the database work of one frame, a message's
 	// commit included (default 10 s).
 	JobTimeout time.Duration
+	// Presence tunes the presence tracker; a zero Grace is
+	// Config.OfflineAfter and a nil Logger is Logger. Tests set its clock
+	// and writer.
+	Presence PresenceOptions
 }
 
 // Channel is the web chat of one node: the visitors' sockets, presence
@@ -94,8 +98,15 @@ func New(opts Options) (*Channel, error) {
 	if opts.JobTimeout <= 0 {
 		opts.JobTimeout = 10 * time.Second
 	}
+	po := opts.Presence
+	if po.Grace <= 0 {
+		po.Grace = opts.Config.OfflineAfter.D()
+	}
+	if po.Logger == nil {
+		po.Logger = log
+	}
 	ch := &Channel{store: opts.Store, cfg: opts.Config, log: log, opts: opts,
-		presence: NewPresence(opts.Store, opts.Config.OfflineAfter.D(), log),
+		presence: NewPresence(opts.Store, po),
 		limits:   NewLimits(opts.Config.Widget.RateLimits)}
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
 	lim := opts.Config.Limits

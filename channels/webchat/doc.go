@@ -28,7 +28,8 @@
 //     with more than maxQueuedFrames frames waiting is flooding: 1008.
 //   - A contact is online while one of their sockets is open on this node,
 //     and for widget's offline_after after the last one closed (spec rule
-//     6); only the transitions are written, by one goroutine, in batches.
+//     6); only the transitions are written, by one goroutine, in batches,
+//     decided from what that writer has committed or is committing.
 //     Agents likewise, from the agents' WebSocket, plus idle when their
 //     dashboard says so.
 package webchat

@@ -2,6 +2,7 @@ package webchat
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -16,14 +17,23 @@ import (
 // the last one closed, so that moving between pages does not flip them
 // offline. Heartbeats and reconnects within the grace cost no write.
 //
-// Transitions are written by one goroutine (run), in batches, so that the
-// sockets never wait for the database and a burst of connects is a few
-// transactions. What is stored may lag what is wanted; the writer catches
-// up, and a contact who flaps faster than it writes costs nothing.
+// Transitions are written by one writer at a time (the goroutine run, or
+// a test's Flush), in batches, so that the sockets never wait for the
+// database and a burst of connects is a few transactions. What is stored
+// may lag what is wanted; the writer catches up, and a contact who flaps
+// faster than it writes costs nothing.
+//
+// The decision to write is taken from what this Presence has committed or
+// is committing, never from a value read elsewhere: a batch records its
+// values as the stored ones when it is taken, before the write, so that a
+// change arriving while the write is in flight is compared with what the
+// database is about to hold (and queued if it differs). A failed write
+// leaves the stored value unknown, which every wanted value differs from.
 type Presence struct {
 	store *inbox.Store
 	grace time.Duration
 	log   *slog.Logger
+	opts  PresenceOptions
 
 	mu       sync.Mutex
 	contacts map[int64]*presenceState
@@ -31,10 +41,34 @@ type Presence struct {
 	dirty    []presenceKey
 	closed   bool
 
+	// writer is held by whoever writes: one writer at a time.
+	writer sync.Mutex
+	// afterWrite, when set (tests), runs after each write returns and
+	// before its result is recorded.
+	afterWrite func()
+
 	wake   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
 	writes atomic.Int64
+}
+
+// PresenceOptions tune a Presence; the zero value is production's.
+type PresenceOptions struct {
+	// Grace is how long a contact or agent stays online after their last
+	// socket closed (widget.offline_after).
+	Grace time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// AfterFunc starts a grace timer: it calls f once d has passed, unless
+	// stop is called first (stop reports whether it stopped it, like
+	// time.Timer.Stop). Nil means time.AfterFunc; tests pass a clock they
+	// advance themselves (inboxtest.Clock).
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+	// Manual starts no writer goroutine: transitions are written only when
+	// Flush is called, and by Close. Tests use it to decide when the
+	// writer runs and so what its batches hold.
+	Manual bool
 }
 
 // Presence values as stored: contacts use offline and online, agents also
@@ -69,44 +103,52 @@ type presenceKey struct {
 // presenceState is one contact's or agent's presence on this node.
 type presenceState struct {
 	sockets int32
-	idle    bool        // agents: the dashboard said idle
-	grace   *time.Timer // running while no socket is open but still online
-	gen     uint32      // which grace timer is current
-	want    presenceValue
-	stored  presenceValue // what the database has, as far as we know
-	dirty   bool          // in Presence.dirty
+	idle    bool          // agents: the dashboard said idle
+	grace   func() bool   // stops the grace timer, running while no socket is open but still online
+	gen     uint32        // which grace timer is current
+	want    presenceValue // what should be stored
+	// stored is what the database has once the write in flight, if any,
+	// commits: the writer sets it when it takes the transition, not when
+	// the write returns. valueUnknown after a failed write.
+	stored  presenceValue
+	writing bool // a write of this state is in flight: keep it
+	dirty   bool // in Presence.dirty
 }
+
+// valueUnknown is the stored value after a failed write: every wanted
+// value differs from it, so the writer tries again.
+const valueUnknown presenceValue = 255
 
 // maxPresenceBatch is the most transitions written in one transaction.
 const maxPresenceBatch = 256
 
-// NewPresence starts the writer; Close stops it.
-func NewPresence(store *inbox.Store, grace time.Duration, log *slog.Logger) *Presence {
-	p := &Presence{store: store, grace: grace, log: log,
+// NewPresence starts the writer (unless opts.Manual); Close stops it.
+func NewPresence(store *inbox.Store, opts PresenceOptions) *Presence {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.AfterFunc == nil {
+		opts.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
+	p := &Presence{store: store, grace: opts.Grace, log: opts.Logger, opts: opts,
 		contacts: map[int64]*presenceState{}, agents: map[int64]*presenceState{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go p.run()
+	if opts.Manual {
+		close(p.done)
+	} else {
+		go p.run()
+	}
 	return p
 }
 
-// ContactConnected counts a socket of the contact; online says whether the
-// database has them online already (read when the socket authenticated).
-func (p *Presence) ContactConnected(contactID int64, online bool) {
-	stored := valueOffline
-	if online {
-		stored = valueOnline
-	}
-	p.connect(presenceKey{id: contactID}, stored)
-}
+// ContactConnected counts a socket of the contact.
+func (p *Presence) ContactConnected(contactID int64) { p.connect(presenceKey{id: contactID}) }
 
 // ContactDisconnected uncounts a socket of the contact.
 func (p *Presence) ContactDisconnected(contactID int64) { p.disconnect(presenceKey{id: contactID}) }
 
-// AgentConnected counts a dashboard socket of the agent; stored is the
-// presence the database has.
-func (p *Presence) AgentConnected(agentID int64, stored string) {
-	p.connect(presenceKey{agent: true, id: agentID}, parsePresence(stored))
-}
+// AgentConnected counts a dashboard socket of the agent.
+func (p *Presence) AgentConnected(agentID int64) { p.connect(presenceKey{agent: true, id: agentID}) }
 
 // AgentDisconnected uncounts a dashboard socket of the agent.
 func (p *Presence) AgentDisconnected(agentID int64) {
@@ -128,6 +170,17 @@ func (p *Presence) AgentIdle(agentID int64, idle bool) {
 // Writes returns how many transitions were written, for tests and metrics.
 func (p *Presence) Writes() int64 { return p.writes.Load() }
 
+// Sockets returns how many sockets of the contact this Presence counts,
+// and whether their grace period is running; tests wait on it.
+func (p *Presence) Sockets(contactID int64) (n int, grace bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st := p.contacts[contactID]; st != nil {
+		return int(st.sockets), st.grace != nil
+	}
+	return 0, false
+}
+
 func (p *Presence) states(k presenceKey) map[int64]*presenceState {
 	if k.agent {
 		return p.agents
@@ -135,18 +188,22 @@ func (p *Presence) states(k presenceKey) map[int64]*presenceState {
 	return p.contacts
 }
 
-func (p *Presence) connect(k presenceKey, stored presenceValue) {
+// connect counts a socket. A contact or agent this Presence has no state
+// for is offline as far as it knows: it forgets a state only once offline
+// is committed, and a value the caller read from the database may already
+// be stale (spec rule 6: decide from what this writer committed).
+func (p *Presence) connect(k presenceKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m := p.states(k)
 	st := m[k.id]
 	if st == nil {
-		st = &presenceState{stored: stored, want: stored}
+		st = &presenceState{stored: valueOffline, want: valueOffline}
 		m[k.id] = st
 	}
 	st.sockets++
 	if st.grace != nil {
-		st.grace.Stop()
+		st.grace()
 		st.grace = nil
 		st.gen++
 	}
@@ -164,7 +221,7 @@ func (p *Presence) disconnect(k presenceKey) {
 	if st.sockets == 0 && !p.closed {
 		st.gen++
 		gen := st.gen
-		st.grace = time.AfterFunc(p.grace, func() { p.expire(k, gen) })
+		st.grace = p.opts.AfterFunc(p.grace, func() { p.expire(k, gen) })
 	}
 	p.update(k, st)
 }
@@ -175,7 +232,7 @@ func (p *Presence) expire(k presenceKey, gen uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.states(k)[k.id]
-	if st == nil || st.gen != gen || st.sockets > 0 {
+	if st == nil || st.gen != gen || st.sockets > 0 || st.grace == nil {
 		return
 	}
 	st.grace = nil
@@ -183,8 +240,8 @@ func (p *Presence) expire(k presenceKey, gen uint32) {
 }
 
 // update recomputes what should be stored and queues a write when it
-// differs from what is; a state with nothing left to do is forgotten.
-// Called with p.mu held.
+// differs from what is stored or being stored; a state with nothing left
+// to do is forgotten. Called with p.mu held.
 func (p *Presence) update(k presenceKey, st *presenceState) {
 	st.want = valueOffline
 	if st.sockets > 0 || st.grace != nil {
@@ -204,7 +261,7 @@ func (p *Presence) update(k presenceKey, st *presenceState) {
 		}
 		return
 	}
-	if st.sockets == 0 && st.grace == nil && !st.dirty {
+	if st.sockets == 0 && st.grace == nil && !st.dirty && !st.writing {
 		delete(p.states(k), k.id)
 	}
 }
@@ -222,7 +279,7 @@ func (p *Presence) Close() {
 	for _, agent := range []bool{false, true} {
 		for id, st := range p.states(presenceKey{agent: agent}) {
 			if st.grace != nil {
-				st.grace.Stop()
+				st.grace()
 				st.grace = nil
 			}
 			st.sockets = 0
@@ -230,20 +287,44 @@ func (p *Presence) Close() {
 		}
 	}
 	p.mu.Unlock()
+	if p.opts.Manual {
+		if err := p.Flush(); err != nil {
+			p.log.Warn("storing presence", "err", err)
+		}
+		return
+	}
 	close(p.stop)
 	<-p.done
 }
 
-// run is the writer: it takes the queued transitions and stores them.
+// run is the writer: it takes the queued transitions and stores them,
+// retrying after a second while the database is unavailable (not after
+// Close).
 func (p *Presence) run() {
 	defer close(p.done)
 	for {
+		var err error
 		select {
 		case <-p.wake:
-			p.flush()
+			err = p.Flush()
 		case <-p.stop:
-			p.flush()
+			if err := p.Flush(); err != nil {
+				p.log.Warn("storing presence", "err", err)
+			}
 			return
+		}
+		if err != nil {
+			p.log.Warn("storing presence", "err", err)
+			select {
+			case <-time.After(time.Second):
+				select {
+				case p.wake <- struct{}{}:
+				default:
+				}
+			case <-p.stop:
+				p.Flush()
+				return
+			}
 		}
 	}
 }
@@ -253,16 +334,30 @@ type transition struct {
 	want presenceValue
 }
 
-// flush writes every queued transition, in batches, retrying after a
-// second while the database is unavailable (not after Close).
-func (p *Presence) flush() {
+// Flush writes every queued transition now, in batches, and returns the
+// first error (the transitions of a failed batch stay queued). The
+// writer goroutine calls it; so do tests with PresenceOptions.Manual.
+func (p *Presence) Flush() error {
+	p.writer.Lock()
+	defer p.writer.Unlock()
 	for {
 		p.mu.Lock()
-		n := min(len(p.dirty), maxPresenceBatch)
-		batch := make([]transition, 0, n)
-		for _, k := range p.dirty[:n] {
+		var batch []transition
+		n := 0
+		for _, k := range p.dirty {
+			if len(batch) == maxPresenceBatch {
+				break
+			}
+			n++
 			st := p.states(k)[k.id]
 			st.dirty = false
+			if st.want == st.stored {
+				p.update(k, st) // changed back meanwhile: nothing to write
+				continue
+			}
+			// From here on, the database has or is getting st.want:
+			// changes are compared with it (see Presence).
+			st.stored, st.writing = st.want, true
 			batch = append(batch, transition{k: k, want: st.want})
 		}
 		p.dirty = p.dirty[n:]
@@ -271,36 +366,27 @@ func (p *Presence) flush() {
 		}
 		p.mu.Unlock()
 		if len(batch) == 0 {
-			return
+			return nil
 		}
 		err := p.write(batch)
+		if p.afterWrite != nil {
+			p.afterWrite()
+		}
 		p.mu.Lock()
 		for _, t := range batch {
 			st := p.states(t.k)[t.k.id]
-			if st == nil {
-				continue
-			}
-			if err == nil {
-				st.stored = t.want
+			st.writing = false
+			if err != nil {
+				st.stored = valueUnknown
 			}
 			p.update(t.k, st)
 		}
-		closed := p.closed
 		p.mu.Unlock()
 		if err != nil {
-			p.log.Warn("storing presence", "count", len(batch), "err", err)
-			if closed {
-				return
-			}
-			select {
-			case <-time.After(time.Second):
-			case <-p.stop:
-				return
-			}
+			return fmt.Errorf("storing %d presence transitions: %w", len(batch), err)
 		}
 	}
 }
-
 func (p *Presence) write(batch []transition) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -17,6 +17,12 @@ import (
 	"github.com/microdeets/microchat/sockets"
 )
 
+// TestHookBeforeSubscribe, when set (by tests only), is called by a
+// visitor socket's auth between reading the visitor's conversation and
+// subscribing to its events: a test commits there to prove that nothing
+// committed meanwhile is lost.
+var TestHookBeforeSubscribe func(conversationID int64)
+
 // visitorConn is one visitor's socket. It is kept small: an idle one is
 // most of what this server holds. Its fields are owned by its jobs (see
 // async), which run one at a time in order, except where said.
@@ -328,7 +334,7 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		contact.Browser, contact.BrowserVersion, contact.OS, contact.IP, contact.Country = facts.Browser, facts.BrowserVersion, facts.OS, facts.IP, facts.Country
 	}
 	vc.userAgent = ""
-	vc.ch.presence.ContactConnected(contact.ID, contact.Online)
+	vc.ch.presence.ContactConnected(contact.ID)
 	vc.counted = true
 	contact.Online = true
 
@@ -340,7 +346,22 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		return
 	}
 	if err == nil {
-		parts, err := st.Participants(ctx, conv.ID)
+		if TestHookBeforeSubscribe != nil {
+			TestHookBeforeSubscribe(conv.ID)
+		}
+		vc.conversationID = conv.ID
+		vc.follower = st.NewFollower()
+		// Subscribed first, then the starting point (the conversation's
+		// seq and agents) is read again, then the catch-up: an event
+		// committed before this read is in the catch-up, one after it
+		// reaches the subscription (queued behind this job), and the
+		// Follower drops what the catch-up already sent.
+		vc.sub = st.Hub().SubscribeFunc(conv.ID, vc.deliver)
+		conv, err = st.Conversation(ctx, conv.ID)
+		var parts []inbox.ParticipantAgent
+		if err == nil {
+			parts, err = st.Participants(ctx, conv.ID)
+		}
 		if err != nil {
 			vc.writeErr(err, "")
 			vc.conn.WriteClose(1013, []byte("try again later"))
@@ -348,12 +369,6 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		}
 		hello.Agents = Agents(parts)
 		hello.Conversation = &helloConversation{ID: conv.ID, Status: conv.Status, Seq: conv.Seq}
-		vc.conversationID = conv.ID
-		vc.follower = st.NewFollower()
-		// Subscribed before the catch-up is read, so that nothing falls
-		// between; the events queue behind this job and the Follower
-		// drops those the catch-up already sent.
-		vc.sub = st.Hub().SubscribeFunc(conv.ID, vc.deliver)
 	}
 	if !vc.write(hello) || hello.Conversation == nil {
 		return
@@ -399,9 +414,7 @@ func (vc *visitorConn) deliverEvents(ctx context.Context, evs []inbox.Event, err
 	switch {
 	case err == nil:
 	case errors.Is(err, inbox.ErrResync), errors.Is(err, inbox.ErrNotFound):
-		if c, cerr := vc.ch.store.Conversation(ctx, vc.conversationID); cerr == nil {
-			vc.follower.Seen(c.ID, c.Seq)
-		}
+		// The Follower goes on from the conversation's current seq.
 		vc.writeRaw(resyncFrame)
 	default:
 		vc.log().Warn("reading events", "err", err)

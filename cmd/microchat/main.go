@@ -107,7 +107,8 @@ The configuration file is --config PATH or $MICROCHAT_CONFIG; without one
 the built-in defaults are used (listen on :8080, SQLite under ./data). Every
 key can be overridden by MICROCHAT_<KEY>, e.g. MICROCHAT_LISTEN=":9000" or
 MICROCHAT_DATABASE_URL="postgres://...". On first start, set
-MICROCHAT_ADMIN_EMAIL and MICROCHAT_ADMIN_PASSWORD to create an admin, or use
+MICROCHAT_ADMIN_EMAIL and MICROCHAT_ADMIN_PASSWORD (and optionally
+MICROCHAT_ADMIN_NAME, the name customers see) to create an admin, or use
 the one-time setup link the server prints.
 
 Run "microchat COMMAND -h" for the flags of a command.

@@ -29,7 +29,7 @@ func init() { inbox.BcryptCost = bcrypt.MinCost }
 func testEnv(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{"MICROCHAT_CONFIG", "MICROCHAT_DATABASE_URL", "MICROCHAT_BASE_URL", envAdminEmail, envAdminPassword} {
+	for _, name := range []string{"MICROCHAT_CONFIG", "MICROCHAT_DATABASE_URL", "MICROCHAT_BASE_URL", envAdminEmail, envAdminPassword, envAdminName} {
 		t.Setenv(name, "")
 	}
 	t.Setenv("MICROCHAT_DATA_DIR", dir)
@@ -64,15 +64,27 @@ type server struct {
 	stderr *syncBuffer
 	stop   context.CancelFunc
 	done   chan int // the exit code, once run returns
+	// active receives when a connection's request headers have been
+	// read (http.StateActive); dropped when nobody waits.
+	active chan struct{}
 }
 
 // startServe runs "microchat serve args..." until the test ends, and
 // returns once it listens.
 func startServe(t testing.TB, args ...string) *server {
 	t.Helper()
-	s := &server{stderr: &syncBuffer{}, done: make(chan int, 1)}
+	s := &server{stderr: &syncBuffer{}, done: make(chan int, 1), active: make(chan struct{}, 1)}
 	listening := make(chan string, 1)
-	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), listenHookKey{}, func(addr string) { listening <- addr }))
+	ctx := context.WithValue(context.Background(), listenHookKey{}, func(addr string) { listening <- addr })
+	ctx = context.WithValue(ctx, connStateHookKey{}, func(_ net.Conn, st http.ConnState) {
+		if st == http.StateActive {
+			select {
+			case s.active <- struct{}{}:
+			default:
+			}
+		}
+	})
+	ctx, cancel := context.WithCancel(ctx)
 	s.stop = cancel
 	go func() { s.done <- run(ctx, append([]string{"serve"}, args...), io.Discard, s.stderr) }()
 	t.Cleanup(func() {
@@ -203,7 +215,12 @@ func TestShutdown(t *testing.T) {
 	if _, err := io.WriteString(conn, head+body[:10]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // let the server start on the request
+	// The server has read the headers and waits for the body.
+	select {
+	case <-s.active:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the server did not start on the request within 10 s")
+	}
 
 	s.stop()
 	deadline := time.Now().Add(5 * time.Second)

@@ -32,12 +32,20 @@ const (
 const (
 	envAdminEmail    = "MICROCHAT_ADMIN_EMAIL"
 	envAdminPassword = "MICROCHAT_ADMIN_PASSWORD"
+	// envAdminName is optional: the name customers see (default: the
+	// email's local part).
+	envAdminName = "MICROCHAT_ADMIN_NAME"
 )
 
 // listenHookKey carries, in the context given to run, a function called
 // with the address the server listens on. Tests use it to find a server
 // started on port 0.
 type listenHookKey struct{}
+
+// connStateHookKey carries, in the context given to run, the
+// http.Server's ConnState hook. Tests use it to know when the server is
+// reading a request.
+type connStateHookKey struct{}
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := newFlagSet("serve", "microchat [serve] [--config PATH]", stderr)
@@ -103,6 +111,9 @@ func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if hook, ok := ctx.Value(connStateHookKey{}).(func(net.Conn, http.ConnState)); ok {
+		hs.ConnState = hook
+	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "database", store.Dialect(), "base_url", cfg.BaseURL)
@@ -151,18 +162,24 @@ func dbReason(err error) string {
 
 // bootstrapAdmin makes sure that someone can become admin (spec: no
 // default password). An admin comes from MICROCHAT_ADMIN_EMAIL and
-// MICROCHAT_ADMIN_PASSWORD when both are set; otherwise, while no admin
-// exists, a one-time setup link is printed. Nothing slow happens unless an
-// admin is created (bcrypt).
+// MICROCHAT_ADMIN_PASSWORD when both are set, named MICROCHAT_ADMIN_NAME
+// if that is set (else the email's local part); an admin who exists
+// keeps their name and password. Otherwise, while no admin exists, a
+// one-time setup link is printed. Nothing slow happens unless an admin
+// is created (bcrypt).
 func bootstrapAdmin(ctx context.Context, store *inbox.Store, cfg config.Config, addr net.Addr, log *slog.Logger, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
 	email, password := os.Getenv(envAdminEmail), os.Getenv(envAdminPassword)
 	switch {
 	case email != "" && password != "":
-		created, err := store.EnsureAdmin(ctx, email, password)
+		name := os.Getenv(envAdminName)
+		created, err := store.EnsureAdmin(ctx, inbox.NewAgent{Email: email, Name: name, Password: password})
 		var invalid *inbox.InvalidError
 		switch {
+		case errors.As(err, &invalid) && invalid.Field == "name":
+			fail(stderr, "%s: %v", envAdminName, err)
+			return exitUsage
 		case errors.As(err, &invalid):
 			fail(stderr, "%s/%s: %v", envAdminEmail, envAdminPassword, err)
 			return exitUsage
@@ -172,7 +189,7 @@ func bootstrapAdmin(ctx context.Context, store *inbox.Store, cfg config.Config, 
 		case created:
 			log.Info("created admin", "email", email, "from", envAdminEmail)
 		default:
-			log.Info("admin exists; password unchanged", "email", email, "from", envAdminEmail)
+			log.Info("admin exists; name and password unchanged", "email", email, "from", envAdminEmail)
 		}
 		return exitOK
 	case email != "" || password != "":

@@ -102,3 +102,22 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 	}
 }
+
+// Receive returns the next value from c, or fails the test with what if
+// none comes within 10 s or c is closed: a missing event fails at once
+// instead of hanging until the test binary's time limit.
+func Receive[T any](t testing.TB, c <-chan T, what string) T {
+	t.Helper()
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case v, ok := <-c:
+		if !ok {
+			t.Fatalf("waiting for %s: channel closed", what)
+		}
+		return v
+	case <-timer.C:
+		t.Fatalf("timed out waiting for %s (10 s)", what)
+	}
+	panic("unreachable")
+}

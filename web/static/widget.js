@@ -1050,6 +1050,8 @@ function createApp(cfg, root) {
 			case "presence": {
 				const a = agents.find((x) => x.id === f.agent_id);
 				if (a) a.presence = f.presence;
+				if (a && f.name) a.name = f.name;
+				if (f.name && names.has(f.agent_id)) names.set(f.agent_id, f.name);
 				render();
 				break;
 			}

@@ -364,8 +364,11 @@ export function createApp(cfg, root) {
 				agentTyping(f.agent_id, f.typing);
 				break;
 			case "presence": {
+				// Also sent when an agent renames themselves: the name is theirs now.
 				const a = agents.find((x) => x.id === f.agent_id);
 				if (a) a.presence = f.presence;
+				if (a && f.name) a.name = f.name;
+				if (f.name && names.has(f.agent_id)) names.set(f.agent_id, f.name);
 				render();
 				break;
 			}
