@@ -16,6 +16,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0001_core", Migrate: migrate0001},
 	{ID: "0002_accounts", Migrate: migrate0002},
 	{ID: "0003_visitors", Migrate: migrate0003},
+	{ID: "0004_agent_removal", Migrate: migrate0004AgentRemoval},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -252,4 +253,15 @@ func migrate0003(tx *gorm.DB) error {
 		`ALTER TABLE contacts ADD COLUMN country TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'offline'`,
 	)
+}
+
+// 0004: agents can be removed (deactivated, the row kept for their name).
+type agent0004 struct {
+	DeactivatedAt *time.Time
+}
+
+func (agent0004) TableName() string { return "agents" }
+
+func migrate0004AgentRemoval(tx *gorm.DB) error {
+	return tx.Migrator().AddColumn(&agent0004{}, "DeactivatedAt")
 }
