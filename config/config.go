@@ -161,6 +161,32 @@ type Limits struct {
 	// per minute, counted separately per client IP address and per email
 	// address, to slow down password guessing.
 	LoginAttemptsPerMinute int `yaml:"login_attempts_per_minute"`
+
+	// SocketsPerSession is the most WebSockets open at once with one agent
+	// session or one visitor token; the next is closed with code 4429. 0
+	// turns this limit off, as the next two (e.g. for a load test).
+	SocketsPerSession int `yaml:"sockets_per_session"`
+
+	// SocketsPerIP is the most visitor WebSockets open at once from one
+	// client address (see trusted_proxies); the next is closed with 4429.
+	SocketsPerIP int `yaml:"sockets_per_ip"`
+
+	// VisitorSockets is the most visitor WebSockets this node keeps open;
+	// the next is closed with 4429. 0 derives it from the process's
+	// open-file limit (RLIMIT_NOFILE) less a reserve of a fifth of it (at
+	// least 256), so that agents, health checks and the database are still
+	// served when visitors reach it.
+	VisitorSockets int `yaml:"visitor_sockets"`
+
+	// AgentMessagesPerSecond is how many replies one agent may send per
+	// second, over the API or the agents' WebSocket, after a burst of
+	// AgentMessageBurst; over it the answer is 429 with a retry time. 0
+	// turns it off.
+	AgentMessagesPerSecond int `yaml:"agent_messages_per_second"`
+
+	// AgentMessageBurst is how many replies an agent may send at once
+	// (queued replies flushed after a reconnect).
+	AgentMessageBurst int `yaml:"agent_message_burst"`
 }
 
 // Events configures the per-conversation event log.
@@ -330,6 +356,10 @@ func Defaults() Config {
 			MaxMessageBytes:        16 << 10,
 			MaxUploadBytes:         10 << 20,
 			LoginAttemptsPerMinute: 10,
+			SocketsPerSession:      10,
+			SocketsPerIP:           300,
+			AgentMessagesPerSecond: 10,
+			AgentMessageBurst:      30,
 		},
 		OfflineAfter:     Duration(30 * time.Second),
 		EmailAfterUnread: Duration(5 * time.Minute),

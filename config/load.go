@@ -733,6 +733,21 @@ func (l *loader) validate(c *Config) []error {
 	if c.Limits.LoginAttemptsPerMinute < 1 {
 		bad("limits.login_attempts_per_minute", "must be at least 1")
 	}
+	for key, n := range map[string]int{
+		"limits.sockets_per_session":       c.Limits.SocketsPerSession,
+		"limits.sockets_per_ip":            c.Limits.SocketsPerIP,
+		"limits.agent_messages_per_second": c.Limits.AgentMessagesPerSecond,
+	} {
+		if n < 0 {
+			bad(key, "must not be negative (0 turns the limit off)")
+		}
+	}
+	if c.Limits.AgentMessageBurst < 1 {
+		bad("limits.agent_message_burst", "must be at least 1")
+	}
+	if c.Limits.VisitorSockets < 0 {
+		bad("limits.visitor_sockets", "must not be negative (0 derives it from the open-file limit)")
+	}
 	for key, d := range map[string]Duration{
 		"offline_after":      c.OfflineAfter,
 		"email_after_unread": c.EmailAfterUnread,

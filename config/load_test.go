@@ -90,6 +90,11 @@ func TestLoadFile(t *testing.T) {
 			MaxMessageBytes:        65536,
 			MaxUploadBytes:         25 << 20,
 			LoginAttemptsPerMinute: 3,
+			SocketsPerSession:      5,
+			SocketsPerIP:           50,
+			VisitorSockets:         1000,
+			AgentMessagesPerSecond: 2,
+			AgentMessageBurst:      4,
 		},
 		OfflineAfter:     Duration(time.Minute),
 		EmailAfterUnread: Duration(10 * time.Minute),
@@ -199,7 +204,9 @@ mailboxes:
 func TestEnvNames(t *testing.T) {
 	want := []string{"LISTEN", "DATA_DIR", "BASE_URL", "DATABASE_URL", "DATABASE_MAX_OPEN_CONNS", "LOG_LEVEL", "LOG_FORMAT",
 		"SESSION_TTL", "SESSION_COOKIE_NAME", "TRUSTED_PROXIES", "LIMITS_MAX_BODY_BYTES", "LIMITS_MAX_MESSAGE_BYTES",
-		"LIMITS_MAX_UPLOAD_BYTES", "LIMITS_LOGIN_ATTEMPTS_PER_MINUTE", "OFFLINE_AFTER", "EMAIL_AFTER_UNREAD",
+		"LIMITS_MAX_UPLOAD_BYTES", "LIMITS_LOGIN_ATTEMPTS_PER_MINUTE",
+		"LIMITS_SOCKETS_PER_SESSION", "LIMITS_SOCKETS_PER_IP", "LIMITS_VISITOR_SOCKETS", "LIMITS_AGENT_MESSAGES_PER_SECOND",
+		"LIMITS_AGENT_MESSAGE_BURST", "OFFLINE_AFTER", "EMAIL_AFTER_UNREAD",
 		"EVENTS_RETENTION", "WIDGET_SESSION_TTL", "WIDGET_ALLOWED_ORIGINS", "SHUTDOWN_TIMEOUT", "PPROF_LISTEN",
 		"WIDGET_RATE_LIMITS_STARTS_PER_MINUTE_PER_IP", "WIDGET_RATE_LIMITS_MESSAGES_PER_MINUTE", "WIDGET_RATE_LIMITS_MESSAGES_PER_MINUTE_PER_IP",
 		"WIDGET_RATE_LIMITS_UPLOADS_PER_MINUTE", "WIDGET_RATE_LIMITS_UPLOADS_PER_MINUTE_PER_IP",
@@ -211,8 +218,8 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("no key for MICROCHAT_%s", name)
 		}
 	}
-	if n := len(configEnv.leaves); n != 26 {
-		t.Errorf("%d top-level variables, want 26: update this test and the sample config", n)
+	if n := len(configEnv.leaves); n != 31 {
+		t.Errorf("%d top-level variables, want 31: update this test and the sample config", n)
 	}
 	if got := EnvName("mailboxes[0].imap.password"); got != "MICROCHAT_MAILBOXES_0_IMAP_PASSWORD" {
 		t.Errorf("EnvName() = %q", got)
@@ -242,6 +249,9 @@ func TestErrors(t *testing.T) {
 		{"negative size", "limits:\n  max_upload_bytes: -5\n", nil, `config: FILE:2: limits.max_upload_bytes: "-5" is not a size (use e.g. 10MiB)`},
 		{"zero size", "limits:\n  max_body_bytes: 0\n", nil, `config: FILE:2: limits.max_body_bytes: must be more than 0`},
 		{"message over body", "limits:\n  max_message_bytes: 2MiB\n", nil, `config: FILE:2: limits.max_message_bytes: 2MiB is more than limits.max_body_bytes (1MiB), the request body a message arrives in`},
+		{"negative socket cap", "limits:\n  sockets_per_ip: -1\n", nil, `config: FILE:2: limits.sockets_per_ip: must not be negative (0 turns the limit off)`},
+		{"zero reply burst", "limits:\n  agent_message_burst: 0\n", nil, `config: FILE:2: limits.agent_message_burst: must be at least 1`},
+		{"negative visitor cap", "limits:\n  visitor_sockets: -3\n", nil, `config: FILE:2: limits.visitor_sockets: must not be negative (0 derives it from the open-file limit)`},
 		{"bad int", "database:\n  max_open_conns: many\n", nil, `config: FILE:2: database.max_open_conns: "many" is not a whole number`},
 		{"zero int", "database:\n  max_open_conns: 0\n", nil, `config: FILE:2: database.max_open_conns: must be at least 1`},
 		{"bad tls", strings.Replace(mailbox, "username: u,", "tls: ssl, username: u,", 1), nil, `config: FILE:4: mailboxes[0].imap.tls: "ssl" is not a TLS mode (use implicit, starttls or none)`},

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/mail"
 	"strings"
 	"sync"
@@ -171,13 +172,13 @@ func (s *Store) Agent(ctx context.Context, id int64) (Agent, error) {
 // Agents returns every agent, by name.
 func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
 	var list []Agent
-	err := s.rdb.WithContext(ctx).Order("name, id").Find(&list).Error
+	err := s.rdb.WithContext(ctx).Where("deactivated_at IS NULL").Order("name, id").Find(&list).Error
 	return list, dbErr(err)
 }
 
 // CountAgents returns how many agents exist (admins only if admins).
 func (s *Store) CountAgents(ctx context.Context, admins bool) (int64, error) {
-	db := s.rdb.WithContext(ctx).Model(&Agent{})
+	db := s.rdb.WithContext(ctx).Model(&Agent{}).Where("deactivated_at IS NULL")
 	if admins {
 		db = db.Where("role = ?", RoleAdmin)
 	}
@@ -210,7 +211,7 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (Agent
 	if a.ID == 0 {
 		hash = dummyHash()
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || a.ID == 0 {
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || a.ID == 0 || a.DeactivatedAt != nil {
 		return Agent{}, ErrUnauthenticated
 	}
 	return a, nil
@@ -221,6 +222,11 @@ func randomToken() string {
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// SessionID is the id under which the database keeps a session cookie's
+// value or a visitor token (Session.ID, VisitorSession.ID): its SHA-256,
+// in hex. Sockets key their credentials by it, as Revoked names them.
+func SessionID(token string) string { return tokenID(token) }
 
 func tokenID(token string) string {
 	h := sha256.Sum256([]byte(token))
@@ -253,10 +259,10 @@ func (s *Store) SessionAgent(ctx context.Context, token string) (Session, Agent,
 	err := s.rdb.WithContext(ctx).Table("sessions").
 		Select("sessions.*, a.email AS agent_email, a.name AS agent_name, a.role AS agent_role, "+
 			"a.password_hash AS agent_password_hash, a.presence AS agent_presence, a.created_at AS agent_created_at").
-		Joins("JOIN agents a ON a.id = sessions.agent_id").
+		Joins("JOIN agents a ON a.id = sessions.agent_id AND a.deactivated_at IS NULL").
 		Where("sessions.id = ?", tokenID(token)).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Session{}, Agent{}, ErrUnauthenticated // no session, or its agent is gone
+		return Session{}, Agent{}, ErrUnauthenticated // no session, or its agent is gone or removed
 	}
 	if err != nil {
 		return Session{}, Agent{}, dbErr(err)
@@ -274,9 +280,15 @@ func (s *Store) SessionAgent(ctx context.Context, token string) (Session, Agent,
 	return sess, a, nil
 }
 
-// DeleteSession logs out.
+// DeleteSession logs out; the session's sockets close at once (a Revoked
+// notice after the commit).
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
-	return dbErr(s.db.WithContext(ctx).Where("id = ?", tokenID(token)).Delete(&Session{}).Error)
+	id := tokenID(token)
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Delete(&Session{}).Error; err != nil {
+		return dbErr(err)
+	}
+	s.pub.Revoke(Revoked{SessionID: id})
+	return nil
 }
 
 // PruneSessions deletes expired sessions, the agents' and the visitors'.
@@ -362,4 +374,62 @@ func (s *Store) CompleteSetup(ctx context.Context, token string, in NewAgent) (A
 		return Agent{}, invalid("email", "an agent with this email exists")
 	}
 	return a, err
+}
+
+// RemoveAgent deactivates an agent account (DELETE /agents/{id}, admins):
+// in one transaction its sessions are deleted and it leaves every
+// conversation it is in (rule 3: the last one to leave closes it); then
+// its sockets close at once (a Revoked notice). The row stays, so that
+// its name stays on what it wrote, and so does its email: it cannot be
+// reused. Removing the last admin is ErrConflict; an unknown or already
+// removed agent is ErrNotFound.
+func (s *Store) RemoveAgent(ctx context.Context, agentID int64) error {
+	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		var a Agent
+		if err := tx.Where("deactivated_at IS NULL").First(&a, agentID).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		if a.IsAdmin() {
+			var n int64
+			if err := tx.Model(&Agent{}).Where("role = ? AND deactivated_at IS NULL", RoleAdmin).Count(&n).Error; err != nil {
+				return err
+			}
+			if n <= 1 {
+				return fmt.Errorf("%w: the last admin cannot be removed", ErrConflict)
+			}
+		}
+		now := s.now()
+		res := tx.Model(&Agent{}).Where("id = ? AND deactivated_at IS NULL", agentID).
+			Updates(map[string]any{"deactivated_at": now, "presence": PresenceOffline})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if err := tx.Where("agent_id = ?", agentID).Delete(&Session{}).Error; err != nil {
+			return err
+		}
+		var convs []int64
+		if err := tx.Model(&Participant{}).Where("agent_id = ? AND left_at IS NULL", agentID).
+			Order("conversation_id").Pluck("conversation_id", &convs).Error; err != nil {
+			return err
+		}
+		for _, id := range convs {
+			if _, err := lockConversation(tx, id); err != nil {
+				return err
+			}
+			if err := s.leave(tx, id, a, evs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.pub.Revoke(Revoked{AgentID: agentID})
+	}
+	return err
 }

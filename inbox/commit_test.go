@@ -42,6 +42,9 @@ func (c *commitChecker) Publish(evs []inbox.Event) {
 	c.hub.Publish(evs)
 }
 
+// Revoke hands a notice of ended credentials on to the hub.
+func (c *commitChecker) Revoke(r inbox.Revoked) { c.hub.Revoke(r) }
+
 func (c *commitChecker) events() (published []inbox.Event, bad []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

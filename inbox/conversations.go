@@ -197,32 +197,38 @@ func (s *Store) Leave(ctx context.Context, conversationID, agentID int64) error 
 		if err := tx.First(&agent, agentID).Error; err != nil {
 			return err
 		}
-		now := s.now()
-		res := tx.Model(&Participant{}).Where("conversation_id = ? AND agent_id = ? AND left_at IS NULL", conversationID, agentID).
-			Update("left_at", now)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrConflict
-		}
-		if _, err := s.addEvent(tx, conversationID, EventLeft, Left{AgentID: agentID, AgentName: agent.Name}, evs); err != nil {
-			return err
-		}
-		var left int64
-		if err := tx.Model(&Participant{}).Where("conversation_id = ? AND left_at IS NULL", conversationID).Count(&left).Error; err != nil {
-			return err
-		}
-		if left > 0 {
-			return nil
-		}
-		if err := tx.Model(&Conversation{}).Where("id = ?", conversationID).
-			Updates(map[string]any{"status": StatusClosed, "closed_at": now}).Error; err != nil {
-			return err
-		}
-		_, err := s.addEvent(tx, conversationID, EventClosed, Closed{SurveyOffered: true}, evs)
-		return err
+		return s.leave(tx, conversationID, agent, evs)
 	})
+}
+
+// leave is Leave in tx, the conversation locked.
+func (s *Store) leave(tx *gorm.DB, conversationID int64, agent Agent, evs *[]Event) error {
+	agentID := agent.ID
+	now := s.now()
+	res := tx.Model(&Participant{}).Where("conversation_id = ? AND agent_id = ? AND left_at IS NULL", conversationID, agentID).
+		Update("left_at", now)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return ErrConflict
+	}
+	if _, err := s.addEvent(tx, conversationID, EventLeft, Left{AgentID: agentID, AgentName: agent.Name}, evs); err != nil {
+		return err
+	}
+	var left int64
+	if err := tx.Model(&Participant{}).Where("conversation_id = ? AND left_at IS NULL", conversationID).Count(&left).Error; err != nil {
+		return err
+	}
+	if left > 0 {
+		return nil
+	}
+	if err := tx.Model(&Conversation{}).Where("id = ?", conversationID).
+		Updates(map[string]any{"status": StatusClosed, "closed_at": now}).Error; err != nil {
+		return err
+	}
+	_, err := s.addEvent(tx, conversationID, EventClosed, Closed{SurveyOffered: true}, evs)
+	return err
 }
 
 // lockConversation reads the conversation for update: on PostgreSQL the
@@ -405,7 +411,7 @@ func deleteConversations(tx *gorm.DB, ids []int64) error {
 // EraseContact removes a contact and everything of theirs: conversations,
 // messages, attachments and ratings (rule 12).
 func (s *Store) EraseContact(ctx context.Context, contactID int64) error {
-	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		var convs []Conversation
 		if err := tx.Where("contact_id = ?", contactID).Find(&convs).Error; err != nil {
 			return err
@@ -444,6 +450,11 @@ func (s *Store) EraseContact(ctx context.Context, contactID int64) error {
 		}
 		return nil
 	})
+	if err == nil {
+		// The visitor's sockets close at once (their tokens are gone).
+		s.pub.Revoke(Revoked{ContactID: contactID})
+	}
+	return err
 }
 
 // ReplyDecision is where an agent reply goes and why (rule 5).

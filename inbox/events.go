@@ -135,9 +135,30 @@ type ContactPresence struct {
 }
 
 // Publisher hands committed events to every subscriber, in this process
-// and, in later implementations, on the other nodes.
+// and, in later implementations, on the other nodes; and likewise the
+// notices of ended credentials.
 type Publisher interface {
 	Publish(events []Event)
+	Revoke(r Revoked)
+}
+
+// Revoked is the notice that credentials ended: an agent logged out or
+// was removed, a visitor token was revoked, a contact erased. It is
+// published after the commit that ended them and is not stored: that
+// commit (the session row deleted, the contact erased, the agent
+// deactivated) is the record every node reads; the notice only lets the
+// sockets opened with those credentials close at once (code 4401) instead
+// of at their next check. One field is set.
+type Revoked struct {
+	// SessionID is one agent session, as Session.ID (SessionID of the
+	// cookie's value).
+	SessionID string `json:"session_id,omitempty"`
+	// AgentID is every session of the agent.
+	AgentID int64 `json:"agent_id,omitempty"`
+	// VisitorSessionID is one visitor token, as VisitorSession.ID.
+	VisitorSessionID string `json:"visitor_session_id,omitempty"`
+	// ContactID is every visitor token of the contact.
+	ContactID int64 `json:"contact_id,omitempty"`
 }
 
 // ErrLagged closes a subscription whose reader fell behind; the reader
@@ -157,6 +178,9 @@ type Hub struct {
 	byID  map[int64][]*Subscription
 	all   map[*Subscription]struct{}
 	count int
+	// revoked are the functions of OnRevoked, by a number of their own.
+	revoked map[uint64]func(Revoked)
+	nextRev uint64
 }
 
 // NewHub returns an empty hub.
@@ -261,6 +285,34 @@ func (s *Subscription) offer(ev Event) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// OnRevoked calls fn with every Revoked notice published on the hub, in
+// the publisher's goroutine: fn must not block nor call the Hub. stop ends
+// it; fn is not called once stop returned.
+func (h *Hub) OnRevoked(fn func(Revoked)) (stop func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.revoked == nil {
+		h.revoked = map[uint64]func(Revoked){}
+	}
+	h.nextRev++
+	id := h.nextRev
+	h.revoked[id] = fn
+	return func() {
+		h.mu.Lock()
+		delete(h.revoked, id)
+		h.mu.Unlock()
+	}
+}
+
+// Revoke hands a notice to every OnRevoked function.
+func (h *Hub) Revoke(r Revoked) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, fn := range h.revoked {
+		fn(r)
 	}
 }
 

@@ -16,7 +16,8 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0001_core", Migrate: migrate0001},
 	{ID: "0002_accounts", Migrate: migrate0002},
 	{ID: "0003_visitors", Migrate: migrate0003},
-	{ID: "0004_integrity", Migrate: migrate0004},
+	{ID: "0004_agent_removal", Migrate: migrate0004AgentRemoval},
+	{ID: "0005_integrity", Migrate: migrate0005Integrity},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -255,12 +256,23 @@ func migrate0003(tx *gorm.DB) error {
 	)
 }
 
-// 0004: a client id is unique per author, not per conversation (one
+// 0004: agents can be removed (deactivated, the row kept for their name).
+type agent0004 struct {
+	DeactivatedAt *time.Time
+}
+
+func (agent0004) TableName() string { return "agents" }
+
+func migrate0004AgentRemoval(tx *gorm.DB) error {
+	return tx.Migrator().AddColumn(&agent0004{}, "DeactivatedAt")
+}
+
+// 0005: a client id is unique per author, not per conversation (one
 // author cannot pre-empt another's message; the author of a contact
 // message is the conversation's contact), and an attachment records who
 // uploaded it. Attachments already sent take their message's author;
-// unsent ones of before 0004 have none and can no longer be attached.
-func migrate0004(tx *gorm.DB) error {
+// unsent ones of before 0005 have none and can no longer be attached.
+func migrate0005Integrity(tx *gorm.DB) error {
 	return execAll(tx,
 		`DROP INDEX messages_client_id`,
 		`CREATE UNIQUE INDEX messages_client_id_author ON messages (conversation_id, client_id, author, COALESCE(agent_id, 0))`,

@@ -78,18 +78,18 @@ func TestUpgradeFromFirstSchema(t *testing.T) {
 	})
 }
 
-// 0004 keeps a conversation's stored client ids and sent attachments:
+// 0005_integrity keeps a conversation's stored client ids and sent attachments:
 // the old contact message is still found by its retry, an agent may now
 // use the same client id, the sent attachment is the message author's and
 // visible, and an unsent upload of unknown uploader cannot be attached.
-func TestUpgradeTo0004(t *testing.T) {
+func TestUpgradeToIntegrity(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		old, err := inbox.OpenBare(url)
 		if err != nil {
 			t.Fatalf("OpenBare() = %v", err)
 		}
-		if err := old.MigrateTo("0003_visitors"); err != nil {
-			t.Fatalf("MigrateTo(0003) = %v", err)
+		if err := old.MigrateTo("0004_agent_removal"); err != nil {
+			t.Fatalf("MigrateTo(0004) = %v", err)
 		}
 		db := old.Gorm()
 		now := time.Now().UTC()
@@ -108,7 +108,7 @@ func TestUpgradeTo0004(t *testing.T) {
 				args = append(args, now)
 			}
 			if err := db.Exec(q, args...).Error; err != nil {
-				t.Fatalf("fill 0003 schema: %v", err)
+				t.Fatalf("fill 0004 schema: %v", err)
 			}
 		}
 		if old.Dialect() == "postgres" {
@@ -124,7 +124,7 @@ func TestUpgradeTo0004(t *testing.T) {
 		s := inboxtest.Open(t, url, nil)
 		again, created, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: 1, ClientID: "k", Author: inbox.AuthorContact, Text: "hello", AttachmentIDs: []int64{1}})
 		if err != nil || created || again.ID != 1 {
-			t.Fatalf("contact's retry after 0004 = %+v, %v, %v; want message 1", again, created, err)
+			t.Fatalf("contact's retry after 0005 = %+v, %v, %v; want message 1", again, created, err)
 		}
 		agentID := int64(1)
 		reply, created, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: 1, ClientID: "k", Author: inbox.AuthorAgent, AgentID: &agentID, Text: "hi"})
@@ -133,7 +133,7 @@ func TestUpgradeTo0004(t *testing.T) {
 		}
 		a, err := s.OpenContactAttachment(ctx, 1, 1)
 		if err != nil || a.Uploader != inbox.AuthorContact {
-			t.Fatalf("sent attachment after 0004 = %+v, %v", a, err)
+			t.Fatalf("sent attachment after 0005 = %+v, %v", a, err)
 		}
 		if _, err := s.OpenContactAttachment(ctx, 1, 2); !errors.Is(err, inbox.ErrNotFound) {
 			t.Fatalf("unsent attachment of unknown uploader = %v, want ErrNotFound", err)

@@ -134,6 +134,9 @@ type Agent struct {
 	CreatedAt    time.Time `json:"created_at"`
 	// Presence is online, idle or offline (PresenceOnline, ...).
 	Presence string `json:"presence"`
+	// DeactivatedAt is when the agent was removed (RemoveAgent); a removed
+	// agent cannot log in, and the row stays for the name on its messages.
+	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"`
 }
 
 // IsAdmin reports whether the agent may do admin actions.

@@ -339,6 +339,11 @@ func (s *Store) closeDB() error {
 	return err
 }
 
+// Now is the store's clock (Options.Now), by which sessions and visitor
+// tokens expire: whoever checks an expiry the store returned compares it
+// to this, so that a test drives both.
+func (s *Store) Now() time.Time { return s.now() }
+
 // now is the clock, to the microsecond: PostgreSQL keeps no more, and a
 // published event must equal its replay.
 func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Microsecond) }

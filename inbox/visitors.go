@@ -148,8 +148,16 @@ func (s *Store) StartVisitorConversation(ctx context.Context, contactID int64, p
 // to ttl from now; it is recorded at most once a minute, so that a
 // visitor's requests and reconnects do not each write.
 func (s *Store) VisitorContact(ctx context.Context, token string, ttl time.Duration) (Contact, error) {
+	c, _, err := s.VisitorAuth(ctx, token, ttl)
+	return c, err
+}
+
+// VisitorAuth is VisitorContact that also returns when the token expires
+// (after this use): the widget's socket closes then unless the token was
+// used again meanwhile (VisitorSessionExpiry).
+func (s *Store) VisitorAuth(ctx context.Context, token string, ttl time.Duration) (Contact, time.Time, error) {
 	if token == "" || len(token) > 128 {
-		return Contact{}, ErrUnauthenticated
+		return Contact{}, time.Time{}, ErrUnauthenticated
 	}
 	// One read, the session with its contact: it runs for every socket
 	// that connects.
@@ -163,30 +171,53 @@ func (s *Store) VisitorContact(ctx context.Context, token string, ttl time.Durat
 		vs.last_used_at AS session_last_used_at
 		FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id WHERE vs.id = ?`, tokenID(token)).Scan(&rows).Error
 	if err != nil {
-		return Contact{}, dbErr(err)
+		return Contact{}, time.Time{}, dbErr(err)
 	}
 	if len(rows) == 0 {
-		return Contact{}, ErrUnauthenticated
+		return Contact{}, time.Time{}, ErrUnauthenticated
 	}
 	c := rows[0].Contact
 	vs := VisitorSession{ID: rows[0].SessionID, ContactID: c.ID, ExpiresAt: rows[0].SessionExpiresAt, LastUsedAt: rows[0].SessionLastUsedAt}
 	now := s.now()
 	if !now.Before(vs.ExpiresAt) {
-		return Contact{}, ErrUnauthenticated
+		return Contact{}, time.Time{}, ErrUnauthenticated
 	}
+	expires := vs.ExpiresAt.UTC()
 	if now.Sub(vs.LastUsedAt) > time.Minute {
+		expires = now.Add(ttl)
 		if err := s.db.WithContext(ctx).Model(&VisitorSession{}).Where("id = ?", vs.ID).
-			Updates(map[string]any{"last_used_at": now, "expires_at": now.Add(ttl)}).Error; err != nil {
-			return Contact{}, dbErr(err)
+			Updates(map[string]any{"last_used_at": now, "expires_at": expires}).Error; err != nil {
+			return Contact{}, time.Time{}, dbErr(err)
 		}
 	}
 	c.CreatedAt = c.CreatedAt.UTC()
-	return c, nil
+	return c, expires, nil
 }
 
-// RevokeVisitorToken forgets a visitor token; the contact stays.
+// VisitorSessionExpiry returns when the visitor token of id (SessionID of
+// the token) expires, as stored: later than a socket last read if the
+// token was used since. It is not a use. ErrUnauthenticated if the token
+// is gone or expired.
+func (s *Store) VisitorSessionExpiry(ctx context.Context, id string) (time.Time, error) {
+	var vs []VisitorSession
+	if err := s.rdb.WithContext(ctx).Where("id = ?", id).Limit(1).Find(&vs).Error; err != nil {
+		return time.Time{}, dbErr(err)
+	}
+	if len(vs) == 0 || !s.now().Before(vs[0].ExpiresAt) {
+		return time.Time{}, ErrUnauthenticated
+	}
+	return vs[0].ExpiresAt.UTC(), nil
+}
+
+// RevokeVisitorToken forgets a visitor token; the contact stays. Its
+// sockets close at once (a Revoked notice after the commit).
 func (s *Store) RevokeVisitorToken(ctx context.Context, token string) error {
-	return dbErr(s.db.WithContext(ctx).Where("id = ?", tokenID(token)).Delete(&VisitorSession{}).Error)
+	id := tokenID(token)
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Delete(&VisitorSession{}).Error; err != nil {
+		return dbErr(err)
+	}
+	s.pub.Revoke(Revoked{VisitorSessionID: id})
+	return nil
 }
 
 // CurrentConversation returns the contact's newest conversation, the one

@@ -88,3 +88,17 @@ func (s *Server) renameAgentID(c echo.Context, id int64) error {
 	}
 	return c.JSON(http.StatusOK, agent)
 }
+
+// removeAgent deactivates an agent (admins): their sessions end and their
+// sockets close at once; their name stays on their messages. 409 for the
+// last admin.
+func (s *Server) removeAgent(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := s.store.RemoveAgent(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

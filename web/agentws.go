@@ -18,7 +18,9 @@ import (
 	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/sockets"
 )
 
 // The agents' WebSocket at /api/v1/ws streams the events of every
@@ -50,6 +52,9 @@ type agentFrame struct {
 	Status int    `json:"status,omitempty"`
 	Error  string `json:"error,omitempty"`
 	Field  string `json:"field,omitempty"`
+	// RetryAfter is the seconds to wait after a status 429 (the agent's
+	// reply rate, limits.agent_messages_per_second).
+	RetryAfter int `json:"retry_after,omitempty"`
 	// typing (the contact of ConversationID) and contact_presence.
 	ContactID int64 `json:"contact_id,omitempty"`
 	Typing    *bool `json:"typing,omitempty"`
@@ -98,10 +103,14 @@ const (
 	// stored at once; the read loop waits for one to end before taking
 	// another, so a client sending faster is slowed by TCP.
 	agentMaxReplies = 512
-	// closeSessionEnded closes a socket whose session was logged out or
-	// expired.
-	closeSessionEnded = 4401
+	// closeSessionEnded closes a socket whose session was logged out,
+	// expired or whose agent was removed.
+	closeSessionEnded = sockets.CloseUnauthorized
 )
+
+// testHookAgentSocket, if set by a test, runs after the session was read
+// and before the socket is registered.
+var testHookAgentSocket func()
 
 // agentPingEvery is how often the server pings and reads the session
 // again; a variable for tests.
@@ -127,8 +136,16 @@ type agentConn struct {
 	agent   inbox.Agent
 	agentID int64
 	// token is the session cookie's value, read again every
-	// agentPingEvery: a logout ends the socket.
-	token    string
+	// agentPingEvery: a logout on another node ends the socket then.
+	token string
+	// sock is the socket's entry in the agents' registry: its session's
+	// expiry; ending it (logout, expiry, removal) signals revoke, and run
+	// closes the socket with 4401.
+	sock   *sockets.Socket
+	revoke chan struct{}
+	// typingIn are the conversations the agent said it types in (run's):
+	// a typing false goes to each when the socket ends.
+	typingIn map[int64]bool
 	log      *slog.Logger
 	commands chan agentCommand
 	// replying holds a token for each message frame being stored (taken
@@ -164,12 +181,15 @@ func (s *Server) agentSocket(c echo.Context) error {
 	if !s.sameOrigin(c.Request()) {
 		return echo.NewHTTPError(http.StatusForbidden, "cross-origin WebSocket refused")
 	}
+	if testHookAgentSocket != nil {
+		testHookAgentSocket()
+	}
 	agent := agentOf(c)
 	token, _ := c.Get(ctxToken).(string)
 	ac := &agentConn{s: s, agent: agent, agentID: agent.ID, token: token,
 		commands: make(chan agentCommand, 16),
 		replying: make(chan struct{}, agentMaxReplies), answers: make(chan agentFrame, agentMaxReplies),
-		stop: make(chan struct{}), closed: make(chan struct{})}
+		stop: make(chan struct{}), closed: make(chan struct{}), revoke: make(chan struct{}, 1)}
 	ac.holding = c.QueryParam("resume") != ""
 	done, ok := s.trackSocket(func() {
 		if ac.conn != nil {
@@ -193,6 +213,35 @@ func (s *Server) agentSocket(c echo.Context) error {
 		return nil // gws has answered the client
 	}
 	ac.conn = conn
+	// The session's sockets are capped; the extra one is closed after the
+	// upgrade so that the client sees the code. The cap has no per-IP or
+	// node-wide part: agents are few and logged in.
+	sess := sessionOf(c)
+	sk, _ := s.agentSockets.Admit(c.RealIP())
+	if sess == nil || sk.Bind(sess.ID, agent.ID, sess.ExpiresAt, ac.revoked) != nil {
+		sk.Remove()
+		conn.WriteClose(sockets.CloseTooMany, []byte("too many connections with this session"))
+		done()
+		return nil
+	}
+	if seen, _ := c.Get(ctxNotices).(uint64); sk.Missed(seen) {
+		// A logout or removal may have come between the session's read
+		// and Bind: read it again.
+		ctx, cancel := context.WithTimeout(s.ctx, apiTimeout)
+		_, _, err := s.store.SessionAgent(ctx, token)
+		cancel()
+		if err != nil {
+			sk.Remove()
+			if errors.Is(err, inbox.ErrUnauthenticated) {
+				conn.WriteClose(closeSessionEnded, []byte("session ended"))
+			} else {
+				conn.WriteClose(1013, []byte("try again later"))
+			}
+			done()
+			return nil
+		}
+	}
+	ac.sock = sk
 	ac.log = s.log.With("conn", "agent-ws-"+strconv.FormatInt(time.Now().UnixNano(), 36), "agent", agent.ID)
 	conn.Session().Store("c", ac)
 	s.metrics.wsConns.WithLabelValues("agent").Inc()
@@ -235,6 +284,11 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		<-ac.closed
 		// The read loop has ended, so no message frame starts any more.
 		ac.work.Wait()
+		ac.sock.Remove()
+		for id := range ac.typingIn {
+			// The typing indicator ends with the socket that set it.
+			ac.s.store.PublishTyping(id, inbox.Typing{Author: inbox.AuthorAgent, AgentID: ac.agent.ID, Name: ac.agent.Name, Typing: false})
+		}
 		ac.s.chat.Presence().AgentDisconnected(ac.agent.ID)
 		ac.s.metrics.wsConns.WithLabelValues("agent").Dec()
 		ac.done()
@@ -271,11 +325,25 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 				return
 			}
 		case cmd := <-ac.commands:
+			if !ac.sock.Valid() {
+				// Expired (or revoked) before the sweeper saw it: nothing
+				// more is done with this session.
+				ac.endSession()
+				return
+			}
 			if !ac.command(ctx, follow, cmd) {
 				return
 			}
+		case <-ac.revoke:
+			ac.endSession()
+			return
 		case f := <-ac.answers:
 			if !ac.write(f) {
+				return
+			}
+			if f.Status == http.StatusUnauthorized {
+				ac.out.flush()
+				ac.endSession()
 				return
 			}
 		case <-ping.C:
@@ -292,8 +360,7 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 			case r.err == nil:
 				ac.agent = r.agent
 			case errors.Is(r.err, inbox.ErrUnauthenticated):
-				ac.log.Info("session ended: closing the socket")
-				ac.conn.WriteClose(closeSessionEnded, []byte("session ended"))
+				ac.endSession()
 				return
 			case ctx.Err() == nil:
 				// The next ping tries again.
@@ -310,6 +377,22 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 			return
 		}
 	}
+}
+
+// revoked is the registry's end function: the session was logged out,
+// expired or its agent removed. It does not block; run closes the socket.
+func (ac *agentConn) revoked() {
+	select {
+	case ac.revoke <- struct{}{}:
+	default:
+	}
+}
+
+// endSession closes the socket with 4401 (run's).
+func (ac *agentConn) endSession() {
+	ac.log.Info("session ended: closing the socket")
+	ac.sock.End()
+	ac.conn.WriteClose(closeSessionEnded, []byte("session ended"))
 }
 
 // sessionCheck is what a session check found: the agent, or why not.
@@ -353,6 +436,14 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 	case "typing":
 		if cmd.ConversationID <= 0 {
 			return ac.write(agentFrame{Type: "error", Error: "typing: conversation_id is required"})
+		}
+		if cmd.Typing {
+			if ac.typingIn == nil {
+				ac.typingIn = map[int64]bool{}
+			}
+			ac.typingIn[cmd.ConversationID] = true
+		} else {
+			delete(ac.typingIn, cmd.ConversationID)
 		}
 		ac.s.store.PublishTyping(cmd.ConversationID, inbox.Typing{Author: inbox.AuthorAgent, AgentID: ac.agent.ID, Name: ac.agent.Name, Typing: cmd.Typing})
 		return true
@@ -568,7 +659,16 @@ func (ac *agentConn) startReply(cmd agentCommand) {
 // reply stores the reply of a message frame as POST .../messages does and
 // returns its ack, or the error frame of what the POST would answer.
 func (ac *agentConn) reply(cmd agentCommand) agentFrame {
+	if !ac.sock.Valid() {
+		// The session ended: nothing is stored, and run closes the socket
+		// after this answer.
+		return agentFrame{Type: "error", ClientID: cmd.ClientID, Status: http.StatusUnauthorized, Error: "session ended"}
+	}
 	ans, created, err := ac.saveReply(cmd)
+	var rl *rateLimited
+	if errors.As(err, &rl) {
+		return agentFrame{Type: "error", ClientID: cmd.ClientID, Status: http.StatusTooManyRequests, Error: rl.msg, RetryAfter: webchat.RetryAfter(rl.wait)}
+	}
 	if err != nil {
 		code, body := ac.errorAnswer(err)
 		return agentFrame{Type: "error", ClientID: cmd.ClientID, Status: code, Error: body.Error, Field: body.Field}

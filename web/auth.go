@@ -27,6 +27,9 @@ const (
 	ctxAgent   = "web.agent"
 	ctxSession = "web.session"
 	ctxToken   = "web.session_token"
+	// ctxNotices is the agents' socket registry's Notices before the
+	// session was read (agentSocket checks it).
+	ctxNotices = "web.revoked_notices"
 )
 
 // headerCSRF carries the session's CSRF token on writes.
@@ -54,6 +57,7 @@ func (s *Server) requireAgent(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil || ck.Value == "" {
 			return errLoginRequired
 		}
+		c.Set(ctxNotices, s.agentSockets.Notices())
 		sess, agent, err := s.store.SessionAgent(c.Request().Context(), ck.Value)
 		if errors.Is(err, inbox.ErrUnauthenticated) {
 			return errLoginRequired

@@ -176,6 +176,9 @@ func (s *Server) postMessage(c echo.Context) error {
 // created is false when a message with the same client id was already
 // stored; the answer is then that message.
 func (s *Server) reply(ctx context.Context, agentID, conversationID int64, req replyRequest) (ans replyAnswer, created bool, err error) {
+	if wait, ok := s.replies.allow(agentID); !ok {
+		return replyAnswer{}, false, &rateLimited{msg: "too many replies; wait a moment", wait: wait}
+	}
 	if len(req.AttachmentIDs) == 0 {
 		if err := required("text", req.Text); err != nil {
 			return replyAnswer{}, false, err

@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	api.POST("/agents", s.createAgent, s.requireAgent, s.requireAdmin, s.csrf)
 	api.PATCH("/agents/me", s.renameSelf, s.requireAgent, s.csrf)
 	api.PATCH("/agents/:id", s.renameAgent, s.requireAgent, s.requireAdmin, s.csrf)
+	api.DELETE("/agents/:id", s.removeAgent, s.requireAgent, s.requireAdmin, s.csrf)
 
 	// The agents' WebSocket (agentws.go).
 	api.GET("/ws", s.agentSocket, s.requireAgent)

@@ -38,6 +38,7 @@ import (
 	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/sockets"
 )
 
 // Options configure a Server.
@@ -52,6 +53,10 @@ type Options struct {
 	// Presence tunes the web chat's presence tracker; the zero value is
 	// production's. Tests drive its grace timers and its writer with it.
 	Presence webchat.PresenceOptions
+	// SweepTick drives the checks of the expiry of the credentials that
+	// sockets were opened with, agents' and visitors'; nil is every
+	// second. Tests send on it, with the store's clock (inbox.Options.Now).
+	SweepTick <-chan time.Time
 }
 
 // Server serves Microchat's HTTP API and pages. Its Handler is mounted on
@@ -75,6 +80,12 @@ type Server struct {
 	// chat is the web chat channel: the visitors' sockets, presence and
 	// the widget's rate limits.
 	chat *webchat.Channel
+	// agentSockets are the agents' sockets by session: their expiry, the
+	// cap per session and the revocations that close them.
+	agentSockets *sockets.Registry
+	stopRevoked  func()
+	// replies limits each agent's replies (limits.agent_messages_per_second).
+	replies *replyLimits
 
 	// ctx is cancelled by Shutdown; WebSocket goroutines watch it.
 	ctx      context.Context
@@ -242,8 +253,32 @@ func New(opts Options) (*Server, error) {
 	})
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.agentSockets = sockets.New(sockets.Options{Kind: sockets.Agents, Now: s.store.Now, Logger: s.log,
+		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession}})
+	s.stopRevoked = s.store.Hub().OnRevoked(s.agentSockets.Revoked)
+	go s.sweepSockets(opts.SweepTick)
+	s.replies = newReplyLimits(cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst, s.store.Now)
 	s.routes()
 	return s, nil
+}
+
+// sweepSockets closes, at every tick, the sockets of both kinds whose
+// credential expired (sockets.Registry.Sweep), until Shutdown.
+func (s *Server) sweepSockets(tick <-chan time.Time) {
+	if tick == nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick:
+			s.agentSockets.Sweep(s.ctx)
+			s.chat.Sockets().Sweep(s.ctx)
+		}
+	}
 }
 
 // apiTimeout bounds the time an API request may take (WebSocket
@@ -461,6 +496,7 @@ func (s *Server) trackSocket(goingAway func()) (done func(), ok bool) {
 // Shutdown. Calling it again only waits again.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
+		s.stopRevoked()
 		s.cancel()
 		ss := &s.sockets
 		ss.mu.Lock()

@@ -43,7 +43,10 @@ func TestVisitorSocketMemory(t *testing.T) {
 	if n <= 0 {
 		n = 200
 	}
-	e := newEnv(t, inboxtest.SQLiteURL(t), func(c *config.Config) { c.Widget.RateLimits = config.WidgetRateLimits{} })
+	e := newEnv(t, inboxtest.SQLiteURL(t), func(c *config.Config) {
+		c.Widget.RateLimits = config.WidgetRateLimits{}
+		c.Limits.SocketsPerIP = 0 // every socket comes from 127.0.0.1
+	})
 	ctx := context.Background()
 	tokens := make([]string, n)
 	for i := range tokens {

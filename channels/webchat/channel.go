@@ -14,6 +14,7 @@ import (
 
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/sockets"
 )
 
 // Options configure a Channel. Store is required; nil metrics are not
@@ -50,6 +51,10 @@ type Channel struct {
 	dispatch []chan incoming
 	// runq holds the sockets that have jobs, for the workers.
 	runq runQueue
+	// sockets are the visitor sockets by token: their expiry, the caps
+	// and the revocations (Revoked notices) that close them.
+	sockets     *sockets.Registry
+	stopRevoked func()
 
 	// ctx bounds the jobs' database work; Close cancels it.
 	ctx    context.Context
@@ -104,6 +109,11 @@ func New(opts Options) (*Channel, error) {
 		presence: NewPresence(opts.Store, po),
 		limits:   NewLimits(opts.Config.Widget.RateLimits)}
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
+	lim := opts.Config.Limits
+	ch.sockets = sockets.New(sockets.Options{Kind: sockets.Visitors, Now: opts.Store.Now, Logger: log,
+		Limits:  sockets.Limits{PerCredential: lim.SocketsPerSession, PerIP: lim.SocketsPerIP, Total: sockets.VisitorCap(lim.VisitorSockets)},
+		Recheck: opts.Store.VisitorSessionExpiry})
+	ch.stopRevoked = opts.Store.Hub().OnRevoked(ch.sockets.Revoked)
 	ch.dispatch = make([]chan incoming, dispatchers)
 	for i := range ch.dispatch {
 		ch.dispatch[i] = make(chan incoming, 256)
@@ -133,6 +143,11 @@ func New(opts Options) (*Channel, error) {
 	return ch, nil
 }
 
+// Sockets returns the visitor sockets' registry. Its owner sweeps it
+// (Registry.Sweep) every second or so: that closes the sockets whose token
+// expired.
+func (ch *Channel) Sockets() *sockets.Registry { return ch.sockets }
+
 // Presence returns the node's presence tracker, which the agents'
 // WebSocket also reports to.
 func (ch *Channel) Presence() *Presence { return ch.presence }
@@ -144,6 +159,7 @@ func (ch *Channel) Limits() *Limits { return ch.limits }
 // goes offline) and stops the channel's background work. Close the
 // sockets first.
 func (ch *Channel) Close() {
+	ch.stopRevoked()
 	ch.presence.Close()
 	ch.cancel()
 	for _, d := range ch.dispatch {
@@ -234,6 +250,14 @@ func (ch *Channel) Accept(w http.ResponseWriter, r *http.Request, peer Peer, tra
 	vc.done = done
 	if ch.opts.Conns != nil {
 		ch.opts.Conns.Inc()
+	}
+	if vc.sock, err = ch.sockets.Admit(peer.IP); err != nil {
+		// Too many from this address or on this node: refused after the
+		// upgrade, so that the widget sees the code and waits.
+		vc.state.Store(stateClosed)
+		socket.WriteClose(sockets.CloseTooMany, []byte("too many connections"))
+		go socket.ReadLoop() // ends at once, and cleans up
+		return nil
 	}
 	socket.SetReadDeadline(time.Now().Add(authTimeout + 5*time.Second))
 	vc.authTimer = time.AfterFunc(authTimeout, vc.authTimedOut)

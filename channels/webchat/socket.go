@@ -14,6 +14,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/sockets"
 )
 
 // TestHookBeforeSubscribe, when set (by tests only), is called by a
@@ -50,8 +51,12 @@ type visitorConn struct {
 	contactID      int64
 	conversationID int64 // 0 when the contact has none
 	counted        bool  // in Presence
+	typing         bool  // the visitor's last typing frame said true
 	follower       *inbox.Follower
-	sub            *inbox.Subscription
+	// sock is the socket's entry in the channel's registry: its token and
+	// the token's expiry. Set in Accept.
+	sock *sockets.Socket
+	sub  *inbox.Subscription
 }
 
 // Socket states.
@@ -81,6 +86,19 @@ func (vc *visitorConn) goAway() {
 		vc.conn.SetWriteDeadline(time.Now().Add(time.Second))
 		vc.conn.WriteClose(1001, []byte("server shutting down"))
 	})
+}
+
+// revoked closes the socket with 4401 because its token ended (expired,
+// revoked, its contact erased): the registry calls it, and it must not
+// block. Frames are refused from now on.
+func (vc *visitorConn) revoked() {
+	if vc.state.Swap(stateClosed) == stateClosed {
+		return
+	}
+	go func() {
+		vc.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		vc.conn.WriteClose(sockets.CloseUnauthorized, []byte("session ended"))
+	}()
 }
 
 // queueFrame hands a parsed client frame to the socket's queue; false
@@ -249,9 +267,17 @@ func (vc *visitorConn) cleanup() {
 		vc.sub.Close()
 		vc.sub = nil
 	}
+	if vc.typing {
+		// The typing indicator ends with the socket that set it.
+		vc.typing = false
+		vc.ch.store.PublishTyping(vc.conversationID, inbox.Typing{Author: inbox.AuthorContact, ContactID: vc.contactID, Typing: false})
+	}
 	if vc.counted {
 		vc.ch.presence.ContactDisconnected(vc.contactID)
 		vc.counted = false
+	}
+	if vc.sock != nil {
+		vc.sock.Remove()
 	}
 	if m := vc.ch.opts.Conns; m != nil {
 		m.Dec()
@@ -267,9 +293,10 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	ctx, cancel := vc.ctx()
 	defer cancel()
 	st := vc.ch.store
-	contact, err := st.VisitorContact(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
+	seen := vc.ch.sockets.Notices()
+	contact, expires, err := st.VisitorAuth(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
 	if errors.Is(err, inbox.ErrUnauthenticated) {
-		vc.conn.WriteClose(4401, []byte("bad or expired token"))
+		vc.conn.WriteClose(sockets.CloseUnauthorized, []byte("bad or expired token"))
 		return
 	}
 	if err != nil {
@@ -277,6 +304,24 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		vc.writeError(codeUnavailable, "the server cannot check the token now; reconnect later", "", 0)
 		vc.conn.WriteClose(1013, []byte("try again later"))
 		return
+	}
+	if err := vc.sock.Bind(inbox.SessionID(f.Token), contact.ID, expires, vc.revoked); err != nil {
+		vc.state.Store(stateClosed)
+		vc.conn.WriteClose(sockets.CloseTooMany, []byte("too many connections with this token"))
+		return
+	}
+	if vc.sock.Missed(seen) {
+		// A revocation or erase may have come between the token's read
+		// and Bind: read it again.
+		if _, err := st.VisitorSessionExpiry(ctx, inbox.SessionID(f.Token)); err != nil {
+			vc.state.Store(stateClosed)
+			if errors.Is(err, inbox.ErrUnauthenticated) {
+				vc.conn.WriteClose(sockets.CloseUnauthorized, []byte("bad or expired token"))
+			} else {
+				vc.conn.WriteClose(1013, []byte("try again later"))
+			}
+			return
+		}
 	}
 	if !vc.state.CompareAndSwap(stateAuth, stateReady) {
 		return // closed meanwhile
@@ -470,11 +515,25 @@ func (vc *visitorConn) handle(f *clientFrame) {
 	if vc.state.Load() != stateReady {
 		return
 	}
+	if !vc.sock.Valid() {
+		// The token's known expiry passed: it acts only if the token was
+		// renewed meanwhile (as /state would answer); else it closes 4401.
+		ctx, cancel := vc.ctx()
+		ok, err := vc.sock.Check(ctx)
+		cancel()
+		if !ok {
+			if err != nil {
+				vc.writeErr(err, f.ClientID)
+			}
+			return
+		}
+	}
 	switch f.Type {
 	case "message":
 		vc.message(f)
 	case "typing":
 		if vc.conversationID != 0 {
+			vc.typing = f.Typing
 			vc.ch.store.PublishTyping(vc.conversationID, inbox.Typing{Author: inbox.AuthorContact, ContactID: vc.contactID, Typing: f.Typing})
 		}
 	case "read":

@@ -47,6 +47,7 @@ func newServer(t *testing.T) *server {
 	}
 	cfg := config.Defaults()
 	cfg.Widget.RateLimits = config.WidgetRateLimits{}
+	cfg.Limits.SocketsPerIP, cfg.Limits.AgentMessagesPerSecond = 0, 0 // every socket comes from 127.0.0.1; replies as fast as they go
 	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("web.New() = %v", err)

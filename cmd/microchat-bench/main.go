@@ -93,8 +93,12 @@ at the same rate and message size.
 The server's widget rate limits must allow the load: set
 widget.rate_limits.starts_per_minute_per_ip, messages_per_minute and
 messages_per_minute_per_ip to 0 (off) in its config, or
-MICROCHAT_WIDGET_RATE_LIMITS_STARTS_PER_MINUTE_PER_IP=0 etc.; with many
-agents, raise limits.login_attempts_per_minute too. See docs/benchmarks.md.
+MICROCHAT_WIDGET_RATE_LIMITS_STARTS_PER_MINUTE_PER_IP=0 etc., and
+limits.sockets_per_ip and limits.agent_messages_per_second to 0 (every
+socket comes from one address; agents reply as fast as they can); with
+many agents, raise limits.login_attempts_per_minute too, and the node's
+visitor cap (limits.visitor_sockets, from the open-file limit) must hold
+-visitors. See docs/benchmarks.md.
 
 Only loopback targets are accepted. The run stops by itself: -warmup plus
 -duration at most 10m, everything else within 5m more.
