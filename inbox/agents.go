@@ -50,9 +50,9 @@ func (s *Store) CreateAgent(ctx context.Context, in NewAgent) (Agent, error) {
 }
 
 func (s *Store) newAgent(in NewAgent) (Agent, error) {
-	addr, err := mail.ParseAddress(strings.TrimSpace(in.Email))
-	if err != nil || addr.Name != "" {
-		return Agent{}, invalid("email", "is not an email address")
+	email, err := cleanAgentEmail(in.Email)
+	if err != nil {
+		return Agent{}, err
 	}
 	name, err := checkAgentName(in.Name)
 	if err != nil {
@@ -75,7 +75,21 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 	if err != nil {
 		return Agent{}, err
 	}
-	return Agent{Email: strings.ToLower(addr.Address), Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now(), Presence: PresenceOffline}, nil
+	return Agent{Email: email, Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now(), Presence: PresenceOffline}, nil
+}
+
+// cleanAgentEmail checks an agent's login email and returns it as stored:
+// a single line of user text holding one bare address, in lower case.
+func cleanAgentEmail(email string) (string, error) {
+	email, err := SingleLine("email", email)
+	if err != nil {
+		return "", err
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Name != "" {
+		return "", invalid("email", "is not an email address")
+	}
+	return strings.ToLower(addr.Address), nil
 }
 
 // MaxAgentNameBytes bounds an agent's display name.
@@ -83,13 +97,17 @@ const MaxAgentNameBytes = 100
 
 // checkAgentName is the one check of an agent's display name, for every
 // way one is set (CreateAgent, CompleteSetup, RenameAgent, the
-// bootstrap admin): it returns the name trimmed of surrounding space,
-// or an *InvalidError for field "name" if nothing is left, it is longer
-// than MaxAgentNameBytes or is not UTF-8.
+// bootstrap admin): it returns the name cleaned as a single line of user
+// text (SingleLine: no control, bidi override or zero-width characters,
+// trimmed), or an *InvalidError for field "name" if it holds NUL or
+// invalid UTF-8, nothing is left, or it is longer than MaxAgentNameBytes.
 func checkAgentName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" || len(name) > MaxAgentNameBytes || !utf8.ValidString(name) {
-		return "", invalid("name", "must be 1 to %d bytes of UTF-8", MaxAgentNameBytes)
+	name, err := SingleLine("name", name)
+	if err != nil {
+		return "", err
+	}
+	if name == "" || len(name) > MaxAgentNameBytes {
+		return "", invalid("name", "must be 1 to %d bytes of visible text", MaxAgentNameBytes)
 	}
 	return name, nil
 }
@@ -177,10 +195,15 @@ var dummyHash = sync.OnceValue(func() []byte {
 })
 
 // Authenticate returns the agent with this email and password, or
-// ErrUnauthenticated.
+// ErrUnauthenticated; an email that is not text (NUL, invalid UTF-8) is
+// an InvalidError for "email".
 func (s *Store) Authenticate(ctx context.Context, email, password string) (Agent, error) {
+	email, err := SingleLine("email", email)
+	if err != nil {
+		return Agent{}, err
+	}
 	var a Agent
-	err := s.rdb.WithContext(ctx).Where("email = ?", strings.ToLower(strings.TrimSpace(email))).First(&a).Error
+	err = s.rdb.WithContext(ctx).Where("email = ?", strings.ToLower(email)).First(&a).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return Agent{}, dbErr(err)
 	}
@@ -282,18 +305,22 @@ func (s *Store) PruneSessions(ctx context.Context) error {
 // they are (the agent may have renamed themselves since). An empty name
 // is the email's local part. It returns whether it created one.
 func (s *Store) EnsureAdmin(ctx context.Context, in NewAgent) (bool, error) {
+	email, err := cleanAgentEmail(in.Email)
+	if err != nil {
+		return false, err
+	}
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", strings.ToLower(strings.TrimSpace(in.Email))).Count(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", email).Count(&n).Error; err != nil {
 		return false, dbErr(err)
 	}
 	if n > 0 {
 		return false, nil
 	}
 	if in.Name == "" {
-		in.Name, _, _ = strings.Cut(strings.TrimSpace(in.Email), "@")
+		in.Name, _, _ = strings.Cut(email, "@")
 	}
-	in.Role = RoleAdmin
-	_, err := s.CreateAgent(ctx, in)
+	in.Email, in.Role = email, RoleAdmin
+	_, err = s.CreateAgent(ctx, in)
 	return err == nil, err
 }
 

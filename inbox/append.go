@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -20,9 +19,13 @@ import (
 // NewMessage is a message to append to a conversation.
 type NewMessage struct {
 	ConversationID int64
-	// ClientID is the sender's own id for the message. A second append with
-	// the same (conversation, ClientID) stores nothing and returns the first
-	// message. Empty means none.
+	// ClientID is the sender's own id for the message, an idempotency key
+	// scoped to its author: the conversation's contact, or one agent. A
+	// second append by the same author with the same ClientID and the same
+	// content (Text, HTML and AttachmentIDs; not Channel or State, which
+	// the server decides) stores nothing and returns the first message;
+	// with other content it is a ConflictError (ErrConflict). Another
+	// author's equal ClientID is another key. Empty means none.
 	ClientID string
 	Author   string // AuthorContact, AuthorAgent or AuthorSystem
 	AgentID  *int64 // the author when Author is AuthorAgent
@@ -32,12 +35,30 @@ type NewMessage struct {
 	HTML string
 	// State is the initial delivery state; empty means StateSent.
 	State string
-	// AttachmentIDs are attachments uploaded to this conversation and not
-	// yet part of a message.
+	// AttachmentIDs are attachments uploaded to this conversation by this
+	// message's author and not yet part of a message; any other is an
+	// InvalidError for "attachment_ids".
 	AttachmentIDs []int64
 }
 
 var htmlPolicy = bluemonday.UGCPolicy()
+
+// errForeignAttachment refuses a message naming an attachment that is
+// unknown, already sent, or not its author's own upload.
+var errForeignAttachment = invalid("attachment_ids", "unknown, already sent or not uploaded by the sender")
+
+// reusedClientID is the error of a client id its author already used for
+// a message with other content.
+func reusedClientID() error {
+	return &ConflictError{Field: "client_id", Reason: "was already used by this sender for a different message"}
+}
+
+// sameContent reports whether m, a retry, carries what was stored under
+// its key: the same text, HTML and attachments (atts sorted, as
+// checkMessage leaves m.AttachmentIDs).
+func sameContent(m NewMessage, text, html string, atts []int64) bool {
+	return m.Text == text && m.HTML == html && slices.Equal(m.AttachmentIDs, atts)
+}
 
 // AddMessage appends a message to a conversation and returns it with
 // created false when its client id was already stored. It returns only
@@ -101,8 +122,21 @@ func (s *Store) checkMessage(m *NewMessage) error {
 	default:
 		return invalid("state", "unknown state %q", m.State)
 	}
-	if !utf8.ValidString(m.Text) || !utf8.ValidString(m.HTML) {
-		return invalid("text", "is not valid UTF-8")
+	// User text (text.go): NUL and invalid UTF-8 are refused on both
+	// databases alike.
+	var err error
+	if m.Text, err = MultiLine("text", m.Text); err != nil {
+		return err
+	}
+	if m.HTML, err = MultiLine("html", m.HTML); err != nil {
+		return err
+	}
+	clientID := m.ClientID
+	if m.ClientID, err = SingleLine("client_id", m.ClientID); err != nil {
+		return err
+	}
+	if clientID != "" && m.ClientID == "" {
+		return invalid("client_id", "has no visible characters")
 	}
 	m.Text = strings.TrimSpace(m.Text)
 	if m.Text == "" && m.HTML == "" && len(m.AttachmentIDs) == 0 {
@@ -393,15 +427,17 @@ func inInts(q string, ids []int64, lead ...any) (string, []any) {
 // conversations in ascending id order; each message is then one statement
 // that checks its client id, bumps the sequence, inserts the message and
 // its event and claims its attachments. After the lock every statement
-// sees the others' commits (read committed), so the client id check is
-// exact.
+// sees the others' commits (read committed), so the check of the author's
+// client id is exact.
 const pgLock = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE`
 
 const pgAppend = `WITH prev AS (
 	SELECT status FROM conversations WHERE id = $1
 ), dup AS (
-	SELECT id, seq, author, agent_id, channel, text, html, state, created_at FROM messages
-	WHERE conversation_id = $1 AND client_id = $2
+	SELECT id, seq, author, agent_id, channel, text, html, state, created_at,
+		(SELECT array_agg(a.id ORDER BY a.id) FROM attachments a WHERE a.message_id = messages.id) AS atts
+	FROM messages
+	WHERE conversation_id = $1 AND client_id = $2 AND author = $4::text AND COALESCE(agent_id, 0) = COALESCE($5::bigint, 0)
 ), c AS (
 	UPDATE conversations SET seq = seq + 1, last_activity_at = $9,
 		status = CASE WHEN $4 = 'contact' THEN 'open' ELSE status END,
@@ -421,13 +457,14 @@ const pgAppend = `WITH prev AS (
 ), a AS (
 	UPDATE attachments SET message_id = m.id FROM m
 	WHERE attachments.id = ANY($3) AND attachments.conversation_id = $1 AND attachments.message_id IS NULL
+		AND attachments.uploader = $4::text AND COALESCE(attachments.uploader_agent_id, 0) = COALESCE($5::bigint, 0)
 	RETURNING attachments.id
 )
 SELECT m.id, m.seq, true, (SELECT status FROM prev), (SELECT count(*) FROM a),
-	NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz FROM m
+	NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz, NULL::bigint[] FROM m
 UNION ALL
 SELECT dup.id, dup.seq, false, (SELECT status FROM prev), 0,
-	dup.author, dup.agent_id, dup.channel, dup.text, dup.html, dup.state, dup.created_at FROM dup`
+	dup.author, dup.agent_id, dup.channel, dup.text, dup.html, dup.state, dup.created_at, dup.atts FROM dup`
 
 func (a *appender) execPostgres(ctx context.Context, batch []*appendReq) error {
 	conn, err := a.s.sqlW.Conn(ctx)
@@ -525,8 +562,9 @@ func pgResult(br pgx.BatchResults, r *appendReq) error {
 		html, state       *string
 		agentID           *int64
 		at                *time.Time
+		atts              []int64
 	)
-	if err := rows.Scan(&id, &seq, &created, &prev, &attached, &author, &agentID, &ch, &text, &html, &state, &at); err != nil {
+	if err := rows.Scan(&id, &seq, &created, &prev, &attached, &author, &agentID, &ch, &text, &html, &state, &at, &atts); err != nil {
 		return err
 	}
 	status := ""
@@ -534,11 +572,14 @@ func pgResult(br pgx.BatchResults, r *appendReq) error {
 		status = *prev
 	}
 	r.result(id, seq, created, status)
-	if !created {
+	switch {
+	case !created && !sameContent(r.in, *text, *html, atts):
+		r.msg, r.err = Message{}, reusedClientID()
+	case !created:
 		r.msg.Author, r.msg.Channel, r.msg.Text, r.msg.HTML, r.msg.State = *author, *ch, *text, *html, *state
 		r.msg.AgentID, r.msg.CreatedAt = agentID, at.UTC()
-	} else if attached != int64(len(r.in.AttachmentIDs)) {
-		r.err = invalid("attachments", "unknown or already sent attachment")
+	case attached != int64(len(r.in.AttachmentIDs)):
+		r.err = errForeignAttachment
 	}
 	return rows.Err()
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"math/bits"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -53,9 +55,22 @@ type sqliteConv struct {
 	email   bool
 }
 
+// clientKey is a message's idempotency key: a client id is its author's
+// own, in one conversation (the contact of a conversation is one author,
+// each agent another).
 type clientKey struct {
 	conversationID int64
 	clientID       string
+	author         string
+	agentID        int64 // 0 unless author is an agent
+}
+
+func keyOf(m NewMessage) clientKey {
+	k := clientKey{conversationID: m.ConversationID, clientID: m.ClientID, author: m.Author}
+	if m.AgentID != nil {
+		k.agentID = *m.AgentID
+	}
+	return k
 }
 
 type sqliteBatch struct {
@@ -72,12 +87,13 @@ func (b *sqliteBatch) run() error {
 	if err := b.readConversations(); err != nil {
 		return err
 	}
-	stored, err := b.readClientIDs()
+	stored, storedAtts, err := b.readClientIDs()
 	if err != nil {
 		return err
 	}
-	// Decide each message in order: a stored or earlier client id is a
-	// duplicate; the others get the next sequence number.
+	// Decide each message in order: a stored or earlier key (client id
+	// and author) with the same content is a duplicate, with other
+	// content a conflict; the others get the next sequence number.
 	var fresh []*appendReq
 	first := map[clientKey]*appendReq{}
 	dupOf := map[*appendReq]*appendReq{}
@@ -89,12 +105,20 @@ func (b *sqliteBatch) run() error {
 			continue
 		}
 		if m.ClientID != "" {
-			k := clientKey{m.ConversationID, m.ClientID}
+			k := keyOf(m)
 			if msg, ok := stored[k]; ok {
+				if !sameContent(m, msg.Text, msg.HTML, storedAtts[msg.ID]) {
+					r.err = reusedClientID()
+					continue
+				}
 				r.msg, r.created = msg, false
 				continue
 			}
 			if f, ok := first[k]; ok {
+				if !sameContent(m, f.in.Text, f.in.HTML, f.in.AttachmentIDs) {
+					r.err = reusedClientID()
+					continue
+				}
 				dupOf[r] = f
 				continue
 			}
@@ -168,12 +192,17 @@ func (b *sqliteBatch) readConversations() error {
 	return nil
 }
 
-// readClientIDs returns the batch's messages already stored by client id.
-func (b *sqliteBatch) readClientIDs() (map[clientKey]Message, error) {
+// readClientIDs returns the batch's messages already stored by key, and
+// the attachment ids of each (by message id) to compare a retry with.
+func (b *sqliteBatch) readClientIDs() (map[clientKey]Message, map[int64][]int64, error) {
+	type convClient struct {
+		conversationID int64
+		clientID       string
+	}
 	var args []any
-	seen := map[clientKey]bool{}
+	seen := map[convClient]bool{}
 	for _, r := range b.reqs {
-		k := clientKey{r.in.ConversationID, r.in.ClientID}
+		k := convClient{r.in.ConversationID, r.in.ClientID}
 		if k.clientID == "" || seen[k] || b.convs[k.conversationID] == nil {
 			continue
 		}
@@ -181,31 +210,59 @@ func (b *sqliteBatch) readClientIDs() (map[clientKey]Message, error) {
 		args = append(args, k.conversationID, k.clientID)
 	}
 	if len(args) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	rows, err := b.padded(stmtClientIDs, args, 2, int64(0), "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	stored := map[clientKey]Message{}
+	var atts map[int64][]int64
 	for rows.Next() {
 		var (
 			m        Message
 			clientID string
 			agentID  sql.NullInt64
+			attIDs   sql.NullString
 		)
-		if err := rows.Scan(&m.ConversationID, &clientID, &m.ID, &m.Seq, &m.Author, &agentID, &m.Channel, &m.Text, &m.HTML, &m.State, &m.CreatedAt); err != nil {
-			return nil, err
+		if err := rows.Scan(&m.ConversationID, &clientID, &m.ID, &m.Seq, &m.Author, &agentID, &m.Channel, &m.Text, &m.HTML, &m.State, &m.CreatedAt, &attIDs); err != nil {
+			return nil, nil, err
 		}
 		m.ClientID = &clientID
+		k := clientKey{conversationID: m.ConversationID, clientID: clientID, author: m.Author}
 		if agentID.Valid {
 			m.AgentID = &agentID.Int64
+			k.agentID = agentID.Int64
 		}
 		m.CreatedAt = m.CreatedAt.UTC()
-		stored[clientKey{m.ConversationID, clientID}] = m
+		stored[k] = m
+		if attIDs.Valid {
+			ids, err := parseIDList(attIDs.String)
+			if err != nil {
+				return nil, nil, err
+			}
+			if atts == nil {
+				atts = map[int64][]int64{}
+			}
+			atts[m.ID] = ids
+		}
 	}
-	return stored, rows.Err()
+	return stored, atts, rows.Err()
+}
+
+// parseIDList parses group_concat's comma-separated ids, sorted.
+func parseIDList(s string) ([]int64, error) {
+	var ids []int64
+	for f := range strings.SplitSeq(s, ",") {
+		id, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("inbox: attachment id list %q: %w", s, err)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 func (b *sqliteBatch) insertMessages(fresh []*appendReq) error {
@@ -272,21 +329,23 @@ func (b *sqliteBatch) updateConversations() error {
 	return rows.Err()
 }
 
-// claimAttachments makes a message's uploads its own; one that is unknown
-// or already sent fails the batch, which run then retries one message at
-// a time.
+// claimAttachments makes a message's uploads its own; one that is unknown,
+// already sent or uploaded by someone else fails the batch, which run then
+// retries one message at a time.
 func (b *sqliteBatch) claimAttachments(r *appendReq) error {
 	ids := r.in.AttachmentIDs
 	if len(ids) == 0 {
 		return nil
 	}
-	q, args := inInts(`UPDATE attachments SET message_id = ? WHERE conversation_id = ? AND message_id IS NULL AND id IN (%s)`, ids, r.msg.ID, r.in.ConversationID)
+	k := keyOf(r.in)
+	q, args := inInts(`UPDATE attachments SET message_id = ? WHERE conversation_id = ? AND message_id IS NULL
+		AND uploader = ? AND COALESCE(uploader_agent_id, 0) = ? AND id IN (%s)`, ids, r.msg.ID, r.in.ConversationID, k.author, k.agentID)
 	res, err := b.tx.ExecContext(b.ctx, q, args...)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n != int64(len(ids)) {
-		return setErr(r, invalid("attachments", "unknown or already sent attachment"))
+		return setErr(r, errForeignAttachment)
 	}
 	return nil
 }
@@ -310,7 +369,11 @@ func sqliteStmtText(kind sqliteStmtKind, n int) string {
 	case stmtConversations:
 		return `SELECT id, status, seq FROM conversations WHERE id IN (` + rows("?") + `)`
 	case stmtClientIDs:
-		return `SELECT conversation_id, client_id, id, seq, author, agent_id, channel, text, html, state, created_at
+		// Every author's message under the client id; the index
+		// messages_client_id_author starts with (conversation_id,
+		// client_id).
+		return `SELECT conversation_id, client_id, id, seq, author, agent_id, channel, text, html, state, created_at,
+				(SELECT group_concat(a.id) FROM attachments a WHERE a.message_id = messages.id)
 			FROM messages WHERE (conversation_id, client_id) IN (VALUES ` + rows("(?, ?)") + `)`
 	case stmtInsertMessages:
 		return `INSERT INTO messages (conversation_id, seq, client_id, author, agent_id, channel, text, html, state, created_at)

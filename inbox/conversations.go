@@ -10,7 +10,6 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -35,14 +34,21 @@ func (s *Store) CreateContact(ctx context.Context, in NewContact) (Contact, erro
 	return c, nil
 }
 
+// checkContact checks and cleans a contact's name, email and phone, each
+// a single line of user text (SingleLine) of at most 200 bytes.
 func checkContact(c *Contact) error {
-	for field, v := range map[string]string{"name": c.Name, "email": c.Email, "phone": c.Phone} {
-		if !utf8.ValidString(v) {
-			return invalid(field, "is not valid UTF-8")
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"name", &c.Name}, {"email", &c.Email}, {"phone", &c.Phone}} {
+		v, err := SingleLine(f.name, *f.v)
+		if err != nil {
+			return err
 		}
 		if len(v) > 200 {
-			return invalid(field, "is longer than 200 bytes")
+			return invalid(f.name, "is longer than 200 bytes")
 		}
+		*f.v = v
 	}
 	if c.Email != "" {
 		a, err := mail.ParseAddress(c.Email)
@@ -101,11 +107,15 @@ func (s *Store) StartConversation(ctx context.Context, contactID int64, channel,
 	if channel != ChannelChat && channel != ChannelEmail {
 		return Conversation{}, invalid("channel", "must be chat or email")
 	}
-	if !utf8.ValidString(subject) || len(subject) > 500 {
-		return Conversation{}, invalid("subject", "is not valid UTF-8 or longer than 500 bytes")
+	subject, err := SingleLine("subject", subject)
+	if err != nil {
+		return Conversation{}, err
+	}
+	if len(subject) > 500 {
+		return Conversation{}, invalid("subject", "is longer than 500 bytes")
 	}
 	var c Conversation
-	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		var contact Contact
 		if err := tx.First(&contact, contactID).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -314,12 +324,16 @@ func (s *Store) Rate(ctx context.Context, conversationID int64, score int, comme
 	if score < 1 || score > 5 {
 		return Rating{}, invalid("score", "must be 1 to 5")
 	}
+	comment, err := MultiLine("comment", comment)
+	if err != nil {
+		return Rating{}, err
+	}
 	comment = strings.TrimSpace(comment)
-	if !utf8.ValidString(comment) || len(comment) > 2000 {
-		return Rating{}, invalid("comment", "is not valid UTF-8 or longer than 2000 bytes")
+	if len(comment) > 2000 {
+		return Rating{}, invalid("comment", "is longer than 2000 bytes")
 	}
 	var r Rating
-	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		conv, err := lockConversation(tx, conversationID)
 		if err != nil {
 			return err

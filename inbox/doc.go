@@ -37,9 +37,19 @@
 // every write transaction bumps conversations.seq, which also locks the row on
 // PostgreSQL (SQLite runs writes one at a time on one connection).
 //
-// Messages sent by a client carry the client's own id; a message whose
-// (conversation, client id) is already stored is not stored again and the
-// first one's id is returned, so a retried send is harmless.
+// Messages sent by a client carry the client's own id, a key of its author
+// (the conversation's contact, or one agent): a message whose (conversation,
+// author, client id) is already stored with the same content is not stored
+// again and the first one is returned, so a retried send is harmless; other
+// content under the key is a ConflictError. Another author's equal client id
+// is another key, so nobody can pre-empt another's message.
+//
+// An attachment is its uploader's until a message of theirs sends it: only
+// they see it and attach it, once; then the whole conversation sees it.
+//
+// Every user text goes through text.go (SingleLine, MultiLine): NUL and
+// invalid UTF-8 are refused on both databases, single-line fields lose
+// control and bidi override characters.
 //
 // The hot path, appending a message, is prepared SQL rather than gorm and
 // commits several messages per transaction (group commit); each caller is

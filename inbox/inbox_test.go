@@ -272,7 +272,7 @@ func TestAddMessageInvalid(t *testing.T) {
 			{"author", inbox.NewMessage{ConversationID: c.ID, Author: "robot", Text: "x"}, "author"},
 			{"agent without id", inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorAgent, Text: "x"}, "agent_id"},
 			{"channel", inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorContact, Channel: "fax", Text: "x"}, "channel"},
-			{"foreign attachment", inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorContact, Text: "x", AttachmentIDs: []int64{424242}}, "attachments"},
+			{"foreign attachment", inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorContact, Text: "x", AttachmentIDs: []int64{424242}}, "attachment_ids"},
 		} {
 			_, _, err := f.s.AddMessage(ctx, tc.in)
 			var inv *inbox.InvalidError
@@ -296,7 +296,7 @@ func TestBadMessageDoesNotFailItsBatch(t *testing.T) {
 		f := newFixture(t, url)
 		c := f.start(t)
 		other := f.start(t)
-		att, err := f.s.AddAttachment(ctx, other.ID, "x.txt", "text/plain", []byte("x"))
+		att, err := f.s.AddAttachment(ctx, other.ID, contactUpload, "x.txt", "text/plain", []byte("x"))
 		if err != nil {
 			t.Fatalf("AddAttachment() = %v", err)
 		}
@@ -347,7 +347,7 @@ func TestAttachments(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newFixture(t, url)
 		c := f.start(t)
-		a, err := f.s.AddAttachment(ctx, c.ID, "report.pdf", "application/pdf", []byte("%PDF-1.4"))
+		a, err := f.s.AddAttachment(ctx, c.ID, contactUpload, "report.pdf", "application/pdf", []byte("%PDF-1.4"))
 		if err != nil {
 			t.Fatalf("AddAttachment() = %v", err)
 		}
@@ -359,12 +359,12 @@ func TestAttachments(t *testing.T) {
 		if _, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorContact, Text: "again", AttachmentIDs: []int64{a.ID}}); err == nil {
 			t.Fatalf("attachment sent twice")
 		}
-		got, err := f.s.OpenAttachment(ctx, c.ID, a.ID)
+		got, err := f.s.OpenAttachment(ctx, c.ID, 0, a.ID)
 		if err != nil || string(got.Data) != "%PDF-1.4" {
 			t.Fatalf("OpenAttachment() = %q, %v", got.Data, err)
 		}
 		other := f.start(t)
-		if _, err := f.s.OpenAttachment(ctx, other.ID, a.ID); !errors.Is(err, inbox.ErrNotFound) {
+		if _, err := f.s.OpenAttachment(ctx, other.ID, 0, a.ID); !errors.Is(err, inbox.ErrNotFound) {
 			t.Fatalf("OpenAttachment(other conversation) = %v, want ErrNotFound", err)
 		}
 		page, _ := f.s.Messages(ctx, c.ID, inbox.MessageQuery{})
@@ -440,7 +440,7 @@ func TestDeleteConversationAndEraseContact(t *testing.T) {
 		f := newFixture(t, url)
 		c := f.start(t)
 		keep := f.start(t)
-		a, err := f.s.AddAttachment(ctx, c.ID, "a.txt", "text/plain", []byte("secret"))
+		a, err := f.s.AddAttachment(ctx, c.ID, contactUpload, "a.txt", "text/plain", []byte("secret"))
 		noErr(t, "AddAttachment()", err)
 		if _, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: c.ID, Author: inbox.AuthorContact, Text: "x", AttachmentIDs: []int64{a.ID}}); err != nil {
 			t.Fatalf("AddMessage() = %v", err)
@@ -460,7 +460,7 @@ func TestDeleteConversationAndEraseContact(t *testing.T) {
 		if _, err := f.s.Messages(ctx, c.ID, inbox.MessageQuery{}); !errors.Is(err, inbox.ErrNotFound) {
 			t.Fatalf("Messages(deleted) = %v", err)
 		}
-		if _, err := f.s.OpenAttachment(ctx, c.ID, a.ID); !errors.Is(err, inbox.ErrNotFound) {
+		if _, err := f.s.OpenAttachment(ctx, c.ID, 0, a.ID); !errors.Is(err, inbox.ErrNotFound) {
 			t.Fatalf("OpenAttachment(deleted) = %v", err)
 		}
 		if _, err := f.s.EventsSince(ctx, c.ID, 0, 10); !errors.Is(err, inbox.ErrNotFound) {
@@ -793,7 +793,11 @@ func TestAddMessageAsyncBatch(t *testing.T) {
 		results := make(chan result, 100)
 		queue := func(convID int64, clientID string) {
 			key := fmt.Sprint(convID, "/", clientID)
-			err := f.s.AddMessageAsync(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorContact, Text: "text of " + key, ClientID: clientID},
+			text := "text of " + key
+			if clientID == "old" {
+				text = "stored before" // a retry: the same content
+			}
+			err := f.s.AddMessageAsync(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorContact, Text: text, ClientID: clientID},
 				func(m inbox.Message, created bool, err error) { results <- result{key, m, created, err} })
 			if err != nil {
 				t.Fatalf("AddMessageAsync(%s) = %v", key, err)

@@ -316,17 +316,40 @@ func (s *Store) attachmentsOf(ctx context.Context, messageIDs []int64) ([]Attach
 	return atts, dbErr(err)
 }
 
+// Uploader is who uploads an attachment: the conversation's contact
+// (Author AuthorContact) or an agent (Author AuthorAgent and AgentID).
+type Uploader struct {
+	Author  string
+	AgentID int64
+}
+
+func (u Uploader) agentID() *int64 {
+	if u.Author != AuthorAgent {
+		return nil
+	}
+	return &u.AgentID
+}
+
 // AddAttachment stores a file in a conversation, to be sent with the next
-// message that names it.
-func (s *Store) AddAttachment(ctx context.Context, conversationID int64, name, contentType string, data []byte) (Attachment, error) {
-	name = strings.TrimSpace(name)
+// message of the same uploader that names it. Until then only the
+// uploader sees it. name is a single line of user text (SingleLine), 1 to
+// 255 bytes.
+func (s *Store) AddAttachment(ctx context.Context, conversationID int64, by Uploader, name, contentType string, data []byte) (Attachment, error) {
+	name, err := SingleLine("name", name)
+	if err != nil {
+		return Attachment{}, err
+	}
 	if name == "" || len(name) > 255 {
 		return Attachment{}, invalid("name", "must be 1 to 255 bytes")
+	}
+	if by.Author != AuthorContact && by.Author != AuthorAgent {
+		return Attachment{}, invalid("uploader", "must be a contact or an agent")
 	}
 	if _, err := s.Conversation(ctx, conversationID); err != nil {
 		return Attachment{}, err
 	}
-	a := Attachment{ConversationID: conversationID, Name: name, ContentType: contentType, Size: int64(len(data)), Data: data, CreatedAt: s.now()}
+	a := Attachment{ConversationID: conversationID, Uploader: by.Author, UploaderAgentID: by.agentID(),
+		Name: name, ContentType: contentType, Size: int64(len(data)), Data: data, CreatedAt: s.now()}
 	if err := s.db.WithContext(ctx).Create(&a).Error; err != nil {
 		return Attachment{}, dbErr(err)
 	}
@@ -334,14 +357,20 @@ func (s *Store) AddAttachment(ctx context.Context, conversationID int64, name, c
 	return a, nil
 }
 
-// OpenAttachment returns an attachment with its bytes, if it belongs to
-// the conversation.
-func (s *Store) OpenAttachment(ctx context.Context, conversationID, id int64) (Attachment, error) {
+// OpenAttachment returns an attachment of the conversation with its bytes,
+// for an agent: one that was sent with a message, or the agent's own
+// upload. A co-agent's or the contact's unsent upload is ErrNotFound, as
+// if it did not exist.
+func (s *Store) OpenAttachment(ctx context.Context, conversationID, agentID, id int64) (Attachment, error) {
 	var a Attachment
-	err := s.rdb.WithContext(ctx).Where("id = ? AND conversation_id = ?", id, conversationID).First(&a).Error
+	err := s.rdb.WithContext(ctx).
+		Where("id = ? AND conversation_id = ?", id, conversationID).
+		Where("message_id IS NOT NULL OR (uploader = ? AND uploader_agent_id = ?)", AuthorAgent, agentID).
+		First(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return a, ErrNotFound
 	}
+	a.CreatedAt = a.CreatedAt.UTC()
 	return a, dbErr(err)
 }
 

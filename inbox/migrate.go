@@ -17,6 +17,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0002_accounts", Migrate: migrate0002},
 	{ID: "0003_visitors", Migrate: migrate0003},
 	{ID: "0004_agent_removal", Migrate: migrate0004AgentRemoval},
+	{ID: "0005_integrity", Migrate: migrate0005Integrity},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -264,4 +265,22 @@ func (agent0004) TableName() string { return "agents" }
 
 func migrate0004AgentRemoval(tx *gorm.DB) error {
 	return tx.Migrator().AddColumn(&agent0004{}, "DeactivatedAt")
+}
+
+// 0005: a client id is unique per author, not per conversation (one
+// author cannot pre-empt another's message; the author of a contact
+// message is the conversation's contact), and an attachment records who
+// uploaded it. Attachments already sent take their message's author;
+// unsent ones of before 0005 have none and can no longer be attached.
+func migrate0005Integrity(tx *gorm.DB) error {
+	return execAll(tx,
+		`DROP INDEX messages_client_id`,
+		`CREATE UNIQUE INDEX messages_client_id_author ON messages (conversation_id, client_id, author, COALESCE(agent_id, 0))`,
+		`ALTER TABLE attachments ADD COLUMN uploader TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE attachments ADD COLUMN uploader_agent_id BIGINT`,
+		`UPDATE attachments SET
+			uploader = COALESCE((SELECT author FROM messages WHERE messages.id = attachments.message_id), ''),
+			uploader_agent_id = (SELECT agent_id FROM messages WHERE messages.id = attachments.message_id)
+		WHERE message_id IS NOT NULL`,
+	)
 }

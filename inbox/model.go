@@ -104,15 +104,24 @@ type Message struct {
 
 // Attachment is a file sent with a message. Its bytes live in the database
 // (so every node sees them) and are loaded only by OpenAttachment.
+//
+// An attachment is its uploader's until it is sent: only they can see it
+// and attach it, to one message; once sent (MessageID set) everyone of
+// the conversation sees it (OpenAttachment, OpenContactAttachment).
 type Attachment struct {
-	ID             int64     `json:"id"`
-	ConversationID int64     `json:"conversation_id"`
-	MessageID      *int64    `json:"message_id,omitempty"`
-	Name           string    `json:"name"`
-	ContentType    string    `json:"content_type"`
-	Size           int64     `json:"size"`
-	Data           []byte    `json:"-"`
-	CreatedAt      time.Time `json:"created_at"`
+	ID             int64  `json:"id"`
+	ConversationID int64  `json:"conversation_id"`
+	MessageID      *int64 `json:"message_id,omitempty"`
+	// Uploader is AuthorContact (the conversation's contact) or
+	// AuthorAgent (then UploaderAgentID); empty for an unsent upload
+	// stored before uploaders were recorded, which nobody can attach.
+	Uploader        string    `json:"uploader,omitempty"`
+	UploaderAgentID *int64    `json:"uploader_agent_id,omitempty"`
+	Name            string    `json:"name"`
+	ContentType     string    `json:"content_type"`
+	Size            int64     `json:"size"`
+	Data            []byte    `json:"-"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 // Agent is an account that logs in to the dashboard.

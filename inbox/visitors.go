@@ -61,11 +61,11 @@ const (
 // conversation (in Unassigned, rule 1) and the page views it sent.
 func (s *Store) StartVisitor(ctx context.Context, in NewVisitor, ttl time.Duration) (VisitorStart, error) {
 	c := Contact{Name: strings.TrimSpace(in.Name), Email: strings.TrimSpace(in.Email), Phone: strings.TrimSpace(in.Phone), CreatedAt: s.now()}
-	if c.Name == "" {
-		return VisitorStart{}, invalid("name", "is required")
-	}
 	if err := checkContact(&c); err != nil {
 		return VisitorStart{}, err
+	}
+	if c.Name == "" {
+		return VisitorStart{}, invalid("name", "is required")
 	}
 	f := cleanFacts(in.Facts)
 	c.Browser, c.BrowserVersion, c.OS, c.IP, c.Country = f.Browser, f.BrowserVersion, f.OS, f.IP, f.Country
@@ -266,7 +266,8 @@ func addPageViews(tx *gorm.DB, contactID int64, pages []PageView) error {
 }
 
 // cleanPages checks and bounds page views from a browser: at most 20, an
-// absolute http(s) URL each, long texts cut, a time within a day of now.
+// absolute http(s) URL each, single lines of user text (SingleLine), long
+// texts cut, a time within a day of now.
 func (s *Store) cleanPages(in []NewPageView) ([]PageView, error) {
 	if len(in) > maxPagesPerStart {
 		in = in[len(in)-maxPagesPerStart:]
@@ -274,6 +275,15 @@ func (s *Store) cleanPages(in []NewPageView) ([]PageView, error) {
 	now := s.now()
 	out := make([]PageView, 0, len(in))
 	for _, p := range in {
+		var err error
+		for _, f := range []struct {
+			name string
+			v    *string
+		}{{"url", &p.URL}, {"title", &p.Title}, {"referrer", &p.Referrer}} {
+			if *f.v, err = SingleLine(f.name, *f.v); err != nil {
+				return nil, err
+			}
+		}
 		u := cut(p.URL, maxURLBytes)
 		if !httpURL(u) {
 			return nil, invalid("url", "must be an absolute http or https URL")
@@ -382,12 +392,14 @@ func (s *Store) Rating(ctx context.Context, conversationID int64) (*Rating, erro
 }
 
 // OpenContactAttachment returns an attachment with its bytes if it belongs
-// to one of the contact's conversations; otherwise ErrNotFound, as if it
-// did not exist.
+// to one of the contact's conversations and was sent with a message or
+// uploaded by the contact; otherwise (an agent's unsent upload above all)
+// ErrNotFound, as if it did not exist.
 func (s *Store) OpenContactAttachment(ctx context.Context, contactID, id int64) (Attachment, error) {
 	var a Attachment
 	err := s.rdb.WithContext(ctx).
 		Where("id = ? AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = ?)", id, contactID).
+		Where("message_id IS NOT NULL OR uploader = ?", AuthorContact).
 		First(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return a, ErrNotFound

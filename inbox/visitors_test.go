@@ -42,7 +42,7 @@ func TestVisitorTokens(t *testing.T) {
 		defer sub.Close()
 		v, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: " Vera ", Email: "Vera@Example.com", Phone: "+1 (555) 010-99",
 			Facts: inbox.Facts{Browser: "Firefox", BrowserVersion: "140.0", OS: "Linux", IP: "8.8.8.8", Country: "US"},
-			Pages: []inbox.NewPageView{{URL: "https://shop.example/a", Title: "A\x00page", Referrer: "javascript:alert(1)"}, {URL: "https://shop.example/b"}},
+			Pages: []inbox.NewPageView{{URL: "https://shop.example/a", Title: "A\u202e page\r\n", Referrer: "javascript:alert(1)"}, {URL: "https://shop.example/b"}},
 		}, time.Hour)
 		if err != nil {
 			t.Fatalf("StartVisitor() = %v", err)
@@ -137,7 +137,7 @@ func TestVisitorConversations(t *testing.T) {
 		}
 
 		// Attachments are reachable only through their contact.
-		att, err := s.AddAttachment(ctx, fresh.ID, "a.txt", "text/plain; charset=utf-8", []byte("hi"))
+		att, err := s.AddAttachment(ctx, fresh.ID, contactUpload, "a.txt", "text/plain; charset=utf-8", []byte("hi"))
 		if err != nil {
 			t.Fatalf("AddAttachment() = %v", err)
 		}

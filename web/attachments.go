@@ -91,7 +91,13 @@ func (s *Server) readUpload(c echo.Context) (upload, error) {
 		} else if err != nil {
 			return upload{}, err
 		}
-		return upload{name: displayName(part.FileName()), contentType: ct, data: data}, nil
+		// The name is user text like any other: NUL or invalid UTF-8 is
+		// a 400 (inbox.SingleLine), then it is made a display name.
+		name, err := inbox.SingleLine("filename", part.FileName())
+		if err != nil {
+			return upload{}, err
+		}
+		return upload{name: displayName(name), contentType: ct, data: data}, nil
 	}
 }
 
@@ -154,9 +160,9 @@ type attachmentAnswer struct {
 	Attachment inbox.Attachment `json:"attachment"`
 }
 
-// storeUpload reads an upload and stores it in a conversation, within
-// apiTimeout once the body is read.
-func (s *Server) storeUpload(c echo.Context, conversationID func(context.Context) (int64, error)) error {
+// storeUpload reads an upload and stores it in a conversation as by's,
+// within apiTimeout once the body is read.
+func (s *Server) storeUpload(c echo.Context, by inbox.Uploader, conversationID func(context.Context) (int64, error)) error {
 	up, err := s.readUpload(c)
 	if err != nil {
 		return err
@@ -167,7 +173,7 @@ func (s *Server) storeUpload(c echo.Context, conversationID func(context.Context
 	if err != nil {
 		return err
 	}
-	a, err := s.store.AddAttachment(ctx, id, up.name, up.contentType, up.data)
+	a, err := s.store.AddAttachment(ctx, id, by, up.name, up.contentType, up.data)
 	if err != nil {
 		return err
 	}
@@ -175,19 +181,21 @@ func (s *Server) storeUpload(c echo.Context, conversationID func(context.Context
 }
 
 // uploadAttachment stores an agent's file in a conversation, to be sent
-// with a reply that names it in attachment_ids.
+// with a reply of the same agent that names it in attachment_ids.
 func (s *Server) uploadAttachment(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	return s.storeUpload(c, func(ctx context.Context) (int64, error) {
+	by := inbox.Uploader{Author: inbox.AuthorAgent, AgentID: agentOf(c).ID}
+	return s.storeUpload(c, by, func(ctx context.Context) (int64, error) {
 		_, err := s.store.Conversation(ctx, id)
 		return id, err
 	})
 }
 
-// downloadAttachment sends a conversation's attachment to an agent.
+// downloadAttachment sends a conversation's attachment to an agent: one
+// sent with a message, or the agent's own upload (404 otherwise).
 func (s *Server) downloadAttachment(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -197,7 +205,7 @@ func (s *Server) downloadAttachment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.store.OpenAttachment(c.Request().Context(), id, aid)
+	a, err := s.store.OpenAttachment(c.Request().Context(), id, agentOf(c).ID, aid)
 	if err != nil {
 		return err
 	}

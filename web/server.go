@@ -418,7 +418,10 @@ func (s *Server) errorAnswer(err error, c echo.Context) (int, apiError) {
 // both the HTTP API (errorAnswer) and the agents' socket (agentws.go),
 // which log the 503s and 500s themselves.
 func inboxAnswer(err error) (code int, body apiError, ok bool) {
-	var inv *inbox.InvalidError
+	var (
+		inv *inbox.InvalidError
+		cfl *inbox.ConflictError
+	)
 	switch {
 	case errors.Is(err, inbox.ErrUnavailable):
 		return http.StatusServiceUnavailable, apiError{Error: "database unavailable"}, true
@@ -432,6 +435,8 @@ func inboxAnswer(err error) (code int, body apiError, ok bool) {
 		return http.StatusUnauthorized, apiError{Error: "login required"}, true
 	case errors.Is(err, inbox.ErrForbidden):
 		return http.StatusForbidden, apiError{Error: "forbidden"}, true
+	case errors.As(err, &cfl):
+		return http.StatusConflict, apiError{Error: cfl.Error(), Field: cfl.Field}, true
 	case errors.Is(err, inbox.ErrConflict):
 		return http.StatusConflict, apiError{Error: "conflict with the current state"}, true
 	case errors.Is(err, context.DeadlineExceeded):

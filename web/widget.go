@@ -313,13 +313,15 @@ func (s *Server) widgetUpload(c echo.Context) error {
 	if wait, ok := s.chat.Limits().AllowUpload(contact.ID, c.RealIP()); !ok {
 		return &rateLimited{msg: "too many files sent; wait a moment", wait: wait}
 	}
-	return s.storeUpload(c, func(ctx context.Context) (int64, error) {
+	return s.storeUpload(c, inbox.Uploader{Author: inbox.AuthorContact}, func(ctx context.Context) (int64, error) {
 		conv, err := s.currentConversation(ctx, c)
 		return conv.ID, err
 	})
 }
 
-// widgetAttachment sends an attachment of the visitor's own conversations.
+// widgetAttachment sends an attachment of the visitor's own conversations
+// that was sent with a message or that they uploaded; an agent's unsent
+// upload is the same 404 as a missing one.
 func (s *Server) widgetAttachment(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {

@@ -92,6 +92,9 @@ const (
 	codeTooLarge    = "too_large"
 	codeUnknownType = "unknown_type"
 	codeUnavailable = "unavailable"
+	// codeConflict: the message's client_id was already used by this
+	// visitor for a message with other content; never retried.
+	codeConflict = "conflict"
 )
 
 type errorFrame struct {

@@ -245,6 +245,8 @@ func (vc *visitorConn) writeErr(err error, clientID string) bool {
 	switch {
 	case errors.As(err, &inv):
 		return vc.writeError(codeInvalid, inv.Error(), clientID, 0)
+	case errors.Is(err, inbox.ErrConflict):
+		return vc.writeError(codeConflict, err.Error(), clientID, 0)
 	case errors.Is(err, inbox.ErrNotFound):
 		return vc.writeError(codeInvalid, "the conversation is gone; reload", clientID, 0)
 	}
