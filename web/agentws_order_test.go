@@ -35,7 +35,7 @@ func (r *replyTrace) record(clientID, phase string) {
 // await waits until cond holds of the phases seen, for up to 5 s; false
 // when it did not.
 func (r *replyTrace) await(cond func(has func(clientID, phase string) bool) bool) bool {
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(frameWait)
 	for {
 		r.mu.Lock()
 		ok := cond(func(id, phase string) bool { return r.phases[id][phase] })

@@ -104,8 +104,8 @@ func (c *wsClient) next(t *testing.T) agentFrame {
 		return f
 	case err := <-c.closed:
 		t.Fatalf("socket closed: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no frame within 5 s")
+	case <-time.After(frameWait):
+		t.Fatalf("no frame within %v", frameWait)
 	}
 	return agentFrame{}
 }
@@ -138,8 +138,8 @@ func (c *wsClient) closeCode(t *testing.T) uint16 {
 			return ce.Code
 		}
 		t.Fatalf("closed with %v, want a close frame", err)
-	case <-time.After(5 * time.Second):
-		t.Fatalf("socket not closed within 5 s")
+	case <-time.After(frameWait):
+		t.Fatalf("socket not closed within %v", frameWait)
 	}
 	return 0
 }
@@ -294,8 +294,8 @@ func TestAgentSocketBadFrames(t *testing.T) {
 		if !errors.As(err, &ce) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
 			t.Fatalf("flood connection ended with %v, want 1008 or a reset", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("flood connection not closed within 5 s")
+	case <-time.After(frameWait):
+		t.Fatalf("flood connection not closed within %v", frameWait)
 	}
 	other.send(t, agentCommand{Type: "ping"})
 	if f := other.next(t); f.Type != "pong" {
@@ -558,8 +558,8 @@ func TestAgentSocketSessionEnds(t *testing.T) {
 			case <-c.pings:
 			case err := <-c.closed:
 				t.Fatalf("socket closed after %d pings: %v", i, err)
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%d pings within 5 s, want 3", i)
+			case <-time.After(frameWait):
+				t.Fatalf("%d pings within %v, want 3", i, frameWait)
 			}
 		}
 		c.send(t, agentCommand{Type: "ping"})

@@ -153,8 +153,8 @@ func TestVisitorSocketSubscribesFirst(t *testing.T) {
 		case a := <-committed:
 			noError(t, "AddMessage()", a.err)
 			m = a.m
-		case <-time.After(5 * time.Second):
-			t.Fatalf("the hook did not run within 5 s")
+		case <-time.After(frameWait):
+			t.Fatalf("the hook did not run within %v", frameWait)
 		}
 		if got := addedMessage(t, s.event(t, inbox.EventMessageAdded)); got.ID != m.ID {
 			t.Fatalf("event = %+v, want message %d", got, m.ID)

@@ -166,8 +166,8 @@ func (a *propAgent) reconnect(held bool, meanwhile, between func()) {
 				a.frame(f)
 			case <-a.c.closed:
 				break drain
-			case <-time.After(5 * time.Second):
-				a.t.Fatalf("%s: not closed within 5 s", a.name)
+			case <-time.After(frameWait):
+				a.t.Fatalf("%s: not closed within %v", a.name, frameWait)
 			}
 		}
 		for len(a.c.frames) > 0 {
@@ -238,8 +238,8 @@ func (p *propVisitor) reconnect(meanwhile func()) {
 				p.frame(f)
 			case <-p.s.closed:
 				break drain
-			case <-time.After(5 * time.Second):
-				p.t.Fatalf("%s: not closed within 5 s", p.name)
+			case <-time.After(frameWait):
+				p.t.Fatalf("%s: not closed within %v", p.name, frameWait)
 			}
 		}
 		for len(p.s.frames) > 0 {

@@ -23,6 +23,11 @@ import (
 // testPassword is every test agent's password.
 const testPassword = "correct horse battery"
 
+// frameWait is how long a test waits for a frame, a close or a hook before
+// it fails: a bound for a lost answer, never a timing the test relies on,
+// so it is generous for a loaded 2-core machine running -race.
+const frameWait = inboxtest.Patience
+
 // env is a real Server on a real database behind a real HTTP listener.
 type env struct {
 	t     *testing.T

@@ -128,6 +128,12 @@ func (s *vsock) send(t *testing.T, v any) {
 	}
 }
 
+// trySend sends a frame to a socket the server may have closed already.
+func (s *vsock) trySend(v any) {
+	b, _ := json.Marshal(v)
+	_ = s.conn.WriteMessage(gws.OpcodeText, b)
+}
+
 func (s *vsock) next(t *testing.T) vframe {
 	t.Helper()
 	select {
@@ -135,8 +141,8 @@ func (s *vsock) next(t *testing.T) vframe {
 		return f
 	case err := <-s.closed:
 		t.Fatalf("socket closed: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no frame within 5 s")
+	case <-time.After(frameWait):
+		t.Fatalf("no frame within %v", frameWait)
 	}
 	return vframe{}
 }
@@ -197,7 +203,7 @@ func (s *vsock) quiet(t *testing.T) {
 
 func (s *vsock) closeCode(t *testing.T) uint16 {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(frameWait)
 	for {
 		select {
 		case <-s.frames:
@@ -208,7 +214,7 @@ func (s *vsock) closeCode(t *testing.T) uint16 {
 			}
 			t.Fatalf("closed with %v, want a close frame", err)
 		case <-deadline:
-			t.Fatalf("socket not closed within 5 s")
+			t.Fatalf("socket not closed within %v", frameWait)
 		}
 	}
 }
@@ -241,7 +247,7 @@ func (e *env) agentSock(a inbox.Agent) *wsClient {
 // skipping the others.
 func agentNext(t *testing.T, c *wsClient, typ string, match func(agentFrame) bool) agentFrame {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(frameWait)
 	for {
 		select {
 		case f := <-c.frames:
@@ -249,12 +255,12 @@ func agentNext(t *testing.T, c *wsClient, typ string, match func(agentFrame) boo
 				return f
 			}
 		case <-deadline:
-			t.Fatalf("agent socket: no %s frame within 5 s", typ)
+			t.Fatalf("agent socket: no %s frame within %v", typ, frameWait)
 		}
 	}
 }
 
-// waitFor polls cond for up to 5 s.
+// waitFor polls cond for up to inboxtest.Patience.
 var waitFor = inboxtest.Eventually
 
 // multipartBody is a form with one file.

@@ -92,23 +92,28 @@ func Open(t testing.TB, url string, opts *inbox.Options) *inbox.Store {
 	return s
 }
 
-// Eventually polls cond every 20 ms for up to 5 s and fails the test with
-// what if it never holds.
+// Patience is how long Eventually and Receive wait before they fail: a
+// bound for what never happens, not a timing a test relies on, so it is
+// generous for a loaded 2-core machine running -race.
+const Patience = 20 * time.Second
+
+// Eventually polls cond every 20 ms for up to Patience and fails the test
+// with what if it never holds.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(Patience); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (5 s)", what)
+			t.Fatalf("timed out waiting for %s (%v)", what, Patience)
 		}
 	}
 }
 
 // Receive returns the next value from c, or fails the test with what if
-// none comes within 10 s or c is closed: a missing event fails at once
+// none comes within Patience or c is closed: a missing event fails at once
 // instead of hanging until the test binary's time limit.
 func Receive[T any](t testing.TB, c <-chan T, what string) T {
 	t.Helper()
-	timer := time.NewTimer(10 * time.Second)
+	timer := time.NewTimer(Patience)
 	defer timer.Stop()
 	select {
 	case v, ok := <-c:
@@ -117,7 +122,7 @@ func Receive[T any](t testing.TB, c <-chan T, what string) T {
 		}
 		return v
 	case <-timer.C:
-		t.Fatalf("timed out waiting for %s (10 s)", what)
+		t.Fatalf("timed out waiting for %s (%v)", what, Patience)
 	}
 	panic("unreachable")
 }
