@@ -66,14 +66,7 @@ func newEnvPresence(t *testing.T, store *inbox.Store, edit func(*config.Config),
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		ts.Close()
-	})
-	return &env{t: t, store: store, srv: srv, ts: ts, cfg: cfg}
+	return newEnvServer(t, store, srv, cfg)
 }
 
 // agent creates an account with testPassword.

@@ -226,21 +226,7 @@ func (e *env) agentSock(a inbox.Agent) *wsClient {
 	if err != nil {
 		e.t.Fatalf("CreateSession() = %v", err)
 	}
-	c := &wsClient{frames: make(chan agentFrame, 1000), closed: make(chan error, 1)}
-	conn, _, err := gws.NewClient(wsClientEvents{c}, &gws.ClientOption{
-		Addr:          "ws" + strings.TrimPrefix(e.ts.URL, "http") + "/api/v1/ws",
-		RequestHeader: http.Header{"Cookie": {e.cfg.Session.CookieName + "=" + token}},
-	})
-	if err != nil {
-		e.t.Fatalf("dial agent socket: %v", err)
-	}
-	c.conn = conn
-	go conn.ReadLoop()
-	e.t.Cleanup(func() { conn.WriteClose(1000, nil) })
-	if f := c.next(e.t); f.Type != "hello" {
-		e.t.Fatalf("agent's first frame = %+v", f)
-	}
-	return c
+	return e.agentSockWith(token)
 }
 
 // agentNext returns the agent socket's next frame of the given type,
