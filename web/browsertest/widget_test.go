@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -302,7 +301,8 @@ func testHostilePage(t *testing.T, browser context.Context) {
 		t.Fatalf("%d elements made from user text", n)
 	}
 	v.screenshot("08-hostile-page")
-	time.Sleep(200 * time.Millisecond) // an onerror would have run by now
+	// No element was made from the name (checked above), so no onerror
+	// can run later; and none ran so far.
 	v.noScriptRan()
 
 	// A page with a strict Content-Security-Policy that allows the
@@ -444,7 +444,12 @@ func testOfflineAndLimits(t *testing.T, browser context.Context) {
 	v.waitJS("the reconnection", `!`+root+`.querySelector(".mc").innerText.includes("Reconnecting...")`)
 	v.waitText("Answered while you were away")
 	v.waitText("Sent")
-	time.Sleep(300 * time.Millisecond)
+	// Events come in order: once a later message shows, a second copy of
+	// the missed one would have come before it.
+	if _, _, err := s.store.AddMessage(ctx, inbox.NewMessage{ConversationID: conv, Author: inbox.AuthorAgent, AgentID: &bob.acct.ID, Text: "And one more"}); err != nil {
+		t.Fatalf("AddMessage() = %v", err)
+	}
+	v.waitText("And one more")
 	if n := v.count("Answered while you were away"); n != 1 {
 		t.Fatalf("the message missed while offline shows %d times", n)
 	}
