@@ -183,7 +183,7 @@ func (s *Store) VisitorAuth(ctx context.Context, token string, ttl time.Duration
 		return Contact{}, time.Time{}, ErrUnauthenticated
 	}
 	expires := vs.ExpiresAt.UTC()
-	if now.Sub(vs.LastUsedAt) > time.Minute {
+	if now.Sub(vs.LastUsedAt) > renewAfter(ttl) {
 		expires = now.Add(ttl)
 		if err := s.db.WithContext(ctx).Model(&VisitorSession{}).Where("id = ?", vs.ID).
 			Updates(map[string]any{"last_used_at": now, "expires_at": expires}).Error; err != nil {
@@ -192,6 +192,16 @@ func (s *Store) VisitorAuth(ctx context.Context, token string, ttl time.Duration
 	}
 	c.CreatedAt = c.CreatedAt.UTC()
 	return c, expires, nil
+}
+
+// renewAfter is how long after its last recorded use a visitor token's
+// use is recorded again (and its expiry moved to ttl from now): a tenth
+// of ttl, at most a minute, so that a busy widget writes its session at
+// most once a minute, and a token with a short ttl still slides with
+// every use that matters (docs/widget-protocol.md: valid for ttl after
+// its last use, give or take a tenth).
+func renewAfter(ttl time.Duration) time.Duration {
+	return min(ttl/10, time.Minute)
 }
 
 // VisitorSessionExpiry returns when the visitor token of id (SessionID of

@@ -85,6 +85,24 @@ func TestVisitorTokens(t *testing.T) {
 			t.Fatalf("PruneSessions() = %v", err)
 		}
 
+		// A short ttl slides too: a token of 20 s used every 15 s lives on
+		// (its use is recorded once a tenth of the ttl has passed, not
+		// once a minute).
+		short, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: "Sam"}, 20*time.Second)
+		if err != nil {
+			t.Fatalf("StartVisitor(20 s ttl) = %v", err)
+		}
+		for i := range 4 {
+			clk.add(15 * time.Second)
+			if _, err := s.VisitorContact(ctx, short.Token, 20*time.Second); err != nil {
+				t.Fatalf("VisitorContact(20 s ttl, use %d after 15 s) = %v", i+1, err)
+			}
+		}
+		clk.add(21 * time.Second)
+		if _, err := s.VisitorContact(ctx, short.Token, 20*time.Second); !errors.Is(err, inbox.ErrUnauthenticated) {
+			t.Fatalf("VisitorContact(20 s ttl, unused for 21 s) = %v, want ErrUnauthenticated", err)
+		}
+
 		w := startVisitor(t, s, "Walt")
 		if err := s.RevokeVisitorToken(ctx, w.Token); err != nil {
 			t.Fatalf("RevokeVisitorToken() = %v", err)
