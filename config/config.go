@@ -167,6 +167,10 @@ type Limits struct {
 	// turns this limit off, as the next two (e.g. for a load test).
 	SocketsPerSession int `yaml:"sockets_per_session"`
 
+	// SocketsPerAgent is the most agents' WebSockets open at once of one
+	// agent, over all their sessions; the next is closed with 4429.
+	SocketsPerAgent int `yaml:"sockets_per_agent"`
+
 	// SocketsPerIP is the most visitor WebSockets open at once from one
 	// client address (see trusted_proxies); the next is closed with 4429.
 	SocketsPerIP int `yaml:"sockets_per_ip"`
@@ -357,6 +361,7 @@ func Defaults() Config {
 			MaxUploadBytes:         10 << 20,
 			LoginAttemptsPerMinute: 10,
 			SocketsPerSession:      10,
+			SocketsPerAgent:        30,
 			SocketsPerIP:           300,
 			AgentMessagesPerSecond: 10,
 			AgentMessageBurst:      30,

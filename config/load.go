@@ -735,6 +735,7 @@ func (l *loader) validate(c *Config) []error {
 	}
 	for key, n := range map[string]int{
 		"limits.sockets_per_session":       c.Limits.SocketsPerSession,
+		"limits.sockets_per_agent":         c.Limits.SocketsPerAgent,
 		"limits.sockets_per_ip":            c.Limits.SocketsPerIP,
 		"limits.agent_messages_per_second": c.Limits.AgentMessagesPerSecond,
 	} {

@@ -91,6 +91,7 @@ func TestLoadFile(t *testing.T) {
 			MaxUploadBytes:         25 << 20,
 			LoginAttemptsPerMinute: 3,
 			SocketsPerSession:      5,
+			SocketsPerAgent:        12,
 			SocketsPerIP:           50,
 			VisitorSockets:         1000,
 			AgentMessagesPerSecond: 2,
@@ -218,8 +219,8 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("no key for MICROCHAT_%s", name)
 		}
 	}
-	if n := len(configEnv.leaves); n != 31 {
-		t.Errorf("%d top-level variables, want 31: update this test and the sample config", n)
+	if n := len(configEnv.leaves); n != 32 {
+		t.Errorf("%d top-level variables, want 32: update this test and the sample config", n)
 	}
 	if got := EnvName("mailboxes[0].imap.password"); got != "MICROCHAT_MAILBOXES_0_IMAP_PASSWORD" {
 		t.Errorf("EnvName() = %q", got)

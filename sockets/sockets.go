@@ -61,6 +61,9 @@ const (
 type Limits struct {
 	// PerCredential is the most sockets of one session or token.
 	PerCredential int
+	// PerPrincipal is the most sockets of one agent or contact, whatever
+	// credentials they were opened with.
+	PerPrincipal int
 	// PerIP is the most sockets from one client address.
 	PerIP int
 	// Total is the most sockets of the registry.
@@ -152,7 +155,8 @@ func (r *Registry) Len() int {
 // session or token), principal (agent or contact id), the credential's
 // expiry and the function that ends the socket: it closes it with
 // CloseUnauthorized and must not block. ErrTooMany over
-// Limits.PerCredential; the socket stays admitted until Remove.
+// Limits.PerCredential or Limits.PerPrincipal; the socket stays admitted
+// until Remove.
 func (s *Socket) Bind(cred string, principal int64, expires time.Time, end func()) error {
 	r := s.r
 	r.mu.Lock()
@@ -161,6 +165,9 @@ func (s *Socket) Bind(cred string, principal int64, expires time.Time, end func(
 		return errors.New("sockets: Bind of a removed or bound socket")
 	}
 	if l := r.opts.Limits.PerCredential; l > 0 && len(r.byCred[cred]) >= l {
+		return ErrTooMany
+	}
+	if l := r.opts.Limits.PerPrincipal; l > 0 && len(r.byPrincipal[principal]) >= l {
 		return ErrTooMany
 	}
 	s.cred, s.principal, s.end = cred, principal, end

@@ -213,14 +213,15 @@ func (s *Server) agentSocket(c echo.Context) error {
 		return nil // gws has answered the client
 	}
 	ac.conn = conn
-	// The session's sockets are capped; the extra one is closed after the
-	// upgrade so that the client sees the code. The cap has no per-IP or
-	// node-wide part: agents are few and logged in.
+	// The session's and the agent's sockets are capped; the extra one is
+	// closed after the upgrade so that the client sees the code. The cap
+	// has no per-IP or node-wide part: only a logged-in agent gets here,
+	// so the per-agent cap bounds them all.
 	sess := sessionOf(c)
 	sk, _ := s.agentSockets.Admit(c.RealIP())
 	if sess == nil || sk.Bind(sess.ID, agent.ID, sess.ExpiresAt, ac.revoked) != nil {
 		sk.Remove()
-		conn.WriteClose(sockets.CloseTooMany, []byte("too many connections with this session"))
+		conn.WriteClose(sockets.CloseTooMany, []byte("too many connections of this session or agent"))
 		done()
 		return nil
 	}

@@ -405,8 +405,22 @@ func TestSocketsPerCredential(t *testing.T) {
 		if c, code := e.agentSockTry(token); c != nil || code != sockets.CloseTooMany {
 			t.Fatalf("11th socket of a session: close code %d, want 4429", code)
 		}
-		// A new session of the same agent is served.
-		e.agentSockWith(e.session(a, time.Hour))
+		// A new session of the same agent is served, up to the agent's cap
+		// over all sessions (limits.sockets_per_agent, 30): an agent who
+		// logs in again and again cannot open sockets without bound.
+		for s := range 2 {
+			token := e.session(a, time.Hour)
+			for range 10 {
+				if c, code := e.agentSockTry(token); c == nil {
+					t.Fatalf("socket of the agent's session %d closed with %d", s+2, code)
+				}
+			}
+		}
+		if c, code := e.agentSockTry(e.session(a, time.Hour)); c != nil || code != sockets.CloseTooMany {
+			t.Fatalf("31st socket of an agent: close code %d, want 4429", code)
+		}
+		// Another agent is not counted with them.
+		e.agentSockWith(e.session(e.agent("b@example.com", inbox.RoleAgent), time.Hour))
 	})
 }
 

@@ -254,7 +254,7 @@ func New(opts Options) (*Server, error) {
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.agentSockets = sockets.New(sockets.Options{Kind: sockets.Agents, Now: s.store.Now, Logger: s.log,
-		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession}})
+		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession, PerPrincipal: cfg.Limits.SocketsPerAgent}})
 	s.stopRevoked = s.store.Hub().OnRevoked(s.agentSockets.Revoked)
 	go s.sweepSockets(opts.SweepTick)
 	s.replies = newReplyLimits(cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst, s.store.Now)
