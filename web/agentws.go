@@ -422,7 +422,9 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 		ac.holding = false
 		for key, seq := range cmd.Cursors {
 			id, err := strconv.ParseInt(key, 10, 64)
-			if err != nil || seq < 0 {
+			if err != nil || id <= 0 || seq < 0 {
+				// Never a resync: one without a conversation means "reload
+				// everything" (docs/protocol.md).
 				if !ac.write(agentFrame{Type: "error", Error: "resume: bad cursor " + strconv.Quote(key)}) {
 					return false
 				}

@@ -45,6 +45,14 @@ func TestAgentResumeCursorAhead(t *testing.T) {
 				t.Fatalf("after the resync: %+v, want event %d", f, conv.Seq+1+i)
 			}
 		}
+		// A cursor that names no conversation is an error, never the
+		// resync without a conversation that means "reload everything".
+		for _, key := range []string{"0", "-3", "x"} {
+			c.send(t, agentCommand{Type: "resume", Cursors: map[string]int64{key: 0}})
+			if f := c.next(t); f.Type != "error" {
+				t.Fatalf("answer to cursor %q = %+v, want error", key, f)
+			}
+		}
 	})
 }
 
