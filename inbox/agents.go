@@ -65,6 +65,12 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 	if role != RoleAdmin && role != RoleAgent {
 		return Agent{}, invalid("role", "must be admin or agent")
 	}
+	// A password is not stored as text, but it is user text as any other
+	// (inbox/text.go): NUL and invalid UTF-8 are refused, nothing else is
+	// changed.
+	if err := checkText("password", in.Password); err != nil {
+		return Agent{}, err
+	}
 	if utf8.RuneCountInString(in.Password) < MinPasswordLength {
 		return Agent{}, invalid("password", "must be at least %d characters", MinPasswordLength)
 	}

@@ -299,6 +299,10 @@ func TestNULRefusedAtEveryEntryPoint(t *testing.T) {
 				_, err := f.s.CreateAgent(ctx, inbox.NewAgent{Email: "dan\x00@example.com", Name: "Dan", Password: "long enough password"})
 				return err
 			}},
+			{"agent password", "password", func() error {
+				_, err := f.s.CreateAgent(ctx, inbox.NewAgent{Email: "dan@example.com", Name: "Dan", Password: "long enough\x00password"})
+				return err
+			}},
 			{"bootstrap admin", "email", func() error {
 				_, err := f.s.EnsureAdmin(ctx, inbox.NewAgent{Email: "root\x00@example.com", Password: "long enough password"})
 				return err
