@@ -318,7 +318,9 @@ func testEndedReload(t *testing.T, browser context.Context) {
 // frames it sends (__sent). A message whose text
 // starts with UNAVAILABLE or INVALID is not sent: the socket answers it
 // with that error frame, as the server does. One that starts with TOOBIG
-// closes the socket with 1009, as the server does on a frame over 64 KiB.
+// closes the socket with 1009, as the server does on a frame over 64 KiB;
+// one that starts with DROPPED closes it with 1006 (no close frame), as
+// the browser sees the server's close on such a frame.
 const fakeTime = `<script>
 (() => {
 	let now = Date.now(), next = 0;
@@ -353,11 +355,12 @@ const fakeTime = `<script>
 		send(d) {
 			const f = JSON.parse(d);
 			__sent.push(f);
-			if (f.type === "message" && f.text.startsWith("TOOBIG")) {
+			const c = f.type === "message" && /^(TOOBIG|DROPPED)/.exec(f.text);
+			if (c) {
 				const h = this.onclose;
 				this.onclose = null;
 				super.close();
-				Promise.resolve().then(() => h({code: 1009}));
+				Promise.resolve().then(() => h({code: c[1] === "TOOBIG" ? 1009 : 1006}));
 				return;
 			}
 			const m = f.type === "message" && /^(UNAVAILABLE|INVALID)/.exec(f.text);
@@ -522,7 +525,8 @@ func testFrameTooLarge(t *testing.T, browser context.Context) {
 // testClosedOnMessage: the server closes the socket with 1009 on the
 // message just sent: the widget shows it as not sent, gives its text back
 // to the message box, drops it from its outbox, and does not send it
-// again when it reconnects.
+// again when it reconnects. A message the socket closes on with no close
+// code (1006) is sent on 3 connections, then shown as not sent.
 func testClosedOnMessage(t *testing.T, browser context.Context) {
 	s := newServer(t, nil)
 	v := visitor(t, browser)
@@ -541,6 +545,23 @@ func testClosedOnMessage(t *testing.T, browser context.Context) {
 	v.waitJS("a new socket's hello", `__sockets.length === 2 && __sockets[1].__frames.some((f) => f.type === "hello")`)
 	if n := eval[int](v, sends(text)); n != 1 {
 		t.Fatalf("the message the server closed the socket on was sent %d times, want once", n)
+	}
+
+	const dropped = "DROPPED on the way"
+	v.do("clearing", chromedp.Evaluate[chromedp.Void](in("#mc-text")+`.value = ""`))
+	v.send(dropped)
+	for i := 1; i <= 3; i++ {
+		v.waitJS(fmt.Sprintf("send %d", i), sends(dropped)+` === `+fmt.Sprint(i))
+		if i < 3 {
+			v.do("the backoff", chromedp.Evaluate[chromedp.Void](`__advance(30000)`))
+		}
+	}
+	v.waitText("Not sent: The connection closed each time it was sent; please try again.")
+	v.waitJS("the text back in the box", in("#mc-text")+`.value === `+jsString(dropped))
+	n := eval[int](v, `(__advance(30000), __sockets.length)`)
+	v.waitJS("a new socket's hello", `__sockets.length === `+fmt.Sprint(n)+` && __sockets.at(-1).__frames.some((f) => f.type === "hello")`)
+	if n := eval[int](v, sends(dropped)+` * 10 + `+outbox(s)+`.length`); n != 30 {
+		t.Fatalf("a message the socket closed on 3 times: %d sends, %d kept; want 3 and none", n/10, n%10)
 	}
 }
 

@@ -602,7 +602,7 @@ function createRating(onSubmit) {
 const PING_MS = 25000;
 const DEAD_MS = 70000;
 const MAX_FRAME = 65536;
-function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onRefused }) {
+function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
 	const url = origin.replace(/^http/, "ws") + "/api/v1/widget/ws";
 	let ws = null;
 	let ready = false;
@@ -612,7 +612,7 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onRefus
 	let pinger = 0;
 	let heard = 0;
 	let blockedUntil = 0; // after 4429: no socket before then
-	let refused = false; // the last close was 1007 or 1009
+	let refused = false; // the last close was on a frame sent
 	let last = null; // the last frame sent on ws
 	function connect() {
 		wanted = true;
@@ -665,9 +665,8 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onRefus
 			onUnauthorized();
 			return;
 		}
-		refused = code === 1007 || code === 1009;
-		if (refused) onRefused(code, last);
 		if (!wanted) return;
+		refused = onDropped(code, last) || code === 1007 || code === 1009;
 		onStatus("reconnecting");
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
@@ -796,6 +795,7 @@ function frameBytes(p) {
 	return bytes(JSON.stringify(messageFrame(p)));
 }
 const TOO_LONG = "Your message is too long to send";
+const DROPS = 3;
 function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
@@ -858,9 +858,13 @@ function createApp(cfg, root) {
 		onFrame: frame,
 		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
 		onUnauthorized: expired,
-		onRefused: (code, f) => {
+		onDropped: (code, f) => {
 			const p = f && f.type === "message" && outbox.find((x) => x.client_id === f.client_id);
-			if (p) notSent(p, code === 1009 ? TOO_LONG : "The server could not read it");
+			if (!p) return false;
+			p.drops = (p.drops || 0) + 1;
+			if (code === 1009 || code === 1007 || p.drops >= DROPS) notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
+			else saveOutbox();
+			return true;
 		},
 	});
 	function emit(name, data) {

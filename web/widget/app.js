@@ -62,6 +62,11 @@ function frameBytes(p) {
 // 1009) is not sent.
 const TOO_LONG = "Your message is too long to send";
 
+// DROPS is how many connections may end right after a message was sent,
+// before it was stored, until it is shown as not sent: the server may
+// close the socket on it without a close code the browser sees (1006).
+const DROPS = 3;
+
 // createApp builds the widget in root (the shadow root) for cfg
 // (config.js) and returns boot, which starts it, and the page's API.
 export function createApp(cfg, root) {
@@ -137,11 +142,16 @@ export function createApp(cfg, root) {
 		onFrame: frame,
 		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
 		onUnauthorized: expired,
-		onRefused: (code, f) => {
-			// The server closed the socket on the message just sent: it
-			// would refuse it again, so it is not sent again.
+		onDropped: (code, f) => {
+			// The socket closed on the message just sent, before it was
+			// stored: after a 1009 or 1007 (refused) or DROPS such closes,
+			// it is not sent again.
 			const p = f && f.type === "message" && outbox.find((x) => x.client_id === f.client_id);
-			if (p) notSent(p, code === 1009 ? TOO_LONG : "The server could not read it");
+			if (!p) return false;
+			p.drops = (p.drops || 0) + 1;
+			if (code === 1009 || code === 1007 || p.drops >= DROPS) notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
+			else saveOutbox();
+			return true;
 		},
 	});
 

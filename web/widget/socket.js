@@ -2,9 +2,9 @@
 // with its first frame, reconnects after any drop with exponential backoff
 // (0.5 s doubling to 30 s) and full jitter, and after close 4429 (too many
 // connections) waits 30 to 60 s before any new try; after a close 1007 or
-// 1009 (a frame the server refused) the backoff goes on growing past the
-// next hello, so that a frame resent on each connection cannot make a
-// loop of sockets. It pings every 25 s, and treats a
+// 1009 (a frame the server refused), or one onDropped blames on the last
+// frame sent, the backoff goes on growing past the next hello, so that a
+// frame resent on each connection cannot make a loop of sockets. It pings every 25 s, and treats a
 // socket it has heard nothing from for 70 s as dead. It hands every frame
 // but pong to onFrame, and says how it stands with onStatus:
 // "connecting" (first try), "open" (after hello) or "reconnecting".
@@ -20,9 +20,11 @@ export const MAX_FRAME = 65536;
 // createSocket returns the socket of the server at origin. auth() returns
 // the auth frame; onUnauthorized is called on close code 4401 (bad or
 // expired token), after which the socket stays closed until connect();
-// onRefused(code, frame) on close code 1007 or 1009, with the last frame
-// sent on that socket (or null), which the server may have refused.
-export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onRefused }) {
+// onDropped(code, frame) on any other drop but close(), with the close
+// code (1006 with no close frame, 0 for a dead socket) and the last frame
+// sent on that socket (or null): it returns true if that frame may be what
+// the server closed the socket on.
+export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
 	const url = origin.replace(/^http/, "ws") + "/api/v1/widget/ws";
 	let ws = null;
 	let ready = false;
@@ -32,7 +34,7 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, 
 	let pinger = 0;
 	let heard = 0;
 	let blockedUntil = 0; // after 4429: no socket before then
-	let refused = false; // the last close was 1007 or 1009
+	let refused = false; // the last close was on a frame sent
 	let last = null; // the last frame sent on ws
 
 	function connect() {
@@ -87,9 +89,8 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, 
 			onUnauthorized();
 			return;
 		}
-		refused = code === 1007 || code === 1009;
-		if (refused) onRefused(code, last);
 		if (!wanted) return;
+		refused = onDropped(code, last) || code === 1007 || code === 1009;
 		onStatus("reconnecting");
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
