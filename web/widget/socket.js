@@ -4,8 +4,9 @@
 // connections) waits 30 to 60 s before any new try; after a close 1007 or
 // 1009 (a frame the server refused), or one onDropped blames on the last
 // frame sent, the backoff goes on growing past the next hello, so that a
-// frame resent on each connection cannot make a loop of sockets. It pings every 25 s, and treats a
-// socket it has heard nothing from for 70 s as dead. It hands every frame
+// frame resent on each connection cannot make a loop of sockets. It pings
+// every 25 s, and treats a socket it has heard nothing from for 70 s as
+// dead. It hands every frame
 // but pong to onFrame, and says how it stands with onStatus:
 // "connecting" (first try), "open" (after hello) or "reconnecting".
 
