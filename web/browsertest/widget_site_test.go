@@ -29,6 +29,11 @@ func TestWidgetOnSites(t *testing.T) {
 	t.Run("refused and unavailable", func(t *testing.T) { testRefusedAndUnavailable(t, browser) })
 	t.Run("typing expiry", func(t *testing.T) { testTypingExpiry(t, browser) })
 	t.Run("too many connections", func(t *testing.T) { testTooManyConnections(t, browser) })
+	t.Run("frame too large", func(t *testing.T) { testFrameTooLarge(t, browser) })
+	t.Run("closed on a message", func(t *testing.T) { testClosedOnMessage(t, browser) })
+	t.Run("refused closes back off", func(t *testing.T) { testRefusedClosesBackOff(t, browser) })
+	t.Run("renamed agent, reloaded", func(t *testing.T) { testRenamedReload(t, browser) })
+	t.Run("server errors as they are", func(t *testing.T) { testServerErrorText(t, browser) })
 }
 
 // widgetTag embeds the widget of server s.
@@ -312,7 +317,10 @@ func testEndedReload(t *testing.T, browser context.Context) {
 // (__sockets, each with the frames it received in __frames) and the
 // frames it sends (__sent). A message whose text
 // starts with UNAVAILABLE or INVALID is not sent: the socket answers it
-// with that error frame, as the server does.
+// with that error frame, as the server does. One that starts with TOOBIG
+// closes the socket with 1009, as the server does on a frame over 64 KiB;
+// one that starts with DROPPED closes it with 1006 (no close frame), as
+// the browser sees the server's close on such a frame.
 const fakeTime = `<script>
 (() => {
 	let now = Date.now(), next = 0;
@@ -347,6 +355,14 @@ const fakeTime = `<script>
 		send(d) {
 			const f = JSON.parse(d);
 			__sent.push(f);
+			const c = f.type === "message" && /^(TOOBIG|DROPPED)/.exec(f.text);
+			if (c) {
+				const h = this.onclose;
+				this.onclose = null;
+				super.close();
+				Promise.resolve().then(() => h({code: c[1] === "TOOBIG" ? 1009 : 1006}));
+				return;
+			}
 			const m = f.type === "message" && /^(UNAVAILABLE|INVALID)/.exec(f.text);
 			if (!m) return super.send(d);
 			const code = m[1].toLowerCase();
@@ -378,7 +394,7 @@ func testRefusedAndUnavailable(t *testing.T, browser context.Context) {
 	startChat(v, "Una Vailable", "", "")
 
 	v.send("INVALID text")
-	v.waitText("Not sent: Text must not contain a NUL byte.")
+	v.waitText("Not sent: text must not contain a NUL byte.")
 	v.waitJS("the text back in the box", in("#mc-text")+`.value === "INVALID text"`)
 	if n := eval[int](v, `(__advance(60000), `+sends("INVALID text")+`)`); n != 1 {
 		t.Fatalf("an invalid message was sent %d times, want once", n)
@@ -465,4 +481,158 @@ func testTooManyConnections(t *testing.T, browser context.Context) {
 		}
 		v.waitJS("the new socket open", `__sockets.at(-1).readyState === 1 && !`+root+`.querySelector(".mc").innerText.includes("Reconnecting...")`)
 	}
+}
+
+// outbox is, in JavaScript, the messages the widget of s keeps to send.
+func outbox(s *server) string {
+	return `JSON.parse(sessionStorage.getItem(` + jsString("microchat:"+s.URL+":outbox") + `) || "[]")`
+}
+
+// testFrameTooLarge: 12,000 control characters and "hello" are 12,005
+// bytes of text, under the 16 KiB limit, but 72 KB as the JSON frame that
+// sends them, over the server's 64 KiB: the widget refuses it as too long
+// and sends nothing; and one such message kept from before (an older
+// widget's outbox) is shown as not sent after a reload, never sent.
+func testFrameTooLarge(t *testing.T, browser context.Context) {
+	s := newServer(t, nil)
+	v := visitor(t, browser)
+	v.navigate(fakeTimeSite(t, s) + "/")
+	startChat(v, "Cora Control", "", "")
+	v.waitJS("the socket's hello", `__sockets.at(-1).__frames.some((f) => f.type === "hello")`)
+	text := strings.Repeat("\x01", 12000) + "hello"
+	v.do("control characters in the box", chromedp.Evaluate[chromedp.Void](in("#mc-text")+`.value = `+jsString(text)+`; `+in("#mc-text")+`.dispatchEvent(new Event("input"))`))
+	v.focus(in("#mc-text"))
+	v.enter()
+	v.waitText("Your message is too long to send (70 KB as sent; up to 64 KB)")
+	if got := eval[string](v, in("#mc-text")+`.value`); got != text {
+		t.Fatalf("the message box holds %d characters after a refused message, want the %d typed", len(got), len(text))
+	}
+	if n := eval[int](v, `(__advance(60000), `+sends(text)+` + `+root+`.querySelectorAll("li.contact").length + `+outbox(s)+`.length)`); n != 0 {
+		t.Fatalf("a message whose frame is over 64 KiB was sent, shown or kept (%d)", n)
+	}
+
+	// An outbox from before this check: shown as not sent, text in the box.
+	v.do("an old outbox", chromedp.Evaluate[chromedp.Void](`sessionStorage.setItem(`+jsString("microchat:"+s.URL+":outbox")+`, JSON.stringify([{client_id: "0123456789abcdef0123456789abcdef", text: `+jsString(text)+`, attachments: []}])); sessionStorage.removeItem(`+jsString("microchat:"+s.URL+":draft")+`)`))
+	v.do("reload", chromedp.Reload())
+	v.waitText("Not sent: Your message is too long to send.")
+	v.waitJS("the text back in the box", in("#mc-text")+`.value === `+jsString(text))
+	v.waitJS("the socket's hello", `__sockets.at(-1)?.__frames.some((f) => f.type === "hello")`)
+	if n := eval[int](v, `(__advance(60000), `+sends(text)+` + `+outbox(s)+`.length)`); n != 0 {
+		t.Fatalf("the kept message was sent or kept (%d)", n)
+	}
+}
+
+// testClosedOnMessage: the server closes the socket with 1009 on the
+// message just sent: the widget shows it as not sent, gives its text back
+// to the message box, drops it from its outbox, and does not send it
+// again when it reconnects. A message the socket closes on with no close
+// code (1006) is sent on 3 connections, then shown as not sent.
+func testClosedOnMessage(t *testing.T, browser context.Context) {
+	s := newServer(t, nil)
+	v := visitor(t, browser)
+	v.navigate(fakeTimeSite(t, s) + "/")
+	startChat(v, "Tobi Big", "", "")
+	v.waitJS("the socket's hello", `__sockets.at(-1).__frames.some((f) => f.type === "hello")`)
+	const text = "TOOBIG for the server"
+	v.send(text)
+	v.waitText("Not sent: Your message is too long to send.")
+	v.waitJS("the text back in the box", in("#mc-text")+`.value === `+jsString(text))
+	if n := eval[int](v, outbox(s)+`.length`); n != 0 {
+		t.Fatalf("the message is still in the outbox after close 1009")
+	}
+	// Reconnected: the message is not sent again.
+	v.do("the backoff", chromedp.Evaluate[chromedp.Void](`__advance(30000)`))
+	v.waitJS("a new socket's hello", `__sockets.length === 2 && __sockets[1].__frames.some((f) => f.type === "hello")`)
+	if n := eval[int](v, sends(text)); n != 1 {
+		t.Fatalf("the message the server closed the socket on was sent %d times, want once", n)
+	}
+
+	const dropped = "DROPPED on the way"
+	v.do("clearing", chromedp.Evaluate[chromedp.Void](in("#mc-text")+`.value = ""`))
+	v.send(dropped)
+	for i := 1; i <= 3; i++ {
+		v.waitJS(fmt.Sprintf("send %d", i), sends(dropped)+` === `+fmt.Sprint(i))
+		if i < 3 {
+			v.do("the backoff", chromedp.Evaluate[chromedp.Void](`__advance(30000)`))
+		}
+	}
+	v.waitText("Not sent: The connection closed each time it was sent; please try again.")
+	v.waitJS("the text back in the box", in("#mc-text")+`.value === `+jsString(dropped))
+	n := eval[int](v, `(__advance(30000), __sockets.length)`)
+	v.waitJS("a new socket's hello", `__sockets.length === `+fmt.Sprint(n)+` && __sockets.at(-1).__frames.some((f) => f.type === "hello")`)
+	if n := eval[int](v, sends(dropped)+` * 10 + `+outbox(s)+`.length`); n != 30 {
+		t.Fatalf("a message the socket closed on 3 times: %d sends, %d kept; want 3 and none", n/10, n%10)
+	}
+}
+
+// testRefusedClosesBackOff: closes 1009 in a row, each after the server's
+// hello, are followed by reconnects with a growing backoff (0.5, 1, 2 s,
+// at most; Math.random is fixed at 0.99 here), not by a new socket within
+// 0.5 s each time.
+func testRefusedClosesBackOff(t *testing.T, browser context.Context) {
+	s := newServer(t, nil)
+	v := visitor(t, browser)
+	v.navigate(fakeTimeSite(t, s) + "/")
+	startChat(v, "Rhea Retry", "", "")
+	v.do("fixing Math.random", chromedp.Evaluate[chromedp.Void](`Math.random = () => 0.99`))
+	refuse := `(() => { const s = __sockets.at(-1), h = s.onclose; s.onclose = null; s.close(); h({code: 1009}); return __sockets.length; })()`
+	for round := range 3 {
+		v.waitJS("the socket's hello", `__sockets.at(-1).readyState === 1 && __sockets.at(-1).__frames.some((f) => f.type === "hello")`)
+		delay := 0.99 * float64(int(500)<<round)
+		n := eval[int](v, refuse)
+		if got := eval[int](v, fmt.Sprintf(`(__advance(%d), __sockets.length)`, int(delay)-5)); got != n {
+			t.Fatalf("round %d: a new socket within %d ms of close 1009, want the backoff of %.0f ms", round, int(delay)-5, delay)
+		}
+		if got := eval[int](v, `(__advance(10), __sockets.length)`); got != n+1 {
+			t.Fatalf("round %d: %d new sockets %.0f ms after close 1009, want 1", round, got-n, delay+5)
+		}
+	}
+}
+
+// testRenamedReload: an agent joins as "admin", renames themselves, and
+// writes: their message carries the new name live and after a reload,
+// while the line of the join keeps the name they joined with.
+func testRenamedReload(t *testing.T, browser context.Context) {
+	s := newServer(t, nil)
+	admin := s.agent("admin@example.com", "admin")
+	v := visitor(t, browser)
+	v.navigate(s.URL + "/")
+	startChat(v, "Rita Rename", "", "")
+	conv := admin.event(0, inbox.EventConversationCreated).ConversationID
+	admin.call("POST", fmt.Sprintf("/api/v1/conversations/%d/join", conv), nil, 200, nil)
+	v.waitText("admin joined the chat")
+	admin.call("PATCH", "/api/v1/agents/me", map[string]any{"name": "Dana from Support"}, 200, nil)
+	admin.call("POST", fmt.Sprintf("/api/v1/conversations/%d/messages", conv), map[string]any{"text": "new name msg"}, 201, nil)
+	lines := `[...` + root + `.querySelectorAll(".msgs > li")].map((li) => li.innerText.replace(/\d\d?:\d\d( [AP]M)?/g, "").replace(/\s+/g, " ").trim()).join("|")`
+	want := "admin joined the chat|Dana from Support new name msg"
+	v.waitJS("the message with the new name", lines+` === `+jsString(want))
+	v.do("reload", chromedp.Reload())
+	v.waitText("new name msg")
+	if got := eval[string](v, lines); got != want {
+		t.Fatalf("after a reload the conversation is %q, want %q", got, want)
+	}
+}
+
+// testServerErrorText: the server's error texts are shown as they are:
+// a field's error under its field names the field once, and one that
+// starts with a MIME type keeps its case.
+func testServerErrorText(t *testing.T, browser context.Context) {
+	s := newServer(t, nil)
+	v := visitor(t, browser)
+	v.navigate(s.URL + "/")
+	v.click("Live Chat", button("Live Chat"))
+	v.waitJS("the pre-chat form", root+`.activeElement === `+in("#mc-name"))
+	v.do("a name with a NUL", chromedp.Evaluate[chromedp.Void](in("#mc-name")+`.value = "Nu\u0000ll"`))
+	v.click("Start Chat", button("Start Chat"))
+	v.waitJS("the name's error", in("#mc-name-err")+`.textContent !== ""`)
+	if got := eval[string](v, in("#mc-name-err")+`.textContent`); got != "must not contain NUL characters." {
+		t.Fatalf("the name's error reads %q, want %q", got, "must not contain NUL characters.")
+	}
+
+	v.do("a name", chromedp.Evaluate[chromedp.Void](in("#mc-name")+`.value = "Elf Owner"`))
+	v.click("Start Chat", button("Start Chat"))
+	v.waitText("Waiting for support staff...")
+	elf := writeFile(t, t.TempDir(), "tool", append([]byte("\x7fELF\x02\x01\x01\x00"), make([]byte, 200)...))
+	v.upload(in("input[type=file]"), []string{elf})
+	v.waitText("\u201ctool\u201d cannot be sent. application/x-elf: programs are not accepted")
 }

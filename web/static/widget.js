@@ -601,7 +601,8 @@ function createRating(onSubmit) {
 // socket.js
 const PING_MS = 25000;
 const DEAD_MS = 70000;
-function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
+const MAX_FRAME = 65536;
+function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
 	const url = origin.replace(/^http/, "ws") + "/api/v1/widget/ws";
 	let ws = null;
 	let ready = false;
@@ -611,6 +612,8 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
 	let pinger = 0;
 	let heard = 0;
 	let blockedUntil = 0; // after 4429: no socket before then
+	let refused = false; // the last close was on a frame sent
+	let last = null; // the last frame sent on ws
 	function connect() {
 		wanted = true;
 		clearTimeout(retry);
@@ -622,6 +625,7 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
 		}
 		const s = new WebSocket(url);
 		ws = s;
+		last = null;
 		heard = Date.now();
 		if (attempt === 0) onStatus("connecting");
 		s.onopen = () => s.send(JSON.stringify(auth()));
@@ -635,7 +639,8 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
 			}
 			if (f.type === "hello") {
 				ready = true;
-				attempt = 0;
+				if (!refused) attempt = 0;
+				refused = false;
 				onStatus("open");
 			}
 			if (f.type !== "pong") onFrame(f);
@@ -661,6 +666,7 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
 			return;
 		}
 		if (!wanted) return;
+		refused = onDropped(code, last) || code === 1007 || code === 1009;
 		onStatus("reconnecting");
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
@@ -670,6 +676,7 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
 	function send(frame) {
 		if (!ready) return false;
 		ws.send(JSON.stringify(frame));
+		last = frame;
 		return true;
 	}
 	function close() {
@@ -776,14 +783,26 @@ function wait(s) {
 const RETRIES = 5;
 function sentence(s) {
 	s = String(s || "").trim();
-	return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".");
+	return s + (/[.!?]$/.test(s) ? "" : ".");
 }
+function bytes(s) {
+	return new TextEncoder().encode(s).length;
+}
+function messageFrame(p) {
+	return { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
+}
+function frameBytes(p) {
+	return bytes(JSON.stringify(messageFrame(p)));
+}
+const TOO_LONG = "Your message is too long to send";
+const DROPS = 3;
 function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
 	const listeners = { message: [], open: [], close: [] };
 	const blobs = new Map(); // attachment id -> promise of a blob URL
 	const names = new Map(); // agent id -> name, also of agents who left
+	const joinNames = new Map();
 	const agentSeqs = new Set(); // seqs of the agents' messages
 	const typingTimers = new Map();
 	let contact = null;
@@ -839,6 +858,14 @@ function createApp(cfg, root) {
 		onFrame: frame,
 		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
 		onUnauthorized: expired,
+		onDropped: (code, f) => {
+			const p = f && f.type === "message" && outbox.find((x) => x.client_id === f.client_id);
+			if (!p) return false;
+			p.drops = (p.drops || 0) + 1;
+			if (code === 1009 || code === 1007 || p.drops >= DROPS) notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
+			else saveOutbox();
+			return true;
+		},
 	});
 	function emit(name, data) {
 		for (const fn of listeners[name] || []) {
@@ -1002,7 +1029,7 @@ function createApp(cfg, root) {
 		for (const x of items) {
 			if (x.type) {
 				const d = x.data || {};
-				if (x.type === "joined") names.set(d.agent_id, d.agent_name);
+				if (x.type === "joined") joinNames.set(d.agent_id, d.agent_name);
 				const t = sysText(x);
 				if (t) msgs.system(t, x.seq);
 			} else add(x);
@@ -1018,7 +1045,7 @@ function createApp(cfg, root) {
 	function addMessage(m, live) {
 		if (m.author === "agent") agentSeqs.add(m.seq);
 		if (m.client_id) dropOutbox(m.client_id);
-		const name = names.get(m.agent_id) || "Support";
+		const name = nameOf(m.agent_id);
 		msgs.add(m, name);
 		if (live && m.author === "agent") {
 			const a = agents.find((x) => x.id === m.agent_id);
@@ -1033,6 +1060,9 @@ function createApp(cfg, root) {
 				attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
 			});
 		}
+	}
+	function nameOf(id) {
+		return names.get(id) || joinNames.get(id) || "Support";
 	}
 	function offerRating(seq) {
 		if (rating) return;
@@ -1066,7 +1096,7 @@ function createApp(cfg, root) {
 				break;
 			case "joined":
 				if (d.reopened) reopen();
-				names.set(d.agent_id, d.agent_name);
+				joinNames.set(d.agent_id, d.agent_name);
 				if (!agents.some((a) => a.id === d.agent_id)) agents.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
 				msgs.system(sysText(ev), ev.seq);
 				announce(d.agent_name + " joined the chat.");
@@ -1138,7 +1168,7 @@ function createApp(cfg, root) {
 				const a = agents.find((x) => x.id === f.agent_id);
 				if (a) a.presence = f.presence;
 				if (a && f.name) a.name = f.name;
-				if (f.name && names.has(f.agent_id)) names.set(f.agent_id, f.name);
+				if (f.name && (a || names.has(f.agent_id) || joinNames.has(f.agent_id))) names.set(f.agent_id, f.name);
 				render();
 				break;
 			}
@@ -1176,7 +1206,7 @@ function createApp(cfg, root) {
 			msgs.addPending(p, "Waiting to send...");
 			flush();
 		} else if (p) {
-			notSent(p, f.code === "unavailable" ? "the server could not store it; please try again" : f.error);
+			notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
 		}
 	}
 	function notSent(p, reason) {
@@ -1193,12 +1223,18 @@ function createApp(cfg, root) {
 		if (outbox.length !== n) saveOutbox();
 	}
 	function onSend(text) {
-		const n = new TextEncoder().encode(text).length;
-		if (maxMessage && n > maxMessage) {
-			panel.error("Your message is too long to send (" + formatSize(n) + "; up to " + formatSize(maxMessage) + "). Please shorten it or split it into several messages.");
+		const p = { client_id: randomId(), text, attachments: [] };
+		let n = bytes(text);
+		let max = maxMessage;
+		if (!max || n <= max) {
+			n = frameBytes(p);
+			max = MAX_FRAME;
+		}
+		if (n > max) {
+			panel.error(TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.");
 			return false;
 		}
-		queue(text, []);
+		queue(p);
 		return true;
 	}
 	function dropAll() {
@@ -1206,8 +1242,7 @@ function createApp(cfg, root) {
 		outbox = [];
 		saveOutbox();
 	}
-	function queue(text, attachments) {
-		const p = { client_id: randomId(), text, attachments };
+	function queue(p) {
 		outbox.push(p);
 		saveOutbox();
 		msgs.addPending(p);
@@ -1219,8 +1254,11 @@ function createApp(cfg, root) {
 		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
 		for (const p of outbox) {
 			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
-			const frame = { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
-			if (!socket.send(frame)) return;
+			if (frameBytes(p) > MAX_FRAME) {
+				notSent(p, TOO_LONG);
+				continue;
+			}
+			if (!socket.send(messageFrame(p))) return;
 			sentOnConn.add(p.client_id);
 			msgs.addPending(p);
 		}
@@ -1238,7 +1276,7 @@ function createApp(cfg, root) {
 			try {
 				const r = await api.upload(file);
 				msgs.removePending(tmp.client_id);
-				queue("", [r.attachment]);
+				queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
 			} catch (e) {
 				msgs.removePending(tmp.client_id);
 				panel.error(uploadError(name, e));
@@ -1280,7 +1318,7 @@ function createApp(cfg, root) {
 			composer.focus();
 		} catch (e) {
 			if (e.status === 429) panel.error(wait(e.retryAfter));
-			else if (e.field) form.setError(e.field, sentence(e.field + " " + e.message.replace(new RegExp("^" + e.field + " "), "")));
+			else if (e.field) form.setError(e.field, sentence(/^(name|email|phone)$/.test(e.field) && e.message.startsWith(e.field + ": ") ? e.message.slice(e.field.length + 2) : e.message));
 			else panel.error(sentence(e.message));
 		} finally {
 			form.busy(false);

@@ -9,7 +9,7 @@
 import { h, randomId, formatSize } from "./dom.js";
 import { initStore, getToken, setToken, load, save } from "./store.js";
 import { createApi } from "./api.js";
-import { createSocket } from "./socket.js";
+import { createSocket, MAX_FRAME } from "./socket.js";
 import { createLauncher } from "./launcher.js";
 import { createPanel } from "./panel.js";
 import { createStatus } from "./status.js";
@@ -34,11 +34,38 @@ function wait(s) {
 // jitter), before it is shown as not sent.
 const RETRIES = 5;
 
-// sentence makes a server's error message a sentence.
+// sentence ends a message with a full stop. Server texts are shown as
+// they are, never recased: they may start with a field name or a MIME
+// type ("application/x-elf: programs are not accepted").
 function sentence(s) {
 	s = String(s || "").trim();
-	return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".");
+	return s + (/[.!?]$/.test(s) ? "" : ".");
 }
+
+// bytes is the length of s in UTF-8, as the server counts.
+function bytes(s) {
+	return new TextEncoder().encode(s).length;
+}
+
+// messageFrame is the socket frame that sends p.
+function messageFrame(p) {
+	return { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
+}
+
+// frameBytes is the size of p's frame as sent: JSON escapes each control
+// character as 6 bytes, so a short text can make a frame over MAX_FRAME.
+function frameBytes(p) {
+	return bytes(JSON.stringify(messageFrame(p)));
+}
+
+// TOO_LONG is why a message whose frame the server would refuse (close
+// 1009) is not sent.
+const TOO_LONG = "Your message is too long to send";
+
+// DROPS is how many connections may end right after a message was sent,
+// before it was stored, until it is shown as not sent: the server may
+// close the socket on it without a close code the browser sees (1006).
+const DROPS = 3;
 
 // createApp builds the widget in root (the shadow root) for cfg
 // (config.js) and returns boot, which starts it, and the page's API.
@@ -47,7 +74,11 @@ export function createApp(cfg, root) {
 	const api = createApi(cfg.origin, getToken);
 	const listeners = { message: [], open: [], close: [] };
 	const blobs = new Map(); // attachment id -> promise of a blob URL
+	// Agents' names, for their messages: names has the current ones (from
+	// /state's authors and agents, hello, presence); joinNames those of
+	// the joined events, used only for an agent not in names.
 	const names = new Map(); // agent id -> name, also of agents who left
+	const joinNames = new Map();
 	const agentSeqs = new Set(); // seqs of the agents' messages
 	const typingTimers = new Map();
 	let contact = null;
@@ -111,6 +142,17 @@ export function createApp(cfg, root) {
 		onFrame: frame,
 		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
 		onUnauthorized: expired,
+		onDropped: (code, f) => {
+			// The socket closed on the message just sent, before it was
+			// stored: after a 1009 or 1007 (refused) or DROPS such closes,
+			// it is not sent again.
+			const p = f && f.type === "message" && outbox.find((x) => x.client_id === f.client_id);
+			if (!p) return false;
+			p.drops = (p.drops || 0) + 1;
+			if (code === 1009 || code === 1007 || p.drops >= DROPS) notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
+			else saveOutbox();
+			return true;
+		},
 	});
 
 	function emit(name, data) {
@@ -309,7 +351,7 @@ export function createApp(cfg, root) {
 		for (const x of items) {
 			if (x.type) {
 				const d = x.data || {};
-				if (x.type === "joined") names.set(d.agent_id, d.agent_name);
+				if (x.type === "joined") joinNames.set(d.agent_id, d.agent_name);
 				const t = sysText(x);
 				if (t) msgs.system(t, x.seq);
 			} else add(x);
@@ -328,7 +370,7 @@ export function createApp(cfg, root) {
 	function addMessage(m, live) {
 		if (m.author === "agent") agentSeqs.add(m.seq);
 		if (m.client_id) dropOutbox(m.client_id);
-		const name = names.get(m.agent_id) || "Support";
+		const name = nameOf(m.agent_id);
 		msgs.add(m, name);
 		if (live && m.author === "agent") {
 			const a = agents.find((x) => x.id === m.agent_id);
@@ -343,6 +385,12 @@ export function createApp(cfg, root) {
 				attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
 			});
 		}
+	}
+
+	// nameOf is an agent's name for their messages: the current one, else
+	// the one they joined with.
+	function nameOf(id) {
+		return names.get(id) || joinNames.get(id) || "Support";
 	}
 
 	function offerRating(seq) {
@@ -379,7 +427,7 @@ export function createApp(cfg, root) {
 				break;
 			case "joined":
 				if (d.reopened) reopen();
-				names.set(d.agent_id, d.agent_name);
+				joinNames.set(d.agent_id, d.agent_name);
 				if (!agents.some((a) => a.id === d.agent_id)) agents.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
 				msgs.system(sysText(ev), ev.seq);
 				announce(d.agent_name + " joined the chat.");
@@ -455,7 +503,7 @@ export function createApp(cfg, root) {
 				const a = agents.find((x) => x.id === f.agent_id);
 				if (a) a.presence = f.presence;
 				if (a && f.name) a.name = f.name;
-				if (f.name && names.has(f.agent_id)) names.set(f.agent_id, f.name);
+				if (f.name && (a || names.has(f.agent_id) || joinNames.has(f.agent_id))) names.set(f.agent_id, f.name);
 				render();
 				break;
 			}
@@ -499,7 +547,7 @@ export function createApp(cfg, root) {
 			msgs.addPending(p, "Waiting to send...");
 			flush();
 		} else if (p) {
-			notSent(p, f.code === "unavailable" ? "the server could not store it; please try again" : f.error);
+			notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
 		}
 	}
 
@@ -525,14 +573,21 @@ export function createApp(cfg, root) {
 
 	// onSend takes the message box's text unless it is over the server's
 	// limit, counted in UTF-8 bytes as the server counts (a CJK character
-	// is 3): then it stays in the box, with the reason.
+	// is 3), or its frame is over the server's frame limit (MAX_FRAME):
+	// then it stays in the box, with the reason.
 	function onSend(text) {
-		const n = new TextEncoder().encode(text).length;
-		if (maxMessage && n > maxMessage) {
-			panel.error("Your message is too long to send (" + formatSize(n) + "; up to " + formatSize(maxMessage) + "). Please shorten it or split it into several messages.");
+		const p = { client_id: randomId(), text, attachments: [] };
+		let n = bytes(text);
+		let max = maxMessage;
+		if (!max || n <= max) {
+			n = frameBytes(p);
+			max = MAX_FRAME;
+		}
+		if (n > max) {
+			panel.error(TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.");
 			return false;
 		}
-		queue(text, []);
+		queue(p);
 		return true;
 	}
 
@@ -544,8 +599,7 @@ export function createApp(cfg, root) {
 		saveOutbox();
 	}
 
-	function queue(text, attachments) {
-		const p = { client_id: randomId(), text, attachments };
+	function queue(p) {
 		outbox.push(p);
 		saveOutbox();
 		msgs.addPending(p);
@@ -555,15 +609,19 @@ export function createApp(cfg, root) {
 	// flush sends the messages the server has not acknowledged, once per
 	// connection: the server stores each client id once, however often.
 	// Those held back (rate limit, backoff) go when their time comes, after
-	// a reload too.
+	// a reload too. One whose frame the server would refuse (kept by an
+	// older widget) is shown as not sent instead.
 	function flush() {
 		clearTimeout(flushTimer);
 		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
 		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
 		for (const p of outbox) {
 			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
-			const frame = { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
-			if (!socket.send(frame)) return;
+			if (frameBytes(p) > MAX_FRAME) {
+				notSent(p, TOO_LONG);
+				continue;
+			}
+			if (!socket.send(messageFrame(p))) return;
 			sentOnConn.add(p.client_id);
 			msgs.addPending(p);
 		}
@@ -582,7 +640,7 @@ export function createApp(cfg, root) {
 			try {
 				const r = await api.upload(file);
 				msgs.removePending(tmp.client_id);
-				queue("", [r.attachment]);
+				queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
 			} catch (e) {
 				msgs.removePending(tmp.client_id);
 				panel.error(uploadError(name, e));
@@ -632,7 +690,9 @@ export function createApp(cfg, root) {
 			composer.focus();
 		} catch (e) {
 			if (e.status === 429) panel.error(wait(e.retryAfter));
-			else if (e.field) form.setError(e.field, sentence(e.field + " " + e.message.replace(new RegExp("^" + e.field + " "), "")));
+			// "name: must not contain NUL characters" under the Name field
+			// names the field once: "must not contain NUL characters."
+			else if (e.field) form.setError(e.field, sentence(/^(name|email|phone)$/.test(e.field) && e.message.startsWith(e.field + ": ") ? e.message.slice(e.field.length + 2) : e.message));
 			else panel.error(sentence(e.message));
 		} finally {
 			form.busy(false);

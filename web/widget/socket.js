@@ -1,18 +1,31 @@
 // The widget's one WebSocket (docs/widget-protocol.md). It authenticates
 // with its first frame, reconnects after any drop with exponential backoff
 // (0.5 s doubling to 30 s) and full jitter, and after close 4429 (too many
-// connections) waits 30 to 60 s before any new try; it pings every 25 s, and treats a
-// socket it has heard nothing from for 70 s as dead. It hands every frame
+// connections) waits 30 to 60 s before any new try; after a close 1007 or
+// 1009 (a frame the server refused), or one onDropped blames on the last
+// frame sent, the backoff goes on growing past the next hello, so that a
+// frame resent on each connection cannot make a loop of sockets. It pings
+// every 25 s, and treats a socket it has heard nothing from for 70 s as
+// dead. It hands every frame
 // but pong to onFrame, and says how it stands with onStatus:
 // "connecting" (first try), "open" (after hello) or "reconnecting".
 
 const PING_MS = 25000;
 const DEAD_MS = 70000;
 
+// MAX_FRAME is the largest frame the server reads, in bytes of UTF-8 JSON:
+// it closes the socket with 1009 on a larger one (docs/widget-protocol.md,
+// close codes).
+export const MAX_FRAME = 65536;
+
 // createSocket returns the socket of the server at origin. auth() returns
 // the auth frame; onUnauthorized is called on close code 4401 (bad or
-// expired token), after which the socket stays closed until connect().
-export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }) {
+// expired token), after which the socket stays closed until connect();
+// onDropped(code, frame) on any other drop but close(), with the close
+// code (1006 with no close frame, 0 for a dead socket) and the last frame
+// sent on that socket (or null): it returns true if that frame may be what
+// the server closed the socket on.
+export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
 	const url = origin.replace(/^http/, "ws") + "/api/v1/widget/ws";
 	let ws = null;
 	let ready = false;
@@ -22,6 +35,8 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }
 	let pinger = 0;
 	let heard = 0;
 	let blockedUntil = 0; // after 4429: no socket before then
+	let refused = false; // the last close was on a frame sent
+	let last = null; // the last frame sent on ws
 
 	function connect() {
 		wanted = true;
@@ -34,6 +49,7 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }
 		}
 		const s = new WebSocket(url);
 		ws = s;
+		last = null;
 		heard = Date.now();
 		if (attempt === 0) onStatus("connecting");
 		s.onopen = () => s.send(JSON.stringify(auth()));
@@ -47,7 +63,8 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }
 			}
 			if (f.type === "hello") {
 				ready = true;
-				attempt = 0;
+				if (!refused) attempt = 0;
+				refused = false;
 				onStatus("open");
 			}
 			if (f.type !== "pong") onFrame(f);
@@ -74,6 +91,7 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }
 			return;
 		}
 		if (!wanted) return;
+		refused = onDropped(code, last) || code === 1007 || code === 1009;
 		onStatus("reconnecting");
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
@@ -85,6 +103,7 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized }
 	function send(frame) {
 		if (!ready) return false;
 		ws.send(JSON.stringify(frame));
+		last = frame;
 		return true;
 	}
 
