@@ -19,8 +19,9 @@ import (
 //     control characters (CR, LF, ESC, BEL...), bidirectional embeddings,
 //     overrides and isolates (U+202A-U+202E, U+2066-U+2069) and
 //     zero-width and other invisible format characters (U+200B...; not
-//     the joiners that scripts and emoji need), and are trimmed: what another person sees is what was typed, without
-//     line breaks, terminal escapes or text that reads backwards.
+//     the joiners that scripts and emoji need), and are trimmed: what
+//     another person sees is what was typed, without line breaks,
+//     terminal escapes or text that reads backwards.
 //   - Multi-line text (message text, a rating's comment) keeps line feeds
 //     and tabs; a CR LF becomes LF, and the other control characters go.
 //     Format characters stay: right-to-left writing needs its marks.
@@ -32,15 +33,24 @@ func SingleLine(field, s string) (string, error) {
 	if err := checkText(field, s); err != nil {
 		return "", err
 	}
-	if !strings.ContainsFunc(s, hiddenInLine) {
-		return strings.TrimSpace(s), nil
+	return CleanLine(s), nil
+}
+
+// CleanLine returns s as a single-line field shows it (see above), never
+// failing: invalid UTF-8 and NUL are dropped with the other control
+// characters. For text that is shown but was not checked on its way in,
+// such as a stored file name sent back in a header; SingleLine is the
+// check of input.
+func CleanLine(s string) string {
+	if !strings.ContainsFunc(s, hiddenInLine) && utf8.ValidString(s) {
+		return strings.TrimSpace(s)
 	}
 	return strings.TrimSpace(strings.Map(func(r rune) rune {
 		if hiddenInLine(r) {
 			return -1
 		}
 		return r
-	}, s)), nil
+	}, strings.ToValidUTF8(s, "")))
 }
 
 // MultiLine returns s cleaned as multi-line text (see above), or an

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -112,21 +111,15 @@ func inlineImage(ct string) bool {
 }
 
 // displayName makes the name a user gave a file safe to show and to put
-// in a header: the last path element, no control or format characters
-// (bidirectional overrides), trimmed, at most 255 bytes; "file" if
+// in a header: the last path element, cleaned as any single line of user
+// text (inbox.CleanLine: no control characters, bidirectional overrides
+// or invisible format characters, trimmed), at most 255 bytes; "file" if
 // nothing is left.
 func displayName(name string) string {
-	name = strings.ToValidUTF8(name, "")
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(name)
+	name = inbox.CleanLine(name)
 	for len(name) > 255 {
 		_, size := utf8.DecodeLastRuneInString(name)
 		name = name[:len(name)-size]
