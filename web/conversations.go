@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -176,7 +177,7 @@ func (s *Server) postMessage(c echo.Context) error {
 // created is false when a message with the same client id was already
 // stored; the answer is then that message.
 func (s *Server) reply(ctx context.Context, agentID, conversationID int64, req replyRequest) (ans replyAnswer, created bool, err error) {
-	if wait, ok := s.replies.allow(agentID); !ok {
+	if wait, ok := s.replies.Allow(strconv.FormatInt(agentID, 10), s.store.Now()); !ok {
 		return replyAnswer{}, false, &rateLimited{msg: "too many replies; wait a moment", wait: wait}
 	}
 	if len(req.AttachmentIDs) == 0 {

@@ -84,8 +84,11 @@ type Server struct {
 	// cap per session and the revocations that close them.
 	agentSockets *sockets.Registry
 	stopRevoked  func()
-	// replies limits each agent's replies (limits.agent_messages_per_second).
-	replies *replyLimits
+	// replies limits each agent's replies, over the API and the agents'
+	// socket alike, by agent id (limits.agent_messages_per_second after
+	// limits.agent_message_burst): a looping client is answered 429 and
+	// stores nothing more. Nil is no limit (a load test).
+	replies *webchat.KeyedLimiter
 
 	// ctx is cancelled by Shutdown; WebSocket goroutines watch it.
 	ctx      context.Context
@@ -257,7 +260,7 @@ func New(opts Options) (*Server, error) {
 		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession, PerPrincipal: cfg.Limits.SocketsPerAgent}})
 	s.stopRevoked = s.store.Hub().OnRevoked(s.agentSockets.Revoked)
 	go s.sweepSockets(opts.SweepTick)
-	s.replies = newReplyLimits(cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst, s.store.Now)
+	s.replies = webchat.NewKeyedRate(cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst)
 	s.routes()
 	return s, nil
 }

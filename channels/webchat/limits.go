@@ -64,14 +64,19 @@ func AllowBoth(now time.Time, a *KeyedLimiter, ka string, b *KeyedLimiter, kb st
 	return wait, false
 }
 
-// KeyedLimiter is a token bucket per key, n per minute with a burst of n;
-// web's login limits use it too. Entries idle for a minute (full again) are
-// dropped at most once a minute, so that many keys cannot grow it for
-// ever. A nil KeyedLimiter (limit 0) allows everything.
+// KeyedLimiter is a token bucket per key, n per minute with a burst of n
+// (NewKeyedLimiter) or n per second after a burst (NewKeyedRate); web's
+// login and agent reply limits use it too. Entries idle for as long as an
+// empty bucket takes to fill (a minute for n per minute) are dropped at
+// most that often, so that many keys cannot grow it for ever. A nil
+// KeyedLimiter (limit 0) allows everything.
 type KeyedLimiter struct {
-	mu        sync.Mutex
-	every     rate.Limit
-	burst     int
+	mu    sync.Mutex
+	every rate.Limit
+	burst int
+	// refill is how long an empty bucket takes to fill: an entry idle for
+	// that long is as good as a new one.
+	refill    time.Duration
 	m         map[string]*keyedEntry
 	lastSweep time.Time
 }
@@ -87,7 +92,23 @@ func NewKeyedLimiter(perMinute int) *KeyedLimiter {
 	if perMinute <= 0 {
 		return nil
 	}
-	return &KeyedLimiter{every: rate.Every(time.Minute / time.Duration(perMinute)), burst: perMinute, m: map[string]*keyedEntry{}}
+	return &KeyedLimiter{every: rate.Every(time.Minute / time.Duration(perMinute)), burst: perMinute, refill: time.Minute, m: map[string]*keyedEntry{}}
+}
+
+// NewKeyedRate returns a limiter of perSecond per key after a burst of
+// burst (at least 1); nil (no limit) when perSecond is 0 or less.
+func NewKeyedRate(perSecond, burst int) *KeyedLimiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	burst = max(burst, 1)
+	return &KeyedLimiter{every: rate.Limit(perSecond), burst: burst,
+		refill: time.Duration(burst) * time.Second / time.Duration(perSecond), m: map[string]*keyedEntry{}}
+}
+
+// Allow takes one token of key at now, or says how long to wait.
+func (l *KeyedLimiter) Allow(key string, now time.Time) (time.Duration, bool) {
+	return AllowBoth(now, l, key, nil, "")
 }
 
 // unlimited is the reservation of a nil limiter: no delay, nothing to
@@ -102,9 +123,9 @@ func (l *KeyedLimiter) Reserve(key string, now time.Time) *rate.Reservation {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) > time.Minute {
+	if now.Sub(l.lastSweep) > l.refill {
 		for k, e := range l.m {
-			if now.Sub(e.used) > time.Minute {
+			if now.Sub(e.used) > l.refill {
 				delete(l.m, k)
 			}
 		}
