@@ -144,9 +144,8 @@ func (s *Store) RenameAgent(ctx context.Context, id int64, name string) (Agent, 
 			return err
 		}
 		a.Name = name
-		var convs []int64
-		if err := tx.Model(&Participant{}).Where("agent_id = ? AND left_at IS NULL", id).
-			Order("conversation_id").Pluck("conversation_id", &convs).Error; err != nil {
+		convs, err := joinedConversations(tx, id)
+		if err != nil {
 			return err
 		}
 		data, _ := json.Marshal(AgentPresence{AgentID: id, Name: name, Presence: a.Presence})
@@ -382,6 +381,15 @@ func (s *Store) CompleteSetup(ctx context.Context, token string, in NewAgent) (A
 	return a, err
 }
 
+// joinedConversations returns the ids of the conversations the agent
+// takes part in now, ascending (the order PostgreSQL locks rows in).
+func joinedConversations(tx *gorm.DB, agentID int64) ([]int64, error) {
+	var ids []int64
+	err := tx.Model(&Participant{}).Where("agent_id = ? AND left_at IS NULL", agentID).
+		Order("conversation_id").Pluck("conversation_id", &ids).Error
+	return ids, err
+}
+
 // RemoveAgent deactivates an agent account (DELETE /agents/{id}, admins):
 // in one transaction its sessions are deleted and it leaves every
 // conversation it is in (rule 3: the last one to leave closes it); then
@@ -419,9 +427,8 @@ func (s *Store) RemoveAgent(ctx context.Context, agentID int64) error {
 		if err := tx.Where("agent_id = ?", agentID).Delete(&Session{}).Error; err != nil {
 			return err
 		}
-		var convs []int64
-		if err := tx.Model(&Participant{}).Where("agent_id = ? AND left_at IS NULL", agentID).
-			Order("conversation_id").Pluck("conversation_id", &convs).Error; err != nil {
+		convs, err := joinedConversations(tx, agentID)
+		if err != nil {
 			return err
 		}
 		for _, id := range convs {

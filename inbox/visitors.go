@@ -145,8 +145,9 @@ func (s *Store) StartVisitorConversation(ctx context.Context, contactID int64, p
 
 // VisitorContact returns the contact of a visitor token, or
 // ErrUnauthenticated if it is unknown or expired. A use slides the expiry
-// to ttl from now; it is recorded at most once a minute, so that a
-// visitor's requests and reconnects do not each write.
+// to ttl from now; it is recorded once a tenth of ttl (at most a minute)
+// has passed since the last time (renewAfter), so that a visitor's
+// requests and reconnects do not each write.
 func (s *Store) VisitorContact(ctx context.Context, token string, ttl time.Duration) (Contact, error) {
 	c, _, err := s.VisitorAuth(ctx, token, ttl)
 	return c, err
