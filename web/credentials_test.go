@@ -4,14 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,50 +23,20 @@ import (
 // (issue 11, item 1), are bounded per principal (item 2), and end the
 // typing they started (item 15).
 
-// testClock is a clock the test moves.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // clockEnv is an env whose store runs on a test clock and whose sockets'
 // expiry sweeps happen when the test sends on tick.
 type clockEnv struct {
 	*env
-	clock *testClock
+	clock *inboxtest.Clock
 	tick  chan time.Time
 }
 
 func newClockEnv(t *testing.T, url string, edit func(*config.Config)) *clockEnv {
 	t.Helper()
-	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	store := inboxtest.Open(t, url, &inbox.Options{Now: clock.now})
-	cfg := config.Defaults()
-	if edit != nil {
-		edit(&cfg)
-	}
-	var w io.Writer = io.Discard
-	if os.Getenv("MICROCHAT_TEST_LOG") != "" {
-		w = os.Stderr
-	}
+	clock := inboxtest.NewClock()
+	store := inboxtest.Open(t, url, &inbox.Options{Now: clock.Now})
 	tick := make(chan time.Time)
-	srv, err := New(Options{Config: cfg, Store: store, Logger: slog.New(slog.NewTextHandler(w, nil)), SweepTick: tick})
-	if err != nil {
-		t.Fatalf("New() = %v", err)
-	}
-	e := newEnvServer(t, store, srv, cfg)
+	e := newEnvOptions(t, store, edit, Options{SweepTick: tick})
 	return &clockEnv{env: e, clock: clock, tick: tick}
 }
 
@@ -89,7 +55,7 @@ func newEnvServer(t *testing.T, store *inbox.Store, srv *Server, cfg config.Conf
 // sweep runs one expiry sweep of both kinds of socket.
 func (e *clockEnv) sweep() {
 	select {
-	case e.tick <- e.clock.now():
+	case e.tick <- e.clock.Now():
 	case <-time.After(frameWait):
 		e.t.Fatalf("the sweeper did not take a tick within %v", frameWait)
 	}
@@ -195,13 +161,13 @@ func TestAgentSessionExpiryClosesSocket(t *testing.T) {
 		token := e.session(a, 40*time.Second)
 		busy, idle := e.agentSockWith(token), e.agentSockWith(token)
 
-		e.clock.add(10 * time.Second)
+		e.clock.Advance(10 * time.Second)
 		busy.send(t, messageFrame(conv.ID, "r-1", "before the expiry"))
 		if f := agentNext(t, busy, "ack", nil); f.ClientID != "r-1" {
 			t.Fatalf("ack = %+v", f)
 		}
 
-		e.clock.add(36 * time.Second) // 46 s: expired
+		e.clock.Advance(36 * time.Second) // 46 s: expired
 		cl := e.client()
 		cl.header.Set("Cookie", e.cfg.Session.CookieName+"="+token)
 		cl.do("GET", "/api/v1/auth/session", nil).want(http.StatusUnauthorized)
@@ -239,7 +205,7 @@ func TestVisitorTokenExpiryClosesSocket(t *testing.T) {
 			t.Fatalf("ack = %s", f)
 		}
 
-		e.clock.add(50 * time.Second)
+		e.clock.Advance(50 * time.Second)
 		v.do("GET", "/api/v1/widget/state", nil).want(http.StatusUnauthorized)
 		busy.send(t, map[string]any{"type": "message", "client_id": "m-2", "text": "after the expiry"})
 		// The server may have closed the socket already: this frame's write
@@ -265,15 +231,15 @@ func TestVisitorTokenRenewedKeepsSocket(t *testing.T) {
 		e := newClockEnv(t, url, func(c *config.Config) { c.Widget.SessionTTL = config.Duration(2 * time.Minute) })
 		v := e.startVisitor("Vera")
 		s, _ := v.connect(0)
-		e.clock.add(61 * time.Second)
+		e.clock.Advance(61 * time.Second)
 		v.do("GET", "/api/v1/widget/state", nil).want(http.StatusOK) // a use: now expires at 181 s
-		e.clock.add(69 * time.Second)                                // 130 s: past what the socket read
+		e.clock.Advance(69 * time.Second)                            // 130 s: past what the socket read
 		e.sweep()
 		s.send(t, map[string]any{"type": "message", "client_id": "m-1", "text": "still here"})
 		if f := s.find(t, "ack"); f.ClientID != "m-1" {
 			t.Fatalf("ack = %s", f)
 		}
-		e.clock.add(60 * time.Second) // 190 s: expired
+		e.clock.Advance(60 * time.Second) // 190 s: expired
 		v.do("GET", "/api/v1/widget/state", nil).want(http.StatusUnauthorized)
 		e.sweep()
 		if code := s.closeCode(t); code != sockets.CloseUnauthorized {
@@ -505,7 +471,7 @@ func TestAgentReplyRate(t *testing.T) {
 		if r.header.Get("Retry-After") == "" {
 			t.Fatalf("429 without Retry-After")
 		}
-		e.clock.add(time.Second)
+		e.clock.Advance(time.Second)
 		cl.do("POST", "/api/v1/conversations/"+itoa(conv.ID)+"/messages", map[string]any{"text": "a second later"}).want(http.StatusCreated)
 	})
 }

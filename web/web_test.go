@@ -53,6 +53,13 @@ func newEnvStore(t *testing.T, store *inbox.Store, edit func(*config.Config)) *e
 // test that counts presence writes drives its clock and writer.
 func newEnvPresence(t *testing.T, store *inbox.Store, edit func(*config.Config), presence webchat.PresenceOptions) *env {
 	t.Helper()
+	return newEnvOptions(t, store, edit, Options{Presence: presence})
+}
+
+// newEnvOptions starts a Server on store with opts, whose Config (the
+// defaults, changed by edit if not nil), Store and Logger it sets.
+func newEnvOptions(t *testing.T, store *inbox.Store, edit func(*config.Config), opts Options) *env {
+	t.Helper()
 	cfg := config.Defaults()
 	if edit != nil {
 		edit(&cfg)
@@ -62,7 +69,8 @@ func newEnvPresence(t *testing.T, store *inbox.Store, edit func(*config.Config),
 		w = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(Options{Config: cfg, Store: store, Logger: log, Presence: presence})
+	opts.Config, opts.Store, opts.Logger = cfg, store, log
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
