@@ -6,9 +6,9 @@
 // frame sent, the backoff goes on growing past the next hello, so that a
 // frame resent on each connection cannot make a loop of sockets. It pings
 // every 25 s, and treats a socket it has heard nothing from for 70 s as
-// dead. It hands every frame
-// but pong to onFrame, and says how it stands with onStatus:
-// "connecting" (first try), "open" (after hello) or "reconnecting".
+// dead. It hands every frame but pong to onFrame, and says how it stands
+// with onStatus: "connecting" (first try), "open" (after hello) or
+// "reconnecting".
 
 const PING_MS = 25000;
 const DEAD_MS = 70000;
