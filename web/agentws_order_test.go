@@ -1,11 +1,14 @@
 package web
 
 import (
+	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
@@ -100,6 +103,32 @@ func TestAgentSocketRepliesInOrder(t *testing.T) {
 					[2]any{b, "r" + strconv.Itoa(round) + "b" + strconv.Itoa(i)})
 			}
 			sendInOrder(t, c, frames)
+		}
+
+		// The case: a dashboard flushes three replies written
+		// while it was offline; they read in the order written.
+		texts := []string{"Hi", "one moment", "checking your order"}
+		for i, text := range texts {
+			c.send(t, messageFrame(a, "flush-"+strconv.Itoa(i), text))
+		}
+		for acked := 0; acked < len(texts); {
+			switch f := c.next(t); f.Type {
+			case "ack":
+				acked++
+			case "error":
+				t.Fatalf("error frame %+v", f)
+			}
+		}
+		page, err := e.store.Messages(context.Background(), a, inbox.MessageQuery{Limit: 3})
+		if err != nil {
+			t.Fatalf("Messages() = %v", err)
+		}
+		var got []string
+		for _, m := range page.Messages {
+			got = append(got, m.Text)
+		}
+		if strings.Join(got, "|") != strings.Join(texts, "|") {
+			t.Fatalf("stored %q, want %q", got, texts)
 		}
 	})
 }
