@@ -18,6 +18,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0003_visitors", Migrate: migrate0003},
 	{ID: "0004_agent_removal", Migrate: migrate0004AgentRemoval},
 	{ID: "0005_integrity", Migrate: migrate0005Integrity},
+	{ID: "0006_outbox", Migrate: migrate0006Outbox},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -282,5 +283,36 @@ func migrate0005Integrity(tx *gorm.DB) error {
 			uploader = COALESCE((SELECT author FROM messages WHERE messages.id = attachments.message_id), ''),
 			uploader_agent_id = (SELECT agent_id FROM messages WHERE messages.id = attachments.message_id)
 		WHERE message_id IS NOT NULL`,
+	)
+}
+
+// 0006: the email outbox. A reply by email, a continuity digest or a
+// survey is recorded here in the transaction that causes it, and a worker
+// sends it (at least once: a crash after the SMTP DATA and before the
+// outcome is recorded sends it again when the lease expires). State is
+// pending, sending (leased until lease_until), sent or failed.
+type outbox0006 struct {
+	ID             int64     `gorm:"primaryKey"`
+	Kind           string    `gorm:"not null"`
+	ConversationID int64     `gorm:"not null;index"`
+	MessageID      *int64    //
+	State          string    `gorm:"not null"`
+	Attempts       int       `gorm:"not null;default:0"`
+	NextAttemptAt  time.Time `gorm:"not null"`
+	LeaseUntil     *time.Time
+	LastError      string    `gorm:"not null;default:''"`
+	CreatedAt      time.Time `gorm:"not null"`
+	SentAt         *time.Time
+}
+
+func (outbox0006) TableName() string { return "email_outbox" }
+
+func migrate0006Outbox(tx *gorm.DB) error {
+	if err := createTables(tx, &outbox0006{}); err != nil {
+		return err
+	}
+	return execAll(tx,
+		`CREATE INDEX email_outbox_due ON email_outbox (state, next_attempt_at)`,
+		`CREATE INDEX email_outbox_message ON email_outbox (message_id)`,
 	)
 }
