@@ -307,8 +307,18 @@ type outbox0006 struct {
 
 func (outbox0006) TableName() string { return "email_outbox" }
 
+// serverSecret0006 holds the server's own secrets, shared by every node:
+// the HMAC key of the tokens in email addresses, subjects and rating links.
+type serverSecret0006 struct {
+	Name      string    `gorm:"primaryKey"`
+	Value     []byte    `gorm:"not null"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+func (serverSecret0006) TableName() string { return "server_secrets" }
+
 func migrate0006Outbox(tx *gorm.DB) error {
-	if err := createTables(tx, &outbox0006{}); err != nil {
+	if err := createTables(tx, &outbox0006{}, &serverSecret0006{}); err != nil {
 		return err
 	}
 	return execAll(tx,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,6 +72,9 @@ type Store struct {
 	app     *appender
 	// checkpoints copies SQLite's log into the database file.
 	checkpoints *checkpointer
+	// secretKey is the server secret (secret.go), read once.
+	secretMu  sync.Mutex
+	secretKey []byte
 	// beforeCommit, when set (tests), runs last in every write
 	// transaction, the appender's included; an error rolls it back.
 	beforeCommit func() error
