@@ -286,8 +286,8 @@ func migrate0005Integrity(tx *gorm.DB) error {
 	)
 }
 
-// 0006: the email outbox. A reply by email, a continuity digest or a
-// survey is recorded here in the transaction that causes it, and a worker
+// 0006: the email channel's tables. The email outbox: a reply by email,
+// a continuity digest or a survey is recorded here in the transaction that causes it, and a worker
 // sends it (at least once: a crash after the SMTP DATA and before the
 // outcome is recorded sends it again when the lease expires). State is
 // pending, sending (leased until lease_until), sent or failed.
@@ -317,12 +317,84 @@ type serverSecret0006 struct {
 
 func (serverSecret0006) TableName() string { return "server_secrets" }
 
+// emailID0006 is every Message-ID Microchat received or sent (direction
+// "in" or "out"; key is the Message-ID without brackets, or "sha256:" and
+// the raw message's hash for mail without one). It is the threading index
+// (rule 9) and the record that a mail was imported: it survives deleting
+// the conversation (conversation_id and message_id set to NULL), so that
+// deleted mail stays deleted.
+type emailID0006 struct {
+	Key            string    `gorm:"primaryKey"`
+	ConversationID *int64    `gorm:"index"`
+	MessageID      *int64    //
+	Direction      string    `gorm:"not null"`
+	CreatedAt      time.Time `gorm:"not null"`
+}
+
+func (emailID0006) TableName() string { return "email_ids" }
+
+// emailMessage0006 is the envelope of an email message (rule 8): its
+// headers, full body and raw source, beside the messages row.
+type emailMessage0006 struct {
+	MessageID  int64     `gorm:"primaryKey;autoIncrement:false"`
+	Mailbox    string    `gorm:"not null;default:''"`
+	HeaderID   string    `gorm:"column:header_id;not null;default:''"` // Message-ID
+	InReplyTo  string    `gorm:"not null;default:''"`
+	Refs       string    `gorm:"column:refs;not null;default:''"` // References, space-separated
+	Subject    string    `gorm:"not null;default:''"`
+	FromAddr   string    `gorm:"not null;default:''"` // JSON Address
+	ToAddrs    string    `gorm:"not null;default:''"` // JSON []Address
+	CcAddrs    string    `gorm:"not null;default:''"` // JSON []Address
+	FullText   string    `gorm:"not null;default:''"` //
+	FullHTML   string    `gorm:"column:full_html;not null;default:''"`
+	Trimmed    bool      `gorm:"not null;default:false"` // text differs from full_text
+	Auto       bool      `gorm:"not null;default:false"` // automatic mail (rule 8 of issue 12)
+	AutoReason string    `gorm:"not null;default:''"`    //
+	Notices    string    `gorm:"not null;default:''"`    // JSON []string
+	Raw        []byte    //
+	CreatedAt  time.Time `gorm:"not null"`
+}
+
+func (emailMessage0006) TableName() string { return "email_messages" }
+
 func migrate0006Outbox(tx *gorm.DB) error {
-	if err := createTables(tx, &outbox0006{}, &serverSecret0006{}); err != nil {
+	if err := createTables(tx, &outbox0006{}, &serverSecret0006{}, &emailID0006{}, &emailMessage0006{}); err != nil {
 		return err
 	}
 	return execAll(tx,
 		`CREATE INDEX email_outbox_due ON email_outbox (state, next_attempt_at)`,
 		`CREATE INDEX email_outbox_message ON email_outbox (message_id)`,
+		`ALTER TABLE messages ADD COLUMN error TEXT NOT NULL DEFAULT ''`,
+		`CREATE TABLE email_outbox_messages (outbox_id BIGINT NOT NULL, message_id BIGINT NOT NULL, PRIMARY KEY (outbox_id, message_id))`,
+		`CREATE INDEX email_outbox_messages_message ON email_outbox_messages (message_id)`,
+		`CREATE TABLE imap_checkpoints (mailbox TEXT NOT NULL, folder TEXT NOT NULL, uid_validity BIGINT NOT NULL, last_uid BIGINT NOT NULL, updated_at `+tsType(tx)+` NOT NULL, PRIMARY KEY (mailbox, folder))`,
+		`ALTER TABLE contacts ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT false`,
+		`CREATE TABLE email_quarantine (id `+autoID(tx)+`, mailbox TEXT NOT NULL, folder TEXT NOT NULL,
+			uid_validity BIGINT NOT NULL, uid BIGINT NOT NULL, reason TEXT NOT NULL, size BIGINT NOT NULL,
+			raw `+blobType(tx)+` NOT NULL, created_at `+tsType(tx)+` NOT NULL)`,
 	)
+}
+
+// autoID is an auto-incrementing primary key column in tx's dialect.
+func autoID(tx *gorm.DB) string {
+	if tx.Dialector.Name() == "postgres" {
+		return "BIGSERIAL PRIMARY KEY"
+	}
+	return "INTEGER PRIMARY KEY AUTOINCREMENT"
+}
+
+// blobType is a byte string column type in tx's dialect.
+func blobType(tx *gorm.DB) string {
+	if tx.Dialector.Name() == "postgres" {
+		return "BYTEA"
+	}
+	return "BLOB"
+}
+
+// tsType is the column type gorm gives a time.Time in tx's dialect.
+func tsType(tx *gorm.DB) string {
+	if tx.Dialector.Name() == "postgres" {
+		return "TIMESTAMPTZ"
+	}
+	return "DATETIME"
 }
