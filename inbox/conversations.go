@@ -187,7 +187,9 @@ func (s *Store) Join(ctx context.Context, conversationID, agentID int64) error {
 
 // Leave removes the agent from the conversation (rule 3). When the last
 // participant leaves, the conversation is closed and the contact offered
-// the survey. Leaving a conversation one is not in is ErrConflict.
+// the survey: in the widget, and by email (an outbox row of kind survey,
+// in the same transaction) when the widget cannot show it; see
+// enqueueSurvey. Leaving a conversation one is not in is ErrConflict.
 func (s *Store) Leave(ctx context.Context, conversationID, agentID int64) error {
 	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		if _, err := lockConversation(tx, conversationID); err != nil {
@@ -227,8 +229,10 @@ func (s *Store) leave(tx *gorm.DB, conversationID int64, agent Agent, evs *[]Eve
 		Updates(map[string]any{"status": StatusClosed, "closed_at": now}).Error; err != nil {
 		return err
 	}
-	_, err := s.addEvent(tx, conversationID, EventClosed, Closed{SurveyOffered: true}, evs)
-	return err
+	if _, err := s.addEvent(tx, conversationID, EventClosed, Closed{SurveyOffered: true}, evs); err != nil {
+		return err
+	}
+	return s.enqueueSurvey(tx, conversationID)
 }
 
 // lockConversation reads the conversation for update: on PostgreSQL the
@@ -321,53 +325,70 @@ func (s *Store) participantsOf(ctx context.Context, ids []int64) (map[int64][]Pa
 // Rate stores the contact's rating of a closed conversation, for every
 // agent who took part (rule 3). A second rating replaces the first.
 func (s *Store) Rate(ctx context.Context, conversationID int64, score int, comment string) (Rating, error) {
-	if score < 1 || score > 5 {
-		return Rating{}, invalid("score", "must be 1 to 5")
-	}
-	comment, err := MultiLine("comment", comment)
+	comment, err := checkRating(score, comment)
 	if err != nil {
 		return Rating{}, err
 	}
-	comment = strings.TrimSpace(comment)
-	if len(comment) > 2000 {
-		return Rating{}, invalid("comment", "is longer than 2000 bytes")
-	}
 	var r Rating
 	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
-		conv, err := lockConversation(tx, conversationID)
-		if err != nil {
-			return err
-		}
-		var agentIDs []int64
-		if err := tx.Model(&Participant{}).Where("conversation_id = ?", conversationID).
-			Distinct().Order("agent_id").Pluck("agent_id", &agentIDs).Error; err != nil {
-			return err
-		}
-		if len(agentIDs) == 0 {
-			return invalid("score", "no agent took part in this conversation yet")
-		}
-		var old []int64
-		tx.Model(&Rating{}).Where("conversation_id = ?", conversationID).Pluck("id", &old)
-		if len(old) > 0 {
-			if err := tx.Where("rating_id IN ?", old).Delete(&RatingAgent{}).Error; err != nil {
-				return err
-			}
-			if err := tx.Delete(&Rating{}, old).Error; err != nil {
-				return err
-			}
-		}
-		r = Rating{ConversationID: conversationID, ContactID: conv.ContactID, Score: score, Comment: comment, CreatedAt: s.now()}
-		if err := tx.Create(&r).Error; err != nil {
-			return err
-		}
-		for _, id := range agentIDs {
-			if err := tx.Create(&RatingAgent{RatingID: r.ID, AgentID: id}).Error; err != nil {
-				return err
-			}
-		}
-		_, err = s.addEvent(tx, conversationID, EventRated, Rated{Score: score, Comment: comment, AgentIDs: agentIDs}, evs)
+		var err error
+		r, err = s.rate(tx, conversationID, score, comment, evs)
 		return err
 	})
+	return r, err
+}
+
+// checkRating checks a score (1 to 5) and returns the comment cleaned
+// (MultiLine, trimmed, at most 2000 bytes).
+func checkRating(score int, comment string) (string, error) {
+	if score < 1 || score > 5 {
+		return "", invalid("score", "must be 1 to 5")
+	}
+	comment, err := MultiLine("comment", comment)
+	if err != nil {
+		return "", err
+	}
+	comment = strings.TrimSpace(comment)
+	if len(comment) > 2000 {
+		return "", invalid("comment", "is longer than 2000 bytes")
+	}
+	return comment, nil
+}
+
+// rate is Rate in tx, with the score and comment checked.
+func (s *Store) rate(tx *gorm.DB, conversationID int64, score int, comment string, evs *[]Event) (Rating, error) {
+	conv, err := lockConversation(tx, conversationID)
+	if err != nil {
+		return Rating{}, err
+	}
+	var agentIDs []int64
+	if err := tx.Model(&Participant{}).Where("conversation_id = ?", conversationID).
+		Distinct().Order("agent_id").Pluck("agent_id", &agentIDs).Error; err != nil {
+		return Rating{}, err
+	}
+	if len(agentIDs) == 0 {
+		return Rating{}, invalid("score", "no agent took part in this conversation yet")
+	}
+	var old []int64
+	tx.Model(&Rating{}).Where("conversation_id = ?", conversationID).Pluck("id", &old)
+	if len(old) > 0 {
+		if err := tx.Where("rating_id IN ?", old).Delete(&RatingAgent{}).Error; err != nil {
+			return Rating{}, err
+		}
+		if err := tx.Delete(&Rating{}, old).Error; err != nil {
+			return Rating{}, err
+		}
+	}
+	r := Rating{ConversationID: conversationID, ContactID: conv.ContactID, Score: score, Comment: comment, CreatedAt: s.now()}
+	if err := tx.Create(&r).Error; err != nil {
+		return Rating{}, err
+	}
+	for _, id := range agentIDs {
+		if err := tx.Create(&RatingAgent{RatingID: r.ID, AgentID: id}).Error; err != nil {
+			return Rating{}, err
+		}
+	}
+	_, err = s.addEvent(tx, conversationID, EventRated, Rated{Score: score, Comment: comment, AgentIDs: agentIDs}, evs)
 	return r, err
 }
 

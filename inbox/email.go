@@ -188,6 +188,9 @@ type OutboundEmail struct {
 	RatingTokens []string
 	// Attempts is how many sends were tried before this one.
 	Attempts int
+	// Token is the conversation's signed token (Store.ConversationToken),
+	// for the subject ("[#c42-...]", rule 9).
+	Token string
 }
 
 // OutboundMessage is one agent message carried by an OutboundEmail.

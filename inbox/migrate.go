@@ -19,6 +19,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0004_agent_removal", Migrate: migrate0004AgentRemoval},
 	{ID: "0005_integrity", Migrate: migrate0005Integrity},
 	{ID: "0006_outbox", Migrate: migrate0006Outbox},
+	{ID: "0008_outbox", Migrate: migrate0008Outbox},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -372,6 +373,27 @@ func migrate0006Outbox(tx *gorm.DB) error {
 		`CREATE TABLE email_quarantine (id `+autoID(tx)+`, mailbox TEXT NOT NULL, folder TEXT NOT NULL,
 			uid_validity BIGINT NOT NULL, uid BIGINT NOT NULL, reason TEXT NOT NULL, size BIGINT NOT NULL,
 			raw `+blobType(tx)+` NOT NULL, created_at `+tsType(tx)+` NOT NULL)`,
+	)
+}
+
+// 0008: what the outbox keeps of each mail once built, and what
+// continuity reads every second.
+//
+//   - email_outbox.header_id and .mailbox: our Message-ID and the mailbox
+//     it goes from, fixed when the row is first claimed, so that every
+//     attempt sends the same Message-ID (a duplicate after a crash is
+//     recognisable) from the same mailbox.
+//   - email_outbox.rated_at: when a survey's rating link was used; its
+//     links are single-use (RateByToken).
+//   - messages_continuity: the agent chat messages not yet read, by time,
+//     which EnqueueDigests scans every second (rule 7). Reading a message
+//     takes it out of the index.
+func migrate0008Outbox(tx *gorm.DB) error {
+	return execAll(tx,
+		`ALTER TABLE email_outbox ADD COLUMN header_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE email_outbox ADD COLUMN mailbox TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE email_outbox ADD COLUMN rated_at `+tsType(tx),
+		`CREATE INDEX messages_continuity ON messages (created_at) WHERE author = 'agent' AND channel = 'chat' AND state IN ('sent', 'delivered')`,
 	)
 }
 

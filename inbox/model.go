@@ -98,6 +98,7 @@ type Message struct {
 	// HTML is sanitized HTML (email); never stored unsanitized.
 	HTML        string       `json:"html,omitempty"`
 	State       string       `json:"state"`
+	Error       string       `json:"error,omitempty"` // why, when State is StateFailed: the server's answer
 	CreatedAt   time.Time    `json:"created_at"`
 	Attachments []Attachment `json:"attachments,omitempty" gorm:"-"`
 }

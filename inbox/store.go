@@ -53,6 +53,11 @@ type Options struct {
 	// EmailEnabled says that a mailbox can send replies by email; without it
 	// the automatic reply channel never picks email (rule 5).
 	EmailEnabled bool
+	// Mailboxes are the configured mailboxes, in the config's order: the
+	// outbox sends from them (the first is the default) and automatic
+	// mail (continuity digests, surveys) is enqueued only when there is
+	// one.
+	Mailboxes []MailboxInfo
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
 }

@@ -1,0 +1,486 @@
+package inbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
+)
+
+// testMailboxes are the mailboxes of the outbox tests: the first, the
+// default, with plus addressing.
+var testMailboxes = []inbox.MailboxInfo{
+	{Name: "support", Address: "support@example.com", PlusAddressing: true},
+	{Name: "sales", Address: "sales@example.org"},
+}
+
+// emailFixture is a fixture with mailboxes and a clock the test moves.
+type emailFixture struct {
+	*fixture
+	clock *inboxtest.Clock
+}
+
+func newEmailFixture(t *testing.T, url string) *emailFixture {
+	t.Helper()
+	clock := inboxtest.NewClock()
+	return &emailFixture{newFixtureOpts(t, url, &inbox.Options{Now: clock.Now, Mailboxes: testMailboxes}), clock}
+}
+
+// mailIn stores a contact message with its envelope as the ingest does
+// (helper "store"): read from mailbox, with Message-ID headerID, the
+// References refs, and automatic or not.
+func (f *emailFixture) mailIn(t *testing.T, convID int64, text, mailbox, headerID, refs string, auto bool) inbox.Message {
+	t.Helper()
+	m, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorContact, Channel: inbox.ChannelEmail, Text: text})
+	if err != nil {
+		t.Fatalf("AddMessage() = %v", err)
+	}
+	if err := f.s.Gorm().Exec(`INSERT INTO email_messages (message_id, mailbox, header_id, refs, auto, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		m.ID, mailbox, headerID, refs, auto, f.s.Now()).Error; err != nil {
+		t.Fatalf("insert email_messages: %v", err)
+	}
+	return m
+}
+
+// reply stores Alice's reply by email, queued, with its outbox row.
+func (f *emailFixture) reply(t *testing.T, convID int64, text string, attachments ...int64) (inbox.Message, int64) {
+	t.Helper()
+	m, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorAgent, AgentID: &f.alice.ID,
+		Channel: inbox.ChannelEmail, State: inbox.StateQueued, Text: text, AttachmentIDs: attachments})
+	if err != nil {
+		t.Fatalf("AddMessage() = %v", err)
+	}
+	id, err := f.s.EnqueueReply(ctx, convID, m.ID)
+	if err != nil {
+		t.Fatalf("EnqueueReply() = %v", err)
+	}
+	return m, id
+}
+
+// claim claims up to limit mails with a lease of a minute.
+func (f *emailFixture) claim(t *testing.T, limit int) []inbox.OutboundEmail {
+	t.Helper()
+	got, err := f.s.ClaimOutbox(ctx, limit, time.Minute)
+	if err != nil {
+		t.Fatalf("ClaimOutbox() = %v", err)
+	}
+	return got
+}
+
+// claimOne claims and wants exactly the row id.
+func (f *emailFixture) claimOne(t *testing.T, id int64) inbox.OutboundEmail {
+	t.Helper()
+	got := f.claim(t, 10)
+	if len(got) != 1 || got[0].ID != id {
+		t.Fatalf("ClaimOutbox() = %v, want row %d alone", ids(got), id)
+	}
+	return got[0]
+}
+
+func ids(es []inbox.OutboundEmail) []int64 {
+	out := []int64{}
+	for _, e := range es {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// outboxState is an outbox row as stored.
+type outboxState struct {
+	Kind          string
+	State         string
+	Attempts      int
+	LastError     string
+	NextAttemptAt time.Time
+	LeaseUntil    *time.Time
+	SentAt        *time.Time
+	HeaderID      string
+}
+
+func (f *emailFixture) row(t *testing.T, id int64) outboxState {
+	t.Helper()
+	var rows []outboxState
+	if err := f.s.Gorm().Raw(`SELECT kind, state, attempts, last_error, next_attempt_at, lease_until, sent_at, header_id
+		FROM email_outbox WHERE id = ?`, id).Scan(&rows).Error; err != nil || len(rows) != 1 {
+		t.Fatalf("outbox row %d: %v, %v", id, rows, err)
+	}
+	return rows[0]
+}
+
+// outboxRows returns the ids of the conversation's outbox rows of kind.
+func (f *emailFixture) outboxRows(t *testing.T, convID int64, kind string) []int64 {
+	t.Helper()
+	var out []int64
+	if err := f.s.Gorm().Raw(`SELECT id FROM email_outbox WHERE conversation_id = ? AND kind = ? ORDER BY id`, convID, kind).
+		Scan(&out).Error; err != nil {
+		t.Fatalf("outbox rows: %v", err)
+	}
+	return out
+}
+
+// message reads one message of a conversation.
+func (f *emailFixture) message(t *testing.T, convID, id int64) inbox.Message {
+	t.Helper()
+	page, err := f.s.Messages(ctx, convID, inbox.MessageQuery{Limit: 200})
+	if err != nil {
+		t.Fatalf("Messages() = %v", err)
+	}
+	for _, m := range page.Messages {
+		if m.ID == id {
+			return m
+		}
+	}
+	t.Fatalf("message %d not found", id)
+	return inbox.Message{}
+}
+
+// A claimed reply carries everything the sender composes it from: the
+// mailbox its conversation's mail came through, a signed Message-ID of
+// ours recorded for threading, In-Reply-To and References to the
+// conversation's newest mail, the contact, the subject, the agent, the
+// text and the attachments' bytes.
+func TestClaimOutboxBuildsReply(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		c, err := f.s.StartConversation(ctx, f.contact.ID, inbox.ChannelEmail, "Order 1234 — late")
+		noErr(t, "StartConversation()", err)
+		f.mailIn(t, c.ID, "Where is my order?", "sales", "in1@customer.example", "root@customer.example <mid@customer.example>", false)
+		att, err := f.s.AddAttachment(ctx, c.ID, agentUpload(f.alice), "invoice.pdf", "application/pdf", []byte("%PDF-1.4 invoice"))
+		noErr(t, "AddAttachment()", err)
+		m, rowID := f.reply(t, c.ID, "It ships today.", att.ID)
+
+		e := f.claimOne(t, rowID)
+		token, _ := f.s.ConversationToken(ctx, c.ID)
+		prefix := fmt.Sprintf("m%d.", rowID)
+		if !strings.HasPrefix(e.MessageID, prefix) || !strings.HasSuffix(e.MessageID, "@example.org") || len(e.MessageID) != len(prefix)+16+len("@example.org") {
+			t.Errorf("MessageID = %q, want m%d.<16 signature characters>@example.org (the sales mailbox's domain)", e.MessageID, rowID)
+		}
+		want := inbox.OutboundEmail{ID: rowID, Kind: inbox.OutboundReply, ConversationID: c.ID, Mailbox: "sales", MessageID: e.MessageID,
+			InReplyTo: "in1@customer.example", References: []string{"root@customer.example", "mid@customer.example", "in1@customer.example"},
+			To: inbox.Address{Name: "Carol", Addr: "carol@example.com"}, Subject: "Order 1234 — late", AgentName: "Alice", Token: token}
+		got := e
+		got.Messages = nil
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+			t.Errorf("ClaimOutbox() =\n%+v\nwant\n%+v", got, want)
+		}
+		if len(e.Messages) != 1 || e.Messages[0].ID != m.ID || e.Messages[0].Text != "It ships today." || e.Messages[0].AgentName != "Alice" ||
+			len(e.Messages[0].Attachments) != 1 || string(e.Messages[0].Attachments[0].Data) != "%PDF-1.4 invoice" {
+			t.Errorf("Messages = %+v, want the reply with its attachment's bytes", e.Messages)
+		}
+		var rec []struct {
+			ConversationID, MessageID int64
+			Direction                 string
+		}
+		if err := f.s.Gorm().Raw(`SELECT conversation_id, message_id, direction FROM email_ids WHERE "key" = ?`, e.MessageID).
+			Scan(&rec).Error; err != nil || len(rec) != 1 || rec[0].ConversationID != c.ID || rec[0].MessageID != m.ID || rec[0].Direction != "out" {
+			t.Errorf("email_ids of %s = %+v, %v; want it recorded (out) for threading", e.MessageID, rec, err)
+		}
+
+		// A chat conversation without mail goes from the first mailbox,
+		// whose plus addressing puts the token in Reply-To.
+		chat := f.start(t)
+		_, chatRow := f.reply(t, chat.ID, "We answered by email.")
+		e = f.claimOne(t, chatRow)
+		token, _ = f.s.ConversationToken(ctx, chat.ID)
+		if e.Mailbox != "support" || e.ReplyTo != "support+"+token+"@example.com" || e.InReplyTo != "" || e.References != nil ||
+			!strings.HasSuffix(e.MessageID, "@example.com") {
+			t.Errorf("chat reply = mailbox %q, Reply-To %q, In-Reply-To %q, References %q, Message-ID %q",
+				e.Mailbox, e.ReplyTo, e.InReplyTo, e.References, e.MessageID)
+		}
+
+		// A long chain keeps its first and its latest Message-IDs.
+		long := f.start(t)
+		var refs []string
+		for i := range 30 {
+			refs = append(refs, fmt.Sprintf("<r%d@x>", i))
+		}
+		f.mailIn(t, long.ID, "again", "support", "last@x", strings.Join(refs, " "), false)
+		_, longRow := f.reply(t, long.ID, "Noted.")
+		e = f.claimOne(t, longRow)
+		if len(e.References) != 20 || e.References[0] != "r0@x" || e.References[1] != "r12@x" || e.References[19] != "last@x" || e.InReplyTo != "last@x" {
+			t.Errorf("References = %q, want r0@x, r12@x ... r29@x, last@x", e.References)
+		}
+	})
+}
+
+// Two claimers (two nodes on one database) never get the same row, and
+// between them get every row once.
+func TestClaimOutboxExclusive(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		clock := inboxtest.NewClock()
+		opts := &inbox.Options{Now: clock.Now, Mailboxes: testMailboxes}
+		f := &emailFixture{newFixtureOpts(t, url, opts), clock}
+		other := inboxtest.Open(t, url, opts)
+		c := f.start(t)
+		const rows = 40
+		for i := range rows {
+			f.reply(t, c.ID, fmt.Sprintf("reply %d", i))
+		}
+		var (
+			mu   sync.Mutex
+			seen = map[int64]int{}
+			wg   sync.WaitGroup
+			errs = make(chan error, 4)
+		)
+		for i := range 4 {
+			s := f.s
+			if i%2 == 1 {
+				s = other
+			}
+			wg.Go(func() {
+				for {
+					got, err := s.ClaimOutbox(ctx, 3, time.Minute)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, e := range got {
+						seen[e.ID]++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("ClaimOutbox() = %v", err)
+		}
+		if len(seen) != rows {
+			t.Errorf("claimed %d rows, want %d", len(seen), rows)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("row %d claimed %d times", id, n)
+			}
+		}
+	})
+}
+
+// On PostgreSQL a claimer skips the rows another one holds locked
+// (SKIP LOCKED) instead of waiting for it or taking them too.
+func TestClaimOutboxSkipsLockedRows(t *testing.T) {
+	f := newEmailFixture(t, inboxtest.PostgresURL(t))
+	c := f.start(t)
+	_, first := f.reply(t, c.ID, "one")
+	_, second := f.reply(t, c.ID, "two")
+	tx := f.s.Gorm().Begin()
+	var locked []int64
+	if err := tx.Raw(`SELECT id FROM email_outbox WHERE id = ? FOR UPDATE`, first).Scan(&locked).Error; err != nil || len(locked) != 1 {
+		t.Fatalf("locking row %d: %v, %v", first, locked, err)
+	}
+	bounded, cancel := context.WithTimeout(ctx, inboxtest.Patience)
+	defer cancel()
+	got, err := f.s.ClaimOutbox(bounded, 10, time.Minute)
+	tx.Rollback()
+	if err != nil || !slices.Equal(ids(got), []int64{second}) {
+		t.Fatalf("ClaimOutbox() with row %d locked = %v, %v; want row %d at once", first, ids(got), err, second)
+	}
+	f.claimOne(t, first)
+}
+
+// A lease that ends (its holder died) offers the row again, with the same
+// Message-ID and one more attempt; before it ends nobody else gets it.
+func TestOutboxLeaseExpiry(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		c := f.start(t)
+		_, rowID := f.reply(t, c.ID, "hello")
+		first := f.claimOne(t, rowID)
+		if first.Attempts != 0 {
+			t.Errorf("first Attempts = %d, want 0", first.Attempts)
+		}
+		f.clock.Advance(time.Minute)
+		if got := f.claim(t, 10); len(got) != 0 {
+			t.Fatalf("ClaimOutbox() within the lease = %v, want nothing", ids(got))
+		}
+		f.clock.Advance(time.Second)
+		again := f.claimOne(t, rowID)
+		if again.MessageID != first.MessageID || again.Attempts != 1 {
+			t.Errorf("re-claimed Message-ID %q attempts %d, want %q and 1", again.MessageID, again.Attempts, first.MessageID)
+		}
+		if st := f.row(t, rowID); st.State != "sending" || st.Attempts != 2 || st.LeaseUntil == nil ||
+			!st.LeaseUntil.Equal(f.clock.Now().Add(time.Minute)) {
+			t.Errorf("row = %+v, want sending, 2 attempts, leased a minute from now", st)
+		}
+	})
+}
+
+// A retry puts the row back until the given time with the server's
+// answer; it is not offered before.
+func TestOutboxRetry(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		c := f.start(t)
+		m, rowID := f.reply(t, c.ID, "hello")
+		f.claimOne(t, rowID)
+		at := f.clock.Now().Add(5 * time.Minute)
+		noErr(t, "OutboxRetry()", f.s.OutboxRetry(ctx, rowID, at, "421 4.7.0 try again later"))
+		st := f.row(t, rowID)
+		if st.State != "pending" || !st.NextAttemptAt.Equal(at) || st.LastError != "421 4.7.0 try again later" || st.LeaseUntil != nil {
+			t.Fatalf("row after OutboxRetry() = %+v", st)
+		}
+		if got := f.message(t, c.ID, m.ID); got.State != inbox.StateQueued {
+			t.Errorf("message state = %q, want queued while it waits", got.State)
+		}
+		f.clock.Advance(5*time.Minute - time.Second)
+		if got := f.claim(t, 10); len(got) != 0 {
+			t.Fatalf("ClaimOutbox() before the retry time = %v", ids(got))
+		}
+		f.clock.Advance(time.Second)
+		if e := f.claimOne(t, rowID); e.Attempts != 1 {
+			t.Errorf("Attempts = %d, want 1", e.Attempts)
+		}
+		if err := f.s.OutboxRetry(ctx, 999999, at, "x"); !errors.Is(err, inbox.ErrNotFound) {
+			t.Errorf("OutboxRetry(unknown) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// A reply the server refuses for good turns failed with the server's
+// answer on the message and in a message_state event, live and replayed.
+func TestOutboxFailedReply(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		c := f.start(t)
+		m, rowID := f.reply(t, c.ID, "hello")
+		f.claimOne(t, rowID)
+		sub := f.s.Hub().Subscribe(c.ID, 16)
+		defer sub.Close()
+		const answer = "550 5.1.1 <carol@example.com>: Recipient address rejected"
+		noErr(t, "OutboxFailed()", f.s.OutboxFailed(ctx, rowID, answer+"\r\n"))
+
+		ev := inboxtest.Receive(t, sub.C, "message_state event")
+		var st inbox.MessageState
+		if err := ev.Decode(&st); err != nil || ev.Type != inbox.EventMessageState ||
+			!slices.Equal(st.MessageIDs, []int64{m.ID}) || st.State != inbox.StateFailed || st.Error != answer {
+			t.Fatalf("event = %s %s, want message_state failed with the answer", ev.Type, ev.Data)
+		}
+		evs := events(t, f.s, c.ID)
+		if last := evs[len(evs)-1]; string(last.Data) != string(ev.Data) {
+			t.Errorf("replayed %s, published %s", last.Data, ev.Data)
+		}
+		if got := f.message(t, c.ID, m.ID); got.State != inbox.StateFailed || got.Error != answer {
+			t.Errorf("message = %q %q, want failed with the answer", got.State, got.Error)
+		}
+		if row := f.row(t, rowID); row.State != "failed" || row.LastError != answer {
+			t.Errorf("row = %+v", row)
+		}
+		// Recording it again, or a late retry, changes nothing.
+		noErr(t, "OutboxFailed()", f.s.OutboxFailed(ctx, rowID, "again"))
+		noErr(t, "OutboxRetry()", f.s.OutboxRetry(ctx, rowID, f.clock.Now(), "late"))
+		if n := len(events(t, f.s, c.ID)); n != len(evs) {
+			t.Errorf("events grew from %d to %d", len(evs), n)
+		}
+		if row := f.row(t, rowID); row.State != "failed" || row.LastError != answer {
+			t.Errorf("row after repeats = %+v", row)
+		}
+		if got := f.claim(t, 10); len(got) != 0 {
+			t.Errorf("a failed row was claimed: %v", ids(got))
+		}
+	})
+}
+
+// A sent reply turns sent, keeps its envelope and raw source like
+// incoming mail, and the next reply threads on it.
+func TestOutboxSentReply(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		c, err := f.s.StartConversation(ctx, f.contact.ID, inbox.ChannelEmail, "Order 1234 — late")
+		noErr(t, "StartConversation()", err)
+		f.mailIn(t, c.ID, "Where is it?", "sales", "in1@customer.example", "", false)
+		m, rowID := f.reply(t, c.ID, "It ships today.")
+		e := f.claimOne(t, rowID)
+		sub := f.s.Hub().Subscribe(c.ID, 16)
+		defer sub.Close()
+		raw := "From: \"Alice via Sales\" <sales@example.org>\r\n" +
+			"To: Carol <carol@example.com>\r\n" +
+			"Cc: boss@customer.example\r\n" +
+			"Subject: =?utf-8?q?Re:_Order_1234_=E2=80=94_late?=\r\n" +
+			"Message-ID: <" + e.MessageID + ">\r\n" +
+			"In-Reply-To: <in1@customer.example>\r\n" +
+			"References: <in1@customer.example>\r\n" +
+			"Auto-Submitted: no\r\n\r\nIt ships today.\r\n"
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, rowID, []byte(raw)))
+
+		ev := inboxtest.Receive(t, sub.C, "message_state event")
+		var st inbox.MessageState
+		if err := ev.Decode(&st); err != nil || st.State != inbox.StateSent || !slices.Equal(st.MessageIDs, []int64{m.ID}) || st.Error != "" {
+			t.Fatalf("event = %s %s, want message_state sent", ev.Type, ev.Data)
+		}
+		if got := f.message(t, c.ID, m.ID); got.State != inbox.StateSent {
+			t.Errorf("message state = %q, want sent", got.State)
+		}
+		if row := f.row(t, rowID); row.State != "sent" || row.SentAt == nil || !row.SentAt.Equal(f.clock.Now()) || row.LeaseUntil != nil {
+			t.Errorf("row = %+v, want sent now", row)
+		}
+		var env []struct {
+			Mailbox, HeaderID, InReplyTo, Refs, Subject, FromAddr, ToAddrs, CcAddrs, FullText string
+			Raw                                                                              []byte
+		}
+		if err := f.s.Gorm().Raw(`SELECT mailbox, header_id, in_reply_to, refs, subject, from_addr, to_addrs, cc_addrs, full_text, raw
+			FROM email_messages WHERE message_id = ?`, m.ID).Scan(&env).Error; err != nil || len(env) != 1 {
+			t.Fatalf("email_messages of the reply: %v, %v", env, err)
+		}
+		var from inbox.Address
+		var to, cc []inbox.Address
+		json.Unmarshal([]byte(env[0].FromAddr), &from)
+		json.Unmarshal([]byte(env[0].ToAddrs), &to)
+		json.Unmarshal([]byte(env[0].CcAddrs), &cc)
+		if g := env[0]; g.Mailbox != "sales" || g.HeaderID != e.MessageID || g.InReplyTo != "in1@customer.example" ||
+			g.Refs != "in1@customer.example" || g.Subject != "Re: Order 1234 — late" || string(g.Raw) != raw || g.FullText != "It ships today." ||
+			from != (inbox.Address{Name: "Alice via Sales", Addr: "sales@example.org"}) ||
+			!slices.Equal(to, []inbox.Address{{Name: "Carol", Addr: "carol@example.com"}}) ||
+			!slices.Equal(cc, []inbox.Address{{Addr: "boss@customer.example"}}) {
+			t.Errorf("envelope = %+v\nfrom %+v to %+v cc %+v", g, from, to, cc)
+		}
+		conv, _ := f.s.Conversation(ctx, c.ID)
+		if !conv.HasEmail {
+			t.Errorf("the conversation has no envelope indicator")
+		}
+
+		// Recorded twice (two nodes after a lease ended): nothing more.
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, rowID, []byte(raw)))
+		noErr(t, "OutboxFailed()", f.s.OutboxFailed(ctx, rowID, "550 late"))
+		if got := f.message(t, c.ID, m.ID); got.State != inbox.StateSent || got.Seq != m.Seq {
+			t.Errorf("message after repeats = %+v", got)
+		}
+		if evs := events(t, f.s, c.ID); evs[len(evs)-1].Seq != ev.Seq {
+			t.Errorf("more events after the repeats: %v", types(evs))
+		}
+
+		_, next := f.reply(t, c.ID, "Tracking number: 42.")
+		e2 := f.claimOne(t, next)
+		if e2.InReplyTo != e.MessageID || !slices.Equal(e2.References, []string{"in1@customer.example", e.MessageID}) {
+			t.Errorf("next reply In-Reply-To %q References %q, want it threaded on %q", e2.InReplyTo, e2.References, e.MessageID)
+		}
+	})
+}
+
+// What was deleted is not sent: a row whose conversation is gone fails.
+func TestClaimOutboxDeletedConversation(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		c := f.start(t)
+		_, rowID := f.reply(t, c.ID, "hello")
+		noErr(t, "DeleteConversation()", f.s.DeleteConversation(ctx, c.ID))
+		if got := f.claim(t, 10); len(got) != 0 {
+			t.Fatalf("ClaimOutbox() = %v, want nothing", ids(got))
+		}
+		if st := f.row(t, rowID); st.State != "failed" || st.LastError != "the conversation was deleted" {
+			t.Errorf("row = %+v, want failed", st)
+		}
+	})
+}
