@@ -428,7 +428,7 @@ func TestOutboxSentReply(t *testing.T) {
 		}
 		var env []struct {
 			Mailbox, HeaderID, InReplyTo, Refs, Subject, FromAddr, ToAddrs, CcAddrs, FullText string
-			Raw                                                                              []byte
+			Raw                                                                               []byte
 		}
 		if err := f.s.Gorm().Raw(`SELECT mailbox, header_id, in_reply_to, refs, subject, from_addr, to_addrs, cc_addrs, full_text, raw
 			FROM email_messages WHERE message_id = ?`, m.ID).Scan(&env).Error; err != nil || len(env) != 1 {
