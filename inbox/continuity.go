@@ -250,15 +250,15 @@ func (s *Store) CheckRatingLink(ctx context.Context, token string) (RatingLink, 
 	if err != nil {
 		return RatingLink{}, err
 	}
-	var rated []*time.Time
-	if err := s.rdb.WithContext(ctx).Model(&outboxRow{}).Where("id = ? AND conversation_id = ? AND kind = ?",
-		l.surveyID, l.ConversationID, OutboundSurvey).Pluck("rated_at", &rated).Error; err != nil {
+	var survey []outboxRow
+	if err := s.rdb.WithContext(ctx).Where("id = ? AND conversation_id = ? AND kind = ?",
+		l.surveyID, l.ConversationID, OutboundSurvey).Find(&survey).Error; err != nil {
 		return RatingLink{}, dbErr(err)
 	}
 	switch {
-	case len(rated) == 0:
+	case len(survey) == 0:
 		return RatingLink{}, ErrNotFound
-	case rated[0] != nil:
+	case survey[0].RatedAt != nil:
 		return RatingLink{}, errRatingUsed
 	}
 	return l, nil

@@ -484,3 +484,47 @@ func TestClaimOutboxDeletedConversation(t *testing.T) {
 		}
 	})
 }
+
+// A row enqueued before 0008_outbox (no Message-ID, no mailbox yet) is
+// claimed after the upgrade and gets both then.
+func TestUpgradeToOutbox0008(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		old, err := inbox.OpenBare(url)
+		if err != nil {
+			t.Fatalf("OpenBare() = %v", err)
+		}
+		if err := old.MigrateTo("0006_outbox"); err != nil {
+			t.Fatalf("MigrateTo(0006) = %v", err)
+		}
+		clock := inboxtest.NewClock()
+		now := clock.Now()
+		for _, q := range []string{
+			`INSERT INTO contacts (id, name, email, phone, online, created_at) VALUES (1, 'Eve', 'eve@example.com', '', false, ?)`,
+			`INSERT INTO agents (id, email, name, role, password_hash, created_at) VALUES (1, 'a@example.com', 'Ann', 'agent', 'x', ?)`,
+			`INSERT INTO conversations (id, contact_id, channel, status, subject, seq, token, has_email, last_activity_at, created_at)
+				VALUES (1, 1, 'email', 'open', 'Hi', 1, 'tok', true, ?, ?)`,
+			`INSERT INTO messages (id, conversation_id, seq, author, agent_id, channel, text, html, state, created_at)
+				VALUES (1, 1, 1, 'agent', 1, 'email', 'hello', '', 'queued', ?)`,
+			`INSERT INTO email_outbox (id, kind, conversation_id, message_id, state, attempts, next_attempt_at, last_error, created_at)
+				VALUES (1, 'reply', 1, 1, 'pending', 0, ?, '', ?)`,
+		} {
+			args := []any{now}
+			if strings.Count(q, "?") == 2 {
+				args = append(args, now)
+			}
+			if err := old.Gorm().Exec(q, args...).Error; err != nil {
+				t.Fatalf("fill 0006 schema: %v", err)
+			}
+		}
+		old.CloseBare()
+
+		f := &emailFixture{&fixture{s: inboxtest.Open(t, url, &inbox.Options{Now: clock.Now, Mailboxes: testMailboxes})}, clock}
+		e := f.claimOne(t, 1)
+		if e.Mailbox != "support" || !strings.HasPrefix(e.MessageID, "m1.") || e.AgentName != "Ann" || e.Messages[0].Text != "hello" {
+			t.Fatalf("claimed after 0008 = %+v", e)
+		}
+		if st := f.row(t, 1); st.HeaderID != e.MessageID {
+			t.Fatalf("header_id = %q, want %q kept", st.HeaderID, e.MessageID)
+		}
+	})
+}
