@@ -452,10 +452,15 @@ func TestOutboxSentReply(t *testing.T) {
 		}
 
 		// Recorded twice (two nodes after a lease ended): nothing more.
+		sentAt := f.clock.Now()
+		f.clock.Advance(time.Minute)
 		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, rowID, []byte(raw)))
 		noErr(t, "OutboxFailed()", f.s.OutboxFailed(ctx, rowID, "550 late"))
-		if got := f.message(t, c.ID, m.ID); got.State != inbox.StateSent || got.Seq != m.Seq {
+		if got := f.message(t, c.ID, m.ID); got.State != inbox.StateSent || got.Error != "" {
 			t.Errorf("message after repeats = %+v", got)
+		}
+		if row := f.row(t, rowID); row.State != "sent" || !row.SentAt.Equal(sentAt) || row.LastError != "" {
+			t.Errorf("row after repeats = %+v, want sent at %v", row, sentAt)
 		}
 		if evs := events(t, f.s, c.ID); evs[len(evs)-1].Seq != ev.Seq {
 			t.Errorf("more events after the repeats: %v", types(evs))
