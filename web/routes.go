@@ -22,6 +22,11 @@ func (s *Server) routes() {
 	e.Match(getHead, "/setup", s.setupPage)
 	e.Match(getHead, "/static/*", s.staticFile)
 
+	// The rating page of the survey mail's links (rate.go): the token
+	// is the capability, no session; only the POST rates.
+	e.Match(getHead, "/rate/:token", s.ratePage, s.apiDeadline)
+	e.POST("/rate/:token", s.rate, s.apiDeadline)
+
 	// Operations (health.go).
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
