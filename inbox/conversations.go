@@ -239,16 +239,23 @@ func (s *Store) leave(tx *gorm.DB, conversationID int64, agent Agent, evs *[]Eve
 // row stays locked until the transaction ends, so that concurrent joins
 // and leaves see each other's participants.
 func lockConversation(tx *gorm.DB, id int64) (Conversation, error) {
-	var c Conversation
+	return lockRow[Conversation](tx, id)
+}
+
+// lockRow reads the row of a table by id for update (SELECT ... FOR
+// UPDATE on PostgreSQL; SQLite's writer holds the whole database);
+// ErrNotFound when there is none.
+func lockRow[T any](tx *gorm.DB, id int64) (T, error) {
+	var row T
 	q := tx
 	if tx.Dialector.Name() == "postgres" {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
-	err := q.First(&c, id).Error
+	err := q.First(&row, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return c, ErrNotFound
+		return row, ErrNotFound
 	}
-	return c, err
+	return row, err
 }
 
 // Conversation returns one conversation.

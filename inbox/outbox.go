@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // The email outbox (issue 12 item 6). Every mail Microchat sends is a row
@@ -403,18 +402,7 @@ func outboundThread(db *gorm.DB, conversationID, outboxID int64) (string, []stri
 // transaction ends, so that the outcomes recorded by two nodes (a lease
 // that ended while its holder was still sending) apply one after the
 // other.
-func lockOutbox(tx *gorm.DB, id int64) (outboxRow, error) {
-	var r outboxRow
-	q := tx
-	if tx.Dialector.Name() == "postgres" {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	err := q.First(&r, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return r, ErrNotFound
-	}
-	return r, err
-}
+func lockOutbox(tx *gorm.DB, id int64) (outboxRow, error) { return lockRow[outboxRow](tx, id) }
 
 // OutboxSent records that the SMTP server accepted the mail of row id;
 // raw is the message as sent (RFC 5322). A reply's message turns
