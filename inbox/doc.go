@@ -13,7 +13,9 @@
 //     Joining takes the conversation out of Unassigned for everybody.
 //  3. Leave: the agent stops being a participant. When the last one leaves,
 //     the conversation is closed and the contact is offered a rating, which
-//     counts for every agent who took part.
+//     counts for every agent who took part. A contact the widget cannot
+//     offer it to (offline, or an email conversation) is sent it by email
+//     with signed single-use rating links (continuity.go).
 //  4. Return: a contact message in a conversation without participants puts
 //     it (back) in Unassigned, reopening it if it was closed, with its whole
 //     history.
@@ -25,6 +27,11 @@
 //     SetAgentPresence), announced by transient events (Seq 0, never
 //     stored: typing, presence); a contact coming online gets their queued
 //     chat replies, which turn sent.
+//  7. Continuity: agent chat messages an offline contact with an email
+//     address has not read after a delay go to them as one mail per
+//     conversation (EnqueueDigests). No automatic mail (digest, survey)
+//     answers automatic mail. Every mail goes through the outbox, a table
+//     claimed with leases by any node (outbox.go).
 //  10. Widget session: a visitor token (only its SHA-256 is stored) binds
 //     a widget to one contact, for widget.session_ttl after its last use.
 //  11. Visitor information: facts of the browser and the pages viewed
