@@ -376,7 +376,8 @@ auth_verbose = yes
 protocols = imap
 listen = {{host}}
 {{users}}
-# tls: none is allowed on the plain port; STARTTLS is offered there too.
+# tls: none is allowed on the plain port (Dovecot counts a connection from
+# the loopback interface as secured anyway); STARTTLS is offered there too.
 ssl = yes
 ssl_cert = <{{dir}}/cert.pem
 ssl_key = <{{dir}}/key.pem
@@ -474,26 +475,28 @@ func (d *Dovecot) start() error {
 		if err == nil {
 			return nil
 		}
-		// A process that cannot start is retried by the master with
-		// growing pauses: a Fatal line is the end of this attempt.
-		if strings.Contains(d.Log(), " Fatal: ") {
-			d.stop()
-			return fmt.Errorf("a Dovecot process failed: %v", err)
-		}
+		// Until the master listens, connections are refused; once it
+		// does, they wait for a login process, and anything but a
+		// greeting is a broken instance. A process that cannot start is
+		// retried by the master with growing pauses: a Fatal line ends
+		// the attempt too, as does the master's exit.
 		select {
 		case <-d.exited:
-			d.stop() // its children
-			if strings.Contains(d.Log()+stderr.String(), "Address already in use") {
-				return errDovecotPortTaken
-			}
-			return fmt.Errorf("dovecot exited (%v):\n%s", d.waited, stderr.String())
+			err = fmt.Errorf("dovecot exited (%v)", d.waited)
 		default:
+			if time.Now().After(deadline) {
+				err = fmt.Errorf("no IMAP greeting within %v: %w", inboxtest.Patience, err)
+			} else if errors.Is(err, syscall.ECONNREFUSED) && !strings.Contains(d.Log(), " Fatal: ") {
+				time.Sleep(10 * time.Millisecond) // polling a port that is not open yet
+				continue
+			}
 		}
-		if time.Now().After(deadline) {
-			d.stop()
-			return fmt.Errorf("no IMAP greeting within %v: %v", inboxtest.Patience, err)
+		d.stop()
+		out := stderr.String() // complete: the master has exited
+		if strings.Contains(d.Log()+out, "Address already in use") {
+			return errDovecotPortTaken
 		}
-		time.Sleep(10 * time.Millisecond) // polling a port that is not open yet
+		return fmt.Errorf("%w\n%s", err, out)
 	}
 }
 

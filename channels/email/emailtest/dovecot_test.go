@@ -237,10 +237,13 @@ func TestDovecotParallel(t *testing.T) {
 	for i := range 2 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()
+			var once sync.Once
+			release := func() { once.Do(started.Done) }
+			defer release() // if StartDovecot fails, the other need not wait
 			d := emailtest.StartDovecot(t)
 			t.Logf("Dovecot started in %v", d.StartTime)
 			addrs <- d.Addr() + " " + d.TLSAddr() + " " + d.Dir
-			started.Done()
+			release()
 			// Both run now (this needs go test -parallel 2 or more, the
 			// default on two cores).
 			inboxtest.Receive(t, both, "the other instance to start")
