@@ -1,20 +1,63 @@
 #!/usr/bin/env bash
-# test-deps.sh installs what the tests need beyond Go: Debian's chromium,
-# which the browser tests (web/browsertest) drive. scripts/test.sh sources
-# it; it can also be run on its own. It works as root on Debian; as
-# another user it says what to install.
+# test-deps.sh installs what the tests need beyond Go, from Debian:
+#
+#   - chromium, which the browser tests (web/browsertest) drive;
+#   - dovecot-imapd, the real IMAP server the email tests start as an
+#     unprivileged instance of their own (channels/email/emailtest).
+#
+# scripts/test.sh sources it; it can also be run on its own. It works as
+# root on Debian; as another user it says what to install. It prints
+# nothing when everything is installed.
+#
+# Installing dovecot-imapd must not leave the system's Dovecot running
+# (it would hold ports 143 and 993 with /etc/dovecot's config, which no
+# test uses): services are kept from starting during the install with a
+# policy-rc.d (invoke-rc.d's, see /usr/share/doc/init-system-helpers/
+# README.policy-rc.d), and one that runs anyway is stopped.
 
 microchat_test_deps() {
-	if [ -x /usr/bin/chromium ]; then
+	local missing=()
+	[ -x /usr/bin/chromium ] || missing+=(chromium)
+	[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+	if [ ${#missing[@]} -eq 0 ]; then
+		microchat_stop_system_dovecot
 		return 0
 	fi
 	if [ "$(id -u)" != 0 ]; then
-		echo "test-deps.sh: the browser tests need /usr/bin/chromium: run as root, or apt-get install chromium" >&2
+		echo "test-deps.sh: the tests need ${missing[*]}: run as root, or apt-get install ${missing[*]}" >&2
 		return 1
 	fi
-	echo "==> installing chromium for the browser tests" >&2
-	apt-get update >&2 &&
-		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2
+	echo "==> installing ${missing[*]} for the tests" >&2
+
+	# Deny every service start while installing, unless the machine has a
+	# policy of its own already (containers usually do: exit 101).
+	local policy=/usr/sbin/policy-rc.d ours=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# scripts/test-deps.sh: no service starts while installing\nexit 101\n' >"$policy" &&
+			chmod 755 "$policy" && ours=1
+	fi
+	local rc=0
+	# The lock timeout waits for another apt (a parallel job) instead of failing.
+	apt-get -o DPkg::Lock::Timeout=300 update >&2 &&
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+			install -y "${missing[@]}" >&2 || rc=$?
+	if [ "$ours" = 1 ]; then
+		rm -f "$policy"
+	fi
+	microchat_stop_system_dovecot
+	return $rc
+}
+
+# microchat_stop_system_dovecot stops a Dovecot started with the system's
+# config (its master writes /run/dovecot/master.pid), whatever started it.
+# The tests' own instances live in their temporary directories and are
+# left alone.
+microchat_stop_system_dovecot() {
+	[ -x /usr/sbin/dovecot ] || return 0
+	[ -s /run/dovecot/master.pid ] || return 0
+	kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null || return 0
+	echo "==> stopping the system's Dovecot (the tests start their own)" >&2
+	service dovecot stop >&2 || /usr/sbin/dovecot stop >&2 || true
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
