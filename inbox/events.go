@@ -93,10 +93,12 @@ type MessagesRead struct {
 }
 
 // MessageState is the payload of EventMessageState: messages that changed
-// delivery state (sent, delivered) or channel.
+// delivery state (sent, delivered, failed) or channel. Error is the
+// server's answer when they failed (Message.Error): a bounce, a refusal.
 type MessageState struct {
 	MessageIDs []int64 `json:"message_ids"`
 	State      string  `json:"state"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // Rated is the payload of EventRated.

@@ -53,6 +53,12 @@ type Options struct {
 	// EmailEnabled says that a mailbox can send replies by email; without it
 	// the automatic reply channel never picks email (rule 5).
 	EmailEnabled bool
+	// PlusAddressing reports whether the mailbox of that config name
+	// receives mail sent to its address with a "+tag" (config
+	// plus_addressing), so that a conversation token there
+	// (support+c42-...@example.com) threads the mail (rule 9). Nil means
+	// that no mailbox does.
+	PlusAddressing func(mailbox string) bool
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
 }
