@@ -281,6 +281,13 @@ func TestEmailIdentity(t *testing.T) {
 		if _, err := f.s.OpenAttachment(ctx, emailConv.ID, f.alice.ID, attID); err != nil {
 			t.Fatalf("OpenAttachment() by an agent = %v", err)
 		}
+		// The visitor's presence is shown in the chat, where their widget is.
+		sub := f.s.Hub().Subscribe(0, 10)
+		defer sub.Close()
+		noErr(t, "SetContactOnline()", f.s.SetContactOnline(ctx, wen.Contact.ID, true))
+		if ev := inboxtest.Receive(t, sub.C, "the presence event"); ev.Type != inbox.EventContactPresence || ev.ConversationID != wen.Conversation.ID {
+			t.Fatalf("presence event %s in conversation %d, want the chat %d", ev.Type, ev.ConversationID, wen.Conversation.ID)
+		}
 
 		// A reply to our own mail (its Message-ID) proves it too.
 		uma := startVisitorEmail(t, f.s, "Uma", "uma@visitor.test")
@@ -481,6 +488,48 @@ func TestIMAPCheckpointsAndQuarantine(t *testing.T) {
 		}
 		if _, err := f.s.QuarantinedEmail(ctx, q1.ID+100); !errors.Is(err, inbox.ErrNotFound) {
 			t.Fatalf("QuarantinedEmail(unknown) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// Two fetchers at once (two nodes, or a restart racing the old process):
+// the same mail fetched by both is stored once, and different mails from
+// a new address make one contact.
+func TestIngestConcurrent(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newMailFixture(t, url)
+		same := mail("new@customer.test", "Same", "fetched twice")
+		const n = 8
+		type outcome struct {
+			res inbox.IngestResult
+			err error
+		}
+		done := make(chan outcome, 2*n)
+		for i := range 2 * n {
+			go func() {
+				m := same
+				if i%2 == 1 {
+					m = mail("new@customer.test", "Other", "another mail")
+				}
+				r, err := f.s.IngestEmail(ctx, m)
+				done <- outcome{r, err}
+			}()
+		}
+		stored, contacts := 0, map[int64]bool{}
+		for range 2 * n {
+			o := inboxtest.Receive(t, done, "an ingest")
+			if o.err != nil {
+				t.Fatalf("IngestEmail() = %v", o.err)
+			}
+			if o.res.Duplicate {
+				continue
+			}
+			stored++
+			c, _ := f.s.Conversation(ctx, o.res.ConversationID)
+			contacts[c.ContactID] = true
+		}
+		if stored != n+1 || len(contacts) != 1 {
+			t.Fatalf("stored %d mails for %d contacts, want %d for 1", stored, len(contacts), n+1)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"hash/fnv"
 	"regexp"
 	"strings"
 
@@ -271,6 +272,16 @@ func onThread(tx *gorm.DB, conversationID int64, addr string) (bool, error) {
 // email-only contact, verified (the mail came from it), named by the
 // From's display name.
 func (s *Store) contactForSender(tx *gorm.DB, from Address) (Contact, error) {
+	if tx.Dialector.Name() == "postgres" {
+		// Two mails from a new address at once (two mailboxes) make
+		// one contact: the second waits for the first's commit, then
+		// finds it.
+		h := fnv.New64a()
+		h.Write([]byte("contact email\x00" + from.Addr))
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, int64(h.Sum64())).Error; err != nil {
+			return Contact{}, err
+		}
+	}
 	var found []Contact
 	if err := tx.Where("email = ? AND email_verified = ?", from.Addr, true).Order("id").Limit(1).Find(&found).Error; err != nil {
 		return Contact{}, err
