@@ -3,8 +3,10 @@ package inbox_test
 import (
 	"bytes"
 	"errors"
+	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -530,6 +532,57 @@ func TestIngestConcurrent(t *testing.T) {
 		}
 		if stored != n+1 || len(contacts) != 1 {
 			t.Fatalf("stored %d mails for %d contacts, want %d for 1", stored, len(contacts), n+1)
+		}
+		if !strings.HasPrefix(url, "postgres") {
+			return // SQLite writes one transaction at a time
+		}
+		// PostgreSQL: while the first mail from a new address is not
+		// committed, a second one from it waits (for the address's
+		// advisory lock), then finds the contact the first made.
+		release := make(chan struct{})
+		var calls atomic.Int32
+		f.s.SetBeforeCommit(func() error {
+			if calls.Add(1) == 1 {
+				<-release
+			}
+			return nil
+		})
+		defer f.s.SetBeforeCommit(nil)
+		ingestAsync := func(m inbox.IncomingEmail) chan outcome {
+			c := make(chan outcome, 1)
+			go func() {
+				r, err := f.s.IngestEmail(ctx, m)
+				c <- outcome{r, err}
+			}()
+			return c
+		}
+		first := ingestAsync(mail("fresh@customer.test", "first", "1"))
+		inboxtest.Eventually(t, "the first mail's transaction to wait for its commit", func() bool { return calls.Load() == 1 })
+		second := ingestAsync(mail("fresh@customer.test", "second", "2"))
+		h := fnv.New64a()
+		h.Write([]byte("contact email\x00fresh@customer.test"))
+		key := h.Sum64()
+		inboxtest.Eventually(t, "the second mail to wait for the address's lock", func() bool {
+			select {
+			case o := <-second:
+				close(release)
+				t.Fatalf("second mail from a new address stored while the first was not committed: %+v, %v", o.res, o.err)
+			default:
+			}
+			var waiting int64
+			f.s.Gorm().Raw(`SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+				AND classid::bigint = ? AND objid::bigint = ?`, int64(key>>32), int64(key&0xffffffff)).Scan(&waiting)
+			return waiting > 0
+		})
+		close(release)
+		a, b := inboxtest.Receive(t, first, "the first mail"), inboxtest.Receive(t, second, "the second mail")
+		if a.err != nil || b.err != nil {
+			t.Fatalf("IngestEmail() = %v, %v", a.err, b.err)
+		}
+		ca, _ := f.s.Conversation(ctx, a.res.ConversationID)
+		cb, _ := f.s.Conversation(ctx, b.res.ConversationID)
+		if ca.ContactID != cb.ContactID {
+			t.Fatalf("two mails from a new address made contacts %d and %d, want one", ca.ContactID, cb.ContactID)
 		}
 	})
 }
