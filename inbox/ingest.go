@@ -92,29 +92,23 @@ type EmailInfo struct {
 	Notices []string  `json:"notices,omitempty"`
 }
 
-// EmailDetails is the whole of one email message: its headers and full
-// body, for an agent who opens what the thread trimmed. The raw source
-// is EmailRaw's, for admins.
+// EmailDetails is the whole of one email message: its envelope, headers
+// and full body, for an agent who opens what the thread trimmed. The raw
+// source is EmailRaw's, for admins.
 type EmailDetails struct {
 	MessageID      int64  `json:"message_id"`
 	ConversationID int64  `json:"conversation_id"`
 	Mailbox        string `json:"mailbox,omitempty"`
 	// HeaderID is the Message-ID header, without angle brackets;
 	// InReplyTo and References likewise (RFC 5322 section 3.6.4).
-	HeaderID   string    `json:"header_id,omitempty"`
-	InReplyTo  []string  `json:"in_reply_to,omitempty"`
-	References []string  `json:"references,omitempty"`
-	Subject    string    `json:"subject"`
-	From       Address   `json:"from"`
-	To         []Address `json:"to,omitempty"`
-	Cc         []Address `json:"cc,omitempty"`
-	FullText   string    `json:"full_text"`
+	HeaderID   string   `json:"header_id,omitempty"`
+	InReplyTo  []string `json:"in_reply_to,omitempty"`
+	References []string `json:"references,omitempty"`
+	EmailInfo
+	FullText string `json:"full_text"`
 	// FullHTML is sanitized like Message.HTML.
-	FullHTML   string   `json:"full_html,omitempty"`
-	Trimmed    bool     `json:"trimmed"`
-	Auto       bool     `json:"auto"`
-	AutoReason string   `json:"auto_reason,omitempty"`
-	Notices    []string `json:"notices,omitempty"`
+	FullHTML   string `json:"full_html,omitempty"`
+	AutoReason string `json:"auto_reason,omitempty"`
 	// RawSize is the size of the raw source in bytes (EmailRaw).
 	RawSize   int64     `json:"raw_size"`
 	CreatedAt time.Time `json:"created_at"`
@@ -142,7 +136,10 @@ func emailKey(messageID string) string {
 //   - Bounce (RFC 3464): a report on a mail of ours marks the message it
 //     carried StateFailed with the server's answer (Message.Error, and an
 //     EventMessageState), and attaches the report to it as
-//     message/rfc822; it starts and reopens nothing.
+//     message/rfc822; it starts and reopens nothing. A report on a mail
+//     of ours that carried several messages (a digest) is shown as an
+//     automatic message of its conversation; one on a mail that is not
+//     ours is an ordinary automatic mail.
 //   - Otherwise the mail is threaded (rule 9) and becomes a contact
 //     message of channel email in the conversation found, or in a new one
 //     of the contact known by its From (threading.go). A contact message
@@ -607,11 +604,9 @@ func (s *Store) EmailDetails(ctx context.Context, conversationID, messageID int6
 		return EmailDetails{}, ErrNotFound
 	}
 	r := rows[0].Row
-	e := r.info()
 	return EmailDetails{MessageID: r.MessageID, ConversationID: conversationID, Mailbox: r.Mailbox,
 		HeaderID: r.HeaderID, InReplyTo: strings.Fields(r.InReplyTo), References: strings.Fields(r.Refs),
-		Subject: r.Subject, From: e.From, To: e.To, Cc: e.Cc, FullText: r.FullText, FullHTML: r.FullHTML,
-		Trimmed: r.Trimmed, Auto: r.Auto, AutoReason: r.AutoReason, Notices: e.Notices,
+		EmailInfo: *r.info(), FullText: r.FullText, FullHTML: r.FullHTML, AutoReason: r.AutoReason,
 		RawSize: rows[0].RawSize, CreatedAt: r.CreatedAt.UTC()}, nil
 }
 
