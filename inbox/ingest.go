@@ -138,8 +138,9 @@ func emailKey(messageID string) string {
 //     EventMessageState), and attaches the report to it as
 //     message/rfc822; it starts and reopens nothing. A report on a mail
 //     of ours that carried several messages (a digest) is shown as an
-//     automatic message of its conversation; one on a mail that is not
-//     ours is an ordinary automatic mail.
+//     automatic message of its conversation; one on a mail of a deleted
+//     conversation is dropped; one on a mail that is not ours is an
+//     ordinary automatic mail.
 //   - Otherwise the mail is threaded (rule 9) and becomes a contact
 //     message of channel email in the conversation found, or in a new one
 //     of the contact known by its From (threading.go). A contact message
@@ -406,12 +407,17 @@ func sanitizeEmailHTML(html string) string {
 func (s *Store) ingestBounce(tx *gorm.DB, in IncomingEmail, key string, evs *[]Event) (res IngestResult, done bool, conv *Conversation, err error) {
 	b := in.Bounce
 	var orig []emailIDRow
-	if err := tx.Where(`"key" = ? AND direction = ? AND conversation_id IS NOT NULL`, emailKey(b.OriginalMessageID), directionOut).
+	if err := tx.Where(`"key" = ? AND direction = ?`, emailKey(b.OriginalMessageID), directionOut).
 		Limit(1).Find(&orig).Error; err != nil {
 		return res, false, nil, err
 	}
 	if len(orig) == 0 {
 		return res, false, nil, nil
+	}
+	if orig[0].ConversationID == nil {
+		// Its conversation was deleted: the report, which quotes the
+		// deleted mail, is not kept either.
+		return IngestResult{Threaded: threadedBounce}, true, nil, nil
 	}
 	c, err := lockConversation(tx, *orig[0].ConversationID)
 	if err != nil {

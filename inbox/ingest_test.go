@@ -416,6 +416,20 @@ func TestBounce(t *testing.T) {
 		if dup := f.ingest(t, bounce); !dup.Duplicate {
 			t.Fatalf("the same bounce again = %+v, want Duplicate", dup)
 		}
+
+		// A report on a mail of a deleted conversation brings nothing back.
+		f.sentMail(t, "m.4.reply@example.com", res.ConversationID, reply.ID)
+		noErr(t, "DeleteConversation()", f.s.DeleteConversation(ctx, res.ConversationID))
+		late := mail("MAILER-DAEMON@mx.customer.test", "Undelivered Mail Returned to Sender", "late")
+		late.Bounce = &inbox.Bounce{OriginalMessageID: "m.4.reply@example.com", Status: "5.1.1"}
+		if r := f.ingest(t, late); r.ConversationID != 0 || r.Created || r.Threaded != "bounce" {
+			t.Fatalf("bounce of a deleted conversation's mail = %+v, want nothing stored", r)
+		}
+		var atts int64
+		f.s.Gorm().Raw(`SELECT COUNT(*) FROM attachments`).Scan(&atts)
+		if atts != 0 {
+			t.Fatalf("%d attachments after the bounce of a deleted conversation's mail", atts)
+		}
 	})
 }
 
