@@ -221,6 +221,8 @@ func (s *Store) ingest(tx *gorm.DB, in IncomingEmail, key string, addressTokens,
 		res.Created = true
 	}
 	if pick.verify {
+		// After the conversation's lock, in the order the appender
+		// takes them (conversations, then their contacts).
 		if err := tx.Model(&Contact{}).Where("id = ?", pick.contact.ID).Update("email_verified", true).Error; err != nil {
 			return IngestResult{}, err
 		}

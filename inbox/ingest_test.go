@@ -417,6 +417,19 @@ func TestBounce(t *testing.T) {
 			t.Fatalf("the same bounce again = %+v, want Duplicate", dup)
 		}
 
+		// A report on a digest (our mail of several messages) is shown in
+		// its conversation as an automatic message.
+		f.sentMail(t, "m.5.digest@example.com", res.ConversationID, 0)
+		digest := mail("MAILER-DAEMON@mx.customer.test", "Undelivered Mail Returned to Sender", "digest bounced")
+		digest.Bounce = &inbox.Bounce{OriginalMessageID: "m.5.digest@example.com", Status: "4.2.2", Diagnostic: "mailbox full"}
+		dr := f.ingest(t, digest)
+		if dr.ConversationID != res.ConversationID || dr.Created || dr.Threaded != "bounce" || dr.MessageID == 0 {
+			t.Fatalf("bounce of a digest = %+v, want a message in conversation %d", dr, res.ConversationID)
+		}
+		if c, _ := f.s.Conversation(ctx, res.ConversationID); c.Status != inbox.StatusClosed {
+			t.Fatalf("status after a digest's bounce = %s, want closed", c.Status)
+		}
+
 		// A report on a mail of a deleted conversation brings nothing back.
 		f.sentMail(t, "m.4.reply@example.com", res.ConversationID, reply.ID)
 		noErr(t, "DeleteConversation()", f.s.DeleteConversation(ctx, res.ConversationID))
