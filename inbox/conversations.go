@@ -420,8 +420,14 @@ func (s *Store) DeleteConversation(ctx context.Context, id int64) error {
 	})
 }
 
+// deleteConversations deletes conversations with everything of theirs,
+// their mail's envelopes and raw sources included, but keeps the record
+// that their mail was imported (email_ids, without the ids), so that the
+// same mail fetched again is a duplicate: deleted stays deleted.
 func deleteConversations(tx *gorm.DB, ids []int64) error {
 	for _, q := range []string{
+		`UPDATE email_ids SET conversation_id = NULL, message_id = NULL WHERE conversation_id IN ?`,
+		`DELETE FROM email_messages WHERE message_id IN (SELECT id FROM messages WHERE conversation_id IN ?)`,
 		`DELETE FROM attachments WHERE conversation_id IN ?`,
 		`DELETE FROM messages WHERE conversation_id IN ?`,
 		`DELETE FROM events WHERE conversation_id IN ?`,

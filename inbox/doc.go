@@ -32,6 +32,17 @@
 //     conversation (EnqueueDigests). No automatic mail (digest, survey)
 //     answers automatic mail. Every mail goes through the outbox, a table
 //     claimed with leases by any node (outbox.go).
+//  8. Envelope: a conversation with email messages says so (HasEmail), and
+//     so does each email message (Message.Email: subject, From, To, Cc);
+//     EmailDetails holds its headers and whole body, EmailRaw its source.
+//  9. Threading: IngestEmail puts an incoming mail in the conversation its
+//     In-Reply-To/References, a signed token in the address it was sent
+//     to, or a signed token in its subject name, in that order, but only
+//     one its sender belongs to; otherwise in a new one. A mail is stored
+//     once: the record of its Message-ID outlives its conversation. An
+//     email typed into the widget is unverified until a reply to our mail
+//     proves it, and the widget shows only chat conversations
+//     (threading.go).
 //  10. Widget session: a visitor token (only its SHA-256 is stored) binds
 //     a widget to one contact, for widget.session_ttl after its last use.
 //  11. Visitor information: facts of the browser and the pages viewed

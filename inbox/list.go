@@ -177,6 +177,9 @@ func (s *Store) items(ctx context.Context, convs []Conversation, agentID int64) 
 		Find(&last).Error; err != nil {
 		return nil, dbErr(err)
 	}
+	if err := s.withEmail(ctx, last); err != nil {
+		return nil, err
+	}
 	lastBy := map[int64]*Message{}
 	for i := range last {
 		last[i].CreatedAt = last[i].CreatedAt.UTC()
@@ -276,10 +279,19 @@ func (s *Store) Messages(ctx context.Context, conversationID int64, q MessageQue
 	} else {
 		page.HasBefore, page.HasAfter = more, q.Before != 0
 	}
-	if err := s.withAttachments(ctx, msgs); err != nil {
+	if err := s.withDetails(ctx, msgs); err != nil {
 		return MessagePage{}, err
 	}
 	return page, nil
+}
+
+// withDetails fills in the attachments and email envelopes of messages
+// and makes their times UTC.
+func (s *Store) withDetails(ctx context.Context, msgs []Message) error {
+	if err := s.withAttachments(ctx, msgs); err != nil {
+		return err
+	}
+	return s.withEmail(ctx, msgs)
 }
 
 // withAttachments fills in the attachments of messages and makes their
@@ -454,7 +466,7 @@ func (s *Store) hydrate(ctx context.Context, rows []eventRow) ([]Event, error) {
 		if err := s.rdb.WithContext(ctx).Where("id IN ?", msgIDs).Find(&list).Error; err != nil {
 			return nil, dbErr(err)
 		}
-		if err := s.withAttachments(ctx, list); err != nil {
+		if err := s.withDetails(ctx, list); err != nil {
 			return nil, err
 		}
 		for _, m := range list {

@@ -19,6 +19,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0004_agent_removal", Migrate: migrate0004AgentRemoval},
 	{ID: "0005_integrity", Migrate: migrate0005Integrity},
 	{ID: "0006_outbox", Migrate: migrate0006Outbox},
+	{ID: "0007_email", Migrate: migrate0007Email},
 	{ID: "0008_outbox", Migrate: migrate0008Outbox},
 }
 
@@ -373,6 +374,16 @@ func migrate0006Outbox(tx *gorm.DB) error {
 		`CREATE TABLE email_quarantine (id `+autoID(tx)+`, mailbox TEXT NOT NULL, folder TEXT NOT NULL,
 			uid_validity BIGINT NOT NULL, uid BIGINT NOT NULL, reason TEXT NOT NULL, size BIGINT NOT NULL,
 			raw `+blobType(tx)+` NOT NULL, created_at `+tsType(tx)+` NOT NULL)`,
+	)
+}
+
+// 0007: a mail quarantined twice (fetched again after a crash between
+// storing and checkpointing, or by a second fetcher) is one row: unique
+// by its place in the mailbox, when it has one (a UID is never 0, RFC
+// 9051 section 2.3.1.1).
+func migrate0007Email(tx *gorm.DB) error {
+	return execAll(tx,
+		`CREATE UNIQUE INDEX email_quarantine_uid ON email_quarantine (mailbox, folder, uid_validity, uid) WHERE uid > 0`,
 	)
 }
 

@@ -53,7 +53,13 @@ type Contact struct {
 	ID    int64  `json:"id"`
 	Name  string `json:"name"`
 	Email string `json:"email,omitempty"`
-	Phone string `json:"phone,omitempty"`
+	// EmailVerified says that Email is proved to be the contact's: mail
+	// came from it, or they answered mail we sent to it (our Message-ID
+	// or signed token; see threading.go). An address typed into the
+	// widget is not: anyone can type anyone's address, so mail from it
+	// never shows in that widget until proved (issue 12, item 5).
+	EmailVerified bool   `json:"email_verified"`
+	Phone         string `json:"phone,omitempty"`
 	// Online is stored only on transitions (rule 6); heartbeats never write.
 	Online     bool       `json:"online"`
 	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
@@ -101,6 +107,9 @@ type Message struct {
 	Error       string       `json:"error,omitempty"` // why, when State is StateFailed: the server's answer
 	CreatedAt   time.Time    `json:"created_at"`
 	Attachments []Attachment `json:"attachments,omitempty" gorm:"-"`
+	// Email is the envelope of an email message (rule 8): nil for chat
+	// messages, and for an email reply not sent yet.
+	Email *EmailInfo `json:"email,omitempty" gorm:"-"`
 }
 
 // Attachment is a file sent with a message. Its bytes live in the database
@@ -113,9 +122,11 @@ type Attachment struct {
 	ID             int64  `json:"id"`
 	ConversationID int64  `json:"conversation_id"`
 	MessageID      *int64 `json:"message_id,omitempty"`
-	// Uploader is AuthorContact (the conversation's contact) or
-	// AuthorAgent (then UploaderAgentID); empty for an unsent upload
-	// stored before uploaders were recorded, which nobody can attach.
+	// Uploader is AuthorContact (the conversation's contact, or the
+	// sender of an incoming mail), AuthorAgent (then UploaderAgentID) or
+	// AuthorSystem (the bounce report attached to a mail that bounced);
+	// empty for an unsent upload stored before uploaders were recorded,
+	// which nobody can attach.
 	Uploader        string    `json:"uploader,omitempty"`
 	UploaderAgentID *int64    `json:"uploader_agent_id,omitempty"`
 	Name            string    `json:"name"`

@@ -101,10 +101,11 @@ func contains(ids []int64, id int64) bool {
 	return false
 }
 
-// newestConversations maps contacts to their newest conversation's id.
+// newestConversations maps contacts to their newest chat conversation's
+// id, the one their widget shows (CurrentConversation).
 func newestConversations(tx *gorm.DB, contactIDs []int64) (map[int64]int64, error) {
 	var rows []struct{ ContactID, ID int64 }
-	if err := tx.Raw(`SELECT contact_id, MAX(id) AS id FROM conversations WHERE contact_id IN ? GROUP BY contact_id`, contactIDs).
+	if err := tx.Raw(`SELECT contact_id, MAX(id) AS id FROM conversations WHERE contact_id IN ? AND channel = ? GROUP BY contact_id`, contactIDs, ChannelChat).
 		Scan(&rows).Error; err != nil {
 		return nil, err
 	}

@@ -60,7 +60,9 @@ const (
 // form, a visitor token for it valid for ttl after its last use, its first
 // conversation (in Unassigned, rule 1) and the page views it sent.
 func (s *Store) StartVisitor(ctx context.Context, in NewVisitor, ttl time.Duration) (VisitorStart, error) {
-	c := Contact{Name: strings.TrimSpace(in.Name), Email: strings.TrimSpace(in.Email), Phone: strings.TrimSpace(in.Phone), CreatedAt: s.now()}
+	// The email is typed, not proved: unverified (threading.go).
+	c := Contact{Name: strings.TrimSpace(in.Name), Email: strings.TrimSpace(in.Email), EmailVerified: false,
+		Phone: strings.TrimSpace(in.Phone), CreatedAt: s.now()}
 	if err := checkContact(&c); err != nil {
 		return VisitorStart{}, err
 	}
@@ -102,8 +104,8 @@ func (s *Store) StartVisitor(ctx context.Context, in NewVisitor, ttl time.Durati
 }
 
 // StartVisitorConversation gives a known visitor a conversation: their
-// newest one if they have any (created false), else a new one in
-// Unassigned. The page views are stored either way.
+// newest chat conversation if they have any (created false), else a new
+// one in Unassigned. The page views are stored either way.
 func (s *Store) StartVisitorConversation(ctx context.Context, contactID int64, pagesIn []NewPageView) (Conversation, bool, error) {
 	pages, err := s.cleanPages(pagesIn)
 	if err != nil {
@@ -128,7 +130,7 @@ func (s *Store) StartVisitorConversation(ctx context.Context, contactID int64, p
 		if err := addPageViews(tx, contactID, pages); err != nil {
 			return err
 		}
-		err := tx.Where("contact_id = ?", contactID).Order("id DESC").First(&conv).Error
+		err := tx.Where("contact_id = ? AND channel = ?", contactID, ChannelChat).Order("id DESC").First(&conv).Error
 		if err == nil {
 			return nil
 		}
@@ -231,11 +233,15 @@ func (s *Store) RevokeVisitorToken(ctx context.Context, token string) error {
 	return nil
 }
 
-// CurrentConversation returns the contact's newest conversation, the one
-// the widget shows; ErrNotFound if they have none.
+// CurrentConversation returns the contact's newest chat conversation, the
+// one the widget shows; ErrNotFound if they have none. A conversation
+// that began by email is never the widget's, even when the contact is
+// the same: the widget session has not proved it receives that mail
+// (issue 12, item 5); mail that proved it continues the chat
+// conversation instead (threading.go).
 func (s *Store) CurrentConversation(ctx context.Context, contactID int64) (Conversation, error) {
 	var c Conversation
-	err := s.rdb.WithContext(ctx).Where("contact_id = ?", contactID).Order("id DESC").First(&c).Error
+	err := s.rdb.WithContext(ctx).Where("contact_id = ? AND channel = ?", contactID, ChannelChat).Order("id DESC").First(&c).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return c, ErrNotFound
 	}
@@ -403,13 +409,14 @@ func (s *Store) Rating(ctx context.Context, conversationID int64) (*Rating, erro
 }
 
 // OpenContactAttachment returns an attachment with its bytes if it belongs
-// to one of the contact's conversations and was sent with a message or
-// uploaded by the contact; otherwise (an agent's unsent upload above all)
-// ErrNotFound, as if it did not exist.
+// to one of the contact's chat conversations (the widget's, see
+// CurrentConversation) and was sent with a message or uploaded by the
+// contact; otherwise (an agent's unsent upload above all) ErrNotFound, as
+// if it did not exist.
 func (s *Store) OpenContactAttachment(ctx context.Context, contactID, id int64) (Attachment, error) {
 	var a Attachment
 	err := s.rdb.WithContext(ctx).
-		Where("id = ? AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = ?)", id, contactID).
+		Where("id = ? AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = ? AND channel = ?)", id, contactID, ChannelChat).
 		Where("message_id IS NOT NULL OR uploader = ?", AuthorContact).
 		First(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
