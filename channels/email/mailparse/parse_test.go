@@ -297,9 +297,9 @@ var goldens = map[string]golden{
 	"address-junk.eml": {
 		messageID: "junk-1@customer.example",
 		inReplyTo: []string{"m.70.abcabcabca@example.com"}, references: []string{"m.69.first00001@example.com", "m.70.abcabcabca@example.com"},
-		from:    "Doe, John <JOHN.DOE@customer.example>",
-		replyTo: "John (work) <john.doe@customer.example>",
-		to:      []string{"Müller, Anna <anna@customer.example>", "support+c42-abcdefghijklmnop@example.com", "Peter Pan <peter@neverland.example>"},
+		from:       "Doe, John <JOHN.DOE@customer.example>",
+		replyTo:    "John (work) <john.doe@customer.example>",
+		to:         []string{"Müller, Anna <anna@customer.example>", "support+c42-abcdefghijklmnop@example.com", "Peter Pan <peter@neverland.example>"},
 		recipients: []string{"anna@customer.example", "support+c42-abcdefghijklmnop@example.com", "peter@neverland.example"},
 		subject:    "Re: Termin übermorgen", date: "2024-03-22T10:00:00+01:00",
 		text: "See you the day after tomorrow.",
