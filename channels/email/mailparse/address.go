@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/mail"
 	"strings"
+	"unicode"
 
 	"github.com/microdeets/microchat/inbox"
 )
@@ -180,7 +181,7 @@ func cleanAddr(a string) (string, bool) {
 		}
 	}
 	local, domain := a[:at], strings.ToLower(strings.TrimSuffix(a[at+1:], "."))
-	if domain == "" || strings.Contains(domain, "@") || strings.HasPrefix(domain, ".") || strings.Contains(domain, "..") {
+	if !validDomain(domain) || !validLocal(local) {
 		return "", false
 	}
 	if inbox.CleanLine(a) != a {
@@ -189,11 +190,37 @@ func cleanAddr(a string) (string, bool) {
 	return local + "@" + domain, true
 }
 
+// validDomain accepts a host name of letters (any script), digits, "-",
+// "_" and dots, or a domain literal "[192.0.2.1]".
+func validDomain(d string) bool {
+	if strings.HasPrefix(d, "[") && strings.HasSuffix(d, "]") && len(d) > 2 {
+		return !strings.ContainsAny(d[1:len(d)-1], "[]\\\"")
+	}
+	if d == "" || strings.HasPrefix(d, ".") || strings.Contains(d, "..") {
+		return false
+	}
+	for _, r := range d {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '.' && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// validLocal accepts a local part without quotes or backslashes, or one
+// quoted whole ("john.doe"@example.com) without quotes inside.
+func validLocal(l string) bool {
+	if len(l) > 2 && l[0] == '"' && l[len(l)-1] == '"' {
+		l = l[1 : len(l)-1]
+	}
+	return l != "" && !strings.ContainsAny(l, "\"\\@")
+}
+
 // cleanName makes a display name one clean line, and drops one that only
 // repeats the address.
 func cleanName(name, addr string) string {
-	name = clip(strings.Join(strings.Fields(inbox.CleanLine(name)), " "), 200)
-	name = strings.Trim(name, `'"`)
+	name = strings.Trim(inbox.CleanLine(name), `'" `)
+	name = strings.TrimSpace(clip(strings.Join(strings.Fields(name), " "), 200))
 	if strings.EqualFold(name, addr) {
 		return ""
 	}

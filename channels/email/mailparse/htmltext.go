@@ -76,6 +76,7 @@ func HTMLToText(s string) string {
 			case atom.Blockquote:
 				w.paragraph()
 				w.quote = max(w.quote-1, 0)
+				w.lineDepth = min(w.lineDepth, w.quote)
 			case atom.Pre:
 				w.paragraph()
 				w.pre = max(w.pre-1, 0)
@@ -92,36 +93,44 @@ func HTMLToText(s string) string {
 }
 
 // textWriter builds text line by line: white space collapsed (outside
-// <pre>), blank lines at most one in a row, quoted lines prefixed.
+// <pre>), at most one empty line in a row, quoted lines prefixed. Line
+// breaks are owed and written before the next text, so that they get the
+// quote depth of where the text is.
 type textWriter struct {
 	b         strings.Builder
-	quote     int
-	pre       int
-	lineOpen  bool // the current line has text
-	blank     int  // line breaks written after the last text
-	pendSpace bool
-}
-
-func (w *textWriter) startLine() {
-	if !w.lineOpen {
-		w.b.WriteString(strings.Repeat("> ", w.quote))
-		w.lineOpen = true
-		w.pendSpace = false
-	}
+	quote     int  // blockquote depth
+	pre       int  // <pre> depth
+	lineOpen  bool // a line has been started
+	lineDepth int  // the quote depth of that line
+	breaks    int  // line breaks owed: 1 ends the line, 2 adds an empty one
+	pendSpace bool // a space owed before the next word
 }
 
 func (w *textWriter) word(s string) {
-	w.startLine()
+	if w.breaks > 0 && w.b.Len() > 0 {
+		w.b.WriteByte('\n')
+		if w.breaks > 1 {
+			if w.quote > 0 && w.lineDepth == w.quote {
+				w.b.WriteString(strings.TrimRight(strings.Repeat("> ", w.quote), " "))
+			}
+			w.b.WriteByte('\n')
+		}
+		w.lineOpen = false
+	}
+	w.breaks = 0
+	if !w.lineOpen {
+		w.b.WriteString(strings.Repeat("> ", w.quote))
+		w.lineOpen, w.lineDepth, w.pendSpace = true, w.quote, false
+	}
 	if w.pendSpace {
 		w.b.WriteByte(' ')
 		w.pendSpace = false
 	}
 	w.b.WriteString(s)
-	w.blank = 0
 }
 
 func (w *textWriter) space() {
-	if w.lineOpen {
+	if w.lineOpen && w.breaks == 0 {
 		w.pendSpace = true
 	}
 }
@@ -158,34 +167,24 @@ func (w *textWriter) text(s string) {
 
 func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
 
-// lineBreak ends the current line (a <br>: an empty line when there is
-// no text on it yet).
+// lineBreak is a <br>: it ends the line, a second one leaves it empty.
 func (w *textWriter) lineBreak() {
-	if w.blank >= 2 {
-		return
-	}
-	if !w.lineOpen && w.quote > 0 {
-		w.b.WriteString(strings.TrimRight(strings.Repeat("> ", w.quote), " "))
-	}
-	w.b.WriteByte('\n')
-	w.lineOpen, w.pendSpace = false, false
-	w.blank++
+	w.breaks = min(w.breaks+1, 2)
+	w.pendSpace = false
 }
 
-// block ends the current line if it has text.
+// block ends the current line.
 func (w *textWriter) block() {
 	if w.lineOpen {
-		w.lineBreak()
+		w.breaks = max(w.breaks, 1)
+		w.pendSpace = false
 	}
 }
 
-// paragraph ends the current line and leaves one empty line.
+// paragraph ends the current line and leaves an empty one.
 func (w *textWriter) paragraph() {
-	if w.b.Len() == 0 {
-		return
-	}
-	w.block()
-	if w.blank < 2 {
-		w.lineBreak()
+	if w.lineOpen {
+		w.breaks = 2
+		w.pendSpace = false
 	}
 }

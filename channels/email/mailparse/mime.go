@@ -368,42 +368,47 @@ func decodeTransfer(b []byte, enc string) (out []byte, damaged, known bool) {
 // decodeBase64 decodes base64 skipping every byte outside the alphabet
 // (line breaks, stray spaces, junk) and restarting after padding, as
 // when base64 chunks were glued together. A last group of one character
-// is dropped and reported.
+// is dropped and reported. It decodes through a small buffer, so that it
+// allocates the output only.
 func decodeBase64(b []byte) ([]byte, bool) {
 	out := make([]byte, 0, len(b)/4*3+3)
-	var group [4]byte
+	var chunk [4096]byte
 	n := 0
 	damaged := false
-	flush := func() {
-		switch n {
-		case 1:
-			damaged = true
-		case 2, 3, 4:
-			dst := make([]byte, 3)
-			k, err := base64.RawStdEncoding.Decode(dst, group[:n])
-			if err != nil {
+	flush := func(final bool) {
+		m := n / 4 * 4
+		if final {
+			m = n
+			if m%4 == 1 {
 				damaged = true
+				m--
 			}
-			out = append(out, dst[:k]...)
 		}
-		n = 0
+		var err error
+		if out, err = base64.RawStdEncoding.AppendDecode(out, chunk[:m]); err != nil {
+			damaged = true
+		}
+		n = copy(chunk[:], chunk[m:n])
+		if final {
+			n = 0
+		}
 	}
 	for _, c := range b {
 		switch {
-		case c == '=':
-			flush()
 		case 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/':
-			group[n] = c
+			chunk[n] = c
 			n++
-			if n == 4 {
-				flush()
+			if n == len(chunk) {
+				flush(false)
 			}
+		case c == '=':
+			flush(true)
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 		default:
 			damaged = true
 		}
 	}
-	flush()
+	flush(true)
 	return out, damaged
 }
 

@@ -316,12 +316,14 @@ var (
 	attributionPrefixes = []string{"on ", "le ", "am ", "el ", "il ", "op ", "w dniu ", "den ", "em ", "dne ", "в ", "pada "}
 	attributionSuffixes = []string{"wrote:", "writes:", "a écrit :", "a écrit:", "schrieb:", "escribió:", "ha scritto:",
 		"schreef:", "napisał:", "napisał(a):", "skrev:", "escreveu:", "написал:", "написал(а):", "napsal:", "kirjoitti:", "menulis:"}
+	attributionVerbs = []string{" schrieb ", " schreef ", " skrev ", " wrote ", " escribió ", " ha scritto ", " a écrit "}
 )
 
 // attribution reports whether an attribution line starts at lines[i]: one
 // to three lines (Gmail wraps it) that end with "wrote:" or a
 // translation. It returns the index of its last line, or -1, and whether
-// it starts like "On <date>" (so it is one even without quotes after it).
+// it is one beyond doubt, "On <date> ... wrote:", so that history after
+// it is history even without "> ".
 func attribution(lines []string, i int) (end int, onPrefix bool) {
 	first := strings.ToLower(strings.TrimSpace(lines[i]))
 	if first == "" || isQuoted(first) {
@@ -346,6 +348,15 @@ func attribution(lines []string, i int) (end int, onPrefix bool) {
 		for _, s := range attributionSuffixes {
 			if strings.HasSuffix(joined, s) {
 				return j, onPrefix
+			}
+		}
+		// "Am <date> schrieb <name>:", the verb before the name: a
+		// weaker sign, taken only before quoted lines.
+		if onPrefix && strings.HasSuffix(joined, ":") {
+			for _, v := range attributionVerbs {
+				if strings.Contains(joined, v) {
+					return j, false
+				}
 			}
 		}
 	}
