@@ -40,7 +40,7 @@ func TestSplitMultipart(t *testing.T) {
 func TestDecodeTransfer(t *testing.T) {
 	for _, c := range []struct {
 		in, enc, want string
-		damaged      bool
+		damaged       bool
 	}{
 		{"SGVsbG8=", "base64", "Hello", false},
 		{"SGVs\r\n bG8=", "BASE64", "Hello", false},
@@ -131,7 +131,7 @@ func TestMsgIDs(t *testing.T) {
 func TestSplitHeader(t *testing.T) {
 	for _, c := range []struct {
 		in, hdr, body string
-		fields       int
+		fields        int
 	}{
 		{"A: 1\r\nB: 2\r\n folded\r\n\r\nbody", "A: 1\r\nB: 2\r\n folded\r\n", "body", 2},
 		{"A: 1\nB : 2\n\nbody", "A: 1\nB : 2\n", "body", 2},
