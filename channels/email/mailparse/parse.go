@@ -1,6 +1,7 @@
 package mailparse
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -85,7 +86,8 @@ func (e *ParseError) Error() string { return "mailparse: " + e.Reason }
 // quoted history and signatures trimmed (TrimQuoted, TrimQuotedHTML).
 //
 // Memory and time are linear in len(raw), times the nesting depth for the
-// bytes of nested parts; raw is not modified and is kept as Raw.
+// bytes of nested parts. raw is not modified; Raw is raw itself, not a
+// copy, so the caller must not reuse it.
 func Parse(raw []byte, opt Options) (inbox.IncomingEmail, error) {
 	opt = opt.withDefaults()
 	if int64(len(raw)) > opt.MaxSize {
@@ -373,6 +375,9 @@ func (p *parser) attachment(e part, fallback string) {
 	}
 	if damaged {
 		p.notice(fmt.Sprintf("attachment %q has broken base64: it may be incomplete", name))
+	}
+	if len(data) > 0 && len(e.body) > 0 && &data[0] == &e.body[0] {
+		data = bytes.Clone(data) // not encoded: do not share raw's memory
 	}
 	typ := e.typ
 	if !validMediaType(typ) {

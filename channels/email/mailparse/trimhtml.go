@@ -73,13 +73,22 @@ func hasClass(n *html.Node, class string) bool {
 	return false
 }
 
-// walkNodes calls f for every node under n in document order; f returns
-// false to skip a node's children.
-func walkNodes(n *html.Node, f func(*html.Node) bool) {
-	// Iterative: the tree may be 512 deep (x/net/html's limit).
+// What a walkNodes callback asks for next.
+const (
+	walkInto = iota // the node's children next
+	walkOver        // not its children
+	walkStop        // nothing more
+)
+
+// walkNodes calls f for every node under n in document order, as f asks.
+// It is iterative: the tree may be 512 deep (x/net/html's limit).
+func walkNodes(n *html.Node, f func(*html.Node) int) {
 	for c := n.FirstChild; c != nil; {
-		descend := f(c)
-		if descend && c.FirstChild != nil {
+		next := f(c)
+		if next == walkStop {
+			return
+		}
+		if next == walkInto && c.FirstChild != nil {
 			c = c.FirstChild
 			continue
 		}
@@ -96,21 +105,20 @@ func walkNodes(n *html.Node, f func(*html.Node) bool) {
 	}
 }
 
-// nodeText is the text of n with line breaks at <br> and blocks, at most
-// limit bytes.
+// nodeText is the text of n with line breaks at <br> and blocks, about
+// limit bytes at most.
 func nodeText(n *html.Node, limit int) string {
 	var b strings.Builder
-	walkNodes(n, func(c *html.Node) bool {
-		if b.Len() > limit {
-			return false
-		}
+	walkNodes(n, func(c *html.Node) int {
 		switch {
+		case b.Len() > limit:
+			return walkStop
 		case c.Type == html.TextNode:
-			b.WriteString(c.Data)
+			b.WriteString(c.Data[:min(len(c.Data), limit+1)])
 		case c.Type == html.ElementNode && (c.DataAtom == atom.Br || c.DataAtom == atom.P || c.DataAtom == atom.Div):
 			b.WriteByte('\n')
 		}
-		return true
+		return walkInto
 	})
 	return b.String()
 }
@@ -130,10 +138,7 @@ func outlookHeaderText(text string) int {
 // follows it in document order.
 func cutOutlookHistory(doc *html.Node) bool {
 	var cut *html.Node
-	walkNodes(doc, func(n *html.Node) bool {
-		if cut != nil {
-			return false
-		}
+	walkNodes(doc, func(n *html.Node) int {
 		switch {
 		case n.Type == html.TextNode:
 			if isOriginalMessage(n.Data) {
@@ -142,7 +147,7 @@ func cutOutlookHistory(doc *html.Node) bool {
 		case n.Type != html.ElementNode:
 		case attr(n, "id") == "divRplyFwdMsg":
 			if outlookHeaderText(nodeText(n, 4000)) == headerForward {
-				return false
+				return walkOver
 			}
 			cut = n
 			// The empty #appendonsend and the rule Outlook puts before it.
@@ -155,7 +160,7 @@ func cutOutlookHistory(doc *html.Node) bool {
 			}
 		case attr(n, "id") == "mail-editor-reference-message-container":
 			if outlookHeaderText(nodeText(n, 4000)) == headerForward {
-				return false
+				return walkOver
 			}
 			cut = n
 		case n.DataAtom == atom.Div && strings.Contains(strings.ToLower(attr(n, "style")), "border-top"):
@@ -163,10 +168,13 @@ func cutOutlookHistory(doc *html.Node) bool {
 			case headerReply:
 				cut = n
 			case headerForward:
-				return false
+				return walkOver
 			}
 		}
-		return cut == nil
+		if cut != nil {
+			return walkStop
+		}
+		return walkInto
 	})
 	if cut == nil {
 		return false
@@ -201,12 +209,12 @@ func isSignature(n *html.Node) bool {
 
 func removeSignatures(doc *html.Node) bool {
 	var sigs []*html.Node
-	walkNodes(doc, func(n *html.Node) bool {
+	walkNodes(doc, func(n *html.Node) int {
 		if isSignature(n) {
 			sigs = append(sigs, n)
-			return false
+			return walkOver
 		}
-		return true
+		return walkInto
 	})
 	for _, n := range sigs {
 		n.Parent.RemoveChild(n)
@@ -354,9 +362,12 @@ func removeTrailingLines(doc *html.Node) bool {
 
 func hasImage(n *html.Node) bool {
 	found := false
-	walkNodes(n, func(c *html.Node) bool {
-		found = found || c.DataAtom == atom.Img
-		return !found
+	walkNodes(n, func(c *html.Node) int {
+		if c.DataAtom == atom.Img {
+			found = true
+			return walkStop
+		}
+		return walkInto
 	})
 	return found
 }
