@@ -187,3 +187,19 @@ func TestSanitizeEmailHTMLLinear(t *testing.T) {
 		t.Fatalf("SanitizeEmailHTML kept %q", out[:100])
 	}
 }
+
+// TestSanitizeEmailHTMLConcurrent: the policy is built once and shared
+// by every goroutine (run with -race).
+func TestSanitizeEmailHTMLConcurrent(t *testing.T) {
+	in := `<p onclick="x()">Hi <img src="https://example.com/a.png"><a href="https://example.com/">x</a></p>`
+	want := `<p>Hi <img data-remote-src="https://example.com/a.png"><a href="https://example.com/" rel="noreferrer noopener" target="_blank">x</a></p>`
+	done := make(chan string)
+	for range 8 {
+		go func() { done <- inbox.SanitizeEmailHTML(in) }()
+	}
+	for range 8 {
+		if got := <-done; got != want {
+			t.Errorf("SanitizeEmailHTML(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
