@@ -54,6 +54,8 @@ func TestTrimQuotedHTML(t *testing.T) {
 		{"gmail", `<div dir="ltr">Thanks!</div><br><div class="gmail_quote"><div class="gmail_attr">On Mon, Support wrote:<br></div><blockquote class="gmail_quote">Old</blockquote></div>`,
 			"Thanks!", "Old"},
 		{"gmail signature", `<div dir="ltr">Thanks!<br clear="all"><div><br></div><span class="gmail_signature_prefix">-- </span><br><div dir="ltr" class="gmail_signature" data-smartmail="gmail_signature">Jane Doe<br>ACME</div></div>`,
+			"Thanks!", "-- "},
+		{"gmail signature text", `<div dir="ltr">Thanks!<br clear="all"><div><br></div><span class="gmail_signature_prefix">-- </span><br><div dir="ltr" class="gmail_signature" data-smartmail="gmail_signature">Jane Doe<br>ACME</div></div>`,
 			"Thanks!", "ACME"},
 		{"apple", `<body dir="auto">Friday!<br><br><div dir="ltr">Sent from my iPhone</div><div dir="ltr"><br><blockquote type="cite">On 5 Mar 2024, Support wrote:<br></blockquote></div><blockquote type="cite"><div dir="ltr">Old</div></blockquote></body>`,
 			"Friday!", "Sent from my iPhone"},

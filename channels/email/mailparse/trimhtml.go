@@ -204,7 +204,7 @@ func isSignature(n *html.Node) bool {
 	case "Signature", "AppleMailSignature", "ms-outlook-mobile-signature", "ms-outlook-ios-signature", "ms-outlook-android-signature":
 		return true
 	}
-	return hasClass(n, "gmail_signature") || hasClass(n, "moz-signature") || attr(n, "data-smartmail") == "gmail_signature"
+	return hasClass(n, "gmail_signature") || hasClass(n, "gmail_signature_prefix") || hasClass(n, "moz-signature") || attr(n, "data-smartmail") == "gmail_signature"
 }
 
 func removeSignatures(doc *html.Node) bool {
