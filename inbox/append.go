@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/microcosm-cc/bluemonday"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -40,8 +39,6 @@ type NewMessage struct {
 	// InvalidError for "attachment_ids".
 	AttachmentIDs []int64
 }
-
-var htmlPolicy = bluemonday.UGCPolicy()
 
 // errForeignAttachment refuses a message naming an attachment that is
 // unknown, already sent, or not its author's own upload.
@@ -149,7 +146,7 @@ func (s *Store) checkMessage(m *NewMessage) error {
 		return invalid("client_id", "is longer than 128 bytes")
 	}
 	if m.HTML != "" {
-		m.HTML = htmlPolicy.Sanitize(m.HTML)
+		m.HTML = SanitizeEmailHTML(m.HTML)
 	}
 	slices.Sort(m.AttachmentIDs)
 	m.AttachmentIDs = slices.Compact(m.AttachmentIDs)

@@ -273,13 +273,13 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 		return Message{}, err
 	}
 	notices := in.Notices
-	text, html := in.Text, sanitizeEmailHTML(rewriteCIDs(in.HTML, cids))
+	text, html := in.Text, SanitizeEmailHTML(rewriteCIDs(in.HTML, cids))
 	if len(text) > maxEmailTextBytes {
 		text = truncate(text, maxEmailTextBytes)
 		notices = append(notices, fmt.Sprintf("The text is cut to %d KiB here; the full text is in the email's details.", maxEmailTextBytes>>10))
 	}
 	if len(html) > maxEmailHTMLBytes {
-		html = sanitizeEmailHTML(truncate(html, maxEmailHTMLBytes))
+		html = SanitizeEmailHTML(truncate(html, maxEmailHTMLBytes))
 		notices = append(notices, fmt.Sprintf("The HTML is cut to %d KiB here; the full HTML is in the email's details.", maxEmailHTMLBytes>>10))
 	}
 	fullText, fullHTML := in.FullText, in.FullHTML
@@ -290,7 +290,7 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 		fullHTML = in.HTML
 	}
 	trimmed := strings.TrimSpace(fullText) != in.Text || fullHTML != in.HTML
-	fullHTML = sanitizeEmailHTML(rewriteCIDs(fullHTML, cids))
+	fullHTML = SanitizeEmailHTML(rewriteCIDs(fullHTML, cids))
 
 	m := Message{ConversationID: conv.ID, Seq: seqs[0], Author: AuthorContact, Channel: ChannelEmail,
 		Text: text, HTML: html, State: StateSent, CreatedAt: at}
@@ -390,15 +390,6 @@ func rewriteCIDs(html string, cids map[string]string) string {
 	})
 }
 
-// sanitizeEmailHTML makes a mail's HTML safe to show.
-// TODO(lead): use SanitizeEmailHTML (inbox/html.go, helper "parse") once
-// merged: it also holds back remote images until an agent asks.
-func sanitizeEmailHTML(html string) string {
-	if html == "" {
-		return ""
-	}
-	return htmlPolicy.Sanitize(html)
-}
 
 // ingestBounce handles a delivery status notification (RFC 3464) on a
 // mail of ours. done: the report was attached to the message the mail
