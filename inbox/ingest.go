@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdhtml "html"
 	"net/url"
 	"regexp"
 	"strings"
@@ -273,13 +274,13 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 		return Message{}, err
 	}
 	notices := in.Notices
-	text, html := in.Text, SanitizeEmailHTML(rewriteCIDs(in.HTML, cids))
+	text, html := in.Text, rewriteCIDs(SanitizeEmailHTML(in.HTML), cids)
 	if len(text) > maxEmailTextBytes {
 		text = truncate(text, maxEmailTextBytes)
 		notices = append(notices, fmt.Sprintf("The text is cut to %d KiB here; the full text is in the email's details.", maxEmailTextBytes>>10))
 	}
 	if len(html) > maxEmailHTMLBytes {
-		html = SanitizeEmailHTML(truncate(html, maxEmailHTMLBytes))
+		html = rewriteCIDs(SanitizeEmailHTML(truncate(in.HTML, maxEmailHTMLBytes)), cids)
 		notices = append(notices, fmt.Sprintf("The HTML is cut to %d KiB here; the full HTML is in the email's details.", maxEmailHTMLBytes>>10))
 	}
 	fullText, fullHTML := in.FullText, in.FullHTML
@@ -290,7 +291,7 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 		fullHTML = in.HTML
 	}
 	trimmed := strings.TrimSpace(fullText) != in.Text || fullHTML != in.HTML
-	fullHTML = SanitizeEmailHTML(rewriteCIDs(fullHTML, cids))
+	fullHTML = rewriteCIDs(SanitizeEmailHTML(fullHTML), cids)
 
 	m := Message{ConversationID: conv.ID, Seq: seqs[0], Author: AuthorContact, Channel: ChannelEmail,
 		Text: text, HTML: html, State: StateSent, CreatedAt: at}
@@ -365,31 +366,28 @@ func (s *Store) storeEmailAttachments(tx *gorm.DB, conversationID int64, in []In
 	return atts, cids, nil
 }
 
-// cidURL is a cid: URL in HTML (RFC 2392), up to the end of the
-// attribute value.
-var cidURL = regexp.MustCompile(`(?i)cid:([^"'\s>)]+)`)
+// cidURL is a cid: URL (RFC 2392) in an src attribute of sanitized HTML,
+// which always quotes attribute values with ".
+var cidURL = regexp.MustCompile(`(?i)\bsrc="cid:[^"]*"`)
 
-// rewriteCIDs points the cid: URLs of html that name an attachment of the
-// mail to the attachment's URL; others are left for the sanitizer, which
-// drops them.
+// rewriteCIDs points the cid: URLs of sanitized html that name an
+// attachment of the mail to the attachment's URL (digits and slashes
+// only, so the HTML stays safe), and empties the others. It runs after
+// SanitizeEmailHTML, which keeps cid: URLs and drops relative ones.
 func rewriteCIDs(html string, cids map[string]string) string {
-	if len(cids) == 0 || html == "" {
-		return html
-	}
 	return cidURL.ReplaceAllStringFunc(html, func(m string) string {
-		id := m[len("cid:"):]
+		id := stdhtml.UnescapeString(m[len(`src="cid:`) : len(m)-1])
 		if u, ok := cids[id]; ok {
-			return u
+			return `src="` + u + `"`
 		}
 		if unescaped, err := url.PathUnescape(id); err == nil {
 			if u, ok := cids[unescaped]; ok {
-				return u
+				return `src="` + u + `"`
 			}
 		}
-		return m
+		return `src=""`
 	})
 }
-
 
 // ingestBounce handles a delivery status notification (RFC 3464) on a
 // mail of ours. done: the report was attached to the message the mail
