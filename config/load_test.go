@@ -109,9 +109,9 @@ func TestLoadFile(t *testing.T) {
 		PprofListen:     "127.0.0.1:6060",
 		Mailboxes: []Mailbox{
 			{
-				Name:        "support",
-				Address:     "support@example.com",
-				DisplayName: "Example Support",
+				Name:           "support",
+				Address:        "support@example.com",
+				DisplayName:    "Example Support",
 				IMAP:           IMAP{Host: "imap.example.com", Port: 993, TLS: TLSImplicit, Username: "u", Password: "ya29.token", PasswordFile: "testdata/imap-token", Auth: AuthXOAuth2, Folder: "INBOX"},
 				SMTP:           SMTP{Host: "smtp.example.com", Port: 465, TLS: TLSImplicit, Username: "u", Password: "smtp secret ", PasswordFile: "testdata/smtp-password", Auth: AuthOAuthBearer},
 				PlusAddressing: true,
@@ -472,9 +472,9 @@ func TestSampleConfigLoads(t *testing.T) {
 		t.Fatalf("LoadEnv(sample with mailbox) = %v", err)
 	}
 	want := Mailbox{
-		Name:        "support",
-		Address:     "support@example.com",
-		DisplayName: "Example Support",
+		Name:         "support",
+		Address:      "support@example.com",
+		DisplayName:  "Example Support",
 		IMAP:         IMAP{Host: "imap.example.com", Port: 993, TLS: TLSImplicit, Username: "support@example.com", Password: "change-me", Auth: AuthPassword, Folder: "INBOX"},
 		SMTP:         SMTP{Host: "smtp.example.com", Port: 465, TLS: TLSImplicit, Username: "support@example.com", Password: "change-me", Auth: AuthPassword},
 		ImportSince:  LookbackOf(DefaultImportSince),
