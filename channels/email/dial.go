@@ -165,11 +165,13 @@ type watchedConn struct {
 	net.Conn
 	lastRead atomic.Int64 // UnixNano
 	read     atomic.Int64 // bytes received
+	first    atomic.Int32 // the first byte received, or -1
 }
 
 func newWatchedConn(c net.Conn) *watchedConn {
 	w := &watchedConn{Conn: c}
 	w.lastRead.Store(time.Now().UnixNano())
+	w.first.Store(-1)
 	return w
 }
 
@@ -177,13 +179,49 @@ func (w *watchedConn) Read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)
 	if n > 0 {
 		w.lastRead.Store(time.Now().UnixNano())
-		w.read.Add(int64(n))
+		if w.read.Add(int64(n)) == int64(n) {
+			w.first.Store(int32(p[0]))
+		}
 	}
 	return n, err
 }
 
 // greeted reports whether the server has sent anything.
 func (w *watchedConn) greeted() bool { return w.read.Load() > 0 }
+
+// spokeTLS reports whether the server's first byte was that of a TLS
+// record (content types 20 to 23, RFC 8446 section 5.1) rather than of
+// a plain text greeting: a connection in plain text to a port that
+// expects TLS from the first byte gets a TLS alert back.
+func (w *watchedConn) spokeTLS() bool {
+	b := w.first.Load()
+	return b >= 20 && b <= 23
+}
+
+// describeEarly words a failure of the first exchanges on a connection
+// in mode (greeting, STARTTLS, login) that is no Problem yet: a plain
+// text connection to a port that speaks TLS gets a TLS alert, silence or
+// a closed connection instead of a greeting.
+func (w *watchedConn) describeEarly(err error, mode config.TLSMode, timeout time.Duration) error {
+	if _, ok := errors.AsType[*Problem](err); ok {
+		return err
+	}
+	if mode != config.TLSImplicit {
+		if w.spokeTLS() {
+			return &Problem{Kind: ProblemTLS, Text: "TLS mismatch: the server speaks TLS from the first byte on this port; use tls: implicit", Err: err}
+		}
+		if !w.greeted() {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return noAnswer(timeout, mode, false, err)
+			}
+			return &Problem{Kind: ProblemTLS, Text: "TLS mismatch?: the server closed the connection without a greeting; if this port expects TLS from the first byte (993, 465), use tls: implicit", Err: err}
+		}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return noAnswer(timeout, mode, true, err)
+	}
+	return &Problem{Kind: ProblemProtocol, Text: err.Error(), Err: err}
+}
 
 // within runs f and closes the connection if nothing is received from the
 // server for d while f runs, so that f returns; the result is then
@@ -316,10 +354,7 @@ func dialSMTP(ctx context.Context, s config.SMTP, localName string, tlsBase *tls
 			c.Close()
 		}
 		conn.Close()
-		if _, ok := errors.AsType[*Problem](err); !ok {
-			err = &Problem{Kind: ProblemProtocol, Text: err.Error(), Err: err}
-		}
-		return nil, err
+		return nil, wc.describeEarly(err, s.TLS, timeout)
 	}
 	return c, nil
 }

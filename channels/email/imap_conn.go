@@ -66,10 +66,7 @@ func dialIMAP(ctx context.Context, im config.IMAP, tlsBase *tls.Config, timeout 
 	}
 	if err != nil {
 		ic.Close()
-		if _, ok := errors.AsType[*Problem](err); !ok {
-			err = &Problem{Kind: ProblemProtocol, Text: err.Error(), Err: err}
-		}
-		return nil, err
+		return nil, wc.describeEarly(err, im.TLS, timeout)
 	}
 	return ic, nil
 }

@@ -45,6 +45,9 @@ type IMAPOptions struct {
 	NoIdle bool
 	// Folders are created besides INBOX.
 	Folders []string
+	// ServerTLS is the server's certificate (from TLSPair, to share it
+	// with another server); nil means a fresh one.
+	ServerTLS *tls.Config
 	// Token, when set, is accepted as the user's OAuth 2.0 bearer token
 	// with AUTHENTICATE XOAUTH2 and OAUTHBEARER (RFC 7628); PLAIN keeps
 	// taking the password.
@@ -102,6 +105,13 @@ func StartIMAP(t testing.TB, o *IMAPOptions) *IMAPServer {
 	mem.AddUser(s.user)
 
 	serverTLS, clientTLS := TLSPair(t)
+	if s.o.ServerTLS != nil {
+		serverTLS = s.o.ServerTLS
+		clientTLS = &tls.Config{RootCAs: x509.NewCertPool()}
+		for _, c := range serverTLS.Certificates {
+			clientTLS.RootCAs.AddCert(c.Leaf)
+		}
+	}
 	s.ClientTLS = clientTLS
 	opts := &imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
