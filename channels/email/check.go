@@ -3,8 +3,8 @@ package email
 import (
 	"cmp"
 	"context"
-	"errors"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"strings"
 	"time"

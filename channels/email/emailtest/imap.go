@@ -73,7 +73,7 @@ type IMAPServer struct {
 	mu       sync.Mutex
 	conns    map[*tapConn]bool
 	accepted int
-	cuts     []int64          // bytes after which the next connections are cut
+	cuts     []int64        // bytes after which the next connections are cut
 	commands map[string]int // by name, "UID FETCH", "IDLE"
 }
 
