@@ -53,6 +53,24 @@ type meta struct {
 }
 
 func (s *session) run(ctx context.Context) (healthy bool, err error) {
+	sel, err := s.open(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer s.close()
+	if err := s.sync(ctx, sel); err != nil {
+		return false, err
+	}
+	if s.ic.c.Caps().Has(imap.CapIdle) {
+		return true, s.idleLoop(ctx)
+	}
+	s.log.Info("IMAP server offers no IDLE; polling", "every", s.g.mb.PollInterval)
+	return true, s.pollLoop(ctx)
+}
+
+// open connects, logs in and selects the folder. When it succeeds, close
+// must be called.
+func (s *session) open(ctx context.Context) (*imap.SelectData, error) {
 	g := s.g
 	handler := &imapclient.UnilateralDataHandler{
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
@@ -64,55 +82,57 @@ func (s *session) run(ctx context.Context) (healthy bool, err error) {
 			}
 		},
 	}
+	var err error
 	s.ic, err = dialIMAP(ctx, g.mb.IMAP, g.o.TLSConfig, g.o.Timeout, handler)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	defer s.ic.Close()
 	sel, err := s.ic.selectFolder(s.folder)
 	if err != nil {
-		return false, err
+		s.ic.Close()
+		return nil, err
 	}
 	g.m.Connected.WithLabelValues(g.mb.Name).Set(1)
-	defer g.m.Connected.WithLabelValues(g.mb.Name).Set(0)
 	s.validity = sel.UIDValidity
 	s.keyword = slices.Contains(sel.PermanentFlags, imap.FlagWildcard)
-	idle := s.ic.c.Caps().Has(imap.CapIdle)
 	s.log.Info("IMAP connected", "host", g.mb.IMAP.Host, "tls", g.mb.IMAP.TLS, "login", s.ic.mech,
-		"messages", sel.NumMessages, "uidvalidity", sel.UIDValidity, "uidnext", sel.UIDNext, "idle", idle)
+		"messages", sel.NumMessages, "uidvalidity", sel.UIDValidity, "uidnext", sel.UIDNext, "idle", s.ic.c.Caps().Has(imap.CapIdle))
+	return sel, nil
+}
 
-	cp, err := g.sink.IMAPCheckpoint(ctx, g.mb.Name, s.folder)
+func (s *session) close() {
+	s.g.m.Connected.WithLabelValues(s.g.mb.Name).Set(0)
+	s.ic.Close()
+}
+
+// sync brings the Sink up to date with the folder just selected, from
+// the checkpoint: a first sync, or the mail above the checkpoint, or
+// nothing at all when UIDNEXT says there is nothing new.
+func (s *session) sync(ctx context.Context, sel *imap.SelectData) error {
+	cp, err := s.g.sink.IMAPCheckpoint(ctx, s.g.mb.Name, s.folder)
 	if err != nil {
-		return false, storeProblem("reading the checkpoint", err)
+		return storeProblem("reading the checkpoint", err)
 	}
 	uidNext := uint32(sel.UIDNext)
 	switch {
 	case cp.UIDValidity == 0:
-		err = s.firstSync(ctx, sel, "no checkpoint yet")
+		return s.firstSync(ctx, sel, "no checkpoint yet")
 	case cp.UIDValidity != sel.UIDValidity:
 		s.log.Warn("IMAP UIDVALIDITY changed: the folder's UIDs were reset; syncing it again, mail imported before is recognised by its Message-ID",
 			"was", cp.UIDValidity, "now", sel.UIDValidity)
-		err = s.firstSync(ctx, sel, "UIDVALIDITY changed")
+		return s.firstSync(ctx, sel, "UIDVALIDITY changed")
 	case uidNext != 0 && cp.LastUID >= uidNext:
 		s.log.Warn("IMAP checkpoint is beyond the folder's UIDNEXT though UIDVALIDITY is the same (a server restored from a backup?); syncing it again",
 			"checkpoint", cp.LastUID, "uidnext", uidNext)
-		err = s.firstSync(ctx, sel, "checkpoint beyond UIDNEXT")
-	default:
-		s.last = cp.LastUID
-		// Nothing new unless UIDNEXT moved past the checkpoint: no
-		// SEARCH, no FETCH (a server without UIDNEXT is asked).
-		if uidNext == 0 || uidNext > s.last+1 {
-			err = s.catchUp(ctx, uidNext)
-		}
+		return s.firstSync(ctx, sel, "checkpoint beyond UIDNEXT")
 	}
-	if err != nil {
-		return false, err
+	s.last = cp.LastUID
+	// Nothing new unless UIDNEXT moved past the checkpoint: no SEARCH,
+	// no FETCH (a server that gives no UIDNEXT is asked).
+	if uidNext == 0 || uidNext > s.last+1 {
+		return s.catchUp(ctx, uidNext)
 	}
-	if idle {
-		return true, s.idleLoop(ctx)
-	}
-	s.log.Info("IMAP server offers no IDLE; polling", "every", s.g.mb.PollInterval)
-	return true, s.pollLoop(ctx)
+	return nil
 }
 
 // firstSync imports the mail of the folder received within the mailbox's
@@ -550,10 +570,10 @@ func (s *session) pollLoop(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if !newMail {
-			if err := s.ic.do(func() error { return s.ic.c.Noop().Wait() }); err != nil {
-				return protocolProblem("NOOP", err)
+			var err error
+			if newMail, err = s.poll(); err != nil {
+				return err
 			}
-			newMail = s.takeExists()
 		}
 		if newMail {
 			if err := s.catchUp(ctx, 0); err != nil {
@@ -561,6 +581,15 @@ func (s *session) pollLoop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// poll asks the server for news with NOOP and reports whether it
+// announced new mail (EXISTS).
+func (s *session) poll() (newMail bool, err error) {
+	if err := s.ic.do(func() error { return s.ic.c.Noop().Wait() }); err != nil {
+		return false, protocolProblem("NOOP", err)
+	}
+	return s.takeExists(), nil
 }
 
 // storeProblem is a failure of the Sink.
