@@ -36,6 +36,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -379,12 +380,22 @@ const (
 
 // UnmarshalText accepts "password", "xoauth2" or "oauthbearer".
 func (a *AuthMethod) UnmarshalText(b []byte) error {
-	switch s := AuthMethod(strings.ToLower(strings.TrimSpace(string(b)))); s {
-	case AuthPassword, AuthXOAuth2, AuthOAuthBearer:
-		*a = s
+	return oneOf(a, b, "a login method", AuthPassword, AuthXOAuth2, AuthOAuthBearer)
+}
+
+// oneOf sets *v to b, in lower case, if it is one of the words allowed,
+// else says that b is not what.
+func oneOf[T ~string](v *T, b []byte, what string, allowed ...T) error {
+	s := T(strings.ToLower(strings.TrimSpace(string(b))))
+	if slices.Contains(allowed, s) {
+		*v = s
 		return nil
 	}
-	return fmt.Errorf("%q is not a login method (use password, xoauth2 or oauthbearer)", b)
+	words := make([]string, len(allowed))
+	for i, w := range allowed {
+		words[i] = string(w)
+	}
+	return fmt.Errorf("%q is not %s (use %s or %s)", b, what, strings.Join(words[:len(words)-1], ", "), words[len(words)-1])
 }
 
 // Bearer reports whether the password is an OAuth 2.0 bearer token.
@@ -484,12 +495,7 @@ const (
 
 // UnmarshalText accepts "implicit", "starttls" or "none".
 func (m *TLSMode) UnmarshalText(b []byte) error {
-	switch s := TLSMode(strings.ToLower(strings.TrimSpace(string(b)))); s {
-	case TLSImplicit, TLSStartTLS, TLSNone:
-		*m = s
-		return nil
-	}
-	return fmt.Errorf("%q is not a TLS mode (use implicit, starttls or none)", b)
+	return oneOf(m, b, "a TLS mode", TLSImplicit, TLSStartTLS, TLSNone)
 }
 
 // Defaults returns the configuration used for every key that neither the

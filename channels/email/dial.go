@@ -1,6 +1,7 @@
 package email
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -96,6 +97,16 @@ func dialConn(ctx context.Context, host string, port int, mode config.TLSMode, t
 		return nil, describeDial(err, mode)
 	}
 	return conn, nil
+}
+
+// dialWatched is dialConn returning a watchedConn, closed when ctx is done
+// until stop is called.
+func dialWatched(ctx context.Context, host string, port int, mode config.TLSMode, tlsBase *tls.Config, timeout time.Duration) (wc *watchedConn, stop func() bool, err error) {
+	conn, err := dialConn(ctx, host, port, mode, tlsBase, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return newWatchedConn(conn), context.AfterFunc(ctx, func() { conn.Close() }), nil
 }
 
 // tlsConfig returns a copy of base (nil: an empty config, the system's
@@ -314,16 +325,13 @@ func (a *xoauth2Client) Next(challenge []byte) ([]byte, error) {
 // each step within timeout. It does not log in: see loginSMTP. Errors are
 // *Problem.
 func dialSMTP(ctx context.Context, s config.SMTP, localName string, tlsBase *tls.Config, timeout time.Duration) (*smtp.Client, error) {
-	if timeout <= 0 {
-		timeout = DefaultDialTimeout
-	}
-	conn, err := dialConn(ctx, s.Host, s.Port, s.TLS, tlsBase, timeout)
+	timeout = cmp.Or(timeout, DefaultDialTimeout)
+	wc, stop, err := dialWatched(ctx, s.Host, s.Port, s.TLS, tlsBase, timeout)
 	if err != nil {
 		return nil, err
 	}
-	wc := newWatchedConn(conn)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	conn := wc.Conn
 	var c *smtp.Client
 	err = wc.within(timeout, func(err error) error { return noAnswer(timeout, s.TLS, wc.greeted(), err) }, func() error {
 		if s.TLS == config.TLSStartTLS {

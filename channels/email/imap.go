@@ -71,8 +71,8 @@ type Sink interface {
 	SaveIMAPCheckpoint(ctx context.Context, mailbox, folder string, cp inbox.IMAPCheckpoint) error
 	// Import stores or quarantines one fetched mail and advances the
 	// checkpoint to its UID in the same transaction (never back, within a
-	// UIDVALIDITY); a mail whose Message-ID (else raw hash) was imported
-	// before is recognised and not stored again, which is what keeps mail
+	// UIDVALIDITY), a duplicate's too; a mail whose Message-ID (else raw
+	// hash) was imported before is recognised and not stored again, which is what keeps mail
 	// offered twice (a changed UIDVALIDITY, two fetchers) single. An error
 	// means "try again later" (database down): the Ingester stops, backs
 	// off and fetches again from the checkpoint.

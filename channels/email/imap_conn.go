@@ -1,6 +1,7 @@
 package email
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,16 +36,12 @@ type imapConn struct {
 // (EXISTS while idling). The connection is closed when ctx is done.
 // Errors are *Problem.
 func dialIMAP(ctx context.Context, im config.IMAP, tlsBase *tls.Config, timeout time.Duration, handler *imapclient.UnilateralDataHandler) (*imapConn, error) {
-	if timeout <= 0 {
-		timeout = DefaultDialTimeout
-	}
-	conn, err := dialConn(ctx, im.Host, im.Port, im.TLS, tlsBase, timeout)
+	timeout = cmp.Or(timeout, DefaultDialTimeout)
+	wc, stop, err := dialWatched(ctx, im.Host, im.Port, im.TLS, tlsBase, timeout)
 	if err != nil {
 		return nil, err
 	}
-	wc := newWatchedConn(conn)
-	ic := &imapConn{wc: wc, mode: im.TLS, timeout: timeout}
-	ic.stop = context.AfterFunc(ctx, func() { conn.Close() })
+	ic := &imapConn{wc: wc, mode: im.TLS, timeout: timeout, stop: stop}
 	opts := &imapclient.Options{TLSConfig: tlsConfig(tlsBase, im.Host), UnilateralDataHandler: handler}
 	err = ic.do(func() error {
 		if im.TLS == config.TLSStartTLS {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/mail"
 	"slices"
@@ -723,4 +724,61 @@ func imapUIDSet(uids ...uint32) imap.UIDSet {
 
 func storeDeleted() *imap.StoreFlags {
 	return &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+}
+
+// progressSink records, at each import, what the remaining gauge says.
+type progressSink struct {
+	*fakeSink
+	m         *Metrics
+	remaining []float64
+}
+
+func (s *progressSink) Import(ctx context.Context, f Fetched) error {
+	s.remaining = append(s.remaining, testutil.ToFloat64(s.m.Remaining.WithLabelValues(f.Mailbox)))
+	return s.fakeSink.Import(ctx, f)
+}
+
+// TestProgress checks that a big sync reports its progress in the log
+// (every ProgressEvery mails) and in microchat_email_sync_remaining.
+func TestProgress(t *testing.T) {
+	h := newHarness(t, nil)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	h.opts.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	h.opts.Batch, h.opts.ProgressEvery = 5, 10
+	for i := range 25 {
+		h.append(fmt.Sprint("m", i), time.Hour)
+	}
+	sink := &progressSink{fakeSink: h.sink, m: h.m}
+	h.startWith(sink)
+	h.idle("the first sync")
+	want := make([]float64, 25)
+	for i := range want {
+		want[i] = float64(25 - i) // before the i-th import
+	}
+	if !slices.Equal(sink.remaining, want) {
+		t.Errorf("microchat_email_sync_remaining at each import = %v, want %v", sink.remaining, want)
+	}
+	if n := testutil.ToFloat64(h.m.Remaining.WithLabelValues("support")); n != 0 {
+		t.Errorf("microchat_email_sync_remaining after the sync = %v, want 0", n)
+	}
+	logMu.Lock()
+	text := logs.String()
+	logMu.Unlock()
+	for _, want := range []string{"msg=\"IMAP fetching\" pkg=email mailbox=support folder=INBOX conn=imap-support-1 mails=25", "msg=\"IMAP sync progress\" pkg=email mailbox=support folder=INBOX conn=imap-support-1 done=10 total=25", "done=20 total=25", "msg=\"IMAP sync done\""} {
+		if !strings.Contains(text, want) {
+			t.Errorf("log has no %q:\n%s", want, text)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
