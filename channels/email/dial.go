@@ -33,7 +33,7 @@ const DefaultDialTimeout = 30 * time.Second
 // Problem is a failure to reach or use a mail server, worded for the admin:
 // Text says what is wrong and, when it can, what to change ("TLS mismatch:
 // the server does not speak TLS on this port; try tls: starttls").
-// Kind is one of the ProblemKind values, also the "kind" label of
+// Kind is one of the Problem* constants, also the "kind" label of
 // microchat_email_errors_total.
 type Problem struct {
 	Kind string
@@ -93,6 +93,9 @@ func dialConn(ctx context.Context, host string, port int, mode config.TLSMode, t
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := td.DialContext(ctx, "tcp", addr)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return nil, &Problem{Kind: ProblemUnreachable, Text: fmt.Sprintf("unreachable: no connection and TLS handshake within %v", timeout), Err: err}
+	}
 	if err != nil {
 		return nil, describeDial(err, mode)
 	}
