@@ -66,8 +66,9 @@ type Sink interface {
 	IMAPCheckpoint(ctx context.Context, mailbox, folder string) (inbox.IMAPCheckpoint, error)
 	// SaveIMAPCheckpoint records a checkpoint without a mail: after a
 	// first sync, the UIDs below the folder's UIDNEXT that were too old
-	// to import. It must not move the checkpoint back within a
-	// UIDVALIDITY.
+	// to import, or deleted before they were fetched. Setting it as given
+	// is fine, even backwards (two fetchers): a refetch only offers
+	// duplicates.
 	SaveIMAPCheckpoint(ctx context.Context, mailbox, folder string, cp inbox.IMAPCheckpoint) error
 	// Import stores or quarantines one fetched mail and advances the
 	// checkpoint to its UID in the same transaction (never back, within a
