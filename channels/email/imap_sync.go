@@ -525,6 +525,9 @@ func (s *session) idleLoop(ctx context.Context) error {
 		case <-restart:
 		case <-ctx.Done():
 		case <-s.ic.c.Closed():
+			stop()
+			s.g.idling.Store(false)
+			return errClosedByServer("IDLE")
 		}
 		stop()
 		s.g.idling.Store(false)
@@ -563,6 +566,9 @@ func (s *session) pollLoop(ctx context.Context) error {
 			newMail = true
 		case <-ctx.Done():
 		case <-s.ic.c.Closed():
+			stop()
+			s.g.idling.Store(false)
+			return errClosedByServer("waiting to poll")
 		}
 		stop()
 		s.g.idling.Store(false)
@@ -590,6 +596,13 @@ func (s *session) poll() (newMail bool, err error) {
 		return false, protocolProblem("NOOP", err)
 	}
 	return s.takeExists(), nil
+}
+
+// errClosedByServer is the Problem of a connection that ended while the
+// session waited: the server closed it (Dovecot does when the folder's
+// UIDVALIDITY changes) or the network dropped it.
+func errClosedByServer(while string) error {
+	return &Problem{Kind: ProblemProtocol, Text: "IMAP: the connection was closed (" + while + ")"}
 }
 
 // storeProblem is a failure of the Sink.

@@ -1,6 +1,3 @@
-// Package emailtest starts real mail servers on loopback ports for the
-// tests of the email channel: go-imap's in-memory IMAP server (imap.go)
-// and a go-smtp server (smtp.go).
 package emailtest
 
 import (
