@@ -21,8 +21,9 @@
 //     [Duration]; byte sizes are integers with an optional unit ("512KiB",
 //     "10MiB", "1MB"), see [Size].
 //   - Load validates everything and fills in derived defaults (mailbox
-//     ports, IMAP folder), so the rest of the program can trust the Config
-//     it is given. Every error is one line naming the file and line, or the
+//     ports, IMAP folder, import_since, poll_interval, auth) and reads the
+//     mailboxes' password files into their Password, so the rest of the
+//     program can trust the Config it is given. Every error is one line naming the file and line, or the
 //     environment variable, that holds the bad value.
 package config
 
@@ -33,7 +34,9 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -266,6 +269,26 @@ type Mailbox struct {
 
 	// SMTP is the account replies are sent through.
 	SMTP SMTP `yaml:"smtp"`
+
+	// PlusAddressing says that mail to the address with a "+tag" after the
+	// local part (support+c42-x@example.com, subaddressing, RFC 5233)
+	// reaches this mailbox, so that replies can carry the conversation's
+	// token in the address they are sent to (spec rule 9).
+	PlusAddressing bool `yaml:"plus_addressing"`
+
+	// ImportSince is how far back the first sync of the IMAP folder
+	// reaches, by the date the server received each mail (INTERNALDATE):
+	// a duration ("336h", the default: 14 days), "all" for the whole
+	// folder, or "0s" for none of the mail already there (only mail that
+	// arrives later). A first sync happens on the first start and when
+	// the folder's UIDVALIDITY changes; mail imported before is never
+	// imported twice.
+	ImportSince Lookback `yaml:"import_since"`
+
+	// PollInterval is how often the folder is checked for new mail when
+	// the server does not offer IDLE (RFC 2177); with IDLE new mail is
+	// fetched as soon as the server announces it.
+	PollInterval Duration `yaml:"poll_interval"`
 }
 
 // IMAP is the account a mailbox's incoming mail is read from.
@@ -283,9 +306,24 @@ type IMAP struct {
 	// Username is the login name. Required.
 	Username string `yaml:"username"`
 
-	// Password is the login password. Required; best set from the
-	// environment (MICROCHAT_MAILBOXES_<i>_IMAP_PASSWORD).
+	// Password is the login password, or the OAuth 2.0 bearer token when
+	// Auth is xoauth2 or oauthbearer. Required, here, in the environment
+	// (MICROCHAT_MAILBOXES_<i>_IMAP_PASSWORD) or in PasswordFile.
 	Password string `yaml:"password"`
+
+	// PasswordFile names a file holding the password (or token), read by
+	// Load, which sets Password to its contents without the trailing
+	// newline; the IMAP and SMTP clients read it again at each login, so
+	// that a token refreshed in the file by another program is used. A
+	// relative path is relative to the working directory. Exclusive with
+	// Password.
+	PasswordFile string `yaml:"password_file"`
+
+	// Auth is how to log in: "password" (the default: AUTHENTICATE PLAIN
+	// when the server offers it, else LOGIN), "xoauth2" (Gmail, Microsoft
+	// 365) or "oauthbearer" (RFC 7628); for the last two Password holds
+	// the bearer token.
+	Auth AuthMethod `yaml:"auth"`
 
 	// Folder is the IMAP folder watched for new mail; empty means "INBOX".
 	Folder string `yaml:"folder"`
@@ -308,9 +346,137 @@ type SMTP struct {
 	// relay on the same host). Set together with Password.
 	Username string `yaml:"username"`
 
-	// Password is the login password; best set from the environment
-	// (MICROCHAT_MAILBOXES_<i>_SMTP_PASSWORD).
+	// Password is the login password, or the OAuth 2.0 bearer token when
+	// Auth is xoauth2 or oauthbearer; best set from the environment
+	// (MICROCHAT_MAILBOXES_<i>_SMTP_PASSWORD) or PasswordFile.
 	Password string `yaml:"password"`
+
+	// PasswordFile names a file holding the password (or token), as
+	// IMAP.PasswordFile. Exclusive with Password.
+	PasswordFile string `yaml:"password_file"`
+
+	// Auth is how to log in: "password" (the default: AUTH PLAIN, or
+	// LOGIN when the server offers only that), "xoauth2" or
+	// "oauthbearer" (RFC 7628); for the last two Password holds the
+	// bearer token.
+	Auth AuthMethod `yaml:"auth"`
+}
+
+// AuthMethod says how Microchat logs in to a mail server.
+type AuthMethod string
+
+// The ways of logging in to a mail server.
+const (
+	// AuthPassword logs in with a user name and password (SASL PLAIN, RFC
+	// 4616, or the protocol's own LOGIN).
+	AuthPassword AuthMethod = "password"
+	// AuthXOAuth2 sends an OAuth 2.0 bearer token with SASL XOAUTH2, the
+	// mechanism of Gmail and Microsoft 365.
+	AuthXOAuth2 AuthMethod = "xoauth2"
+	// AuthOAuthBearer sends an OAuth 2.0 bearer token with SASL
+	// OAUTHBEARER (RFC 7628).
+	AuthOAuthBearer AuthMethod = "oauthbearer"
+)
+
+// UnmarshalText accepts "password", "xoauth2" or "oauthbearer".
+func (a *AuthMethod) UnmarshalText(b []byte) error {
+	return oneOf(a, b, "a login method", AuthPassword, AuthXOAuth2, AuthOAuthBearer)
+}
+
+// oneOf sets *v to b, in lower case, if it is one of the words allowed,
+// else says that b is not what.
+func oneOf[T ~string](v *T, b []byte, what string, allowed ...T) error {
+	s := T(strings.ToLower(strings.TrimSpace(string(b))))
+	if slices.Contains(allowed, s) {
+		*v = s
+		return nil
+	}
+	words := make([]string, len(allowed))
+	for i, w := range allowed {
+		words[i] = string(w)
+	}
+	return fmt.Errorf("%q is not %s (use %s or %s)", b, what, strings.Join(words[:len(words)-1], ", "), words[len(words)-1])
+}
+
+// Bearer reports whether the password is an OAuth 2.0 bearer token.
+func (a AuthMethod) Bearer() bool {
+	return a == AuthXOAuth2 || a == AuthOAuthBearer
+}
+
+// DefaultImportSince is how far back a first sync reaches when
+// import_since is not set: 14 days.
+const DefaultImportSince = 14 * 24 * time.Hour
+
+// Lookback is how far back in time the first sync of a folder reaches: a
+// Go duration ("336h"; "0s" reaches none of the mail already there), or
+// "all" for no limit. The zero Lookback is unset, and Load replaces it by
+// DefaultImportSince; code that builds a Config itself gets the default
+// too from [Lookback.Cutoff].
+type Lookback struct {
+	// d is the duration, when not all.
+	d time.Duration
+	// all means no limit.
+	all bool
+	// set tells "0s" from unset.
+	set bool
+}
+
+// LookbackOf returns a Lookback of d, which must not be negative.
+func LookbackOf(d time.Duration) Lookback { return Lookback{d: max(d, 0), set: true} }
+
+// LookbackAll reaches the whole folder.
+var LookbackAll = Lookback{all: true, set: true}
+
+// IsSet reports whether l was given, in the file, the environment or by
+// LookbackOf / LookbackAll.
+func (l Lookback) IsSet() bool { return l.set }
+
+// All reports whether l has no limit.
+func (l Lookback) All() bool { return l.all }
+
+// Cutoff returns the earliest INTERNALDATE a first sync at now imports;
+// ok is false when everything is (all). An unset l is
+// DefaultImportSince.
+func (l Lookback) Cutoff(now time.Time) (cutoff time.Time, ok bool) {
+	switch {
+	case l.all:
+		return time.Time{}, false
+	case !l.set:
+		return now.Add(-DefaultImportSince), true
+	}
+	return now.Add(-l.d), true
+}
+
+// String writes l as it is written in the config: "all", "336h", "0s";
+// an unset l is "".
+func (l Lookback) String() string {
+	switch {
+	case l.all:
+		return "all"
+	case !l.set:
+		return ""
+	case l.d == 0:
+		return "0s"
+	}
+	return Duration(l.d).String()
+}
+
+// MarshalText writes l as String does.
+func (l Lookback) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText parses "all" or a Go duration that is not negative.
+func (l *Lookback) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if strings.EqualFold(s, "all") {
+		*l = LookbackAll
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("%q is not a duration or \"all\" (use e.g. 336h for 14 days, 0s for only new mail, or all)", b)
+	}
+	*l = LookbackOf(d)
+	return nil
 }
 
 // TLSMode says how a connection to a mail server is secured.
@@ -329,12 +495,7 @@ const (
 
 // UnmarshalText accepts "implicit", "starttls" or "none".
 func (m *TLSMode) UnmarshalText(b []byte) error {
-	switch s := TLSMode(strings.ToLower(strings.TrimSpace(string(b)))); s {
-	case TLSImplicit, TLSStartTLS, TLSNone:
-		*m = s
-		return nil
-	}
-	return fmt.Errorf("%q is not a TLS mode (use implicit, starttls or none)", b)
+	return oneOf(m, b, "a TLS mode", TLSImplicit, TLSStartTLS, TLSNone)
 }
 
 // Defaults returns the configuration used for every key that neither the
@@ -476,6 +637,42 @@ func (m Mailbox) IMAPAddr() string {
 // SMTPAddr returns the host:port to dial for the mailbox's SMTP account.
 func (m Mailbox) SMTPAddr() string {
 	return net.JoinHostPort(m.SMTP.Host, strconv.Itoa(m.SMTP.Port))
+}
+
+// Secret returns the password (or bearer token) to log in with: the
+// contents of PasswordFile read now, when it is set, so that a token
+// another program refreshes in the file is picked up at the next login;
+// else Password.
+func (im IMAP) Secret() (string, error) {
+	return secret(im.Password, im.PasswordFile)
+}
+
+// Secret returns the password (or bearer token) to log in with, as
+// [IMAP.Secret].
+func (s SMTP) Secret() (string, error) {
+	return secret(s.Password, s.PasswordFile)
+}
+
+func secret(password, file string) (string, error) {
+	if file == "" {
+		return password, nil
+	}
+	return ReadSecretFile(file)
+}
+
+// ReadSecretFile returns the contents of the password or token file at
+// path without its trailing newlines (LF or CRLF, as "echo secret > file"
+// leaves them). An empty file is an error.
+func ReadSecretFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(data), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
 }
 
 // redacted replaces a secret that is set, so that a log still shows

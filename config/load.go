@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -825,8 +826,19 @@ func (l *loader) validate(c *Config) []error {
 		if im.Username == "" {
 			bad(key+".imap.username", "required")
 		}
-		if im.Password == "" {
-			bad(key+".imap.password", "required (set it here or in %s)", EnvName(key+".imap.password"))
+		if im.Auth == "" {
+			im.Auth = AuthPassword
+		}
+		if l.readPasswordFile(bad, key+".imap", &im.Password, im.PasswordFile) && im.Password == "" {
+			bad(key+".imap.password", "required (set it here, in %s, or put it in a file named by password_file)", EnvName(key+".imap.password"))
+		}
+		if !m.ImportSince.IsSet() {
+			m.ImportSince = LookbackOf(DefaultImportSince)
+		}
+		if m.PollInterval == 0 {
+			m.PollInterval = Duration(time.Minute)
+		} else if m.PollInterval < Duration(time.Second) {
+			bad(key+".poll_interval", "%s: must be at least 1s (e.g. 60s)", m.PollInterval)
 		}
 
 		sm := &m.SMTP
@@ -844,11 +856,20 @@ func (l *loader) validate(c *Config) []error {
 			}
 		}
 		checkServer(bad, key+".smtp", sm.Host, sm.Port)
-		if sm.Username != "" && sm.Password == "" {
-			bad(key+".smtp.password", "required with smtp.username (set it here or in %s)", EnvName(key+".smtp.password"))
+		if sm.Auth == "" {
+			sm.Auth = AuthPassword
 		}
-		if sm.Username == "" && sm.Password != "" {
-			bad(key+".smtp.username", "required with smtp.password")
+		if l.readPasswordFile(bad, key+".smtp", &sm.Password, sm.PasswordFile) {
+			if sm.Username != "" && sm.Password == "" {
+				bad(key+".smtp.password", "required with smtp.username (set it here, in %s, or put it in a file named by password_file)", EnvName(key+".smtp.password"))
+			}
+			if sm.Username == "" && sm.Password != "" {
+				what := "password"
+				if sm.PasswordFile != "" {
+					what = "password_file"
+				}
+				bad(key+".smtp.username", "required with smtp.%s", what)
+			}
 		}
 	}
 	// The maps above are iterated in random order; report in file order
@@ -858,6 +879,32 @@ func (l *loader) validate(c *Config) []error {
 		return cmp.Or(cmp.Compare(ea.src.line, eb.src.line), strings.Compare(ea.Error(), eb.Error()))
 	})
 	return errs
+}
+
+// readPasswordFile sets *password to the contents of file when file is
+// set, reporting a file that cannot be read or a password set too under
+// key (mailboxes[0].imap). It returns false when it reported a problem.
+func (l *loader) readPasswordFile(bad func(key, format string, args ...any), key string, password *string, file string) bool {
+	if file == "" {
+		return true
+	}
+	if *password != "" {
+		where := "password is set too"
+		if src, ok := l.where[key+".password"]; ok && src.env != "" {
+			where = "password is set too, in " + src.env
+		} else if ok && src.line > 0 {
+			where = fmt.Sprintf("password is set too, on line %d", src.line)
+		}
+		bad(key+".password_file", "%s: set one of password and password_file", where)
+		return false
+	}
+	s, err := ReadSecretFile(file)
+	if err != nil {
+		bad(key+".password_file", "%v", err)
+		return false
+	}
+	*password = s
+	return true
 }
 
 // checkServer checks the host and port of a mail server.

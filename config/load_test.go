@@ -109,17 +109,22 @@ func TestLoadFile(t *testing.T) {
 		PprofListen:     "127.0.0.1:6060",
 		Mailboxes: []Mailbox{
 			{
-				Name:        "support",
-				Address:     "support@example.com",
-				DisplayName: "Example Support",
-				IMAP:        IMAP{Host: "imap.example.com", Port: 993, TLS: TLSImplicit, Username: "u", Password: "p", Folder: "INBOX"},
-				SMTP:        SMTP{Host: "smtp.example.com", Port: 465, TLS: TLSImplicit, Username: "u", Password: "p"},
+				Name:           "support",
+				Address:        "support@example.com",
+				DisplayName:    "Example Support",
+				IMAP:           IMAP{Host: "imap.example.com", Port: 993, TLS: TLSImplicit, Username: "u", Password: "ya29.token", PasswordFile: "testdata/imap-token", Auth: AuthXOAuth2, Folder: "INBOX"},
+				SMTP:           SMTP{Host: "smtp.example.com", Port: 465, TLS: TLSImplicit, Username: "u", Password: "smtp secret ", PasswordFile: "testdata/smtp-password", Auth: AuthOAuthBearer},
+				PlusAddressing: true,
+				ImportSince:    LookbackAll,
+				PollInterval:   Duration(5 * time.Minute),
 			},
 			{
-				Name:    "sales",
-				Address: "sales@example.com",
-				IMAP:    IMAP{Host: "localhost", Port: 143, TLS: TLSNone, Username: "sales", Password: "1234", Folder: "Support"},
-				SMTP:    SMTP{Host: "localhost", Port: 587, TLS: TLSStartTLS},
+				Name:         "sales",
+				Address:      "sales@example.com",
+				IMAP:         IMAP{Host: "localhost", Port: 143, TLS: TLSNone, Username: "sales", Password: "1234", Auth: AuthPassword, Folder: "Support"},
+				SMTP:         SMTP{Host: "localhost", Port: 587, TLS: TLSStartTLS, Auth: AuthPassword},
+				ImportSince:  LookbackOf(0),
+				PollInterval: Duration(time.Minute),
 			},
 		},
 	}
@@ -259,7 +264,16 @@ func TestErrors(t *testing.T) {
 		{"bad port", strings.Replace(mailbox, "{host: smtp.example.com}", "\n      host: smtp.example.com\n      port: 70000", 1), nil, `config: FILE:7: mailboxes[0].smtp.port: 70000 is not a port (use 1 to 65535)`},
 		{"port not a number", strings.Replace(mailbox, "{host: smtp.example.com}", "{host: h, port: smtp}", 1), nil, `config: FILE:5: mailboxes[0].smtp.port: "smtp" is not a whole number`},
 		{"missing host", strings.Replace(mailbox, "{host: smtp.example.com}", "{port: 25}", 1), nil, `config: FILE:5: mailboxes[0].smtp.host: required (e.g. mail.example.com)`},
-		{"missing password", strings.Replace(mailbox, ", password: p", "", 1), nil, `config: FILE:4: mailboxes[0].imap.password: required (set it here or in MICROCHAT_MAILBOXES_0_IMAP_PASSWORD)`},
+		{"missing password", strings.Replace(mailbox, ", password: p", "", 1), nil, `config: FILE:4: mailboxes[0].imap.password: required (set it here, in MICROCHAT_MAILBOXES_0_IMAP_PASSWORD, or put it in a file named by password_file)`},
+		{"password and password file", strings.Replace(mailbox, "password: p", "password: p, password_file: pw.txt", 1), nil, `config: FILE:4: mailboxes[0].imap.password_file: password is set too, on line 4: set one of password and password_file`},
+		{"env password and password file", strings.Replace(mailbox, "password: p", "password_file: pw.txt", 1), []string{"MICROCHAT_MAILBOXES_0_IMAP_PASSWORD=x"}, `config: FILE:4: mailboxes[0].imap.password_file: password is set too, in MICROCHAT_MAILBOXES_0_IMAP_PASSWORD: set one of password and password_file`},
+		{"missing password file", strings.Replace(mailbox, "password: p", "password_file: /nonexistent/pw", 1), nil, `config: FILE:4: mailboxes[0].imap.password_file: open /nonexistent/pw: no such file or directory`},
+		{"smtp password file without user", strings.Replace(mailbox, "{host: smtp.example.com}", "{host: h, password_file: testdata/smtp-password}", 1), nil, `config: FILE:5: mailboxes[0].smtp.username: required with smtp.password_file`},
+		{"bad auth", strings.Replace(mailbox, "password: p", "password: p, auth: oauth", 1), nil, `config: FILE:4: mailboxes[0].imap.auth: "oauth" is not a login method (use password, xoauth2 or oauthbearer)`},
+		{"bad import_since", mailbox + "    import_since: forever\n", nil, `config: FILE:6: mailboxes[0].import_since: "forever" is not a duration or "all" (use e.g. 336h for 14 days, 0s for only new mail, or all)`},
+		{"negative import_since", mailbox + "    import_since: -24h\n", nil, `config: FILE:6: mailboxes[0].import_since: "-24h" is not a duration or "all" (use e.g. 336h for 14 days, 0s for only new mail, or all)`},
+		{"short poll_interval", mailbox + "    poll_interval: 500ms\n", nil, `config: FILE:6: mailboxes[0].poll_interval: 500ms: must be at least 1s (e.g. 60s)`},
+		{"negative poll_interval", "", []string{"MICROCHAT_MAILBOXES_0_NAME=x", "MICROCHAT_MAILBOXES_0_ADDRESS=x@example.com", "MICROCHAT_MAILBOXES_0_IMAP_HOST=h", "MICROCHAT_MAILBOXES_0_IMAP_USERNAME=u", "MICROCHAT_MAILBOXES_0_IMAP_PASSWORD=p", "MICROCHAT_MAILBOXES_0_SMTP_HOST=h", "MICROCHAT_MAILBOXES_0_POLL_INTERVAL=-1m"}, `config: MICROCHAT_MAILBOXES_0_POLL_INTERVAL: -1m: must be at least 1s (e.g. 60s)`},
 		{"bad address", strings.Replace(mailbox, "support@example.com", "support at example", 1), nil, `config: FILE:3: mailboxes[0].address: "support at example" is not an email address`},
 		{"address with name", strings.Replace(mailbox, "support@example.com", "Support <support@example.com>", 1), nil, `config: FILE:3: mailboxes[0].address: "Support <support@example.com>" is not a bare address: use "support@example.com", and put a name in display_name`},
 		{"duplicate mailbox", mailbox + strings.TrimPrefix(mailbox, "mailboxes:\n"), nil, `config: FILE:6: mailboxes[1].name: "support" is also the name of mailboxes[0]; names must be unique`},
@@ -308,6 +322,92 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("LoadEnv() = %v\nwant          %s", err, want)
 			}
 		})
+	}
+}
+
+// TestPasswordFile checks that password_file is read by Load without its
+// trailing newline, from the file or the environment, and read again by
+// Secret, so that a refreshed token is used at the next login.
+func TestPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	imapFile, smtpFile := filepath.Join(dir, "imap"), filepath.Join(dir, "smtp")
+	for name, text := range map[string]string{imapFile: "s3cret pass\r\n\n", smtpFile: "token-1\n"} {
+		if err := os.WriteFile(name, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := mustLoad(t, `
+mailboxes:
+  - name: support
+    address: support@example.com
+    imap: {host: h, username: u, password_file: `+imapFile+`}
+    smtp: {host: h, username: u, auth: xoauth2}
+`, "MICROCHAT_MAILBOXES_0_SMTP_PASSWORD_FILE="+smtpFile)
+	m := c.Mailboxes[0]
+	if m.IMAP.Password != "s3cret pass" || m.SMTP.Password != "token-1" || m.SMTP.PasswordFile != smtpFile || m.SMTP.Auth != AuthXOAuth2 || m.IMAP.Auth != AuthPassword {
+		t.Fatalf("LoadEnv() mailbox = %+v", m)
+	}
+	if r := c.Redacted().Mailboxes[0]; r.IMAP.Password != "[redacted]" || r.SMTP.Password != "[redacted]" {
+		t.Fatalf("Redacted() = %+v", r)
+	}
+	if err := os.WriteFile(smtpFile, []byte("token-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := m.SMTP.Secret(); err != nil || s != "token-2" {
+		t.Fatalf("SMTP.Secret() after the file changed = %q, %v; want token-2", s, err)
+	}
+	if s, err := (IMAP{Password: "p"}).Secret(); err != nil || s != "p" {
+		t.Fatalf("IMAP.Secret() without a file = %q, %v", s, err)
+	}
+
+	if err := os.WriteFile(imapFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, "mailboxes:\n  - name: s\n    address: s@example.com\n    imap: {host: h, username: u, password_file: "+imapFile+"}\n    smtp: {host: h}\n")
+	_, err := LoadEnv(path, nil)
+	if want := "config: " + path + ":4: mailboxes[0].imap.password_file: " + imapFile + " is empty"; err == nil || err.Error() != want {
+		t.Fatalf("LoadEnv(empty password file) = %v, want %s", err, want)
+	}
+}
+
+// TestImportSince checks the defaults and forms of import_since and
+// poll_interval, and what a Lookback reaches.
+func TestImportSince(t *testing.T) {
+	const base = "mailboxes:\n  - name: s\n    address: s@example.com\n    imap: {host: h, username: u, password: p}\n    smtp: {host: h}\n"
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		line    string
+		environ []string
+		want    Lookback
+		cutoff  time.Time // zero for all
+	}{
+		{"", nil, LookbackOf(336 * time.Hour), now.AddDate(0, 0, -14)},
+		{"    import_since: 72h\n", nil, LookbackOf(72 * time.Hour), now.AddDate(0, 0, -3)},
+		{"    import_since: 0s\n", nil, LookbackOf(0), now},
+		{"    import_since: ALL\n", nil, LookbackAll, time.Time{}},
+		{"    import_since: 0s\n", []string{"MICROCHAT_MAILBOXES_0_IMPORT_SINCE=all"}, LookbackAll, time.Time{}},
+	}
+	for _, tt := range tests {
+		c := mustLoad(t, base+tt.line, tt.environ...)
+		m := c.Mailboxes[0]
+		if m.ImportSince != tt.want || m.PollInterval != Duration(time.Minute) {
+			t.Errorf("%q %q: import_since %v, poll_interval %v; want %v, 1m", tt.line, tt.environ, m.ImportSince, m.PollInterval, tt.want)
+		}
+		cutoff, ok := m.ImportSince.Cutoff(now)
+		if ok != !tt.cutoff.IsZero() || !cutoff.Equal(tt.cutoff) {
+			t.Errorf("%q: Cutoff() = %v, %v; want %v", tt.line, cutoff, ok, tt.cutoff)
+		}
+		if text, _ := m.ImportSince.MarshalText(); string(text) != strings.ToLower(strings.TrimSpace(strings.TrimPrefix(tt.line, "    import_since:"))) && tt.line != "" && tt.environ == nil {
+			t.Errorf("MarshalText() = %q for %q", text, tt.line)
+		}
+	}
+	// An unset Lookback (a Config built in code) reaches back the default.
+	if cutoff, ok := (Lookback{}).Cutoff(now); !ok || !cutoff.Equal(now.Add(-DefaultImportSince)) || (Lookback{}).IsSet() {
+		t.Errorf("Lookback{}.Cutoff() = %v, %v", cutoff, ok)
+	}
+	c := mustLoad(t, base+"    poll_interval: 5s\n")
+	if c.Mailboxes[0].PollInterval != Duration(5*time.Second) {
+		t.Errorf("poll_interval = %v, want 5s", c.Mailboxes[0].PollInterval)
 	}
 }
 
@@ -372,11 +472,13 @@ func TestSampleConfigLoads(t *testing.T) {
 		t.Fatalf("LoadEnv(sample with mailbox) = %v", err)
 	}
 	want := Mailbox{
-		Name:        "support",
-		Address:     "support@example.com",
-		DisplayName: "Example Support",
-		IMAP:        IMAP{Host: "imap.example.com", Port: 993, TLS: TLSImplicit, Username: "support@example.com", Password: "change-me", Folder: "INBOX"},
-		SMTP:        SMTP{Host: "smtp.example.com", Port: 465, TLS: TLSImplicit, Username: "support@example.com", Password: "change-me"},
+		Name:         "support",
+		Address:      "support@example.com",
+		DisplayName:  "Example Support",
+		IMAP:         IMAP{Host: "imap.example.com", Port: 993, TLS: TLSImplicit, Username: "support@example.com", Password: "change-me", Auth: AuthPassword, Folder: "INBOX"},
+		SMTP:         SMTP{Host: "smtp.example.com", Port: 465, TLS: TLSImplicit, Username: "support@example.com", Password: "change-me", Auth: AuthPassword},
+		ImportSince:  LookbackOf(DefaultImportSince),
+		PollInterval: Duration(time.Minute),
 	}
 	if len(c.Mailboxes) != 1 || c.Mailboxes[0] != want {
 		t.Fatalf("sample mailbox = %+v, want %+v", c.Mailboxes, want)

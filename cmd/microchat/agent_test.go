@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/microdeets/microchat/channels/email/emailtest"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 )
@@ -99,18 +102,43 @@ func TestMailboxCheck(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "no mailbox configured") {
 		t.Errorf("mailbox check without mailboxes: exit %d, stdout %q", code, stdout)
 	}
+
+	// A working IMAP account and an SMTP server that is not there.
+	srv := emailtest.StartIMAP(t, &emailtest.IMAPOptions{NoIdle: true})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	smtpPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
 	path := filepath.Join(dir, "microchat.yaml")
-	yaml := `mailboxes:
+	yaml := fmt.Sprintf(`mailboxes:
   - name: support
     address: support@example.com
-    imap: {host: imap.example.com, username: u, password: p}
-    smtp: {host: smtp.example.com, username: u, password: p}
-`
+    imap: {host: 127.0.0.1, port: %d, tls: none, username: %s, password: %s}
+    smtp: {host: 127.0.0.1, port: %d, tls: none, username: u, password: p}
+`, srv.Port, srv.Username, srv.Password, smtpPort)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runCmd(t, "mailbox", "check", "--config", path)
-	if code != exitUnavailable || !strings.Contains(stderr, "not available in this build yet") {
-		t.Errorf("mailbox check with a mailbox: exit %d, stderr %q", code, stderr)
+	code, stdout, stderr := runCmd(t, "mailbox", "check", "--config", path)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	want := []string{
+		"support: IMAP 127.0.0.1:%d (no TLS): ok: logged in as support@example.com (PLAIN)",
+		"support: IMAP 127.0.0.1:%d (no TLS): ok: folder INBOX: 0 mails, UIDVALIDITY 1",
+		"support: IMAP 127.0.0.1:%d (no TLS): warning: no IDLE: the server does not offer IDLE (RFC 2177); new mail will be found by polling every 1m (poll_interval)",
+		"support: SMTP 127.0.0.1:%d (no TLS): FAILED: unreachable: dial tcp 127.0.0.1:%[1]d: connect: connection refused",
+	}
+	if code != exitFailure || len(lines) != len(want) || stderr != "microchat: mailbox check: 1 failed; see the FAILED lines\n" {
+		t.Fatalf("mailbox check: exit %d, stdout\n%s\nstderr %q", code, stdout, stderr)
+	}
+	for i, w := range want {
+		port := srv.Port
+		if i == 3 {
+			port = smtpPort
+		}
+		if w = fmt.Sprintf(w, port); lines[i] != w {
+			t.Errorf("line %d = %q\nwant     %q", i+1, lines[i], w)
+		}
 	}
 }

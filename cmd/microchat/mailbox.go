@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/microdeets/microchat/channels/email"
 	"github.com/microdeets/microchat/config"
 )
 
@@ -28,14 +29,27 @@ func mailboxCheckCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	return mailboxCheck(ctx, cfg, stdout, stderr)
 }
 
-// mailboxCheck logs in to every configured mailbox and says what works.
-// The email channel does not exist yet: this says so, and the email issue
-// replaces this function.
-func mailboxCheck(_ context.Context, cfg config.Config, stdout, stderr io.Writer) int {
+// mailboxCheck logs in to every configured mailbox over IMAP and SMTP and
+// prints one line for each thing that works or does not (email.Check);
+// it exits non-zero when any failed. A missing IDLE is a warning, not a
+// failure: the mailbox is then polled.
+func mailboxCheck(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) int {
 	if len(cfg.Mailboxes) == 0 {
 		fmt.Fprintln(stdout, "no mailbox configured (add one under mailboxes: in the config file)")
 		return exitOK
 	}
-	fail(stderr, "mailbox check is not available in this build yet")
-	return exitUnavailable
+	failed := 0
+	for _, mb := range cfg.Mailboxes {
+		for _, r := range email.Check(ctx, mb, nil) {
+			fmt.Fprintln(stdout, r)
+			if r.Failed() {
+				failed++
+			}
+		}
+	}
+	if failed > 0 {
+		fail(stderr, "mailbox check: %d failed; see the FAILED lines", failed)
+		return exitFailure
+	}
+	return exitOK
 }
