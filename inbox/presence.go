@@ -7,8 +7,8 @@ import (
 	"gorm.io/gorm"
 )
 
-// Presence (rule 6) is stored on transitions only: the caller (the web chat
-// channel) counts sockets and waits out the grace period in memory, and
+// Presence (rule 6) is stored on transitions only: the caller (package
+// presence) counts sockets and waits out the grace period in memory, and
 // calls these methods when a contact or an agent actually comes or goes.
 // Each transition is also announced as a transient event, so that agents
 // and visitors see it at once.

@@ -216,10 +216,6 @@ func New(opts Options) (*Server, error) {
 		chat:          opts.Chat,
 		presence:      opts.Presence,
 	}
-	if err := s.ownChat(cfg, log); err != nil {
-		return nil, err
-	}
-	s.metrics.chat = s.chat
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -244,6 +240,11 @@ func New(opts Options) (*Server, error) {
 	}, func() float64 { return float64(s.presence.Writes()) })); err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
 	}
+	// Last of what can fail: what it builds runs until Shutdown.
+	if err := s.ownChat(cfg, log); err != nil {
+		return nil, err
+	}
+	s.metrics.chat = s.chat
 
 	trustOpts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 	s.trusted = cfg.TrustedProxyNets()
