@@ -28,11 +28,19 @@ type NewMessage struct {
 	ClientID string
 	Author   string // AuthorContact, AuthorAgent or AuthorSystem
 	AgentID  *int64 // the author when Author is AuthorAgent
-	Channel  string // ChannelChat or ChannelEmail
-	Text     string
+	// Channel is, for a contact's or system message, the channel it came
+	// by: ChannelChat (the default) or ChannelEmail. For an agent message
+	// it is the channel the agent asks for: ReplyAuto (or "") follows
+	// rule 5, ChannelChat or ChannelEmail is the agent's choice. The
+	// store decides it with the contact as the transaction that stores
+	// the message reads them (AddReply).
+	Channel string
+	Text    string
 	// HTML is the message's HTML body (email); it is sanitized here.
 	HTML string
-	// State is the initial delivery state; empty means StateSent.
+	// State is the initial delivery state of a contact's or system
+	// message; empty means StateSent. An agent message's is decided with
+	// its channel: leave it empty.
 	State string
 	// AttachmentIDs are attachments uploaded to this conversation by this
 	// message's author and not yet part of a message; any other is an
@@ -61,22 +69,61 @@ func sameContent(m NewMessage, text, html string, atts []int64) bool {
 // created false when its client id was already stored. It returns only
 // once the message is committed. A contact message in a conversation
 // without participants puts it in Unassigned, reopening it (rule 4).
+//
+// An agent message's channel is decided as AddReply says.
 func (s *Store) AddMessage(ctx context.Context, m NewMessage) (Message, bool, error) {
-	if err := s.checkMessage(&m); err != nil {
+	r, err := s.append(ctx, m)
+	if err != nil {
 		return Message{}, false, err
+	}
+	return r.msg, r.created, r.err
+}
+
+// AddReply appends an agent's reply (Author AuthorAgent) as AddMessage
+// does, and also returns where it went and why. Its channel is decided
+// by rule 5, or is the agent's choice (NewMessage.Channel), inside the
+// transaction that stores it, with the store's channels
+// (Channel.Reaches): a contact who comes online meanwhile either is seen
+// online, or finds the reply committed and queued, and gets it
+// (SetContactsOnline). A reply by email is stored queued with its
+// email_outbox row, in that same transaction. After the commit the
+// reply is handed to its channel's Deliver.
+//
+// An explicit email that cannot go (no email channel, no address) is an
+// InvalidError for "channel". A reply whose client id was already stored
+// (created false) is that message, on the channel it was stored with.
+func (s *Store) AddReply(ctx context.Context, m NewMessage) (Message, ReplyDecision, bool, error) {
+	if m.Author != AuthorAgent {
+		return Message{}, ReplyDecision{}, false, invalid("author", "must be agent for a reply")
+	}
+	r, err := s.append(ctx, m)
+	if err != nil {
+		return Message{}, ReplyDecision{}, false, err
+	}
+	if r.err != nil {
+		return Message{}, ReplyDecision{}, false, r.err
+	}
+	return r.msg, r.reply, r.created, nil
+}
+
+// append queues m and waits for its commit; the request holds the
+// outcome.
+func (s *Store) append(ctx context.Context, m NewMessage) (*appendReq, error) {
+	if err := s.checkMessage(&m); err != nil {
+		return nil, err
 	}
 	req := &appendReq{in: m, at: s.now(), done: make(chan struct{})}
 	if err := s.app.submit(ctx, req); err != nil {
-		return Message{}, false, err
+		return nil, err
 	}
 	select {
 	case <-req.done:
 	case <-ctx.Done():
 		// The message may still be committed; a retry with the same client
 		// id finds it.
-		return Message{}, false, ctx.Err()
+		return nil, ctx.Err()
 	}
-	return req.msg, req.created, req.err
+	return req, nil
 }
 
 // AddMessageAsync is AddMessage for a caller that must not wait for the
@@ -105,19 +152,33 @@ func (s *Store) checkMessage(m *NewMessage) error {
 	default:
 		return invalid("author", "must be contact, agent or system")
 	}
-	if m.Channel == "" {
-		m.Channel = ChannelChat
-	}
-	if m.Channel != ChannelChat && m.Channel != ChannelEmail {
-		return invalid("channel", "must be chat or email")
-	}
-	if m.State == "" {
-		m.State = StateSent
-	}
-	switch m.State {
-	case StateQueued, StateSent, StateDelivered, StateRead:
-	default:
-		return invalid("state", "unknown state %q", m.State)
+	if m.Author == AuthorAgent {
+		// Decided in the transaction that stores it (rule 5).
+		switch m.Channel {
+		case "":
+			m.Channel = ReplyAuto
+		case ReplyAuto, ChannelChat, ChannelEmail:
+		default:
+			return invalid("channel", "must be auto, chat or email")
+		}
+		if m.State != "" {
+			return invalid("state", "is decided with an agent message's channel (rule 5)")
+		}
+	} else {
+		if m.Channel == "" {
+			m.Channel = ChannelChat
+		}
+		if m.Channel != ChannelChat && m.Channel != ChannelEmail {
+			return invalid("channel", "must be chat or email")
+		}
+		if m.State == "" {
+			m.State = StateSent
+		}
+		switch m.State {
+		case StateQueued, StateSent, StateDelivered, StateRead:
+		default:
+			return invalid("state", "unknown state %q", m.State)
+		}
 	}
 	// User text (text.go): NUL and invalid UTF-8 are refused on both
 	// databases alike.
@@ -182,10 +243,41 @@ type appendReq struct {
 	done chan struct{}
 	then func(Message, bool, error)
 
+	// reply is the message's channel and first state as stored: decided
+	// in the transaction for an agent message (rule 5), in.Channel and
+	// in.State for the others.
+	reply    ReplyDecision
 	msg      Message
 	created  bool
 	reopened bool
 	err      error
+}
+
+// decide sets r.reply for an agent message to contact c (rule 5).
+func (r *appendReq) decide(cs *channelSet, c Contact) error {
+	d, err := cs.decide(c, r.in.Channel)
+	if err != nil {
+		return setErr(r, err)
+	}
+	r.reply = d
+	return nil
+}
+
+// retried makes r the earlier message stored under its client id.
+func (r *appendReq) retried(m Message) {
+	r.msg, r.created = m, false
+	r.reply = ReplyDecision{Channel: m.Channel, State: m.State, Reason: reasonRetry}
+}
+
+// hasReplies reports whether the batch holds agent messages, whose
+// channels are decided with their contacts.
+func hasReplies(batch []*appendReq) bool {
+	for _, r := range batch {
+		if r.in.Author == AuthorAgent {
+			return true
+		}
+	}
+	return false
 }
 
 // appender is the group commit: workers take the waiting messages, commit
@@ -308,13 +400,15 @@ func (a *appender) fill(batch *[]*appendReq, until <-chan time.Time) {
 // message does not fail the others.
 func (a *appender) run(batch []*appendReq) {
 	start := time.Now()
+	// One set of channels decides the whole batch, retries included.
+	cs := a.s.channels()
 	// exec leaves the errors of single messages (an unknown conversation)
 	// in their requests.
-	err := a.exec(batch)
+	err := a.exec(batch, cs)
 	switch {
 	case err != nil && len(batch) > 1 && !isUnavailable(err):
 		for _, r := range batch {
-			if err := a.exec([]*appendReq{r}); err != nil {
+			if err := a.exec([]*appendReq{r}, cs); err != nil {
 				r.err = err
 			}
 		}
@@ -339,6 +433,7 @@ func (a *appender) run(batch []*appendReq) {
 	if len(evs) > 0 {
 		a.s.pub.Publish(evs)
 	}
+	a.s.deliver(cs, batch)
 	for _, r := range batch {
 		if r.then != nil {
 			r.then(r.msg, r.created, r.err)
@@ -348,19 +443,27 @@ func (a *appender) run(batch []*appendReq) {
 	}
 }
 
-func (a *appender) exec(batch []*appendReq) error {
+func (a *appender) exec(batch []*appendReq, cs *channelSet) error {
 	for _, r := range batch {
 		r.created, r.reopened, r.msg, r.err = false, false, Message{}, nil
+		r.reply = ReplyDecision{Channel: r.in.Channel, State: r.in.State}
 	}
 	if a.s.dialect == dialectPostgres {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		return a.execPostgres(ctx, batch)
+		return a.execPostgres(ctx, batch, cs)
 	}
 	// No deadline on SQLite: a local file either answers or waits for its
 	// lock (busy_timeout), and a cancellable context costs modernc a
 	// goroutine and a progress handler for every statement.
-	return a.execSQLite(context.Background(), batch)
+	return a.execSQLite(context.Background(), batch, cs)
+}
+
+// testAfterDecide runs the tests' afterDecide hook, if any.
+func (s *Store) testAfterDecide() {
+	if s.afterDecide != nil {
+		s.afterDecide()
+	}
 }
 
 // messageEvent is the event of an added message, the same whether it is
@@ -383,8 +486,8 @@ func (r *appendReq) result(id, seq int64, created bool, prevStatus string) {
 	r.created = created
 	r.reopened = created && m.Author == AuthorContact && prevStatus == StatusClosed
 	r.msg = Message{ID: id, ConversationID: m.ConversationID, Seq: seq, ClientID: clientID,
-		Author: m.Author, AgentID: m.AgentID, Channel: m.Channel, Text: m.Text, HTML: m.HTML,
-		State: m.State, CreatedAt: r.at}
+		Author: m.Author, AgentID: m.AgentID, Channel: r.reply.Channel, Text: m.Text, HTML: m.HTML,
+		State: r.reply.State, CreatedAt: r.at}
 }
 
 func nullString(s string) any {
@@ -419,16 +522,32 @@ func inInts(q string, ids []int64, lead ...any) (string, []any) {
 	return fmt.Sprintf(q, ph), args
 }
 
-// PostgreSQL: one pipelined round trip per batch. The batch runs as one
-// implicit transaction: the first statement locks the batch's
-// conversations in ascending id order; each message is then one statement
-// that checks its client id, bumps the sequence, inserts the message and
-// its event and claims its attachments. After the lock every statement
-// sees the others' commits (read committed), so the check of the author's
-// client id is exact.
+// PostgreSQL: one pipelined round trip per batch, plus the COMMIT. The
+// first statement after BEGIN locks the batch's conversations in
+// ascending id order; each message is then one statement that checks its
+// client id, bumps the sequence, inserts the message and its event and
+// claims its attachments. After the lock every statement sees the others'
+// commits (read committed), so the check of the author's client id is
+// exact.
+//
+// A batch with agent messages takes one round trip more, before the
+// lock: it reads the contacts of their conversations FOR SHARE, in
+// ascending id order, and decides each reply's channel (rule 5) in Go
+// with the channels' Reaches. SetContactsOnline updates the contact row,
+// so it waits for this transaction, and then finds its queued chat
+// replies committed; or this read waits for it, and sees the contact
+// online. Every transaction that locks both takes the contacts first,
+// then the conversations, each in ascending id order, so that none waits
+// for another in a cycle.
 const pgLock = `SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE`
 
-const pgAppend = `WITH prev AS (
+const pgContacts = `SELECT v.id, c.id, c.name, c.online, c.email
+	FROM conversations v JOIN contacts c ON c.id = v.contact_id
+	WHERE v.id = ANY($1) ORDER BY c.id FOR SHARE OF c`
+
+// pgAppendWith is the statement of one message; pgAppend is it alone,
+// pgAppendEmail also inserts the outbox row of an email reply.
+const pgAppendWith = `WITH prev AS (
 	SELECT status FROM conversations WHERE id = $1
 ), dup AS (
 	SELECT id, seq, author, agent_id, channel, text, html, state, created_at,
@@ -456,14 +575,26 @@ const pgAppend = `WITH prev AS (
 	WHERE attachments.id = ANY($3) AND attachments.conversation_id = $1 AND attachments.message_id IS NULL
 		AND attachments.uploader = $4::text AND COALESCE(attachments.uploader_agent_id, 0) = COALESCE($5::bigint, 0)
 	RETURNING attachments.id
-)
+)`
+
+const pgAppendResult = `
 SELECT m.id, m.seq, true, (SELECT status FROM prev), (SELECT count(*) FROM a),
 	NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz, NULL::bigint[] FROM m
 UNION ALL
 SELECT dup.id, dup.seq, false, (SELECT status FROM prev), 0,
 	dup.author, dup.agent_id, dup.channel, dup.text, dup.html, dup.state, dup.created_at, dup.atts FROM dup`
 
-func (a *appender) execPostgres(ctx context.Context, batch []*appendReq) error {
+const (
+	pgAppend = pgAppendWith + pgAppendResult
+	// The outbox row of a reply by email (migration 0006), due at once;
+	// the outbox worker sends it.
+	pgAppendEmail = pgAppendWith + `, o AS (
+	INSERT INTO email_outbox (kind, conversation_id, message_id, state, attempts, next_attempt_at, last_error, created_at)
+	SELECT 'reply', $1, m.id, 'pending', 0, $9, '', $9 FROM m
+)` + pgAppendResult
+)
+
+func (a *appender) execPostgres(ctx context.Context, batch []*appendReq, cs *channelSet) error {
 	conn, err := a.s.sqlW.Conn(ctx)
 	if err != nil {
 		return err
@@ -471,38 +602,7 @@ func (a *appender) execPostgres(ctx context.Context, batch []*appendReq) error {
 	defer conn.Close()
 	return conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		ids := make([]int64, 0, len(batch))
-		for _, r := range batch {
-			ids = append(ids, r.in.ConversationID)
-		}
-		slices.Sort(ids)
-		b := &pgx.Batch{}
-		b.Queue("BEGIN")
-		b.Queue(pgLock, slices.Compact(ids))
-		for _, r := range batch {
-			m := r.in
-			atts := m.AttachmentIDs
-			if atts == nil {
-				atts = []int64{}
-			}
-			b.Queue(pgAppend, m.ConversationID, nullString(m.ClientID), atts, m.Author, nullInt(m.AgentID),
-				m.Channel, m.Text, m.HTML, r.at, m.State, reopenedData)
-		}
-		br := pc.SendBatch(ctx, b)
-		err := pgResults(br, batch)
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			// A per-message error (unknown conversation, foreign
-			// attachment) rolls the batch back; run retries the others.
-			for _, r := range batch {
-				if r.err != nil {
-					err = r.err
-					break
-				}
-			}
-		}
+		err := a.pgBatch(ctx, pc, batch, cs)
 		if err == nil {
 			err = a.s.testBeforeCommit()
 		}
@@ -524,8 +624,131 @@ func (a *appender) execPostgres(ctx context.Context, batch []*appendReq) error {
 	})
 }
 
-func pgResults(br pgx.BatchResults, batch []*appendReq) error {
-	for range 2 { // BEGIN and the lock
+// pgBatch runs the batch's statements up to the COMMIT. A per-message
+// error (unknown conversation, foreign attachment, a channel that cannot
+// be used) is returned too, which rolls the batch back; run retries the
+// others.
+func (a *appender) pgBatch(ctx context.Context, pc *pgx.Conn, batch []*appendReq, cs *channelSet) error {
+	ids := make([]int64, 0, len(batch))
+	var replyIDs []int64
+	for _, r := range batch {
+		ids = append(ids, r.in.ConversationID)
+		if r.in.Author == AuthorAgent {
+			replyIDs = append(replyIDs, r.in.ConversationID)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	b := &pgx.Batch{}
+	lead := 0 // statements before the messages'
+	if replyIDs != nil {
+		slices.Sort(replyIDs)
+		if err := a.pgDecide(ctx, pc, batch, cs, slices.Compact(replyIDs), ids); err != nil {
+			return err
+		}
+	} else {
+		b.Queue("BEGIN")
+		b.Queue(pgLock, ids)
+		lead = 2
+	}
+	for _, r := range batch {
+		m := r.in
+		atts := m.AttachmentIDs
+		if atts == nil {
+			atts = []int64{}
+		}
+		q := pgAppend
+		if m.Author == AuthorAgent && r.reply.Channel == ChannelEmail {
+			q = pgAppendEmail
+		}
+		b.Queue(q, m.ConversationID, nullString(m.ClientID), atts, m.Author, nullInt(m.AgentID),
+			r.reply.Channel, m.Text, m.HTML, r.at, r.reply.State, reopenedData)
+	}
+	br := pc.SendBatch(ctx, b)
+	err := pgResults(br, batch, lead)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range batch {
+		if r.err != nil {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// pgDecide begins the transaction, reads the contacts of the replies'
+// conversations (replyIDs) FOR SHARE, locks the batch's conversations
+// (ids) and decides each reply's channel.
+func (a *appender) pgDecide(ctx context.Context, pc *pgx.Conn, batch []*appendReq, cs *channelSet, replyIDs, ids []int64) error {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(pgContacts, replyIDs)
+	b.Queue(pgLock, ids)
+	br := pc.SendBatch(ctx, b)
+	contacts, err := pgReadContacts(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range batch {
+		if r.in.Author != AuthorAgent {
+			continue
+		}
+		c, ok := contacts[r.in.ConversationID]
+		if !ok {
+			return setErr(r, ErrNotFound)
+		}
+		// A retry of a stored reply is found by its statement; deciding
+		// it again costs nothing, but a choice that can no longer go
+		// (email to a contact whose address was removed) fails it.
+		if err := r.decide(cs, c); err != nil {
+			return err
+		}
+	}
+	a.s.testAfterDecide()
+	return nil
+}
+
+// pgReadContacts reads the results of pgDecide's batch: the contacts by
+// conversation id.
+func pgReadContacts(br pgx.BatchResults) (map[int64]Contact, error) {
+	if _, err := br.Exec(); err != nil { // BEGIN
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	contacts := map[int64]Contact{}
+	for rows.Next() {
+		var (
+			conv int64
+			c    Contact
+		)
+		if err := rows.Scan(&conv, &c.ID, &c.Name, &c.Online, &c.Email); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		contacts[conv] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	_, err = br.Exec() // the lock
+	return contacts, err
+}
+
+// pgResults reads the batch's results: lead statements (BEGIN, the lock)
+// and then one per message.
+func pgResults(br pgx.BatchResults, batch []*appendReq, lead int) error {
+	for range lead {
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
@@ -573,8 +796,8 @@ func pgResult(br pgx.BatchResults, r *appendReq) error {
 	case !created && !sameContent(r.in, *text, *html, atts):
 		r.msg, r.err = Message{}, reusedClientID()
 	case !created:
-		r.msg.Author, r.msg.Channel, r.msg.Text, r.msg.HTML, r.msg.State = *author, *ch, *text, *html, *state
-		r.msg.AgentID, r.msg.CreatedAt = agentID, at.UTC()
+		r.retried(Message{ID: id, ConversationID: r.in.ConversationID, Seq: seq, ClientID: r.msg.ClientID,
+			Author: *author, AgentID: agentID, Channel: *ch, Text: *text, HTML: *html, State: *state, CreatedAt: at.UTC()})
 	case attached != int64(len(r.in.AttachmentIDs)):
 		r.err = errForeignAttachment
 	}

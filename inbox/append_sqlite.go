@@ -20,13 +20,18 @@ import (
 // statements are prepared once per batch size. Per message, SQLite's
 // statement overhead (binding, stepping, resetting through database/sql)
 // cost more than the rows themselves.
-func (a *appender) execSQLite(ctx context.Context, batch []*appendReq) error {
+//
+// A batch with agent messages reads their contacts too, in the same
+// transaction, and decides each reply's channel (rule 5) with them:
+// SetContactsOnline, a write, runs before or after the whole batch, never
+// between the decision and the commit.
+func (a *appender) execSQLite(ctx context.Context, batch []*appendReq, cs *channelSet) error {
 	tx, err := a.s.sqlW.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	b := sqliteBatch{a: a, ctx: ctx, tx: tx, reqs: batch}
+	b := sqliteBatch{a: a, ctx: ctx, tx: tx, reqs: batch, cs: cs}
 	if err := b.run(); err != nil {
 		return err
 	}
@@ -78,6 +83,7 @@ type sqliteBatch struct {
 	ctx  context.Context
 	tx   *sql.Tx
 	reqs []*appendReq
+	cs   *channelSet
 
 	convs map[int64]*sqliteConv
 	order []*sqliteConv // in first-seen order, for the update
@@ -91,9 +97,17 @@ func (b *sqliteBatch) run() error {
 	if err != nil {
 		return err
 	}
+	var contacts map[int64]Contact
+	replies := hasReplies(b.reqs)
+	if replies {
+		if contacts, err = b.readContacts(); err != nil {
+			return err
+		}
+	}
 	// Decide each message in order: a stored or earlier key (client id
 	// and author) with the same content is a duplicate, with other
-	// content a conflict; the others get the next sequence number.
+	// content a conflict; an agent message gets its channel; the others
+	// get the next sequence number.
 	var fresh []*appendReq
 	first := map[clientKey]*appendReq{}
 	dupOf := map[*appendReq]*appendReq{}
@@ -111,7 +125,7 @@ func (b *sqliteBatch) run() error {
 					r.err = reusedClientID()
 					continue
 				}
-				r.msg, r.created = msg, false
+				r.retried(msg)
 				continue
 			}
 			if f, ok := first[k]; ok {
@@ -122,7 +136,12 @@ func (b *sqliteBatch) run() error {
 				dupOf[r] = f
 				continue
 			}
-			first[k] = r
+		}
+		if m.Author == AuthorAgent && r.decide(b.cs, contacts[m.ConversationID]) != nil {
+			continue // the request's own error, set by decide
+		}
+		if m.ClientID != "" {
+			first[keyOf(m)] = r
 		}
 		contact := m.Author == AuthorContact
 		c.seq++
@@ -130,12 +149,18 @@ func (b *sqliteBatch) run() error {
 		if contact {
 			c.status, c.open = StatusOpen, true
 		}
-		c.email = c.email || m.Channel == ChannelEmail
+		c.email = c.email || r.reply.Channel == ChannelEmail
 		c.at, c.changed = r.at, true
 		fresh = append(fresh, r)
 	}
+	if replies {
+		b.a.s.testAfterDecide()
+	}
 	if len(fresh) > 0 {
 		if err := b.insertMessages(fresh); err != nil {
+			return err
+		}
+		if err := b.insertOutbox(fresh); err != nil {
 			return err
 		}
 		if err := b.insertEvents(fresh); err != nil {
@@ -151,7 +176,56 @@ func (b *sqliteBatch) run() error {
 		}
 	}
 	for r, f := range dupOf {
-		r.msg, r.created = f.msg, false
+		r.retried(f.msg)
+	}
+	return nil
+}
+
+// readContacts returns the contacts of the batch's replies'
+// conversations, by conversation id, as this transaction reads them.
+func (b *sqliteBatch) readContacts() (map[int64]Contact, error) {
+	var ids []any
+	seen := map[int64]bool{}
+	for _, r := range b.reqs {
+		id := r.in.ConversationID
+		if r.in.Author == AuthorAgent && !seen[id] && b.convs[id] != nil {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	contacts := make(map[int64]Contact, len(ids))
+	if len(ids) == 0 {
+		return contacts, nil
+	}
+	rows, err := b.padded(stmtContacts, ids, 1, int64(0))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			conv int64
+			c    Contact
+		)
+		if err := rows.Scan(&conv, &c.ID, &c.Name, &c.Online, &c.Email); err != nil {
+			return nil, err
+		}
+		contacts[conv] = c
+	}
+	return contacts, rows.Err()
+}
+
+// insertOutbox records the outbox row of each reply by email (migration
+// 0006), due at once: the outbox worker sends it.
+func (b *sqliteBatch) insertOutbox(fresh []*appendReq) error {
+	for _, r := range fresh {
+		if r.in.Author != AuthorAgent || r.reply.Channel != ChannelEmail {
+			continue
+		}
+		if _, err := b.tx.ExecContext(b.ctx, `INSERT INTO email_outbox (kind, conversation_id, message_id, state, attempts, next_attempt_at, last_error, created_at)
+			VALUES ('reply', ?, ?, 'pending', 0, ?, '', ?)`, r.in.ConversationID, r.msg.ID, r.at, r.at); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -270,7 +344,7 @@ func (b *sqliteBatch) insertMessages(fresh []*appendReq) error {
 	for _, r := range fresh {
 		m := r.in
 		args = append(args, m.ConversationID, r.msg.Seq, nullString(m.ClientID), m.Author,
-			nullInt(m.AgentID), m.Channel, m.Text, m.HTML, m.State, r.at)
+			nullInt(m.AgentID), r.reply.Channel, m.Text, m.HTML, r.reply.State, r.at)
 	}
 	// RETURNING gives no order: match the ids by (conversation, seq).
 	type key struct{ conversationID, seq int64 }
@@ -359,6 +433,8 @@ const (
 	stmtInsertMessages
 	stmtInsertEvents
 	stmtUpdateConversations
+	stmtContacts
+	stmtKinds // the number of kinds
 )
 
 func sqliteStmtText(kind sqliteStmtKind, n int) string {
@@ -368,6 +444,9 @@ func sqliteStmtText(kind sqliteStmtKind, n int) string {
 	switch kind {
 	case stmtConversations:
 		return `SELECT id, status, seq FROM conversations WHERE id IN (` + rows("?") + `)`
+	case stmtContacts:
+		return `SELECT v.id, c.id, c.name, c.online, c.email FROM conversations v
+			JOIN contacts c ON c.id = v.contact_id WHERE v.id IN (` + rows("?") + `)`
 	case stmtClientIDs:
 		// Every author's message under the client id; the index
 		// messages_client_id_author starts with (conversation_id,
@@ -400,7 +479,7 @@ func sqliteStmtText(kind sqliteStmtKind, n int) string {
 // chunks of these sizes.
 const sqliteMaxRows = 64
 
-type sqliteStmts [stmtUpdateConversations + 1][]*sql.Stmt
+type sqliteStmts [stmtKinds][]*sql.Stmt
 
 func (st *sqliteStmts) prepare(db *sql.DB) error {
 	for kind := range st {

@@ -3,7 +3,6 @@ package inbox
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
@@ -489,66 +488,4 @@ func (s *Store) EraseContact(ctx context.Context, contactID int64) error {
 		s.pub.Revoke(Revoked{ContactID: contactID})
 	}
 	return err
-}
-
-// ReplyDecision is where an agent reply goes and why (rule 5).
-type ReplyDecision struct {
-	Channel string `json:"channel"`
-	// State is the message's first delivery state: queued when it waits
-	// for the contact to come back or for the mailbox to send it.
-	State  string `json:"state"`
-	Reason string `json:"reason"`
-}
-
-// ReplyChannel decides the channel of an agent reply: "auto" (or "")
-// follows rule 5, "chat" and "email" are the agent's choice.
-func (s *Store) ReplyChannel(ctx context.Context, conversationID int64, requested string) (ReplyDecision, error) {
-	// One small read of two columns, a prepared statement (gorm's
-	// PrepareStmt on SQLite): it runs before every agent reply.
-	var contact Contact
-	err := s.rdb.WithContext(ctx).Raw(`SELECT c.online, COALESCE(c.email, '') FROM contacts c
-		JOIN conversations v ON v.contact_id = c.id WHERE v.id = ?`, conversationID).Row().Scan(&contact.Online, &contact.Email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return ReplyDecision{}, ErrNotFound
-	}
-	if err != nil {
-		return ReplyDecision{}, dbErr(err)
-	}
-	return decideReply(contact, requested, s.opts.EmailEnabled)
-}
-
-func decideReply(c Contact, requested string, emailEnabled bool) (ReplyDecision, error) {
-	chat := func(reason string) ReplyDecision {
-		if c.Online {
-			return ReplyDecision{ChannelChat, StateSent, reason}
-		}
-		return ReplyDecision{ChannelChat, StateQueued, reason + "; the contact is offline, so it is kept and delivered when they come back"}
-	}
-	email := ReplyDecision{ChannelEmail, StateQueued, ""}
-	switch requested {
-	case "chat":
-		return chat("chat chosen by the agent"), nil
-	case "email":
-		if c.Email == "" {
-			return ReplyDecision{}, invalid("channel", "the contact has no email address")
-		}
-		if !emailEnabled {
-			return ReplyDecision{}, invalid("channel", "no mailbox is configured to send email")
-		}
-		email.Reason = "email chosen by the agent"
-		return email, nil
-	case "", "auto":
-		switch {
-		case c.Online:
-			return chat("the contact is online"), nil
-		case c.Email != "" && emailEnabled:
-			email.Reason = "the contact is offline and has an email address"
-			return email, nil
-		case c.Email != "":
-			return chat("no mailbox is configured to send email"), nil
-		default:
-			return chat("the contact has no email address"), nil
-		}
-	}
-	return ReplyDecision{}, invalid("channel", "must be auto, chat or email")
 }

@@ -22,7 +22,15 @@
 //  5. Reply channel: an agent reply goes by chat while the contact is online,
 //     by email while they are offline and have an address; otherwise it is
 //     kept (state queued) and delivered when they come back. The agent may
-//     choose the channel; ReplyChannel says which one is used and why.
+//     choose the channel. The store decides with its channels (Channel:
+//     the web chat, and email when a mailbox is configured; Reaches says
+//     whether one reaches the contact now), inside the transaction that
+//     stores the reply, so that a contact coming online at that moment
+//     either is seen online or gets the queued reply. A reply by email is
+//     stored queued with its email_outbox row in that transaction. After
+//     the commit each new agent message is handed to its channel's
+//     Deliver. AddReply says which channel was used and why; ReplyChannel
+//     previews it by the same rule.
 //  6. Online: presence is stored on transitions only (SetContactsOnline,
 //     SetAgentPresence), announced by transient events (Seq 0, never
 //     stored: typing, presence); a contact coming online gets their queued
@@ -53,7 +61,9 @@
 // Several agents can take part in one conversation. Sequence numbers are per
 // conversation, strictly increasing and without gaps: the first statement of
 // every write transaction bumps conversations.seq, which also locks the row on
-// PostgreSQL (SQLite runs writes one at a time on one connection).
+// PostgreSQL (SQLite runs writes one at a time on one connection). A
+// transaction that locks contacts too (storing replies, presence, erase)
+// locks them first, then the conversations, each in ascending id order.
 //
 // Messages sent by a client carry the client's own id, a key of its author
 // (the conversation's contact, or one agent): a message whose (conversation,

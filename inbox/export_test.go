@@ -36,3 +36,9 @@ func (s *Store) CloseBare() error          { return s.closeDB() }
 // call f last and roll back if it fails: tests check that nothing of a
 // rolled-back transaction is published. Set it while nothing writes.
 func (s *Store) SetBeforeCommit(f func() error) { s.beforeCommit = f }
+
+// SetAfterDecide makes the appender call f inside each transaction that
+// stores agent replies, once their channels are decided and before they
+// are stored: tests change what the decision read (the contact's
+// presence) there. Set it while nothing writes.
+func (s *Store) SetAfterDecide(f func()) { s.afterDecide = f }

@@ -600,53 +600,6 @@ func TestMessagePagingBothWays(t *testing.T) {
 	})
 }
 
-func TestReplyChannel(t *testing.T) {
-	for _, tc := range []struct {
-		name             string
-		online, hasEmail bool
-		emailEnabled     bool
-		requested        string
-		channel, state   string
-		err              bool
-	}{
-		{"online auto", true, true, true, "auto", "chat", "sent", false},
-		{"offline with email", false, true, true, "", "email", "queued", false},
-		{"offline without email", false, false, true, "auto", "chat", "queued", false},
-		{"offline, no mailbox", false, true, false, "auto", "chat", "queued", false},
-		{"agent chooses chat while offline", false, true, true, "chat", "chat", "queued", false},
-		{"agent chooses email while online", true, true, true, "email", "email", "queued", false},
-		{"email without address", true, false, true, "email", "", "", true},
-		{"email without mailbox", true, true, false, "email", "", "", true},
-		{"unknown", true, true, true, "fax", "", "", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			inboxtest.Run(t, func(t *testing.T, url string) {
-				s := inboxtest.Open(t, url, &inbox.Options{EmailEnabled: tc.emailEnabled})
-				nc := inbox.NewContact{Name: "Dan"}
-				if tc.hasEmail {
-					nc.Email = "dan@example.com"
-				}
-				contact, err := s.CreateContact(ctx, nc)
-				noErr(t, "CreateContact()", err)
-				noErr(t, "SetContactOnline()", s.SetContactOnline(ctx, contact.ID, tc.online))
-				c, err := s.StartConversation(ctx, contact.ID, inbox.ChannelChat, "")
-				noErr(t, "StartConversation()", err)
-				d, err := s.ReplyChannel(ctx, c.ID, tc.requested)
-				if tc.err {
-					var inv *inbox.InvalidError
-					if !errors.As(err, &inv) || inv.Field != "channel" {
-						t.Fatalf("ReplyChannel() = %+v, %v; want invalid channel", d, err)
-					}
-					return
-				}
-				if err != nil || d.Channel != tc.channel || d.State != tc.state || d.Reason == "" {
-					t.Fatalf("ReplyChannel() = %+v, %v; want %s/%s with a reason", d, err, tc.channel, tc.state)
-				}
-			})
-		})
-	}
-}
-
 func TestAgentsAndSessions(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newFixture(t, url)

@@ -7,8 +7,8 @@ import (
 	"gorm.io/gorm"
 )
 
-// Presence (rule 6) is stored on transitions only: the caller (the web chat
-// channel) counts sockets and waits out the grace period in memory, and
+// Presence (rule 6) is stored on transitions only: the caller (package
+// presence) counts sockets and waits out the grace period in memory, and
 // calls these methods when a contact or an agent actually comes or goes.
 // Each transition is also announced as a transient event, so that agents
 // and visitors see it at once.
@@ -31,7 +31,9 @@ func (s *Store) SetContactOnline(ctx context.Context, id int64, online bool) err
 // SetContactsOnline stores online transitions of several contacts in one
 // transaction and returns how many contacts exist of them. A contact who
 // comes online gets their queued chat replies (rule 5): they turn sent,
-// with a message_state event in each conversation. Every transition is
+// with a message_state event in each conversation. A reply being stored
+// at the same time (AddReply) either is committed first, and delivered
+// here, or sees the contact online. Every transition is
 // announced by a transient EventContactPresence in the contact's newest
 // conversation (conversation 0 when they have none).
 func (s *Store) SetContactsOnline(ctx context.Context, changes []ContactOnline) (int, error) {
@@ -42,6 +44,19 @@ func (s *Store) SetContactsOnline(ctx context.Context, changes []ContactOnline) 
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		found = 0
 		now := s.now()
+		if s.dialect == dialectPostgres {
+			// The contacts first, in ascending id order, as the appender
+			// reads them FOR SHARE before it locks their conversations
+			// (append.go): a reply being stored and this transition
+			// wait for each other, never in a cycle.
+			ids := make([]int64, 0, len(changes))
+			for _, c := range changes {
+				ids = append(ids, c.ContactID)
+			}
+			if err := tx.Exec(`SELECT id FROM contacts WHERE id IN ? ORDER BY id FOR NO KEY UPDATE`, ids).Error; err != nil {
+				return err
+			}
+		}
 		// One UPDATE for those coming online and one for those going
 		// offline (a burst of connects is hundreds of contacts); RETURNING
 		// tells which contacts still exist.

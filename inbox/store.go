@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,14 +51,18 @@ type Options struct {
 	Linger time.Duration
 	// MaxMessageBytes bounds the text of one message (default 16 KiB).
 	MaxMessageBytes int
-	// EmailEnabled says that a mailbox can send replies by email; without it
-	// the automatic reply channel never picks email (rule 5).
-	EmailEnabled bool
 	// Mailboxes are the configured mailboxes, in the config's order: the
 	// outbox sends from them (the first is the default) and automatic
 	// mail (continuity digests, surveys) is enqueued only when there is
 	// one.
 	Mailboxes []MailboxInfo
+	// Channels are the ways of reaching contacts (Channel): at most one
+	// chat and one email channel. They decide each agent reply's channel
+	// (rule 5) with Channel.Reaches, and are handed each new agent
+	// message. Without a chat channel chat reaches online contacts;
+	// without an email channel (no mailbox) no reply goes by email.
+	// SetChannels replaces them once the store is open.
+	Channels []Channel
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
 }
@@ -80,9 +85,16 @@ type Store struct {
 	// secretKey is the server secret (secret.go), read once.
 	secretMu  sync.Mutex
 	secretKey []byte
+	// chans are the channels (channel.go), replaced whole by
+	// SetChannels.
+	chans atomic.Pointer[channelSet]
 	// beforeCommit, when set (tests), runs last in every write
 	// transaction, the appender's included; an error rolls it back.
 	beforeCommit func() error
+	// afterDecide, when set (tests), runs in the appender's transaction
+	// once the channels of a batch's replies are decided, before they
+	// are stored.
+	afterDecide func()
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -122,6 +134,9 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox")
+	if err := s.SetChannels(o.Channels...); err != nil {
+		return nil, err
+	}
 
 	var err error
 	switch {

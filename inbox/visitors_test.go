@@ -216,17 +216,21 @@ func TestPageViewsAndFacts(t *testing.T) {
 // sent. Transitions are announced by transient events.
 func TestContactOnlineDeliversQueued(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
-		f := newFixture(t, url)
+		f := newFixtureOpts(t, url, &inbox.Options{Channels: []inbox.Channel{emailChannel()}})
 		s := f.s
-		v := startVisitor(t, s, "Quinn")
+		v, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: "Quinn", Email: "quinn@example.com"}, time.Hour)
+		noErr(t, "StartVisitor()", err)
 		conv := v.Conversation
 		agentID := f.alice.ID
-		queued, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID, Text: "are you there?", State: inbox.StateQueued})
-		if err != nil {
-			t.Fatalf("AddMessage(queued) = %v", err)
+		// Offline: a chat reply is kept (rule 5).
+		queued, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID, Channel: inbox.ChannelChat, Text: "are you there?"})
+		if err != nil || queued.State != inbox.StateQueued {
+			t.Fatalf("AddMessage(chat) = %+v, %v; want it queued", queued, err)
 		}
-		email, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID, Channel: inbox.ChannelEmail, Text: "by mail", State: inbox.StateQueued})
-		noErr(t, "AddMessage(email)", err)
+		email, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID, Text: "by mail"})
+		if err != nil || email.Channel != inbox.ChannelEmail || email.State != inbox.StateQueued {
+			t.Fatalf("AddMessage(auto) = %+v, %v; want it by email, queued", email, err)
+		}
 		sub := s.Hub().Subscribe(0, 10)
 		defer sub.Close()
 		n, err := s.SetContactsOnline(ctx, []inbox.ContactOnline{{ContactID: v.Contact.ID, Online: true}, {ContactID: 999999, Online: true}})

@@ -16,10 +16,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/lxzan/gws"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/internal/ratelimit"
 	"github.com/microdeets/microchat/sockets"
 )
 
@@ -130,7 +129,7 @@ type agentConn struct {
 	// out is conn's connection: run holds its writes while more frames
 	// wait and sends them together.
 	out       *corkConn
-	framesOut prometheus.Counter
+	framesOut *atomic.Uint64
 	// agent is run's, refreshed at every session check; the other
 	// goroutines use agentID, which does not change.
 	agent   inbox.Agent
@@ -206,7 +205,7 @@ func (s *Server) agentSocket(c echo.Context) error {
 		return err
 	}
 	ac.out = &corkConn{Conn: netConn, timeout: agentWriteTimeout}
-	ac.framesOut = s.metrics.wsMessages.WithLabelValues("agent", "out")
+	ac.framesOut = &s.metrics.agentFramesOut
 	conn, err := agentUpgrader.UpgradeFromConn(ac.out, bufio.NewReaderSize(ac.out, 4<<10), c.Request())
 	if err != nil {
 		done()
@@ -245,10 +244,10 @@ func (s *Server) agentSocket(c echo.Context) error {
 	ac.sock = sk
 	ac.log = s.log.With("conn", "agent-ws-"+strconv.FormatInt(time.Now().UnixNano(), 36), "agent", agent.ID)
 	conn.Session().Store("c", ac)
-	s.metrics.wsConns.WithLabelValues("agent").Inc()
+	s.metrics.agentConns.Add(1)
 	conn.SetReadDeadline(time.Now().Add(agentReadTimeout))
 	sub := s.store.Hub().Subscribe(0, agentBacklog)
-	s.chat.Presence().AgentConnected(agent.ID)
+	s.presence.AgentConnected(agent.ID)
 	go ac.run(sub)
 	go conn.ReadLoop()
 	return nil
@@ -290,8 +289,8 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 			// The typing indicator ends with the socket that set it.
 			ac.s.store.PublishTyping(id, inbox.Typing{Author: inbox.AuthorAgent, AgentID: ac.agent.ID, Name: ac.agent.Name, Typing: false})
 		}
-		ac.s.chat.Presence().AgentDisconnected(ac.agent.ID)
-		ac.s.metrics.wsConns.WithLabelValues("agent").Dec()
+		ac.s.presence.AgentDisconnected(ac.agent.ID)
+		ac.s.metrics.agentConns.Add(-1)
 		ac.done()
 	}()
 	ctx := ac.s.ctx
@@ -454,7 +453,7 @@ func (ac *agentConn) command(ctx context.Context, follow *inbox.Follower, cmd ag
 		if cmd.Presence != inbox.PresenceOnline && cmd.Presence != inbox.PresenceIdle {
 			return ac.write(agentFrame{Type: "error", Error: `presence: must be "online" or "idle"`})
 		}
-		ac.s.chat.Presence().AgentIdle(ac.agent.ID, cmd.Presence == inbox.PresenceIdle)
+		ac.s.presence.AgentIdle(ac.agent.ID, cmd.Presence == inbox.PresenceIdle)
 		return true
 	case "bad-json":
 		return ac.write(agentFrame{Type: "error", Error: "frame is not a JSON object of a known shape"})
@@ -522,7 +521,7 @@ func (ac *agentConn) writeRaw(b []byte) bool {
 	if err := ac.conn.WriteMessage(gws.OpcodeText, b); err != nil {
 		return false
 	}
-	ac.framesOut.Inc()
+	ac.framesOut.Add(1)
 	return true
 }
 
@@ -563,7 +562,7 @@ func (agentEvents) OnMessage(socket *gws.Conn, m *gws.Message) {
 		return
 	}
 	socket.SetReadDeadline(time.Now().Add(agentReadTimeout))
-	ac.s.metrics.wsMessages.WithLabelValues("agent", "in").Inc()
+	ac.s.metrics.agentFramesIn.Add(1)
 	if m.Opcode != gws.OpcodeText {
 		socket.WriteClose(1003, []byte("text frames only"))
 		return
@@ -670,7 +669,7 @@ func (ac *agentConn) reply(cmd agentCommand) agentFrame {
 	ans, created, err := ac.saveReply(cmd)
 	var rl *rateLimited
 	if errors.As(err, &rl) {
-		return agentFrame{Type: "error", ClientID: cmd.ClientID, Status: http.StatusTooManyRequests, Error: rl.msg, RetryAfter: webchat.RetryAfter(rl.wait)}
+		return agentFrame{Type: "error", ClientID: cmd.ClientID, Status: http.StatusTooManyRequests, Error: rl.msg, RetryAfter: ratelimit.RetryAfter(rl.wait)}
 	}
 	if err != nil {
 		code, body := ac.errorAnswer(err)

@@ -371,13 +371,8 @@ func TestAgentSocketReply(t *testing.T) {
 		conv := v.start.Conversation.ID
 		vs, _ := v.connect(0)
 		vs.event(t, inbox.EventConversationCreated)
-		// Stored online first: a reply queued for an offline contact is
-		// delivered when the presence writer catches up, an event of its
-		// own that would take a sequence number between the replies.
-		waitFor(t, "the visitor stored online", func() bool {
-			ct, err := e.store.Contact(ctx, v.start.Contact.ID)
-			return err == nil && ct.Online
-		})
+		// Stored online first, or the replies would be queued.
+		v.storedOnline(t)
 		c, _, err := e.dial(t, nil)
 		if err != nil {
 			t.Fatalf("dial: %v", err)

@@ -3,7 +3,6 @@ package web
 import (
 	"crypto/subtle"
 	"errors"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,8 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/internal/ratelimit"
 )
 
 // Agents log in with email and password and get a session cookie; the
@@ -123,7 +122,7 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	if wait, ok := s.allowLogin(c.RealIP(), strings.ToLower(strings.TrimSpace(req.Email))); !ok {
-		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(ratelimit.RetryAfter(wait)))
 		return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; try again later")
 	}
 	ctx := c.Request().Context()
@@ -235,5 +234,5 @@ func (s *Server) setup(c echo.Context) error {
 // email's budget, or neither when either is spent, and then says how long
 // to wait.
 func (s *Server) allowLogin(ip, email string) (wait time.Duration, ok bool) {
-	return webchat.AllowBoth(time.Now(), s.loginsByIP, ip, s.loginsByEmail, email)
+	return ratelimit.AllowBoth(time.Now(), s.loginsByIP, ip, s.loginsByEmail, email)
 }

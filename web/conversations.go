@@ -149,8 +149,9 @@ type replyAnswer struct {
 	Reason  string        `json:"reason"`
 }
 
-// postMessage sends an agent's reply on the channel ReplyChannel picks:
-// 201, or 200 when a message with the same client_id was already stored.
+// postMessage sends an agent's reply on the channel rule 5 picks (or the
+// one asked for): 201, or 200 when a message with the same client_id was
+// already stored.
 func (s *Server) postMessage(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -171,11 +172,12 @@ func (s *Server) postMessage(c echo.Context) error {
 	return c.JSON(code, ans)
 }
 
-// reply stores an agent's reply to a conversation on the channel
-// ReplyChannel picks, once the request is decoded: the POST above and the
-// agents' socket's message frame (agentws.go) both send through it.
-// created is false when a message with the same client id was already
-// stored; the answer is then that message.
+// reply stores an agent's reply to a conversation, once the request is
+// decoded: the POST above and the agents' socket's message frame
+// (agentws.go) both send through it. The store decides the channel in
+// the transaction that stores the reply (inbox.Store.AddReply), and the
+// answer says which and why. created is false when a message with the
+// same client id was already stored; the answer is then that message.
 func (s *Server) reply(ctx context.Context, agentID, conversationID int64, req replyRequest) (ans replyAnswer, created bool, err error) {
 	if wait, ok := s.replies.Allow(strconv.FormatInt(agentID, 10), s.store.Now()); !ok {
 		return replyAnswer{}, false, &rateLimited{msg: "too many replies; wait a moment", wait: wait}
@@ -185,13 +187,9 @@ func (s *Server) reply(ctx context.Context, agentID, conversationID int64, req r
 			return replyAnswer{}, false, err
 		}
 	}
-	d, err := s.store.ReplyChannel(ctx, conversationID, req.Channel)
-	if err != nil {
-		return replyAnswer{}, false, err
-	}
-	msg, created, err := s.store.AddMessage(ctx, inbox.NewMessage{
+	msg, d, created, err := s.store.AddReply(ctx, inbox.NewMessage{
 		ConversationID: conversationID, ClientID: req.ClientID, Author: inbox.AuthorAgent, AgentID: &agentID,
-		Channel: d.Channel, State: d.State, Text: req.Text, AttachmentIDs: req.AttachmentIDs,
+		Channel: req.Channel, Text: req.Text, AttachmentIDs: req.AttachmentIDs,
 	})
 	if err != nil {
 		return replyAnswer{}, false, err

@@ -54,6 +54,27 @@ func TestHealth(t *testing.T) {
 	})
 }
 
+// The WebSockets' metrics count both kinds: the agents' from web, the
+// visitors' from the chat channel (webchat.Stats), in one family each.
+func TestSocketMetrics(t *testing.T) {
+	e := newEnv(t, inboxtest.SQLiteURL(t), nil)
+	e.agentSock(e.agent("alice@example.com", inbox.RoleAgent)) // hello read
+	e.startVisitor("Vera").connect(1)                          // auth sent, hello read
+	r := e.client().do("GET", "/metrics", nil).want(http.StatusOK)
+	for _, want := range []string{
+		`microchat_websocket_connections{kind="agent"} 1`,
+		`microchat_websocket_connections{kind="contact"} 1`,
+		`microchat_websocket_messages_total{direction="in",kind="contact"} 1`,
+		`microchat_websocket_messages_total{direction="out",kind="agent"}`,
+		`microchat_websocket_messages_total{direction="out",kind="contact"}`,
+		`microchat_presence_writes_total`,
+	} {
+		if !strings.Contains(string(r.body), want) {
+			t.Fatalf("metrics lack %q:\n%s", want, r.body)
+		}
+	}
+}
+
 func TestPages(t *testing.T) {
 	e := newEnv(t, inboxtest.SQLiteURL(t), nil)
 	c := e.client()

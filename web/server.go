@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -38,6 +39,8 @@ import (
 	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/internal/ratelimit"
+	"github.com/microdeets/microchat/presence"
 	"github.com/microdeets/microchat/sockets"
 )
 
@@ -50,9 +53,14 @@ type Options struct {
 	Store *inbox.Store
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
-	// Presence tunes the web chat's presence tracker; the zero value is
-	// production's. Tests drive its grace timers and its writer with it.
-	Presence webchat.PresenceOptions
+	// Presence is the node's presence tracker, which the agents' sockets
+	// report to (and the visitors', through Chat). Chat is the web chat
+	// channel whose visitor socket handler the Server mounts, built on
+	// Presence. cmd/microchat builds both and closes them after Shutdown.
+	// Left nil (tests), the Server builds them itself from Config
+	// (Presence only when Chat is nil too) and closes them in Shutdown.
+	Presence *presence.Tracker
+	Chat     *webchat.Channel
 	// SweepTick drives the checks of the expiry of the credentials that
 	// sockets were opened with, agents' and visitors'; nil is every
 	// second. Tests send on it, with the store's clock (inbox.Options.Now).
@@ -74,12 +82,16 @@ type Server struct {
 	// trusted are the proxies whose X-Forwarded-* headers are believed.
 	trusted []*net.IPNet
 	// loginsByIP and loginsByEmail limit login attempts (auth.go).
-	loginsByIP, loginsByEmail *webchat.KeyedLimiter
+	loginsByIP, loginsByEmail *ratelimit.KeyedLimiter
 	// deadline is echo's ContextTimeout with apiTimeout (apiDeadline).
 	deadline echo.MiddlewareFunc
-	// chat is the web chat channel: the visitors' sockets, presence and
-	// the widget's rate limits.
-	chat *webchat.Channel
+	// chat is the web chat channel: the visitors' sockets and the
+	// widget's rate limits. presence is the node's presence tracker.
+	chat     *webchat.Channel
+	presence *presence.Tracker
+	// closeOwn closes the chat channel and presence tracker the Server
+	// built itself (Options), after its sockets closed; nil when given.
+	closeOwn func()
 	// agentSockets are the agents' sockets by session: their expiry, the
 	// cap per session and the revocations that close them.
 	agentSockets *sockets.Registry
@@ -88,7 +100,7 @@ type Server struct {
 	// socket alike, by agent id (limits.agent_messages_per_second after
 	// limits.agent_message_burst): a looping client is answered 429 and
 	// stores nothing more. Nil is no limit (a load test).
-	replies *webchat.KeyedLimiter
+	replies *ratelimit.KeyedLimiter
 
 	// ctx is cancelled by Shutdown; WebSocket goroutines watch it.
 	ctx      context.Context
@@ -97,17 +109,55 @@ type Server struct {
 	shutOnce sync.Once
 }
 
-// Metrics are the Server's own Prometheus metrics. The WebSocket code uses
-// wsConns (labels: kind) and wsMessages (labels: kind, direction "in" or
-// "out"), with kind "agent" or "contact":
-//
-//	s.metrics.wsConns.WithLabelValues("agent").Inc()
-//	s.metrics.wsMessages.WithLabelValues("agent", "out").Inc()
+// Metrics are the Server's own Prometheus metrics. The WebSockets are
+// microchat_websocket_connections (label kind) and
+// microchat_websocket_messages_total (labels kind, direction "in" or
+// "out"), with kind "agent", counted here by the agents' sockets, or
+// "contact", read from the chat channel's counts (webchat.Stats) at each
+// scrape.
 type Metrics struct {
 	httpRequests *prometheus.CounterVec   // method, route, code
 	httpDuration *prometheus.HistogramVec // method, route
-	wsConns      *prometheus.GaugeVec     // kind
-	wsMessages   *prometheus.CounterVec   // kind, direction
+	// agentConns, agentFramesIn and agentFramesOut count the agents'
+	// sockets and frames.
+	agentConns                    atomic.Int64
+	agentFramesIn, agentFramesOut atomic.Uint64
+	// chat is where the visitors' counts come from.
+	chat *webchat.Channel
+}
+
+var (
+	wsConnsDesc = prometheus.NewDesc("microchat_websocket_connections",
+		"Open WebSocket connections, by kind (agent, contact).", []string{"kind"}, nil)
+	wsMessagesDesc = prometheus.NewDesc("microchat_websocket_messages_total",
+		"WebSocket messages, by kind (agent, contact) and direction (in, out).", []string{"kind", "direction"}, nil)
+)
+
+// socketCollector reports the WebSockets' metrics of both kinds.
+type socketCollector struct{ m *Metrics }
+
+func (c socketCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- wsConnsDesc
+	ch <- wsMessagesDesc
+}
+
+func (c socketCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.m.chat.Stats()
+	for _, g := range []struct {
+		kind string
+		n    int64
+	}{{"agent", c.m.agentConns.Load()}, {"contact", v.Sockets}} {
+		ch <- prometheus.MustNewConstMetric(wsConnsDesc, prometheus.GaugeValue, float64(g.n), g.kind)
+	}
+	for _, f := range []struct {
+		kind, direction string
+		n               uint64
+	}{
+		{"agent", "in", c.m.agentFramesIn.Load()}, {"agent", "out", c.m.agentFramesOut.Load()},
+		{"contact", "in", v.FramesIn}, {"contact", "out", v.FramesOut},
+	} {
+		ch <- prometheus.MustNewConstMetric(wsMessagesDesc, prometheus.CounterValue, float64(f.n), f.kind, f.direction)
+	}
 }
 
 func newMetrics() *Metrics {
@@ -121,19 +171,11 @@ func newMetrics() *Metrics {
 			Help:    "Time to answer an HTTP request (WebSocket upgrades excluded).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route"}),
-		wsConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "microchat_websocket_connections",
-			Help: "Open WebSocket connections, by kind (agent, contact).",
-		}, []string{"kind"}),
-		wsMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "microchat_websocket_messages_total",
-			Help: "WebSocket messages, by kind (agent, contact) and direction (in, out).",
-		}, []string{"kind", "direction"}),
 	}
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.httpRequests, m.httpDuration, m.wsConns, m.wsMessages}
+	return []prometheus.Collector{m.httpRequests, m.httpDuration, socketCollector{m}}
 }
 
 // New returns a Server with every route registered.
@@ -159,15 +201,20 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if opts.Chat != nil && opts.Presence == nil {
+		return nil, errors.New("web: Options.Presence is required with Options.Chat")
+	}
 	s := &Server{
 		cfg:           cfg,
 		store:         opts.Store,
 		log:           log.With("pkg", "web"),
 		metrics:       newMetrics(),
 		registry:      prometheus.NewRegistry(),
-		loginsByIP:    webchat.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
-		loginsByEmail: webchat.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
+		loginsByIP:    ratelimit.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
+		loginsByEmail: ratelimit.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
 		sockets:       socketSet{closers: map[uint64]func(){}},
+		chat:          opts.Chat,
+		presence:      opts.Presence,
 	}
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
@@ -187,22 +234,17 @@ func New(opts Options) (*Server, error) {
 	if _, err := assets(); err != nil {
 		return nil, err
 	}
-	var err error
-	s.chat, err = webchat.New(webchat.Options{Store: s.store, Config: cfg, Logger: log,
-		Conns:     s.metrics.wsConns.WithLabelValues("contact"),
-		FramesIn:  s.metrics.wsMessages.WithLabelValues("contact", "in"),
-		FramesOut: s.metrics.wsMessages.WithLabelValues("contact", "out"), JobTimeout: apiTimeout,
-		Presence: opts.Presence})
-	if err != nil {
-		return nil, err
-	}
-	presence := s.chat.Presence()
 	if err := s.registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "microchat_presence_writes_total",
 		Help: "Presence transitions of contacts and agents written to the database (rule 6: never heartbeats).",
-	}, func() float64 { return float64(presence.Writes()) })); err != nil {
+	}, func() float64 { return float64(s.presence.Writes()) })); err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
 	}
+	// Last of what can fail: what it builds runs until Shutdown.
+	if err := s.ownChat(cfg, log); err != nil {
+		return nil, err
+	}
+	s.metrics.chat = s.chat
 
 	trustOpts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 	s.trusted = cfg.TrustedProxyNets()
@@ -260,9 +302,40 @@ func New(opts Options) (*Server, error) {
 		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession, PerPrincipal: cfg.Limits.SocketsPerAgent}})
 	s.stopRevoked = s.store.Hub().OnRevoked(s.agentSockets.Revoked)
 	go s.sweepSockets(opts.SweepTick)
-	s.replies = webchat.NewKeyedRate(cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst)
+	s.replies = ratelimit.NewKeyedRate(cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst)
 	s.routes()
 	return s, nil
+}
+
+// ownChat builds what Options left nil, as cmd/microchat would: the
+// presence tracker (grace offline_after) and the chat channel on it, and
+// makes closeOwn close them.
+func (s *Server) ownChat(cfg config.Config, log *slog.Logger) error {
+	var closers []func()
+	if s.presence == nil {
+		s.presence = presence.New(s.store, presence.Options{Grace: cfg.OfflineAfter.D(), Logger: log})
+		closers = append(closers, s.presence.Close)
+	}
+	if s.chat == nil {
+		chat, err := webchat.New(webchat.Options{Store: s.store, Config: cfg, Logger: log, Presence: s.presence, JobTimeout: apiTimeout})
+		if err != nil {
+			for _, c := range closers {
+				c()
+			}
+			return err
+		}
+		s.chat = chat
+		// The channel first: the tracker then marks everyone offline.
+		closers = append([]func(){chat.Close}, closers...)
+	}
+	if len(closers) > 0 {
+		s.closeOwn = func() {
+			for _, c := range closers {
+				c()
+			}
+		}
+	}
+	return nil
 }
 
 // sweepSockets closes, at every tick, the sockets of both kinds whose
@@ -383,7 +456,7 @@ func (s *Server) errorAnswer(err error, c echo.Context) (int, apiError) {
 	)
 	switch {
 	case errors.As(err, &rl):
-		secs := webchat.RetryAfter(rl.wait)
+		secs := ratelimit.RetryAfter(rl.wait)
 		c.Response().Header().Set(echo.HeaderRetryAfter, fmt.Sprint(secs))
 		return http.StatusTooManyRequests, apiError{Error: rl.msg, Code: "rate_limited", RetryAfter: secs}
 	case c.Request().Context().Err() != nil && errors.Is(err, context.Canceled):
@@ -520,8 +593,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-waited:
-		// The sockets are closed: store who went offline with them.
-		s.chat.Close()
+		// The sockets are closed: store who went offline with them, if
+		// the chat is this Server's own (else its owner does, now).
+		if s.closeOwn != nil {
+			s.closeOwn()
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("web: waiting for WebSockets to close: %w", ctx.Err())

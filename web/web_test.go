@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
+	"github.com/microdeets/microchat/presence"
 )
 
 // testPassword is every test agent's password.
@@ -46,14 +46,17 @@ func newEnv(t *testing.T, url string, edit func(*config.Config)) *env {
 
 func newEnvStore(t *testing.T, store *inbox.Store, edit func(*config.Config)) *env {
 	t.Helper()
-	return newEnvPresence(t, store, edit, webchat.PresenceOptions{})
+	return newEnvOptions(t, store, edit, Options{})
 }
 
-// newEnvPresence is newEnvStore with the presence tracker's options: a
-// test that counts presence writes drives its clock and writer.
-func newEnvPresence(t *testing.T, store *inbox.Store, edit func(*config.Config), presence webchat.PresenceOptions) *env {
+// newEnvPresence is newEnvStore with a presence tracker of these options,
+// closed after the server: a test that counts presence writes drives its
+// clock and writer.
+func newEnvPresence(t *testing.T, store *inbox.Store, edit func(*config.Config), opts presence.Options) *env {
 	t.Helper()
-	return newEnvOptions(t, store, edit, Options{Presence: presence})
+	p := presence.New(store, opts)
+	t.Cleanup(p.Close)
+	return newEnvOptions(t, store, edit, Options{Presence: p})
 }
 
 // newEnvOptions starts a Server on store with opts, whose Config (the

@@ -86,6 +86,7 @@ func TestWidgetFlow(t *testing.T) {
 		}
 
 		// An agent reply, read by the visitor: agents see it read.
+		v.storedOnline(t)
 		reply, _, err := e.store.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &alice.ID, Text: "Hi Vera!"})
 		noError(t, "AddMessage(reply)", err)
 		if ev := s.event(t, inbox.EventMessageAdded); ev.Seq != reply.Seq {
@@ -174,7 +175,8 @@ func TestWidgetResume(t *testing.T) {
 		v := e.startVisitor("Rae")
 		conv := v.start.Conversation
 		s, _ := v.connect(1)
-		s.quiet(t) // nothing after seq 1 yet
+		s.quiet(t)        // nothing after seq 1 yet
+		v.storedOnline(t) // online, within the grace once closed: replies go by chat
 		s.conn.WriteClose(1000, nil)
 
 		noError(t, "Join()", e.store.Join(ctx, conv.ID, alice.ID))

@@ -75,7 +75,7 @@ func TestVisitorSocketMemory(t *testing.T) {
 		t.Fatalf("the client process did not get all %d sockets authenticated (see its output above)", n)
 	}
 	took := time.Since(start)
-	waitFor(t, "presence written", func() bool { return e.srv.chat.Presence().Writes() >= int64(n) })
+	waitFor(t, "presence written", func() bool { return e.srv.presence.Writes() >= int64(n) })
 	// One goroutine per socket (gws's read loop) and nothing else once
 	// the hellos are written: wait for the jobs to end rather than sleep.
 	maxGoroutines := before.goroutines + n + n/10

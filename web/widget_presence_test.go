@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
+	"github.com/microdeets/microchat/presence"
 )
 
 // A contact is online while a socket is open and for offline_after after
@@ -24,15 +24,15 @@ func TestWidgetOnlineOffline(t *testing.T) {
 		const grace = 30 * time.Second
 		clock := inboxtest.NewClock()
 		e := newEnvPresence(t, inboxtest.Open(t, url, nil), nil,
-			webchat.PresenceOptions{Grace: grace, Manual: true, AfterFunc: clock.AfterFunc})
+			presence.Options{Grace: grace, Manual: true, AfterFunc: clock.AfterFunc})
 		alice := e.agent("alice@example.com", inbox.RoleAgent)
 		dash := e.agentSock(alice)
 		v := e.startVisitor("Olga")
 		id := v.start.Contact.ID
-		presence := e.srv.chat.Presence()
+		tracker := e.srv.presence
 		flush := func() {
 			t.Helper()
-			noError(t, "Presence.Flush()", presence.Flush())
+			noError(t, "Tracker.Flush()", tracker.Flush())
 		}
 		contact := func() inbox.Contact {
 			c, err := e.store.Contact(ctx, id)
@@ -43,7 +43,7 @@ func TestWidgetOnlineOffline(t *testing.T) {
 		// contact, and the grace period runs or not.
 		counted := func(what string, n int, inGrace bool) {
 			t.Helper()
-			waitFor(t, what, func() bool { got, g := presence.Sockets(id); return got == n && g == inGrace })
+			waitFor(t, what, func() bool { got, g := tracker.Sockets(id); return got == n && g == inGrace })
 		}
 		flush()
 		if contact().Online {
@@ -60,7 +60,7 @@ func TestWidgetOnlineOffline(t *testing.T) {
 			t.Fatalf("contact_presence = %+v", f)
 		}
 		seen := contact().LastSeenAt
-		writes := presence.Writes()
+		writes := tracker.Writes()
 
 		// Moving to another page: close, reopen within the grace.
 		s.conn.WriteClose(1000, nil)
@@ -72,9 +72,9 @@ func TestWidgetOnlineOffline(t *testing.T) {
 		clock.Advance(2 * grace)
 		flush()
 		c := contact()
-		if !c.Online || !c.LastSeenAt.Equal(*seen) || presence.Writes() != writes {
+		if !c.Online || !c.LastSeenAt.Equal(*seen) || tracker.Writes() != writes {
 			t.Fatalf("after a page change: online %v, last seen %v (was %v), %d writes (was %d); want no write",
-				c.Online, c.LastSeenAt, seen, presence.Writes(), writes)
+				c.Online, c.LastSeenAt, seen, tracker.Writes(), writes)
 		}
 		// Pings cost no write either.
 		for range 3 {
@@ -82,7 +82,7 @@ func TestWidgetOnlineOffline(t *testing.T) {
 			s2.find(t, "pong")
 		}
 		flush()
-		if presence.Writes() != writes {
+		if tracker.Writes() != writes {
 			t.Fatalf("pings wrote presence")
 		}
 
@@ -96,8 +96,8 @@ func TestWidgetOnlineOffline(t *testing.T) {
 		}
 		clock.Advance(time.Millisecond)
 		flush()
-		if contact().Online || presence.Writes() != writes+1 {
-			t.Fatalf("after the grace: online %v after %d writes (was %d); want offline after one more", contact().Online, presence.Writes(), writes)
+		if contact().Online || tracker.Writes() != writes+1 {
+			t.Fatalf("after the grace: online %v after %d writes (was %d); want offline after one more", contact().Online, tracker.Writes(), writes)
 		}
 		if f := agentNext(t, dash, "contact_presence", nil); f.Online == nil || *f.Online {
 			t.Fatalf("contact_presence = %+v, want offline", f)

@@ -44,6 +44,18 @@ func (e *env) startVisitor(name string) *visitor {
 	return v
 }
 
+// storedOnline waits until the visitor is stored online, after their
+// socket connected: an agent reply before that is queued (rule 5) and
+// delivered when the presence writer catches up, an event of its own
+// among the test's.
+func (v *visitor) storedOnline(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the visitor stored online", func() bool {
+		ct, err := v.e.store.Contact(context.Background(), v.start.Contact.ID)
+		return err == nil && ct.Online
+	})
+}
+
 // vframe is any frame of the visitors' socket.
 type vframe struct {
 	Type         string         `json:"type"`

@@ -10,39 +10,34 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/presence"
 	"github.com/microdeets/microchat/sockets"
 )
 
-// Options configure a Channel. Store is required; nil metrics are not
-// counted.
+// Options configure a Channel. Store and Presence are required.
 type Options struct {
 	Store  *inbox.Store
 	Config config.Config
 	Logger *slog.Logger
-	// Conns counts the open visitor sockets; FramesIn and FramesOut their
-	// frames.
-	Conns               prometheus.Gauge
-	FramesIn, FramesOut prometheus.Counter
+	// Presence is the node's presence tracker, which the visitors'
+	// sockets report to (and the agents' too, from web). The Channel does
+	// not close it: its owner does, once every socket is closed.
+	Presence *presence.Tracker
 	// JobTimeout bounds the database work of one frame, a message's
 	// commit included (default 10 s).
 	JobTimeout time.Duration
-	// Presence tunes the presence tracker; a zero Grace is
-	// Config.OfflineAfter and a nil Logger is Logger. Tests set its clock
-	// and writer.
-	Presence PresenceOptions
 }
 
-// Channel is the web chat of one node: the visitors' sockets, presence
-// and the widget's rate limits.
+// Channel is the web chat of one node: the visitors' sockets and the
+// widget's rate limits. It is the inbox's chat channel (inbox.Channel).
 type Channel struct {
 	store    *inbox.Store
 	cfg      config.Config
 	log      *slog.Logger
-	presence *Presence
+	presence *presence.Tracker
 	limits   *Limits
 	upgrader *gws.Upgrader
 	opts     Options
@@ -55,10 +50,44 @@ type Channel struct {
 	// and the revocations (Revoked notices) that close them.
 	sockets     *sockets.Registry
 	stopRevoked func()
+	// conns, framesIn and framesOut are counted for Stats.
+	conns               atomic.Int64
+	framesIn, framesOut atomic.Uint64
 
 	// ctx bounds the jobs' database work; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
+}
+
+var _ inbox.Channel = (*Channel)(nil)
+
+// Name is inbox.ChannelChat.
+func (ch *Channel) Name() string { return inbox.ChannelChat }
+
+// Reaches reports whether a chat reply reaches c now: while c is online
+// (spec rules 5 and 6), as the presence tracker stored it.
+func (ch *Channel) Reaches(c inbox.Contact) bool { return c.Online }
+
+// Deliver has nothing to do: a visitor's sockets follow their
+// conversation's events (a message_added, then the message_state that
+// turns a queued reply sent when the contact comes back), so the
+// committed message reaches every socket of the contact, on any node,
+// through the hub. It never blocks and never fails.
+func (ch *Channel) Deliver(context.Context, inbox.Message) error { return nil }
+
+// Stats are counts of a Channel's visitor sockets since it started, for
+// metrics.
+type Stats struct {
+	// Sockets is how many visitor sockets are open (upgraded, not yet
+	// cleaned up).
+	Sockets int64
+	// FramesIn and FramesOut are the frames read and written.
+	FramesIn, FramesOut uint64
+}
+
+// Stats returns the channel's counts now.
+func (ch *Channel) Stats() Stats {
+	return Stats{Sockets: ch.conns.Load(), FramesIn: ch.framesIn.Load(), FramesOut: ch.framesOut.Load()}
 }
 
 // Tuning of the visitor sockets.
@@ -87,8 +116,8 @@ const (
 
 // New returns the web chat channel; Close stops it.
 func New(opts Options) (*Channel, error) {
-	if opts.Store == nil {
-		return nil, errors.New("webchat: Options.Store is required")
+	if opts.Store == nil || opts.Presence == nil {
+		return nil, errors.New("webchat: Options.Store and Options.Presence are required")
 	}
 	log := opts.Logger
 	if log == nil {
@@ -98,15 +127,8 @@ func New(opts Options) (*Channel, error) {
 	if opts.JobTimeout <= 0 {
 		opts.JobTimeout = 10 * time.Second
 	}
-	po := opts.Presence
-	if po.Grace <= 0 {
-		po.Grace = opts.Config.OfflineAfter.D()
-	}
-	if po.Logger == nil {
-		po.Logger = log
-	}
 	ch := &Channel{store: opts.Store, cfg: opts.Config, log: log, opts: opts,
-		presence: NewPresence(opts.Store, po),
+		presence: opts.Presence,
 		limits:   NewLimits(opts.Config.Widget.RateLimits)}
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
 	lim := opts.Config.Limits
@@ -148,19 +170,14 @@ func New(opts Options) (*Channel, error) {
 // expired.
 func (ch *Channel) Sockets() *sockets.Registry { return ch.sockets }
 
-// Presence returns the node's presence tracker, which the agents'
-// WebSocket also reports to.
-func (ch *Channel) Presence() *Presence { return ch.presence }
-
 // Limits returns the widget's rate limits.
 func (ch *Channel) Limits() *Limits { return ch.limits }
 
-// Close writes the pending presence transitions (everyone still counted
-// goes offline) and stops the channel's background work. Close the
-// sockets first.
+// Close stops the channel's background work. Close the sockets first,
+// and the presence tracker after (it marks everyone still counted
+// offline).
 func (ch *Channel) Close() {
 	ch.stopRevoked()
-	ch.presence.Close()
 	ch.cancel()
 	for _, d := range ch.dispatch {
 		d <- incoming{}
@@ -248,9 +265,7 @@ func (ch *Channel) Accept(w http.ResponseWriter, r *http.Request, peer Peer, tra
 		return nil
 	}
 	vc.done = done
-	if ch.opts.Conns != nil {
-		ch.opts.Conns.Inc()
-	}
+	ch.conns.Add(1)
 	if vc.sock, err = ch.sockets.Admit(peer.IP); err != nil {
 		// Too many from this address or on this node: refused after the
 		// upgrade, so that the widget sees the code and waits.

@@ -1,6 +1,9 @@
 // Package webchat is the web chat channel: the visitors' WebSocket at
-// /api/v1/widget/ws (docs/widget-protocol.md), their presence, and the
-// facts and rate limits that the widget's HTTP API shares with it.
+// /api/v1/widget/ws (docs/widget-protocol.md), and the facts and rate
+// limits that the widget's HTTP API shares with it. Its Channel is the
+// inbox's chat channel (inbox.Channel): a chat reply reaches a contact
+// while they are online, and needs no delivery of its own, as the
+// visitors' sockets follow their conversation's events.
 //
 // The rules:
 //
@@ -26,10 +29,9 @@
 //     socket with more than maxQueuedEvents events waiting is dropped: the
 //     widget reconnects and resumes from its last sequence number. A client
 //     with more than maxQueuedFrames frames waiting is flooding: 1008.
-//   - A contact is online while one of their sockets is open on this node,
-//     and for widget's offline_after after the last one closed (spec rule
-//     6); only the transitions are written, by one goroutine, in batches,
-//     decided from what that writer has committed or is committing.
-//     Agents likewise, from the agents' WebSocket, plus idle when their
-//     dashboard says so.
+//   - Each socket counts its contact as connected in the node's presence
+//     tracker (package presence, given in Options), which the agents'
+//     WebSocket reports to as well: a contact is online while one of their
+//     sockets is open on this node, and for offline_after after the last
+//     one closed (spec rule 6).
 package webchat

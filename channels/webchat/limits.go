@@ -1,141 +1,44 @@
 package webchat
 
 import (
-	"math"
 	"strconv"
-	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/microdeets/microchat/config"
+	"github.com/microdeets/microchat/internal/ratelimit"
 )
 
 // Limits are the widget's rate limits (widget.rate_limits), shared by the
 // HTTP API (starts, uploads) and the WebSocket (messages). A limit of 0 is
 // off.
 type Limits struct {
-	startsByIP, messages, messagesByIP, uploads, uploadsByIP *KeyedLimiter
+	startsByIP, messages, messagesByIP, uploads, uploadsByIP *ratelimit.KeyedLimiter
 }
 
 // NewLimits returns the limits of the config.
 func NewLimits(c config.WidgetRateLimits) *Limits {
 	return &Limits{
-		startsByIP:   NewKeyedLimiter(c.StartsPerMinutePerIP),
-		messages:     NewKeyedLimiter(c.MessagesPerMinute),
-		messagesByIP: NewKeyedLimiter(c.MessagesPerMinutePerIP),
-		uploads:      NewKeyedLimiter(c.UploadsPerMinute),
-		uploadsByIP:  NewKeyedLimiter(c.UploadsPerMinutePerIP),
+		startsByIP:   ratelimit.NewKeyedLimiter(c.StartsPerMinutePerIP),
+		messages:     ratelimit.NewKeyedLimiter(c.MessagesPerMinute),
+		messagesByIP: ratelimit.NewKeyedLimiter(c.MessagesPerMinutePerIP),
+		uploads:      ratelimit.NewKeyedLimiter(c.UploadsPerMinute),
+		uploadsByIP:  ratelimit.NewKeyedLimiter(c.UploadsPerMinutePerIP),
 	}
 }
 
 // AllowStart takes a conversation start from the IP's budget, or says how
 // long to wait.
 func (l *Limits) AllowStart(ip string) (time.Duration, bool) {
-	return AllowBoth(time.Now(), l.startsByIP, ip, nil, "")
+	return ratelimit.AllowBoth(time.Now(), l.startsByIP, ip, nil, "")
 }
 
 // AllowMessage takes a message from the visitor's and the IP's budgets, or
 // from neither and says how long to wait.
 func (l *Limits) AllowMessage(contactID int64, ip string) (time.Duration, bool) {
-	return AllowBoth(time.Now(), l.messages, strconv.FormatInt(contactID, 10), l.messagesByIP, ip)
+	return ratelimit.AllowBoth(time.Now(), l.messages, strconv.FormatInt(contactID, 10), l.messagesByIP, ip)
 }
 
 // AllowUpload is AllowMessage for uploads.
 func (l *Limits) AllowUpload(contactID int64, ip string) (time.Duration, bool) {
-	return AllowBoth(time.Now(), l.uploads, strconv.FormatInt(contactID, 10), l.uploadsByIP, ip)
-}
-
-// RetryAfter rounds a wait up to whole seconds, at least 1, as
-// Retry-After and retry_after say it.
-func RetryAfter(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }
-
-// AllowBoth takes one token from key ka of a and key kb of b, or from
-// neither when either is spent, and says how long to wait then. A visitor
-// and their IP, or a login's IP and its email, share a request this way.
-func AllowBoth(now time.Time, a *KeyedLimiter, ka string, b *KeyedLimiter, kb string) (time.Duration, bool) {
-	ra, rb := a.Reserve(ka, now), b.Reserve(kb, now)
-	wait := max(ra.DelayFrom(now), rb.DelayFrom(now))
-	if wait == 0 {
-		return 0, true
-	}
-	ra.CancelAt(now)
-	rb.CancelAt(now)
-	return wait, false
-}
-
-// KeyedLimiter is a token bucket per key, n per minute with a burst of n
-// (NewKeyedLimiter) or n per second after a burst (NewKeyedRate); web's
-// login and agent reply limits use it too. Entries idle for as long as an
-// empty bucket takes to fill (a minute for n per minute) are dropped at
-// most that often, so that many keys cannot grow it for ever. A nil
-// KeyedLimiter (limit 0) allows everything.
-type KeyedLimiter struct {
-	mu    sync.Mutex
-	every rate.Limit
-	burst int
-	// refill is how long an empty bucket takes to fill: an entry idle for
-	// that long is as good as a new one.
-	refill    time.Duration
-	m         map[string]*keyedEntry
-	lastSweep time.Time
-}
-
-type keyedEntry struct {
-	lim  *rate.Limiter
-	used time.Time
-}
-
-// NewKeyedLimiter returns a limiter of perMinute per key; nil (no limit)
-// when perMinute is 0 or less.
-func NewKeyedLimiter(perMinute int) *KeyedLimiter {
-	if perMinute <= 0 {
-		return nil
-	}
-	return &KeyedLimiter{every: rate.Every(time.Minute / time.Duration(perMinute)), burst: perMinute, refill: time.Minute, m: map[string]*keyedEntry{}}
-}
-
-// NewKeyedRate returns a limiter of perSecond per key after a burst of
-// burst (at least 1); nil (no limit) when perSecond is 0 or less.
-func NewKeyedRate(perSecond, burst int) *KeyedLimiter {
-	if perSecond <= 0 {
-		return nil
-	}
-	burst = max(burst, 1)
-	return &KeyedLimiter{every: rate.Limit(perSecond), burst: burst,
-		refill: time.Duration(burst) * time.Second / time.Duration(perSecond), m: map[string]*keyedEntry{}}
-}
-
-// Allow takes one token of key at now, or says how long to wait.
-func (l *KeyedLimiter) Allow(key string, now time.Time) (time.Duration, bool) {
-	return AllowBoth(now, l, key, nil, "")
-}
-
-// unlimited is the reservation of a nil limiter: no delay, nothing to
-// cancel.
-var unlimited = rate.NewLimiter(rate.Inf, 1)
-
-// Reserve takes a token of key at now; the caller cancels the
-// reservation if it does not go ahead.
-func (l *KeyedLimiter) Reserve(key string, now time.Time) *rate.Reservation {
-	if l == nil {
-		return unlimited.ReserveN(now, 0)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) > l.refill {
-		for k, e := range l.m {
-			if now.Sub(e.used) > l.refill {
-				delete(l.m, k)
-			}
-		}
-		l.lastSweep = now
-	}
-	e := l.m[key]
-	if e == nil {
-		e = &keyedEntry{lim: rate.NewLimiter(l.every, l.burst)}
-		l.m[key] = e
-	}
-	e.used = now
-	return e.lim.ReserveN(now, 1)
+	return ratelimit.AllowBoth(time.Now(), l.uploads, strconv.FormatInt(contactID, 10), l.uploadsByIP, ip)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/internal/ratelimit"
 	"github.com/microdeets/microchat/sockets"
 )
 
@@ -229,9 +230,7 @@ func (vc *visitorConn) writeRaw(b []byte) bool {
 	if err := vc.conn.WriteMessage(gws.OpcodeText, b); err != nil {
 		return false
 	}
-	if m := vc.ch.opts.FramesOut; m != nil {
-		m.Inc()
-	}
+	vc.ch.framesOut.Add(1)
 	return true
 }
 
@@ -279,9 +278,7 @@ func (vc *visitorConn) cleanup() {
 	if vc.sock != nil {
 		vc.sock.Remove()
 	}
-	if m := vc.ch.opts.Conns; m != nil {
-		m.Dec()
-	}
+	vc.ch.conns.Add(-1)
 	if vc.done != nil {
 		vc.done()
 	}
@@ -473,7 +470,7 @@ func (vc *visitorConn) message(f *clientFrame) {
 		return
 	}
 	if wait, ok := vc.ch.limits.AllowMessage(vc.contactID, vc.ip); !ok {
-		vc.writeError(codeRateLimited, "too many messages; wait a moment", f.ClientID, RetryAfter(wait))
+		vc.writeError(codeRateLimited, "too many messages; wait a moment", f.ClientID, ratelimit.RetryAfter(wait))
 		return
 	}
 	// The socket pauses until the commit instead of holding a worker for
@@ -620,9 +617,7 @@ func (ch *Channel) dispatcher(in <-chan incoming) {
 		if vc == nil {
 			return
 		}
-		if c := ch.opts.FramesIn; c != nil {
-			c.Inc()
-		}
+		ch.framesIn.Add(1)
 		vc.conn.SetReadDeadline(time.Now().Add(readTimeout))
 		m, first := it.m, it.first
 		if !first && bytes.Equal(m.Bytes(), pingFrame) {

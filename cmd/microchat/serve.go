@@ -13,8 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/presence"
 	"github.com/microdeets/microchat/web"
 )
 
@@ -89,23 +91,67 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 	return code
 }
 
-// startAndServe makes sure an admin can exist, then serves HTTP until ctx
-// is cancelled.
+// startAndServe makes sure an admin can exist, builds the channels and
+// the web server, and serves HTTP until ctx is cancelled.
 func startAndServe(ctx context.Context, cfg config.Config, ln net.Listener, store *inbox.Store, log *slog.Logger, stderr io.Writer) int {
 	if code := bootstrapAdmin(ctx, store, cfg, ln.Addr(), log, stderr); code != exitOK {
 		return code
 	}
-	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: log})
+	chs, err := startChannels(cfg, store, log)
 	if err != nil {
+		fail(stderr, "%v", err)
+		return exitFailure
+	}
+	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: log, Presence: chs.presence, Chat: chs.chat})
+	if err != nil {
+		chs.close()
 		fail(stderr, "web: %v", err)
 		return exitFailure
 	}
-	return serveHTTP(ctx, cfg, ln, srv, store, log)
+	code, closed := serveHTTP(ctx, cfg, ln, srv, store, log)
+	if closed {
+		chs.close()
+	}
+	return code
+}
+
+// channels are this node's ways of reaching contacts, and the presence
+// tracker that the visitors' and the agents' sockets report to.
+type channels struct {
+	presence *presence.Tracker
+	chat     *webchat.Channel
+}
+
+// startChannels builds the presence tracker (grace offline_after) and the
+// channels on it, and hands the channels to the store, which decides each
+// agent reply's channel with them (spec rule 5). Without an email channel
+// no reply goes by email.
+func startChannels(cfg config.Config, store *inbox.Store, log *slog.Logger) (*channels, error) {
+	c := &channels{presence: presence.New(store, presence.Options{Grace: cfg.OfflineAfter.D(), Logger: log})}
+	var err error
+	c.chat, err = webchat.New(webchat.Options{Store: store, Config: cfg, Logger: log, Presence: c.presence})
+	if err != nil {
+		c.presence.Close()
+		return nil, fmt.Errorf("web chat: %w", err)
+	}
+	if err := store.SetChannels(c.chat); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// close stops the channels, then the tracker, which stores everyone it
+// still counted as offline: call it once the sockets are closed.
+func (c *channels) close() {
+	c.chat.Close()
+	c.presence.Close()
 }
 
 // serveHTTP serves srv on ln, with the periodic pruning beside it, until
-// ctx is cancelled or the listener fails; then it shuts both down.
-func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web.Server, store *inbox.Store, log *slog.Logger) int {
+// ctx is cancelled or the listener fails; then it shuts both down. closed
+// says whether every WebSocket closed within the shutdown timeout.
+func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web.Server, store *inbox.Store, log *slog.Logger) (code int, closed bool) {
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -129,7 +175,7 @@ func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web
 		pruning.Wait()
 	}()
 
-	code := exitOK
+	code = exitOK
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
@@ -137,9 +183,9 @@ func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web
 		log.Error("http server stopped", "err", err)
 		code = exitFailure
 	}
-	shutdown(hs, srv, cfg.ShutdownTimeout.D(), log)
+	closed = shutdown(hs, srv, cfg.ShutdownTimeout.D(), log)
 	log.Info("stopped serving; closing the database")
-	return code
+	return code, closed
 }
 
 // openStore opens the database of cfg, migrating it, within startupTimeout.
@@ -150,7 +196,6 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*inbox
 		Logger:          log,
 		MaxOpenConns:    cfg.Database.MaxOpenConns,
 		MaxMessageBytes: int(cfg.Limits.MaxMessageBytes),
-		EmailEnabled:    len(cfg.Mailboxes) > 0,
 	})
 }
 
@@ -240,8 +285,9 @@ func baseURL(cfg config.Config, addr net.Addr) string {
 
 // shutdown stops accepting connections and waits, up to timeout, for the
 // requests in flight while the web server closes its WebSockets with "going
-// away". Whatever is still open at the deadline is closed.
-func shutdown(hs *http.Server, srv *web.Server, timeout time.Duration, log *slog.Logger) {
+// away". Whatever is still open at the deadline is closed. It returns
+// whether the WebSockets closed in time.
+func shutdown(hs *http.Server, srv *web.Server, timeout time.Duration, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -251,12 +297,14 @@ func shutdown(hs *http.Server, srv *web.Server, timeout time.Duration, log *slog
 			hs.Close()
 		}
 	})
+	var err error
 	wg.Go(func() {
-		if err := srv.Shutdown(ctx); err != nil {
+		if err = srv.Shutdown(ctx); err != nil {
 			log.Warn("closing connections", "err", err)
 		}
 	})
 	wg.Wait()
+	return err == nil
 }
 
 // pruneLoop deletes expired sessions and, when retention is set, events

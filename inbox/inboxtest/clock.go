@@ -35,7 +35,7 @@ func (c *Clock) Now() time.Time {
 
 // AfterFunc starts a timer that calls f once the clock has advanced by d;
 // stop cancels it and reports whether it was still pending, like
-// time.Timer.Stop. Its shape is webchat.PresenceOptions.AfterFunc's.
+// time.Timer.Stop. Its shape is presence.Options.AfterFunc's.
 func (c *Clock) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,4 +1,4 @@
-package webchat
+package presence
 
 import (
 	"context"
@@ -7,18 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
-// presenceEnv is a Presence in manual mode on a fake clock, with one
+// presenceEnv is a Tracker in manual mode on a fake clock, with one
 // contact and one agent: the test decides when grace periods end and
 // when the writer runs.
 type presenceEnv struct {
 	t      *testing.T
 	s      *inbox.Store
-	p      *Presence
+	p      *Tracker
 	clock  *inboxtest.Clock
 	c      inbox.Contact
 	a      inbox.Agent
@@ -40,7 +39,7 @@ func newPresenceEnv(t *testing.T, url string) *presenceEnv {
 		t.Fatalf("CreateAgent() = %v", err)
 	}
 	clock := inboxtest.NewClock()
-	p := NewPresence(s, PresenceOptions{Grace: testGrace, Manual: true, AfterFunc: clock.AfterFunc,
+	p := New(s, Options{Grace: testGrace, Manual: true, AfterFunc: clock.AfterFunc,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	e := &presenceEnv{t: t, s: s, p: p, clock: clock, c: c, a: a}
 	t.Cleanup(func() {
@@ -85,7 +84,7 @@ func (e *presenceEnv) want(step string, online bool, writes int64) {
 	}
 }
 
-// Presence writes transitions only: reconnects within the grace and
+// A Tracker writes transitions only: reconnects within the grace and
 // extra sockets cost nothing; offline comes when the grace ends, not
 // before; Close marks everyone offline.
 func TestPresence(t *testing.T) {
@@ -210,7 +209,7 @@ func TestPresenceChangeDuringWrite(t *testing.T) {
 	}
 }
 
-// A contact that this Presence has forgotten (offline committed) is
+// A contact that this Tracker has forgotten (offline committed) is
 // offline as far as it knows, whatever the socket read from the database
 // before: connecting writes online.
 func TestPresenceAfterForgetting(t *testing.T) {
@@ -228,39 +227,4 @@ func TestPresenceAfterForgetting(t *testing.T) {
 		p.ContactConnected(id)
 		e.want("connected again", true, 3)
 	})
-}
-
-func TestFactsOf(t *testing.T) {
-	f := FactsOf("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15", "8.8.8.8")
-	if f.Browser != "Safari" || f.BrowserVersion != "17.5" || f.OS != "macOS" || f.Country != "US" || f.IP != "8.8.8.8" {
-		t.Fatalf("FactsOf() = %+v", f)
-	}
-	for _, ip := range []string{"127.0.0.1", "10.1.2.3", "::1", "not an ip"} {
-		if f := FactsOf("", ip); f.Country != "" {
-			t.Fatalf("FactsOf(%s) country = %q, want none", ip, f.Country)
-		}
-	}
-}
-
-func TestLimits(t *testing.T) {
-	l := NewLimits(config.WidgetRateLimits{MessagesPerMinute: 2, MessagesPerMinutePerIP: 3})
-	for i, want := range []bool{true, true, false} {
-		if _, ok := l.AllowMessage(1, "1.2.3.4"); ok != want {
-			t.Fatalf("message %d allowed %v, want %v", i, ok, want)
-		}
-	}
-	// Visitor 2 at the same IP has the IP's last token left.
-	if _, ok := l.AllowMessage(2, "1.2.3.4"); !ok {
-		t.Fatalf("visitor 2 refused")
-	}
-	wait, ok := l.AllowMessage(3, "1.2.3.4")
-	if ok || RetryAfter(wait) < 1 {
-		t.Fatalf("AllowMessage over the IP's budget = %v, %v", wait, ok)
-	}
-	// 0 is off.
-	for range 100 {
-		if _, ok := l.AllowUpload(1, "1.2.3.4"); !ok {
-			t.Fatalf("upload refused without a limit")
-		}
-	}
 }

@@ -1,4 +1,22 @@
-package webchat
+// Package presence keeps who is online on this node: the contacts, by
+// their widget sockets (channels/webchat), and the agents, by their
+// dashboard sockets (web). It is neither the widget's nor the mailbox's,
+// so both report to one Tracker, which cmd/microchat builds and hands to
+// each.
+//
+// The rules (spec rule 6):
+//
+//   - A contact or agent is online while one of their sockets is open on
+//     this node, and for the grace period (offline_after) after the last
+//     one closed, so that moving between pages of a site does not flip
+//     them offline. Agents are idle when their dashboard says so.
+//   - Only transitions are written (inbox.Store.SetContactsOnline and
+//     SetAgentPresence), by one writer at a time, in batches; heartbeats
+//     and reconnects within the grace cost nothing.
+//   - The writer decides from what it has committed or is committing,
+//     never from a value a socket read from the database.
+//   - A node that stops (Close) marks everyone it counted offline.
+package presence
 
 import (
 	"context"
@@ -11,7 +29,7 @@ import (
 	"github.com/microdeets/microchat/inbox"
 )
 
-// Presence counts the open sockets of each contact and agent on this node
+// Tracker counts the open sockets of each contact and agent on this node
 // and stores their presence on transitions only (spec rule 6): a contact
 // is online while they have a socket open, and for the grace period after
 // the last one closed, so that moving between pages does not flip them
@@ -23,17 +41,17 @@ import (
 // may lag what is wanted; the writer catches up, and a contact who flaps
 // faster than it writes costs nothing.
 //
-// The decision to write is taken from what this Presence has committed or
+// The decision to write is taken from what this Tracker has committed or
 // is committing, never from a value read elsewhere: a batch records its
 // values as the stored ones when it is taken, before the write, so that a
 // change arriving while the write is in flight is compared with what the
 // database is about to hold (and queued if it differs). A failed write
 // leaves the stored value unknown, which every wanted value differs from.
-type Presence struct {
+type Tracker struct {
 	store *inbox.Store
 	grace time.Duration
 	log   *slog.Logger
-	opts  PresenceOptions
+	opts  Options
 
 	mu       sync.Mutex
 	contacts map[int64]*presenceState
@@ -53,10 +71,10 @@ type Presence struct {
 	writes atomic.Int64
 }
 
-// PresenceOptions tune a Presence; the zero value is production's.
-type PresenceOptions struct {
+// Options tune a Tracker; the zero value is production's.
+type Options struct {
 	// Grace is how long a contact or agent stays online after their last
-	// socket closed (widget.offline_after).
+	// socket closed (the config's offline_after); 0 is none.
 	Grace time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -112,7 +130,7 @@ type presenceState struct {
 	// the write returns. valueUnknown after a failed write.
 	stored  presenceValue
 	writing bool // a write of this state is in flight: keep it
-	dirty   bool // in Presence.dirty
+	dirty   bool // in Tracker.dirty
 }
 
 // valueUnknown is the stored value after a failed write: every wanted
@@ -122,15 +140,16 @@ const valueUnknown presenceValue = 255
 // maxPresenceBatch is the most transitions written in one transaction.
 const maxPresenceBatch = 256
 
-// NewPresence starts the writer (unless opts.Manual); Close stops it.
-func NewPresence(store *inbox.Store, opts PresenceOptions) *Presence {
+// New starts the writer (unless opts.Manual); Close stops it.
+func New(store *inbox.Store, opts Options) *Tracker {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	opts.Logger = opts.Logger.With("pkg", "presence")
 	if opts.AfterFunc == nil {
 		opts.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
-	p := &Presence{store: store, grace: opts.Grace, log: opts.Logger, opts: opts,
+	p := &Tracker{store: store, grace: opts.Grace, log: opts.Logger, opts: opts,
 		contacts: map[int64]*presenceState{}, agents: map[int64]*presenceState{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if opts.Manual {
@@ -142,22 +161,22 @@ func NewPresence(store *inbox.Store, opts PresenceOptions) *Presence {
 }
 
 // ContactConnected counts a socket of the contact.
-func (p *Presence) ContactConnected(contactID int64) { p.connect(presenceKey{id: contactID}) }
+func (p *Tracker) ContactConnected(contactID int64) { p.connect(presenceKey{id: contactID}) }
 
 // ContactDisconnected uncounts a socket of the contact.
-func (p *Presence) ContactDisconnected(contactID int64) { p.disconnect(presenceKey{id: contactID}) }
+func (p *Tracker) ContactDisconnected(contactID int64) { p.disconnect(presenceKey{id: contactID}) }
 
 // AgentConnected counts a dashboard socket of the agent.
-func (p *Presence) AgentConnected(agentID int64) { p.connect(presenceKey{agent: true, id: agentID}) }
+func (p *Tracker) AgentConnected(agentID int64) { p.connect(presenceKey{agent: true, id: agentID}) }
 
 // AgentDisconnected uncounts a dashboard socket of the agent.
-func (p *Presence) AgentDisconnected(agentID int64) {
+func (p *Tracker) AgentDisconnected(agentID int64) {
 	p.disconnect(presenceKey{agent: true, id: agentID})
 }
 
 // AgentIdle records that the agent's dashboard says they are idle, or
 // back. It changes nothing for an agent without a socket here.
-func (p *Presence) AgentIdle(agentID int64, idle bool) {
+func (p *Tracker) AgentIdle(agentID int64, idle bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := presenceKey{agent: true, id: agentID}
@@ -168,11 +187,11 @@ func (p *Presence) AgentIdle(agentID int64, idle bool) {
 }
 
 // Writes returns how many transitions were written, for tests and metrics.
-func (p *Presence) Writes() int64 { return p.writes.Load() }
+func (p *Tracker) Writes() int64 { return p.writes.Load() }
 
-// Sockets returns how many sockets of the contact this Presence counts,
+// Sockets returns how many sockets of the contact this Tracker counts,
 // and whether their grace period is running; tests wait on it.
-func (p *Presence) Sockets(contactID int64) (n int, grace bool) {
+func (p *Tracker) Sockets(contactID int64) (n int, grace bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if st := p.contacts[contactID]; st != nil {
@@ -181,18 +200,18 @@ func (p *Presence) Sockets(contactID int64) (n int, grace bool) {
 	return 0, false
 }
 
-func (p *Presence) states(k presenceKey) map[int64]*presenceState {
+func (p *Tracker) states(k presenceKey) map[int64]*presenceState {
 	if k.agent {
 		return p.agents
 	}
 	return p.contacts
 }
 
-// connect counts a socket. A contact or agent this Presence has no state
+// connect counts a socket. A contact or agent this Tracker has no state
 // for is offline as far as it knows: it forgets a state only once offline
 // is committed, and a value the caller read from the database may already
 // be stale (spec rule 6: decide from what this writer committed).
-func (p *Presence) connect(k presenceKey) {
+func (p *Tracker) connect(k presenceKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m := p.states(k)
@@ -210,7 +229,7 @@ func (p *Presence) connect(k presenceKey) {
 	p.update(k, st)
 }
 
-func (p *Presence) disconnect(k presenceKey) {
+func (p *Tracker) disconnect(k presenceKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.states(k)[k.id]
@@ -228,7 +247,7 @@ func (p *Presence) disconnect(k presenceKey) {
 
 // expire ends a grace period: the last socket closed offline_after ago
 // and none opened since.
-func (p *Presence) expire(k presenceKey, gen uint32) {
+func (p *Tracker) expire(k presenceKey, gen uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.states(k)[k.id]
@@ -242,7 +261,7 @@ func (p *Presence) expire(k presenceKey, gen uint32) {
 // update recomputes what should be stored and queues a write when it
 // differs from what is stored or being stored; a state with nothing left
 // to do is forgotten. Called with p.mu held.
-func (p *Presence) update(k presenceKey, st *presenceState) {
+func (p *Tracker) update(k presenceKey, st *presenceState) {
 	st.want = valueOffline
 	if st.sockets > 0 || st.grace != nil {
 		st.want = valueOnline
@@ -268,7 +287,7 @@ func (p *Presence) update(k presenceKey, st *presenceState) {
 
 // Close marks everyone still counted here offline, as this node stops
 // serving them, writes what is pending, and stops the writer.
-func (p *Presence) Close() {
+func (p *Tracker) Close() {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -300,7 +319,7 @@ func (p *Presence) Close() {
 // run is the writer: it takes the queued transitions and stores them,
 // retrying after a second while the database is unavailable (not after
 // Close).
-func (p *Presence) run() {
+func (p *Tracker) run() {
 	defer close(p.done)
 	for {
 		var err error
@@ -336,8 +355,8 @@ type transition struct {
 
 // Flush writes every queued transition now, in batches, and returns the
 // first error (the transitions of a failed batch stay queued). The
-// writer goroutine calls it; so do tests with PresenceOptions.Manual.
-func (p *Presence) Flush() error {
+// writer goroutine calls it; so do tests with Options.Manual.
+func (p *Tracker) Flush() error {
 	p.writer.Lock()
 	defer p.writer.Unlock()
 	for {
@@ -356,7 +375,7 @@ func (p *Presence) Flush() error {
 				continue
 			}
 			// From here on, the database has or is getting st.want:
-			// changes are compared with it (see Presence).
+			// changes are compared with it (see Tracker).
 			st.stored, st.writing = st.want, true
 			batch = append(batch, transition{k: k, want: st.want})
 		}
@@ -387,7 +406,7 @@ func (p *Presence) Flush() error {
 		}
 	}
 }
-func (p *Presence) write(batch []transition) error {
+func (p *Tracker) write(batch []transition) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var contacts []inbox.ContactOnline
