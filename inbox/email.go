@@ -188,6 +188,11 @@ type OutboundEmail struct {
 	RatingTokens []string
 	// Attempts is how many sends were tried before this one.
 	Attempts int
+	// Token is the conversation's signed token ("c42-<16 base32>",
+	// Store.ConversationToken), filled by the store: automatic mail
+	// (digest, survey) puts it in its Subject as "[#c42-...]" so that a
+	// reply threads back even without its headers (rule 9).
+	Token string
 }
 
 // OutboundMessage is one agent message carried by an OutboundEmail.
