@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -334,6 +335,9 @@ func TestComposeSurvey(t *testing.T) {
 	if s := p.get(t, "Subject"); !strings.HasPrefix(s, "[#c42-ABCDEFGH23456789] ") {
 		t.Errorf("Subject = %q, want the conversation token first", s)
 	}
+	if rt := p.addresses(t, "Reply-To"); len(rt) != 1 || rt[0].Address != "support@example.com" {
+		t.Errorf("Reply-To = %v, want the mailbox's address when the row names none", rt)
+	}
 	for i, tok := range testSurvey().RatingTokens {
 		link := "https://chat.example.com/rate/" + tok
 		if !strings.Contains(p.text, ratingLabels[i]+": "+link+"\n") {
@@ -547,5 +551,25 @@ func TestFileName(t *testing.T) {
 		if len(got) > maxFilenameBytes {
 			t.Errorf("fileName(%.30q) is %d bytes long", c.in, len(got))
 		}
+	}
+}
+
+// TestComposeReferencesTrimmed: a long thread keeps its first Message-ID
+// and the newest ones (RFC 5322 section 3.6.4).
+func TestComposeReferencesTrimmed(t *testing.T) {
+	m := testReply()
+	m.References = nil
+	for i := range 30 {
+		m.References = append(m.References, fmt.Sprintf("r%d@example.org", i))
+	}
+	raw, err := Compose(m, testMailbox, "", testDate)
+	if err != nil {
+		t.Fatalf("Compose() = %v", err)
+	}
+	h := parseMail(t, raw).header
+	got, _ := h.MsgIDList("References")
+	want := append([]string{"r0@example.org"}, m.References[30-maxReferences+1:]...)
+	if !slices.Equal(got, want) {
+		t.Errorf("References = %q, want %q", got, want)
 	}
 }

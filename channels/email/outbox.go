@@ -81,6 +81,9 @@ type WorkerOptions struct {
 	// GiveUpAfter is how long a mail is retried before it fails (default
 	// 24 h): when the delays since its first attempt would pass it.
 	GiveUpAfter time.Duration
+	// ShutdownGrace is how long the sends in progress may go on once
+	// Run's context ends (default 10 s); then they are cut.
+	ShutdownGrace time.Duration
 	// SMTP tunes the SMTP client (timeouts, TLS roots).
 	SMTP *SMTPOptions
 	// Tick drives continuity and the claiming of due rows (retries); nil
@@ -128,6 +131,9 @@ func NewWorker(o WorkerOptions) *Worker {
 	if o.GiveUpAfter <= 0 {
 		o.GiveUpAfter = 24 * time.Hour
 	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 10 * time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -169,8 +175,9 @@ func (w *Worker) Wake() {
 	}
 }
 
-// Run sends until ctx ends, then waits for the sends in progress (their
-// outcome is still recorded) and returns ctx's error.
+// Run sends until ctx ends, then waits for the sends in progress, for up
+// to ShutdownGrace (their outcome is still recorded), and returns ctx's
+// error.
 func (w *Worker) Run(ctx context.Context) error {
 	if len(w.o.Mailboxes) == 0 {
 		return errors.New("email outbox: no mailbox configured")
@@ -241,11 +248,14 @@ func (w *Worker) deliver(ctx context.Context, m inbox.OutboundEmail) {
 		mb = w.o.Mailboxes[0]
 	}
 	log := w.log.With("outbox_id", m.ID, "kind", m.Kind, "mailbox", mb.Name, "message_id", m.MessageID, "attempt", m.Attempts+1)
-	// What follows must end before the lease does.
-	ctx, cancel := context.WithTimeout(ctx, w.o.Lease*4/5)
-	defer cancel()
-	// The outcome is recorded even when ctx ends during the send
-	// (shutdown): a sent mail then is not sent again.
+	// The send must end before the lease does. A shutdown (ctx) lets it
+	// finish for ShutdownGrace: cut in the middle, a mail the server
+	// accepted might be sent again.
+	sendCtx, cancelSend := context.WithTimeout(context.WithoutCancel(ctx), w.o.Lease*4/5)
+	defer cancelSend()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(w.o.ShutdownGrace, cancelSend) })()
+	// The outcome is recorded even after a shutdown: a sent mail then is
+	// not sent again.
 	record := func(f func(ctx context.Context) error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -263,13 +273,18 @@ func (w *Worker) deliver(ctx context.Context, m inbox.OutboundEmail) {
 	select {
 	case w.sem[mb.Name] <- struct{}{}:
 	case <-ctx.Done():
+	case <-sendCtx.Done():
+	}
+	if ctx.Err() != nil || sendCtx.Err() != nil {
 		// Still waiting for a turn: give it back for the next claim.
-		record(func(rctx context.Context) error {
-			return w.o.Outbox.OutboxRetry(rctx, m.ID, w.o.Now(), "not sent before shutdown")
-		})
+		reason := "not sent before shutdown"
+		if ctx.Err() == nil {
+			reason = "not sent within its lease: other mail of the mailbox went first"
+		}
+		record(func(rctx context.Context) error { return w.o.Outbox.OutboxRetry(rctx, m.ID, w.o.Now(), reason) })
 		return
 	}
-	refused, err := Send(ctx, mb, m.To.Addr, ccAddrs(m.Cc), raw, &w.smtp)
+	refused, err := Send(sendCtx, mb, m.To.Addr, ccAddrs(m.Cc), raw, &w.smtp)
 	<-w.sem[mb.Name]
 
 	var se *SendError

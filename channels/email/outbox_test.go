@@ -116,6 +116,9 @@ func (f *fakeOutbox) ClaimOutbox(ctx context.Context, limit int, lease time.Dura
 }
 
 func (f *fakeOutbox) OutboxSent(ctx context.Context, id int64, raw []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err // as the database would
+	}
 	if f.onSent != nil {
 		if err := f.onSent(id); err != nil {
 			return err
@@ -130,6 +133,9 @@ func (f *fakeOutbox) OutboxSent(ctx context.Context, id int64, raw []byte) error
 }
 
 func (f *fakeOutbox) OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return err // as the database would
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := f.row(id)
@@ -139,6 +145,9 @@ func (f *fakeOutbox) OutboxRetry(ctx context.Context, id int64, at time.Time, re
 }
 
 func (f *fakeOutbox) OutboxFailed(ctx context.Context, id int64, reason string) error {
+	if err := ctx.Err(); err != nil {
+		return err // as the database would
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.row(id).state = "failed"
@@ -447,6 +456,26 @@ func TestWorkerCrashAfterData(t *testing.T) {
 	}
 }
 
+// TestWorkerShutdown: a send in progress when the worker is stopped
+// finishes, and its outcome is recorded, so that it is not sent again.
+func TestWorkerShutdown(t *testing.T) {
+	srv := startServer(t)
+	srv.Hold()
+	ob := newFakeOutbox(inboxtest.NewClock())
+	id := ob.add(testReply())
+	w := startWorker(t, ob, srv, func(o *WorkerOptions) { o.ShutdownGrace = inboxtest.Patience })
+	inboxtest.Eventually(t, "the send to reach DATA", func() bool { return srv.Held() == 1 })
+	w.cancel()
+	srv.Release()
+	if o := nextOutcome(t, ob); o.kind != "sent" || o.id != id {
+		t.Fatalf("outcome %+v, want sent", o)
+	}
+	if err := inboxtest.Receive(t, w.done, "Run to return"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run() = %v", err)
+	}
+	w.done <- nil
+}
+
 // TestWorkerDigestAndSurvey: continuity mail and the survey are automatic
 // mail (Auto-Submitted) with the conversation's token in the subject, and
 // the survey has its five rating links.
@@ -559,6 +588,9 @@ func TestRetryAfter(t *testing.T) {
 		if giveUp {
 			break
 		}
+		if attempts == 1000 {
+			t.Fatalf("still retrying after %d attempts over %v", attempts, total)
+		}
 		if attempts < 6 && d != 30*time.Second<<attempts {
 			t.Errorf("delay after attempt %d = %v, want %v", attempts+1, d, 30*time.Second<<attempts)
 		}
@@ -570,11 +602,11 @@ func TestRetryAfter(t *testing.T) {
 	if total > 24*time.Hour || total < 23*time.Hour {
 		t.Errorf("gave up after %d attempts over %v, want about a day", attempts+1, total)
 	}
-	for _, r := range []float64{0, 0.999} {
+	// The jitter: 2 min ±20%.
+	for r, want := range map[float64]time.Duration{0: 96 * time.Second, 0.25: 108 * time.Second, 0.75: 132 * time.Second} {
 		w.o.Rand = func() float64 { return r }
-		d, _ := w.retryAfter(2)
-		if d < 96*time.Second || d > 144*time.Second {
-			t.Errorf("jittered delay %v, want 2 min ±20%%", d)
+		if d, _ := w.retryAfter(2); d != want {
+			t.Errorf("delay with Rand() = %v: %v, want %v", r, d, want)
 		}
 	}
 }

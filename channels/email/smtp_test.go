@@ -184,15 +184,21 @@ func TestSendTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	accepted := make(chan net.Conn, 2)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			accepted <- c
 		}
 	}()
+	t.Cleanup(func() {
+		for range len(accepted) {
+			(<-accepted).Close()
+		}
+	})
 	mb := testMailbox
 	mb.SMTP = config.SMTP{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLS: config.TLSNone}
 	done := make(chan error, 1)
@@ -206,12 +212,16 @@ func TestSendTimeout(t *testing.T) {
 		t.Errorf("silent server: Send() = %v, want a temporary error", err)
 	}
 
-	// The context ends a send as well (shutdown, lease).
+	(<-accepted).Close()
+
+	// The context ends a send waiting for an answer as well (shutdown,
+	// lease), long before the command timeout.
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		_, err := Send(ctx, mb, "zoe@example.org", nil, testRaw, nil)
+		_, err := Send(ctx, mb, "zoe@example.org", nil, testRaw, &SMTPOptions{CommandTimeout: time.Hour})
 		done <- err
 	}()
+	inboxtest.Receive(t, accepted, "the connection")
 	cancel()
 	if err := inboxtest.Receive(t, done, "Send to end with its context"); !errors.As(err, &se) || se.Permanent {
 		t.Errorf("cancelled: Send() = %v, want a temporary error", err)
