@@ -188,10 +188,8 @@ type OutboundEmail struct {
 	RatingTokens []string
 	// Attempts is how many sends were tried before this one.
 	Attempts int
-	// Token is the conversation's signed token ("c42-<16 base32>",
-	// Store.ConversationToken), filled by the store: automatic mail
-	// (digest, survey) puts it in its Subject as "[#c42-...]" so that a
-	// reply threads back even without its headers (rule 9).
+	// Token is the conversation's signed token (Store.ConversationToken),
+	// for the subject ("[#c42-...]", rule 9).
 	Token string
 }
 
