@@ -176,7 +176,7 @@ func Send(ctx context.Context, mb config.Mailbox, to string, cc []string, raw []
 func send(ctx context.Context, a smtpAccount, from, to string, cc []string, raw []byte, o SMTPOptions) (refused []string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, o.AttemptTimeout)
 	defer cancel()
-	c, err := dialSMTP(ctx, a, o)
+	c, err := openSubmission(ctx, a, o)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +218,7 @@ func CheckSMTP(ctx context.Context, mb config.Mailbox, opts *SMTPOptions) error 
 	o := opts.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.AttemptTimeout)
 	defer cancel()
-	c, err := dialSMTP(ctx, accountOf(mb.SMTP), o)
+	c, err := openSubmission(ctx, accountOf(mb.SMTP), o)
 	if err != nil {
 		return err
 	}
@@ -229,10 +229,10 @@ func CheckSMTP(ctx context.Context, mb config.Mailbox, opts *SMTPOptions) error 
 	return nil
 }
 
-// dialSMTP connects to a's server in its TLS mode (implicit: TLS from the
+// openSubmission connects to a's server in its TLS mode (implicit: TLS from the
 // first byte, RFC 8314; starttls: STARTTLS required, RFC 3207; none: plain
 // text), says EHLO and logs in. The connection is closed when ctx ends.
-func dialSMTP(ctx context.Context, a smtpAccount, o SMTPOptions) (*smtp.Client, error) {
+func openSubmission(ctx context.Context, a smtpAccount, o SMTPOptions) (*smtp.Client, error) {
 	addr := net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.TLSConfig != nil {
@@ -274,23 +274,23 @@ func dialSMTP(ctx context.Context, a smtpAccount, o SMTPOptions) (*smtp.Client, 
 	if err := c.Hello(o.LocalName); err != nil {
 		return fail(StageHello, err)
 	}
-	if err := login(c, a); err != nil {
+	if err := submissionLogin(c, a); err != nil {
 		return fail(StageAuth, err)
 	}
 	return c, nil
 }
 
-// login authenticates when the account has a username: with the
+// submissionLogin authenticates when the account has a username: with the
 // password by PLAIN, else LOGIN, whichever the server offers (RFC 4954,
 // RFC 4616); with a bearer token by XOAUTH2 or OAUTHBEARER (RFC 7628).
-func login(c *smtp.Client, a smtpAccount) error {
+func submissionLogin(c *smtp.Client, a smtpAccount) error {
 	if a.Username == "" {
 		return nil
 	}
 	var mech sasl.Client
 	switch a.Auth {
 	case authXOAUTH2:
-		mech = xoauth2Client{user: a.Username, token: a.Secret}
+		mech = smtpXOAUTH2{user: a.Username, token: a.Secret}
 	case authOAuthBearer:
 		mech = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.Username, Token: a.Secret, Host: a.Host, Port: a.Port})
 	case authPassword, "":
@@ -308,16 +308,16 @@ func login(c *smtp.Client, a smtpAccount) error {
 	return c.Auth(mech)
 }
 
-// xoauth2Client is Google's and Microsoft's XOAUTH2 mechanism
+// smtpXOAUTH2 is Google's and Microsoft's XOAUTH2 mechanism
 // (developers.google.com/gmail/imap/xoauth2-protocol), which go-sasl does
 // not have: one response "user=U\x01auth=Bearer T\x01\x01"; on failure the
 // server sends a JSON challenge, answered empty to end the exchange.
-type xoauth2Client struct{ user, token string }
+type smtpXOAUTH2 struct{ user, token string }
 
-func (x xoauth2Client) Start() (string, []byte, error) {
+func (x smtpXOAUTH2) Start() (string, []byte, error) {
 	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
 }
 
-func (x xoauth2Client) Next(challenge []byte) ([]byte, error) {
+func (x smtpXOAUTH2) Next(challenge []byte) ([]byte, error) {
 	return []byte{}, nil
 }

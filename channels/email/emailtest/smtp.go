@@ -316,9 +316,9 @@ func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(_, user, pass string) error { return ok(user, pass) }), nil
 	case sasl.Login:
-		return &loginServer{check: ok}, nil
+		return &smtpLoginServer{check: ok}, nil
 	case "XOAUTH2":
-		return &xoauth2Server{check: ok}, nil
+		return &smtpXOAUTH2Server{check: ok}, nil
 	case sasl.OAuthBearer:
 		return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
 			if ok(o.Username, o.Token) != nil {
@@ -396,16 +396,16 @@ func (ss *smtpSession) Reset() { ss.from, ss.to = "", nil }
 
 func (ss *smtpSession) Logout() error { return nil }
 
-// loginServer is the server side of the obsolete LOGIN mechanism
+// smtpLoginServer is the server side of the obsolete LOGIN mechanism
 // (draft-murchison-sasl-login), which go-sasl implements only as a client.
-type loginServer struct {
+type smtpLoginServer struct {
 	check      func(user, pass string) error
 	user       string
 	gotUser    bool
 	challenged bool
 }
 
-func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
+func (l *smtpLoginServer) Next(resp []byte) ([]byte, bool, error) {
 	switch {
 	case !l.gotUser && resp == nil && !l.challenged:
 		l.challenged = true
@@ -417,14 +417,14 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 	return nil, true, l.check(l.user, string(resp))
 }
 
-// xoauth2Server is the server side of Google's XOAUTH2 mechanism
+// smtpXOAUTH2Server is the server side of Google's XOAUTH2 mechanism
 // (developers.google.com/gmail/imap/xoauth2-protocol): "user=U\x01auth=
 // Bearer T\x01\x01" in one response.
-type xoauth2Server struct {
+type smtpXOAUTH2Server struct {
 	check func(user, token string) error
 }
 
-func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
+func (x *smtpXOAUTH2Server) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil {
 		return []byte{}, false, nil
 	}
