@@ -203,7 +203,7 @@ func TestSendTimeout(t *testing.T) {
 	mb.SMTP = config.SMTP{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLS: config.TLSNone}
 	done := make(chan error, 1)
 	go func() {
-		_, err := Send(context.Background(), mb, "zoe@example.org", nil, testRaw, &SMTPOptions{CommandTimeout: 50 * time.Millisecond})
+		_, err := Send(context.Background(), mb, "zoe@example.org", nil, testRaw, &SMTPOptions{DialTimeout: 50 * time.Millisecond, CommandTimeout: 50 * time.Millisecond})
 		done <- err
 	}()
 	err = inboxtest.Receive(t, done, "Send to a silent server to time out")
@@ -225,17 +225,5 @@ func TestSendTimeout(t *testing.T) {
 	cancel()
 	if err := inboxtest.Receive(t, done, "Send to end with its context"); !errors.As(err, &se) || se.Permanent {
 		t.Errorf("cancelled: Send() = %v, want a temporary error", err)
-	}
-}
-
-func TestCheckSMTP(t *testing.T) {
-	srv := emailtest.StartSMTP(t, &emailtest.SMTPOptions{TLS: config.TLSStartTLS, Username: "agent", Password: "secret"})
-	if err := CheckSMTP(context.Background(), mailboxOn(srv, config.TLSStartTLS, "agent", "secret"), smtpOptions(srv)); err != nil {
-		t.Errorf("CheckSMTP() = %v", err)
-	}
-	err := CheckSMTP(context.Background(), mailboxOn(srv, config.TLSStartTLS, "agent", "wrong"), smtpOptions(srv))
-	var se *SendError
-	if !errors.As(err, &se) || se.Stage != StageAuth {
-		t.Errorf("wrong password: CheckSMTP() = %v, want an AUTH error", err)
 	}
 }
