@@ -61,6 +61,9 @@ type Options struct {
 	// (Presence only when Chat is nil too) and closes them in Shutdown.
 	Presence *presence.Tracker
 	Chat     *webchat.Channel
+	// Collectors are more Prometheus metrics served at /metrics: the
+	// other channels' (email).
+	Collectors []prometheus.Collector
 	// SweepTick drives the checks of the expiry of the credentials that
 	// sockets were opened with, agents' and visitors'; nil is every
 	// second. Tests send on it, with the store's clock (inbox.Options.Now).
@@ -223,6 +226,7 @@ func New(opts Options) (*Server, error) {
 	}
 	cs = append(cs, inbox.Collectors()...)
 	cs = append(cs, s.metrics.collectors()...)
+	cs = append(cs, opts.Collectors...)
 	for _, c := range cs {
 		if err := s.registry.Register(c); err != nil {
 			return nil, fmt.Errorf("web: metrics: %w", err)

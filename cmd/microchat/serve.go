@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/microdeets/microchat/channels/email"
 	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
@@ -102,13 +105,18 @@ func startAndServe(ctx context.Context, cfg config.Config, ln net.Listener, stor
 		fail(stderr, "%v", err)
 		return exitFailure
 	}
-	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: log, Presence: chs.presence, Chat: chs.chat})
+	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: log, Presence: chs.presence, Chat: chs.chat,
+		Collectors: chs.collectors()})
 	if err != nil {
+		chs.stopEmail()
 		chs.close()
 		fail(stderr, "web: %v", err)
 		return exitFailure
 	}
 	code, closed := serveHTTP(ctx, cfg, ln, srv, store, log)
+	// The mail workers stop whatever the sockets did: the store closes
+	// next. The outbox records the outcome of the sends in progress.
+	chs.stopEmail()
 	if closed {
 		chs.close()
 	}
@@ -120,6 +128,17 @@ func startAndServe(ctx context.Context, cfg config.Config, ln net.Listener, stor
 type channels struct {
 	presence *presence.Tracker
 	chat     *webchat.Channel
+	// email is nil without a mailbox; stopEmail ends its Run and waits.
+	email     *email.Channel
+	stopEmail func()
+}
+
+// collectors are the channels' own Prometheus metrics.
+func (c *channels) collectors() []prometheus.Collector {
+	if c.email == nil {
+		return nil
+	}
+	return c.email.Collectors()
 }
 
 // startChannels builds the presence tracker (grace offline_after) and the
@@ -134,9 +153,31 @@ func startChannels(cfg config.Config, store *inbox.Store, log *slog.Logger) (*ch
 		c.presence.Close()
 		return nil, fmt.Errorf("web chat: %w", err)
 	}
-	if err := store.SetChannels(c.chat); err != nil {
+	c.stopEmail = func() {}
+	reach := []inbox.Channel{c.chat}
+	if len(cfg.Mailboxes) > 0 {
+		if c.email, err = email.New(email.Options{Store: store, Config: cfg, Logger: log}); err != nil {
+			c.close()
+			return nil, fmt.Errorf("email: %w", err)
+		}
+		reach = append(reach, c.email)
+	}
+	if err := store.SetChannels(reach...); err != nil {
 		c.close()
 		return nil, err
+	}
+	if c.email != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.email.Run(ctx)
+		}()
+		c.stopEmail = sync.OnceFunc(func() {
+			cancel()
+			<-done
+		})
+		log.Info("email channel started", "mailboxes", len(cfg.Mailboxes))
 	}
 	return c, nil
 }
@@ -196,6 +237,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*inbox
 		Logger:          log,
 		MaxOpenConns:    cfg.Database.MaxOpenConns,
 		MaxMessageBytes: int(cfg.Limits.MaxMessageBytes),
+		Mailboxes:       email.MailboxInfos(cfg.Mailboxes),
 	})
 }
 
