@@ -21,12 +21,10 @@ import (
 	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
-// newMailEnv is a server whose store has the mailbox "support" and sends
-// replies by email (the outbox is driven by the test: nothing sends).
+// newMailEnv is a server whose store has the mailbox "support".
 func newMailEnv(t *testing.T, url string) *env {
 	t.Helper()
-	store := inboxtest.Open(t, url, &inbox.Options{EmailEnabled: true,
-		Mailboxes: []inbox.MailboxInfo{{Name: "support", Address: "support@example.com"}}})
+	store := inboxtest.Open(t, url, &inbox.Options{Mailboxes: []inbox.MailboxInfo{{Name: "support", Address: "support@example.com"}}})
 	return newEnvStore(t, store, nil)
 }
 
