@@ -412,12 +412,15 @@ func (s *Store) Rating(ctx context.Context, conversationID int64) (*Rating, erro
 // to one of the contact's chat conversations (the widget's, see
 // CurrentConversation) and was sent with a message or uploaded by the
 // contact; otherwise (an agent's unsent upload above all) ErrNotFound, as
-// if it did not exist.
+// if it did not exist. A bounce's report (uploaded by AuthorSystem) is
+// never the contact's: it is a raw mail that quotes the headers of ours,
+// Cc included, which the widget never shows (issue 12, item 5).
 func (s *Store) OpenContactAttachment(ctx context.Context, contactID, id int64) (Attachment, error) {
 	var a Attachment
 	err := s.rdb.WithContext(ctx).
 		Where("id = ? AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = ? AND channel = ?)", id, contactID, ChannelChat).
 		Where("message_id IS NOT NULL OR uploader = ?", AuthorContact).
+		Where("COALESCE(uploader, '') <> ?", AuthorSystem).
 		First(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return a, ErrNotFound

@@ -59,6 +59,13 @@ func (s *Server) routes() {
 	api.POST("/conversations/:id/leave", s.leave, s.requireAgent, s.csrf)
 	api.POST("/conversations/:id/read", s.markRead, s.requireAgent, s.csrf)
 
+	// Email (email.go): an email message's whole envelope and body, and
+	// raw sources, which are downloads for admins only.
+	api.GET("/conversations/:id/messages/:mid/email", s.emailDetails, s.requireAgent)
+	api.GET("/conversations/:id/messages/:mid/raw", s.emailRaw, s.requireAgent, s.requireAdmin)
+	api.GET("/quarantine", s.listQuarantine, s.requireAgent, s.requireAdmin)
+	api.GET("/quarantine/:id/raw", s.quarantinedRaw, s.requireAgent, s.requireAdmin)
+
 	// Contacts (contacts.go).
 	api.GET("/contacts/:id", s.getContact, s.requireAgent)
 	api.DELETE("/contacts/:id", s.eraseContact, s.requireAgent, s.requireAdmin, s.csrf)

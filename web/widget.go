@@ -224,7 +224,7 @@ func (s *Server) widgetState(c echo.Context) error {
 		return err
 	}
 	if page.Messages != nil {
-		ans.Messages = page.Messages
+		ans.Messages = webchat.VisitorMessages(page.Messages) // no email envelope, HTML or error
 	}
 	ans.HasBefore = page.HasBefore
 	if ans.Events, err = s.lineEvents(ctx, conv.ID, page, conv.Seq); err != nil {
@@ -303,7 +303,7 @@ func (s *Server) widgetMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, widgetMessagesAnswer{Messages: page.Messages, Events: evs, HasBefore: page.HasBefore})
+	return c.JSON(http.StatusOK, widgetMessagesAnswer{Messages: webchat.VisitorMessages(page.Messages), Events: evs, HasBefore: page.HasBefore})
 }
 
 // widgetUpload stores a visitor's file in their conversation, to be sent

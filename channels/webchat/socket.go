@@ -440,6 +440,12 @@ func (vc *visitorConn) writeEvent(ctx context.Context, ev *inbox.Event) bool {
 	case inbox.EventContactPresence:
 		return true // for agents
 	}
+	seen, ok := VisitorEvent(ev) // no email envelope, HTML or error (view.go)
+	if !ok {
+		vc.log().Error("an event that does not decode is not sent", "type", ev.Type, "seq", ev.Seq)
+		return true
+	}
+	ev = seen
 	if !vc.writeRaw(ev.AppendFrame(make([]byte, 0, 160+len(ev.Data)))) {
 		return false
 	}
