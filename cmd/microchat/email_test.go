@@ -72,12 +72,12 @@ func emailEndToEnd(t *testing.T, dbURL string, imap mailStore) {
 	smtpd := emailtest.StartSMTP(t, nil)
 	testEnv(t)
 	t.Setenv("MICROCHAT_DATABASE_URL", dbURL)
+	t.Setenv("MICROCHAT_BASE_URL", "http://chat.example.test")
 	t.Setenv(envAdminEmail, "alice@example.com")
 	t.Setenv(envAdminPassword, "correct horse battery")
 	t.Setenv(envAdminName, "Alice")
 	cfg := filepath.Join(t.TempDir(), "microchat.yaml")
-	yaml := fmt.Sprintf(`base_url: http://chat.example.test
-offline_after: 1s
+	yaml := fmt.Sprintf(`offline_after: 1s
 email_after_unread: 2s
 mailboxes:
   - name: support

@@ -161,6 +161,9 @@ func startChannels(cfg config.Config, store *inbox.Store, log *slog.Logger) (*ch
 			return nil, fmt.Errorf("email: %w", err)
 		}
 		reach = append(reach, c.email)
+		if cfg.BaseURL == "" {
+			log.Warn("base_url is not set: survey mails cannot link to the rating page and fail; set base_url to the server's public URL")
+		}
 	}
 	if err := store.SetChannels(reach...); err != nil {
 		c.close()
