@@ -364,5 +364,3 @@ func dialVisitor(t *testing.T, addr, token string) *gws.Conn {
 	}
 	return conn
 }
-
-
