@@ -37,7 +37,9 @@
 //     chat replies, which turn sent.
 //  7. Continuity: agent chat messages an offline contact with an email
 //     address has not read after a delay go to them as one mail per
-//     conversation (EnqueueDigests). No automatic mail (digest, survey)
+//     conversation (EnqueueDigests): those they left unread and those
+//     queued for them while they were away, which stay queued for the
+//     chat until they come back. No automatic mail (digest, survey)
 //     answers automatic mail. Every mail goes through the outbox, a table
 //     claimed with leases by any node (outbox.go).
 //  8. Envelope: a conversation with email messages says so (HasEmail), and

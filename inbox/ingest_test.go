@@ -366,11 +366,7 @@ func TestBounce(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newMailFixture(t, url)
 		res := f.ingest(t, mail("ann@customer.test", "Hello", "hi"))
-		reply, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: res.ConversationID, Author: inbox.AuthorAgent,
-			AgentID: &f.alice.ID, Channel: inbox.ChannelEmail, State: inbox.StateQueued, Text: "Here is your answer"})
-		if err != nil {
-			t.Fatalf("AddMessage() = %v", err)
-		}
+		reply, _ := f.emailReply(t, res.ConversationID, "Here is your answer")
 		noErr(t, "Join()", f.s.Join(ctx, res.ConversationID, f.alice.ID))
 		noErr(t, "Leave()", f.s.Leave(ctx, res.ConversationID, f.alice.ID))
 		f.sentMail(t, "m.3.reply@example.com", res.ConversationID, reply.ID)
