@@ -172,6 +172,12 @@ func (s *Store) enqueueSurvey(tx *gorm.DB, conversationID int64) error {
 		Online  bool
 		Email   string
 	}
+	// The contact is read, not locked: the conversation is locked
+	// already, and locking the contact after it would reverse the order
+	// of the transactions that lock both (contacts first: replies,
+	// presence). No lock is needed either: unlike a queued reply, a
+	// survey has nothing that coming online would deliver, so the
+	// contact as read now is as good as the contact at the commit.
 	if err := tx.Raw(`SELECT c.channel, ct.online, ct.email FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
 		WHERE c.id = ?`, conversationID).Scan(&to).Error; err != nil {
 		return err

@@ -136,7 +136,7 @@ func (f *emailFixture) outboxRows(t *testing.T, convID int64, kind string) []int
 }
 
 // message reads one message of a conversation.
-func (f *emailFixture) message(t *testing.T, convID, id int64) inbox.Message {
+func (f *fixture) message(t *testing.T, convID, id int64) inbox.Message {
 	t.Helper()
 	page, err := f.s.Messages(ctx, convID, inbox.MessageQuery{Limit: 200})
 	if err != nil {
