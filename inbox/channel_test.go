@@ -279,37 +279,17 @@ func TestReplyWhileComingOnline(t *testing.T) {
 		noErr(t, "CreateContact()", err)
 		c, err := s.StartConversation(ctx, contact.ID, inbox.ChannelChat, "")
 		noErr(t, "StartConversation()", err)
-		waiting := waiter(t, s, url)
+		waiting := waiter(t, s, url, "contacts")
 		const rounds, replies = 4, 16
 		for round := range rounds {
 			noErr(t, "SetContactOnline(false)", s.SetContactOnline(ctx, contact.ID, false))
-			flipped := make(chan struct{})
 			flipErr := make(chan error, 1)
 			var once sync.Once
 			s.SetAfterDecide(func() {
 				once.Do(func() {
-					before := waiting()
-					go func() {
+					untilWaiting(t, waiting, "the presence write", func() {
 						flipErr <- s.SetContactOnline(ctx, contact.ID, true)
-						close(flipped)
-					}()
-					// Until the flip ends or waits for this transaction.
-					deadline := time.Now().Add(inboxtest.Patience)
-					for {
-						select {
-						case <-flipped:
-							return
-						default:
-						}
-						if waiting() > before {
-							return
-						}
-						if time.Now().After(deadline) {
-							t.Errorf("the presence write neither ended nor waited for the replies' transaction")
-							return
-						}
-						time.Sleep(time.Millisecond)
-					}
+					})
 				})
 			})
 			errs := make(chan error, replies)
@@ -338,11 +318,38 @@ func TestReplyWhileComingOnline(t *testing.T) {
 	})
 }
 
+// untilWaiting runs write in a goroutine and returns once it has ended
+// or waits for another transaction (waiting grows): called inside a
+// transaction, it lets a concurrent write go as far as it can. It fails
+// the test if neither happens within inboxtest.Patience.
+func untilWaiting(t *testing.T, waiting func() int64, what string, write func()) {
+	before := waiting()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		write()
+	}()
+	for deadline := time.Now().Add(inboxtest.Patience); ; time.Sleep(time.Millisecond) {
+		select {
+		case <-ended:
+			return
+		default:
+		}
+		if waiting() > before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s neither ended nor waited for the transaction", what)
+			return
+		}
+	}
+}
+
 // waiter returns a count that grows when a write of s waits for another
 // transaction: on SQLite, for the single writer connection; on
-// PostgreSQL, for a row of contacts (a waiter holds the row's tuple lock
-// while it waits for the holder's transaction).
-func waiter(t *testing.T, s *inbox.Store, url string) func() int64 {
+// PostgreSQL, for a row of one of the tables (a waiter holds the row's
+// tuple lock while it waits for the holder's transaction).
+func waiter(t *testing.T, s *inbox.Store, url string, tables ...string) func() int64 {
 	t.Helper()
 	if s.Dialect() == "sqlite" {
 		return func() int64 { return s.DB().Stats().WaitCount }
@@ -350,10 +357,14 @@ func waiter(t *testing.T, s *inbox.Store, url string) func() int64 {
 	db, err := sql.Open("pgx", url)
 	noErr(t, "sql.Open()", err)
 	t.Cleanup(func() { db.Close() })
+	rels := make([]string, len(tables))
+	for i, name := range tables {
+		rels[i] = "'" + name + "'::regclass"
+	}
 	return func() int64 {
 		var n int64
 		err := db.QueryRow(`SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-			WHERE l.locktype = 'tuple' AND l.relation = 'contacts'::regclass AND a.wait_event_type = 'Lock'`).Scan(&n)
+			WHERE l.locktype = 'tuple' AND l.relation IN (` + strings.Join(rels, ", ") + `) AND a.wait_event_type = 'Lock'`).Scan(&n)
 		if err != nil {
 			t.Errorf("reading pg_locks: %v", err)
 		}

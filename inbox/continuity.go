@@ -15,8 +15,13 @@ import (
 //   - Rule 7: the agent chat messages that an offline contact has not read
 //     after a delay go to their email address, one mail per conversation
 //     (EnqueueDigests, a row of kind digest in the outbox carrying them).
-//     The address need not be verified: answering that mail is how a
-//     visitor proves it (item 5).
+//     Those are the chat messages written while the contact was online
+//     (sent or delivered) who then left, and those written while they
+//     were offline (queued: the agent chose chat, or email could not
+//     reach them then). A digest carries a message once; a queued one
+//     stays queued for the chat, and turns sent when the contact comes
+//     back (SetContactsOnline). The address need not be verified:
+//     answering that mail is how a visitor proves it (item 5).
 //   - Rule 3: when the last participant leaves, a contact who is offline,
 //     or whose conversation is one the widget does not show (it came by
 //     email), is sent the survey: five signed, single-use links, one per
@@ -34,8 +39,8 @@ const digestHorizon = 7 * 24 * time.Hour
 
 // EnqueueDigests enqueues the continuity mail of rule 7: for each
 // conversation whose contact is offline and has an email address, the
-// agent chat messages sent or delivered but not read, created at least
-// after ago (and within digestHorizon before that), that no digest
+// agent chat messages not read (queued, sent or delivered), created at
+// least after ago (and within digestHorizon before that), that no digest
 // carried yet, go in one outbox row of kind digest. It returns how many
 // rows it enqueued. A conversation whose latest contact message is
 // automatic mail gets none (issue 12 item 8); with no mailbox configured
@@ -83,7 +88,7 @@ func (s *Store) EnqueueDigests(ctx context.Context, after time.Duration) (int, e
 // messages_continuity (migration 0008), spelled as the index spells it so
 // that SQLite sees that the index applies, and the messages no digest
 // carried yet.
-const digestCandidates = `m.author = 'agent' AND m.channel = 'chat' AND m.state IN ('sent', 'delivered')
+const digestCandidates = `m.author = 'agent' AND m.channel = 'chat' AND m.state IN ('queued', 'sent', 'delivered')
 	AND m.created_at > ? AND m.created_at <= ?
 	AND NOT EXISTS (SELECT 1 FROM email_outbox_messages o WHERE o.message_id = m.id)`
 
@@ -167,6 +172,12 @@ func (s *Store) enqueueSurvey(tx *gorm.DB, conversationID int64) error {
 		Online  bool
 		Email   string
 	}
+	// The contact is read, not locked: the conversation is locked
+	// already, and locking the contact after it would reverse the order
+	// of the transactions that lock both (contacts first: replies,
+	// presence). No lock is needed either: unlike a queued reply, a
+	// survey has nothing that coming online would deliver, so the
+	// contact as read now is as good as the contact at the commit.
 	if err := tx.Raw(`SELECT c.channel, ct.online, ct.email FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
 		WHERE c.id = ?`, conversationID).Scan(&to).Error; err != nil {
 		return err

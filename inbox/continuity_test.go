@@ -23,9 +23,16 @@ func (f *emailFixture) enqueueDigests(t *testing.T) int {
 	return n
 }
 
+// agentSays stores Alice's chat message (the agent's choice of channel):
+// sent while the contact is online, queued while they are offline.
 func (f *emailFixture) agentSays(t *testing.T, convID int64, text string) inbox.Message {
 	t.Helper()
-	return f.say(t, convID, inbox.AuthorAgent, text)
+	m, _, _, err := f.s.AddReply(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorAgent, AgentID: &f.alice.ID,
+		Channel: inbox.ChannelChat, Text: text})
+	if err != nil || m.Channel != inbox.ChannelChat {
+		t.Fatalf("AddReply(%q) = %+v, %v; want a chat message", text, m, err)
+	}
+	return m
 }
 
 func messageIDs(ms []inbox.OutboundMessage) []int64 {
@@ -38,8 +45,12 @@ func messageIDs(ms []inbox.OutboundMessage) []int64 {
 
 // Rule 7: the agent chat messages an offline contact has not read go out
 // by email once they are digestAfter old, once, in one mail per
-// conversation with the contact's last message as context; messages the
-// contact read do not.
+// conversation with the contact's last message as context: those written
+// while the contact was online (sent) and then left, and those written
+// while they were offline (queued: the agent chose chat). A queued message
+// a digest carried stays queued for the chat, is delivered when the
+// contact comes back, and no later digest carries it again. Messages the
+// contact read do not go, nor replies that went by email.
 func TestEnqueueDigests(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newEmailFixture(t, url)
@@ -68,8 +79,18 @@ func TestEnqueueDigests(t *testing.T) {
 		}
 		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, e.ID, nil))
 
-		// A later message waits digestAfter, and goes alone.
+		// A later chat message, written while the contact is offline, is
+		// queued; it waits digestAfter, and goes alone. An automatic
+		// reply meanwhile goes by email itself, in no digest.
 		m3 := f.agentSays(t, c.ID, "Tracking number: 42.")
+		if m3.State != inbox.StateQueued {
+			t.Fatalf("chat message to an offline contact = %s, want queued", m3.State)
+		}
+		byMail, d, _, err := f.fixture.reply(c.ID, inbox.ReplyAuto, "Or by mail.")
+		if err != nil || d.Channel != inbox.ChannelEmail {
+			t.Fatalf("AddReply(auto) to an offline contact = %+v, %+v, %v; want email", byMail, d, err)
+		}
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, f.claimOne(t, f.outboxRows(t, c.ID, inbox.OutboundReply)[0]).ID, nil))
 		f.clock.Advance(digestAfter - time.Second)
 		if n := f.enqueueDigests(t); n != 0 {
 			t.Fatalf("EnqueueDigests() a second early = %d, want 0", n)
@@ -79,8 +100,29 @@ func TestEnqueueDigests(t *testing.T) {
 			t.Fatalf("EnqueueDigests() on time = %d, want 1", n)
 		}
 		rows := f.outboxRows(t, c.ID, inbox.OutboundDigest)
-		if e := f.claimOne(t, rows[len(rows)-1]); !slices.Equal(messageIDs(e.Messages), []int64{m3.ID}) {
+		e = f.claimOne(t, rows[len(rows)-1])
+		if !slices.Equal(messageIDs(e.Messages), []int64{m3.ID}) {
 			t.Fatalf("second digest carries %v, want only %d", messageIDs(e.Messages), m3.ID)
+		}
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, e.ID, nil))
+		if got := f.message(t, c.ID, m3.ID); got.State != inbox.StateQueued {
+			t.Fatalf("a queued message sent in a digest = %s, want still queued for the chat", got.State)
+		}
+
+		// Back on the site, the contact gets it by chat; gone again,
+		// nothing goes twice.
+		sub := f.s.Hub().Subscribe(c.ID, 16)
+		defer sub.Close()
+		noErr(t, "SetContactOnline()", f.s.SetContactOnline(ctx, f.contact.ID, true))
+		var st inbox.MessageState
+		if ev := inboxtest.Receive(t, sub.C, "message_state event"); ev.Type != inbox.EventMessageState || ev.Decode(&st) != nil ||
+			!slices.Equal(st.MessageIDs, []int64{m3.ID}) || st.State != inbox.StateSent {
+			t.Fatalf("event = %s %s, want message_state of %d, sent", ev.Type, ev.Data, m3.ID)
+		}
+		noErr(t, "SetContactOnline()", f.s.SetContactOnline(ctx, f.contact.ID, false))
+		f.clock.Advance(time.Hour)
+		if n := f.enqueueDigests(t); n != 0 {
+			t.Fatalf("EnqueueDigests() after the contact came and went = %d, want 0: the digest carried it", n)
 		}
 
 		// Read messages stay out.

@@ -241,14 +241,29 @@ func lockConversation(tx *gorm.DB, id int64) (Conversation, error) {
 	return lockRow[Conversation](tx, id)
 }
 
+// lockContact reads a contact for an update of columns that are no key
+// (SELECT ... FOR NO KEY UPDATE on PostgreSQL, the lock its UPDATE takes
+// and SetContactsOnline's: rows that reference the contact can still be
+// inserted meanwhile); ErrNotFound when there is none. A transaction
+// that locks conversations too locks the contact first.
+func lockContact(tx *gorm.DB, id int64) (Contact, error) {
+	return lockRowFor[Contact](tx, id, "NO KEY UPDATE")
+}
+
 // lockRow reads the row of a table by id for update (SELECT ... FOR
 // UPDATE on PostgreSQL; SQLite's writer holds the whole database);
 // ErrNotFound when there is none.
 func lockRow[T any](tx *gorm.DB, id int64) (T, error) {
+	return lockRowFor[T](tx, id, clause.LockingStrengthUpdate)
+}
+
+// lockRowFor is lockRow with the lock's strength on PostgreSQL
+// ("UPDATE", "NO KEY UPDATE").
+func lockRowFor[T any](tx *gorm.DB, id int64, strength string) (T, error) {
 	var row T
 	q := tx
 	if tx.Dialector.Name() == "postgres" {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		q = q.Clauses(clause.Locking{Strength: strength})
 	}
 	err := q.First(&row, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -37,7 +37,9 @@
 //     chat replies, which turn sent.
 //  7. Continuity: agent chat messages an offline contact with an email
 //     address has not read after a delay go to them as one mail per
-//     conversation (EnqueueDigests). No automatic mail (digest, survey)
+//     conversation (EnqueueDigests): those they left unread and those
+//     queued for them while they were away, which stay queued for the
+//     chat until they come back. No automatic mail (digest, survey)
 //     answers automatic mail. Every mail goes through the outbox, a table
 //     claimed with leases by any node (outbox.go).
 //  8. Envelope: a conversation with email messages says so (HasEmail), and
@@ -62,8 +64,10 @@
 // conversation, strictly increasing and without gaps: the first statement of
 // every write transaction bumps conversations.seq, which also locks the row on
 // PostgreSQL (SQLite runs writes one at a time on one connection). A
-// transaction that locks contacts too (storing replies, presence, erase)
-// locks them first, then the conversations, each in ascending id order.
+// transaction that locks contacts too (storing replies, presence, erase,
+// a mail that proves its contact's address) locks them first, then the
+// conversations, each in ascending id order. Others only read the
+// contact (a survey or digest deciding whether to mail them).
 //
 // Messages sent by a client carry the client's own id, a key of its author
 // (the conversation's contact, or one agent): a message whose (conversation,

@@ -42,3 +42,9 @@ func (s *Store) SetBeforeCommit(f func() error) { s.beforeCommit = f }
 // are stored: tests change what the decision read (the contact's
 // presence) there. Set it while nothing writes.
 func (s *Store) SetAfterDecide(f func()) { s.afterDecide = f }
+
+// SetBetweenLocks makes IngestEmail call f inside its transaction when a
+// mail proves its contact's address, between the two rows it locks (the
+// contact's, then the conversation's): tests run a concurrent write of
+// the same rows there. Set it while nothing writes.
+func (s *Store) SetBetweenLocks(f func()) { s.betweenLocks = f }

@@ -222,8 +222,8 @@ func (s *Store) ingest(tx *gorm.DB, in IncomingEmail, key string, addressTokens,
 		res.Created = true
 	}
 	if pick.verify {
-		// After the conversation's lock, in the order the appender
-		// takes them (conversations, then their contacts).
+		// pickThread locked the contact, then the conversation: the
+		// order of every transaction that locks both (doc.go).
 		if err := tx.Model(&Contact{}).Where("id = ?", pick.contact.ID).Update("email_verified", true).Error; err != nil {
 			return IngestResult{}, err
 		}

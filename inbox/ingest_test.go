@@ -305,6 +305,53 @@ func TestEmailIdentity(t *testing.T) {
 	})
 }
 
+// A mail that proves a visitor's address (it marks their contact
+// verified) and the visitor coming back online (which locks the contact,
+// then delivers a queued chat reply in the same conversation) lock the
+// same two rows, in the same order: contact, then conversation. The
+// presence write runs while the ingest holds the first of them
+// (SetBetweenLocks) and goes as far as it can; both then end without
+// error. In the other order, on PostgreSQL, each waits for the other and
+// one fails with a deadlock (SQLSTATE 40P01).
+func TestProofWhileComingOnline(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newMailFixture(t, url)
+		xia := startVisitorEmail(t, f.s, "Xia", "xia@visitor.test")
+		queued, d, _, err := f.reply(xia.Conversation.ID, inbox.ChannelChat, "Are you still there?")
+		if err != nil || d.State != inbox.StateQueued {
+			t.Fatalf("AddReply(chat) to an offline visitor = %+v, %+v, %v; want queued", queued, d, err)
+		}
+		f.sentMail(t, "m.8.digest@example.com", xia.Conversation.ID, 0)
+		waiting := waiter(t, f.s, url, "contacts", "conversations")
+		online := make(chan error, 1)
+		calls := 0
+		f.s.SetBetweenLocks(func() {
+			if calls++; calls == 1 {
+				untilWaiting(t, waiting, "the presence write", func() {
+					online <- f.s.SetContactOnline(ctx, xia.Contact.ID, true)
+				})
+			}
+		})
+		reply := mail("xia@visitor.test", "Re: your chat", "yes, here")
+		reply.InReplyTo = []string{"m.8.digest@example.com"}
+		res, err := f.s.IngestEmail(ctx, reply)
+		f.s.SetBetweenLocks(nil)
+		noErr(t, "SetContactOnline()", inboxtest.Receive(t, online, "the visitor online"))
+		if err != nil || res.ConversationID != xia.Conversation.ID {
+			t.Fatalf("IngestEmail(proof) = %+v, %v; want the chat conversation %d", res, err, xia.Conversation.ID)
+		}
+		if calls != 1 {
+			t.Fatalf("the ingest passed between its locks %d times, want once", calls)
+		}
+		if c, err := f.s.Contact(ctx, xia.Contact.ID); err != nil || !c.EmailVerified || !c.Online {
+			t.Fatalf("contact = %+v, %v; want verified and online", c, err)
+		}
+		if m := f.message(t, xia.Conversation.ID, queued.ID); m.State != inbox.StateSent {
+			t.Fatalf("queued reply = %s, want sent now that the visitor is back", m.State)
+		}
+	})
+}
+
 func startVisitorEmail(t *testing.T, s *inbox.Store, name, email string) inbox.VisitorStart {
 	t.Helper()
 	v, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: name, Email: email}, 24*time.Hour)
@@ -366,11 +413,7 @@ func TestBounce(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newMailFixture(t, url)
 		res := f.ingest(t, mail("ann@customer.test", "Hello", "hi"))
-		reply, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: res.ConversationID, Author: inbox.AuthorAgent,
-			AgentID: &f.alice.ID, Channel: inbox.ChannelEmail, State: inbox.StateQueued, Text: "Here is your answer"})
-		if err != nil {
-			t.Fatalf("AddMessage() = %v", err)
-		}
+		reply, _ := f.emailReply(t, res.ConversationID, "Here is your answer")
 		noErr(t, "Join()", f.s.Join(ctx, res.ConversationID, f.alice.ID))
 		noErr(t, "Leave()", f.s.Leave(ctx, res.ConversationID, f.alice.ID))
 		f.sentMail(t, "m.3.reply@example.com", res.ConversationID, reply.ID)

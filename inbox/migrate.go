@@ -396,15 +396,15 @@ func migrate0007Email(tx *gorm.DB) error {
 //     recognisable) from the same mailbox.
 //   - email_outbox.rated_at: when a survey's rating link was used; its
 //     links are single-use (RateByToken).
-//   - messages_continuity: the agent chat messages not yet read, by time,
-//     which EnqueueDigests scans every second (rule 7). Reading a message
-//     takes it out of the index.
+//   - messages_continuity: the agent chat messages not yet read (queued,
+//     sent or delivered), by time, which EnqueueDigests scans every second
+//     (rule 7). Reading a message takes it out of the index.
 func migrate0008Outbox(tx *gorm.DB) error {
 	return execAll(tx,
 		`ALTER TABLE email_outbox ADD COLUMN header_id TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE email_outbox ADD COLUMN mailbox TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE email_outbox ADD COLUMN rated_at `+tsType(tx),
-		`CREATE INDEX messages_continuity ON messages (created_at) WHERE author = 'agent' AND channel = 'chat' AND state IN ('sent', 'delivered')`,
+		`CREATE INDEX messages_continuity ON messages (created_at) WHERE author = 'agent' AND channel = 'chat' AND state IN ('queued', 'sent', 'delivered')`,
 	)
 }
 

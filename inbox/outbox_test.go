@@ -22,16 +22,23 @@ var testMailboxes = []inbox.MailboxInfo{
 	{Name: "sales", Address: "sales@example.org"},
 }
 
-// emailFixture is a fixture with mailboxes and a clock the test moves.
+// emailFixture is a fixture with mailboxes, the email channel that goes
+// with them (a testChannel: it reaches a contact with an address), and a
+// clock the test moves.
 type emailFixture struct {
 	*fixture
 	clock *inboxtest.Clock
 }
 
+// emailOptions are the store options of an email fixture.
+func emailOptions(clock *inboxtest.Clock) *inbox.Options {
+	return &inbox.Options{Now: clock.Now, Mailboxes: testMailboxes, Channels: []inbox.Channel{emailChannel()}}
+}
+
 func newEmailFixture(t *testing.T, url string) *emailFixture {
 	t.Helper()
 	clock := inboxtest.NewClock()
-	return &emailFixture{newFixtureOpts(t, url, &inbox.Options{Now: clock.Now, Mailboxes: testMailboxes}), clock}
+	return &emailFixture{newFixtureOpts(t, url, emailOptions(clock)), clock}
 }
 
 // mailIn stores a contact message with its envelope as the ingest does
@@ -50,19 +57,21 @@ func (f *emailFixture) mailIn(t *testing.T, convID int64, text, mailbox, headerI
 	return m
 }
 
-// reply stores Alice's reply by email, queued, with its outbox row.
-func (f *emailFixture) reply(t *testing.T, convID int64, text string, attachments ...int64) (inbox.Message, int64) {
+// emailReply stores Alice's reply by email (AddReply, the agent's choice),
+// queued, and returns it with the id of the one outbox row stored with it.
+func (f *fixture) emailReply(t *testing.T, convID int64, text string, attachments ...int64) (inbox.Message, int64) {
 	t.Helper()
-	m, _, err := f.s.AddMessage(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorAgent, AgentID: &f.alice.ID,
-		Channel: inbox.ChannelEmail, State: inbox.StateQueued, Text: text, AttachmentIDs: attachments})
-	if err != nil {
-		t.Fatalf("AddMessage() = %v", err)
+	m, d, _, err := f.s.AddReply(ctx, inbox.NewMessage{ConversationID: convID, Author: inbox.AuthorAgent, AgentID: &f.alice.ID,
+		Channel: inbox.ChannelEmail, Text: text, AttachmentIDs: attachments})
+	if err != nil || d.Channel != inbox.ChannelEmail || m.State != inbox.StateQueued {
+		t.Fatalf("AddReply() = %+v, %+v, %v; want a reply by email, queued", m, d, err)
 	}
-	id, err := f.s.EnqueueReply(ctx, convID, m.ID)
-	if err != nil {
-		t.Fatalf("EnqueueReply() = %v", err)
+	var rows []int64
+	if err := f.s.Gorm().Raw(`SELECT id FROM email_outbox WHERE message_id = ? AND kind = ?`, m.ID, inbox.OutboundReply).
+		Scan(&rows).Error; err != nil || len(rows) != 1 {
+		t.Fatalf("outbox rows of reply %d = %v, %v; want one", m.ID, rows, err)
 	}
-	return m, id
+	return m, rows[0]
 }
 
 // claim claims up to limit mails with a lease of a minute.
@@ -127,7 +136,7 @@ func (f *emailFixture) outboxRows(t *testing.T, convID int64, kind string) []int
 }
 
 // message reads one message of a conversation.
-func (f *emailFixture) message(t *testing.T, convID, id int64) inbox.Message {
+func (f *fixture) message(t *testing.T, convID, id int64) inbox.Message {
 	t.Helper()
 	page, err := f.s.Messages(ctx, convID, inbox.MessageQuery{Limit: 200})
 	if err != nil {
@@ -155,7 +164,7 @@ func TestClaimOutboxBuildsReply(t *testing.T) {
 		f.mailIn(t, c.ID, "Where is my order?", "sales", "in1@customer.example", "root@customer.example <mid@customer.example>", false)
 		att, err := f.s.AddAttachment(ctx, c.ID, agentUpload(f.alice), "invoice.pdf", "application/pdf", []byte("%PDF-1.4 invoice"))
 		noErr(t, "AddAttachment()", err)
-		m, rowID := f.reply(t, c.ID, "It ships today.", att.ID)
+		m, rowID := f.emailReply(t, c.ID, "It ships today.", att.ID)
 
 		e := f.claimOne(t, rowID)
 		token, _ := f.s.ConversationToken(ctx, c.ID)
@@ -187,7 +196,7 @@ func TestClaimOutboxBuildsReply(t *testing.T) {
 		// A chat conversation without mail goes from the first mailbox,
 		// whose plus addressing puts the token in Reply-To.
 		chat := f.start(t)
-		_, chatRow := f.reply(t, chat.ID, "We answered by email.")
+		_, chatRow := f.emailReply(t, chat.ID, "We answered by email.")
 		e = f.claimOne(t, chatRow)
 		token, _ = f.s.ConversationToken(ctx, chat.ID)
 		if e.Mailbox != "support" || e.ReplyTo != "support+"+token+"@example.com" || e.InReplyTo != "" || e.References != nil ||
@@ -203,7 +212,7 @@ func TestClaimOutboxBuildsReply(t *testing.T) {
 			refs = append(refs, fmt.Sprintf("<r%d@x>", i))
 		}
 		f.mailIn(t, long.ID, "again", "support", "last@x", strings.Join(refs, " "), false)
-		_, longRow := f.reply(t, long.ID, "Noted.")
+		_, longRow := f.emailReply(t, long.ID, "Noted.")
 		e = f.claimOne(t, longRow)
 		if len(e.References) != 20 || e.References[0] != "r0@x" || e.References[1] != "r12@x" || e.References[19] != "last@x" || e.InReplyTo != "last@x" {
 			t.Errorf("References = %q, want r0@x, r12@x ... r29@x, last@x", e.References)
@@ -216,13 +225,13 @@ func TestClaimOutboxBuildsReply(t *testing.T) {
 func TestClaimOutboxExclusive(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		clock := inboxtest.NewClock()
-		opts := &inbox.Options{Now: clock.Now, Mailboxes: testMailboxes}
+		opts := emailOptions(clock)
 		f := &emailFixture{newFixtureOpts(t, url, opts), clock}
 		other := inboxtest.Open(t, url, opts)
 		c := f.start(t)
 		const rows = 40
 		for i := range rows {
-			f.reply(t, c.ID, fmt.Sprintf("reply %d", i))
+			f.emailReply(t, c.ID, fmt.Sprintf("reply %d", i))
 		}
 		var (
 			mu   sync.Mutex
@@ -274,8 +283,8 @@ func TestClaimOutboxExclusive(t *testing.T) {
 func TestClaimOutboxSkipsLockedRows(t *testing.T) {
 	f := newEmailFixture(t, inboxtest.PostgresURL(t))
 	c := f.start(t)
-	_, first := f.reply(t, c.ID, "one")
-	_, second := f.reply(t, c.ID, "two")
+	_, first := f.emailReply(t, c.ID, "one")
+	_, second := f.emailReply(t, c.ID, "two")
 	tx := f.s.Gorm().Begin()
 	var locked []int64
 	if err := tx.Raw(`SELECT id FROM email_outbox WHERE id = ? FOR UPDATE`, first).Scan(&locked).Error; err != nil || len(locked) != 1 {
@@ -297,7 +306,7 @@ func TestOutboxLeaseExpiry(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newEmailFixture(t, url)
 		c := f.start(t)
-		_, rowID := f.reply(t, c.ID, "hello")
+		_, rowID := f.emailReply(t, c.ID, "hello")
 		first := f.claimOne(t, rowID)
 		if first.Attempts != 0 {
 			t.Errorf("first Attempts = %d, want 0", first.Attempts)
@@ -324,7 +333,7 @@ func TestOutboxRetry(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newEmailFixture(t, url)
 		c := f.start(t)
-		m, rowID := f.reply(t, c.ID, "hello")
+		m, rowID := f.emailReply(t, c.ID, "hello")
 		f.claimOne(t, rowID)
 		at := f.clock.Now().Add(5 * time.Minute)
 		noErr(t, "OutboxRetry()", f.s.OutboxRetry(ctx, rowID, at, "421 4.7.0 try again later"))
@@ -355,7 +364,7 @@ func TestOutboxFailedReply(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newEmailFixture(t, url)
 		c := f.start(t)
-		m, rowID := f.reply(t, c.ID, "hello")
+		m, rowID := f.emailReply(t, c.ID, "hello")
 		f.claimOne(t, rowID)
 		sub := f.s.Hub().Subscribe(c.ID, 16)
 		defer sub.Close()
@@ -401,7 +410,7 @@ func TestOutboxSentReply(t *testing.T) {
 		c, err := f.s.StartConversation(ctx, f.contact.ID, inbox.ChannelEmail, "Order 1234 — late")
 		noErr(t, "StartConversation()", err)
 		f.mailIn(t, c.ID, "Where is it?", "sales", "in1@customer.example", "", false)
-		m, rowID := f.reply(t, c.ID, "It ships today.")
+		m, rowID := f.emailReply(t, c.ID, "It ships today.")
 		e := f.claimOne(t, rowID)
 		sub := f.s.Hub().Subscribe(c.ID, 16)
 		defer sub.Close()
@@ -466,7 +475,7 @@ func TestOutboxSentReply(t *testing.T) {
 			t.Errorf("more events after the repeats: %v", types(evs))
 		}
 
-		_, next := f.reply(t, c.ID, "Tracking number: 42.")
+		_, next := f.emailReply(t, c.ID, "Tracking number: 42.")
 		e2 := f.claimOne(t, next)
 		if e2.InReplyTo != e.MessageID || !slices.Equal(e2.References, []string{"in1@customer.example", e.MessageID}) {
 			t.Errorf("next reply In-Reply-To %q References %q, want it threaded on %q", e2.InReplyTo, e2.References, e.MessageID)
@@ -479,7 +488,7 @@ func TestClaimOutboxDeletedConversation(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newEmailFixture(t, url)
 		c := f.start(t)
-		_, rowID := f.reply(t, c.ID, "hello")
+		_, rowID := f.emailReply(t, c.ID, "hello")
 		noErr(t, "DeleteConversation()", f.s.DeleteConversation(ctx, c.ID))
 		if got := f.claim(t, 10); len(got) != 0 {
 			t.Fatalf("ClaimOutbox() = %v, want nothing", ids(got))

@@ -95,6 +95,10 @@ type Store struct {
 	// once the channels of a batch's replies are decided, before they
 	// are stored.
 	afterDecide func()
+	// betweenLocks, when set (tests), runs in IngestEmail's transaction
+	// between the two row locks of a mail that proves its contact's
+	// address: the contact's, then the conversation's.
+	betweenLocks func()
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -397,6 +401,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) er
 		s.pub.Publish(evs)
 	}
 	return nil
+}
+
+// testBetweenLocks runs the tests' betweenLocks hook, if any.
+func (s *Store) testBetweenLocks() {
+	if s.betweenLocks != nil {
+		s.betweenLocks()
+	}
 }
 
 // testBeforeCommit runs the tests' beforeCommit hook, if any.

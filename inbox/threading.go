@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"hash/fnv"
 	"regexp"
 	"strings"
@@ -212,10 +213,33 @@ func (s *Store) pickThread(tx *gorm.DB, hits []threadHit, sender string, auto bo
 		if !agree {
 			continue
 		}
+		if verify {
+			// The mail will mark the contact's email verified (ingest):
+			// the contact is locked first, then the conversation, as
+			// every transaction that locks both does (doc.go); in the
+			// other order, a reply being stored or the contact coming
+			// online (locking the contact, then the conversation) and
+			// this mail would wait for each other. Decided again under
+			// the lock.
+			if contact, err = lockContact(tx, contact.ID); errors.Is(err, ErrNotFound) {
+				continue // erased meanwhile
+			} else if err != nil {
+				return threadPick{}, false, err
+			}
+			if agree, verify, err = senderAgrees(tx, sender, convs[0].ID, contact, proof[h.conversationID]); err != nil {
+				return threadPick{}, false, err
+			}
+			if !agree {
+				continue
+			}
+			s.testBetweenLocks()
+		}
 		// Locked only now: a conversation that is not joined is never
 		// locked, and the status is read under the lock.
 		conv, err := lockConversation(tx, h.conversationID)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		} else if err != nil {
 			return threadPick{}, false, err
 		}
 		return threadPick{conv: conv, contact: contact, how: h.how, verify: verify}, true, nil

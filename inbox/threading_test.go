@@ -14,10 +14,12 @@ import (
 )
 
 // newMailFixture is a fixture whose mailbox "support" has plus
-// addressing and "sales" has not.
+// addressing (a mailbox of any other name is unknown, without it), with
+// the email channel that a configured mailbox brings.
 func newMailFixture(t *testing.T, url string) *fixture {
 	t.Helper()
-	return newFixtureOpts(t, url, &inbox.Options{Mailboxes: []inbox.MailboxInfo{{Name: "support", Address: "support@example.com", PlusAddressing: true}}})
+	return newFixtureOpts(t, url, &inbox.Options{Mailboxes: []inbox.MailboxInfo{{Name: "support", Address: "support@example.com", PlusAddressing: true}},
+		Channels: []inbox.Channel{emailChannel()}})
 }
 
 var mailSeq atomic.Int64
