@@ -23,7 +23,7 @@ func mailboxOn(srv *emailtest.SMTPServer, mode config.TLSMode, user, pass string
 }
 
 func smtpOptions(srv *emailtest.SMTPServer) *SMTPOptions {
-	return &SMTPOptions{TLSConfig: srv.ClientTLS(), LocalName: "test.example"}
+	return &SMTPOptions{TLSConfig: srv.ClientTLS, LocalName: "test.example"}
 }
 
 var testRaw = []byte("From: support@example.com\r\nTo: zoe@example.org\r\nSubject: hi\r\n\r\nHello\r\n.dot line\r\n")
