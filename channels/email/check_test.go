@@ -167,6 +167,10 @@ func TestCheck(t *testing.T) {
 			`IMAP .*: FAILED: TLS certificate not accepted: .*certificate signed by unknown authority`,
 			`SMTP .*: FAILED: TLS certificate not accepted: .*certificate signed by unknown authority`,
 		}, true},
+		{"untrusted certificate after STARTTLS", func() config.Mailbox { return mailbox(starttls, smtpStartTLS, config.TLSStartTLS) }, nil, []string{
+			`IMAP .*: FAILED: TLS certificate not accepted: .*certificate signed by unknown authority`,
+			`SMTP .*: FAILED: TLS certificate not accepted: .*certificate signed by unknown authority`,
+		}, true},
 		{"unreachable", func() config.Mailbox {
 			mb := mailbox(plain, smtpPlain, config.TLSNone)
 			mb.IMAP.Port, mb.SMTP.Port = unusedPort(t), unusedPort(t)
