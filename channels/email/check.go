@@ -132,10 +132,8 @@ func checkIMAP(ctx context.Context, mb config.Mailbox, o CheckOptions) []CheckRe
 }
 
 func checkSMTP(ctx context.Context, mb config.Mailbox, o CheckOptions) CheckResult {
+	mb.SMTP = smtpDefaults(mb.SMTP)
 	s := mb.SMTP
-	if s.Auth == "" {
-		s.Auth = config.AuthPassword
-	}
 	server := fmt.Sprintf("SMTP %s (%s)", mb.SMTPAddr(), tlsLabel(s.TLS))
 	res := func(status, text, kind string) CheckResult {
 		return CheckResult{Mailbox: mb.Name, Server: server, Status: status, Text: text, Kind: kind}

@@ -3,74 +3,16 @@ package email
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"io"
 	"net"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
-
 	"github.com/microdeets/microchat/channels/email/emailtest"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox/inboxtest"
 )
-
-// checkSMTPServer is a go-smtp server on loopback that takes one user's
-// password with AUTH PLAIN, and receives nothing.
-type checkSMTPServer struct {
-	host string
-	port int
-}
-
-func startCheckSMTP(t *testing.T, mode config.TLSMode, serverTLS *tls.Config) *checkSMTPServer {
-	t.Helper()
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &checkSMTPSession{}, nil }))
-	srv.Domain = "localhost"
-	srv.ErrorLog = discardLogger{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	switch mode {
-	case config.TLSImplicit:
-		ln = tls.NewListener(ln, serverTLS)
-	case config.TLSStartTLS:
-		srv.TLSConfig = serverTLS
-	default:
-		srv.AllowInsecureAuth = true
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return &checkSMTPServer{host: "127.0.0.1", port: ln.Addr().(*net.TCPAddr).Port}
-}
-
-type discardLogger struct{}
-
-func (discardLogger) Printf(string, ...any) {}
-func (discardLogger) Println(...any)        {}
-
-type checkSMTPSession struct{}
-
-func (*checkSMTPSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (*checkSMTPSession) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, username, password string) error {
-		if username != "support@example.com" || password != "smtp-secret" {
-			return smtp.ErrAuthFailed
-		}
-		return nil
-	}), nil
-}
-
-func (*checkSMTPSession) Mail(string, *smtp.MailOptions) error { return errors.New("not here") }
-func (*checkSMTPSession) Rcpt(string, *smtp.RcptOptions) error { return errors.New("not here") }
-func (*checkSMTPSession) Data(io.Reader) error                 { return errors.New("not here") }
-func (*checkSMTPSession) Reset()                               {}
-func (*checkSMTPSession) Logout() error                        { return nil }
 
 // startAlertServer starts a server that answers any connection with a
 // TLS alert (protocol_version), as OpenSSL does to plain text sent to a
@@ -113,14 +55,15 @@ func TestCheck(t *testing.T) {
 	noIdle := emailtest.StartIMAP(t, &emailtest.IMAPOptions{NoIdle: true})
 	implicit := emailtest.StartIMAP(t, &emailtest.IMAPOptions{TLS: config.TLSImplicit, ServerTLS: serverTLS})
 	starttls := emailtest.StartIMAP(t, &emailtest.IMAPOptions{TLS: config.TLSStartTLS, ServerTLS: serverTLS})
-	smtpPlain := startCheckSMTP(t, config.TLSNone, serverTLS)
-	smtpImplicit := startCheckSMTP(t, config.TLSImplicit, serverTLS)
-	smtpStartTLS := startCheckSMTP(t, config.TLSStartTLS, serverTLS)
+	smtpServer := func(mode config.TLSMode) *emailtest.SMTPServer {
+		return emailtest.StartSMTP(t, &emailtest.SMTPOptions{TLS: mode, ServerTLS: serverTLS, Username: "support@example.com", Password: "smtp-secret"})
+	}
+	smtpPlain, smtpImplicit, smtpStartTLS := smtpServer(config.TLSNone), smtpServer(config.TLSImplicit), smtpServer(config.TLSStartTLS)
 	alert := startAlertServer(t)
 
-	mailbox := func(imapSrv *emailtest.IMAPServer, smtpSrv *checkSMTPServer, smtpMode config.TLSMode) config.Mailbox {
+	mailbox := func(imapSrv *emailtest.IMAPServer, smtpSrv *emailtest.SMTPServer, smtpMode config.TLSMode) config.Mailbox {
 		mb := imapSrv.Mailbox("support")
-		mb.SMTP = config.SMTP{Host: smtpSrv.host, Port: smtpSrv.port, TLS: smtpMode, Username: "support@example.com", Password: "smtp-secret", Auth: config.AuthPassword}
+		mb.SMTP = config.SMTP{Host: smtpSrv.Host, Port: smtpSrv.Port, TLS: smtpMode, Username: "support@example.com", Password: "smtp-secret", Auth: config.AuthPassword}
 		return mb
 	}
 	tests := []struct {
@@ -221,6 +164,10 @@ func TestCheck(t *testing.T) {
 			`\(STARTTLS\): FAILED: STARTTLS not offered: the server does not offer STARTTLS on this port; try tls: implicit \(port 465\), or none for a server on this host$`,
 		}, true},
 		{"untrusted certificate", func() config.Mailbox { return mailbox(implicit, smtpImplicit, config.TLSImplicit) }, nil, []string{
+			`IMAP .*: FAILED: TLS certificate not accepted: .*certificate signed by unknown authority`,
+			`SMTP .*: FAILED: TLS certificate not accepted: .*certificate signed by unknown authority`,
+		}, true},
+		{"untrusted certificate after STARTTLS", func() config.Mailbox { return mailbox(starttls, smtpStartTLS, config.TLSStartTLS) }, nil, []string{
 			`IMAP .*: FAILED: TLS certificate not accepted: .*certificate signed by unknown authority`,
 			`SMTP .*: FAILED: TLS certificate not accepted: .*certificate signed by unknown authority`,
 		}, true},

@@ -354,7 +354,11 @@ func dialSMTP(ctx context.Context, s config.SMTP, localName string, tlsBase *tls
 		}
 		c.CommandTimeout = timeout
 		if localName != "" {
+			// With starttls, the TLS handshake happens here.
 			if err := c.Hello(localName); err != nil {
+				if text := describeTLS(err, s.TLS); text != "" {
+					return &Problem{Kind: ProblemTLS, Text: text, Err: err}
+				}
 				return err
 			}
 		}
@@ -382,6 +386,18 @@ func describeSMTP(err error) error {
 		return &Problem{Kind: ProblemTLS, Text: text, Err: err}
 	}
 	return &Problem{Kind: ProblemProtocol, Text: err.Error(), Err: err}
+}
+
+// smtpDefaults fills in an SMTP account what config.Load fills in (TLS
+// implicit, the port of the TLS mode, auth password), for an account
+// made in code: an empty TLS mode must not mean plain text.
+func smtpDefaults(s config.SMTP) config.SMTP {
+	s.TLS = cmp.Or(s.TLS, config.TLSImplicit)
+	if s.Port == 0 {
+		s.Port = map[config.TLSMode]int{config.TLSImplicit: 465, config.TLSStartTLS: 587, config.TLSNone: 25}[s.TLS]
+	}
+	s.Auth = cmp.Or(s.Auth, config.AuthPassword)
+	return s
 }
 
 // loginSMTP logs in to an SMTP server as s says: nothing when s has no
@@ -417,10 +433,11 @@ func loginSMTP(c *smtp.Client, s config.SMTP) (string, error) {
 	return mech, nil
 }
 
-// hostname is the name this machine gives in SMTP EHLO.
+// hostname is the name this machine gives in SMTP EHLO: its host name,
+// or "localhost" when it has none that fits on the command line.
 func hostname() string {
 	h, err := os.Hostname()
-	if err != nil || h == "" {
+	if err != nil || h == "" || strings.ContainsAny(h, " \r\n") {
 		return "localhost"
 	}
 	return h

@@ -253,10 +253,7 @@ func (g *Ingester) Idling() bool { return g.idling.Load() }
 // BackoffMax, jittered between its half and its whole so that many
 // processes that lost a server at once do not come back at once.
 func (g *Ingester) backoff(failures int) time.Duration {
-	d := g.o.BackoffMax
-	if failures < 30 && g.o.BackoffMin<<failures < d {
-		d = g.o.BackoffMin << failures
-	}
+	d := doubled(g.o.BackoffMin, g.o.BackoffMax, failures)
 	return d/2 + time.Duration(g.o.Rand()*float64(d/2))
 }
 

@@ -321,22 +321,13 @@ func (w *Worker) deliver(ctx context.Context, m inbox.OutboundEmail) {
 func (w *Worker) retryAfter(attempts int) (time.Duration, bool) {
 	var total, d time.Duration
 	for i := 0; i <= attempts; i++ {
-		d = w.backoff(i)
+		d = doubled(w.o.FirstRetry, w.o.MaxRetry, i)
 		total += d
 	}
 	if total > w.o.GiveUpAfter {
 		return 0, true
 	}
 	return time.Duration(float64(d) * (0.8 + 0.4*w.o.Rand())), false
-}
-
-// backoff is the nominal delay after the (i+1)th failure.
-func (w *Worker) backoff(i int) time.Duration {
-	d := w.o.FirstRetry
-	for ; i > 0 && d < w.o.MaxRetry; i-- {
-		d *= 2
-	}
-	return min(d, w.o.MaxRetry)
 }
 
 func ccAddrs(l []inbox.Address) []string {

@@ -192,7 +192,7 @@ func startWorker(t testing.TB, ob *fakeOutbox, srv *emailtest.SMTPServer, edit f
 		SMTP:             smtpOptions(srv),
 		Now:              ob.clock.Now,
 		Rand:             func() float64 { return 0.5 }, // no jitter: delays exact
-		Logger:           slog.New(slog.NewTextHandler(testLog{t}, nil)),
+		Logger:           testLogger(t),
 	}
 	if edit != nil {
 		edit(&o)
@@ -226,14 +226,6 @@ func (w *testWorker) Tick(t testing.TB, now time.Time) {
 	case <-time.After(inboxtest.Patience):
 		t.Fatal("the worker does not take its tick")
 	}
-}
-
-// testLog writes the worker's log to the test's.
-type testLog struct{ t testing.TB }
-
-func (l testLog) Write(b []byte) (int, error) {
-	l.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 func startServer(t testing.TB) *emailtest.SMTPServer {

@@ -3,7 +3,10 @@ package email
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +26,7 @@ func mailboxOn(srv *emailtest.SMTPServer, mode config.TLSMode, user, pass string
 }
 
 func smtpOptions(srv *emailtest.SMTPServer) *SMTPOptions {
-	return &SMTPOptions{TLSConfig: srv.ClientTLS(), LocalName: "test.example"}
+	return &SMTPOptions{TLSConfig: srv.ClientTLS, LocalName: "test.example"}
 }
 
 var testRaw = []byte("From: support@example.com\r\nTo: zoe@example.org\r\nSubject: hi\r\n\r\nHello\r\n.dot line\r\n")
@@ -58,11 +61,12 @@ func TestSendTLSModes(t *testing.T) {
 	}
 }
 
-// TestSendTLSMismatch: a mailbox configured for TLS does not fall back to
-// plain text, and a certificate that is not trusted is refused.
+// TestSendTLSMismatch: a mailbox configured for TLS (as an empty mode
+// means, config.SMTP.TLS) does not fall back to plain text, and a
+// certificate that is not trusted is refused.
 func TestSendTLSMismatch(t *testing.T) {
 	plain := emailtest.StartSMTP(t, nil)
-	for _, mode := range []config.TLSMode{config.TLSImplicit, config.TLSStartTLS} {
+	for _, mode := range []config.TLSMode{config.TLSImplicit, config.TLSStartTLS, ""} {
 		_, err := Send(context.Background(), mailboxOn(plain, mode, "", ""), "zoe@example.org", nil, testRaw, &SMTPOptions{CommandTimeout: 5 * time.Second})
 		var se *SendError
 		if !errors.As(err, &se) || se.Permanent {
@@ -79,32 +83,65 @@ func TestSendTLSMismatch(t *testing.T) {
 	}
 }
 
+// TestSendAuthMechanisms: Send logs in as config.SMTP's auth says, as the
+// mailbox check does (an empty auth is password); a refused login is a
+// temporary failure, worded with the server's refusal.
 func TestSendAuthMechanisms(t *testing.T) {
 	for _, c := range []struct {
-		auth, offered, want string
+		auth          config.AuthMethod
+		offered, want string
+		refusal       string // in the error of a wrong secret
 	}{
-		{authPassword, "PLAIN LOGIN", "PLAIN"},
-		{authPassword, "LOGIN", "LOGIN"},
-		{authXOAUTH2, "PLAIN XOAUTH2", "XOAUTH2"},
-		{authOAuthBearer, "PLAIN OAUTHBEARER", "OAUTHBEARER"},
+		{config.AuthPassword, "PLAIN LOGIN", "PLAIN", "AUTH: login refused: 535 Authentication failed"},
+		{config.AuthPassword, "LOGIN", "LOGIN", "AUTH: login refused: 535 Authentication failed"},
+		{"", "LOGIN", "LOGIN", "AUTH: login refused: 535 Authentication failed"},
+		{config.AuthXOAuth2, "PLAIN XOAUTH2", "XOAUTH2", `AUTH: login refused: 535 Authentication failed ({"status":"401"`},
+		{config.AuthOAuthBearer, "PLAIN OAUTHBEARER", "OAUTHBEARER", "invalid_token"},
 	} {
+		name := fmt.Sprintf("auth %q, server offers %s", c.auth, c.offered)
 		srv := emailtest.StartSMTP(t, &emailtest.SMTPOptions{Username: "agent", Password: "token-or-pass", Mechanisms: strings.Fields(c.offered)})
-		a := accountOf(mailboxOn(srv, config.TLSNone, "agent", "token-or-pass").SMTP)
-		a.Auth = c.auth
-		if _, err := send(context.Background(), a, "support@example.com", "zoe@example.org", nil, testRaw, smtpOptions(srv).withDefaults()); err != nil {
-			t.Errorf("auth %s, server offers %s: send() = %v", c.auth, c.offered, err)
+		mb := mailboxOn(srv, config.TLSNone, "agent", "token-or-pass")
+		mb.SMTP.Auth = c.auth
+		if _, err := Send(context.Background(), mb, "zoe@example.org", nil, testRaw, smtpOptions(srv)); err != nil {
+			t.Errorf("%s: Send() = %v", name, err)
 			continue
 		}
 		if m := srv.Mails(); len(m) != 1 || m[0].Mechanism != c.want {
-			t.Errorf("auth %s, server offers %s: mails %v, want one by %s", c.auth, c.offered, m, c.want)
+			t.Errorf("%s: mails %v, want one by %s", name, m, c.want)
 		}
 
-		a.Secret = "wrong"
-		_, err := send(context.Background(), a, "support@example.com", "zoe@example.org", nil, testRaw, smtpOptions(srv).withDefaults())
+		mb.SMTP.Password = "wrong"
+		_, err := Send(context.Background(), mb, "zoe@example.org", nil, testRaw, smtpOptions(srv))
 		var se *SendError
-		if !errors.As(err, &se) || se.Stage != StageAuth || se.Permanent {
-			t.Errorf("auth %s with a wrong secret: send() = %#v, want a temporary AUTH error (the admin fixes it, the mail waits)", c.auth, err)
+		if !errors.As(err, &se) || se.Stage != StageAuth || se.Permanent || !strings.Contains(err.Error(), c.refusal) {
+			t.Errorf("%s, a wrong secret: Send() = %v, want a temporary AUTH error (the admin fixes it, the mail waits) saying %q", name, err, c.refusal)
 		}
+	}
+}
+
+// TestSendPasswordFile: the secret is read from password_file at each
+// send, not taken from the password config.Load read from it at start,
+// so that a token another program refreshes in the file is used.
+func TestSendPasswordFile(t *testing.T) {
+	srv := emailtest.StartSMTP(t, &emailtest.SMTPOptions{Username: "agent", Password: "token-2", Mechanisms: []string{"XOAUTH2"}})
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("token-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mb := mailboxOn(srv, config.TLSNone, "agent", "token-1")
+	mb.SMTP.Auth, mb.SMTP.PasswordFile = config.AuthXOAuth2, file
+	if _, err := Send(context.Background(), mb, "zoe@example.org", nil, testRaw, smtpOptions(srv)); err != nil {
+		t.Fatalf("Send() with the token refreshed in the file = %v", err)
+	}
+	if m := srv.Mails(); len(m) != 1 || m[0].Mechanism != "XOAUTH2" {
+		t.Errorf("mails %v, want one by XOAUTH2", m)
+	}
+
+	os.Remove(file)
+	_, err := Send(context.Background(), mb, "zoe@example.org", nil, testRaw, smtpOptions(srv))
+	var se *SendError
+	if !errors.As(err, &se) || se.Stage != StageAuth || se.Permanent || !strings.Contains(err.Error(), "password_file: ") {
+		t.Errorf("password_file gone: Send() = %v, want a temporary AUTH error about password_file", err)
 	}
 }
 
@@ -215,15 +252,16 @@ func TestSendTimeout(t *testing.T) {
 	(<-accepted).Close()
 
 	// The context ends a send waiting for an answer as well (shutdown,
-	// lease), long before the command timeout.
+	// lease), long before the timeouts.
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		_, err := Send(ctx, mb, "zoe@example.org", nil, testRaw, &SMTPOptions{CommandTimeout: time.Hour})
+		_, err := Send(ctx, mb, "zoe@example.org", nil, testRaw, &SMTPOptions{DialTimeout: time.Hour, CommandTimeout: time.Hour})
 		done <- err
 	}()
 	inboxtest.Receive(t, accepted, "the connection")
 	cancel()
-	if err := inboxtest.Receive(t, done, "Send to end with its context"); !errors.As(err, &se) || se.Permanent {
-		t.Errorf("cancelled: Send() = %v, want a temporary error", err)
+	err = inboxtest.Receive(t, done, "Send to end with its context")
+	if !errors.As(err, &se) || se.Permanent || se.Error() != "connect: cut short: context canceled" {
+		t.Errorf("cancelled: Send() = %v, want a temporary error cut short by its context", err)
 	}
 }

@@ -3,16 +3,10 @@ package emailtest
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"slices"
 	"strconv"
@@ -101,15 +95,11 @@ func StartIMAP(t testing.TB, o *IMAPOptions) *IMAPServer {
 	}
 	mem.AddUser(s.user)
 
-	serverTLS, clientTLS := TLSPair(t)
-	if s.o.ServerTLS != nil {
-		serverTLS = s.o.ServerTLS
-		clientTLS = &tls.Config{RootCAs: x509.NewCertPool()}
-		for _, c := range serverTLS.Certificates {
-			clientTLS.RootCAs.AddCert(c.Leaf)
-		}
+	serverTLS := s.o.ServerTLS
+	if serverTLS == nil {
+		serverTLS, _ = TLSPair(t)
 	}
-	s.ClientTLS = clientTLS
+	s.ClientTLS = &tls.Config{RootCAs: rootsOf(serverTLS)}
 	opts := &imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			sess := mem.NewSession()
@@ -471,92 +461,24 @@ type tokenSession struct {
 }
 
 func (ts *tokenSession) AuthenticateMechanisms() []string {
-	return []string{sasl.Plain, "XOAUTH2", sasl.OAuthBearer}
+	return []string{sasl.Plain, xoauth2, sasl.OAuthBearer}
 }
 
 func (ts *tokenSession) Authenticate(mech string) (sasl.Server, error) {
-	s := ts.s
-	login := func(user string) error { return ts.Session.Login(user, s.Password) }
-	switch mech {
-	case sasl.Plain:
+	if mech == sasl.Plain {
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			return ts.Session.Login(username, password)
 		}), nil
-	case sasl.OAuthBearer:
-		return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
-			if o.Token != s.o.Token || o.Username != s.Username || login(o.Username) != nil {
-				return &sasl.OAuthBearerError{Status: "invalid_token", Schemes: "bearer"}
-			}
-			return nil
-		}), nil
-	case "XOAUTH2":
-		return &xoauth2Server{check: func(user, token string) bool {
-			return token == s.o.Token && user == s.Username && login(user) == nil
-		}}, nil
+	}
+	s := ts.s
+	check := func(user, token string) bool {
+		return token == s.o.Token && user == s.Username && ts.Session.Login(user, s.Password) == nil
+	}
+	if srv := tokenServer(mech, check, errTokenRefused); srv != nil {
+		return srv, nil
 	}
 	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SASL mechanism not supported"}
 }
 
-// xoauth2Server is the server side of XOAUTH2: a refusal is a challenge
-// with a JSON error, then NO after the client's empty response.
-type xoauth2Server struct {
-	check   func(user, token string) bool
-	refused bool
-}
-
+// errTokenRefused is the NO that ends a refused XOAUTH2 login.
 var errTokenRefused = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Invalid credentials"}
-
-func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
-	if x.refused {
-		return nil, true, errTokenRefused
-	}
-	var user, token string
-	for part := range strings.SplitSeq(string(response), "\x01") {
-		if v, ok := strings.CutPrefix(part, "user="); ok {
-			user = v
-		} else if v, ok := strings.CutPrefix(part, "auth=Bearer "); ok {
-			token = v
-		}
-	}
-	if x.check(user, token) {
-		return nil, true, nil
-	}
-	x.refused = true
-	return []byte(`{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}`), false, nil
-}
-
-// TLSPair returns the TLS configurations of a server with a fresh
-// self-signed certificate for 127.0.0.1 and localhost, and of a client
-// that trusts it.
-func TLSPair(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "emailtest"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}
-	client = &tls.Config{RootCAs: pool}
-	return server, client
-}

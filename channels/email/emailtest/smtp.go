@@ -2,16 +2,9 @@ package emailtest
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -37,6 +30,9 @@ type SMTPOptions struct {
 	// Mechanisms are the SASL mechanisms offered; nil offers PLAIN, LOGIN,
 	// XOAUTH2 and OAUTHBEARER.
 	Mechanisms []string
+	// ServerTLS is the server's certificate (from TLSPair, to share it
+	// with another server); nil means a fresh one.
+	ServerTLS *tls.Config
 }
 
 // Stage is the SMTP command a scripted reply answers.
@@ -82,11 +78,12 @@ type SMTPServer struct {
 	Host string
 	Port int
 	Addr string
+	// ClientTLS trusts the server's certificate: the TLS configuration a
+	// client under test needs with TLS implicit or starttls.
+	ClientTLS *tls.Config
 
 	t    testing.TB
 	opts SMTPOptions
-	cert tls.Certificate
-	pool *x509.CertPool
 
 	mu       sync.Mutex
 	srv      *smtp.Server
@@ -116,9 +113,11 @@ func StartSMTP(t testing.TB, opts *SMTPOptions) *SMTPServer {
 		s.opts = *opts
 	}
 	if s.opts.Mechanisms == nil {
-		s.opts.Mechanisms = []string{sasl.Plain, sasl.Login, "XOAUTH2", sasl.OAuthBearer}
+		s.opts.Mechanisms = []string{sasl.Plain, sasl.Login, xoauth2, sasl.OAuthBearer}
 	}
-	s.cert, s.pool = selfSigned(t)
+	if s.opts.ServerTLS == nil {
+		s.opts.ServerTLS, _ = TLSPair(t)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("emailtest: listen: %v", err)
@@ -126,14 +125,10 @@ func StartSMTP(t testing.TB, opts *SMTPOptions) *SMTPServer {
 	s.Addr = ln.Addr().String()
 	s.Host = "127.0.0.1"
 	s.Port = ln.Addr().(*net.TCPAddr).Port
+	s.ClientTLS = &tls.Config{RootCAs: rootsOf(s.opts.ServerTLS), ServerName: s.Host}
 	s.serve(ln)
 	t.Cleanup(s.Stop)
 	return s
-}
-
-// ClientTLS is a TLS configuration that trusts the server's certificate.
-func (s *SMTPServer) ClientTLS() *tls.Config {
-	return &tls.Config{RootCAs: s.pool, ServerName: s.Host}
 }
 
 // Stop closes the listener and every connection: clients are refused
@@ -172,9 +167,9 @@ func (s *SMTPServer) serve(ln net.Listener) {
 	srv.ErrorLog = testLogger{s.t}
 	switch s.opts.TLS {
 	case config.TLSImplicit:
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{s.cert}})
+		ln = tls.NewListener(ln, s.opts.ServerTLS)
 	case config.TLSStartTLS:
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{s.cert}}
+		srv.TLSConfig = s.opts.ServerTLS
 	}
 	s.mu.Lock()
 	s.srv, s.ln = srv, ln
@@ -305,27 +300,27 @@ func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
 	if !slices.Contains(ss.s.opts.Mechanisms, mech) {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
-	ok := func(user, secret string) error {
+	ok := func(user, secret string) bool {
 		if ss.s.opts.Username == "" || user != ss.s.opts.Username || secret != ss.s.opts.Password {
-			return smtp.ErrAuthFailed
+			return false
 		}
 		ss.user, ss.mech = user, mech
+		return true
+	}
+	check := func(user, secret string) error {
+		if !ok(user, secret) {
+			return smtp.ErrAuthFailed
+		}
 		return nil
 	}
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(_, user, pass string) error { return ok(user, pass) }), nil
+		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
 	case sasl.Login:
-		return &smtpLoginServer{check: ok}, nil
-	case "XOAUTH2":
-		return &smtpXOAUTH2Server{check: ok}, nil
-	case sasl.OAuthBearer:
-		return sasl.NewOAuthBearerServer(func(o sasl.OAuthBearerOptions) *sasl.OAuthBearerError {
-			if ok(o.Username, o.Token) != nil {
-				return &sasl.OAuthBearerError{Status: "invalid_token", Schemes: "bearer"}
-			}
-			return nil
-		}), nil
+		return &smtpLoginServer{check: check}, nil
+	}
+	if srv := tokenServer(mech, ok, smtp.ErrAuthFailed); srv != nil {
+		return srv, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
@@ -415,65 +410,6 @@ func (l *smtpLoginServer) Next(resp []byte) ([]byte, bool, error) {
 		return []byte("Password:"), false, nil
 	}
 	return nil, true, l.check(l.user, string(resp))
-}
-
-// smtpXOAUTH2Server is the server side of Google's XOAUTH2 mechanism
-// (developers.google.com/gmail/imap/xoauth2-protocol): "user=U\x01auth=
-// Bearer T\x01\x01" in one response.
-type smtpXOAUTH2Server struct {
-	check func(user, token string) error
-}
-
-func (x *smtpXOAUTH2Server) Next(resp []byte) ([]byte, bool, error) {
-	if resp == nil {
-		return []byte{}, false, nil
-	}
-	var user, token string
-	for _, kv := range strings.Split(string(resp), "\x01") {
-		if v, ok := strings.CutPrefix(kv, "user="); ok {
-			user = v
-		}
-		if v, ok := strings.CutPrefix(kv, "auth=Bearer "); ok {
-			token = v
-		}
-	}
-	if user == "" || token == "" {
-		return nil, true, errors.New("malformed XOAUTH2 response")
-	}
-	return nil, true, x.check(user, token)
-}
-
-// selfSigned makes a certificate for 127.0.0.1 and localhost, and a pool
-// that trusts it.
-func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("emailtest: key: %v", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "emailtest"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatalf("emailtest: certificate: %v", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatalf("emailtest: certificate: %v", err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
 }
 
 // testLogger sends go-smtp's internal errors to the test's log.
