@@ -122,6 +122,11 @@ type IngestResult struct {
 	// Threaded says how the conversation was found: "references",
 	// "address", "subject", "bounce" or "" for a new conversation.
 	Threaded string
+	// Ignored, when not empty, says why the mail was recorded as seen
+	// (it is not imported again) but stored nowhere: mail From one of
+	// our own mailboxes that is no bounce is a loop (issue 12 item 8).
+	// ConversationID and MessageID are then 0.
+	Ignored string
 }
 
 // IMAPCheckpoint is how far one IMAP folder has been imported: every mail

@@ -150,6 +150,10 @@ func emailKey(messageID string) string {
 //     and inline images stored with the message (cid: URLs of the HTML
 //     point to them, RFC 2392), the envelope kept (EmailInfo,
 //     EmailDetails, EmailRaw).
+//   - Mail From one of our own mailboxes (OwnMailbox of
+//     Options.Mailboxes) that is no bounce is our own mail coming back:
+//     its key is recorded, nothing is stored, and the result is Ignored
+//     (issue 12 item 8: no conversation, so nothing ever answers it).
 //   - When in.UID is not 0 the checkpoint of (in.Mailbox, in.Folder)
 //     advances to in.UID, in every case above.
 //
@@ -174,6 +178,8 @@ func (s *Store) IngestEmail(ctx context.Context, in IncomingEmail) (IngestResult
 		}
 		if !fresh {
 			res.Duplicate = true
+		} else if mb, own := OwnMailbox(s.opts.Mailboxes, in.From.Addr); own && in.Bounce == nil {
+			res.Ignored = "From our own mailbox " + mb.Name + " (" + mb.Address + "): a mail loop"
 		} else if res, err = s.ingest(tx, in, key, addressTokens, subjectTokens, evs); err != nil {
 			return err
 		}

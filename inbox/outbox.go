@@ -112,8 +112,10 @@ func (s *Store) enqueueOutbox(tx *gorm.DB, kind string, conversationID int64, me
 // (direction out) before anything is sent, so that a reply to it threads
 // (rule 9). A row whose conversation or reply was deleted, or whose
 // contact has no email address any more, is marked failed and not
-// returned. With no mailbox configured nothing is claimed. limit must be
-// positive, lease at least a second.
+// returned; so is one whose contact's address is one of our own
+// mailboxes (OwnMailbox: a mail loop, issue 12 item 8). With no mailbox
+// configured nothing is claimed. limit must be positive, lease at least
+// a second.
 func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboundEmail, error) {
 	if limit <= 0 {
 		return nil, invalid("limit", "must be positive")
@@ -262,6 +264,9 @@ func (s *Store) buildOutbound(ctx context.Context, r outboxRow) (e OutboundEmail
 	}
 	if contact.Email == "" {
 		return e, "the contact has no email address", nil
+	}
+	if own, ok := OwnMailbox(s.opts.Mailboxes, contact.Email); ok {
+		return e, "the contact's address " + contact.Email + " is our own mailbox " + own.Name + ": not sent (a mail loop)", nil
 	}
 	mb, err := s.conversationMailbox(db, conv.ID, r.Mailbox)
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 // address, and Deliver wakes the Worker: the reply's outbox row was
 // committed with it.
 type Channel struct {
+	// mailboxes are the configured ones, to which no reply is sent.
+	mailboxes []inbox.MailboxInfo
 	ingesters []*Ingester
 	worker    *Worker
 	metrics   *Metrics
@@ -53,7 +55,7 @@ func New(o Options) (*Channel, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Channel{metrics: NewMetrics(), log: log}
+	c := &Channel{mailboxes: MailboxInfos(o.Config.Mailboxes), metrics: NewMetrics(), log: log}
 	var own []string
 	for _, mb := range o.Config.Mailboxes {
 		own = append(own, mb.Address)
@@ -79,8 +81,16 @@ func New(o Options) (*Channel, error) {
 func (c *Channel) Name() string { return inbox.ChannelEmail }
 
 // Reaches reports whether the contact has an email address: a reply by
-// email reaches them whether or not they are on the site (rule 5).
-func (c *Channel) Reaches(ct inbox.Contact) bool { return ct.Email != "" }
+// email reaches them whether or not they are on the site (rule 5). An
+// address of one of our own mailboxes reaches no one but us (a mail loop,
+// issue 12 item 8; inbox.OwnMailbox).
+func (c *Channel) Reaches(ct inbox.Contact) bool {
+	if ct.Email == "" {
+		return false
+	}
+	_, own := inbox.OwnMailbox(c.mailboxes, ct.Email)
+	return !own
+}
 
 // Deliver wakes the outbox Worker for a reply stored on the email
 // channel, so it is sent now rather than at the next tick. It never

@@ -38,7 +38,8 @@ func (k *StoreSink) SaveIMAPCheckpoint(ctx context.Context, mailbox, folder stri
 // the same transaction. A mail too large to download, one the parser
 // refuses (*mailparse.ParseError) and one the store refuses as invalid
 // (*inbox.InvalidError: no usable sender) are quarantined with the
-// reason; any other error is the database's, and the Ingester retries.
+// reason; one the store ignores (From our own mailbox: a loop) is logged
+// at info; any other error is the database's, and the Ingester retries.
 func (k *StoreSink) Import(ctx context.Context, f Fetched) error {
 	log := k.logger()
 	if f.TooLarge {
@@ -64,7 +65,10 @@ func (k *StoreSink) Import(ctx context.Context, f Fetched) error {
 	if err != nil {
 		return err
 	}
-	if !res.Duplicate {
+	switch {
+	case res.Ignored != "":
+		log.Info("mail ignored", "mailbox", f.Mailbox, "uid", f.UID, "from", in.From.Addr, "reason", res.Ignored)
+	case !res.Duplicate:
 		log.Debug("mail imported", "mailbox", f.Mailbox, "uid", f.UID, "conversation", res.ConversationID,
 			"message", res.MessageID, "threaded", res.Threaded)
 	}
