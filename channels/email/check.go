@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ type CheckOptions struct {
 // The Status of a CheckResult.
 const (
 	CheckOK      = "ok"
-	CheckWarning = "warning" // works, less well: no IDLE
+	CheckWarning = "warning" // works, less well: no IDLE, or tls: none to another host
 	CheckFailed  = "FAILED"
 )
 
@@ -61,7 +62,8 @@ func (r CheckResult) String() string {
 // Check logs in to mailbox mb over IMAP and SMTP and says what works:
 // for IMAP the connection in its TLS mode and the login, the folder, and
 // IDLE (its absence is a warning: polling is used); for SMTP the
-// connection, EHLO and the login. No mail is sent and nothing on the
+// connection, EHLO and the login. A server reached with tls: none on
+// another host gets a warning line first (ClearText). No mail is sent and nothing on the
 // server changes (the folder is opened with EXAMINE). Failures are
 // worded for the admin: refused login, TLS mismatch, folder missing,
 // unreachable.
@@ -73,8 +75,57 @@ func Check(ctx context.Context, mb config.Mailbox, o *CheckOptions) []CheckResul
 	if opts.Timeout <= 0 {
 		opts.Timeout = 15 * time.Second
 	}
-	results := checkIMAP(ctx, mb, opts)
+	imapWarning, smtpWarning := clearText(mb)
+	results := append(imapWarning, checkIMAP(ctx, mb, opts)...)
+	results = append(results, smtpWarning...)
 	return append(results, checkSMTP(ctx, mb, opts))
+}
+
+// ClearText returns a warning for each server of mb reached with tls:
+// none on a host that is not this one: the login and the mail would cross
+// the network unencrypted, and none is meant only for a server on the
+// same host (docs/email.md). This host is "localhost", a name under
+// .localhost (RFC 6761 section 6.3) or a loopback address; the name is
+// not resolved, so any other name is another host. `mailbox check` prints
+// these lines and serve logs them at start.
+func ClearText(mb config.Mailbox) []CheckResult {
+	imapWarning, smtpWarning := clearText(mb)
+	return append(imapWarning, smtpWarning...)
+}
+
+// clearText is ClearText's warning for IMAP and for SMTP, each nil or one
+// line.
+func clearText(mb config.Mailbox) (imapWarning, smtpWarning []CheckResult) {
+	warn := func(server, host string, mode config.TLSMode) []CheckResult {
+		if mode != config.TLSNone || thisHost(host) {
+			return nil
+		}
+		return []CheckResult{{Mailbox: mb.Name, Server: server, Status: CheckWarning,
+			Text: fmt.Sprintf("tls: none to %s, which is not this host: the login and the mail cross the network unencrypted; use tls: implicit or starttls (none is only for a server on this host: localhost, 127.0.0.1, ::1)", host)}}
+	}
+	return warn(imapServer(mb), mb.IMAP.Host, mb.IMAP.TLS), warn(smtpServer(mb), mb.SMTP.Host, mb.SMTP.TLS)
+}
+
+// thisHost reports whether host names this machine without resolving
+// it: localhost, a name under .localhost, or a loopback address.
+func thisHost(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(h, "[]"))
+	return err == nil && ip.IsLoopback()
+}
+
+// imapServer and smtpServer name a mailbox's server and how it is reached,
+// for the Server of a result: "IMAP imap.example.com:993 (implicit TLS)".
+func imapServer(mb config.Mailbox) string {
+	return fmt.Sprintf("IMAP %s (%s)", mb.IMAPAddr(), tlsLabel(mb.IMAP.TLS))
+}
+
+func smtpServer(mb config.Mailbox) string {
+	mb.SMTP = smtpDefaults(mb.SMTP)
+	return fmt.Sprintf("SMTP %s (%s)", mb.SMTPAddr(), tlsLabel(mb.SMTP.TLS))
 }
 
 // tlsLabel says how a server is reached, for the Server of a result.
@@ -94,7 +145,7 @@ func checkIMAP(ctx context.Context, mb config.Mailbox, o CheckOptions) []CheckRe
 	if im.Auth == "" {
 		im.Auth = config.AuthPassword
 	}
-	server := fmt.Sprintf("IMAP %s (%s)", mb.IMAPAddr(), tlsLabel(im.TLS))
+	server := imapServer(mb)
 	res := func(status, text, kind string) CheckResult {
 		return CheckResult{Mailbox: mb.Name, Server: server, Status: status, Text: text, Kind: kind}
 	}
@@ -134,7 +185,7 @@ func checkIMAP(ctx context.Context, mb config.Mailbox, o CheckOptions) []CheckRe
 func checkSMTP(ctx context.Context, mb config.Mailbox, o CheckOptions) CheckResult {
 	mb.SMTP = smtpDefaults(mb.SMTP)
 	s := mb.SMTP
-	server := fmt.Sprintf("SMTP %s (%s)", mb.SMTPAddr(), tlsLabel(s.TLS))
+	server := smtpServer(mb)
 	res := func(status, text, kind string) CheckResult {
 		return CheckResult{Mailbox: mb.Name, Server: server, Status: status, Text: text, Kind: kind}
 	}

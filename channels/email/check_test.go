@@ -214,3 +214,71 @@ func TestCheck(t *testing.T) {
 		}
 	})
 }
+
+// tls: none is for a server on this host: towards any other host the
+// check warns, for IMAP and for SMTP, before it connects, and ClearText
+// (what serve logs) says the same.
+func TestCheckClearText(t *testing.T) {
+	mailbox := func(host string, mode config.TLSMode) config.Mailbox {
+		return config.Mailbox{Name: "support", Address: "support@example.com",
+			IMAP: config.IMAP{Host: host, Port: 143, TLS: mode, Username: "support", Password: "secret"},
+			SMTP: config.SMTP{Host: host, TLS: mode}}
+	}
+	for _, tc := range []struct {
+		host string
+		mode config.TLSMode
+		warn bool
+	}{
+		{"127.0.0.1", config.TLSNone, false},
+		{"127.1.2.3", config.TLSNone, false},
+		{"::1", config.TLSNone, false},
+		{"::ffff:127.0.0.1", config.TLSNone, false},
+		{"localhost", config.TLSNone, false},
+		{"LocalHost.", config.TLSNone, false},
+		{"imap.localhost", config.TLSNone, false},
+		{"mail.example.org", config.TLSNone, true},
+		{"localhost.example.org", config.TLSNone, true},
+		{"192.168.1.10", config.TLSNone, true},
+		{"0.0.0.0", config.TLSNone, true},
+		{"2001:db8::1", config.TLSNone, true},
+		{"mail.example.org", config.TLSStartTLS, false},
+		{"mail.example.org", config.TLSImplicit, false},
+		{"mail.example.org", "", false},
+	} {
+		got := ClearText(mailbox(tc.host, tc.mode))
+		if !tc.warn {
+			if len(got) != 0 {
+				t.Errorf("ClearText(%s, tls %q) = %v, want nothing", tc.host, tc.mode, got)
+			}
+			continue
+		}
+		if len(got) != 2 || got[0].Status != CheckWarning || got[1].Status != CheckWarning ||
+			!strings.HasPrefix(got[0].Server, "IMAP ") || !strings.HasPrefix(got[1].Server, "SMTP ") {
+			t.Errorf("ClearText(%s, tls none) = %v, want an IMAP and an SMTP warning", tc.host, got)
+		}
+	}
+
+	// The check prints them before it tries (here: a cancelled context,
+	// so nothing is dialled), and they are no failure of their own.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	want := []string{
+		`^support: IMAP mail\.example\.org:143 \(no TLS\): warning: tls: none to mail\.example\.org, which is not this host: the login and the mail cross the network unencrypted; use tls: implicit or starttls \(none is only for a server on this host: localhost, 127\.0\.0\.1, ::1\)$`,
+		`^support: IMAP mail\.example\.org:143 \(no TLS\): FAILED: `,
+		`^support: SMTP mail\.example\.org:25 \(no TLS\): warning: tls: none to mail\.example\.org, which is not this host: `,
+		`^support: SMTP mail\.example\.org:25 \(no TLS\): FAILED: `,
+	}
+	results := Check(ctx, mailbox("mail.example.org", config.TLSNone), &CheckOptions{Timeout: inboxtest.Patience})
+	var lines []string
+	for _, r := range results {
+		lines = append(lines, r.String())
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("Check() =\n%s\nwant %d lines", strings.Join(lines, "\n"), len(want))
+	}
+	for i, re := range want {
+		if !regexp.MustCompile(re).MatchString(lines[i]) {
+			t.Errorf("line %d = %q\nwant match %s", i+1, lines[i], re)
+		}
+	}
+}

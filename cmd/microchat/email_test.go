@@ -364,3 +364,33 @@ func dialVisitor(t *testing.T, addr, token string) *gws.Conn {
 	}
 	return conn
 }
+
+// serve warns at start about a mailbox server reached with tls: none on
+// another host (the login and the mail in clear), and only about that one.
+func TestServeWarnsClearText(t *testing.T) {
+	imapd := emailtest.StartIMAP(t, nil)
+	testEnv(t)
+	cfg := filepath.Join(t.TempDir(), "microchat.yaml")
+	// 192.0.2.1 is TEST-NET-1 (RFC 5737): nothing is sent, so nothing
+	// dials it.
+	yaml := fmt.Sprintf(`mailboxes:
+  - name: support
+    address: support@example.com
+    imap: %s
+    smtp: {host: 192.0.2.1, port: 25, tls: none}
+`, memIMAP{imapd}.imapYAML())
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, "--config", cfg)
+	var warnings []string
+	for line := range strings.Lines(srv.stderr.String()) {
+		if strings.Contains(line, "tls: none to") {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "level=WARN") || !strings.Contains(warnings[0], "mailbox=support") ||
+		!strings.Contains(warnings[0], `server="SMTP 192.0.2.1:25 (no TLS)"`) {
+		t.Fatalf("warnings about tls: none = %q, want one for SMTP 192.0.2.1:25; stderr:\n%s", warnings, srv.stderr)
+	}
+}

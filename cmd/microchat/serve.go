@@ -144,7 +144,8 @@ func (c *channels) collectors() []prometheus.Collector {
 // startChannels builds the presence tracker (grace offline_after) and the
 // channels on it, and hands the channels to the store, which decides each
 // agent reply's channel with them (spec rule 5). Without an email channel
-// no reply goes by email.
+// no reply goes by email. A mailbox server reached with tls: none on
+// another host is logged as a warning (email.ClearText).
 func startChannels(cfg config.Config, store *inbox.Store, log *slog.Logger) (*channels, error) {
 	c := &channels{presence: presence.New(store, presence.Options{Grace: cfg.OfflineAfter.D(), Logger: log})}
 	var err error
@@ -161,6 +162,11 @@ func startChannels(cfg config.Config, store *inbox.Store, log *slog.Logger) (*ch
 			return nil, fmt.Errorf("email: %w", err)
 		}
 		reach = append(reach, c.email)
+		for _, mb := range cfg.Mailboxes {
+			for _, w := range email.ClearText(mb) {
+				log.Warn(w.Text, "mailbox", w.Mailbox, "server", w.Server)
+			}
+		}
 		if cfg.BaseURL == "" {
 			log.Warn("base_url is not set: survey mails cannot link to the rating page and fail; set base_url to the server's public URL")
 		}
