@@ -14,7 +14,9 @@ import (
 //
 //   - Rule 7: the agent chat messages that an offline contact has not read
 //     after a delay go to their email address, one mail per conversation
-//     (EnqueueDigests, a row of kind digest in the outbox carrying them).
+//     (EnqueueDigests, a row of kind digest in the outbox carrying them):
+//     when the oldest of them is due, the digest carries every one unread
+//     then, and those written later wait their own delay for the next.
 //     Those are the chat messages written while the contact was online
 //     (sent or delivered) who then left, and those written while they
 //     were offline (queued: the agent chose chat, or email could not
@@ -29,7 +31,11 @@ import (
 //   - No automatic mail answers automatic mail (issue 12 item 8, RFC 3834
 //     section 2): neither is sent while the conversation's latest contact
 //     message is an auto-reply, a bounce or list mail
-//     (email_messages.auto).
+//     (email_messages.auto). Nor to an address whose last mail from us
+//     in the conversation was refused or bounced, until the contact
+//     writes again (automaticMailStop).
+//   - Both go where the contact asked answers to go (recipient: the
+//     Reply-To of their newest mail), as replies do.
 
 // digestHorizon is how old an unread agent chat message may be and still
 // go out in a digest: continuity mail is about the chat that just ended,
@@ -38,13 +44,22 @@ import (
 const digestHorizon = 7 * 24 * time.Hour
 
 // EnqueueDigests enqueues the continuity mail of rule 7: for each
-// conversation whose contact is offline and has an email address, the
-// agent chat messages not read (queued, sent or delivered), created at
-// least after ago (and within digestHorizon before that), that no digest
-// carried yet, go in one outbox row of kind digest. It returns how many
-// rows it enqueued. A conversation whose latest contact message is
-// automatic mail gets none (issue 12 item 8); with no mailbox configured
-// nothing is enqueued.
+// conversation whose contact is offline and has an email address, and
+// whose oldest agent chat message not read (queued, sent or delivered)
+// and not carried by a digest yet was created at least after ago (and
+// within digestHorizon before that), one outbox row of kind digest
+// carrying all those messages, the ones not due yet too: one mail per
+// conversation, not one per message. The messages written after it wait
+// their own delay for the next digest. It returns how many rows it
+// enqueued.
+//
+// A conversation gets none while a digest of it is still pending or
+// sending (the SMTP server is away, say): the messages that come due
+// meanwhile go in the next digest once that one is sent or given up, so
+// that digests never overtake one another. Nor while the rules of
+// automatic mail hold it back (automaticMailStop: the latest contact
+// message is automatic mail, issue 12 item 8; the last mail to the
+// address failed). With no mailbox configured nothing is enqueued.
 //
 // It is meant to run every second on every node: the scan reads the
 // partial index messages_continuity (unread agent chat messages by time),
@@ -66,14 +81,16 @@ func (s *Store) EnqueueDigests(ctx context.Context, after time.Duration) (int, e
 	}
 	n := 0
 	for _, id := range convs {
-		auto, err := latestContactAuto(s.rdb.WithContext(ctx), id)
+		// Looked at without a lock first: a conversation held back
+		// stays in the scan, and costs no write transaction each second.
+		held, err := s.digestHeld(s.rdb.WithContext(ctx), id)
 		if err != nil {
 			return n, dbErr(err)
 		}
-		if auto {
+		if held {
 			continue
 		}
-		queued, err := s.enqueueDigest(ctx, id, from, cutoff)
+		queued, err := s.enqueueDigest(ctx, id, from)
 		if err != nil {
 			return n, err
 		}
@@ -87,21 +104,43 @@ func (s *Store) EnqueueDigests(ctx context.Context, after time.Duration) (int, e
 // digestCandidates is the condition on messages m of the partial index
 // messages_continuity (migration 0008), spelled as the index spells it so
 // that SQLite sees that the index applies, and the messages no digest
-// carried yet.
+// carried yet, created after the one argument.
 const digestCandidates = `m.author = 'agent' AND m.channel = 'chat' AND m.state IN ('queued', 'sent', 'delivered')
-	AND m.created_at > ? AND m.created_at <= ?
+	AND m.created_at > ?
 	AND NOT EXISTS (SELECT 1 FROM email_outbox_messages o WHERE o.message_id = m.id)`
 
-// digestScan finds the conversations with messages for a digest.
+// digestScan finds the conversations with messages due for a digest:
+// created between its two arguments.
 const digestScan = `SELECT DISTINCT m.conversation_id FROM messages m
 	JOIN conversations c ON c.id = m.conversation_id
 	JOIN contacts ct ON ct.id = c.contact_id
-	WHERE ` + digestCandidates + ` AND NOT ct.online AND ct.email <> ''
+	WHERE ` + digestCandidates + ` AND m.created_at <= ? AND NOT ct.online AND ct.email <> ''
 	ORDER BY m.conversation_id`
 
-// enqueueDigest enqueues one conversation's digest, if it still has
-// messages for one once locked.
-func (s *Store) enqueueDigest(ctx context.Context, conversationID int64, from, cutoff time.Time) (bool, error) {
+// digestHeld reports whether the conversation may not get a digest now:
+// one of it is still pending or sending, or automaticMailStop holds
+// automatic mail to its recipient back.
+func (s *Store) digestHeld(db *gorm.DB, conversationID int64) (bool, error) {
+	var inFlight []int64
+	if err := db.Raw(`SELECT id FROM email_outbox WHERE conversation_id = ? AND kind = ? AND state IN (?, ?) LIMIT 1`,
+		conversationID, OutboundDigest, outboxPending, outboxSending).Scan(&inFlight).Error; err != nil {
+		return false, err
+	}
+	if len(inFlight) > 0 {
+		return true, nil
+	}
+	to, err := s.recipient(db, conversationID)
+	if err != nil || to.Addr == "" {
+		return true, err
+	}
+	stop, err := automaticMailStop(db, conversationID, to.Addr, 0)
+	return stop != "", err
+}
+
+// enqueueDigest enqueues one conversation's digest, carrying all its
+// messages for one created after from, if it still has one due and may
+// get it once locked.
+func (s *Store) enqueueDigest(ctx context.Context, conversationID int64, from time.Time) (bool, error) {
 	queued := false
 	err := s.write(ctx, func(tx *gorm.DB, _ *[]Event) error {
 		queued = false
@@ -118,12 +157,12 @@ func (s *Store) enqueueDigest(ctx context.Context, conversationID int64, from, c
 		if contact.Online || contact.Email == "" {
 			return errNoop
 		}
-		if auto, err := latestContactAuto(tx, conversationID); err != nil || auto {
+		if held, err := s.digestHeld(tx, conversationID); err != nil || held {
 			return orNoop(err)
 		}
 		var ids []int64
 		if err := tx.Raw(`SELECT m.id FROM messages m WHERE m.conversation_id = ? AND `+digestCandidates+` ORDER BY m.seq`,
-			conversationID, from, cutoff).Scan(&ids).Error; err != nil {
+			conversationID, from).Scan(&ids).Error; err != nil {
 			return err
 		}
 		if len(ids) == 0 {
@@ -162,7 +201,9 @@ func latestContactAuto(db *gorm.DB, conversationID int64) (bool, error) {
 // (rule 3), in the transaction that closed it, when the contact has an
 // email address and the widget cannot offer it: the contact is offline,
 // or the conversation came by email (the widget shows only its chat). Not
-// with no mailbox configured, nor after automatic mail.
+// with no mailbox configured, nor when automaticMailStop holds automatic
+// mail to the recipient back (after automatic mail, to an address that
+// failed).
 func (s *Store) enqueueSurvey(tx *gorm.DB, conversationID int64) error {
 	if len(s.opts.Mailboxes) == 0 {
 		return nil
@@ -185,10 +226,14 @@ func (s *Store) enqueueSurvey(tx *gorm.DB, conversationID int64) error {
 	if len(to) == 0 || to[0].Email == "" || (to[0].Online && to[0].Channel == ChannelChat) {
 		return nil
 	}
-	if auto, err := latestContactAuto(tx, conversationID); err != nil || auto {
+	rcpt, err := s.recipient(tx, conversationID)
+	if err != nil || rcpt.Addr == "" {
 		return err
 	}
-	_, err := s.enqueueOutbox(tx, OutboundSurvey, conversationID, nil, nil)
+	if stop, err := automaticMailStop(tx, conversationID, rcpt.Addr, 0); err != nil || stop != "" {
+		return err
+	}
+	_, err = s.enqueueOutbox(tx, OutboundSurvey, conversationID, nil, nil)
 	return err
 }
 

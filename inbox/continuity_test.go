@@ -369,3 +369,209 @@ func stringOf(v any) string {
 	}
 	return ""
 }
+
+// Rule 7, one mail per conversation: a visitor who leaves three unread
+// agent chat messages written 2 s apart gets one digest carrying all
+// three when the oldest is due, not one digest per message. A message
+// written after that digest was enqueued waits its own delay; while a
+// digest is still pending (the SMTP server is away) or sending, none
+// other is enqueued, and the next one carries every message unread by
+// then.
+func TestDigestCarriesAllUnread(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		const after = 10 * time.Second
+		f := newEmailFixture(t, url)
+		c := f.start(t)
+		f.say(t, c.ID, inbox.AuthorContact, "Where is my parcel?")
+		t0 := f.clock.Now()
+		var unread []int64
+		for i, text := range []string{"Let me look.", "Found it.", "It ships today."} {
+			if i > 0 {
+				f.clock.Advance(2 * time.Second)
+			}
+			unread = append(unread, f.agentSays(t, c.ID, text).ID)
+		}
+		// tick is the continuity ticker: a second passes, EnqueueDigests runs.
+		enqueue := func() int {
+			t.Helper()
+			n, err := f.s.EnqueueDigests(ctx, after)
+			if err != nil {
+				t.Fatalf("EnqueueDigests() = %v", err)
+			}
+			return n
+		}
+		tick := func(until time.Time) (enqueued []time.Time) {
+			t.Helper()
+			for f.clock.Now().Before(until) {
+				f.clock.Advance(time.Second)
+				for range enqueue() {
+					enqueued = append(enqueued, f.clock.Now())
+				}
+				// The worker claims and sends at once, so that nothing
+				// but the carried messages keeps a second digest away.
+				for _, e := range f.claim(t, 10) {
+					noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, e.ID, nil))
+				}
+			}
+			return enqueued
+		}
+		if got := tick(t0.Add(after - time.Second)); len(got) != 0 {
+			t.Fatalf("digests before the oldest message is due: %v", got)
+		}
+		f.clock.Advance(time.Second)
+		if n := enqueue(); n != 1 {
+			t.Fatalf("EnqueueDigests() when the oldest is due = %d, want 1", n)
+		}
+		rows := f.outboxRows(t, c.ID, inbox.OutboundDigest)
+		// Written after the digest was enqueued, before it was claimed.
+		late := f.agentSays(t, c.ID, "One more thing.")
+		e := f.claimOne(t, rows[0])
+		if !slices.Equal(messageIDs(e.Messages), unread) {
+			t.Fatalf("the digest carries %v, want all three unread messages %v", messageIDs(e.Messages), unread)
+		}
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, e.ID, nil))
+		if got := tick(t0.Add(after + 4*time.Second)); len(got) != 0 {
+			t.Fatalf("more digests when the younger messages came due: %v", got)
+		}
+		if got := tick(late.CreatedAt.Add(after - time.Second)); len(got) != 0 {
+			t.Fatalf("a digest for the late message before its own delay: %v", got)
+		}
+		if got := tick(late.CreatedAt.Add(after)); len(got) != 1 {
+			t.Fatalf("digests when the late message is due = %v, want one", got)
+		}
+
+		// The SMTP server is away: the next digest waits for a retry.
+		m5 := f.agentSays(t, c.ID, "Are you there?")
+		f.clock.Advance(after)
+		if n := enqueue(); n != 1 {
+			t.Fatalf("EnqueueDigests() = %d, want 1", n)
+		}
+		rows = f.outboxRows(t, c.ID, inbox.OutboundDigest)
+		pending := rows[len(rows)-1]
+		f.claimOne(t, pending)
+		noErr(t, "OutboxRetry()", f.s.OutboxRetry(ctx, pending, f.clock.Now().Add(time.Hour), "421 4.3.0 try later"))
+		m6 := f.agentSays(t, c.ID, "Hello?")
+		f.clock.Advance(after)
+		if n := enqueue(); n != 0 {
+			t.Fatalf("EnqueueDigests() while a digest is pending = %d, want 0", n)
+		}
+		f.clock.Advance(time.Hour)
+		e = f.claimOne(t, pending)
+		if !slices.Equal(messageIDs(e.Messages), []int64{m5.ID}) {
+			t.Fatalf("the retried digest carries %v, want %d as when it was enqueued", messageIDs(e.Messages), m5.ID)
+		}
+		m7 := f.agentSays(t, c.ID, "Last one.")
+		if n := enqueue(); n != 0 {
+			t.Fatalf("EnqueueDigests() while a digest is sending = %d, want 0", n)
+		}
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, e.ID, nil))
+		if n := enqueue(); n != 1 {
+			t.Fatalf("EnqueueDigests() once the pending digest went = %d, want 1", n)
+		}
+		rows = f.outboxRows(t, c.ID, inbox.OutboundDigest)
+		if e := f.claimOne(t, rows[len(rows)-1]); !slices.Equal(messageIDs(e.Messages), []int64{m6.ID, m7.ID}) {
+			t.Fatalf("the next digest carries %v, want %d and %d", messageIDs(e.Messages), m6.ID, m7.ID)
+		}
+	})
+}
+
+// No automatic mail (digest, survey) to an address whose last mail from
+// us in the conversation failed, by a bounce or a 5xx refusal, until the
+// contact mails again; a failure that says nothing of the address (the
+// mail could not be composed) holds nothing back. A digest enqueued
+// before the failure is not sent either.
+func TestNoAutomaticMailToFailedAddress(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		first := mail("rita@r1.example", "Invoice", "Please resend the invoice.")
+		c := f.ingest(t, first).ConversationID
+		closeIt := func() {
+			t.Helper()
+			noErr(t, "Join()", f.s.Join(ctx, c, f.alice.ID))
+			noErr(t, "Leave()", f.s.Leave(ctx, c, f.alice.ID))
+		}
+		sendReply := func(text string) inbox.OutboundEmail {
+			t.Helper()
+			f.clock.Advance(time.Second)
+			_, row := f.emailReply(t, c, text)
+			return f.claimOne(t, row)
+		}
+		answer := func(text string) {
+			t.Helper()
+			f.clock.Advance(time.Second)
+			in := mail("rita@r1.example", "Re: Invoice", text)
+			in.InReplyTo = []string{first.MessageID}
+			if r := f.ingest(t, in); r.ConversationID != c {
+				t.Fatalf("the contact's mail went to conversation %d, want %d", r.ConversationID, c)
+			}
+		}
+		surveys := func() int { return len(f.outboxRows(t, c, inbox.OutboundSurvey)) }
+		// unread has the agent write in chat, lets that come due, and
+		// wants want digests enqueued.
+		unread := func(text string, want int, when string) {
+			t.Helper()
+			f.agentSays(t, c, text)
+			f.clock.Advance(digestAfter)
+			if n := f.enqueueDigests(t); n != want {
+				t.Fatalf("EnqueueDigests() %s = %d, want %d", when, n, want)
+			}
+		}
+		sendDigest := func() {
+			t.Helper()
+			noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, f.claimOne(t, lastOf(f.outboxRows(t, c, inbox.OutboundDigest))).ID, nil))
+		}
+
+		// A reply bounces (RFC 3464): no survey.
+		e := sendReply("Here it is.")
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, e.ID, []byte("Message-ID: <"+e.MessageID+">\r\n\r\nHere it is.\r\n")))
+		bounce := mail("mailer-daemon@r1.example", "Undelivered Mail Returned to Sender", "The mail system.")
+		bounce.Bounce = &inbox.Bounce{OriginalMessageID: e.MessageID, Recipient: "rita@r1.example", Status: "5.2.2",
+			Diagnostic: "552 5.2.2 mailbox full"}
+		f.clock.Advance(time.Second)
+		f.ingest(t, bounce)
+		closeIt()
+		if n := surveys(); n != 0 {
+			t.Fatalf("surveys after the reply bounced = %d, want 0", n)
+		}
+		// The contact writes again: the address works.
+		answer("Got nothing, please try again.")
+		closeIt()
+		if n := surveys(); n != 1 {
+			t.Fatalf("surveys once the contact wrote again = %d, want 1", n)
+		}
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, f.claimOne(t, f.outboxRows(t, c, inbox.OutboundSurvey)[0]).ID, nil))
+
+		// A reply refused with 5xx: no digest.
+		e = sendReply("Sent again.")
+		noErr(t, "OutboxFailed()", f.s.OutboxFailed(ctx, e.ID, "550 5.1.1 <rita@r1.example>: Recipient address rejected"))
+		unread("Did it arrive?", 0, "after a 5xx refusal")
+		closeIt()
+		if n := surveys(); n != 1 {
+			t.Fatalf("surveys after a 5xx refusal = %d, want still 1", n)
+		}
+		answer("It works now.")
+		unread("Glad to hear.", 1, "once the contact wrote again")
+		sendDigest()
+
+		// A mail that could not be composed says nothing of the address.
+		e = sendReply("With a broken attachment.")
+		noErr(t, "OutboxFailed()", f.s.OutboxFailed(ctx, e.ID, "cannot compose the mail: an invalid address"))
+		unread("Anything else?", 1, "after a failure to compose")
+		sendDigest()
+
+		// A digest enqueued while a reply was still sending is not sent
+		// once the reply is refused.
+		e = sendReply("Last try.")
+		unread("Hello?", 1, "while a reply is sending")
+		noErr(t, "OutboxFailed()", f.s.OutboxFailed(ctx, e.ID, "550 5.1.1 user unknown"))
+		digest := lastOf(f.outboxRows(t, c, inbox.OutboundDigest))
+		if got := f.claim(t, 10); len(got) != 0 {
+			t.Fatalf("ClaimOutbox() = %v, want the digest to a refused address held back", ids(got))
+		}
+		if st := f.row(t, digest); st.State != "failed" || !strings.Contains(st.LastError, "refused or bounced") {
+			t.Fatalf("digest row = %+v, want failed, saying why", st)
+		}
+	})
+}
+
+func lastOf(ids []int64) int64 { return ids[len(ids)-1] }

@@ -63,6 +63,7 @@ type emailMessageRow struct {
 	Refs       string `gorm:"column:refs"`
 	Subject    string
 	FromAddr   string
+	ReplyTo    string // JSON Address; empty when the mail had no Reply-To
 	ToAddrs    string
 	CcAddrs    string
 	FullText   string
@@ -105,6 +106,10 @@ type EmailDetails struct {
 	HeaderID   string   `json:"header_id,omitempty"`
 	InReplyTo  []string `json:"in_reply_to,omitempty"`
 	References []string `json:"references,omitempty"`
+	// ReplyTo is the Reply-To header's first address, where answers to
+	// the contact's mail go (RFC 5322 section 3.6.2); nil when it had
+	// none.
+	ReplyTo *Address `json:"reply_to,omitempty"`
 	EmailInfo
 	FullText string `json:"full_text"`
 	// FullHTML is sanitized like Message.HTML.
@@ -326,7 +331,7 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 
 	env := emailMessageRow{MessageID: m.ID, Mailbox: in.Mailbox, HeaderID: in.MessageID,
 		InReplyTo: strings.Join(in.InReplyTo, " "), Refs: strings.Join(in.References, " "),
-		Subject: in.Subject, FromAddr: mustJSON(in.From), ToAddrs: mustJSON(in.To), CcAddrs: mustJSON(in.Cc),
+		Subject: in.Subject, FromAddr: mustJSON(in.From), ReplyTo: replyToJSON(in.ReplyTo), ToAddrs: mustJSON(in.To), CcAddrs: mustJSON(in.Cc),
 		FullText: fullText, FullHTML: fullHTML, Trimmed: trimmed, Auto: in.Auto, AutoReason: in.AutoReason,
 		Notices: mustJSON(notices), Raw: in.Raw, CreatedAt: at}
 	if err := tx.Create(&env).Error; err != nil {
@@ -420,6 +425,9 @@ func (s *Store) ingestBounce(tx *gorm.DB, in IncomingEmail, key string, evs *[]E
 	if err != nil {
 		return res, false, nil, err
 	}
+	if err := markBounced(tx, c.ID, b.OriginalMessageID, s.now()); err != nil {
+		return res, false, nil, err
+	}
 	if orig[0].MessageID == nil {
 		return res, false, &c, nil
 	}
@@ -490,6 +498,13 @@ func cleanIncoming(in *IncomingEmail) (string, error) {
 		return "", invalid("from", "is not a usable address: %q", in.From.Addr)
 	}
 	in.To, in.Cc = addrs(in.To), addrs(in.Cc)
+	if rt := in.ReplyTo; rt != nil {
+		if a := addr(*rt); strings.Contains(a.Addr, "@") && len(a.Addr) <= maxEmailAddress {
+			in.ReplyTo = &a
+		} else {
+			in.ReplyTo = nil
+		}
+	}
 	in.Recipients = lines(in.Recipients, 100)
 	in.Subject = line(in.Subject, 998)
 	in.Text, in.FullText = strings.TrimSpace(cleanText(in.Text)), cleanText(in.FullText)
@@ -549,6 +564,23 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
+// replyToJSON is the email_messages.reply_to of a Reply-To: empty for none.
+func replyToJSON(a *Address) string {
+	if a == nil || a.Addr == "" {
+		return ""
+	}
+	return mustJSON(*a)
+}
+
+// replyTo is the Address of an email_messages.reply_to, nil for none.
+func replyTo(column string) *Address {
+	var a Address
+	if column == "" || json.Unmarshal([]byte(column), &a) != nil || a.Addr == "" {
+		return nil
+	}
+	return &a
+}
+
 // info is the envelope as the thread shows it.
 func (r emailMessageRow) info() *EmailInfo {
 	e := &EmailInfo{Subject: r.Subject, Trimmed: r.Trimmed, Auto: r.Auto}
@@ -596,7 +628,7 @@ func (s *Store) EmailDetails(ctx context.Context, conversationID, messageID int6
 		RawSize int64
 	}
 	err := s.rdb.WithContext(ctx).Raw(`SELECT em.message_id, em.mailbox, em.header_id, em.in_reply_to, em.refs, em.subject,
-		em.from_addr, em.to_addrs, em.cc_addrs, em.full_text, em.full_html, em.trimmed, em.auto, em.auto_reason,
+		em.from_addr, em.reply_to, em.to_addrs, em.cc_addrs, em.full_text, em.full_html, em.trimmed, em.auto, em.auto_reason,
 		em.notices, em.created_at, COALESCE(LENGTH(em.raw), 0) AS raw_size
 		FROM email_messages em JOIN messages m ON m.id = em.message_id
 		WHERE em.message_id = ? AND m.conversation_id = ?`, messageID, conversationID).Scan(&rows).Error
@@ -609,7 +641,7 @@ func (s *Store) EmailDetails(ctx context.Context, conversationID, messageID int6
 	r := rows[0].Row
 	return EmailDetails{MessageID: r.MessageID, ConversationID: conversationID, Mailbox: r.Mailbox,
 		HeaderID: r.HeaderID, InReplyTo: strings.Fields(r.InReplyTo), References: strings.Fields(r.Refs),
-		EmailInfo: *r.info(), FullText: r.FullText, FullHTML: r.FullHTML, AutoReason: r.AutoReason,
+		ReplyTo: replyTo(r.ReplyTo), EmailInfo: *r.info(), FullText: r.FullText, FullHTML: r.FullHTML, AutoReason: r.AutoReason,
 		RawSize: rows[0].RawSize, CreatedAt: r.CreatedAt.UTC()}, nil
 }
 

@@ -21,6 +21,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0006_outbox", Migrate: migrate0006Outbox},
 	{ID: "0007_email", Migrate: migrate0007Email},
 	{ID: "0008_outbox", Migrate: migrate0008Outbox},
+	{ID: "0009_recipients", Migrate: migrate0009Recipients},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -405,6 +406,26 @@ func migrate0008Outbox(tx *gorm.DB) error {
 		`ALTER TABLE email_outbox ADD COLUMN mailbox TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE email_outbox ADD COLUMN rated_at `+tsType(tx),
 		`CREATE INDEX messages_continuity ON messages (created_at) WHERE author = 'agent' AND channel = 'chat' AND state IN ('queued', 'sent', 'delivered')`,
+	)
+}
+
+// 0009: where mail goes and whether it got there.
+//
+//   - email_messages.reply_to: the Reply-To of an incoming mail (JSON
+//     Address, empty when it had none), where our answers go (RFC 5322
+//     section 3.6.2).
+//   - email_outbox.to_addr and .to_name: the address a mail was last
+//     tried to, fixed at each claim (recipient).
+//   - email_outbox.bounced_at: when the recipient's side refused the mail
+//     (a 5xx answer) or reported it undeliverable (a bounce, RFC 3464):
+//     no automatic mail goes to that address again until the contact
+//     writes.
+func migrate0009Recipients(tx *gorm.DB) error {
+	return execAll(tx,
+		`ALTER TABLE email_messages ADD COLUMN reply_to TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE email_outbox ADD COLUMN to_addr TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE email_outbox ADD COLUMN to_name TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE email_outbox ADD COLUMN bounced_at `+tsType(tx),
 	)
 }
 

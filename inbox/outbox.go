@@ -7,6 +7,7 @@ import (
 	"errors"
 	"mime"
 	"net/mail"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,7 +46,7 @@ type MailboxInfo struct {
 	PlusAddressing bool
 }
 
-// outboxRow is an email_outbox row (migrations 0006 and 0008).
+// outboxRow is an email_outbox row (migrations 0006, 0008 and 0009).
 type outboxRow struct {
 	ID             int64
 	Kind           string
@@ -61,6 +62,9 @@ type outboxRow struct {
 	HeaderID       string `gorm:"column:header_id"` // our Message-ID, fixed at the first claim
 	Mailbox        string
 	RatedAt        *time.Time // a survey's rating link was used
+	ToAddr         string     // where the mail was last tried to, fixed at each claim (recipient)
+	ToName         string
+	BouncedAt      *time.Time // the recipient's side refused it (5xx) or bounced it
 }
 
 func (outboxRow) TableName() string { return "email_outbox" }
@@ -106,14 +110,17 @@ func (s *Store) enqueueOutbox(tx *gorm.DB, kind string, conversationID int64, me
 // once: on PostgreSQL the rows are locked FOR UPDATE SKIP LOCKED, so two
 // claimers never get the same row; SQLite has one writer.
 //
-// Each mail is returned with all the sender needs (OutboundEmail). Its
-// Message-ID, "m<row id>.<signature>@<domain of the mailbox>", and its
-// mailbox are fixed at the first claim and recorded in email_ids
-// (direction out) before anything is sent, so that a reply to it threads
-// (rule 9). A row whose conversation or reply was deleted, or whose
-// contact has no email address any more, is marked failed and not
-// returned; so is one whose contact's address is one of our own
-// mailboxes (OwnMailbox: a mail loop, issue 12 item 8). With no mailbox
+// Each mail is returned with all the sender needs (OutboundEmail), To
+// the conversation's recipient as it is at the claim (recipient: the
+// contact's Reply-To or address), recorded on the row. Its Message-ID,
+// "m<row id>.<signature>@<domain of the mailbox>", and its mailbox are
+// fixed at the first claim and recorded in email_ids (direction out)
+// before anything is sent, so that a reply to it threads (rule 9). A row whose conversation or reply was
+// deleted, or whose contact has no email address any more, is marked failed and not
+// returned; so is one whose recipient is one of our own mailboxes
+// (OwnMailbox: a mail loop, issue 12 item 8), and a digest or a survey
+// that the rules of automatic mail hold back now (automaticMailStop: an
+// auto-reply or a bounce came since it was enqueued). With no mailbox
 // configured nothing is claimed. limit must be positive, lease at least
 // a second.
 func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboundEmail, error) {
@@ -157,10 +164,19 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 			return err
 		}
 		for i := range rows {
-			if rows[i].HeaderID == "" {
-				if err := s.fixMessageID(tx, key, &rows[i]); err != nil {
+			r := &rows[i]
+			if r.HeaderID == "" {
+				if err := s.fixMessageID(tx, key, r); err != nil {
 					return err
 				}
+			}
+			to, err := s.recipient(tx, r.ConversationID)
+			if err != nil {
+				return err
+			}
+			r.ToAddr, r.ToName = to.Addr, to.Name
+			if err := tx.Exec(`UPDATE email_outbox SET to_addr = ?, to_name = ? WHERE id = ?`, to.Addr, to.Name, r.ID).Error; err != nil {
+				return err
 			}
 		}
 		return nil
@@ -258,15 +274,20 @@ func (s *Store) buildOutbound(ctx context.Context, r outboxRow) (e OutboundEmail
 	} else if err != nil {
 		return e, "", dbErr(err)
 	}
-	var contact Contact
-	if err := db.First(&contact, conv.ContactID).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-		return e, "", dbErr(err)
-	}
-	if contact.Email == "" {
+	if r.ToAddr == "" {
 		return e, "the contact has no email address", nil
 	}
-	if own, ok := OwnMailbox(s.opts.Mailboxes, contact.Email); ok {
-		return e, "the contact's address " + contact.Email + " is our own mailbox " + own.Name + ": not sent (a mail loop)", nil
+	if own, ok := OwnMailbox(s.opts.Mailboxes, r.ToAddr); ok {
+		return e, "the contact's address " + r.ToAddr + " is our own mailbox " + own.Name + ": not sent (a mail loop)", nil
+	}
+	if r.Kind == OutboundDigest || r.Kind == OutboundSurvey {
+		stop, err := automaticMailStop(db, conv.ID, r.ToAddr, r.ID)
+		if err != nil {
+			return e, "", dbErr(err)
+		}
+		if stop != "" {
+			return e, "not sent: " + stop, nil
+		}
 	}
 	mb, err := s.conversationMailbox(db, conv.ID, r.Mailbox)
 	if err != nil {
@@ -277,7 +298,7 @@ func (s *Store) buildOutbound(ctx context.Context, r outboxRow) (e OutboundEmail
 		return e, "", err
 	}
 	e = OutboundEmail{ID: r.ID, Kind: r.Kind, ConversationID: conv.ID, Mailbox: mb.Name, MessageID: r.HeaderID,
-		To: Address{Name: contact.Name, Addr: contact.Email}, Subject: conv.Subject, ReplyTo: plusAddress(mb, token),
+		To: Address{Name: r.ToName, Addr: r.ToAddr}, Subject: conv.Subject, ReplyTo: plusAddress(mb, token),
 		Attempts: r.Attempts - 1, Token: token}
 	if e.InReplyTo, e.References, err = outboundThread(db, conv.ID, r.ID); err != nil {
 		return e, "", dbErr(err)
@@ -370,20 +391,30 @@ func outboundMessages(db *gorm.DB, ids []int64) ([]OutboundMessage, error) {
 }
 
 // outboundThread returns the In-Reply-To and References of a mail of the
-// conversation (RFC 5322 section 3.6.4): the conversation's newest mail,
-// received or sent, and the References it carried followed by it; for a
-// conversation without any, the continuity mail sent in it before. The
-// chain keeps its first and its latest maxReferences-1 ids.
+// conversation (RFC 5322 section 3.6.4). Its parent is the conversation's
+// newest email message that is not automatic mail, the contact's or ours:
+// an out-of-office answer, list mail or a bounce is never what we answer.
+// References are the parent's References (or, when it has none, its
+// In-Reply-To when that names a single message) followed by the parent's
+// Message-ID. A conversation without such a mail threads on the
+// continuity mail sent in it before (digests, surveys), each of which
+// threaded on the one before. The chain keeps its first and its latest
+// maxReferences-1 ids.
 func outboundThread(db *gorm.DB, conversationID, outboxID int64) (string, []string, error) {
-	var last []struct{ HeaderID, Refs string }
-	if err := db.Raw(`SELECT em.header_id, em.refs FROM email_messages em JOIN messages m ON m.id = em.message_id
-		WHERE m.conversation_id = ? AND em.header_id <> '' ORDER BY m.seq DESC LIMIT 1`, conversationID).
-		Scan(&last).Error; err != nil {
+	var parent []struct{ HeaderID, InReplyTo, Refs string }
+	if err := db.Raw(`SELECT em.header_id, em.in_reply_to, em.refs FROM email_messages em JOIN messages m ON m.id = em.message_id
+		WHERE m.conversation_id = ? AND em.header_id <> '' AND NOT em.auto ORDER BY m.seq DESC LIMIT 1`, conversationID).
+		Scan(&parent).Error; err != nil {
 		return "", nil, err
 	}
 	var chain []string
-	if len(last) > 0 {
-		chain = append(strings.Fields(last[0].Refs), last[0].HeaderID)
+	if len(parent) > 0 {
+		p := parent[0]
+		chain = strings.Fields(p.Refs)
+		if irt := strings.Fields(p.InReplyTo); len(chain) == 0 && len(irt) == 1 {
+			chain = irt
+		}
+		chain = append(chain, p.HeaderID)
 	} else if err := db.Raw(`SELECT header_id FROM email_outbox WHERE conversation_id = ? AND state = ? AND header_id <> ''
 		AND id <> ? ORDER BY id`, conversationID, outboxSent, outboxID).Scan(&chain).Error; err != nil {
 		return "", nil, err
@@ -402,6 +433,102 @@ func outboundThread(db *gorm.DB, conversationID, outboxID int64) (string, []stri
 	}
 	return refs[len(refs)-1], refs, nil
 }
+
+// recipient is where the conversation's mail goes: the Reply-To of the
+// contact's newest mail that is not automatic, when it had one (RFC 5322
+// section 3.6.2: its author asks for answers there), else the contact's
+// address; the zero Address when the contact has none. A Reply-To naming
+// one of our own mailboxes is ignored: mail to it would come back to us.
+// The contact stays the one known by the mail's From (threading.go).
+func (s *Store) recipient(db *gorm.DB, conversationID int64) (Address, error) {
+	var rows []struct{ Name, Email, ReplyTo string }
+	if err := db.Raw(`SELECT ct.name, ct.email, COALESCE((SELECT em.reply_to FROM messages m
+			JOIN email_messages em ON em.message_id = m.id
+			WHERE m.conversation_id = c.id AND m.author = ? AND NOT em.auto ORDER BY m.seq DESC LIMIT 1), '') AS reply_to
+		FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?`, AuthorContact, conversationID).
+		Scan(&rows).Error; err != nil || len(rows) == 0 || rows[0].Email == "" {
+		return Address{}, err
+	}
+	to := Address{Name: rows[0].Name, Addr: rows[0].Email}
+	if rt := replyTo(rows[0].ReplyTo); rt != nil && !s.ourAddress(rt.Addr) {
+		to.Addr = rt.Addr
+		if rt.Name != "" {
+			to.Name = rt.Name
+		}
+	}
+	return to, nil
+}
+
+// ourAddress reports whether addr is the address of one of our
+// mailboxes, with or without a "+tag" in its local part.
+func (s *Store) ourAddress(addr string) bool {
+	split := func(a string) (string, string) {
+		a = strings.ToLower(a)
+		i := strings.LastIndexByte(a, '@')
+		if i < 0 {
+			return a, ""
+		}
+		return a[:i], a[i+1:]
+	}
+	local, domain := split(addr)
+	for _, mb := range s.opts.Mailboxes {
+		if ml, md := split(mb.Address); domain == md && (local == ml || strings.HasPrefix(local, ml+"+")) {
+			return true
+		}
+	}
+	return false
+}
+
+// automaticMailStop says why no automatic mail of ours (a digest, a
+// survey) may go to addr in the conversation now, or "" when it may:
+//
+//   - the contact's latest message is automatic mail (issue 12 item 8,
+//     RFC 3834 section 2);
+//   - the last mail of ours to addr in the conversation (other than the
+//     outbox row except) was refused by the SMTP server (5xx) or bounced
+//     (bounced_at), and the contact has sent no mail since that is not
+//     automatic: until they write, the address is known not to work, and
+//     each more mail to it is one more bounce.
+func automaticMailStop(db *gorm.DB, conversationID int64, addr string, except int64) (string, error) {
+	auto, err := latestContactAuto(db, conversationID)
+	if err != nil {
+		return "", err
+	}
+	if auto {
+		return "the contact's latest message is automatic mail", nil
+	}
+	var last []outboxRow
+	if err := db.Select("id", "bounced_at").Where("conversation_id = ? AND to_addr = ? AND id <> ? AND (state = ? OR bounced_at IS NOT NULL)",
+		conversationID, addr, except, outboxSent).Order("id DESC").Limit(1).Find(&last).Error; err != nil {
+		return "", err
+	}
+	if len(last) == 0 || last[0].BouncedAt == nil {
+		return "", nil
+	}
+	var since []int64
+	if err := db.Raw(`SELECT m.id FROM messages m JOIN email_messages em ON em.message_id = m.id
+		WHERE m.conversation_id = ? AND m.author = ? AND NOT em.auto AND m.created_at > ? LIMIT 1`,
+		conversationID, AuthorContact, *last[0].BouncedAt).Scan(&since).Error; err != nil {
+		return "", err
+	}
+	if len(since) > 0 {
+		return "", nil
+	}
+	return "the last mail to " + addr + " was refused or bounced, and the contact has not written since", nil
+}
+
+// markBounced records in tx that the recipient's side reported the mail
+// of ours with Message-ID headerID, of the conversation, undeliverable (a
+// bounce, RFC 3464): automaticMailStop.
+func markBounced(tx *gorm.DB, conversationID int64, headerID string, at time.Time) error {
+	return tx.Exec(`UPDATE email_outbox SET bounced_at = ? WHERE conversation_id = ? AND header_id = ? AND bounced_at IS NULL`,
+		at, conversationID, headerID).Error
+}
+
+// smtpRefusal matches a reason that is an SMTP server's permanent
+// negative answer, as the sender passes it: a 5yz reply code first (RFC
+// 5321 section 4.2.1), "550 5.1.1 user unknown".
+var smtpRefusal = regexp.MustCompile(`^5[0-9][0-9]([ -]|$)`)
 
 // lockOutbox reads an outbox row in tx, locked on PostgreSQL until the
 // transaction ends, so that the outcomes recorded by two nodes (a lease
@@ -459,13 +586,14 @@ func (s *Store) OutboxSent(ctx context.Context, id int64, raw []byte) error {
 	})
 }
 
-// saveSentEnvelope stores the envelope of a sent reply, read from the
-// headers of raw as they went out; the row's Message-ID when raw has
-// none.
+// saveSentEnvelope stores the envelope of a sent reply (Reply-To
+// included), read from the headers of raw as they went out; the row's
+// Message-ID when raw has none.
 func (s *Store) saveSentEnvelope(tx *gorm.DB, r outboxRow, m Message, raw []byte) error {
 	headerID, inReplyTo, subject := r.HeaderID, "", ""
 	var refs []string
 	from, to, cc := Address{}, []Address{}, []Address{}
+	var replyToAddr *Address
 	if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
 		h := msg.Header
 		if v := strings.Trim(strings.TrimSpace(h.Get("Message-Id")), "<>"); v != "" {
@@ -484,15 +612,18 @@ func (s *Store) saveSentEnvelope(tx *gorm.DB, r outboxRow, m Message, raw []byte
 			from = Address{Name: list[0].Name, Addr: list[0].Address}
 		}
 		to, cc = headerAddresses(h, "To"), headerAddresses(h, "Cc")
+		if rt := headerAddresses(h, "Reply-To"); len(rt) > 0 {
+			replyToAddr = &rt[0]
+		}
 	}
 	fromJSON, _ := json.Marshal(from)
 	toJSON, _ := json.Marshal(to)
 	ccJSON, _ := json.Marshal(cc)
-	return tx.Exec(`INSERT INTO email_messages (message_id, mailbox, header_id, in_reply_to, refs, subject, from_addr, to_addrs,
-			cc_addrs, full_text, full_html, trimmed, auto, auto_reason, notices, raw, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, '', '[]', ?, ?) ON CONFLICT (message_id) DO NOTHING`,
-		m.ID, r.Mailbox, headerID, inReplyTo, strings.Join(refs, " "), subject, string(fromJSON), string(toJSON),
-		string(ccJSON), m.Text, false, false, raw, s.now()).Error
+	return tx.Exec(`INSERT INTO email_messages (message_id, mailbox, header_id, in_reply_to, refs, subject, from_addr, reply_to,
+			to_addrs, cc_addrs, full_text, full_html, trimmed, auto, auto_reason, notices, raw, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, '', '[]', ?, ?) ON CONFLICT (message_id) DO NOTHING`,
+		m.ID, r.Mailbox, headerID, inReplyTo, strings.Join(refs, " "), subject, string(fromJSON), replyToJSON(replyToAddr),
+		string(toJSON), string(ccJSON), m.Text, false, false, raw, s.now()).Error
 }
 
 // headerAddresses is an address header's list, empty when it has none or
@@ -532,8 +663,10 @@ func (s *Store) OutboxRetry(ctx context.Context, id int64, at time.Time, reason 
 // answer, issue 12 item 6), keeping reason (the server's answer). A
 // reply's message turns StateFailed with Message.Error set to reason, and
 // a message_state event carries both, so that the agent's screen shows it
-// at once. A digest or a survey is only marked failed. A row already sent
-// or failed is left as it is. ErrNotFound: no such row.
+// at once. A digest or a survey is only marked failed. A reason that is
+// an SMTP refusal (a 5yz answer) also marks the address the mail went to
+// as failing (bounced_at; automaticMailStop). A row already sent or
+// failed is left as it is. ErrNotFound: no such row.
 func (s *Store) OutboxFailed(ctx context.Context, id int64, reason string) error {
 	reason = cleanReason(reason)
 	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
@@ -544,8 +677,11 @@ func (s *Store) OutboxFailed(ctx context.Context, id int64, reason string) error
 		if r.State == outboxSent || r.State == outboxFailed {
 			return errNoop
 		}
-		if err := tx.Model(&outboxRow{}).Where("id = ?", id).Updates(map[string]any{
-			"state": outboxFailed, "lease_until": nil, "last_error": reason}).Error; err != nil {
+		failed := map[string]any{"state": outboxFailed, "lease_until": nil, "last_error": reason}
+		if smtpRefusal.MatchString(reason) {
+			failed["bounced_at"] = s.now()
+		}
+		if err := tx.Model(&outboxRow{}).Where("id = ?", id).Updates(failed).Error; err != nil {
 			return err
 		}
 		if r.Kind != OutboundReply || r.MessageID == nil {

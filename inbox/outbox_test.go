@@ -542,3 +542,145 @@ func TestUpgradeToOutbox0008(t *testing.T) {
 		}
 	})
 }
+
+// Our mail threads on the conversation's newest mail that is not
+// automatic, the contact's or ours, never on an out-of-office answer;
+// References are that parent's References, or its In-Reply-To when it
+// has none, followed by its Message-ID (RFC 5322 section 3.6.4). Replies,
+// digests and surveys alike.
+func TestThreadingSkipsAutomaticMail(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		in := func(id, inReplyTo string, auto bool) inbox.IngestResult {
+			t.Helper()
+			m := mail("carol@customer.example", "Order 77", "text of "+id)
+			m.MessageID = id
+			if inReplyTo != "" {
+				m.InReplyTo = []string{inReplyTo}
+			}
+			if auto {
+				m.Auto, m.AutoReason = true, "Auto-Submitted: auto-replied"
+			}
+			return f.ingest(t, m)
+		}
+		c := in("carol-1@customer.example", "", false).ConversationID
+		if r := in("carol-2@customer.example", "carol-1@customer.example", false); r.ConversationID != c {
+			t.Fatalf("carol-2 went to conversation %d, want %d", r.ConversationID, c)
+		}
+		if r := in("carol-ooo@customer.example", "carol-1@customer.example", true); r.ConversationID != c {
+			t.Fatalf("the out-of-office went to conversation %d, want %d", r.ConversationID, c)
+		}
+		_, row := f.emailReply(t, c, "We are on it.")
+		e := f.claimOne(t, row)
+		wantRefs := []string{"carol-1@customer.example", "carol-2@customer.example"}
+		if e.InReplyTo != "carol-2@customer.example" || !slices.Equal(e.References, wantRefs) {
+			t.Fatalf("reply In-Reply-To %q References %q, want carol-2 and %q", e.InReplyTo, e.References, wantRefs)
+		}
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, e.ID, nil))
+
+		// A chat conversation with mail in it, whose latest contact
+		// message is a chat message (so that automatic mail may go).
+		chat := f.start(t)
+		f.mailIn(t, chat.ID, "first", "support", "c1@customer.example", "", false)
+		f.mailIn(t, chat.ID, "second", "support", "c2@customer.example", "<c0@customer.example> <c1@customer.example>", false)
+		f.mailIn(t, chat.ID, "I am away.", "support", "ooo@customer.example", "<c1@customer.example>", true)
+		f.say(t, chat.ID, inbox.AuthorContact, "Back on the site.")
+		f.agentSays(t, chat.ID, "Here is the answer.")
+		f.clock.Advance(digestAfter)
+		if n := f.enqueueDigests(t); n != 1 {
+			t.Fatalf("EnqueueDigests() = %d, want 1", n)
+		}
+		wantRefs = []string{"c0@customer.example", "c1@customer.example", "c2@customer.example"}
+		d := f.claimOne(t, f.outboxRows(t, chat.ID, inbox.OutboundDigest)[0])
+		if d.InReplyTo != "c2@customer.example" || !slices.Equal(d.References, wantRefs) {
+			t.Fatalf("digest In-Reply-To %q References %q, want c2 and %q", d.InReplyTo, d.References, wantRefs)
+		}
+		noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, d.ID, nil))
+		noErr(t, "Join()", f.s.Join(ctx, chat.ID, f.alice.ID))
+		noErr(t, "Leave()", f.s.Leave(ctx, chat.ID, f.alice.ID))
+		sv := f.claimOne(t, f.outboxRows(t, chat.ID, inbox.OutboundSurvey)[0])
+		if sv.InReplyTo != "c2@customer.example" || !slices.Equal(sv.References, wantRefs) {
+			t.Fatalf("survey In-Reply-To %q References %q, want c2 and %q", sv.InReplyTo, sv.References, wantRefs)
+		}
+	})
+}
+
+// The contact's Reply-To is kept (EmailDetails) and answered: replies,
+// digests and surveys go to the Reply-To of their newest mail that is not
+// automatic, else to their address, which stays who they are (From). A
+// Reply-To naming one of our own mailboxes is not followed.
+func TestReplyTo(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		work := inbox.Address{Name: "Rita at Work", Addr: "rita.work@r2.example"}
+		var firstID string // what the contact's later mail answers
+		in := func(text string, replyTo *inbox.Address, auto bool) inbox.IngestResult {
+			t.Helper()
+			m := mail("rita@r1.example", "Invoice", text)
+			m.ReplyTo, m.Auto = replyTo, auto
+			if firstID != "" {
+				m.InReplyTo = []string{firstID}
+			} else {
+				firstID = m.MessageID
+			}
+			return f.ingest(t, m)
+		}
+		first := in("Please resend the invoice.", &inbox.Address{Name: "Rita at Work", Addr: "Rita.Work@R2.example"}, false)
+		c := first.ConversationID
+		d, err := f.s.EmailDetails(ctx, c, first.MessageID)
+		if err != nil || d.ReplyTo == nil || *d.ReplyTo != work || d.From.Addr != "rita@r1.example" {
+			t.Fatalf("EmailDetails() = Reply-To %+v From %+v, %v; want %+v and rita@r1.example", d.ReplyTo, d.From, err, work)
+		}
+		conv, _ := f.s.Conversation(ctx, c)
+		contact, _ := f.s.Contact(ctx, conv.ContactID)
+		if contact.Email != "rita@r1.example" {
+			t.Fatalf("contact email = %q, want the From address", contact.Email)
+		}
+		to := func(kind string) inbox.Address {
+			t.Helper()
+			e := f.claimOne(t, lastOf(f.outboxRows(t, c, kind)))
+			noErr(t, "OutboxSent()", f.s.OutboxSent(ctx, e.ID, nil))
+			return e.To
+		}
+		f.emailReply(t, c, "Here it is.")
+		if got := to(inbox.OutboundReply); got != work {
+			t.Fatalf("reply To = %+v, want the Reply-To %+v", got, work)
+		}
+		f.agentSays(t, c, "Did it arrive?")
+		f.clock.Advance(digestAfter)
+		if n := f.enqueueDigests(t); n != 1 {
+			t.Fatalf("EnqueueDigests() = %d, want 1", n)
+		}
+		if got := to(inbox.OutboundDigest); got != work {
+			t.Fatalf("digest To = %+v, want the Reply-To %+v", got, work)
+		}
+		noErr(t, "Join()", f.s.Join(ctx, c, f.alice.ID))
+		noErr(t, "Leave()", f.s.Leave(ctx, c, f.alice.ID))
+		if got := to(inbox.OutboundSurvey); got != work {
+			t.Fatalf("survey To = %+v, want the Reply-To %+v", got, work)
+		}
+
+		// An automatic mail's Reply-To changes nothing; the newest real
+		// mail without one sends answers to the contact's address; one
+		// with our own address as Reply-To too.
+		for _, step := range []struct {
+			replyTo *inbox.Address
+			auto    bool
+			want    inbox.Address
+		}{
+			{&inbox.Address{Addr: "assistant@r3.example"}, true, work},
+			{nil, false, inbox.Address{Addr: "rita@r1.example"}},
+			{&inbox.Address{Addr: "support+x@example.com"}, false, inbox.Address{Addr: "rita@r1.example"}},
+		} {
+			f.clock.Advance(time.Second)
+			r := in("more", step.replyTo, step.auto)
+			if r.ConversationID != c {
+				t.Fatalf("the contact's mail went to conversation %d, want %d", r.ConversationID, c)
+			}
+			f.emailReply(t, c, "Noted.")
+			if got := to(inbox.OutboundReply); got.Addr != step.want.Addr {
+				t.Errorf("after a mail with Reply-To %+v (auto %v): reply To = %+v, want %s", step.replyTo, step.auto, got, step.want.Addr)
+			}
+		}
+	})
+}

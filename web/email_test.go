@@ -95,6 +95,7 @@ func TestEmailEnvelopeAPI(t *testing.T) {
 		in := testMail("ann@customer.test", "Printer broken", "It is broken.")
 		in.From.Name = "Ann"
 		in.Cc = []inbox.Address{{Name: "Dave", Addr: "dave@customer.test"}}
+		in.ReplyTo = &inbox.Address{Name: "Ann at Work", Addr: "ann.work@work.test"}
 		in.InReplyTo = []string{"b.1@elsewhere.test"}
 		in.References = []string{"a.0@elsewhere.test", "b.1@elsewhere.test"}
 		in.FullText = "It is broken.\n\n> On Monday you wrote:\n> hello"
@@ -176,7 +177,7 @@ func TestEmailEnvelopeAPI(t *testing.T) {
 		r := agent.do("GET", messagePathOf(conv, mid)+"/email", nil).want(http.StatusOK)
 		var keys map[string]any
 		r.decode(&keys)
-		for _, k := range []string{"message_id", "conversation_id", "mailbox", "header_id", "in_reply_to", "references", "subject",
+		for _, k := range []string{"message_id", "conversation_id", "mailbox", "header_id", "in_reply_to", "references", "reply_to", "subject",
 			"from", "to", "cc", "trimmed", "auto", "notices", "full_text", "full_html", "auto_reason", "raw_size", "created_at"} {
 			if _, ok := keys[k]; !ok {
 				t.Fatalf("GET email = %s, has no %q", r.body, k)
@@ -187,6 +188,7 @@ func TestEmailEnvelopeAPI(t *testing.T) {
 		if d.MessageID != mid || d.ConversationID != conv || d.Mailbox != "support" || d.HeaderID != in.MessageID ||
 			!slices.Equal(d.InReplyTo, in.InReplyTo) || !slices.Equal(d.References, in.References) ||
 			d.Subject != "Printer broken" || d.From.Addr != "ann@customer.test" || len(d.Cc) != 1 || d.Cc[0].Name != "Dave" ||
+			d.ReplyTo == nil || *d.ReplyTo != *in.ReplyTo ||
 			d.FullText != in.FullText || !d.Auto || d.AutoReason != in.AutoReason || d.RawSize != int64(len(in.Raw)) ||
 			!slices.Equal(d.Notices, in.Notices) || !strings.Contains(d.FullHTML, "On Monday you wrote") {
 			t.Fatalf("GET email = %+v", d)

@@ -151,8 +151,10 @@ mailboxes:
 		return len(ms) == 2 && ms[1].State == inbox.StateSent
 	})
 
-	// The customer answers the reply: the same conversation.
+	// The customer answers the reply, asking for answers at work: the
+	// same conversation.
 	imap.deliver(t, []byte("From: carol@customer.test\r\n"+
+		"Reply-To: Carol at Work <carol.work@customer.test>\r\n"+
 		"To: "+h.Get("Reply-To")+"\r\n"+
 		"Subject: Re: Printer on fire\r\n"+
 		"Message-ID: <m2@customer.test>\r\n"+
@@ -164,12 +166,15 @@ mailboxes:
 		return len(ms) == 3 && ms[2].Author == inbox.AuthorContact && ms[2].Text == "Done, thanks!"
 	})
 
-	// The last agent leaves: the email-only contact gets the survey.
+	// The last agent leaves: the email-only contact gets the survey, at
+	// the address their last mail asked for, threaded on that mail.
 	agent.post(t, "/api/v1/conversations/"+cid+"/leave", nil, nil)
 	mails = smtpd.WaitMails(2, inboxtest.Patience)
 	survey := parseMail(t, mails[1].Raw)
-	if survey.Header.Get("Auto-Submitted") != "auto-generated" {
-		t.Fatalf("survey headers = %v; want Auto-Submitted: auto-generated", survey.Header)
+	if sh := survey.Header; sh.Get("Auto-Submitted") != "auto-generated" || mails[1].To[0] != "carol.work@customer.test" ||
+		!strings.Contains(sh.Get("To"), "carol.work@customer.test") || sh.Get("In-Reply-To") != "<m2@customer.test>" ||
+		sh.Get("References") != "<m1@customer.test> "+ourID+" <m2@customer.test>" {
+		t.Fatalf("survey to %v, headers = %v; want Auto-Submitted: auto-generated, to the Reply-To, threaded on m2", mails[1].To, sh)
 	}
 	links := regexp.MustCompile(`http://chat\.example\.test/rate/([A-Za-z0-9._-]+)`).FindAllStringSubmatch(string(decodedBody(t, mails[1].Raw)), -1)
 	if len(links) < 5 {
