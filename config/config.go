@@ -287,7 +287,9 @@ type Mailbox struct {
 
 	// PollInterval is how often the folder is checked for new mail when
 	// the server does not offer IDLE (RFC 2177); with IDLE new mail is
-	// fetched as soon as the server announces it.
+	// fetched as soon as the server announces it, and the IDLE is renewed
+	// this often (at most every 25 minutes), which finds a mail whose
+	// announcement the server dropped.
 	PollInterval Duration `yaml:"poll_interval"`
 }
 

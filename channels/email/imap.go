@@ -126,7 +126,11 @@ type IngestOptions struct {
 	// its half and its whole.
 	BackoffMin, BackoffMax time.Duration
 	// IdleRestart is how long one IDLE lasts before it is re-issued
-	// (default 25 min; RFC 2177 asks for less than 29).
+	// (default the mailbox's poll_interval, at most 25 min: RFC 2177 asks
+	// for less than 29). Ending an IDLE makes the server report what it
+	// has not (an EXISTS queued just before the IDLE began is lost by
+	// some servers, go-imap's imapmemserver among them), so poll_interval
+	// also bounds how late such a mail can be.
 	IdleRestart time.Duration
 	// Now is the clock (default time.Now); AfterFunc starts a timer on
 	// it (default time.AfterFunc), used for the backoff, the poll
@@ -188,6 +192,9 @@ func NewIngester(mb config.Mailbox, sink Sink, o *IngestOptions) *Ingester {
 	}
 	if opts.IdleRestart <= 0 {
 		opts.IdleRestart = 25 * time.Minute
+		if p := mb.PollInterval.D(); p > 0 && p < opts.IdleRestart {
+			opts.IdleRestart = p
+		}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

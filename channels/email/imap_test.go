@@ -420,6 +420,7 @@ func (h *harness) lastImport() Fetched {
 // 2177: before the server's 30-minute timeout) and mail still arrives.
 func TestIdleRestart(t *testing.T) {
 	h := newHarness(t, nil)
+	h.mb.PollInterval = config.Duration(time.Hour)
 	h.start()
 	h.idle("the first sync")
 	for i := range 3 {
