@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -166,34 +167,111 @@ func emailKey(messageID string) string {
 // quarantine it. Any other error is transient (the database): nothing
 // was stored, try again later.
 func (s *Store) IngestEmail(ctx context.Context, in IncomingEmail) (IngestResult, error) {
-	key, err := cleanIncoming(&in)
+	res, err := s.IngestEmails(ctx, []IncomingEmail{in})
 	if err != nil {
 		return IngestResult{}, err
 	}
-	addressTokens, subjectTokens, err := s.mailTokens(ctx, in)
-	if err != nil {
-		return IngestResult{}, dbErr(err)
+	return res[0], nil
+}
+
+// IngestEmails stores mails as IngestEmail does, one after the other in
+// the order given, all in one transaction with their events and
+// checkpoints: a mail threads into the conversation a mail before it in
+// the same call started, and a Message-ID twice is a Duplicate the second
+// time. One transaction for a batch of fetched mail rather than one per
+// mail is what makes the first import of a mailbox fast (a commit, and on
+// SQLite its fsync, per batch: docs/benchmarks.md).
+//
+// If a mail is invalid nothing is stored and the error is that mail's
+// *InvalidError: store the mails one by one with IngestEmail to find it.
+// Any other error is transient and nothing was stored. On PostgreSQL a
+// transaction of several mails does not wait for a lock longer than
+// batchLockTimeout: it cannot lock its conversations in id order as the
+// other writers do (which conversation a mail joins is known only as it
+// is stored), so rather than risk a deadlock with them it gives up, and
+// the mails are stored one per transaction instead.
+func (s *Store) IngestEmails(ctx context.Context, ins []IncomingEmail) ([]IngestResult, error) {
+	type mail struct {
+		in                           IncomingEmail
+		key                          string
+		addressTokens, subjectTokens []int64
 	}
-	var res IngestResult
-	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
-		res = IngestResult{}
-		fresh, err := claimEmailKey(tx, key, s.now())
+	mails := make([]mail, len(ins))
+	for i, in := range ins {
+		key, err := cleanIncoming(&in)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if !fresh {
-			res.Duplicate = true
-		} else if mb, own := OwnMailbox(s.opts.Mailboxes, in.From.Addr); own && in.Bounce == nil {
-			res.Ignored = "From our own mailbox " + mb.Name + " (" + mb.Address + "): a mail loop"
-		} else if res, err = s.ingest(tx, in, key, addressTokens, subjectTokens, evs); err != nil {
-			return err
+		addressTokens, subjectTokens, err := s.mailTokens(ctx, in)
+		if err != nil {
+			return nil, dbErr(err)
 		}
-		return advanceCheckpoint(tx, in.Mailbox, in.Folder, in.UIDValidity, in.UID, s.now())
-	})
-	if err != nil {
-		return IngestResult{}, err
+		mails[i] = mail{in, key, addressTokens, subjectTokens}
 	}
-	return res, nil
+	results := make([]IngestResult, len(mails))
+	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		if len(mails) > 1 && s.dialect == dialectPostgres {
+			if err := tx.Exec(`SET LOCAL lock_timeout = '` + batchLockTimeout + `'`).Error; err != nil {
+				return err
+			}
+		}
+		for i, m := range mails {
+			res := IngestResult{}
+			fresh, err := claimEmailKey(tx, m.key, s.now())
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				res.Duplicate = true
+			} else if mb, own := OwnMailbox(s.opts.Mailboxes, m.in.From.Addr); own && m.in.Bounce == nil {
+				res.Ignored = "From our own mailbox " + mb.Name + " (" + mb.Address + "): a mail loop"
+			} else if res, err = s.ingest(tx, m.in, m.key, m.addressTokens, m.subjectTokens, evs); err != nil {
+				return err
+			}
+			results[i] = res
+			// Once per folder and batch: it never moves back within a
+			// UIDVALIDITY, so the last mail's UID is where it ends.
+			if next := i + 1; next < len(mails) && sameFolder(m.in, mails[next].in) {
+				continue
+			}
+			if err := advanceCheckpoint(tx, m.in.Mailbox, m.in.Folder, m.in.UIDValidity, m.in.UID, s.now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(mails) > 1 && isLockTimeout(err) {
+		results = results[:0]
+		for _, m := range ins {
+			res, err := s.IngestEmail(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, res)
+		}
+		return results, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// batchLockTimeout is how long, on PostgreSQL, a transaction of several
+// mails waits for a lock before IngestEmails stores them one by one.
+const batchLockTimeout = "200ms"
+
+// isLockTimeout reports whether err is PostgreSQL's lock_not_available
+// (lock_timeout expired).
+func isLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
+// sameFolder reports whether two mails come from the same folder under
+// the same UIDVALIDITY, so that one checkpoint covers both.
+func sameFolder(a, b IncomingEmail) bool {
+	return a.Mailbox == b.Mailbox && a.Folder == b.Folder && a.UIDValidity == b.UIDValidity && b.UID >= a.UID
 }
 
 // ingest stores a mail not seen before (IngestEmail), its key claimed.
@@ -285,7 +363,8 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 		return Message{}, err
 	}
 	notices := in.Notices
-	text, html := in.Text, rewriteCIDs(SanitizeEmailHTML(in.HTML), cids)
+	sanitized := rewriteCIDs(SanitizeEmailHTML(in.HTML), cids)
+	text, html := in.Text, sanitized
 	if len(text) > maxEmailTextBytes {
 		text = truncate(text, maxEmailTextBytes)
 		notices = append(notices, fmt.Sprintf("The text is cut to %d KiB here; the full text is in the email's details.", maxEmailTextBytes>>10))
@@ -302,7 +381,12 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 		fullHTML = in.HTML
 	}
 	trimmed := strings.TrimSpace(fullText) != in.Text || fullHTML != in.HTML
-	fullHTML = rewriteCIDs(SanitizeEmailHTML(fullHTML), cids)
+	if fullHTML == in.HTML {
+		// Sanitizing is a tenth of a mail's import: not twice.
+		fullHTML = sanitized
+	} else {
+		fullHTML = rewriteCIDs(SanitizeEmailHTML(fullHTML), cids)
+	}
 
 	m := Message{ConversationID: conv.ID, Seq: seqs[0], Author: AuthorContact, Channel: ChannelEmail,
 		Text: text, HTML: html, State: StateSent, CreatedAt: at}
