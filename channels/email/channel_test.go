@@ -70,7 +70,7 @@ func TestOwnAddressLoop(t *testing.T) {
 		sink := &StoreSink{Store: st, Logger: log}
 		raw := []byte("From: Example Support <Support@Example.com>\r\nTo: carol@customer.test\r\nSubject: Re: Printer\r\n" +
 			"Message-ID: <loop-1@example.com>\r\n\r\nOur own reply, fetched back.\r\n")
-		if err := sink.Import(ctx, Fetched{Mailbox: "support", Folder: "INBOX", UIDValidity: 3, UID: 9, Raw: raw, Size: int64(len(raw))}); err != nil {
+		if err := sink.Import(ctx, []Fetched{{Mailbox: "support", Folder: "INBOX", UIDValidity: 3, UID: 9, Raw: raw, Size: int64(len(raw))}}); err != nil {
 			t.Fatalf("Import() = %v", err)
 		}
 		if cp, err := st.IMAPCheckpoint(ctx, "support", "INBOX"); err != nil || cp != (inbox.IMAPCheckpoint{UIDValidity: 3, LastUID: 9}) {

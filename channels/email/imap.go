@@ -70,14 +70,18 @@ type Sink interface {
 	// is fine, even backwards (two fetchers): a refetch only offers
 	// duplicates.
 	SaveIMAPCheckpoint(ctx context.Context, mailbox, folder string, cp inbox.IMAPCheckpoint) error
-	// Import stores or quarantines one fetched mail and advances the
-	// checkpoint to its UID in the same transaction (never back, within a
-	// UIDVALIDITY), a duplicate's too; a mail whose Message-ID (else raw
-	// hash) was imported before is recognised and not stored again, which is what keeps mail
-	// offered twice (a changed UIDVALIDITY, two fetchers) single. An error
-	// means "try again later" (database down): the Ingester stops, backs
-	// off and fetches again from the checkpoint.
-	Import(ctx context.Context, f Fetched) error
+	// Import stores or quarantines mails fetched from one folder, given
+	// in UID order, and advances the checkpoint to the UID of each in the
+	// transaction that stores it (never back, within a UIDVALIDITY), a
+	// duplicate's too. Several mails may share a transaction, which is
+	// what makes a big first sync fast; a checkpoint is never saved
+	// without the mails below it. A mail whose Message-ID (else raw hash)
+	// was imported before is recognised and not stored again, which is
+	// what keeps mail offered twice (a changed UIDVALIDITY, two fetchers)
+	// single. An error means "try again later" (database down): the mails
+	// before some point may be stored, the others not, and the Ingester
+	// stops, backs off and fetches again from the checkpoint.
+	Import(ctx context.Context, fs []Fetched) error
 }
 
 // Fetched is one mail fetched from an IMAP folder.

@@ -43,9 +43,10 @@ func (s *benchSink) SaveIMAPCheckpoint(_ context.Context, _, _ string, cp inbox.
 	return nil
 }
 
-func (s *benchSink) Import(_ context.Context, f Fetched) error {
+func (s *benchSink) Import(_ context.Context, fs []Fetched) error {
+	f := fs[len(fs)-1]
 	s.cp = inbox.IMAPCheckpoint{UIDValidity: f.UIDValidity, LastUID: f.UID}
-	s.imported.Add(1)
+	s.imported.Add(int64(len(fs)))
 	return nil
 }
 

@@ -259,10 +259,11 @@ type progress struct {
 	logged      int
 }
 
-func (p *progress) step() {
-	p.done++
+// step records n more mails imported.
+func (p *progress) step(n int) {
+	p.done += n
 	g := p.s.g
-	g.m.Imported.WithLabelValues(g.mb.Name).Inc()
+	g.m.Imported.WithLabelValues(g.mb.Name).Add(float64(n))
 	g.m.Remaining.WithLabelValues(g.mb.Name).Set(float64(p.total - p.done))
 	if now := g.o.Now(); p.done-p.logged >= g.o.ProgressEvery || now.Sub(p.lastLog) >= progressInterval {
 		p.s.log.Info("IMAP sync progress", "done", p.done, "total", p.total)
@@ -324,8 +325,8 @@ func (s *session) importAll(ctx context.Context, metas []meta) error {
 }
 
 // importBatch fetches the bodies of batch with BODY.PEEK[] (which leaves
-// \Seen alone) and imports them in UID order. A mail deleted since its
-// metadata was fetched is skipped.
+// \Seen alone) and hands them to the Sink at once, in UID order. A mail
+// deleted since its metadata was fetched is skipped.
 func (s *session) importBatch(ctx context.Context, batch []meta, p *progress) error {
 	uids := make([]imap.UID, len(batch))
 	for i, m := range batch {
@@ -335,6 +336,7 @@ func (s *session) importBatch(ctx context.Context, batch []meta, p *progress) er
 	if err != nil {
 		return protocolProblem("UID FETCH (BODY.PEEK[])", err)
 	}
+	var fs []Fetched
 	var imported []imap.UID
 	for _, m := range batch {
 		raw, ok := raws[m.uid]
@@ -348,13 +350,17 @@ func (s *session) importBatch(ctx context.Context, batch []meta, p *progress) er
 			raw = headerOf(raw)
 		}
 		f.Raw = raw
-		if err := s.g.sink.Import(ctx, f); err != nil {
-			return storeProblem(fmt.Sprintf("importing UID %d", m.uid), err)
-		}
-		s.last = m.uid
+		fs = append(fs, f)
 		imported = append(imported, imap.UID(m.uid))
-		p.step()
 	}
+	if len(fs) == 0 {
+		return nil
+	}
+	if err := s.g.sink.Import(ctx, fs); err != nil {
+		return storeProblem(fmt.Sprintf("importing UIDs %d to %d", fs[0].UID, fs[len(fs)-1].UID), err)
+	}
+	s.last = fs[len(fs)-1].UID
+	p.step(len(fs))
 	s.markImported(imported)
 	return nil
 }
@@ -437,11 +443,11 @@ func (s *session) importTooLarge(ctx context.Context, m meta, p *progress) error
 	s.log.Warn("IMAP mail too large: not downloaded, handed over for quarantine", "uid", m.uid, "size", m.size, "limit", s.g.o.MaxSize)
 	f := s.fetched(m)
 	f.Raw, f.TooLarge = header, true
-	if err := s.g.sink.Import(ctx, f); err != nil {
+	if err := s.g.sink.Import(ctx, []Fetched{f}); err != nil {
 		return storeProblem(fmt.Sprintf("importing UID %d (too large)", m.uid), err)
 	}
 	s.last = m.uid
-	p.step()
+	p.step(1)
 	s.markImported([]imap.UID{imap.UID(m.uid)})
 	return nil
 }

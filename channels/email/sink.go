@@ -11,7 +11,7 @@ import (
 )
 
 // StoreSink is the production Sink: each fetched mail is parsed
-// (mailparse) and stored (inbox.Store.IngestEmail), or kept raw in the
+// (mailparse) and stored (inbox.Store.IngestEmails), or kept raw in the
 // quarantine when it cannot be a message (issue 12 item 3), so that one
 // bad mail never stops its mailbox.
 type StoreSink struct {
@@ -34,45 +34,96 @@ func (k *StoreSink) SaveIMAPCheckpoint(ctx context.Context, mailbox, folder stri
 	return k.Store.SaveIMAPCheckpoint(ctx, mailbox, folder, cp)
 }
 
-// Import parses and stores one mail, advancing the folder's checkpoint in
-// the same transaction. A mail too large to download, one the parser
-// refuses (*mailparse.ParseError) and one the store refuses as invalid
-// (*inbox.InvalidError: no usable sender) are quarantined with the
-// reason; one the store ignores (From our own mailbox: a loop) is logged
-// at info; any other error is the database's, and the Ingester retries.
-func (k *StoreSink) Import(ctx context.Context, f Fetched) error {
-	log := k.logger()
-	if f.TooLarge {
-		return k.quarantine(ctx, f, fmt.Sprintf("the mail is %d bytes, over the limit of %d bytes: not downloaded", f.Size, MaxMessageSize))
+// Import parses and stores mails fetched from one folder, in order, as
+// few transactions as it can (inbox.Store.IngestEmails: each run of mails
+// between two quarantined ones in one), each advancing the folder's
+// checkpoint in the transaction that stores it. A mail too large to
+// download, one the parser refuses (*mailparse.ParseError) and one the
+// store refuses as invalid (*inbox.InvalidError: no usable sender) are
+// quarantined with the reason; one the store ignores (From our own
+// mailbox: a loop) is logged at info; any other error is the database's,
+// and the Ingester retries from the checkpoint.
+func (k *StoreSink) Import(ctx context.Context, fs []Fetched) error {
+	var run []Fetched
+	var ins []inbox.IncomingEmail
+	flush := func() error {
+		err := k.ingest(ctx, run, ins)
+		run, ins = run[:0], ins[:0]
+		return err
 	}
-	in, err := mailparse.Parse(f.Raw, k.Parse)
-	var pe *mailparse.ParseError
-	if errors.As(err, &pe) {
-		return k.quarantine(ctx, f, pe.Reason)
+	for _, f := range fs {
+		if f.TooLarge {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := k.quarantine(ctx, f, fmt.Sprintf("the mail is %d bytes, over the limit of %d bytes: not downloaded", f.Size, MaxMessageSize)); err != nil {
+				return err
+			}
+			continue
+		}
+		in, err := mailparse.Parse(f.Raw, k.Parse)
+		if pe, ok := errors.AsType[*mailparse.ParseError](err); ok {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := k.quarantine(ctx, f, pe.Reason); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		in.Mailbox, in.Folder, in.UIDValidity, in.UID = f.Mailbox, f.Folder, f.UIDValidity, f.UID
+		if in.Date.IsZero() {
+			in.Date = f.InternalDate
+		}
+		run, ins = append(run, f), append(ins, in)
+	}
+	return flush()
+}
+
+// ingest stores the parsed mails ins of fs in one transaction; if one of
+// them is invalid, one by one, quarantining it.
+func (k *StoreSink) ingest(ctx context.Context, fs []Fetched, ins []inbox.IncomingEmail) error {
+	if len(ins) == 0 {
+		return nil
+	}
+	results, err := k.Store.IngestEmails(ctx, ins)
+	if _, ok := errors.AsType[*inbox.InvalidError](err); ok {
+		for i, in := range ins {
+			res, err := k.Store.IngestEmail(ctx, in)
+			if ie, ok := errors.AsType[*inbox.InvalidError](err); ok {
+				if err := k.quarantine(ctx, fs[i], ie.Error()); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			k.imported(fs[i], in, res)
+		}
+		return nil
 	}
 	if err != nil {
 		return err
 	}
-	in.Mailbox, in.Folder, in.UIDValidity, in.UID = f.Mailbox, f.Folder, f.UIDValidity, f.UID
-	if in.Date.IsZero() {
-		in.Date = f.InternalDate
-	}
-	res, err := k.Store.IngestEmail(ctx, in)
-	var ie *inbox.InvalidError
-	if errors.As(err, &ie) {
-		return k.quarantine(ctx, f, ie.Error())
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case res.Ignored != "":
-		log.Info("mail ignored", "mailbox", f.Mailbox, "uid", f.UID, "from", in.From.Addr, "reason", res.Ignored)
-	case !res.Duplicate:
-		log.Debug("mail imported", "mailbox", f.Mailbox, "uid", f.UID, "conversation", res.ConversationID,
-			"message", res.MessageID, "threaded", res.Threaded)
+	for i, res := range results {
+		k.imported(fs[i], ins[i], res)
 	}
 	return nil
+}
+
+// imported logs what the store did with the mail in of f.
+func (k *StoreSink) imported(f Fetched, in inbox.IncomingEmail, res inbox.IngestResult) {
+	switch {
+	case res.Ignored != "":
+		k.logger().Info("mail ignored", "mailbox", f.Mailbox, "uid", f.UID, "from", in.From.Addr, "reason", res.Ignored)
+	case !res.Duplicate:
+		k.logger().Debug("mail imported", "mailbox", f.Mailbox, "uid", f.UID, "conversation", res.ConversationID,
+			"message", res.MessageID, "threaded", res.Threaded)
+	}
 }
 
 func (k *StoreSink) quarantine(ctx context.Context, f Fetched, reason string) error {
