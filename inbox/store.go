@@ -221,10 +221,13 @@ func (s *Store) openSQLite(rawURL string) error {
 	// The writer never checkpoints; the checkpointer does, on its own
 	// connection.
 	wq.Add("_pragma", "wal_autocheckpoint(0)")
-	w, err := sql.Open("sqlite", dsn+wq.Encode())
+	// The writer keeps its prepared statements (sqlite_stmts.go).
+	probe, err := sql.Open("sqlite", "")
 	if err != nil {
 		return err
 	}
+	w := sql.OpenDB(stmtConnector{dsn: dsn + wq.Encode(), d: probe.Driver()})
+	probe.Close()
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
