@@ -195,6 +195,7 @@ func (s *Store) IngestEmails(ctx context.Context, ins []IncomingEmail) ([]Ingest
 		in                           IncomingEmail
 		key                          string
 		addressTokens, subjectTokens []int64
+		html                         emailHTML
 	}
 	mails := make([]mail, len(ins))
 	for i, in := range ins {
@@ -206,7 +207,7 @@ func (s *Store) IngestEmails(ctx context.Context, ins []IncomingEmail) ([]Ingest
 		if err != nil {
 			return nil, dbErr(err)
 		}
-		mails[i] = mail{in, key, addressTokens, subjectTokens}
+		mails[i] = mail{in, key, addressTokens, subjectTokens, sanitizeMail(in)}
 	}
 	results := make([]IngestResult, len(mails))
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
@@ -225,7 +226,7 @@ func (s *Store) IngestEmails(ctx context.Context, ins []IncomingEmail) ([]Ingest
 				res.Duplicate = true
 			} else if mb, own := OwnMailbox(s.opts.Mailboxes, m.in.From.Addr); own && m.in.Bounce == nil {
 				res.Ignored = "From our own mailbox " + mb.Name + " (" + mb.Address + "): a mail loop"
-			} else if res, err = s.ingest(tx, m.in, m.key, m.addressTokens, m.subjectTokens, evs); err != nil {
+			} else if res, err = s.ingest(tx, m.in, m.html, m.key, m.addressTokens, m.subjectTokens, evs); err != nil {
 				return err
 			}
 			results[i] = res
@@ -274,8 +275,24 @@ func sameFolder(a, b IncomingEmail) bool {
 	return a.Mailbox == b.Mailbox && a.Folder == b.Folder && a.UIDValidity == b.UIDValidity && b.UID >= a.UID
 }
 
+// emailHTML is a mail's HTML and full HTML, sanitized before its
+// transaction: sanitizing is the costliest step of storing a mail, and on
+// SQLite the transaction holds the only writer. Their cid: URLs are
+// pointed at the attachments once these are stored (rewriteCIDs).
+type emailHTML struct{ html, full string }
+
+func sanitizeMail(in IncomingEmail) emailHTML {
+	h := emailHTML{html: SanitizeEmailHTML(in.HTML)}
+	if in.FullHTML != "" && in.FullHTML != in.HTML {
+		h.full = SanitizeEmailHTML(in.FullHTML)
+	} else {
+		h.full = h.html
+	}
+	return h
+}
+
 // ingest stores a mail not seen before (IngestEmail), its key claimed.
-func (s *Store) ingest(tx *gorm.DB, in IncomingEmail, key string, addressTokens, subjectTokens []int64, evs *[]Event) (IngestResult, error) {
+func (s *Store) ingest(tx *gorm.DB, in IncomingEmail, safe emailHTML, key string, addressTokens, subjectTokens []int64, evs *[]Event) (IngestResult, error) {
 	var pick threadPick
 	found := false
 	if in.Bounce != nil && in.Bounce.OriginalMessageID != "" {
@@ -317,7 +334,7 @@ func (s *Store) ingest(tx *gorm.DB, in IncomingEmail, key string, addressTokens,
 			return IngestResult{}, err
 		}
 	}
-	m, err := s.addEmailMessage(tx, conv, in, evs)
+	m, err := s.addEmailMessage(tx, conv, in, safe, evs)
 	if err != nil {
 		return IngestResult{}, err
 	}
@@ -343,7 +360,7 @@ func claimEmailKey(tx *gorm.DB, key string, at time.Time) (bool, error) {
 // EventsSince see no difference) and its envelope. The appender cannot
 // take it: it commits on its own connection, which on SQLite is the one
 // this transaction holds.
-func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail, evs *[]Event) (Message, error) {
+func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail, safe emailHTML, evs *[]Event) (Message, error) {
 	at := s.now()
 	open := !in.Auto
 	reopened := open && conv.Status == StatusClosed
@@ -363,8 +380,7 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 		return Message{}, err
 	}
 	notices := in.Notices
-	sanitized := rewriteCIDs(SanitizeEmailHTML(in.HTML), cids)
-	text, html := in.Text, sanitized
+	text, html := in.Text, rewriteCIDs(safe.html, cids)
 	if len(text) > maxEmailTextBytes {
 		text = truncate(text, maxEmailTextBytes)
 		notices = append(notices, fmt.Sprintf("The text is cut to %d KiB here; the full text is in the email's details.", maxEmailTextBytes>>10))
@@ -381,12 +397,7 @@ func (s *Store) addEmailMessage(tx *gorm.DB, conv Conversation, in IncomingEmail
 		fullHTML = in.HTML
 	}
 	trimmed := strings.TrimSpace(fullText) != in.Text || fullHTML != in.HTML
-	if fullHTML == in.HTML {
-		// Sanitizing is a tenth of a mail's import: not twice.
-		fullHTML = sanitized
-	} else {
-		fullHTML = rewriteCIDs(SanitizeEmailHTML(fullHTML), cids)
-	}
+	fullHTML = rewriteCIDs(safe.full, cids)
 
 	m := Message{ConversationID: conv.ID, Seq: seqs[0], Author: AuthorContact, Channel: ChannelEmail,
 		Text: text, HTML: html, State: StateSent, CreatedAt: at}
