@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/microdeets/microchat/channels/email/mailparse"
 	"github.com/microdeets/microchat/inbox"
@@ -51,7 +54,8 @@ func (k *StoreSink) Import(ctx context.Context, fs []Fetched) error {
 		run, ins = run[:0], ins[:0]
 		return err
 	}
-	for _, f := range fs {
+	parsed := k.parse(fs)
+	for i, f := range fs {
 		if f.TooLarge {
 			if err := flush(); err != nil {
 				return err
@@ -61,7 +65,7 @@ func (k *StoreSink) Import(ctx context.Context, fs []Fetched) error {
 			}
 			continue
 		}
-		in, err := mailparse.Parse(f.Raw, k.Parse)
+		in, err := parsed[i].in, parsed[i].err
 		if pe, ok := errors.AsType[*mailparse.ParseError](err); ok {
 			if err := flush(); err != nil {
 				return err
@@ -81,6 +85,32 @@ func (k *StoreSink) Import(ctx context.Context, fs []Fetched) error {
 		run, ins = append(run, f), append(ins, in)
 	}
 	return flush()
+}
+
+// parsed is a mail as mailparse.Parse returned it.
+type parsed struct {
+	in  inbox.IncomingEmail
+	err error
+}
+
+// parse parses the mails of fs that are not TooLarge on every CPU: the
+// parser is a fifth of a big import's time, and the store's transaction
+// one goroutine.
+func (k *StoreSink) parse(fs []Fetched) []parsed {
+	out := make([]parsed, len(fs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(fs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(fs); i = int(next.Add(1) - 1) {
+				if !fs[i].TooLarge {
+					out[i].in, out[i].err = mailparse.Parse(fs[i].Raw, k.Parse)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // ingest stores the parsed mails ins of fs in one transaction; if one of
