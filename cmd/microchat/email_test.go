@@ -258,7 +258,7 @@ type agentClient struct {
 	csrf string
 }
 
-func loginAgent(t *testing.T, base, email, password string) *agentClient {
+func loginAgent(t testing.TB, base, email, password string) *agentClient {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	a := &agentClient{c: &http.Client{Jar: jar}, base: base}
@@ -270,12 +270,12 @@ func loginAgent(t *testing.T, base, email, password string) *agentClient {
 	return a
 }
 
-func (a *agentClient) get(t *testing.T, path string, out any) {
+func (a *agentClient) get(t testing.TB, path string, out any) {
 	t.Helper()
 	getJSON(t, a.c, a.base+path, "", out)
 }
 
-func (a *agentClient) post(t *testing.T, path string, body, out any) {
+func (a *agentClient) post(t testing.TB, path string, body, out any) {
 	t.Helper()
 	postJSON(t, a.c, a.base+path, http.Header{"X-CSRF-Token": {a.csrf}}, body, out)
 }
@@ -290,7 +290,7 @@ func (a *agentClient) eventually(t *testing.T, what, conversation string, ok fun
 	})
 }
 
-func getJSON(t *testing.T, c *http.Client, u, bearer string, out any) {
+func getJSON(t testing.TB, c *http.Client, u, bearer string, out any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	if bearer != "" {
@@ -299,7 +299,7 @@ func getJSON(t *testing.T, c *http.Client, u, bearer string, out any) {
 	doJSON(t, c, req, out)
 }
 
-func postJSON(t *testing.T, c *http.Client, u string, h http.Header, body, out any) {
+func postJSON(t testing.TB, c *http.Client, u string, h http.Header, body, out any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	if body == nil {
@@ -313,7 +313,7 @@ func postJSON(t *testing.T, c *http.Client, u string, h http.Header, body, out a
 	doJSON(t, c, req, out)
 }
 
-func doJSON(t *testing.T, c *http.Client, req *http.Request, out any) {
+func doJSON(t testing.TB, c *http.Client, req *http.Request, out any) {
 	t.Helper()
 	resp, err := c.Do(req)
 	if err != nil {
@@ -355,7 +355,7 @@ type visitorEvents struct{ gws.BuiltinEventHandler }
 func (visitorEvents) OnPing(c *gws.Conn, p []byte) { c.WritePong(p) }
 
 // dialVisitor opens the widget's socket with token and authenticates.
-func dialVisitor(t *testing.T, addr, token string) *gws.Conn {
+func dialVisitor(t testing.TB, addr, token string) *gws.Conn {
 	t.Helper()
 	conn, _, err := gws.NewClient(visitorEvents{}, &gws.ClientOption{Addr: "ws://" + addr + "/api/v1/widget/ws"})
 	if err != nil {
