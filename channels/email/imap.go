@@ -80,7 +80,9 @@ type Sink interface {
 	// what keeps mail offered twice (a changed UIDVALIDITY, two fetchers)
 	// single. An error means "try again later" (database down): the mails
 	// before some point may be stored, the others not, and the Ingester
-	// stops, backs off and fetches again from the checkpoint.
+	// stops, backs off and fetches again from the checkpoint. The
+	// Ingester calls it from a goroutine of its own, while it fetches the
+	// next batch, and never twice at once.
 	Import(ctx context.Context, fs []Fetched) error
 }
 

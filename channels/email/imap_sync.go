@@ -17,7 +17,8 @@ import (
 )
 
 // batchBytes stops a FETCH batch once the mails in it add up to this
-// much, so that memory stays bounded by it plus one MaxMessageSize.
+// much, so that memory stays bounded by twice it (a batch being stored,
+// the next being fetched) plus one MaxMessageSize.
 const batchBytes = 32 << 20
 
 // maxHeaderBytes is how much of a TooLarge mail's header is fetched (the
@@ -272,7 +273,8 @@ func (p *progress) step(n int) {
 }
 
 // importAll fetches the mails of metas (in UID order) in batches and hands
-// each to the Sink in UID order.
+// each to the Sink in UID order, fetching the next batch while the Sink
+// stores one.
 func (s *session) importAll(ctx context.Context, metas []meta) error {
 	if len(metas) == 0 {
 		return nil
@@ -287,19 +289,47 @@ func (s *session) importAll(ctx context.Context, metas []meta) error {
 	g.m.Remaining.WithLabelValues(g.mb.Name).Set(float64(len(metas)))
 	defer g.m.Remaining.WithLabelValues(g.mb.Name).Set(0)
 
+	// The Sink stores one batch on a goroutine of its own while the next
+	// is fetched: with a distant server, a batch's FETCH takes about as
+	// long as storing one.
+	var storing *stored
+	defer func() {
+		if storing != nil {
+			<-storing.done
+		}
+	}()
+	settle := func() error {
+		if storing == nil {
+			return nil
+		}
+		b := storing
+		storing = nil
+		return s.settle(b, p)
+	}
 	var batch []meta
 	var size int64
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.importBatch(ctx, batch, p)
+		fs, err := s.fetchBatch(batch)
 		batch, size = batch[:0], 0
-		return err
+		if err != nil {
+			return err
+		}
+		if err := settle(); err != nil || len(fs) == 0 {
+			return err
+		}
+		storing = &stored{fs: fs, done: make(chan error, 1)}
+		go func(b *stored) { b.done <- s.g.sink.Import(ctx, b.fs) }(storing)
+		return nil
 	}
 	for _, m := range metas {
 		if m.size > g.o.MaxSize {
 			if err := flush(); err != nil {
+				return err
+			}
+			if err := settle(); err != nil {
 				return err
 			}
 			if err := s.importTooLarge(ctx, m, p); err != nil {
@@ -318,26 +348,50 @@ func (s *session) importAll(ctx context.Context, metas []meta) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	if err := settle(); err != nil {
+		return err
+	}
 	if p.total > g.o.Batch {
 		s.log.Info("IMAP sync done", "mails", p.total)
 	}
 	return nil
 }
 
-// importBatch fetches the bodies of batch with BODY.PEEK[] (which leaves
-// \Seen alone) and hands them to the Sink at once, in UID order. A mail
-// deleted since its metadata was fetched is skipped.
-func (s *session) importBatch(ctx context.Context, batch []meta, p *progress) error {
+// stored is a batch handed to the Sink, and the outcome of its Import.
+type stored struct {
+	fs   []Fetched
+	done chan error
+}
+
+// settle waits for the Sink to store b, then records it: the checkpoint
+// as far as b, the progress, and the keyword on the server.
+func (s *session) settle(b *stored, p *progress) error {
+	if err := <-b.done; err != nil {
+		return storeProblem(fmt.Sprintf("importing UIDs %d to %d", b.fs[0].UID, b.fs[len(b.fs)-1].UID), err)
+	}
+	s.last = b.fs[len(b.fs)-1].UID
+	p.step(len(b.fs))
+	uids := make([]imap.UID, len(b.fs))
+	for i, f := range b.fs {
+		uids[i] = imap.UID(f.UID)
+	}
+	s.markImported(uids)
+	return nil
+}
+
+// fetchBatch fetches the bodies of batch with BODY.PEEK[] (which leaves
+// \Seen alone), in UID order. A mail deleted since its metadata was
+// fetched is left out.
+func (s *session) fetchBatch(batch []meta) ([]Fetched, error) {
 	uids := make([]imap.UID, len(batch))
 	for i, m := range batch {
 		uids[i] = imap.UID(m.uid)
 	}
 	raws, err := s.fetchBodies(imap.UIDSetNum(uids...), &imap.FetchItemBodySection{Peek: true})
 	if err != nil {
-		return protocolProblem("UID FETCH (BODY.PEEK[])", err)
+		return nil, protocolProblem("UID FETCH (BODY.PEEK[])", err)
 	}
 	var fs []Fetched
-	var imported []imap.UID
 	for _, m := range batch {
 		raw, ok := raws[m.uid]
 		if !ok {
@@ -351,18 +405,8 @@ func (s *session) importBatch(ctx context.Context, batch []meta, p *progress) er
 		}
 		f.Raw = raw
 		fs = append(fs, f)
-		imported = append(imported, imap.UID(m.uid))
 	}
-	if len(fs) == 0 {
-		return nil
-	}
-	if err := s.g.sink.Import(ctx, fs); err != nil {
-		return storeProblem(fmt.Sprintf("importing UIDs %d to %d", fs[0].UID, fs[len(fs)-1].UID), err)
-	}
-	s.last = fs[len(fs)-1].UID
-	p.step(len(fs))
-	s.markImported(imported)
-	return nil
+	return fs, nil
 }
 
 // errLiteralCut is a FETCH whose body literal ended early: the
