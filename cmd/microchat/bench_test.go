@@ -129,7 +129,7 @@ func percentiles(b *testing.B, ds []time.Duration) {
 // carrying the mail on the agent's socket: the server announces the mail
 // to the Ingester in IDLE (EXISTS), which fetches it, parses it, stores
 // it, and the hub sends the event. Each mail is appended once the
-// Ingester is back in IDLE. Issue 12's target: within 1 s at p99.
+// Ingester is back in IDLE (20 ms after the server read the command). Issue 12's target: within 1 s at p99.
 func BenchmarkMailToAgentSocket(b *testing.B) {
 	for _, engine := range benchEngines {
 		b.Run(engine.name, func(b *testing.B) {
@@ -140,6 +140,12 @@ func BenchmarkMailToAgentSocket(b *testing.B) {
 			waitIdle := func() {
 				inboxtest.Eventually(b, "the Ingester in IDLE", func() bool { return imap.Commands("IDLE") > idles })
 				idles = imap.Commands("IDLE")
+				// imapmemserver (go-imap v2.0.0-beta.8) starts watching
+				// the folder for an IDLE a moment after it has read the
+				// command, and drops what was appended in between
+				// (SessionTracker.Idle does not poll first): a real
+				// server announces it. Give it that moment.
+				time.Sleep(20 * time.Millisecond)
 			}
 			waitIdle()
 			var lat []time.Duration
