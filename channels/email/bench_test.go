@@ -155,23 +155,11 @@ func baselineImport(b *testing.B, srv *emailtest.IMAPServer) time.Duration {
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		b.Fatal(err)
 	}
-	cmd := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-	n := 0
-	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		buf, err := msg.Collect()
-		if err != nil {
-			b.Fatal(err)
+	fetchAll(b, c, importMails, func(uid imap.UID, body []byte) {
+		if _, err := mailparse.Parse(body, mailparse.Options{}); err != nil {
+			b.Fatalf("Parse(UID %d) = %v", uid, err)
 		}
-		for _, body := range buf.BodySection {
-			if _, err := mailparse.Parse(body.Bytes, mailparse.Options{}); err != nil {
-				b.Fatalf("Parse(UID %d) = %v", buf.UID, err)
-			}
-		}
-		n++
-	}
-	if err := cmd.Close(); err != nil || n != importMails {
-		b.Fatalf("fetched %d: %v", n, err)
-	}
+	})
 	return time.Since(start)
 }
 

@@ -7,7 +7,7 @@
 //
 //   - Mail is imported exactly once (spec rule 9): by UID within
 //     UIDVALIDITY (RFC 9051 section 2.3.1.1) against a checkpoint the Sink
-//     keeps in the database and advances with each mail it stores, and
+//     keeps in the database and advances with the mail it stores, and
 //     behind that by the Sink's record of Message-IDs, which catches what
 //     UIDs cannot: a folder whose UIDVALIDITY changed, two fetchers at
 //     once, a crash between storing and checkpointing.
