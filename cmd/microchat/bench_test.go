@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -31,36 +29,13 @@ import (
 // emailServe runs serve on dbURL with one mailbox on imap and smtpd, and
 // email_after_unread set, and returns it with its admin logged in.
 func emailServe(b *testing.B, dbURL string, imap *emailtest.IMAPServer, smtpd *emailtest.SMTPServer, emailAfterUnread time.Duration) (*server, *agentClient) {
-	testEnv(b)
-	b.Setenv("MICROCHAT_DATABASE_URL", dbURL)
-	b.Setenv("MICROCHAT_BASE_URL", "http://chat.example.test")
-	b.Setenv(envAdminEmail, "alice@example.com")
-	b.Setenv(envAdminPassword, "correct horse battery")
-	b.Setenv(envAdminName, "Alice")
-	cfg := filepath.Join(b.TempDir(), "microchat.yaml")
-	yaml := fmt.Sprintf(`log: {level: warn}
+	return startEmailServe(b, dbURL, fmt.Sprintf(`log: {level: warn}
 offline_after: 1s
 email_after_unread: %s
 widget:
   rate_limits: {starts_per_minute_per_ip: 0, messages_per_minute: 0, messages_per_minute_per_ip: 0}
 limits: {sockets_per_ip: 0}
-mailboxes:
-  - name: support
-    address: support@example.com
-    display_name: Example Support
-    imap: %s
-    smtp: {host: %s, port: %d, tls: none}
-`, emailAfterUnread, memIMAP{imap}.imapYAML(), smtpd.Host, smtpd.Port)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	srv := startServe(b, "--config", cfg)
-	b.Cleanup(func() {
-		if b.Failed() {
-			b.Logf("server log:\n%s", srv.stderr)
-		}
-	})
-	return srv, loginAgent(b, srv.url, "alice@example.com", "correct horse battery")
+`, emailAfterUnread), "", memIMAP{imap}.imapYAML(), smtpd)
 }
 
 // benchEngines are the databases the benchmarks run on: SQLite (a file,

@@ -70,34 +70,8 @@ func TestEmailEndToEndDovecot(t *testing.T) {
 
 func emailEndToEnd(t *testing.T, dbURL string, imap mailStore) {
 	smtpd := emailtest.StartSMTP(t, nil)
-	testEnv(t)
-	t.Setenv("MICROCHAT_DATABASE_URL", dbURL)
-	t.Setenv("MICROCHAT_BASE_URL", "http://chat.example.test")
-	t.Setenv(envAdminEmail, "alice@example.com")
-	t.Setenv(envAdminPassword, "correct horse battery")
-	t.Setenv(envAdminName, "Alice")
-	cfg := filepath.Join(t.TempDir(), "microchat.yaml")
-	yaml := fmt.Sprintf(`offline_after: 1s
-email_after_unread: 2s
-mailboxes:
-  - name: support
-    address: support@example.com
-    display_name: Example Support
-    plus_addressing: true
-    poll_interval: 1s
-    imap: %s
-    smtp: {host: %s, port: %d, tls: none}
-`, imap.imapYAML(), smtpd.Host, smtpd.Port)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := startServe(t, "--config", cfg)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", srv.stderr)
-		}
-	})
-	agent := loginAgent(t, srv.url, "alice@example.com", "correct horse battery")
+	srv, agent := startEmailServe(t, dbURL, "offline_after: 1s\nemail_after_unread: 2s\n",
+		"plus_addressing: true\npoll_interval: 1s\n", imap.imapYAML(), smtpd)
 
 	// A customer writes to the support address.
 	imap.deliver(t, []byte("From: Carol Customer <carol@customer.test>\r\n"+
@@ -249,6 +223,39 @@ mailboxes:
 	if n := len(page.Messages); n == 0 || page.Messages[n-1].Text != "Great, thank you." {
 		t.Fatalf("widget messages = %+v; want the email answer last", page.Messages)
 	}
+}
+
+// startEmailServe runs serve on dbURL with the config lines top and one
+// mailbox, "support" (support@example.com, "Example Support"), with the
+// more keys in mailbox (lines "key: value"), reading the IMAP account imapYAML and sending
+// through smtpd; base_url is http://chat.example.test. It returns the
+// server and the admin Alice logged in.
+func startEmailServe(tb testing.TB, dbURL, top, mailbox, imapYAML string, smtpd *emailtest.SMTPServer) (*server, *agentClient) {
+	tb.Helper()
+	testEnv(tb)
+	tb.Setenv("MICROCHAT_DATABASE_URL", dbURL)
+	tb.Setenv("MICROCHAT_BASE_URL", "http://chat.example.test")
+	tb.Setenv(envAdminEmail, "alice@example.com")
+	tb.Setenv(envAdminPassword, "correct horse battery")
+	tb.Setenv(envAdminName, "Alice")
+	cfg := filepath.Join(tb.TempDir(), "microchat.yaml")
+	yaml := top + "mailboxes:\n  - name: support\n    address: support@example.com\n    display_name: Example Support\n"
+	for _, line := range strings.Split(strings.TrimSpace(mailbox), "\n") {
+		if line != "" {
+			yaml += "    " + line + "\n"
+		}
+	}
+	yaml += fmt.Sprintf("    imap: %s\n    smtp: {host: %s, port: %d, tls: none}\n", imapYAML, smtpd.Host, smtpd.Port)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	srv := startServe(tb, "--config", cfg)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("server log:\n%s", srv.stderr)
+		}
+	})
+	return srv, loginAgent(tb, srv.url, "alice@example.com", "correct horse battery")
 }
 
 // agentClient is a logged-in agent's HTTP client.
