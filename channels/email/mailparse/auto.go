@@ -197,8 +197,14 @@ func (p *parser) automatic(in *inbox.IncomingEmail, h textproto.Header) {
 	if h.Has("X-Failed-Recipients") {
 		set("X-Failed-Recipients")
 	}
+	// The store's rule of what is ours (inbox.OwnMailbox: any case, and
+	// plus-addressed variants), so that parser and store agree.
 	for _, own := range p.opt.OwnAddresses {
-		if a, err := ParseAddress(own); err == nil && strings.EqualFold(a.Addr, in.From.Addr) {
+		a, err := ParseAddress(own)
+		if err != nil {
+			continue
+		}
+		if _, ok := inbox.OwnMailbox([]inbox.MailboxInfo{{Address: a.Addr}}, in.From.Addr); ok {
 			set("From our own mailbox")
 			break
 		}

@@ -482,3 +482,20 @@ func checkInvariants(t *testing.T, raw []byte, e inbox.IncomingEmail) {
 		t.Fatalf("Parse() of %d bytes gave %d bytes", len(raw), size)
 	}
 }
+
+// TestOwnAddressVariants checks that mail From a plus-addressed or
+// differently cased form of one of our mailboxes is automatic (a loop),
+// by the store's rule of what is ours (inbox.OwnMailbox).
+func TestOwnAddressVariants(t *testing.T) {
+	for _, from := range []string{"support@example.com", "SUPPORT@Example.COM", "support+c42-abc@example.com"} {
+		raw := []byte("From: " + from + "\r\nTo: carol@customer.test\r\nSubject: x\r\n\r\nhello\r\n")
+		e, err := mailparse.Parse(raw, mailparse.Options{OwnAddresses: ownAddresses})
+		if err != nil || !e.Auto || e.AutoReason != "From our own mailbox" {
+			t.Errorf("From %s: Auto = %t %q, %v; want From our own mailbox", from, e.Auto, e.AutoReason, err)
+		}
+	}
+	e, _ := mailparse.Parse([]byte("From: supporter@example.com\r\nSubject: x\r\n\r\nhi\r\n"), mailparse.Options{OwnAddresses: ownAddresses})
+	if e.Auto {
+		t.Errorf("From supporter@example.com: Auto %q, want a customer's mail", e.AutoReason)
+	}
+}
