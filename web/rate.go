@@ -95,7 +95,7 @@ func (s *Server) rateAnswer(c echo.Context, err error, score int, comment string
 // or posted anywhere but here.
 func renderRate(c echo.Context, code int, d ratePageData) error {
 	h := c.Response().Header()
-	h.Set(echo.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set(echo.HeaderContentSecurityPolicy, rateCSP)
 	h.Set(echo.HeaderCacheControl, "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Robots-Tag", "noindex")

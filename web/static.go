@@ -185,11 +185,15 @@ func etagListed(header, etag string) bool {
 }
 
 // serveStatic answers with the file under static/ with this name, or
-// 404.
+// 404. An HTML file has its page's Content-Security-Policy wherever it
+// is served from: /static/inbox.html is the dashboard too.
 func serveStatic(c echo.Context, name, cacheControl string) error {
 	a, err := staticAsset(name)
 	if err != nil {
 		return err
+	}
+	if a != nil && strings.HasPrefix(a.contentType, echo.MIMETextHTML) {
+		c.Response().Header().Set(echo.HeaderContentSecurityPolicy, pagePolicy(name))
 	}
 	return serveAsset(c, a, cacheControl)
 }
@@ -230,36 +234,25 @@ func acceptsGzip(values []string) bool {
 	return starQ > 0
 }
 
-// pageCSP keeps the dashboard and setup pages to their own scripts and
-// styles: user text can never become script there.
-const pageCSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
 // demoPage is a small company website with the widget on it.
 func (s *Server) demoPage(c echo.Context) error {
-	return s.page(c, "index.html", false)
+	return serveStatic(c, "index.html", cacheRevalidate)
 }
 
 // demoPricing is a second page of the demo website, to see the chat
 // follow the visitor from page to page.
 func (s *Server) demoPricing(c echo.Context) error {
-	return s.page(c, "pricing.html", false)
+	return serveStatic(c, "pricing.html", cacheRevalidate)
 }
 
 // inboxPage is the agents' dashboard.
 func (s *Server) inboxPage(c echo.Context) error {
-	return s.page(c, "inbox.html", true)
+	return serveStatic(c, "inbox.html", cacheRevalidate)
 }
 
 // setupPage creates the first admin with the token in its URL fragment.
 func (s *Server) setupPage(c echo.Context) error {
-	return s.page(c, "setup.html", true)
-}
-
-func (s *Server) page(c echo.Context, name string, strict bool) error {
-	if strict {
-		c.Response().Header().Set(echo.HeaderContentSecurityPolicy, pageCSP)
-	}
-	return serveStatic(c, name, cacheRevalidate)
+	return serveStatic(c, "setup.html", cacheRevalidate)
 }
 
 // widgetScript is the embed script; any site loads it with
