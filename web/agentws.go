@@ -7,9 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -251,26 +249,6 @@ func (s *Server) agentSocket(c echo.Context) error {
 	go ac.run(sub)
 	go conn.ReadLoop()
 	return nil
-}
-
-// sameOrigin reports whether the request's Origin header, if any, names
-// this server: the Host it was sent to or the configured base URL.
-func (s *Server) sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true // not a browser
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	if b, err := url.Parse(s.cfg.BaseURL); err == nil && s.cfg.BaseURL != "" {
-		return strings.EqualFold(u.Host, b.Host) && u.Scheme == b.Scheme
-	}
-	return false
 }
 
 // run is the connection's owner: it writes the hello, the events and the

@@ -220,11 +220,18 @@ func TestAgentSocketRefusals(t *testing.T) {
 	if _, resp, err := e.dial(t, http.Header{}); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("dial without session = %v, %v; want 401", resp, err)
 	}
-	header := http.Header{"Cookie": {e.cookie}, "Origin": {"https://evil.example"}}
-	if _, resp, err := e.dial(t, header); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("dial from another origin = %v, %v; want 403", resp, err)
+	// What a page on another site can make a browser send: the cookie
+	// and its Origin, or Sec-Fetch-Site alone (security.go).
+	for _, h := range crossSiteHeaders {
+		header := http.Header{"Cookie": {e.cookie}}
+		for k, v := range h {
+			header[k] = v
+		}
+		if _, resp, err := e.dial(t, header); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("dial from another site (%v) = %v, %v; want 403", h, resp, err)
+		}
 	}
-	header = http.Header{"Cookie": {e.cookie}, "Origin": {e.ts.URL}}
+	header := http.Header{"Cookie": {e.cookie}, "Origin": {e.ts.URL}, "Sec-Fetch-Site": {"same-origin"}}
 	c, _, err := e.dial(t, header)
 	if err != nil {
 		t.Fatalf("dial from the same origin: %v", err)

@@ -81,17 +81,22 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// csrf checks that a write carries the session's CSRF token; it comes
+// csrf checks that a write comes from this server's own pages: the
+// browser does not say it comes from another site (sameOrigin, 403
+// errCrossSite), and it carries the session's CSRF token (403). It comes
 // after requireAgent.
 func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		switch c.Request().Method {
-		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-			sess := sessionOf(c)
-			got := c.Request().Header.Get(headerCSRF)
-			if sess == nil || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRFToken)) != 1 {
-				return echo.NewHTTPError(http.StatusForbidden, "missing or wrong CSRF token")
-			}
+		if !isWrite(c.Request().Method) {
+			return next(c)
+		}
+		if !s.sameOrigin(c.Request()) {
+			return errCrossSite
+		}
+		sess := sessionOf(c)
+		got := c.Request().Header.Get(headerCSRF)
+		if sess == nil || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRFToken)) != 1 {
+			return echo.NewHTTPError(http.StatusForbidden, "missing or wrong CSRF token")
 		}
 		return next(c)
 	}

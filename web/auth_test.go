@@ -232,10 +232,16 @@ func TestCSRF(t *testing.T) {
 		join := "/api/v1/conversations/" + itoa64(conv.ID) + "/join"
 
 		// What a page on another site can make a browser send: the
-		// cookie, but no token.
+		// cookie, but no token, and its Origin (TestCrossSiteWrites).
 		c.csrf = ""
 		c.header.Set("Origin", "https://evil.example")
 		r := c.do("POST", join, "{}").want(http.StatusForbidden)
+		if got := r.apiErr().Error; got != errCrossSiteText {
+			t.Fatalf("error = %q", got)
+		}
+		// Without the Origin (not a browser), the token is missing.
+		c.header.Del("Origin")
+		r = c.do("POST", join, "{}").want(http.StatusForbidden)
 		if got := r.apiErr().Error; got != "missing or wrong CSRF token" {
 			t.Fatalf("error = %q", got)
 		}

@@ -138,9 +138,7 @@ func pathID(c echo.Context) (int64, error) {
 func (s *Server) requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		switch r.Method {
-		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		default:
+		if !isWrite(r.Method) {
 			return next(c)
 		}
 		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {

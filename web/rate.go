@@ -51,7 +51,7 @@ func (s *Server) ratePage(c echo.Context) error {
 // rate records the rating of a link (POST /rate/:token), with the form's
 // optional comment.
 func (s *Server) rate(c echo.Context) error {
-	if site := c.Request().Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+	if !s.sameOrigin(c.Request()) {
 		return renderRate(c, http.StatusForbidden, ratePageData{Title: "Rating refused",
 			Message: "Ratings are sent from the rating page itself. Open the link from your email again.", Class: "error"})
 	}

@@ -84,8 +84,9 @@ func TestRatingPage(t *testing.T) {
 		c.do("GET", "/rate/r1-1-4-aaaaaaaaaaaaaaaa", nil).wantHTML(http.StatusNotFound, "not valid")
 		c.postRating("nonsense", "", nil).wantHTML(http.StatusNotFound, "not valid")
 
-		cross := http.Header{"Sec-Fetch-Site": {"cross-site"}}
-		c.postRating(tokens[0], "", cross).wantHTML(http.StatusForbidden, "rating page itself")
+		for _, cross := range crossSiteHeaders {
+			c.postRating(tokens[0], "", cross).wantHTML(http.StatusForbidden, "rating page itself")
+		}
 		c.postRating(tokens[3], strings.Repeat("x", 2001), nil).wantHTML(http.StatusBadRequest, "longer than 2000 bytes", `<form method="post">`, "★★★★☆")
 		if evs, _ := e.store.EventsSince(context.Background(), conv.ID, 0, 100); evs[len(evs)-1].Type == inbox.EventRated {
 			t.Fatalf("rated before the form was posted well")

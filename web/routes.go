@@ -4,8 +4,10 @@ import "net/http"
 
 // routes registers every route of the server, here and nowhere else. The
 // middleware after each handler is its access rule: requireAgent needs a
-// session, requireAdmin an admin's, csrf the session's token on writes,
-// requireVisitor a widget's visitor token (Authorization: Bearer).
+// session, requireAdmin an admin's, csrf the session's token on writes
+// sent from this server's pages, sameSite writes sent from this server's
+// pages (security.go), requireVisitor a widget's visitor token
+// (Authorization: Bearer).
 // Every API write with a body must be JSON (requireJSON) but the uploads,
 // and every API request but the WebSockets and the uploads has a deadline
 // (apiDeadline; see longRoutes).
@@ -37,10 +39,10 @@ func (s *Server) routes() {
 	api.GET("/openapi.json", s.openapiJSONHandler)
 
 	// Login and first-run setup (auth.go).
-	api.POST("/auth/login", s.login)
+	api.POST("/auth/login", s.login, s.sameSite)
 	api.POST("/auth/logout", s.logout, s.requireAgent, s.csrf)
 	api.GET("/auth/session", s.session, s.requireAgent)
-	api.POST("/setup", s.setup)
+	api.POST("/setup", s.setup, s.sameSite)
 
 	// Attachments (attachments.go): uploads are multipart, outside the
 	// JSON group, with limits.max_upload_bytes instead of max_body_bytes.

@@ -1,5 +1,13 @@
 package web
 
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
 // What a browser may do with the server's pages, and which requests it
 // may send with an agent's cookie (docs/security.md):
 //
@@ -11,6 +19,13 @@ package web
 //     X-Content-Type-Options: nosniff, Referrer-Policy: same-origin, and
 //     X-Frame-Options: DENY (for browsers without frame-ancestors) but
 //     on the widget script, which other sites embed.
+//   - A cookie-authenticated write (csrf), the login and the first-run
+//     setup (sameSite) are refused 403 when the browser says they come
+//     from another site, besides the CSRF token the writes carry; the
+//     agents' WebSocket from another site is 403 too (agentws.go), and
+//     so is a rating posted from another site (rate.go). The widget's
+//     API is not: it is called from customers' sites, without cookies,
+//     under CORS (widget.go).
 
 // The Content-Security-Policies of the pages. style-src allows inline
 // styles: the widget's Shadow DOM falls back to a <style> where
@@ -52,4 +67,71 @@ func pagePolicy(name string) string {
 		return p
 	}
 	return pageCSP
+}
+
+// isWrite reports whether an HTTP method changes something: the methods
+// that need the CSRF token, a JSON body and a request from this site.
+func isWrite(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// errCrossSite is the answer to a request that a browser sent from
+// another site's page.
+var errCrossSite = echo.NewHTTPError(http.StatusForbidden,
+	"cross-site request refused: it must come from this server's own pages")
+
+// sameOrigin reports whether a request comes from this server's own pages,
+// or not from a browser at all, as far as the browser says:
+//
+//   - an Origin header must name this server, the Host the request was
+//     sent to or the configured base URL ("null", sent by sandboxed
+//     frames and after cross-site redirects, names none);
+//   - a Sec-Fetch-Site header must be "same-origin" or "none" (typed by
+//     the user); "same-site" and "cross-site" are other sites.
+//
+// A request with neither header is not from a browser that protects its
+// users (curl, the tests), and passes. Browsers send Origin with every
+// POST, PUT, PATCH and DELETE and with every WebSocket handshake, and
+// Sec-Fetch-Site with every request since 2020-2023, so each check
+// stands alone. Hand-written: echo's CSRF middleware checks a
+// double-submit cookie, not the Origin.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if b, err := url.Parse(s.cfg.BaseURL); err == nil && s.cfg.BaseURL != "" {
+		return strings.EqualFold(u.Host, b.Host) && u.Scheme == b.Scheme
+	}
+	return false
+}
+
+// sameSite refuses writes that come from another site's page (403,
+// errCrossSite): the routes without a session that a page on another
+// site could still use against its visitor, logging them in to an
+// account of the attacker's (login) or racing the admin to the setup
+// link. The routes with a session check the same in csrf.
+func (s *Server) sameSite(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if isWrite(c.Request().Method) && !s.sameOrigin(c.Request()) {
+			return errCrossSite
+		}
+		return next(c)
+	}
 }

@@ -6,8 +6,12 @@
 //
 //   - Every route is registered in one function, routes in routes.go, with
 //     its auth middleware on the same line: requireAgent (a session cookie),
-//     requireAdmin (the agent is an admin) and csrf (writes carry the
-//     session's CSRF token).
+//     requireAdmin (the agent is an admin), csrf (writes come from this
+//     server's pages and carry the session's CSRF token) and sameSite
+//     (writes without a session come from this server's pages).
+//   - Pages forbid inline script, eval and plugins with a
+//     Content-Security-Policy, and a browser's requests from other sites
+//     are refused but on the widget's API (security.go).
 //   - Handlers bind and validate the request, call inbox, and return JSON.
 //     They never touch the database or a socket themselves.
 //   - Errors are mapped to status codes in one place, handleError: inbox's
