@@ -2,10 +2,14 @@ package web
 
 import (
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -210,4 +214,109 @@ func TestCrossSiteBaseURL(t *testing.T) {
 			t.Fatalf("login from %s: %q", origin, got)
 		}
 	}
+}
+
+// adminHandlers returns the handlers of the routes that routes.go marks
+// requireAdmin, by method: those with s.requireAdmin among their
+// middleware, or registered on a group that has it.
+func adminHandlers(t *testing.T) map[string][]string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "routes.go", nil, 0)
+	if err != nil {
+		t.Fatalf("parsing routes.go: %v", err)
+	}
+	isAdmin := func(args []ast.Expr) bool {
+		return slices.ContainsFunc(args, func(a ast.Expr) bool {
+			sel, ok := a.(*ast.SelectorExpr)
+			return ok && sel.Sel.Name == "requireAdmin"
+		})
+	}
+	adminGroups := map[string]bool{}
+	found := map[string][]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == 1 && len(as.Rhs) == 1 {
+			if call, ok := as.Rhs[0].(*ast.CallExpr); ok {
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Group" {
+					recv, _ := sel.X.(*ast.Ident)
+					name := as.Lhs[0].(*ast.Ident).Name
+					adminGroups[name] = isAdmin(call.Args) || (recv != nil && adminGroups[recv.Name])
+				}
+			}
+		}
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		recv, ok := sel.X.(*ast.Ident)
+		if !ok {
+			return true
+		}
+		method, args := sel.Sel.Name, call.Args
+		if method != strings.ToUpper(method) && method != "Match" {
+			return true
+		}
+		if method == "Match" {
+			method, args = "GET", args[1:] // Match(getHead, ...)
+		}
+		if len(args) < 2 || !(isAdmin(args[2:]) || adminGroups[recv.Name]) {
+			return true
+		}
+		h, ok := args[1].(*ast.SelectorExpr)
+		if !ok {
+			t.Fatalf("routes.go: a handler that is not s.name: %#v", args[1])
+		}
+		found[method] = append(found[method], h.Sel.Name)
+		return true
+	})
+	return found
+}
+
+// An agent who is not an admin is refused 403 on every route that
+// routes.go marks requireAdmin, and an admin is not: the test reads the
+// marks and walks echo's routes, so that it covers a route added later.
+func TestAdminRoutesRefused(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		e := newEnv(t, url, nil)
+		e.agent("admin@example.com", inbox.RoleAdmin)
+		e.agent("agent@example.com", inbox.RoleAgent)
+		admin, agent := e.login("admin@example.com"), e.login("agent@example.com")
+		handlers := adminHandlers(t)
+		var walked []string
+		for _, rt := range e.srv.echo.Routes() {
+			name := rt.Name[strings.LastIndex(rt.Name, ".")+1:]
+			name = strings.TrimSuffix(name, "-fm")
+			if !slices.Contains(handlers[rt.Method], name) {
+				continue
+			}
+			walked = append(walked, rt.Method+" "+name)
+			var body any
+			if isWrite(rt.Method) {
+				body = "{}"
+			}
+			path := routePath(rt.Path)
+			if got := agent.do(rt.Method, path, body).want(http.StatusForbidden).apiErr().Error; got != "only an admin may do this" {
+				t.Fatalf("%s %s as an agent: %q", rt.Method, rt.Path, got)
+			}
+			if r := admin.do(rt.Method, path, body); r.code == http.StatusForbidden || r.code == http.StatusUnauthorized || r.code >= 500 {
+				t.Fatalf("%s %s as an admin = %d %s", rt.Method, rt.Path, r.code, r.body)
+			}
+		}
+		for m, hs := range handlers {
+			for _, h := range hs {
+				if !slices.Contains(walked, m+" "+h) {
+					t.Fatalf("routes.go marks %s %s admin, but echo has no such route", m, h)
+				}
+			}
+		}
+		for _, want := range []string{"DELETE deleteConversation", "DELETE eraseContact", "POST createAgent", "GET listQuarantine"} {
+			if !slices.Contains(walked, want) {
+				t.Fatalf("the walk missed %s: %v", want, walked)
+			}
+		}
+		t.Logf("%d admin routes refused to an agent: %s", len(walked), strconv.Quote(strings.Join(walked, ", ")))
+	})
 }
