@@ -247,7 +247,7 @@ func TestDashboardSession(t *testing.T) {
 	browser := newBrowser(t)
 	hash := fmt.Sprintf("#/c/%d", conv)
 
-	p := openDashboard(t, browser, s, hash)
+	p := openRecorded(t, browser, s, hash)
 	p.login("ann@example.com")
 	p.waitJS("Ann's name in the me-menu", q("#me-name")+`.textContent === "Ann Agent"`)
 	p.waitJS("Ann online", q("#me-dot")+`.classList.contains("online")`)
@@ -280,6 +280,19 @@ func TestDashboardSession(t *testing.T) {
 	p.do("an API call", chromedp.Evaluate[chromedp.Void](`window.microchat.ctx.api("GET", "/agents").catch(() => {})`))
 	p.waitJS("the login form after a 401", `!document.getElementById("login").hidden`)
 	p.login("ann@example.com")
+
+	// It ends while the socket is away: the upgrade's 401 is a plain
+	// drop to the page, which asks the API.
+	p.waitJS("the socket open again", `window.microchat.ctx.status() === "open"`)
+	p.do("cut the socket", chromedp.Evaluate[chromedp.Void](`window.__cut()`))
+	p.waitJS("reconnecting", `window.microchat.ctx.status() === "reconnecting"`)
+	if err := s.store.DeleteSession(context.Background(), p.sessionCookie(s)); err != nil {
+		t.Fatalf("DeleteSession() = %v", err)
+	}
+	p.do("restore the socket", chromedp.Evaluate[chromedp.Void](`window.__restore()`))
+	p.waitJS("the login form after a refused reconnect", `!document.getElementById("login").hidden && document.getElementById("login-message").textContent.includes("session has ended")`)
+	p.login("ann@example.com")
+	p.waitJS("the socket open after logging in", `window.microchat.ctx.status() === "open"`)
 
 	// Log out from the me-menu.
 	p.click("the me-menu", q("#me-button"))
