@@ -126,14 +126,15 @@ export function estimateHeight(html, width, remote) {
 	lines += body.querySelectorAll("br,p,li,tr,h1,h2,h3,h4,h5,h6,blockquote,hr").length * 0.7;
 	let px = 0;
 	for (const img of body.querySelectorAll("img")) {
-		if (!img.getAttribute("src") && !(remote && img.hasAttribute("data-remote-src"))) continue;
 		const hAttr = parseInt(img.getAttribute("height"), 10);
+		// An image not loaded takes its space only when its size is given.
+		if (!img.getAttribute("src") && !(remote && img.hasAttribute("data-remote-src")) && !(hAttr > 0)) continue;
 		const wAttr = parseInt(img.getAttribute("width"), 10);
 		let ih = hAttr > 0 ? hAttr : 160;
 		if (hAttr > 0 && wAttr > width) ih = Math.round((hAttr * width) / wAttr);
 		px += ih;
 	}
-	return Math.round(Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, 24 + lines * 21 + px)));
+	return Math.round(Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, 32 + lines * 21 + px)));
 }
 
 function address(a) {
