@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/microdeets/microchat/channels/email"
+	"github.com/microdeets/microchat/channels/email/emailtest"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
@@ -288,7 +291,33 @@ func testThreadEmail(t *testing.T, browser context.Context, url string) {
 	t.Cleanup(images.Close)
 	pixel := images.URL + "/pixel.png"
 
-	s := newServerAt(t, url, &inbox.Options{Mailboxes: []inbox.MailboxInfo{{Name: "support", Address: "support@example.com"}}}, nil)
+	// The email channel, for real: an IMAP server to read from and an
+	// SMTP server that refuses mail to Ann at first.
+	imapd := emailtest.StartIMAP(t, nil)
+	smtpd := emailtest.StartSMTP(t, nil)
+	smtpd.Refuse("ann@customer.test", emailtest.Reply{Code: 550, Enhanced: [3]int{5, 1, 1}, Message: "no such user here"})
+	mb := imapd.Mailbox("support")
+	mb.SMTP = config.SMTP{Host: smtpd.Host, Port: smtpd.Port, TLS: config.TLSNone}
+	mailboxes := []config.Mailbox{mb}
+	s := newServerAt(t, url, &inbox.Options{Mailboxes: email.MailboxInfos(mailboxes)}, func(c *config.Config) { c.Mailboxes = mailboxes })
+	ch, err := email.New(email.Options{Store: s.store, Config: s.cfg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("email.New() = %v", err)
+	}
+	if err := s.store.SetChannels(ch); err != nil {
+		t.Fatalf("SetChannels() = %v", err)
+	}
+	running, stop := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		ch.Run(running)
+		close(stopped)
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-stopped
+	})
+
 	html := `<p>The printer is <b>jammed</b>.</p><img src="` + pixel + `" width="64" height="64" alt="logo">` +
 		`<script>parent.__pwned = 1; top.__pwned = 1</script><img src="x" onerror="top.__pwned = 1"><a href="javascript:top.__pwned=1">link</a>`
 	raw := []byte("From: Ann Customer <ann@customer.test>\r\nTo: support@example.com\r\nSubject: Printer\r\nMessage-ID: <p1@customer.test>\r\n\r\nThe printer is jammed.\r\n")
@@ -366,6 +395,22 @@ func testThreadEmail(t *testing.T, browser context.Context, url string) {
 	// An agent (not an admin) has no Delete conversation.
 	if eval[bool](d.page, `!!(`+pageButton("#thread", "Delete conversation")+`)`) {
 		t.Fatalf("an agent sees Delete conversation")
+	}
+
+	// A reply to her, by email: Auto says so, and the mail server's
+	// refusal shows on the reply, which Retry sends again.
+	d.waitJS("what Auto does", reason("visitor offline: will send by email to ann@customer.test"))
+	d.write("We are on it.")
+	reply := msgWith("We are on it.")
+	d.waitJS("the refused reply", reply+`?.classList.contains("email") && `+reply+`.querySelector(".state-text")?.textContent === "Failed" && `+
+		reply+`.querySelector(".why").textContent.includes("550 5.1.1 no such user here")`)
+	d.screenshot("thread-05-email-failed")
+	smtpd.Refuse("ann@customer.test", emailtest.Reply{})
+	d.click("Retry", pageButton("#thread", "Retry"))
+	d.waitJS("the reply sent again", `[...document.querySelectorAll("#thread .msg.email.author-agent")].some((m) => m.querySelector(".text, .email-body")?.textContent.includes("We are on it.") && m.querySelector(".state-text")?.textContent === "Sent")`)
+	mails := smtpd.WaitMails(1, inboxtest.Patience)
+	if raw := string(mails[0].Raw); len(mails) != 1 || !strings.Contains(raw, "<ann@customer.test>") || !strings.Contains(raw, "We are on it.") {
+		t.Fatalf("mails sent: %d, the first:\n%s", len(mails), raw)
 	}
 }
 

@@ -57,6 +57,7 @@ export function createComposer(ctx, replies, hooks = {}) {
 	let reasonReq = 0;
 	let saved = null; // {at, items}
 	let pick = null; // the saved-replies picker: {items, index}
+	let asked = {}; // the contact's presence and email when the reason was last asked
 
 	const textarea = h("textarea", {
 		"aria-label": "Message",
@@ -137,6 +138,8 @@ export function createComposer(ctx, replies, hooks = {}) {
 
 	async function refreshChannel() {
 		const n = ++reasonReq;
+		const c = (item && item.contact) || {};
+		asked = { online: !!c.online, email: c.email || "" };
 		form.classList.toggle("note", select.value === "note");
 		if (!item) return setReason("");
 		const ch = select.value;
@@ -462,9 +465,8 @@ export function createComposer(ctx, replies, hooks = {}) {
 		// changed.
 		update(next) {
 			if (!item || !next || next.id !== item.id) return;
-			const was = item.contact || {};
 			const now = next.contact || {};
-			const stale = item.placeholder || was.online !== now.online || was.email !== now.email;
+			const stale = item.placeholder || asked.online !== !!now.online || asked.email !== (now.email || "");
 			item = next;
 			if (stale) refreshChannel();
 		},
