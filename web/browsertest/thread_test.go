@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/microdeets/microchat/channels/email"
 	"github.com/microdeets/microchat/channels/email/emailtest"
@@ -40,6 +41,7 @@ func TestThread(t *testing.T) {
 		{"paging", testThreadPaging},
 		{"offline queue", testThreadOfflineQueue},
 		{"retry", testThreadRetry},
+		{"saved replies", testThreadSavedReplies},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inboxtest.Run(t, func(t *testing.T, url string) { tc.fn(t, browser, url) })
@@ -618,4 +620,40 @@ func testThreadRetry(t *testing.T, browser context.Context, url string) {
 	if len(seconds) != 1 || seconds[0] != clientID {
 		t.Fatalf("stored client ids of the retried reply = %q, want [%s]", seconds, clientID)
 	}
+}
+
+// testThreadSavedReplies: "/" at the start of the composer lists the
+// team's saved replies, filtered as one types; Enter inserts one, and
+// their titles and texts stay text.
+func testThreadSavedReplies(t *testing.T, browser context.Context, url string) {
+	s := newServerAt(t, url, nil, nil)
+	conv := s.newContactConversation("Saved Tester", "What are your opening hours?")
+	d := s.dashboard(browser, "alice@example.com", "Alice Moreau", inbox.RoleAdmin)
+	d.do("saving replies", chromedp.Evaluate[chromedp.Void](`(async () => {
+		const api = window.microchat.ctx.api;
+		await api("POST", "/saved-replies", {shortcut: "hours", title: "Opening hours", text: "We are open 9 to 17, Monday to Saturday."});
+		await api("POST", "/saved-replies", {shortcut: "thanks", title: "Thank you <img src=x onerror=window.__pwned=1>", text: "Thank you for your patience!"});
+	})()`, chromedp.EvalAwaitPromise))
+	d.open(conv.ID)
+	picker := `document.querySelector("#thread #saved-replies")`
+	options := `[...document.querySelectorAll("#thread #saved-replies [role=option]")].map((o) => o.querySelector(".shortcut").textContent)`
+
+	d.keys(composer, "/")
+	d.waitJS("every saved reply", `!`+picker+`.hidden && `+options+`.join() === "/hours,/thanks"`)
+	d.keys(composer, "th")
+	d.waitJS("the replies matching /th", options+`.join() === "/thanks" && `+picker+`.querySelector("[aria-selected=true] .title").textContent === "Thank you <img src=x onerror=window.__pwned=1>"`)
+	d.enter()
+	d.waitJS("the inserted reply", composer+`.value === "Thank you for your patience!" && `+picker+`.hidden`)
+	if n := eval[int](d.page, `document.querySelectorAll("#thread .msg.author-agent").length`); n != 0 {
+		t.Fatalf("choosing a saved reply sent %d messages", n)
+	}
+	d.enter()
+	d.waitJS("the reply sent", msgWith("Thank you for your patience!")+`?.dataset.messageId !== undefined`)
+
+	// Nothing matches: the list says so, and Esc closes it.
+	d.keys(composer, "/nothing")
+	d.waitJS("no match", `!`+picker+`.hidden && `+picker+`.textContent.includes("No saved reply matches")`)
+	d.do("Escape", chromedp.KeyEvent(kb.Escape))
+	d.waitJS("the list closed", picker+`.hidden && document.activeElement === `+composer)
+	d.noScriptRan()
 }

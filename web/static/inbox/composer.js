@@ -428,6 +428,8 @@ export function createComposer(ctx, replies, hooks = {}) {
 		say("");
 		updatePicker();
 	});
+	// A reload or a closed tab within the draft's debounce keeps it too.
+	window.addEventListener("pagehide", saveDraft);
 	textarea.addEventListener("blur", () => {
 		saveDraft();
 		// Let a click in the picker land first.
