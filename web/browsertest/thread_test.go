@@ -320,7 +320,7 @@ func testThreadEmail(t *testing.T, browser context.Context, url string) {
 		<-stopped
 	})
 
-	html := `<p>The printer is <b>jammed</b>.</p><img src="` + pixel + `" width="64" height="64" alt="logo">` +
+	html := `<p>The printer is <b>jammed</b>.</p><img src="cid:shot@customer.test" alt="screenshot"><img src="` + pixel + `" width="64" height="64" alt="logo">` +
 		`<script>parent.__pwned = 1; top.__pwned = 1</script><img src="x" onerror="top.__pwned = 1"><a href="javascript:top.__pwned=1">link</a>`
 	raw := []byte("From: Ann Customer <ann@customer.test>\r\nTo: support@example.com\r\nSubject: Printer\r\nMessage-ID: <p1@customer.test>\r\n\r\nThe printer is jammed.\r\n")
 	res, err := s.store.IngestEmail(ctx, inbox.IncomingEmail{
@@ -330,6 +330,7 @@ func testThreadEmail(t *testing.T, browser context.Context, url string) {
 		Recipients: []string{"support@example.com"}, Subject: `Printer <img src=x onerror="top.__pwned=1">`, Date: time.Now(),
 		Text: "The printer is jammed.", FullText: "The printer is jammed.\n\n> On Monday you wrote:\n> Old words here",
 		HTML: html, FullHTML: html + `<blockquote>Old words here</blockquote>`, Raw: raw,
+		Attachments: []inbox.IncomingAttachment{{Name: "shot.png", ContentType: "image/png", ContentID: "shot@customer.test", Inline: true, Data: pngBytes(t)}},
 	})
 	if err != nil {
 		t.Fatalf("IngestEmail() = %v", err)
@@ -341,7 +342,9 @@ func testThreadEmail(t *testing.T, browser context.Context, url string) {
 	frame := msg + `.querySelector("iframe.email-html")`
 	d.waitJS("the email message", msg+`?.classList.contains("email") && `+msg+`.querySelector(".envelope[aria-label=Email]") && `+
 		msg+`.querySelector(".subject").textContent === `+jsString(`Printer <img src=x onerror="top.__pwned=1">`))
-	d.waitJS("the frame's document", frame+`?.srcdoc.includes("<b>jammed</b>")`)
+	// The inline image is in the frame as a data: URL: the frame has no
+	// cookies to fetch it with, and its CSP allows data: only.
+	d.waitJS("the frame's document", frame+`?.srcdoc.includes("<b>jammed</b>") && `+frame+`.srcdoc.includes(' src="data:image/png;base64,')`)
 	if sandbox := eval[string](d.page, frame+`.getAttribute("sandbox")`); strings.Contains(sandbox, "allow-scripts") || strings.Contains(sandbox, "allow-same-origin") {
 		t.Fatalf("the email frame's sandbox is %q", sandbox)
 	}
