@@ -291,12 +291,17 @@ $("login-form").addEventListener("submit", async (e) => {
   }
 });
 
+// For the browser tests and debugging in the console.
+window.microchat = {
+  ctx,
+  get list() {
+    return list;
+  },
+};
+
 try {
   await start(await rawApi("GET", "/auth/session"));
 } catch (e) {
   $("app").hidden = true;
   showLogin(e.status === 401 ? "" : e.message);
 }
-
-// For the browser tests and debugging in the console.
-window.microchat = { ctx };
