@@ -46,7 +46,8 @@ func TestStaticCompression(t *testing.T) {
 		{"/", "no-cache"},
 		{"/inbox", "no-cache"},
 		{"/static/app.css", "no-cache"},
-		{"/static/inbox.js", "no-cache"},
+		{"/static/inbox/main.js", "no-cache"},
+		{"/static/shared/socket.js", "no-cache"},
 		{"/api/v1/openapi.yaml", "no-cache"},
 		{"/api/v1/openapi.json", "no-cache"},
 	} {
