@@ -228,7 +228,10 @@ bus.on("agent_presence", (p) => {
   else loadAgents();
   if (agent && p.agent_id === agent.id) renderMe();
 });
-bus.on("status", () => renderMe());
+bus.on("status", (st) => {
+  $("conn-status").textContent = st === "reconnecting" ? "Reconnecting\u2026" : "";
+  renderMe();
+});
 bus.on("hello", (f) => {
   if (f.agent && agent && f.agent.id === agent.id) setMe(f.agent);
   loadAgents();
@@ -291,12 +294,17 @@ $("login-form").addEventListener("submit", async (e) => {
   }
 });
 
+// For the browser tests and debugging in the console.
+window.microchat = {
+  ctx,
+  get list() {
+    return list;
+  },
+};
+
 try {
   await start(await rawApi("GET", "/auth/session"));
 } catch (e) {
   $("app").hidden = true;
   showLogin(e.status === 401 ? "" : e.message);
 }
-
-// For the browser tests and debugging in the console.
-window.microchat = { ctx };
