@@ -384,7 +384,7 @@ export function mount(el, ctx) {
 			const tr = h(
 				"tr",
 				{ "data-agent": o.agent_id },
-				h("th", { scope: "row" }, h("div", { class: "op" }, h("span", { class: "avatar small", "aria-hidden": "true", text: (o.name || "?").charAt(0).toUpperCase() }), h("span", { class: "op-name", text: o.name }))),
+				h("th", { scope: "row" }, h("div", { class: "op" }, h("span", { class: "avatar small", "aria-hidden": "true", text: (o.name || "?").charAt(0).toUpperCase() }), h("span", { class: "op-name", text: o.name }), o.disabled ? h("span", { class: "badge off", text: "Disabled" }) : null)),
 				h("td", { class: "num joined", text: String(o.conversations_joined) }),
 				h("td", { class: "num ratings", text: String(o.ratings.count) }),
 				h("td", { class: "num average" }, o.ratings.average == null ? "—" : h("span", {}, icon(I.star), o.ratings.average.toFixed(2))),

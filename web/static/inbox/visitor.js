@@ -342,7 +342,7 @@ export function mount(el, ctx) {
 		if (!contact || !ev) return;
 		const mine = (contact.conversations || []).some((c) => c.id === ev.conversation_id);
 		if (ev.type === "conversation_created" && ev.data?.contact?.id === contact.id) load(true);
-		else if (mine && (ev.type === "conversation_deleted" || ev.type === "closed" || ev.type === "joined")) load(true);
+		else if (mine && (ev.type === "conversation_deleted" || ev.type === "closed" || (ev.type === "message_added" && ev.data?.reopened))) load(true);
 	});
 	ctx.bus.on("resync", (id) => {
 		if (!id || id === convId) load(true);
