@@ -28,6 +28,8 @@ import { createComposer } from "./composer.js";
 import { createReplies } from "./replies.js";
 import { createEmailView, envelope } from "./emailview.js";
 
+const TRASH = "M3 6h18M19 6l-1 14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2L5 6M10 11v6M14 11v6M9 6V4a1 1 0 0 1 1-1h4a1 1 0 0 1 1 1v2";
+
 const PAGE = 50;
 const TYPING_TTL_MS = 10000;
 // Load the previous page when the agent scrolls within this many pixels
@@ -121,7 +123,10 @@ export function mount(el, ctx) {
 			actions.push(join);
 		}
 		if (item && ctx.isAdmin && ctx.isAdmin()) {
-			const del = h("button", { type: "button", class: "danger secondary", text: "Delete conversation" });
+			// An icon, not a wide red button: a rare action, kept out of
+			// the way of Leave Conversation (the header stays one line at
+			// 1280 px); its name is the label.
+			const del = h("button", { type: "button", class: "delete", "aria-label": "Delete conversation", title: "Delete conversation" }, icon(TRASH));
 			del.addEventListener("click", confirmDelete);
 			actions.push(del);
 		}
