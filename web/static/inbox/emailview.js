@@ -115,6 +115,12 @@ export function estimateHeight(html, width, remote) {
 	const doc = parse(html);
 	const body = doc.body;
 	const perLine = Math.max(20, Math.floor((width - 24) / 7.4));
+	// Text after a block starts a line of its own: count it as one.
+	const blocks = body.querySelectorAll("br,p,li,tr,h1,h2,h3,h4,h5,h6,blockquote,hr,div,table,ul,ol,pre");
+	for (const el of blocks) {
+		el.before("\n");
+		el.after("\n");
+	}
 	let lines = 0;
 	for (const chunk of (body.textContent || "").split("\n")) {
 		const n = chunk.replace(/\s+/g, " ").trim().length;
@@ -131,7 +137,9 @@ export function estimateHeight(html, width, remote) {
 		if (hAttr > 0 && wAttr > width) ih = Math.round((hAttr * width) / wAttr);
 		px += ih;
 	}
-	return Math.round(Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, 32 + lines * 21 + px)));
+	// 40: the body's padding and a first block's top margin; better a
+	// little room below than a last line cut off.
+	return Math.round(Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, 40 + lines * 21 + px)));
 }
 
 function address(a) {
