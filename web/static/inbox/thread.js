@@ -610,7 +610,9 @@ export function mount(el, ctx) {
 
 	function markRead() {
 		const v = view;
-		if (!v || v.loading || document.visibilityState !== "visible" || !document.hasFocus()) return;
+		// Read means seen: not while Reports, Admin or Profile hides the
+		// conversation.
+		if (!v || v.loading || document.visibilityState !== "visible" || !document.hasFocus() || el.closest("[hidden]")) return;
 		let unread = v.item && v.item.unread > 0;
 		for (const m of v.msgs.values()) if (m.author === "contact" && m.state !== "read" && m.seq > v.readSent) unread = true;
 		const upTo = lastSeq();
@@ -622,7 +624,11 @@ export function mount(el, ctx) {
 				for (const m of v.msgs.values()) if (m.author === "contact" && m.seq <= upTo) m.state = "read";
 				if (v.item) {
 					v.item.unread = 0;
-					ctx.upsert(v.item);
+					// The list's item, which follows every event (its
+					// last message too), with nothing unread: this
+					// view's copy keeps only what the header needs.
+					const known = ctx.conversation && ctx.conversation(v.id);
+					ctx.upsert(known ? { ...known, unread: 0 } : v.item);
 				}
 			},
 			() => {
@@ -631,6 +637,8 @@ export function mount(el, ctx) {
 		);
 	}
 	window.addEventListener("focus", markRead);
+	// Back on the conversations: after "open" has said which one is shown.
+	ctx.bus.on("route", (r) => r === "conversations" && queueMicrotask(markRead));
 	document.addEventListener("visibilitychange", markRead);
 
 	// --- opening ------------------------------------------------------
