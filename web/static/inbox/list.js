@@ -339,13 +339,15 @@ export function mount(el, ctx) {
     }
   }
 
-  function show(col) {
+  // show shows a column; wait: its items come from the next reload.
+  function show(col, wait) {
     if (results) clearSearch();
     if (col === column && drawn) return;
     column = col;
     rows.clear();
     list.replaceChildren();
-    load(true);
+    if (wait) pages.loading = true;
+    else load(true);
     render();
   }
 
@@ -569,7 +571,15 @@ export function mount(el, ctx) {
   ctx.bus.on("list:search", () => setTimeout(() => search.focus(), 0));
   ctx.bus.on("list:column", (col) => show(col));
 
-  show(column);
+  // The first page: the socket's first hello reloads the list (as each
+  // hello does, for what happened while away), so loading before it too
+  // would run the same query twice at once and throw the first answer
+  // away. Without a hello soon (no socket), it loads over HTTP anyway.
+  if (ctx.status() === "open") show(column);
+  else {
+    show(column, true);
+    setTimeout(() => generation === 0 && load(true), 2000);
+  }
 
   return {
     conversation: (id) => items.get(id),
