@@ -46,7 +46,7 @@ func (s *server) newAgentAccount(email, name, role string) inbox.Agent {
 }
 
 // openDashboard opens /inbox (plus hash) in a browser context of its own.
-func openDashboard(t *testing.T, browser context.Context, s *server, hash string) *page {
+func openDashboard(t testing.TB, browser context.Context, s *server, hash string) *page {
 	t.Helper()
 	p := visitor(t, browser)
 	logConsole(t, p)
@@ -56,7 +56,7 @@ func openDashboard(t *testing.T, browser context.Context, s *server, hash string
 
 // logConsole logs the page's console messages and uncaught exceptions in
 // the test's log, for when a test fails.
-func logConsole(t *testing.T, p *page) {
+func logConsole(t testing.TB, p *page) {
 	logs := chromedp.Events(p.ctx, runtime.ConsoleAPICalled)
 	go func() {
 		for e, err := range logs {
@@ -132,7 +132,7 @@ const recorder = `(() => {
 
 // openRecorded is openDashboard with the recorder, and the notification
 // permission granted to the server's origin.
-func openRecorded(t *testing.T, browser context.Context, s *server, hash string) *page {
+func openRecorded(t testing.TB, browser context.Context, s *server, hash string) *page {
 	t.Helper()
 	p := visitor(t, browser)
 	logConsole(t, p)

@@ -42,7 +42,7 @@ const password = "correct horse battery"
 // newBrowser starts one headless Chromium for the test; each visitor gets
 // a browser context of their own in it (visitor). Without Chromium the
 // test fails: the browser tests are part of every run.
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s is missing: run scripts/test-deps.sh (or apt-get install chromium) to run the browser tests", chromiumPath)
@@ -76,7 +76,7 @@ func newBrowser(t *testing.T) context.Context {
 // page is one visitor's tab, in a browser context of its own: its own
 // localStorage, sessionStorage and cookies.
 type page struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	dialogs chan string
 	// textJS is the JavaScript of the text that text() returns; the
@@ -84,7 +84,7 @@ type page struct {
 	textJS string
 }
 
-func visitor(t *testing.T, browser context.Context) *page {
+func visitor(t testing.TB, browser context.Context) *page {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
@@ -336,7 +336,7 @@ func (p *page) axNames() map[string][]string {
 // listener of its own so that it can be stopped and started again on the
 // same address (restart).
 type server struct {
-	t     *testing.T
+	t     testing.TB
 	store *inbox.Store
 	cfg   config.Config
 	srv   *web.Server
@@ -345,14 +345,14 @@ type server struct {
 	addr  string
 }
 
-func newServer(t *testing.T, edit func(*config.Config)) *server {
+func newServer(t testing.TB, edit func(*config.Config)) *server {
 	t.Helper()
 	return newServerAt(t, inboxtest.SQLiteURL(t), nil, edit)
 }
 
 // newServerAt is newServer on the database at url (inboxtest's SQLite or
 // PostgreSQL), its store opened with opts.
-func newServerAt(t *testing.T, url string, opts *inbox.Options, edit func(*config.Config)) *server {
+func newServerAt(t testing.TB, url string, opts *inbox.Options, edit func(*config.Config)) *server {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.Limits.MaxUploadBytes = 200 << 10
@@ -414,7 +414,7 @@ func (s *server) restart(pause func()) {
 // agent is an agent at the dashboard: a logged-in HTTP client and the
 // agents' WebSocket.
 type agent struct {
-	t      *testing.T
+	t      testing.TB
 	s      *server
 	acct   inbox.Agent
 	hc     *http.Client
