@@ -155,6 +155,10 @@ func testDashboardFlow(t *testing.T, browser context.Context, url string) {
 	bob := s.flowDashboard(browser, bobAcct, "")
 	for _, d := range []*dash{alice, bob} {
 		d.waitJS("the list", rowShown(background[0]))
+		// One list query at boot: the socket's first hello loads it.
+		if n := eval[int](d.page, `performance.getEntriesByType("resource").filter((e) => e.name.includes("/api/v1/conversations?")).length`); n != 1 {
+			t.Fatalf("%d list requests at boot, want 1", n)
+		}
 	}
 
 	// A visitor on the demo page starts a chat: it appears in
@@ -297,6 +301,11 @@ func testDashboardFlow(t *testing.T, browser context.Context, url string) {
 		if strings.Contains(doc, bad) {
 			t.Fatalf("the email's frame holds %q:\n%s", bad, doc)
 		}
+	}
+	// Its frame holds all of it: a paragraph and a line after it are
+	// 10+14+21+14+21+10 = 90 px in the frame's style (emailview.js).
+	if h := eval[float64](alice.page, frame+`.getBoundingClientRect().height`); h < 90 {
+		t.Fatalf("the email's frame is %v px high, its text 90", h)
 	}
 	alice.screens("email")
 	if sandbox := eval[string](alice.page, frame+`.getAttribute("sandbox")`); strings.Contains(sandbox, "allow-scripts") || strings.Contains(sandbox, "allow-same-origin") {
