@@ -33,7 +33,9 @@ type NewMessage struct {
 	// it is the channel the agent asks for: ReplyAuto (or "") follows
 	// rule 5, ChannelChat or ChannelEmail is the agent's choice. The
 	// store decides it with the contact as the transaction that stores
-	// the message reads them (AddReply).
+	// the message reads them (AddReply). ChannelNote makes an agent
+	// message a private note (see ChannelNote), decided without the
+	// contact or any Channel.
 	Channel string
 	Text    string
 	// HTML is the message's HTML body (email); it is sanitized here.
@@ -59,10 +61,15 @@ func reusedClientID() error {
 }
 
 // sameContent reports whether m, a retry, carries what was stored under
-// its key: the same text, HTML and attachments (atts sorted, as
-// checkMessage leaves m.AttachmentIDs).
-func sameContent(m NewMessage, text, html string, atts []int64) bool {
-	return m.Text == text && m.HTML == html && slices.Equal(m.AttachmentIDs, atts)
+// its key on channel: the same text, HTML and attachments (atts sorted,
+// as checkMessage leaves m.AttachmentIDs), and a private note for a
+// private note. Which channel a reply went by is the server's choice,
+// but whether it is a note is the agent's: a note's key used again for
+// a reply (or the reverse) is other content, never answered with the
+// message the contact could (or could not) see.
+func sameContent(m NewMessage, channel, text, html string, atts []int64) bool {
+	return m.Text == text && m.HTML == html && slices.Equal(m.AttachmentIDs, atts) &&
+		(m.Channel == ChannelNote) == (channel == ChannelNote)
 }
 
 // AddMessage appends a message to a conversation and returns it with
@@ -88,6 +95,10 @@ func (s *Store) AddMessage(ctx context.Context, m NewMessage) (Message, bool, er
 // (SetContactsOnline). A reply by email is stored queued with its
 // email_outbox row, in that same transaction. After the commit the
 // reply is handed to its channel's Deliver.
+//
+// A private note (Channel ChannelNote) is decided without asking any
+// Channel or reading the contact: channel note, state sent, reason
+// ReasonNote. It is handed to no Deliver and enqueues no mail.
 //
 // An explicit email that cannot go (no email channel, no address) is an
 // InvalidError for "channel". A reply whose client id was already stored
@@ -157,9 +168,9 @@ func (s *Store) checkMessage(m *NewMessage) error {
 		switch m.Channel {
 		case "":
 			m.Channel = ReplyAuto
-		case ReplyAuto, ChannelChat, ChannelEmail:
+		case ReplyAuto, ChannelChat, ChannelEmail, ChannelNote:
 		default:
-			return invalid("channel", "must be auto, chat or email")
+			return invalid("channel", "must be auto, chat, email or note")
 		}
 		if m.State != "" {
 			return invalid("state", "is decided with an agent message's channel (rule 5)")
@@ -244,8 +255,8 @@ type appendReq struct {
 	then func(Message, bool, error)
 
 	// reply is the message's channel and first state as stored: decided
-	// in the transaction for an agent message (rule 5), in.Channel and
-	// in.State for the others.
+	// in the transaction for an agent message (rule 5), noteDecision for
+	// a private note, in.Channel and in.State for the others.
 	reply    ReplyDecision
 	msg      Message
 	created  bool
@@ -269,11 +280,17 @@ func (r *appendReq) retried(m Message) {
 	r.reply = ReplyDecision{Channel: m.Channel, State: m.State, Reason: reasonRetry}
 }
 
-// hasReplies reports whether the batch holds agent messages, whose
+// decidedWithContact reports whether r is an agent message whose channel
+// is decided with its contact (rule 5): any but a private note.
+func (r *appendReq) decidedWithContact() bool {
+	return r.in.Author == AuthorAgent && r.in.Channel != ChannelNote
+}
+
+// hasReplies reports whether the batch holds agent messages whose
 // channels are decided with their contacts.
 func hasReplies(batch []*appendReq) bool {
 	for _, r := range batch {
-		if r.in.Author == AuthorAgent {
+		if r.decidedWithContact() {
 			return true
 		}
 	}
@@ -447,6 +464,9 @@ func (a *appender) exec(batch []*appendReq, cs *channelSet) error {
 	for _, r := range batch {
 		r.created, r.reopened, r.msg, r.err = false, false, Message{}, nil
 		r.reply = ReplyDecision{Channel: r.in.Channel, State: r.in.State}
+		if r.in.Channel == ChannelNote {
+			r.reply = noteDecision
+		}
 	}
 	if a.s.dialect == dialectPostgres {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -530,10 +550,10 @@ func inInts(q string, ids []int64, lead ...any) (string, []any) {
 // commits (read committed), so the check of the author's client id is
 // exact.
 //
-// A batch with agent messages takes one round trip more, before the
-// lock: it reads the contacts of their conversations FOR SHARE, in
-// ascending id order, and decides each reply's channel (rule 5) in Go
-// with the channels' Reaches. SetContactsOnline updates the contact row,
+// A batch with agent replies (private notes aside) takes one round trip
+// more, before the lock: it reads the contacts of their conversations FOR
+// SHARE, in ascending id order, and decides each reply's channel (rule 5)
+// in Go with the channels' Reaches. SetContactsOnline updates the contact row,
 // so it waits for this transaction, and then finds its queued chat
 // replies committed; or this read waits for it, and sees the contact
 // online. Every transaction that locks both takes the contacts first,
@@ -555,7 +575,8 @@ const pgAppendWith = `WITH prev AS (
 	FROM messages
 	WHERE conversation_id = $1 AND client_id = $2 AND author = $4::text AND COALESCE(agent_id, 0) = COALESCE($5::bigint, 0)
 ), c AS (
-	UPDATE conversations SET seq = seq + 1, last_activity_at = $9,
+	UPDATE conversations SET seq = seq + 1,
+		last_activity_at = CASE WHEN $6 = 'note' THEN last_activity_at ELSE $9 END,
 		status = CASE WHEN $4 = 'contact' THEN 'open' ELSE status END,
 		closed_at = CASE WHEN $4 = 'contact' THEN NULL ELSE closed_at END,
 		has_email = has_email OR $6 = 'email'
@@ -633,7 +654,7 @@ func (a *appender) pgBatch(ctx context.Context, pc *pgx.Conn, batch []*appendReq
 	var replyIDs []int64
 	for _, r := range batch {
 		ids = append(ids, r.in.ConversationID)
-		if r.in.Author == AuthorAgent {
+		if r.decidedWithContact() {
 			replyIDs = append(replyIDs, r.in.ConversationID)
 		}
 	}
@@ -697,7 +718,7 @@ func (a *appender) pgDecide(ctx context.Context, pc *pgx.Conn, batch []*appendRe
 		return err
 	}
 	for _, r := range batch {
-		if r.in.Author != AuthorAgent {
+		if !r.decidedWithContact() {
 			continue
 		}
 		c, ok := contacts[r.in.ConversationID]
@@ -793,7 +814,7 @@ func pgResult(br pgx.BatchResults, r *appendReq) error {
 	}
 	r.result(id, seq, created, status)
 	switch {
-	case !created && !sameContent(r.in, *text, *html, atts):
+	case !created && !sameContent(r.in, *ch, *text, *html, atts):
 		r.msg, r.err = Message{}, reusedClientID()
 	case !created:
 		r.retried(Message{ID: id, ConversationID: r.in.ConversationID, Seq: seq, ClientID: r.msg.ClientID,

@@ -21,10 +21,10 @@ import (
 // statement overhead (binding, stepping, resetting through database/sql)
 // cost more than the rows themselves.
 //
-// A batch with agent messages reads their contacts too, in the same
-// transaction, and decides each reply's channel (rule 5) with them:
-// SetContactsOnline, a write, runs before or after the whole batch, never
-// between the decision and the commit.
+// A batch with agent replies (private notes aside) reads their contacts
+// too, in the same transaction, and decides each reply's channel (rule 5)
+// with them: SetContactsOnline, a write, runs before or after the whole
+// batch, never between the decision and the commit.
 func (a *appender) execSQLite(ctx context.Context, batch []*appendReq, cs *channelSet) error {
 	tx, err := a.s.sqlW.BeginTx(ctx, nil)
 	if err != nil {
@@ -55,8 +55,8 @@ type sqliteConv struct {
 	status  string
 	seq     int64
 	changed bool
-	at      time.Time
-	open    bool // a contact wrote: open it
+	at      time.Time // its new last_activity_at; zero: unchanged (only notes)
+	open    bool      // a contact wrote: open it
 	email   bool
 }
 
@@ -121,7 +121,7 @@ func (b *sqliteBatch) run() error {
 		if m.ClientID != "" {
 			k := keyOf(m)
 			if msg, ok := stored[k]; ok {
-				if !sameContent(m, msg.Text, msg.HTML, storedAtts[msg.ID]) {
+				if !sameContent(m, msg.Channel, msg.Text, msg.HTML, storedAtts[msg.ID]) {
 					r.err = reusedClientID()
 					continue
 				}
@@ -129,7 +129,7 @@ func (b *sqliteBatch) run() error {
 				continue
 			}
 			if f, ok := first[k]; ok {
-				if !sameContent(m, f.in.Text, f.in.HTML, f.in.AttachmentIDs) {
+				if !sameContent(m, f.in.Channel, f.in.Text, f.in.HTML, f.in.AttachmentIDs) {
 					r.err = reusedClientID()
 					continue
 				}
@@ -137,7 +137,7 @@ func (b *sqliteBatch) run() error {
 				continue
 			}
 		}
-		if m.Author == AuthorAgent && r.decide(b.cs, contacts[m.ConversationID]) != nil {
+		if r.decidedWithContact() && r.decide(b.cs, contacts[m.ConversationID]) != nil {
 			continue // the request's own error, set by decide
 		}
 		if m.ClientID != "" {
@@ -150,7 +150,10 @@ func (b *sqliteBatch) run() error {
 			c.status, c.open = StatusOpen, true
 		}
 		c.email = c.email || r.reply.Channel == ChannelEmail
-		c.at, c.changed = r.at, true
+		if r.reply.Channel != ChannelNote {
+			c.at = r.at // a note is not the contact's activity
+		}
+		c.changed = true
 		fresh = append(fresh, r)
 	}
 	if replies {
@@ -188,7 +191,7 @@ func (b *sqliteBatch) readContacts() (map[int64]Contact, error) {
 	seen := map[int64]bool{}
 	for _, r := range b.reqs {
 		id := r.in.ConversationID
-		if r.in.Author == AuthorAgent && !seen[id] && b.convs[id] != nil {
+		if r.decidedWithContact() && !seen[id] && b.convs[id] != nil {
 			seen[id] = true
 			ids = append(ids, id)
 		}
@@ -390,7 +393,11 @@ func (b *sqliteBatch) updateConversations() error {
 	var args []any
 	for _, c := range b.order {
 		if c.changed {
-			args = append(args, c.id, c.seq, c.at, c.open, c.email)
+			var at any // NULL keeps last_activity_at
+			if !c.at.IsZero() {
+				at = c.at
+			}
+			args = append(args, c.id, c.seq, at, c.open, c.email)
 		}
 	}
 	rows, err := b.padded(stmtUpdateConversations, args, 5, int64(0), int64(0), time.Time{}, false, false)
@@ -461,9 +468,9 @@ func sqliteStmtText(kind sqliteStmtKind, n int) string {
 		return `INSERT INTO events (conversation_id, seq, type, message_id, data, created_at)
 			VALUES ` + rows("(?, ?, 'message_added', ?, ?, ?)")
 	case stmtUpdateConversations:
-		// VALUES names its columns column1, column2...: id, seq, at, open,
-		// email.
-		return `UPDATE conversations SET seq = v.column2, last_activity_at = v.column3,
+		// VALUES names its columns column1, column2...: id, seq, at (NULL
+		// when only private notes were added), open, email.
+		return `UPDATE conversations SET seq = v.column2, last_activity_at = COALESCE(v.column3, last_activity_at),
 			status = CASE WHEN v.column4 THEN 'open' ELSE status END,
 			closed_at = CASE WHEN v.column4 THEN NULL ELSE closed_at END,
 			has_email = has_email OR v.column5

@@ -113,19 +113,32 @@ type ReplyDecision struct {
 
 // Reply channels an agent may request (NewMessage.Channel of an agent
 // message): ReplyAuto (or "") follows rule 5; ChannelChat and ChannelEmail
-// are the agent's choice.
+// are the agent's choice; ChannelNote is a private note, which goes
+// nowhere.
 const ReplyAuto = "auto"
+
+// ReasonNote is the reason of a private note's decision.
+const ReasonNote = "private note"
+
+// noteDecision is where a private note goes: nowhere, so it is sent
+// once stored. No Channel is asked: a note must not depend on, nor tell
+// anything to, the ways of reaching the contact.
+var noteDecision = ReplyDecision{Channel: ChannelNote, State: StateSent, Reason: ReasonNote}
 
 // reasonRetry is the reason of a reply whose client id was already
 // stored: it keeps the channel it was stored with.
 const reasonRetry = "already stored under this client_id; sent as first decided"
 
 // decide applies rule 5 to a reply to c on the requested channel
-// ("", ReplyAuto, ChannelChat or ChannelEmail). Auto is chat if chat
-// reaches c, else email if an email channel exists and reaches c, else
-// chat, queued until the contact comes back. An explicit email that
-// cannot go is an InvalidError for "channel".
+// ("", ReplyAuto, ChannelChat, ChannelEmail or ChannelNote). Auto is chat
+// if chat reaches c, else email if an email channel exists and reaches c,
+// else chat, queued until the contact comes back. An explicit email that
+// cannot go is an InvalidError for "channel". A note is noteDecision,
+// whatever c and the channels are.
 func (cs *channelSet) decide(c Contact, requested string) (ReplyDecision, error) {
+	if requested == ChannelNote {
+		return noteDecision, nil
+	}
 	chat := func(reason string) ReplyDecision {
 		if cs.chatReaches(c) {
 			return ReplyDecision{ChannelChat, StateSent, reason}
@@ -162,7 +175,7 @@ func (cs *channelSet) decide(c Contact, requested string) (ReplyDecision, error)
 			return chat("email cannot reach the contact"), nil
 		}
 	}
-	return ReplyDecision{}, invalid("channel", "must be auto, chat or email")
+	return ReplyDecision{}, invalid("channel", "must be auto, chat, email or note")
 }
 
 // ReplyChannel says where an agent reply to the conversation would go
@@ -184,10 +197,10 @@ func (s *Store) ReplyChannel(ctx context.Context, conversationID int64, requeste
 }
 
 // deliver hands the batch's new agent messages to their channels, after
-// the commit (Channel.Deliver).
+// the commit (Channel.Deliver); a private note goes to none.
 func (s *Store) deliver(cs *channelSet, batch []*appendReq) {
 	for _, r := range batch {
-		if r.err != nil || !r.created || r.in.Author != AuthorAgent {
+		if r.err != nil || !r.created || r.in.Author != AuthorAgent || r.msg.Channel == ChannelNote {
 			continue
 		}
 		ch := cs.byName(r.msg.Channel)

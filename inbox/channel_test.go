@@ -79,7 +79,8 @@ func TestReplyChannel(t *testing.T) {
 		{"agent chooses email while online", true, true, true, "email", "email", "queued", "email chosen by the agent"},
 		{"email without address", true, false, true, "email", "", "", "no email address"},
 		{"email without mailbox", true, true, false, "email", "", "", "no mailbox is configured"},
-		{"unknown", true, true, true, "fax", "", "", "must be auto, chat or email"},
+		{"unknown", true, true, true, "fax", "", "", "must be auto, chat, email or note"},
+		{"a note goes nowhere", false, true, true, "note", "note", "sent", "private note"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inboxtest.Run(t, func(t *testing.T, url string) {

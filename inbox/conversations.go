@@ -296,13 +296,15 @@ type AgentName struct {
 }
 
 // Authors returns every agent who took part in the conversation, joined
-// or wrote, including those who have left: the names its history shows.
+// or wrote, including those who have left: the names its history shows
+// the contact (the widget). An agent who only wrote private notes
+// (ChannelNote) is not among them: the contact sees none.
 func (s *Store) Authors(ctx context.Context, conversationID int64) ([]AgentName, error) {
 	var out []AgentName
 	err := s.rdb.WithContext(ctx).Raw(`SELECT id, name FROM agents WHERE id IN (
 		SELECT agent_id FROM participants WHERE conversation_id = ?
-		UNION SELECT agent_id FROM messages WHERE conversation_id = ? AND agent_id IS NOT NULL)
-		ORDER BY id`, conversationID, conversationID).Scan(&out).Error
+		UNION SELECT agent_id FROM messages WHERE conversation_id = ? AND agent_id IS NOT NULL AND channel <> ?)
+		ORDER BY id`, conversationID, conversationID, ChannelNote).Scan(&out).Error
 	if err != nil {
 		return nil, dbErr(err)
 	}

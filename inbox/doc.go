@@ -60,6 +60,14 @@
 //  12. Delete: an admin can delete a conversation (messages, attachments and
 //     events gone for good) and erase a contact with all of theirs.
 //
+// Private notes (issue 13, item 6) are agent messages on ChannelNote:
+// stored and announced to the agents like any message, but decided
+// without any Channel, delivered by none, never mailed, never the
+// contact's to see (the widget's reads, its socket's events, its read
+// receipts and attachments), and they change neither the conversation's
+// status nor its LastActivityAt. The contact's stream of events skips
+// their sequence numbers.
+//
 // Several agents can take part in one conversation. Sequence numbers are per
 // conversation, strictly increasing and without gaps: the first statement of
 // every write transaction bumps conversations.seq, which also locks the row on

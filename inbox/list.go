@@ -225,6 +225,10 @@ func utcConversation(c *Conversation) {
 type MessageQuery struct {
 	Before, After int64
 	Limit         int // 1 to 200, default 50
+	// Contact selects what the conversation's contact may see (the
+	// widget): every message but the private notes (ChannelNote), which
+	// the page's Limit and HasBefore/HasAfter then do not count.
+	Contact bool
 }
 
 // MessagePage is a page of messages in ascending order. HasBefore and
@@ -251,6 +255,9 @@ func (s *Store) Messages(ctx context.Context, conversationID int64, q MessageQue
 		return MessagePage{}, err
 	}
 	db := s.rdb.WithContext(ctx).Where("conversation_id = ?", conversationID)
+	if q.Contact {
+		db = db.Where("channel <> ?", ChannelNote)
+	}
 	asc := q.After != 0
 	switch {
 	case q.After != 0:
@@ -495,9 +502,10 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 
 // MarkRead records that a reader saw the other side's messages of a
 // conversation up to sequence number upTo: an agent (agentID > 0) reads
-// the contact's messages, the contact (agentID 0) the agents'. Messages
-// turn read and one EventMessagesRead tells both sides; reading nothing new
-// changes nothing.
+// the contact's messages, the contact (agentID 0) the agents' but their
+// private notes, which the contact never sees and which stay sent.
+// Messages turn read and one EventMessagesRead tells both sides; reading
+// nothing new changes nothing.
 func (s *Store) MarkRead(ctx context.Context, conversationID, agentID, upTo int64) error {
 	return s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		conv, err := lockConversation(tx, conversationID)
@@ -515,8 +523,8 @@ func (s *Store) MarkRead(ctx context.Context, conversationID, agentID, upTo int6
 			}
 		}
 		var ids []int64
-		if err := tx.Model(&Message{}).Where("conversation_id = ? AND author = ? AND seq <= ? AND state <> ?",
-			conversationID, author, upTo, StateRead).Order("id").Pluck("id", &ids).Error; err != nil {
+		if err := tx.Model(&Message{}).Where("conversation_id = ? AND author = ? AND seq <= ? AND state <> ? AND channel <> ?",
+			conversationID, author, upTo, StateRead, ChannelNote).Order("id").Pluck("id", &ids).Error; err != nil {
 			return err
 		}
 		if len(ids) == 0 {

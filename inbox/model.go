@@ -8,6 +8,17 @@ import (
 const (
 	ChannelChat  = "chat"
 	ChannelEmail = "email"
+	// ChannelNote is an agent's private note in a conversation (issue 13,
+	// item 6): a message of the agents only, never a conversation's
+	// origin. It goes nowhere (no Channel delivers it), is stored
+	// StateSent, and the contact never sees it: not in the widget (its
+	// HTTP API, its socket's events, its unread count or read receipts,
+	// the names of the agents it shows), not in any mail (a reply, a
+	// digest, quoted history, threading), and its attachments are not
+	// theirs to download. It reopens nothing, returns nothing to
+	// Unassigned and leaves the conversation's LastActivityAt as it was.
+	// Agents get it like any message: events, Messages, LastMessage.
+	ChannelNote = "note"
 )
 
 // Conversation statuses.
@@ -84,8 +95,11 @@ type Conversation struct {
 	Seq int64 `json:"seq"`
 	// Token is a long random string that identifies the conversation in
 	// addresses and subjects of email (threading, rule 9).
-	Token          string     `json:"-"`
-	HasEmail       bool       `json:"has_email"` // envelope indicator (rule 8)
+	Token    string `json:"-"`
+	HasEmail bool   `json:"has_email"` // envelope indicator (rule 8)
+	// LastActivityAt is when the conversation last changed for its
+	// contact: its start, or its latest message other than a private note
+	// (ChannelNote). The dashboard's lists are ordered by it.
 	LastActivityAt time.Time  `json:"last_activity_at"`
 	CreatedAt      time.Time  `json:"created_at"`
 	ClosedAt       *time.Time `json:"closed_at,omitempty"`
@@ -99,7 +113,7 @@ type Message struct {
 	ClientID       *string `json:"client_id,omitempty"` // the sender's own id, for retries
 	Author         string  `json:"author"`
 	AgentID        *int64  `json:"agent_id,omitempty"`
-	Channel        string  `json:"channel"`
+	Channel        string  `json:"channel"` // chat, email, or note (ChannelNote: agents only)
 	Text           string  `json:"text"`
 	// HTML is sanitized HTML (email); never stored unsanitized.
 	HTML        string       `json:"html,omitempty"`

@@ -414,13 +414,15 @@ func (s *Store) Rating(ctx context.Context, conversationID int64) (*Rating, erro
 // contact; otherwise (an agent's unsent upload above all) ErrNotFound, as
 // if it did not exist. A bounce's report (uploaded by AuthorSystem) is
 // never the contact's: it is a raw mail that quotes the headers of ours,
-// Cc included, which the widget never shows (issue 12, item 5).
+// Cc included, which the widget never shows (issue 12, item 5). Nor is
+// an attachment of a private note (ChannelNote).
 func (s *Store) OpenContactAttachment(ctx context.Context, contactID, id int64) (Attachment, error) {
 	var a Attachment
 	err := s.rdb.WithContext(ctx).
 		Where("id = ? AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = ? AND channel = ?)", id, contactID, ChannelChat).
 		Where("message_id IS NOT NULL OR uploader = ?", AuthorContact).
 		Where("COALESCE(uploader, '') <> ?", AuthorSystem).
+		Where("NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = attachments.message_id AND m.channel = ?)", ChannelNote).
 		First(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return a, ErrNotFound

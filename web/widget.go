@@ -205,7 +205,8 @@ type widgetLimits struct {
 }
 
 // widgetState is what the widget shows when it opens: the conversation,
-// its last 50 messages and its agents with their presence.
+// its last 50 messages (private notes are not the visitor's) and its
+// agents with their presence.
 func (s *Server) widgetState(c echo.Context) error {
 	ctx := c.Request().Context()
 	contact := contactOf(c)
@@ -219,7 +220,7 @@ func (s *Server) widgetState(c echo.Context) error {
 		return err
 	}
 	ans.Conversation = &conv
-	page, err := s.store.Messages(ctx, conv.ID, inbox.MessageQuery{Limit: 50})
+	page, err := s.store.Messages(ctx, conv.ID, inbox.MessageQuery{Limit: 50, Contact: true}) // no private notes
 	if err != nil {
 		return err
 	}
@@ -273,7 +274,8 @@ func (s *Server) lineEvents(ctx context.Context, conv int64, page inbox.MessageP
 	return evs, err
 }
 
-// widgetMessages returns older messages of the visitor's conversation.
+// widgetMessages returns older messages of the visitor's conversation,
+// private notes aside.
 func (s *Server) widgetMessages(c echo.Context) error {
 	before, err := queryInt(c, "before")
 	if err != nil {
@@ -288,7 +290,7 @@ func (s *Server) widgetMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.store.Messages(ctx, conv.ID, inbox.MessageQuery{Before: before, Limit: int(min(limit, 1000))})
+	page, err := s.store.Messages(ctx, conv.ID, inbox.MessageQuery{Before: before, Limit: int(min(limit, 1000)), Contact: true})
 	if err != nil {
 		return err
 	}

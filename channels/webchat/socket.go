@@ -440,6 +440,9 @@ func (vc *visitorConn) writeEvent(ctx context.Context, ev *inbox.Event) bool {
 	case inbox.EventContactPresence:
 		return true // for agents
 	}
+	if !VisitorSees(ev) {
+		return true // a private note: the visitor's events skip its seq
+	}
 	seen, ok := VisitorEvent(ev) // no email envelope, HTML or error (view.go)
 	if !ok {
 		vc.log().Error("an event that does not decode is not sent", "type", ev.Type, "seq", ev.Seq)

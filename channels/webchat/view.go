@@ -29,6 +29,12 @@ import (
 //
 // The full text, full HTML and raw source are never in a message at all
 // (inbox.EmailDetails, EmailRaw: agents' and admins' API only).
+//
+// An agent's private note (inbox.ChannelNote) never reaches the visitor
+// at all: /state and /messages do not read it (inbox.MessageQuery.Contact)
+// and its message_added event is not sent (VisitorSees). The visitor's
+// events therefore skip the note's seq; the widget takes an event with
+// any seq after the last it holds (docs/widget-protocol.md).
 
 // VisitorMessages returns the messages as the widget may see them (see
 // VisitorMessage), changing msgs in place.
@@ -58,6 +64,22 @@ func VisitorMessage(m inbox.Message) inbox.Message {
 		}
 	}
 	return m
+}
+
+// noteKey is the JSON of a private note's channel as encoding/json writes
+// a Message; user text cannot contain it, as for hiddenKeys.
+var noteKey = []byte(`"channel":"` + inbox.ChannelNote + `"`)
+
+// VisitorSees reports whether the visitor may be sent ev at all: any
+// event but the message_added of a private note (inbox.ChannelNote). An
+// event without noteKey, the common case, is not decoded; one that holds
+// it and does not decode is not sent either.
+func VisitorSees(ev *inbox.Event) bool {
+	if ev.Type != inbox.EventMessageAdded || !bytes.Contains(ev.Data, noteKey) {
+		return true
+	}
+	var p inbox.MessageAdded
+	return ev.Decode(&p) == nil && p.Message.Channel != inbox.ChannelNote
 }
 
 // hiddenKeys are the JSON of the fields VisitorMessage clears, as
