@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
@@ -283,7 +284,7 @@ func TestDashboardSession(t *testing.T) {
 
 	// It ends while the socket is away: the upgrade's 401 is a plain
 	// drop to the page, which asks the API.
-	p.waitJS("the socket open again", `window.microchat.ctx.status() === "open"`)
+	p.waitJS("the socket open again", `window.microchat.ctx.status() === "open" && !window.microchat.ctx.conn.catchingUp()`)
 	p.do("cut the socket", chromedp.Evaluate[chromedp.Void](`window.__cut()`))
 	p.waitJS("reconnecting", `window.microchat.ctx.status() === "reconnecting"`)
 	if err := s.store.DeleteSession(context.Background(), p.sessionCookie(s)); err != nil {
@@ -577,25 +578,27 @@ func TestDashboardKeyboardAndPaging(t *testing.T) {
 	}
 
 	p.do("blur", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
-	p.do("j j k j", chromedp.KeyEvent("jjkj"))
+	for _, k := range "jjkj" {
+		p.press(string(k))
+	}
 	second := ids[len(ids)-2] // newest first
 	p.waitJS("the second row focused", fmt.Sprintf(`document.activeElement.closest("li")?.dataset.id === "%d"`, second))
 	p.enter()
 	p.waitJS("the second conversation open", fmt.Sprintf(`location.hash === "#/c/%d" && window.microchat.ctx.current() === %d`, second, second))
 
 	p.do("blur", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
-	p.do("/", chromedp.KeyEvent("/"))
+	p.press("/")
 	p.waitJS("the search focused", `document.activeElement === document.querySelector('input[aria-label="Search"]')`)
 	p.do("type j in the search", chromedp.KeyEvent("jk"))
 	if v := eval[string](p, `document.querySelector('input[aria-label="Search"]').value`); v != "jk" {
 		t.Fatalf("search box = %q, want the keys as text", v)
 	}
 	p.do("Escape", chromedp.KeyEvent(kb.Escape))
-	p.do("?", chromedp.KeyEvent("?"))
+	p.press("?")
 	p.waitJS("the shortcut help", `document.querySelector("dialog.shortcut-help").open`)
 	p.do("Escape", chromedp.KeyEvent(kb.Escape))
 	p.waitJS("the help closed", `!document.querySelector("dialog.shortcut-help").open`)
-	p.do("2", chromedp.KeyEvent("2"))
+	p.press("2")
 	p.waitJS("Mine shown", `window.microchat.list.state().column === "mine"`)
 }
 
@@ -603,4 +606,18 @@ func TestDashboardKeyboardAndPaging(t *testing.T) {
 func (p *page) serverIDs(column string, limit int) []int64 {
 	p.t.Helper()
 	return eval[[]int64](p, fmt.Sprintf(`window.microchat.ctx.api("GET", "/conversations?limit=%d&column=%s").then((r) => r.items.map((it) => it.id))`, limit, column))
+}
+
+// press presses a key whose keydown the page handles, as a browser does
+// then: a keydown without the character event that would type it.
+func (p *page) press(key string) {
+	p.t.Helper()
+	p.do("pressing "+key, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: typ, Key: key}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }

@@ -143,6 +143,9 @@ export function mount(el, ctx) {
     empty.textContent = results ? `No conversation matches \u201c${query}\u201d.` : column === "unassigned" ? "No conversation is waiting." : "No conversations here.";
     more.hidden = pages.done;
     drawn = true;
+    // The end in view (a reload came during a scroll, or the page is
+    // taller than a page of rows): the next page, as the observer would.
+    if (!pages.loading && !pages.done && more.getBoundingClientRect().top < scroller.getBoundingClientRect().bottom + 200) load(false);
     ctx.bus.emit("list:drawn", ids);
   }
 
@@ -565,8 +568,7 @@ export function mount(el, ctx) {
     const id = selectedId || visible()[0];
     if (id) ctx.open(id);
   });
-  // After the key's own events, so that the "/" is not typed into it.
-  ctx.bus.on("list:search", () => setTimeout(() => search.focus(), 0));
+  ctx.bus.on("list:search", () => search.focus());
   ctx.bus.on("list:column", (col) => show(col));
 
   show(column);
