@@ -78,9 +78,19 @@ export function mount(el, ctx) {
     }
     return false;
   }
-  const keyOf = (it) => ({ at: Date.parse(it.last_activity_at) || 0, id: it.id });
+  const keyOf = (it) => ({ at: micros(it.last_activity_at), id: it.id });
   const newer = (a, b) => (a.at !== b.at ? a.at > b.at : a.id > b.id);
   const byActivity = (a, b) => (newer(keyOf(a), keyOf(b)) ? -1 : 1);
+
+  // micros is a timestamp in microseconds, as the server orders them:
+  // Date.parse keeps only milliseconds, and two messages may be stored
+  // within one.
+  function micros(iso) {
+    const ms = Date.parse(iso);
+    if (isNaN(ms)) return 0;
+    const frac = /\.(\d+)/.exec(iso);
+    return ms * 1000 + (frac ? Number((frac[1] + "000000").slice(3, 6)) : 0);
+  }
 
   // visible is the ids shown now, in order.
   function visible() {
