@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
@@ -108,12 +108,14 @@ func (p *page) login(email string) {
 // (window.__cut()) and keep it from reconnecting until window.__restore().
 const recorder = `(() => {
 	window.__notes = [];
+	window.__noteObjs = [];
 	const N = window.Notification;
 	if (N) {
 		window.Notification = class extends N {
 			constructor(title, opts) {
 				super(title, opts);
 				window.__notes.push({ title, tag: (opts || {}).tag, body: (opts || {}).body });
+				window.__noteObjs.push(this);
 			}
 		};
 	}
@@ -153,8 +155,8 @@ func (p *page) grantNotifications(s *server) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
-		Permission: &browser.PermissionDescriptor{Name: "notifications"}, Setting: browser.PermissionSettingGranted,
+	_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+		Permission: &cdpbrowser.PermissionDescriptor{Name: "notifications"}, Setting: cdpbrowser.PermissionSettingGranted,
 		Origin: s.URL, BrowserContextID: chromedp.FromContext(p.ctx).BrowserContextID,
 	})
 	if err != nil {
@@ -307,6 +309,29 @@ func TestDashboardSession(t *testing.T) {
 		t.Fatalf("draft after logging out = %q", d)
 	}
 
+	// Without the permission, a banner offers notifications until
+	// dismissed.
+	p.login("ann@example.com")
+	p.do("reset the permission", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.CallBrowser(ctx, cdpbrowser.ResetPermissions, cdpbrowser.ResetPermissionsParams{BrowserContextID: chromedp.FromContext(p.ctx).BrowserContextID})
+		return err
+	}))
+	p.do("reload", chromedp.Reload())
+	p.waitJS("the banner", `!document.getElementById("banner").hidden && document.getElementById("banner").textContent.includes("Enable notifications")`)
+	p.click("Not now", pageButton("#banner", "Not now"))
+	p.waitJS("the banner gone", `document.getElementById("banner").hidden`)
+	p.do("reload", chromedp.Reload())
+	p.waitJS("the dashboard again", `window.microchat?.list && window.microchat.ctx.status() === "open"`)
+	if eval[bool](p, `!document.getElementById("banner").hidden`) {
+		t.Fatalf("the banner is back after Not now")
+	}
+	if eval[bool](p, `document.querySelector("#me-items .notify-enable").hidden`) {
+		t.Fatalf("no Enable notifications in the me-menu")
+	}
+	p.click("the me-menu", q("#me-button"))
+	p.click("Log out", pageButton("#me-menu", "Log out"))
+	p.waitJS("logged out", `!document.getElementById("login").hidden`)
+
 	// An admin on the same page: the page starts afresh, with Admin.
 	p.login("root@example.com")
 	p.waitJS("Rita's dashboard", q("#me-name")+`.textContent === "Rita Root" && !`+q("#nav-admin")+`.hidden`)
@@ -388,6 +413,8 @@ func TestDashboardLive(t *testing.T) {
 		t.Fatalf("tag = %q", annNotes[0].Tag)
 	}
 	bob.waitJS("Bob's notification", `window.__notes.some((n) => n.title === "New conversation")`)
+	bob.do("click the notification", chromedp.Evaluate[chromedp.Void](`window.__noteObjs[0].onclick(); void 0`))
+	bob.waitJS("the conversation open on Bob's dashboard", fmt.Sprintf(`location.hash === "#/c/%d" && window.microchat.ctx.current() === %d`, conv, conv))
 	// A tab in the background takes no screenshot.
 	ann.do("close the second tab", chromedp.Evaluate[chromedp.Void](`window.__tab2.close(); void 0`))
 	ann.screenshot("dashboard-unassigned")
