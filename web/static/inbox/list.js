@@ -321,7 +321,7 @@ export function mount(el, ctx) {
       const r = await ctx.api("GET", listPath(params));
       const cur = ctx.current();
       const curItem = cur && !r.items.some((it) => it.id === cur) ? await ctx.api("GET", `/conversations/${cur}`).catch(() => null) : null;
-      if (gen !== generation) return;
+      if (gen !== generation) return; // another load took over
       items.clear();
       matches.clear();
       counts = { ...r.counts };
@@ -334,19 +334,15 @@ export function mount(el, ctx) {
       pages.cursor = r.next_cursor || null;
       pages.done = !r.next_cursor;
       pages.oldest = pages.done ? null : keyOf(r.items[r.items.length - 1]);
-      pages.loading = false;
       status.textContent = "";
-      const waiting = reloading;
-      reloading = null;
-      for (const x of waiting) apply(x.ev, x.live);
     } catch (e) {
-      if (gen !== generation) return;
+      if (gen === generation && e.status !== 401) status.textContent = `Could not load the conversations: ${e.message}`;
+    } finally {
+      if (gen === generation) pages.loading = false;
+      // The events that waited apply now, to what is known.
       const waiting = reloading || [];
       reloading = null;
-      pages.loading = false;
       for (const x of waiting) apply(x.ev, x.live);
-      if (e.status !== 401) status.textContent = `Could not load the conversations: ${e.message}`;
-    } finally {
       render();
       ctx.bus.emit("list:loaded");
     }
