@@ -425,6 +425,8 @@ func TestDashboardLive(t *testing.T) {
 	bob.waitJS("the row gone from Bob's Unassigned", `!(`+rowShown(conv)+`)`)
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("the JOIN reached Bob's list after %v, want within a second", d)
+	} else {
+		t.Logf("JOIN click to the row gone from Bob's Unassigned: %v (including the test's polling)", d)
 	}
 	ann.waitJS("Ann on the conversation", fmt.Sprintf(`location.hash === "#/c/%d"`, conv))
 	bob.waitJS("Bob's Unassigned counts 1", `document.querySelector('#list [role=tab][aria-label="Unassigned"] .tab-count').textContent === "1"`)
