@@ -126,7 +126,8 @@ func checkAgentName(name string) (string, error) {
 // agents list) reads the new one. A changed name is announced after the
 // commit with a transient EventPresence, carrying the agent's current
 // presence, in every conversation the agent takes part in, so that open
-// widgets show it at once.
+// widgets show it at once, and once without a conversation for the
+// dashboards (see SetAgentPresence).
 func (s *Store) RenameAgent(ctx context.Context, id int64, name string) (Agent, error) {
 	name, err := checkAgentName(name)
 	if err != nil {
@@ -150,7 +151,7 @@ func (s *Store) RenameAgent(ctx context.Context, id int64, name string) (Agent, 
 		}
 		data, _ := json.Marshal(AgentPresence{AgentID: id, Name: name, Presence: a.Presence})
 		now := s.now()
-		for _, conv := range convs {
+		for _, conv := range append(convs, 0) {
 			*evs = append(*evs, Event{ConversationID: conv, Type: EventPresence, Data: data, At: now})
 		}
 		return nil

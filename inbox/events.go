@@ -28,7 +28,7 @@ const (
 	// 0: they say what is true now (someone types, someone is online) and
 	// a client that missed them loses nothing it could replay.
 	EventTyping          = "typing"           // Typing
-	EventPresence        = "presence"         // AgentPresence, in each conversation the agent is in
+	EventPresence        = "presence"         // AgentPresence, in each conversation the agent is in, and in none (ConversationID 0) for the agents' sockets
 	EventContactPresence = "contact_presence" // ContactPresence, in the contact's newest conversation
 )
 

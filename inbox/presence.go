@@ -164,8 +164,10 @@ func (s *Store) changeState(tx *gorm.DB, conversationID int64, ids []int64, stat
 
 // SetAgentPresence stores an agent's presence (online, idle, offline) if it
 // changed, and then announces it with a transient EventPresence in every
-// conversation the agent takes part in, for the visitors there. It
-// returns whether it changed.
+// conversation the agent takes part in, for the visitors there, and once
+// without a conversation (ConversationID 0), which only subscribers of
+// every conversation (the agents' sockets) receive, for the dashboard's
+// colleagues. It returns whether it changed.
 func (s *Store) SetAgentPresence(ctx context.Context, agentID int64, presence string) (bool, error) {
 	switch presence {
 	case PresenceOnline, PresenceIdle, PresenceOffline:
@@ -193,7 +195,7 @@ func (s *Store) SetAgentPresence(ctx context.Context, agentID int64, presence st
 		}
 		data, _ := json.Marshal(AgentPresence{AgentID: agentID, Name: agent.Name, Presence: presence})
 		now := s.now()
-		for _, id := range convs {
+		for _, id := range append(convs, 0) {
 			*evs = append(*evs, Event{ConversationID: id, Type: EventPresence, Data: data, At: now})
 		}
 		return nil

@@ -300,6 +300,12 @@ func TestAgentPresence(t *testing.T) {
 		if ev.Type != inbox.EventPresence || !ev.Transient() || ev.ConversationID != c1.ID || ev.Decode(&p) != nil || p.Presence != "idle" || p.Name != "Alice" {
 			t.Fatalf("event = %+v %s, want presence in the one conversation Alice is in", ev, ev.Data)
 		}
+		// Then once without a conversation, for the agents' dashboards.
+		ev = inboxtest.Receive(t, sub.C, "presence for the dashboards")
+		p = inbox.AgentPresence{}
+		if ev.Type != inbox.EventPresence || !ev.Transient() || ev.ConversationID != 0 || ev.Decode(&p) != nil || p.Presence != "idle" || p.AgentID != f.alice.ID {
+			t.Fatalf("event = %+v %s, want presence without a conversation", ev, ev.Data)
+		}
 		// The unchanged presence published nothing: the next event is
 		// one published after it (the hub delivers in order).
 		s.PublishTyping(c1.ID, inbox.Typing{Author: inbox.AuthorContact, ContactID: f.contact.ID, Typing: true})

@@ -36,7 +36,7 @@ import (
 
 // Frames from the server.
 type agentFrame struct {
-	Type           string       `json:"type"` // hello, event, resync, error, pong, typing, contact_presence, ack
+	Type           string       `json:"type"` // hello, event, resync, error, pong, typing, contact_presence, agent_presence, ack
 	Agent          *inbox.Agent `json:"agent,omitempty"`
 	Event          *inbox.Event `json:"event,omitempty"`
 	ConversationID int64        `json:"conversation_id,omitempty"`
@@ -56,6 +56,11 @@ type agentFrame struct {
 	ContactID int64 `json:"contact_id,omitempty"`
 	Typing    *bool `json:"typing,omitempty"`
 	Online    *bool `json:"online,omitempty"`
+	// agent_presence: a colleague's presence changed (online, idle,
+	// offline), or their name; Name is their current one.
+	AgentID  int64  `json:"agent_id,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Presence string `json:"presence,omitempty"`
 	// ack: what POST .../messages answers (replyAnswer), and whether the
 	// message is new; false when its client id was already stored.
 	Message *inbox.Message `json:"message,omitempty"`
@@ -465,7 +470,10 @@ func (ac *agentConn) deliver(conversationID int64, evs []inbox.Event, err error)
 }
 
 // transient writes a transient event as its frame: a contact typing or
-// coming and going. Agents' own typing and presence are for visitors.
+// coming and going, an agent's presence or name changing. Agents' typing,
+// and their presence in each conversation, are for visitors; the
+// dashboard gets an agent's presence once, from its event without a
+// conversation.
 func (ac *agentConn) transient(ev inbox.Event) bool {
 	switch ev.Type {
 	case inbox.EventTyping:
@@ -480,6 +488,12 @@ func (ac *agentConn) transient(ev inbox.Event) bool {
 			return true
 		}
 		return ac.write(agentFrame{Type: "contact_presence", ContactID: p.ContactID, Online: &p.Online})
+	case inbox.EventPresence:
+		var p inbox.AgentPresence
+		if ev.ConversationID != 0 || ev.Decode(&p) != nil || p.AgentID == ac.agentID {
+			return true // the agent's own: their dashboard decides it
+		}
+		return ac.write(agentFrame{Type: "agent_presence", AgentID: p.AgentID, Name: p.Name, Presence: p.Presence})
 	}
 	return true
 }

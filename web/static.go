@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/microdeets/microchat/web/widget"
 )
 
 // static holds the pages and scripts: plain HTML, CSS and ES modules, no
@@ -67,7 +69,8 @@ func newAsset(contentType string, data []byte) (*asset, error) {
 }
 
 // assetSet is every asset: the files under static/ by their name there,
-// and the OpenAPI document in both forms.
+// the widget's shared modules as "shared/<name>" (widget.Shared), and the
+// OpenAPI document in both forms.
 type assetSet struct {
 	files                    map[string]*asset
 	openapiYAML, openapiJSON *asset
@@ -106,6 +109,15 @@ var assets = sync.OnceValues(func() (*assetSet, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("web: static files: %w", err)
+	}
+	for _, name := range widget.SharedModules {
+		src, ok := widget.Shared(name)
+		if !ok {
+			return nil, fmt.Errorf("web: shared module %s is missing", name)
+		}
+		if set.files["shared/"+name], err = newAsset(contentTypes[".js"], src); err != nil {
+			return nil, err
+		}
 	}
 	js, err := openapiAsJSON()
 	if err != nil {
@@ -262,7 +274,8 @@ func (s *Server) widgetScript(c echo.Context) error {
 	return serveStatic(c, "widget.js", cacheWidgetScript)
 }
 
-// staticFile serves the pages' CSS and modules under /static/.
+// staticFile serves the pages' CSS and modules under /static/, and the
+// widget's modules that the dashboard shares under /static/shared/.
 func (s *Server) staticFile(c echo.Context) error {
 	return serveStatic(c, c.Param("*"), cacheRevalidate)
 }

@@ -416,6 +416,87 @@ function createMessages({ fetchFile, onOlder, onError }) {
 	};
 }
 
+// ordering.js
+const GAP_MS = 3000;
+function createOrdering(onGap) {
+	const seqs = new Map(); // conversation id -> seq held
+	const held = new Map(); // conversation id -> Map seq -> event
+	const waiting = new Set(); // conversations in resync
+	const timers = new Map(); // conversation id -> gap timer
+	function arm(id) {
+		if (timers.has(id)) return;
+		const t = setTimeout(() => {
+			timers.delete(id);
+			waiting.add(id);
+			if (onGap) onGap(id);
+		}, GAP_MS);
+		timers.set(id, t);
+	}
+	function disarm(id) {
+		clearTimeout(timers.get(id));
+		timers.delete(id);
+	}
+	function release(id) {
+		const out = [];
+		const h = held.get(id);
+		if (!h || waiting.has(id)) return out;
+		let seq = seqs.get(id);
+		for (const s of [...h.keys()].sort((a, b) => a - b)) {
+			if (s > seq + 1) break;
+			if (s === seq + 1) out.push(h.get(s));
+			h.delete(s);
+			seq = Math.max(seq, s);
+		}
+		seqs.set(id, seq);
+		if (h.size) arm(id);
+		else {
+			held.delete(id);
+			disarm(id);
+		}
+		return out;
+	}
+	return {
+		take(ev) {
+			const id = ev.conversation_id;
+			if (!ev.seq || !id) return [ev];
+			const seq = seqs.get(id);
+			if (seq !== undefined && ev.seq <= seq) return [];
+			if (!held.has(id)) held.set(id, new Map());
+			held.get(id).set(ev.seq, ev);
+			if (seq === undefined && !waiting.has(id)) seqs.set(id, ev.seq - 1);
+			if (waiting.has(id)) arm(id);
+			return release(id);
+		},
+		reset(id, seq) {
+			waiting.delete(id);
+			disarm(id);
+			seqs.set(id, Math.max(seq, 0));
+			return release(id);
+		},
+		known: (id) => seqs.get(id),
+		resync(id) {
+			waiting.add(id);
+			disarm(id);
+		},
+		waiting: (id) => waiting.has(id),
+		clear() {
+			for (const id of timers.keys()) clearTimeout(timers.get(id));
+			for (const m of [seqs, held, waiting, timers]) m.clear();
+		},
+		forget(id) {
+			seqs.delete(id);
+			held.delete(id);
+			waiting.delete(id);
+			disarm(id);
+		},
+		cursors() {
+			const c = {};
+			for (const [id, seq] of seqs) if (!waiting.has(id)) c[id] = seq;
+			return c;
+		},
+	};
+}
+
 // panel.js
 function createPanel(title, onMinimize) {
 	const msg = h("p", { class: "msg-text" });
@@ -602,8 +683,7 @@ function createRating(onSubmit) {
 const PING_MS = 25000;
 const DEAD_MS = 70000;
 const MAX_FRAME = 65536;
-function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
-	const url = origin.replace(/^http/, "ws") + "/api/v1/widget/ws";
+function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
 	let ws = null;
 	let ready = false;
 	let wanted = false;
@@ -628,7 +708,7 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropp
 		last = null;
 		heard = Date.now();
 		if (attempt === 0) onStatus("connecting");
-		s.onopen = () => s.send(JSON.stringify(auth()));
+		s.onopen = () => auth && s.send(JSON.stringify(auth()));
 		s.onmessage = (e) => {
 			heard = Date.now();
 			let f;
@@ -643,7 +723,7 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropp
 				refused = false;
 				onStatus("open");
 			}
-			if (f.type !== "pong") onFrame(f);
+			onFrame(f);
 		};
 		s.onclose = (e) => dropped(s, e.code);
 		clearInterval(pinger);
@@ -666,7 +746,7 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropp
 			return;
 		}
 		if (!wanted) return;
-		refused = onDropped(code, last) || code === 1007 || code === 1009;
+		refused = (onDropped && onDropped(code, last)) || code === 1007 || code === 1009;
 		onStatus("reconnecting");
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
@@ -689,7 +769,14 @@ function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropp
 		}
 	}
 	window.addEventListener("online", () => {
-		if (wanted && !ws) connect();
+		if (!wanted || ready) return;
+		if (ws) {
+			const s = ws;
+			s.onclose = null;
+			s.close();
+			ws = null;
+		}
+		connect();
 	});
 	return { connect, send, close, ready: () => ready };
 }
@@ -853,7 +940,8 @@ function createApp(cfg, root) {
 	}
 	root.append(wrap);
 	composer.setDraft(load("draft", "", true));
-	const socket = createSocket(cfg.origin, {
+	const order = createOrdering(() => loadState(true));
+	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
 		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
 		onFrame: frame,
 		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
@@ -993,6 +1081,7 @@ function createApp(cfg, root) {
 			showForm();
 		} else {
 			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
+			order.reset(conv.id, conv.seq);
 			agents = (s.agents || []).map((a) => ({ ...a, typing: false }));
 			for (const a of s.authors || []) names.set(a.id, a.name);
 			for (const a of agents) names.set(a.id, a.name);
@@ -1085,7 +1174,7 @@ function createApp(cfg, root) {
 		if (!rated) rating = null;
 	}
 	function applyEvent(ev) {
-		if (!conv || ev.conversation_id !== conv.id || (ev.seq && ev.seq <= conv.seq)) return;
+		if (!conv || ev.conversation_id !== conv.id) return;
 		if (ev.seq) conv.seq = ev.seq;
 		const d = ev.data || {};
 		switch (ev.type) {
@@ -1151,7 +1240,7 @@ function createApp(cfg, root) {
 				render();
 				break;
 			case "event":
-				applyEvent(f.event);
+				for (const ev of order.take(f.event)) applyEvent(ev);
 				break;
 			case "resync":
 				loadState(true);

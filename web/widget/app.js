@@ -3,13 +3,15 @@
 // what must survive a reload or another page of the site (store.js).
 //
 // The conversation is loaded with GET /state, then the socket resumes
-// from its seq: events after it come in order, each applied once (an event
-// at or below conv.seq is ignored). A resync, or a hello about another
-// conversation, loads /state again and reconnects from there.
+// from its seq: events after it come in order, each applied once
+// (ordering.js drops those at or below what is held, and has those after a
+// gap wait). A resync, a gap, or a hello about another conversation, loads
+// /state again and reconnects from there.
 import { h, randomId, formatSize } from "./dom.js";
 import { initStore, getToken, setToken, load, save } from "./store.js";
 import { createApi } from "./api.js";
 import { createSocket, MAX_FRAME } from "./socket.js";
+import { createOrdering } from "./ordering.js";
 import { createLauncher } from "./launcher.js";
 import { createPanel } from "./panel.js";
 import { createStatus } from "./status.js";
@@ -137,7 +139,8 @@ export function createApp(cfg, root) {
 	root.append(wrap);
 	composer.setDraft(load("draft", "", true));
 
-	const socket = createSocket(cfg.origin, {
+	const order = createOrdering(() => loadState(true));
+	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
 		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
 		onFrame: frame,
 		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
@@ -310,6 +313,7 @@ export function createApp(cfg, root) {
 			showForm();
 		} else {
 			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
+			order.reset(conv.id, conv.seq);
 			agents = (s.agents || []).map((a) => ({ ...a, typing: false }));
 			for (const a of s.authors || []) names.set(a.id, a.name);
 			for (const a of agents) names.set(a.id, a.name);
@@ -416,7 +420,7 @@ export function createApp(cfg, root) {
 	}
 
 	function applyEvent(ev) {
-		if (!conv || ev.conversation_id !== conv.id || (ev.seq && ev.seq <= conv.seq)) return;
+		if (!conv || ev.conversation_id !== conv.id) return;
 		if (ev.seq) conv.seq = ev.seq;
 		const d = ev.data || {};
 		switch (ev.type) {
@@ -485,7 +489,7 @@ export function createApp(cfg, root) {
 				render();
 				break;
 			case "event":
-				applyEvent(f.event);
+				for (const ev of order.take(f.event)) applyEvent(ev);
 				break;
 			case "resync":
 				loadState(true);

@@ -1,12 +1,16 @@
-// The widget's one WebSocket (docs/widget-protocol.md). It authenticates
-// with its first frame, reconnects after any drop with exponential backoff
+// A WebSocket that stays connected, shared by the widget (its one socket,
+// docs/widget-protocol.md) and the dashboard (the agents' socket,
+// docs/protocol.md), which gets this file unchanged at
+// /static/shared/socket.js. It authenticates with its first frame (the
+// widget) or by the page's cookie (the dashboard: no auth frame), waits
+// for the server's hello, reconnects after any drop with exponential backoff
 // (0.5 s doubling to 30 s) and full jitter, and after close 4429 (too many
 // connections) waits 30 to 60 s before any new try; after a close 1007 or
 // 1009 (a frame the server refused), or one onDropped blames on the last
 // frame sent, the backoff goes on growing past the next hello, so that a
 // frame resent on each connection cannot make a loop of sockets. It pings
 // every 25 s, and treats a socket it has heard nothing from for 70 s as
-// dead. It hands every frame but pong to onFrame, and says how it stands
+// dead. It hands every frame to onFrame (pong too), and says how it stands
 // with onStatus: "connecting" (first try), "open" (after hello) or
 // "reconnecting".
 
@@ -18,15 +22,16 @@ const DEAD_MS = 70000;
 // close codes).
 export const MAX_FRAME = 65536;
 
-// createSocket returns the socket of the server at origin. auth() returns
-// the auth frame; onUnauthorized is called on close code 4401 (bad or
-// expired token), after which the socket stays closed until connect();
-// onDropped(code, frame) on any other drop but close(), with the close
-// code (1006 with no close frame, 0 for a dead socket) and the last frame
-// sent on that socket (or null): it returns true if that frame may be what
-// the server closed the socket on.
-export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
-	const url = origin.replace(/^http/, "ws") + "/api/v1/widget/ws";
+// createSocket returns a socket to url (ws: or wss:). auth(), if given,
+// returns the frame sent first on each connection; without it the
+// connection is authenticated by its cookie. onUnauthorized is called on
+// close code 4401 (bad or expired token or session), after which the
+// socket stays closed until connect(); onDropped(code, frame), if given,
+// on any other drop but close(), with the close code (1006 with no close
+// frame, 0 for a dead socket) and the last frame sent on that socket (or
+// null): it returns true if that frame may be what the server closed the
+// socket on.
+export function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
 	let ws = null;
 	let ready = false;
 	let wanted = false;
@@ -52,7 +57,7 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, 
 		last = null;
 		heard = Date.now();
 		if (attempt === 0) onStatus("connecting");
-		s.onopen = () => s.send(JSON.stringify(auth()));
+		s.onopen = () => auth && s.send(JSON.stringify(auth()));
 		s.onmessage = (e) => {
 			heard = Date.now();
 			let f;
@@ -67,7 +72,7 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, 
 				refused = false;
 				onStatus("open");
 			}
-			if (f.type !== "pong") onFrame(f);
+			onFrame(f);
 		};
 		s.onclose = (e) => dropped(s, e.code);
 		clearInterval(pinger);
@@ -91,7 +96,7 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, 
 			return;
 		}
 		if (!wanted) return;
-		refused = onDropped(code, last) || code === 1007 || code === 1009;
+		refused = (onDropped && onDropped(code, last)) || code === 1007 || code === 1009;
 		onStatus("reconnecting");
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
@@ -118,9 +123,17 @@ export function createSocket(origin, { auth, onFrame, onStatus, onUnauthorized, 
 		}
 	}
 
-	// Back online: try at once rather than at the end of the backoff.
+	// Back online: try at once rather than at the end of the backoff,
+	// and give up a try under way, made while offline.
 	window.addEventListener("online", () => {
-		if (wanted && !ws) connect();
+		if (!wanted || ready) return;
+		if (ws) {
+			const s = ws;
+			s.onclose = null;
+			s.close();
+			ws = null;
+		}
+		connect();
 	});
 
 	return { connect, send, close, ready: () => ready };

@@ -40,6 +40,22 @@ import (
 //go:embed *.js widget.css
 var sources embed.FS
 
+// SharedModules are the modules the dashboard uses as they are, besides
+// the widget's bundle: the socket that reconnects, the per-conversation
+// order of events and the DOM helpers. They import only each other.
+var SharedModules = []string{"dom.js", "ordering.js", "socket.js"}
+
+// Shared returns the source of a shared module (one of SharedModules),
+// unchanged, for the dashboard to load as an ES module
+// (/static/shared/<name>); false for any other name.
+func Shared(name string) ([]byte, bool) {
+	if !slices.Contains(SharedModules, name) {
+		return nil, false
+	}
+	b, err := sources.ReadFile(name)
+	return b, err == nil
+}
+
 // Output is where go generate writes the bundle, from this directory.
 const Output = "../static/widget.js"
 
