@@ -418,7 +418,8 @@ function createMessages({ fetchFile, onOlder, onError }) {
 
 // ordering.js
 const GAP_MS = 3000;
-function createOrdering(onGap) {
+function createOrdering(onGap, opts) {
+	const gaps = !!(opts && opts.gaps);
 	const seqs = new Map(); // conversation id -> seq held
 	const held = new Map(); // conversation id -> Map seq -> event
 	const waiting = new Set(); // conversations in resync
@@ -464,6 +465,7 @@ function createOrdering(onGap) {
 			if (!held.has(id)) held.set(id, new Map());
 			held.get(id).set(ev.seq, ev);
 			if (seq === undefined && !waiting.has(id)) seqs.set(id, ev.seq - 1);
+			else if (gaps && !waiting.has(id)) seqs.set(id, ev.seq - 1);
 			if (waiting.has(id)) arm(id);
 			return release(id);
 		},
@@ -940,7 +942,7 @@ function createApp(cfg, root) {
 	}
 	root.append(wrap);
 	composer.setDraft(load("draft", "", true));
-	const order = createOrdering(() => loadState(true));
+	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
 		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
 		onFrame: frame,
