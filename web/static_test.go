@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/microdeets/microchat/inbox/inboxtest"
+	"github.com/microdeets/microchat/web/widget"
 )
 
 // fetch sends a request with these headers, never letting the transport
@@ -147,5 +148,30 @@ func TestAcceptsGzip(t *testing.T) {
 		if got := acceptsGzip(tc.header); got != tc.want {
 			t.Errorf("acceptsGzip(%q) = %v, want %v", tc.header, got, tc.want)
 		}
+	}
+}
+
+// The dashboard gets the widget's shared modules (socket, ordering, DOM)
+// byte for byte as the widget's bundle is made from them, and nothing
+// else of the widget's sources.
+func TestSharedModules(t *testing.T) {
+	e := newEnv(t, inboxtest.SQLiteURL(t), nil)
+	for _, name := range widget.SharedModules {
+		want, ok := widget.Shared(name)
+		if !ok {
+			t.Fatalf("widget.Shared(%q) = false", name)
+		}
+		resp, got := fetch(t, e, "GET", "/static/shared/"+name, nil)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(got, want) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+			t.Fatalf("GET /static/shared/%s = %d %q, %d bytes; want the widget's source", name, resp.StatusCode, resp.Header.Get("Content-Type"), len(got))
+		}
+	}
+	for _, name := range []string{"app.js", "main.js", "widget.css", "widget.go", "internal/bundle/main.go"} {
+		if resp, _ := fetch(t, e, "GET", "/static/shared/"+name, nil); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("GET /static/shared/%s = %d, want 404", name, resp.StatusCode)
+		}
+	}
+	if _, ok := widget.Shared("app.js"); ok {
+		t.Fatalf("widget.Shared(app.js) = true")
 	}
 }

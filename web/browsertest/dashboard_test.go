@@ -13,8 +13,10 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // The dashboard in a browser (docs/dashboard.md): its shell, the list and
@@ -245,7 +247,7 @@ func TestDashboardSession(t *testing.T) {
 	browser := newBrowser(t)
 	hash := fmt.Sprintf("#/c/%d", conv)
 
-	p := openDashboard(t, browser, s, hash)
+	p := openRecorded(t, browser, s, hash)
 	p.login("ann@example.com")
 	p.waitJS("Ann's name in the me-menu", q("#me-name")+`.textContent === "Ann Agent"`)
 	p.waitJS("Ann online", q("#me-dot")+`.classList.contains("online")`)
@@ -278,6 +280,19 @@ func TestDashboardSession(t *testing.T) {
 	p.do("an API call", chromedp.Evaluate[chromedp.Void](`window.microchat.ctx.api("GET", "/agents").catch(() => {})`))
 	p.waitJS("the login form after a 401", `!document.getElementById("login").hidden`)
 	p.login("ann@example.com")
+
+	// It ends while the socket is away: the upgrade's 401 is a plain
+	// drop to the page, which asks the API.
+	p.waitJS("the socket open again", `window.microchat.ctx.status() === "open"`)
+	p.do("cut the socket", chromedp.Evaluate[chromedp.Void](`window.__cut()`))
+	p.waitJS("reconnecting", `window.microchat.ctx.status() === "reconnecting"`)
+	if err := s.store.DeleteSession(context.Background(), p.sessionCookie(s)); err != nil {
+		t.Fatalf("DeleteSession() = %v", err)
+	}
+	p.do("restore the socket", chromedp.Evaluate[chromedp.Void](`window.__restore()`))
+	p.waitJS("the login form after a refused reconnect", `!document.getElementById("login").hidden && document.getElementById("login-message").textContent.includes("session has ended")`)
+	p.login("ann@example.com")
+	p.waitJS("the socket open after logging in", `window.microchat.ctx.status() === "open"`)
 
 	// Log out from the me-menu.
 	p.click("the me-menu", q("#me-button"))
@@ -425,4 +440,167 @@ func TestDashboardLive(t *testing.T) {
 	next := s.conversation("Paul", "")
 	bob.waitJS("Paul's conversation listed", rowShown(next))
 	bob.waitJS("one notification for Paul", fmt.Sprintf(`window.__notes.length === %d`, bobNotes+1))
+
+	// The two window sizes the dashboard is made for (in the foreground).
+	ann.do("close the second tab", chromedp.Evaluate[chromedp.Void](`window.__tab2.close(); void 0`))
+	for _, size := range [][2]int64{{1440, 900}, {1280, 720}} {
+		ann.do("resize", chromedp.EmulateViewport(size[0], size[1]))
+		ann.screenshot(fmt.Sprintf("dashboard-%dx%d", size[0], size[1]))
+	}
+}
+
+// ordering.js, the per-conversation order the widget and the dashboard
+// share, run in the browser as the pages load it: duplicates dropped,
+// events after a gap held until it fills (or onGap), a resync held until
+// reset, cursors for a resume.
+func TestSharedOrdering(t *testing.T) {
+	s := newServer(t, nil)
+	p := openDashboard(t, newBrowser(t), s, "")
+	p.waitJS("the login form", `!document.getElementById("login").hidden`)
+	got := eval[string](p, `import("/static/shared/ordering.js").then(async ({ createOrdering }) => {
+		const gaps = [];
+		const o = createOrdering((id) => gaps.push(id));
+		const ev = (c, seq) => ({ conversation_id: c, seq, type: "x" });
+		const seqs = (evs) => evs.map((e) => e.seq).join(",");
+		const out = [];
+		const check = (what, got, want) => { if (String(got) !== String(want)) out.push(what + ": " + got + ", want " + want); };
+		check("first event of an unknown conversation", seqs(o.take(ev(1, 10))), "10");
+		check("the next", seqs(o.take(ev(1, 11))), "11");
+		check("a duplicate", seqs(o.take(ev(1, 11))), "");
+		check("an old one", seqs(o.take(ev(1, 3))), "");
+		check("after a gap", seqs(o.take(ev(1, 13))), "");
+		check("the gap filled", seqs(o.take(ev(1, 12))), "12,13");
+		check("a transient event", seqs(o.take({ conversation_id: 1, seq: 0, type: "typing" })), "0");
+		o.reset(2, 5);
+		check("at the loaded seq", seqs(o.take(ev(2, 5))), "");
+		check("after the loaded seq", seqs(o.take(ev(2, 6))), "6");
+		o.resync(2);
+		check("held during a resync", seqs(o.take(ev(2, 7)).concat(o.take(ev(2, 8)))), "");
+		check("cursors leave out a resync", JSON.stringify(o.cursors()), JSON.stringify({ 1: 13 }));
+		check("reset releases what follows the load", seqs(o.reset(2, 7)), "8");
+		check("cursors", JSON.stringify(o.cursors()), JSON.stringify({ 1: 13, 2: 8 }));
+		o.forget(2);
+		check("a forgotten conversation starts afresh", seqs(o.take(ev(2, 1))), "1");
+		check("a gap that stays", seqs(o.take(ev(1, 20))), "");
+		const t0 = Date.now();
+		while (!gaps.length && Date.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 50));
+		check("onGap", gaps.join(","), "1");
+		check("held after the gap's report", seqs(o.take(ev(1, 21))), "");
+		check("reset after the reload", seqs(o.reset(1, 19)), "20,21");
+		o.clear();
+		check("clear", JSON.stringify(o.cursors()), "{}");
+		return out.join("; ");
+	})`)
+	if got != "" {
+		t.Fatalf("ordering.js: %s", got)
+	}
+}
+
+// shortIdle makes the session answers say idle_after_seconds: 1, as a
+// server configured with agents.idle_after: 1s would.
+const shortIdle = `(() => {
+	const f = window.fetch;
+	window.fetch = async (url, opts) => {
+		const r = await f(url, opts);
+		if (!/\/api\/v1\/auth\/(session|login)$/.test(String(url)) || !r.ok) return r;
+		const body = await r.json();
+		return new Response(JSON.stringify({ ...body, idle_after_seconds: 1 }), { status: r.status, headers: r.headers });
+	};
+})()`
+
+// An agent with no activity for idle_after_seconds becomes idle, and
+// online again at the next mouse move; another tab in use keeps them
+// online.
+func TestDashboardIdle(t *testing.T) {
+	s := newServer(t, nil)
+	acct := s.newAgentAccount("ann@example.com", "Ann Agent", inbox.RoleAgent)
+	p := visitor(t, newBrowser(t))
+	logConsole(t, p)
+	p.do("short idle time", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: shortIdle})
+		return err
+	}))
+	p.do("open the dashboard", chromedp.Navigate(s.URL+"/inbox"))
+	p.login("ann@example.com")
+	presence := func() string {
+		a, err := s.store.Agent(context.Background(), acct.ID)
+		if err != nil {
+			t.Fatalf("Agent() = %v", err)
+		}
+		return a.Presence
+	}
+	inboxtest.Eventually(t, "Ann idle", func() bool { return presence() == inbox.PresenceIdle })
+	p.waitJS("the idle dot", q("#me-dot")+`.classList.contains("idle")`)
+	p.do("move the mouse", chromedp.MouseClickXY(600, 400))
+	inboxtest.Eventually(t, "Ann online again", func() bool { return presence() == inbox.PresenceOnline })
+	p.waitJS("the online dot", q("#me-dot")+`.classList.contains("online")`)
+
+	// A second tab in use keeps her online: this one hears of it.
+	p.do("open a second tab", chromedp.Evaluate[chromedp.Void](`window.__tab2 = window.open("/inbox", "_blank"); void 0`, func(p *runtime.EvaluateParams) { yes := true; p.UserGesture = &yes }))
+	p.waitJS("the second tab live", `window.__tab2?.microchat?.ctx.status() === "open"`)
+	p.do("the second tab's short idle time", chromedp.Evaluate[chromedp.Void](`(() => {
+		const ctx = window.__tab2.microchat.ctx, session = ctx.session;
+		ctx.session = () => ({ ...session(), idle_after_seconds: 1 });
+		window.__tab2.dispatchEvent(new Event("keydown"));
+	})()`))
+	inboxtest.Eventually(t, "Ann online with the second tab", func() bool { return presence() == inbox.PresenceOnline })
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		p.do("activity in the second tab", chromedp.Evaluate[chromedp.Void](`window.__tab2.dispatchEvent(new Event("keydown")); void 0`))
+		if got := presence(); got != inbox.PresenceOnline {
+			t.Fatalf("presence while the second tab is in use = %q", got)
+		}
+	}
+	p.do("close the second tab", chromedp.Evaluate[chromedp.Void](`window.__tab2.close(); void 0`))
+	inboxtest.Eventually(t, "Ann idle without the second tab", func() bool { return presence() == inbox.PresenceIdle })
+}
+
+// The list pages as it scrolls, and the keyboard moves through it: j/k,
+// Enter, "/" for the search, "?" for the help; keys typed in a text field
+// are text, not shortcuts.
+func TestDashboardKeyboardAndPaging(t *testing.T) {
+	s := newServer(t, nil)
+	s.newAgentAccount("ann@example.com", "Ann Agent", inbox.RoleAgent)
+	var ids []int64
+	for i := range 60 {
+		ids = append(ids, s.conversation(fmt.Sprintf("Visitor %02d", i), fmt.Sprintf("question %d", i)))
+	}
+	p := openDashboard(t, newBrowser(t), s, "")
+	p.login("ann@example.com")
+	p.waitJS("the first page", `document.querySelectorAll("#list li[data-id]").length === 50`)
+	if n := eval[string](p, `document.querySelector('#list [role=tab][aria-label="Unassigned"] .tab-count').textContent`); n != "60" {
+		t.Fatalf("Unassigned count = %s, want 60", n)
+	}
+	p.do("scroll to the end", chromedp.Evaluate[chromedp.Void](`document.querySelector("#list .list-scroll").scrollTop = 1e6`))
+	p.waitJS("the second page", `document.querySelectorAll("#list li[data-id]").length === 60`)
+	if got, want := eval[[]int64](p, `window.microchat.list.state().ids`), p.serverIDs("unassigned", 100); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("list = %v, server = %v", got, want)
+	}
+
+	p.do("blur", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
+	p.do("j j k j", chromedp.KeyEvent("jjkj"))
+	second := ids[len(ids)-2] // newest first
+	p.waitJS("the second row focused", fmt.Sprintf(`document.activeElement.closest("li")?.dataset.id === "%d"`, second))
+	p.enter()
+	p.waitJS("the second conversation open", fmt.Sprintf(`location.hash === "#/c/%d" && window.microchat.ctx.current() === %d`, second, second))
+
+	p.do("blur", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
+	p.do("/", chromedp.KeyEvent("/"))
+	p.waitJS("the search focused", `document.activeElement === document.querySelector('input[aria-label="Search"]')`)
+	p.do("type j in the search", chromedp.KeyEvent("jk"))
+	if v := eval[string](p, `document.querySelector('input[aria-label="Search"]').value`); v != "jk" {
+		t.Fatalf("search box = %q, want the keys as text", v)
+	}
+	p.do("Escape", chromedp.KeyEvent(kb.Escape))
+	p.do("?", chromedp.KeyEvent("?"))
+	p.waitJS("the shortcut help", `document.querySelector("dialog.shortcut-help").open`)
+	p.do("Escape", chromedp.KeyEvent(kb.Escape))
+	p.waitJS("the help closed", `!document.querySelector("dialog.shortcut-help").open`)
+	p.do("2", chromedp.KeyEvent("2"))
+	p.waitJS("Mine shown", `window.microchat.list.state().column === "mine"`)
+}
+
+// serverIDs is the ids of a column on the server, newest first.
+func (p *page) serverIDs(column string, limit int) []int64 {
+	p.t.Helper()
+	return eval[[]int64](p, fmt.Sprintf(`window.microchat.ctx.api("GET", "/conversations?limit=%d&column=%s").then((r) => r.items.map((it) => it.id))`, limit, column))
 }

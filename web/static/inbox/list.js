@@ -54,7 +54,7 @@ export function mount(el, ctx) {
     tabButtons.set(key, { b, count });
     tabs.append(b);
   }
-  const search = h("input", { type: "search", class: "search", "aria-label": "Search", placeholder: "Search name, email or message", autocomplete: "off" });
+  const search = h("input", { type: "search", class: "search", "aria-label": "Search", placeholder: "Search conversations", autocomplete: "off" });
   const list = h("ul", { class: "conv-list", "aria-label": "Conversations" });
   const empty = h("p", { class: "empty", hidden: true });
   const more = h("div", { class: "more", "aria-hidden": "true" });
@@ -125,8 +125,13 @@ export function mount(el, ctx) {
       const li = row(items.get(id));
       if (old && old !== li) {
         old.remove();
-        if (old === focused) queueMicrotask(() => li.querySelector(".conv-link").focus());
+        if (old === focused) queueMicrotask(() => document.activeElement === document.body && li.querySelector(".conv-link").focus());
       }
+      const cur = ctx.current() === id;
+      li.classList.toggle("current", cur);
+      li.classList.toggle("selected", selectedId === id);
+      if (cur) li.firstChild.setAttribute("aria-current", "true");
+      else li.firstChild.removeAttribute("aria-current");
       return li;
     });
     let at = list.firstChild;
@@ -180,7 +185,7 @@ export function mount(el, ctx) {
   function row(it) {
     const name = who(it);
     const parts = (it.participants || []).map((p) => p.name);
-    const data = [name, it.has_email, it.unread, it.last_activity_at, preview(it), it.status, parts.join(","), column, !!results, selectedId === it.id, ctx.current() === it.id];
+    const data = [name, it.has_email, it.unread, it.last_activity_at, preview(it), it.status, parts.join(","), column, !!results];
     const key = JSON.stringify(data);
     const r = rows.get(it.id);
     if (r && r.key === key) return r.li;
@@ -189,13 +194,10 @@ export function mount(el, ctx) {
     const unassigned = inColumn(it, "unassigned");
     const li = h(
       "li",
-      {
-        class: "conv" + (it.unread > 0 ? " has-unread" : "") + (ctx.current() === it.id ? " current" : "") + (selectedId === it.id ? " selected" : ""),
-        "data-id": String(it.id),
-      },
+      { class: "conv" + (it.unread > 0 ? " has-unread" : ""), "data-id": String(it.id) },
       h(
         "a",
-        { class: "conv-link", href: `#/c/${it.id}`, "aria-current": ctx.current() === it.id ? "true" : null },
+        { class: "conv-link", href: `#/c/${it.id}` },
         avatar,
         h(
           "span",
@@ -563,7 +565,8 @@ export function mount(el, ctx) {
     const id = selectedId || visible()[0];
     if (id) ctx.open(id);
   });
-  ctx.bus.on("list:search", () => search.focus());
+  // After the key's own events, so that the "/" is not typed into it.
+  ctx.bus.on("list:search", () => setTimeout(() => search.focus(), 0));
   ctx.bus.on("list:column", (col) => show(col));
 
   show(column);

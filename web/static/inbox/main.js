@@ -228,7 +228,28 @@ bus.on("agent_presence", (p) => {
   else loadAgents();
   if (agent && p.agent_id === agent.id) renderMe();
 });
-bus.on("status", () => renderMe());
+bus.on("status", (st) => {
+  $("conn-status").textContent = st === "reconnecting" ? "Reconnecting\u2026" : "";
+  renderMe();
+  // A session that ended while the socket was away refuses the upgrade
+  // with a 401, which a browser reports as a plain drop: ask the API,
+  // whose 401 ends the session here.
+  if (st === "reconnecting" && !ended) checkSession();
+});
+
+let checking = false;
+async function checkSession() {
+  if (checking) return;
+  checking = true;
+  try {
+    const s = await api("GET", "/auth/session");
+    session = { ...session, ...s };
+  } catch {
+    // 401: session-ended is emitted; otherwise the server is away.
+  } finally {
+    checking = false;
+  }
+}
 bus.on("hello", (f) => {
   if (f.agent && agent && f.agent.id === agent.id) setMe(f.agent);
   loadAgents();
