@@ -242,9 +242,13 @@ func acceptsGzip(values []string) bool {
 	return starQ > 0
 }
 
-// pageCSP keeps the dashboard and setup pages to their own scripts and
-// styles: user text can never become script there.
-const pageCSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+// pageCSP keeps the dashboard and setup pages to their own scripts: user
+// text can never become script there. Images may come from anywhere and
+// inline styles are allowed for the emails shown in the dashboard's
+// sandboxed frames, which inherit this policy under their own stricter
+// one (docs/dashboard.md): a mail's styles apply, and its remote images
+// load once the agent asks for them.
+const pageCSP = "default-src 'self'; img-src 'self' data: blob: https: http:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // demoPage is a small company website with the widget on it.
 func (s *Server) demoPage(c echo.Context) error {
