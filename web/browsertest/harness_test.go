@@ -79,6 +79,9 @@ type page struct {
 	t       *testing.T
 	ctx     context.Context
 	dialogs chan string
+	// textJS is the JavaScript of the text that text() returns; the
+	// widget's when empty.
+	textJS string
 }
 
 func visitor(t *testing.T, browser context.Context) *page {
@@ -156,7 +159,13 @@ func eval[T any](p *page, expr string) T {
 // a false).
 func (p *page) waitJS(what, expr string) {
 	p.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	p.waitJSWithin(10*time.Second, what, expr)
+}
+
+// waitJSWithin is waitJS with another bound than 10 s.
+func (p *page) waitJSWithin(bound time.Duration, what, expr string) {
+	p.t.Helper()
+	deadline := time.Now().Add(bound)
 	var err error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(p.ctx, time.Second)
@@ -168,14 +177,18 @@ func (p *page) waitJS(what, expr string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p.t.Fatalf("waiting for %s: not within 10 s (last error: %v)\nwidget text: %q", what, err, p.text())
+	p.t.Fatalf("waiting for %s: not within %v (last error: %v)\npage text: %q", what, bound, err, p.text())
 }
 
-// text is the widget's visible text.
+// text is the widget's visible text (or textJS's).
 func (p *page) text() string {
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](root+`.querySelector(".mc").innerText`))
+	expr := p.textJS
+	if expr == "" {
+		expr = root + `.querySelector(".mc").innerText`
+	}
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 	return s
 }
 
@@ -334,12 +347,19 @@ type server struct {
 
 func newServer(t *testing.T, edit func(*config.Config)) *server {
 	t.Helper()
+	return newServerAt(t, inboxtest.SQLiteURL(t), nil, edit)
+}
+
+// newServerAt is newServer on the database at url (inboxtest's SQLite or
+// PostgreSQL), its store opened with opts.
+func newServerAt(t *testing.T, url string, opts *inbox.Options, edit func(*config.Config)) *server {
+	t.Helper()
 	cfg := config.Defaults()
 	cfg.Limits.MaxUploadBytes = 200 << 10
 	if edit != nil {
 		edit(&cfg)
 	}
-	s := &server{t: t, store: inboxtest.Open(t, inboxtest.SQLiteURL(t), nil), cfg: cfg}
+	s := &server{t: t, store: inboxtest.Open(t, url, opts), cfg: cfg}
 	s.start("127.0.0.1:0")
 	t.Cleanup(s.stop)
 	return s
