@@ -72,6 +72,9 @@ type Config struct {
 	// Session configures the agents' login sessions on the dashboard.
 	Session Session `yaml:"session"`
 
+	// Agents configures how the dashboard treats its agents.
+	Agents Agents `yaml:"agents"`
+
 	// TrustedProxies lists the reverse proxies, as IP addresses or CIDR
 	// prefixes, whose X-Forwarded-For header is believed when finding a
 	// client's IP address (rate limits, visitor location). Empty means the
@@ -145,6 +148,15 @@ type Session struct {
 	// CookieName is the name of the cookie holding the session token.
 	// Change it to run two instances on one domain.
 	CookieName string `yaml:"cookie_name"`
+}
+
+// Agents configures how the dashboard treats its agents.
+type Agents struct {
+	// IdleAfter is how long a dashboard may go without the agent's
+	// activity (keys, pointer, focus) before it reports the agent idle
+	// (issue 13, item 8); the dashboard reads it from GET
+	// /api/v1/auth/session as idle_after_seconds.
+	IdleAfter Duration `yaml:"idle_after"`
 }
 
 // Limits bound what one request or one client may cost the server.
@@ -517,6 +529,9 @@ func Defaults() Config {
 		Session: Session{
 			TTL:        Duration(720 * time.Hour),
 			CookieName: "microchat_session",
+		},
+		Agents: Agents{
+			IdleAfter: Duration(5 * time.Minute),
 		},
 		Limits: Limits{
 			MaxBodyBytes:           1 << 20,

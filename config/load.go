@@ -711,6 +711,9 @@ func (l *loader) validate(c *Config) []error {
 	if !validCookieName(c.Session.CookieName) {
 		bad("session.cookie_name", "%q is not a cookie name (use letters, digits, - and _)", c.Session.CookieName)
 	}
+	if c.Agents.IdleAfter.D() < time.Second {
+		bad("agents.idle_after", "must be at least 1s (e.g. 5m)")
+	}
 	if len(c.TrustedProxies) == 0 {
 		c.TrustedProxies = nil
 	}

@@ -84,6 +84,7 @@ func TestLoadFile(t *testing.T) {
 		},
 		Log:            Log{Level: "debug", Format: "json"},
 		Session:        Session{TTL: Duration(12 * time.Hour), CookieName: "mc"},
+		Agents:         Agents{IdleAfter: Duration(90 * time.Second)},
 		TrustedProxies: []string{"127.0.0.1", "10.0.0.0/8", "::1"},
 		Limits: Limits{
 			MaxBodyBytes:           2_000_000,
@@ -171,6 +172,7 @@ mailboxes:
 		{"underscores in key", []string{"MICROCHAT_OFFLINE_AFTER=1m", "MICROCHAT_LIMITS_MAX_UPLOAD_BYTES=1KB", "MICROCHAT_WIDGET_SESSION_TTL=1h"}, func(c Config) bool {
 			return c.OfflineAfter == Duration(time.Minute) && c.Limits.MaxUploadBytes == 1000 && c.Widget.SessionTTL == Duration(time.Hour)
 		}},
+		{"agents", []string{"MICROCHAT_AGENTS_IDLE_AFTER=2m"}, func(c Config) bool { return c.Agents.IdleAfter == Duration(2*time.Minute) }},
 		{"list", []string{"MICROCHAT_TRUSTED_PROXIES=10.0.0.0/8, ::1,"}, func(c Config) bool {
 			return slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8", "::1"})
 		}},
@@ -209,7 +211,7 @@ mailboxes:
 // TestEnvNames checks that every key has a variable, derived from its path.
 func TestEnvNames(t *testing.T) {
 	want := []string{"LISTEN", "DATA_DIR", "BASE_URL", "DATABASE_URL", "DATABASE_MAX_OPEN_CONNS", "LOG_LEVEL", "LOG_FORMAT",
-		"SESSION_TTL", "SESSION_COOKIE_NAME", "TRUSTED_PROXIES", "LIMITS_MAX_BODY_BYTES", "LIMITS_MAX_MESSAGE_BYTES",
+		"SESSION_TTL", "SESSION_COOKIE_NAME", "AGENTS_IDLE_AFTER", "TRUSTED_PROXIES", "LIMITS_MAX_BODY_BYTES", "LIMITS_MAX_MESSAGE_BYTES",
 		"LIMITS_MAX_UPLOAD_BYTES", "LIMITS_LOGIN_ATTEMPTS_PER_MINUTE",
 		"LIMITS_SOCKETS_PER_SESSION", "LIMITS_SOCKETS_PER_IP", "LIMITS_VISITOR_SOCKETS", "LIMITS_AGENT_MESSAGES_PER_SECOND",
 		"LIMITS_AGENT_MESSAGE_BURST", "OFFLINE_AFTER", "EMAIL_AFTER_UNREAD",
@@ -224,8 +226,8 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("no key for MICROCHAT_%s", name)
 		}
 	}
-	if n := len(configEnv.leaves); n != 32 {
-		t.Errorf("%d top-level variables, want 32: update this test and the sample config", n)
+	if n := len(configEnv.leaves); n != 33 {
+		t.Errorf("%d top-level variables, want 33: update this test and the sample config", n)
 	}
 	if got := EnvName("mailboxes[0].imap.password"); got != "MICROCHAT_MAILBOXES_0_IMAP_PASSWORD" {
 		t.Errorf("EnvName() = %q", got)
@@ -249,6 +251,7 @@ func TestErrors(t *testing.T) {
 		{"bad duration", "# c\noffline_after: 30 seconds\n", nil, `config: FILE:2: offline_after: "30 seconds" is not a duration (use e.g. 30s, 5m or 720h)`},
 		{"bad nested duration", "session:\n  ttl: forever\n", nil, `config: FILE:2: session.ttl: "forever" is not a duration (use e.g. 30s, 5m or 720h)`},
 		{"negative duration", "offline_after: -1s\n", nil, `config: FILE:1: offline_after: must not be negative`},
+		{"zero idle_after", "agents:\n  idle_after: 0s\n", nil, `config: FILE:2: agents.idle_after: must be at least 1s (e.g. 5m)`},
 		{"zero ttl", "widget:\n  session_ttl: 0s\n", nil, `config: FILE:2: widget.session_ttl: must be more than 0 (e.g. 720h)`},
 		{"negative rate", "widget:\n  rate_limits:\n    messages_per_minute: -1\n", nil, `config: FILE:3: widget.rate_limits.messages_per_minute: must not be negative (0 turns the limit off)`},
 		{"bad size", "limits:\n  max_upload_bytes: ten\n", nil, `config: FILE:2: limits.max_upload_bytes: "ten" is not a size (use e.g. 10MiB)`},

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/mail"
 	"strings"
 	"sync"
@@ -65,23 +64,32 @@ func (s *Store) newAgent(in NewAgent) (Agent, error) {
 	if role != RoleAdmin && role != RoleAgent {
 		return Agent{}, invalid("role", "must be admin or agent")
 	}
-	// A password is not stored as text, but it is user text as any other
-	// (inbox/text.go): NUL and invalid UTF-8 are refused, nothing else is
-	// changed.
-	if err := checkText("password", in.Password); err != nil {
-		return Agent{}, err
-	}
-	if utf8.RuneCountInString(in.Password) < MinPasswordLength {
-		return Agent{}, invalid("password", "must be at least %d characters", MinPasswordLength)
-	}
-	if len(in.Password) > 72 {
-		return Agent{}, invalid("password", "must be at most 72 bytes")
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), BcryptCost)
+	hash, err := hashPassword("password", in.Password)
 	if err != nil {
 		return Agent{}, err
 	}
-	return Agent{Email: email, Name: name, Role: role, PasswordHash: string(hash), CreatedAt: s.now(), Presence: PresenceOffline}, nil
+	return Agent{Email: email, Name: name, Role: role, PasswordHash: hash, CreatedAt: s.now(), Presence: PresenceOffline,
+		Settings: DefaultAgentSettings()}, nil
+}
+
+// hashPassword checks a new password, given in field, and returns its
+// bcrypt hash: at least MinPasswordLength characters and at most 72 bytes
+// (bcrypt reads no further), or an *InvalidError for field.
+func hashPassword(field, password string) (string, error) {
+	// A password is not stored as text, but it is user text as any other
+	// (inbox/text.go): NUL and invalid UTF-8 are refused, nothing else is
+	// changed.
+	if err := checkText(field, password); err != nil {
+		return "", err
+	}
+	if utf8.RuneCountInString(password) < MinPasswordLength {
+		return "", invalid(field, "must be at least %d characters", MinPasswordLength)
+	}
+	if len(password) > 72 {
+		return "", invalid(field, "must be at most 72 bytes")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), BcryptCost)
+	return string(hash), err
 }
 
 // cleanAgentEmail checks an agent's login email and returns it as stored:
@@ -127,42 +135,24 @@ func checkAgentName(name string) (string, error) {
 // commit with a transient EventPresence, carrying the agent's current
 // presence, in every conversation the agent takes part in, so that open
 // widgets show it at once, and once without a conversation for the
-// dashboards (see SetAgentPresence).
+// dashboards (see SetAgentPresence). It is UpdateAgent with only a name.
 func (s *Store) RenameAgent(ctx context.Context, id int64, name string) (Agent, error) {
-	name, err := checkAgentName(name)
+	return s.UpdateAgent(ctx, id, AgentChange{Name: &name})
+}
+
+// announceName adds, in tx, the transient EventPresence that tells the
+// conversations the agent takes part in of their new name (RenameAgent).
+func (s *Store) announceName(tx *gorm.DB, a Agent, evs *[]Event) error {
+	convs, err := joinedConversations(tx, a.ID)
 	if err != nil {
-		return Agent{}, err
+		return err
 	}
-	var a Agent
-	err = s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
-		if err := tx.First(&a, id).Error; err != nil {
-			return err
-		}
-		if a.Name == name {
-			return errNoop
-		}
-		if err := tx.Model(&Agent{}).Where("id = ?", id).Update("name", name).Error; err != nil {
-			return err
-		}
-		a.Name = name
-		convs, err := joinedConversations(tx, id)
-		if err != nil {
-			return err
-		}
-		data, _ := json.Marshal(AgentPresence{AgentID: id, Name: name, Presence: a.Presence})
-		now := s.now()
-		for _, conv := range append(convs, 0) {
-			*evs = append(*evs, Event{ConversationID: conv, Type: EventPresence, Data: data, At: now})
-		}
-		return nil
-	})
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Agent{}, ErrNotFound
+	data, _ := json.Marshal(AgentPresence{AgentID: a.ID, Name: a.Name, Presence: a.Presence})
+	now := s.now()
+	for _, conv := range append(convs, 0) {
+		*evs = append(*evs, Event{ConversationID: conv, Type: EventPresence, Data: data, At: now})
 	}
-	if err != nil {
-		return Agent{}, err
-	}
-	return a, nil
+	return nil
 }
 
 // Agent returns one agent.
@@ -175,10 +165,11 @@ func (s *Store) Agent(ctx context.Context, id int64) (Agent, error) {
 	return a, dbErr(err)
 }
 
-// Agents returns every agent, by name.
+// Agents returns every agent, by name, the disabled ones too (their
+// DeactivatedAt set).
 func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
 	var list []Agent
-	err := s.rdb.WithContext(ctx).Where("deactivated_at IS NULL").Order("name, id").Find(&list).Error
+	err := s.rdb.WithContext(ctx).Order("name, id").Find(&list).Error
 	return list, dbErr(err)
 }
 
@@ -261,10 +252,13 @@ func (s *Store) SessionAgent(ctx context.Context, token string) (Session, Agent,
 		Session
 		AgentEmail, AgentName, AgentRole, AgentPasswordHash, AgentPresence string
 		AgentCreatedAt                                                     time.Time
+		AgentNotifications                                                 string
+		AgentSound                                                         bool
 	}
 	err := s.rdb.WithContext(ctx).Table("sessions").
 		Select("sessions.*, a.email AS agent_email, a.name AS agent_name, a.role AS agent_role, "+
-			"a.password_hash AS agent_password_hash, a.presence AS agent_presence, a.created_at AS agent_created_at").
+			"a.password_hash AS agent_password_hash, a.presence AS agent_presence, a.created_at AS agent_created_at, "+
+			"a.notifications AS agent_notifications, a.sound AS agent_sound").
 		Joins("JOIN agents a ON a.id = sessions.agent_id AND a.deactivated_at IS NULL").
 		Where("sessions.id = ?", tokenID(token)).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -279,7 +273,8 @@ func (s *Store) SessionAgent(ctx context.Context, token string) (Session, Agent,
 		return Session{}, Agent{}, ErrUnauthenticated
 	}
 	a := Agent{ID: sess.AgentID, Email: row.AgentEmail, Name: row.AgentName, Role: row.AgentRole,
-		PasswordHash: row.AgentPasswordHash, CreatedAt: row.AgentCreatedAt.UTC(), Presence: row.AgentPresence}
+		PasswordHash: row.AgentPasswordHash, CreatedAt: row.AgentCreatedAt.UTC(), Presence: row.AgentPresence,
+		Settings: AgentSettings{Notifications: row.AgentNotifications, Sound: row.AgentSound}}
 	if now.Sub(sess.LastUsedAt) > time.Minute {
 		s.db.WithContext(ctx).Model(&Session{}).Where("id = ?", sess.ID).Update("last_used_at", now)
 	}
@@ -391,59 +386,12 @@ func joinedConversations(tx *gorm.DB, agentID int64) ([]int64, error) {
 	return ids, err
 }
 
-// RemoveAgent deactivates an agent account (DELETE /agents/{id}, admins):
-// in one transaction its sessions are deleted and it leaves every
-// conversation it is in (rule 3: the last one to leave closes it); then
-// its sockets close at once (a Revoked notice). The row stays, so that
-// its name stays on what it wrote, and so does its email: it cannot be
-// reused. Removing the last admin is ErrConflict; an unknown or already
-// removed agent is ErrNotFound.
+// RemoveAgent disables an agent account (DELETE /agents/{id}, admins):
+// UpdateAgent with Disabled true, except that an agent already disabled
+// is ErrNotFound. See disableAgent for what disabling does; disabling
+// the last enabled admin is ErrConflict.
 func (s *Store) RemoveAgent(ctx context.Context, agentID int64) error {
-	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
-		var a Agent
-		if err := tx.Where("deactivated_at IS NULL").First(&a, agentID).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return ErrNotFound
-			}
-			return err
-		}
-		if a.IsAdmin() {
-			var n int64
-			if err := tx.Model(&Agent{}).Where("role = ? AND deactivated_at IS NULL", RoleAdmin).Count(&n).Error; err != nil {
-				return err
-			}
-			if n <= 1 {
-				return fmt.Errorf("%w: the last admin cannot be removed", ErrConflict)
-			}
-		}
-		now := s.now()
-		res := tx.Model(&Agent{}).Where("id = ? AND deactivated_at IS NULL", agentID).
-			Updates(map[string]any{"deactivated_at": now, "presence": PresenceOffline})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		if err := tx.Where("agent_id = ?", agentID).Delete(&Session{}).Error; err != nil {
-			return err
-		}
-		convs, err := joinedConversations(tx, agentID)
-		if err != nil {
-			return err
-		}
-		for _, id := range convs {
-			if _, err := lockConversation(tx, id); err != nil {
-				return err
-			}
-			if err := s.leave(tx, id, a, evs); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		s.pub.Revoke(Revoked{AgentID: agentID})
-	}
+	yes := true
+	_, err := s.updateAgent(ctx, agentID, AgentChange{Disabled: &yes}, true)
 	return err
 }

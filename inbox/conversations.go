@@ -206,8 +206,10 @@ func (s *Store) Leave(ctx context.Context, conversationID, agentID int64) error 
 func (s *Store) leave(tx *gorm.DB, conversationID int64, agent Agent, evs *[]Event) error {
 	agentID := agent.ID
 	now := s.now()
-	res := tx.Model(&Participant{}).Where("conversation_id = ? AND agent_id = ? AND left_at IS NULL", conversationID, agentID).
-		Update("left_at", now)
+	// The participation's first response (reports.go) cannot change once
+	// it ends: it is kept with it, for the operator report.
+	res := tx.Exec(`UPDATE participants SET left_at = ?, first_reply_at = (`+firstReply("participants", "?")+`)
+		WHERE conversation_id = ? AND agent_id = ? AND left_at IS NULL`, now, now, conversationID, agentID)
 	if res.Error != nil {
 		return res.Error
 	}

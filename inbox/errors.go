@@ -54,6 +54,18 @@ func (e *ConflictError) Error() string { return e.Field + ": " + e.Reason }
 // Is makes a ConflictError an ErrConflict.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
+// ForbiddenError is an ErrForbidden (errors.Is) that names the input
+// field at fault: a wrong current password.
+type ForbiddenError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ForbiddenError) Error() string { return e.Field + ": " + e.Reason }
+
+// Is makes a ForbiddenError an ErrForbidden.
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
 func invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }

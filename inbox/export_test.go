@@ -48,3 +48,10 @@ func (s *Store) SetAfterDecide(f func()) { s.afterDecide = f }
 // contact's, then the conversation's): tests run a concurrent write of
 // the same rows there. Set it while nothing writes.
 func (s *Store) SetBetweenLocks(f func()) { s.betweenLocks = f }
+
+// ReportQueries returns the operator report's queries by name, in the
+// dialect of pg, for the test of their plans.
+func ReportQueries(pg bool) map[string]string {
+	return map[string]string{"joins": reportJoins(pg), "scores": reportScores(pg), "comments": reportComments,
+		"medians": reportMedians(pg)}
+}

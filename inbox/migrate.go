@@ -22,6 +22,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0007_email", Migrate: migrate0007Email},
 	{ID: "0008_outbox", Migrate: migrate0008Outbox},
 	{ID: "0009_recipients", Migrate: migrate0009Recipients},
+	{ID: "0012_dashboard", Migrate: migrate0012Dashboard},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -426,6 +427,52 @@ func migrate0009Recipients(tx *gorm.DB) error {
 		`ALTER TABLE email_outbox ADD COLUMN to_addr TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE email_outbox ADD COLUMN to_name TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE email_outbox ADD COLUMN bounced_at `+tsType(tx),
+	)
+}
+
+// 0012: what the agents' dashboard keeps (issue 13).
+//
+//   - agents.notifications and .sound: the agent's own settings
+//     (AgentSettings), "all" and true for everyone until they change them.
+//   - saved_replies: the team's saved replies, by a unique shortcut.
+//   - participants.first_reply_at: when the agent first replied within
+//     a participation that ended (the first response of the operator
+//     report, reports.go), NULL if they did not; filled here for the
+//     participations that ended before.
+//   - participants_joined, ratings_created and messages_agent_replies: the
+//     indexes the operator report reads: joins and ratings of a period by
+//     time, and each agent's replies in a conversation by time, without
+//     private notes (channel "note"), which never answer anyone. Its
+//     condition names agent_id, which every agent message has, so that
+//     only queries by agent can use it: the digest scan keeps its own
+//     index (messages_continuity).
+type savedReply0012 struct {
+	ID        int64     `gorm:"primaryKey"`
+	Shortcut  string    `gorm:"not null;uniqueIndex:saved_replies_shortcut"`
+	Title     string    `gorm:"not null"`
+	Text      string    `gorm:"not null"`
+	CreatedAt time.Time `gorm:"not null"`
+	UpdatedAt time.Time `gorm:"not null"`
+}
+
+func (savedReply0012) TableName() string { return "saved_replies" }
+
+func migrate0012Dashboard(tx *gorm.DB) error {
+	if err := createTables(tx, &savedReply0012{}); err != nil {
+		return err
+	}
+	return execAll(tx,
+		`ALTER TABLE agents ADD COLUMN notifications TEXT NOT NULL DEFAULT 'all'`,
+		`ALTER TABLE agents ADD COLUMN sound BOOLEAN NOT NULL DEFAULT true`,
+		`ALTER TABLE participants ADD COLUMN first_reply_at `+tsType(tx),
+		`CREATE INDEX participants_joined ON participants (joined_at, agent_id, conversation_id, left_at, first_reply_at)`,
+		`CREATE INDEX ratings_created ON ratings (created_at)`,
+		`CREATE INDEX messages_agent_replies ON messages (conversation_id, agent_id, created_at) WHERE author = 'agent' AND agent_id IS NOT NULL AND channel <> 'note'`,
+		`UPDATE participants SET first_reply_at = (SELECT MIN(m.created_at) FROM messages m
+			WHERE m.conversation_id = participants.conversation_id AND m.agent_id = participants.agent_id
+				AND m.author = 'agent' AND m.agent_id IS NOT NULL AND m.channel <> 'note'
+				AND m.created_at >= participants.joined_at AND m.created_at <= participants.left_at)
+		WHERE left_at IS NOT NULL`,
 	)
 }
 

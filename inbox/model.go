@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -136,7 +137,35 @@ type Attachment struct {
 	CreatedAt       time.Time `json:"created_at"`
 }
 
-// Agent is an account that logs in to the dashboard.
+// Notification settings of an agent (AgentSettings.Notifications): which
+// events their dashboard notifies them of.
+const (
+	// NotifyAll: new conversations, contact messages in Unassigned ones
+	// (rule 1), and messages in the conversations the agent joined.
+	NotifyAll = "all"
+	// NotifyMine: only messages in the conversations the agent joined.
+	NotifyMine = "mine"
+	// NotifyOff: none.
+	NotifyOff = "off"
+)
+
+// AgentSettings are an agent's own preferences for their dashboard, kept
+// with the account so that every browser they log in from has them. The
+// server only stores them; the dashboard applies them.
+type AgentSettings struct {
+	// Notifications is NotifyAll (the default), NotifyMine or NotifyOff.
+	Notifications string `json:"notifications" gorm:"column:notifications"`
+	// Sound plays a sound with each notification (default true).
+	Sound bool `json:"sound" gorm:"column:sound"`
+}
+
+// DefaultAgentSettings are a new agent's settings.
+func DefaultAgentSettings() AgentSettings {
+	return AgentSettings{Notifications: NotifyAll, Sound: true}
+}
+
+// Agent is an account that logs in to the dashboard. Its JSON also has
+// "disabled": true while DeactivatedAt is set (MarshalJSON).
 type Agent struct {
 	ID           int64     `json:"id"`
 	Email        string    `json:"email"`
@@ -146,13 +175,34 @@ type Agent struct {
 	CreatedAt    time.Time `json:"created_at"`
 	// Presence is online, idle or offline (PresenceOnline, ...).
 	Presence string `json:"presence"`
-	// DeactivatedAt is when the agent was removed (RemoveAgent); a removed
-	// agent cannot log in, and the row stays for the name on its messages.
+	// DeactivatedAt is when the agent was disabled (RemoveAgent,
+	// UpdateAgent); a disabled agent cannot log in until re-enabled, and
+	// the row stays for the name on its messages.
 	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"`
+	// Settings are the agent's own preferences (PATCH /agents/me).
+	Settings AgentSettings `json:"settings" gorm:"embedded"`
 }
 
 // IsAdmin reports whether the agent may do admin actions.
 func (a *Agent) IsAdmin() bool { return a.Role == RoleAdmin }
+
+// Disabled reports whether the agent is disabled (cannot log in).
+func (a *Agent) Disabled() bool { return a.DeactivatedAt != nil }
+
+// agentFields is Agent without its MarshalJSON.
+type agentFields Agent
+
+// AgentJSON is an Agent as the API shows it: its fields and "disabled",
+// derived from DeactivatedAt so that the two never disagree.
+type AgentJSON struct {
+	agentFields
+	Disabled bool `json:"disabled"`
+}
+
+// MarshalJSON writes the agent as AgentJSON.
+func (a Agent) MarshalJSON() ([]byte, error) {
+	return json.Marshal(AgentJSON{agentFields(a), a.DeactivatedAt != nil})
+}
 
 // Participant records that an agent takes or took part in a conversation.
 // LeftAt is nil while they are in it; past participations stay so that a
@@ -227,6 +277,21 @@ type SetupToken struct {
 	ID        string `gorm:"primaryKey"` // SHA-256 of the token
 	ExpiresAt time.Time
 	CreatedAt time.Time
+}
+
+// SavedReply is a reply the team keeps for reuse, inserted in the composer
+// by typing "/" and its shortcut. Admins write them; every agent reads them.
+type SavedReply struct {
+	ID int64 `json:"id"`
+	// Shortcut is 1 to 32 of a-z, 0-9, _ and -, unique.
+	Shortcut string `json:"shortcut"`
+	// Title is a single line of 1 to 100 bytes, shown in the picker.
+	Title string `json:"title"`
+	// Text is what is inserted: multi-line, 1 byte to the store's
+	// MaxMessageBytes, so that it can be sent as it is.
+	Text      string    `json:"text"`
+	CreatedAt time.Time `json:"-"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // eventRow is an Event as stored.

@@ -375,13 +375,33 @@ func (s *Store) SetContactFacts(ctx context.Context, contactID int64, in Facts) 
 }
 
 // ContactDetail is a contact with the pages they viewed, the newest first,
-// as an agent sees them.
+// and their conversations, as an agent sees them.
 type ContactDetail struct {
 	Contact
 	PageViews []PageView `json:"page_views"`
+	// Conversations are the contact's conversations, the newest first
+	// (by id: the order they began in), at most maxContactConversations.
+	Conversations []ContactConversation `json:"conversations"`
 }
 
-// ContactDetail returns a contact with their latest 100 page views.
+// ContactConversation is one of a contact's conversations as the visitor
+// panel lists them.
+type ContactConversation struct {
+	ID             int64     `json:"id"`
+	Status         string    `json:"status"`
+	Subject        string    `json:"subject"`
+	Channel        string    `json:"channel"` // origin: chat or email
+	HasEmail       bool      `json:"has_email"`
+	LastActivityAt time.Time `json:"last_activity_at"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// maxContactConversations bounds ContactDetail.Conversations.
+const maxContactConversations = 50
+
+// ContactDetail returns a contact with their latest 100 page views and
+// their newest 50 conversations (read through the index on
+// conversations.contact_id).
 func (s *Store) ContactDetail(ctx context.Context, id int64) (ContactDetail, error) {
 	c, err := s.Contact(ctx, id)
 	if err != nil {
@@ -392,7 +412,16 @@ func (s *Store) ContactDetail(ctx context.Context, id int64) (ContactDetail, err
 	if err != nil {
 		return ContactDetail{}, err
 	}
-	return ContactDetail{Contact: c, PageViews: views}, nil
+	convs := []ContactConversation{}
+	if err := s.rdb.WithContext(ctx).Model(&Conversation{}).
+		Select("id, status, subject, channel, has_email, last_activity_at, created_at").
+		Where("contact_id = ?", id).Order("id DESC").Limit(maxContactConversations).Scan(&convs).Error; err != nil {
+		return ContactDetail{}, dbErr(err)
+	}
+	for i := range convs {
+		convs[i].LastActivityAt, convs[i].CreatedAt = convs[i].LastActivityAt.UTC(), convs[i].CreatedAt.UTC()
+	}
+	return ContactDetail{Contact: c, PageViews: views, Conversations: convs}, nil
 }
 
 // Rating returns the conversation's rating, or nil if it has none.

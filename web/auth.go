@@ -97,10 +97,27 @@ func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// sessionAnswer is the body of login and GET /auth/session.
+// sessionAnswer is the body of login and GET /auth/session: who is
+// logged in, and what the dashboard needs to know before anything else.
 type sessionAnswer struct {
 	Agent     inbox.Agent `json:"agent"`
 	CSRFToken string      `json:"csrf_token"`
+	// ExpiresAt is when the session ends (session.ttl after the login).
+	ExpiresAt time.Time `json:"expires_at"`
+	// IdleAfterSeconds is agents.idle_after: the dashboard reports its
+	// agent idle after this long without activity.
+	IdleAfterSeconds int64 `json:"idle_after_seconds"`
+	// MaxUploadBytes and MaxMessageBytes are limits.max_upload_bytes and
+	// limits.max_message_bytes, which the composer checks before sending.
+	MaxUploadBytes  int64 `json:"max_upload_bytes"`
+	MaxMessageBytes int64 `json:"max_message_bytes"`
+}
+
+// sessionAnswer returns the answer of login and GET /auth/session.
+func (s *Server) sessionAnswer(a inbox.Agent, sess inbox.Session) sessionAnswer {
+	return sessionAnswer{Agent: a, CSRFToken: sess.CSRFToken, ExpiresAt: sess.ExpiresAt.UTC(),
+		IdleAfterSeconds: int64(s.cfg.Agents.IdleAfter.D() / time.Second),
+		MaxUploadBytes:   int64(s.cfg.Limits.MaxUploadBytes), MaxMessageBytes: int64(s.cfg.Limits.MaxMessageBytes)}
 }
 
 type loginRequest struct {
@@ -139,7 +156,7 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	c.SetCookie(s.sessionCookie(c, token, int(ttl/time.Second)))
-	return c.JSON(http.StatusOK, sessionAnswer{Agent: agent, CSRFToken: sess.CSRFToken})
+	return c.JSON(http.StatusOK, s.sessionAnswer(agent, sess))
 }
 
 // logout deletes the session and expires the cookie.
@@ -155,7 +172,41 @@ func (s *Server) logout(c echo.Context) error {
 // session answers who is logged in, with the CSRF token, for a page that
 // was reloaded.
 func (s *Server) session(c echo.Context) error {
-	return c.JSON(http.StatusOK, sessionAnswer{Agent: agentOf(c), CSRFToken: sessionOf(c).CSRFToken})
+	return c.JSON(http.StatusOK, s.sessionAnswer(agentOf(c), *sessionOf(c)))
+}
+
+type passwordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword sets the logged-in agent's password once the current
+// one is given (403 naming current_password if wrong; 400 naming
+// new_password if too short or long) and ends the agent's other
+// sessions, whose sockets close with 4401 at once; this session stays.
+// Attempts count against the login limits of the client IP and the
+// agent's email, so that a stolen session cannot guess the password.
+func (s *Server) changePassword(c echo.Context) error {
+	var req passwordRequest
+	if err := bindJSON(c, &req, true); err != nil {
+		return err
+	}
+	if err := required("current_password", req.CurrentPassword); err != nil {
+		return err
+	}
+	if err := required("new_password", req.NewPassword); err != nil {
+		return err
+	}
+	agent := agentOf(c)
+	if wait, ok := s.allowLogin(c.RealIP(), agent.Email); !ok {
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(ratelimit.RetryAfter(wait)))
+		return echo.NewHTTPError(http.StatusTooManyRequests, "too many password attempts; try again later")
+	}
+	err := s.store.ChangePassword(c.Request().Context(), agent.ID, sessionOf(c).ID, req.CurrentPassword, req.NewPassword)
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Server) sessionCookie(c echo.Context, value string, maxAge int) *http.Cookie {

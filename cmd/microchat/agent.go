@@ -97,9 +97,13 @@ func agentList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitFailure
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tROLE")
+	fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tROLE\tSTATUS")
 	for _, a := range agents {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.ID, a.Email, a.Name, a.Role)
+		status := "enabled"
+		if a.Disabled() {
+			status = "disabled"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", a.ID, a.Email, a.Name, a.Role, status)
 	}
 	tw.Flush()
 	return exitOK

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -43,13 +44,19 @@ func TestAgentAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, err := store.Authenticate(context.Background(), "ann@example.com", "correct horse battery")
-	store.Close()
 	if err != nil || a.Name != "Ann" || a.Role != inbox.RoleAgent {
 		t.Fatalf("Authenticate() = %+v, %v", a, err)
 	}
+	// A disabled agent is listed as such.
+	if err := store.RemoveAgent(context.Background(), a.ID); err != nil {
+		t.Fatalf("RemoveAgent() = %v", err)
+	}
+	store.Close()
 
 	code, stdout, _ = runCmd(t, "agent", "list")
-	if code != 0 || !strings.Contains(stdout, "ann@example.com") || !strings.Contains(stdout, "admin") || !strings.HasPrefix(stdout, "ID ") {
+	if code != 0 || !strings.Contains(stdout, "ann@example.com") || !strings.Contains(stdout, "admin") || !strings.HasPrefix(stdout, "ID ") ||
+		!regexp.MustCompile(`(?m)^1 +ann@example.com +Ann +agent +disabled$`).MatchString(stdout) ||
+		!regexp.MustCompile(`(?m)^2 +boss@example.com +Boss +admin +enabled$`).MatchString(stdout) {
 		t.Errorf("agent list: exit %d, stdout:\n%s", code, stdout)
 	}
 
