@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,9 +32,15 @@ func TestDashboardSide(t *testing.T) {
 	t.Run("profile", func(t *testing.T) { testProfile(t, browser) })
 }
 
-// shots saves the page at both sizes the dashboard is made for.
+// shots saves the page at both sizes the dashboard is made for, from its
+// top, without the notification banner (a person says "Not now" once).
 func (p *page) shots(name string) {
 	p.t.Helper()
+	if eval[bool](p, `!document.getElementById("banner").hidden`) {
+		p.click("Not now", pageButton("#banner", "Not now"))
+		p.waitJS("the banner gone", `document.getElementById("banner").hidden`)
+	}
+	p.do("scroll to the top", chromedp.Evaluate[chromedp.Void](`document.querySelectorAll(".view").forEach((v) => (v.scrollTop = 0))`))
 	for _, sz := range [][2]int64{{1440, 900}, {1280, 720}} {
 		p.do("resize", chromedp.EmulateViewport(sz[0], sz[1]))
 		p.screenshot(fmt.Sprintf("%s-%dx%d", name, sz[0], sz[1]))
@@ -186,6 +193,19 @@ func testReports(t *testing.T, browser context.Context) {
 	if err := s.store.Leave(ctx, v.Conversation.ID, ann.ID); err != nil {
 		t.Fatalf("Leave() = %v", err)
 	}
+	// A colleague with two rated conversations, for a second row.
+	bob := s.newAgentAccount("bob@example.com", "Bob Agent", inbox.RoleAgent)
+	for i, score := range []int{4, 2} {
+		w := s.newVisitor(fmt.Sprintf("Walt %d", i), inbox.Facts{})
+		for _, step := range []func(context.Context, int64, int64) error{s.store.Join, s.store.Leave} {
+			if err := step(ctx, w.Conversation.ID, bob.ID); err != nil {
+				t.Fatalf("Join/Leave() = %v", err)
+			}
+		}
+		if _, err := s.store.Rate(ctx, w.Conversation.ID, score, ""); err != nil {
+			t.Fatalf("Rate() = %v", err)
+		}
+	}
 
 	p := openDashboard(t, browser, s, "#/reports")
 	p.login("ann@example.com")
@@ -207,6 +227,10 @@ func testReports(t *testing.T, browser context.Context) {
 		t.Fatalf("average = %q, want 5.00", got)
 	}
 	p.waitJS("the chart's bars", `document.querySelectorAll("#view-reports svg.chart rect").length > 0`)
+	bobRow := fmt.Sprintf(`#view-reports tr[data-agent="%d"]`, bob.ID)
+	if got := eval[string](p, q(bobRow+" td.ratings")+`.textContent + " " + `+q(bobRow+" td.average")+`.textContent`); got != "2 3.00" {
+		t.Fatalf("Bob's ratings and average = %q, want 2 3.00", got)
+	}
 	p.click("1 comment", pageButton(row, "1 comment"))
 	p.waitJS("the comment as text", q("#view-reports .comments .comment")+`?.textContent === "Quick and <b>kind</b>"`)
 	p.noScriptRan()
@@ -221,7 +245,7 @@ func testReports(t *testing.T, browser context.Context) {
 		from.value = "2020-01-01"; to.value = "2020-01-31";
 	})()`))
 	p.click("Apply", pageButton("#view-reports", "Apply"))
-	p.waitJS("an empty period", q(row)+` === null`)
+	p.waitJS("an empty period", q(row+" td.joined")+`?.textContent === "0" && `+q(row+" td.ratings")+`?.textContent === "0"`)
 	p.click("Last 30 days", pageButton("#view-reports", "Last 30 days"))
 	p.waitJS("30 days", q(row+" td.ratings")+`?.textContent === "1"`)
 
@@ -274,6 +298,14 @@ func testAdmin(t *testing.T, browser context.Context) {
 		t.Fatalf("Carl is not stored as an agent: %+v", agents)
 	}
 	row := fmt.Sprintf(`#view-admin tr[data-agent="%d"]`, carl.ID)
+	login := func() int {
+		res, err := http.Post(s.URL+"/api/v1/auth/login", "application/json", strings.NewReader(`{"email": "carl@example.com", "password": "a long enough password"}`))
+		if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
 	p.shots("admin")
 
 	// Disable him, after confirming: he cannot log in.
@@ -284,15 +316,18 @@ func testAdmin(t *testing.T, browser context.Context) {
 	if a, err := s.store.Agent(ctx, carl.ID); err != nil || a.DeactivatedAt == nil {
 		t.Fatalf("Agent() after Disable = %+v, %v; want deactivated", a, err)
 	}
+	if code := login(); code != http.StatusUnauthorized {
+		t.Fatalf("Carl's login while disabled = %d, want 401", code)
+	}
 	// Enable him again.
 	p.click("Enable", pageButton(row, "Enable"))
 	p.waitJS("Carl enabled", q(row+" .badge")+`?.textContent === "Active"`)
 	if a, err := s.store.Agent(ctx, carl.ID); err != nil || a.DeactivatedAt != nil {
 		t.Fatalf("Agent() after Enable = %+v, %v; want active", a, err)
 	}
-	c := openDashboard(t, browser, s, "")
-	c.login("carl@example.com")
-	c.noScriptRan()
+	if code := login(); code != http.StatusOK {
+		t.Fatalf("Carl's login after Enable = %d, want 200", code)
+	}
 
 	// The saved replies and the quarantine are there.
 	p.click("Saved replies", pageButton("#view-admin", "Saved replies"))
@@ -326,8 +361,10 @@ func testProfile(t *testing.T, browser context.Context) {
 	p.login("ann@example.com")
 	name := q(`#view-profile input[name="name"]`)
 	p.waitJS("the profile", name+`?.value === "Ann Agent"`)
-	p.do("clear the name", chromedp.Evaluate[chromedp.Void](name+`.value = ""`))
-	p.keys(name, "Ann from Support")
+	// Select the name and type over it, as a person does.
+	p.focus(name)
+	p.do("select the name", chromedp.Evaluate[chromedp.Void](name+`.select()`))
+	p.do("type the new name", chromedp.KeyEvent("Ann from Support"))
 	p.click("Save name", pageButton("#view-profile", "Save name"))
 	v.waitJS("the new name in the widget", root+`.querySelector(".agent-name")?.textContent === "Ann from Support"`)
 	p.waitJS("the new name in the me-menu", q("#me-name")+`.textContent === "Ann from Support"`)

@@ -83,6 +83,10 @@ export function mount(el, ctx) {
 		field("Name", name, "What customers see next to your replies, in the chat and in your emails."),
 		h("div", { class: "form-buttons" }, nameStatus, nameSave),
 	);
+	// What the agent typed is theirs until saved: a fresher agent from
+	// the socket does not overwrite it.
+	let nameEdited = false;
+	name.addEventListener("input", () => (nameEdited = true));
 	nameForm.addEventListener("submit", async (e) => {
 		e.preventDefault();
 		nameSave.disabled = true;
@@ -90,6 +94,7 @@ export function mount(el, ctx) {
 			const agent = await ctx.api("PATCH", "/agents/me", { name: name.value });
 			markInvalid(nameForm, null);
 			name.value = agent.name;
+			nameEdited = false;
 			saved(agent);
 			nameStatus.ok("Saved. Customers see the new name from now on.");
 		} catch (err) {
@@ -206,7 +211,7 @@ export function mount(el, ctx) {
 	function fill() {
 		const me = ctx.me() || {};
 		const s = me.settings || { notifications: "all", sound: true };
-		if (document.activeElement !== name) name.value = me.name || "";
+		if (!nameEdited) name.value = me.name || "";
 		for (const r of radios) r.checked = r.value === (s.notifications || "all");
 		sound.checked = s.sound !== false;
 		account.replaceChildren(
