@@ -48,6 +48,19 @@ func (p *page) shots(name string) {
 	p.do("resize", chromedp.EmulateViewport(1440, 900))
 }
 
+// fillForm types over the fields of a form, given as name, value pairs,
+// and presses its submit button.
+func (p *page) fillForm(form string, nameValues ...string) {
+	p.t.Helper()
+	for i := 0; i < len(nameValues); i += 2 {
+		el := q(form + ` [name="` + nameValues[i] + `"]`)
+		p.focus(el)
+		p.do("select "+nameValues[i], chromedp.Evaluate[chromedp.Void](el+`.select()`))
+		p.do("type "+nameValues[i], chromedp.KeyEvent(nameValues[i+1]))
+	}
+	p.click("submit", q(form+` button[type=submit]`))
+}
+
 // xssName is a contact's name that would run script if it were HTML.
 const xssName = `Eve <img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`
 
@@ -282,10 +295,7 @@ func testAdmin(t *testing.T, browser context.Context) {
 
 	// Add an agent.
 	p.click("Add agent", pageButton("#view-admin", "Add agent"))
-	p.keys(q(`#view-admin form [name="name"]`), "Carl <i>New</i>")
-	p.keys(q(`#view-admin form [name="email"]`), "carl@example.com")
-	p.keys(q(`#view-admin form [name="password"]`), "a long enough password")
-	p.click("Add agent (submit)", `document.querySelector("#view-admin form button[type=submit]")`)
+	p.fillForm("#view-admin form", "name", "Carl <i>New</i>", "email", "carl@example.com", "password", "a long enough password")
 	p.waitJS("Carl in the table", `[...document.querySelectorAll("#view-admin table.agents .op-name")].some((e) => e.textContent === "Carl <i>New</i>")`)
 	var carl inbox.Agent
 	agents, _ := s.store.Agents(ctx)
@@ -332,10 +342,7 @@ func testAdmin(t *testing.T, browser context.Context) {
 	// The saved replies and the quarantine are there.
 	p.click("Saved replies", pageButton("#view-admin", "Saved replies"))
 	p.click("Add saved reply", pageButton("#view-admin", "Add saved reply"))
-	p.keys(q(`#view-admin form [name="shortcut"]`), "refund")
-	p.keys(q(`#view-admin form [name="title"]`), "Refunds")
-	p.keys(q(`#view-admin form [name="text"]`), "Refunds take 5 days.")
-	p.click("Add saved reply (submit)", `document.querySelector("#view-admin form button[type=submit]")`)
+	p.fillForm("#view-admin form", "shortcut", "refund", "title", "Refunds", "text", "Refunds take 5 days.")
 	p.waitJS("the saved reply", `[...document.querySelectorAll("#view-admin .shortcut")].some((e) => e.textContent === "/refund")`)
 	p.click("Mail quarantine", pageButton("#view-admin", "Mail quarantine"))
 	p.waitJS("the quarantine", `document.querySelector("#view-admin").innerText.includes("The quarantine is empty.")`)
@@ -361,11 +368,7 @@ func testProfile(t *testing.T, browser context.Context) {
 	p.login("ann@example.com")
 	name := q(`#view-profile input[name="name"]`)
 	p.waitJS("the profile", name+`?.value === "Ann Agent"`)
-	// Select the name and type over it, as a person does.
-	p.focus(name)
-	p.do("select the name", chromedp.Evaluate[chromedp.Void](name+`.select()`))
-	p.do("type the new name", chromedp.KeyEvent("Ann from Support"))
-	p.click("Save name", pageButton("#view-profile", "Save name"))
+	p.fillForm(`#view-profile form[aria-labelledby="profile-name-title"]`, "name", "Ann from Support")
 	v.waitJS("the new name in the widget", root+`.querySelector(".agent-name")?.textContent === "Ann from Support"`)
 	p.waitJS("the new name in the me-menu", q("#me-name")+`.textContent === "Ann from Support"`)
 
@@ -379,11 +382,7 @@ func testProfile(t *testing.T, browser context.Context) {
 	// The password: a wrong confirmation is caught here, a wrong current
 	// one by the server, then it changes.
 	pw := func(cur, next, confirm string) {
-		for sel, val := range map[string]string{"current_password": cur, "new_password": next, "confirm_password": confirm} {
-			p.do("clear "+sel, chromedp.Evaluate[chromedp.Void](q(`#view-profile [name="`+sel+`"]`)+`.value = ""`))
-			p.keys(q(`#view-profile [name="`+sel+`"]`), val)
-		}
-		p.click("Change password", pageButton("#view-profile", "Change password"))
+		p.fillForm(`#view-profile form[aria-labelledby="profile-password-title"]`, "current_password", cur, "new_password", next, "confirm_password", confirm)
 	}
 	pw(password, "new password 1234", "new password 12345")
 	p.waitJS("the confirmation refused", q(`#view-profile [name="confirm_password"]`)+`.getAttribute("aria-invalid") === "true"`)

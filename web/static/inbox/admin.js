@@ -6,10 +6,10 @@
 // page to admins only, and the API refuses agents anyway. Deleting a
 // conversation is in the thread's header, erasing a contact in the
 // visitor panel. All user text is set as text.
-import { h, icon } from "/static/shared/dom.js";
-import { dateTime, timeEl } from "./when.js";
+import { h, icon, formatSize } from "/static/shared/dom.js";
+import { timeEl } from "./when.js";
 import { confirmDialog } from "./dialog.js";
-import { formatSize } from "/static/shared/dom.js";
+import { field, markInvalid } from "./form.js";
 
 const I = {
 	plus: "M12 5v14M5 12h14",
@@ -24,23 +24,11 @@ const SECTIONS = [
 
 const PRESENCE = { online: "Online", idle: "Idle", offline: "Offline" };
 
-// field is a labelled input of a form; its name is the API's field name,
-// so that an APIError's field finds it.
-function field(label, input, hint) {
-	return h("label", { class: "field" }, h("span", { class: "field-label", text: label }), input, hint ? h("span", { class: "field-hint", text: hint }) : null);
-}
-
-// formError shows an API error in a form: under the field it names, or
-// else at the form's foot.
+// formError shows an API error in a form: on the field it names, and
+// its text at the form's foot.
 function formError(form, foot, err) {
-	for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
 	foot.textContent = err ? err.message : "";
-	if (!err) return;
-	const input = err.field && form.querySelector(`[name="${CSS.escape(err.field)}"]`);
-	if (input) {
-		input.setAttribute("aria-invalid", "true");
-		input.focus();
-	}
+	markInvalid(form, err && err.field);
 }
 
 export function mount(el, ctx) {

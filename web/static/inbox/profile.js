@@ -6,16 +6,13 @@
 // the shell and the notifier use it at once. All user text is set as
 // text.
 import { h } from "/static/shared/dom.js";
+import { field, markInvalid } from "./form.js";
 
 const NOTIFICATIONS = [
 	{ value: "all", label: "All", text: "New conversations, new messages in Unassigned ones, and messages in conversations I joined." },
 	{ value: "mine", label: "Mine only", text: "Only messages in conversations I joined." },
 	{ value: "off", label: "Off", text: "No notifications and no sound." },
 ];
-
-function field(label, input, hint) {
-	return h("label", { class: "field" }, h("span", { class: "field-label", text: label }), input, hint ? h("span", { class: "field-hint", text: hint }) : null);
-}
 
 // status is a line under a form that says it saved, or why not.
 function status() {
@@ -34,15 +31,6 @@ function status() {
 	};
 	el.clear = () => (el.textContent = "");
 	return el;
-}
-
-function markInvalid(form, name) {
-	for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-	const input = name && form.querySelector(`[name="${CSS.escape(name)}"]`);
-	if (input) {
-		input.setAttribute("aria-invalid", "true");
-		input.focus();
-	}
 }
 
 // testSound asks notify.js to play its notification sound, from this
