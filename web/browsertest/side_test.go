@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // The dashboard's side views in a browser (issue 13 items 1, 7, 9, 10):
@@ -59,6 +60,19 @@ func (p *page) fillForm(form string, nameValues ...string) {
 		p.do("type "+nameValues[i], chromedp.KeyEvent(nameValues[i+1]))
 	}
 	p.click("submit", q(form+` button[type=submit]`))
+}
+
+// waitFile returns the content of a file being downloaded, once it is
+// there whole (Chromium writes it under another name and renames it).
+func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	var b []byte
+	inboxtest.Eventually(t, "the download "+filepath.Base(path), func() bool {
+		var err error
+		b, err = os.ReadFile(path)
+		return err == nil
+	})
+	return string(b)
 }
 
 // xssName is a contact's name that would run script if it were HTML.
@@ -266,18 +280,9 @@ func testReports(t *testing.T, browser context.Context) {
 	dir := t.TempDir()
 	p.allowDownloads(dir)
 	p.click("Export CSV", `[...document.querySelectorAll("#view-reports a")].find((a) => a.textContent.trim() === "Export CSV")`)
-	var csv string
-	deadline := time.Now().Add(10 * time.Second)
-	for csv == "" && time.Now().Before(deadline) {
-		files, _ := filepath.Glob(filepath.Join(dir, "operators-*.csv"))
-		if len(files) == 1 {
-			b, _ := os.ReadFile(files[0])
-			csv = string(b)
-		}
-		if csv == "" {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	files := func() []string { f, _ := filepath.Glob(filepath.Join(dir, "operators-*.csv")); return f }
+	inboxtest.Eventually(t, "the CSV download", func() bool { return len(files()) == 1 })
+	csv := waitFile(t, files()[0])
 	if !strings.Contains(csv, "Ann Admin") {
 		t.Fatalf("the CSV download has no row of Ann Admin: %q", csv)
 	}
@@ -346,6 +351,24 @@ func testAdmin(t *testing.T, browser context.Context) {
 	p.waitJS("the saved reply", `[...document.querySelectorAll("#view-admin .shortcut")].some((e) => e.textContent === "/refund")`)
 	p.click("Mail quarantine", pageButton("#view-admin", "Mail quarantine"))
 	p.waitJS("the quarantine", `document.querySelector("#view-admin").innerText.includes("The quarantine is empty.")`)
+
+	// A quarantined mail: listed with its reason as text, its raw source
+	// downloaded.
+	raw := "From: x@example.com\r\nSubject: broken\r\n\r\n\xff\xfe body"
+	qm, err := s.store.Quarantine(ctx, inbox.QuarantinedEmail{Mailbox: "support", Folder: "INBOX", UIDValidity: 1, UID: 7, Reason: "unreadable <script>window.__pwned=3</script>", Raw: []byte(raw)})
+	if err != nil {
+		t.Fatalf("Quarantine() = %v", err)
+	}
+	p.click("Agents", pageButton("#view-admin", "Agents"))
+	p.click("Mail quarantine", pageButton("#view-admin", "Mail quarantine"))
+	qrow := fmt.Sprintf(`#view-admin tr[data-quarantine="%d"]`, qm.ID)
+	p.waitJS("the quarantined mail", q(qrow+" .reason")+`?.textContent === "unreadable <script>window.__pwned=3</script>"`)
+	dir := t.TempDir()
+	p.allowDownloads(dir)
+	p.click("Download raw", `document.querySelector(`+jsString(qrow+" a")+`)`)
+	if got := waitFile(t, filepath.Join(dir, fmt.Sprintf("quarantine-%d.eml", qm.ID))); got != raw {
+		t.Fatalf("the raw download = %q, want %q", got, raw)
+	}
 	p.noScriptRan()
 }
 
