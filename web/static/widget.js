@@ -694,7 +694,6 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 	let blockedUntil = 0; // after 4429: no socket before then
 	let refused = false; // the last close was on a frame sent
 	let last = null; // the last frame sent on ws
-	let kick = false; // back online while a try was under way: the next try is at once
 	function connect() {
 		wanted = true;
 		clearTimeout(retry);
@@ -752,8 +751,7 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
 		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
-		retry = setTimeout(connect, Math.max(kick ? 0 : Math.random() * cap, blockedUntil - Date.now()));
-		kick = false;
+		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
 	}
 	function send(frame) {
 		if (!ready) return false;
@@ -771,8 +769,14 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 		}
 	}
 	window.addEventListener("online", () => {
-		if (wanted && !ws) connect();
-		else if (wanted && !ready) kick = true;
+		if (!wanted || ready) return;
+		if (ws) {
+			const s = ws;
+			s.onclose = null;
+			s.close();
+			ws = null;
+		}
+		connect();
 	});
 	return { connect, send, close, ready: () => ready };
 }

@@ -131,9 +131,8 @@ function route() {
   if (!agent || ended) return;
   const hash = location.hash;
   const m = /^#\/c\/(\d+)$/.exec(hash);
-  let name = "conversations";
-  if (m) name = "conversations";
-  else if (hash === "#/reports") name = "reports";
+  let name = "conversations"; // #/c/ID, #/ and anything unknown
+  if (hash === "#/reports") name = "reports";
   else if (hash === "#/profile") name = "profile";
   else if (hash === "#/admin") {
     if (ctx.isAdmin()) name = "admin";
@@ -231,7 +230,25 @@ bus.on("agent_presence", (p) => {
 bus.on("status", (st) => {
   $("conn-status").textContent = st === "reconnecting" ? "Reconnecting\u2026" : "";
   renderMe();
+  // A session that ended while the socket was away refuses the upgrade
+  // with a 401, which a browser reports as a plain drop: ask the API,
+  // whose 401 ends the session here.
+  if (st === "reconnecting" && !ended) checkSession();
 });
+
+let checking = false;
+async function checkSession() {
+  if (checking) return;
+  checking = true;
+  try {
+    const s = await api("GET", "/auth/session");
+    session = { ...session, ...s };
+  } catch {
+    // 401: session-ended is emitted; otherwise the server is away.
+  } finally {
+    checking = false;
+  }
+}
 bus.on("hello", (f) => {
   if (f.agent && agent && f.agent.id === agent.id) setMe(f.agent);
   loadAgents();
