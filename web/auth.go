@@ -138,9 +138,8 @@ func (s *Server) login(c echo.Context) error {
 	if err := required("password", req.Password); err != nil {
 		return err
 	}
-	if wait, ok := s.allowLogin(c.RealIP(), strings.ToLower(strings.TrimSpace(req.Email))); !ok {
-		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(ratelimit.RetryAfter(wait)))
-		return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; try again later")
+	if err := s.limitLogin(c, strings.ToLower(strings.TrimSpace(req.Email)), "login"); err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	agent, err := s.store.Authenticate(ctx, req.Email, req.Password)
@@ -198,9 +197,8 @@ func (s *Server) changePassword(c echo.Context) error {
 		return err
 	}
 	agent := agentOf(c)
-	if wait, ok := s.allowLogin(c.RealIP(), agent.Email); !ok {
-		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(ratelimit.RetryAfter(wait)))
-		return echo.NewHTTPError(http.StatusTooManyRequests, "too many password attempts; try again later")
+	if err := s.limitLogin(c, agent.Email, "password"); err != nil {
+		return err
 	}
 	err := s.store.ChangePassword(c.Request().Context(), agent.ID, sessionOf(c).ID, req.CurrentPassword, req.NewPassword)
 	if err != nil {
@@ -279,6 +277,17 @@ func (s *Server) setup(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, agent)
+}
+
+// limitLogin takes one attempt at a password (what: "login" or
+// "password") from the client IP's and the email's budgets, or answers
+// 429 with Retry-After when either is spent.
+func (s *Server) limitLogin(c echo.Context, email, what string) error {
+	if wait, ok := s.allowLogin(c.RealIP(), email); !ok {
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(ratelimit.RetryAfter(wait)))
+		return echo.NewHTTPError(http.StatusTooManyRequests, "too many "+what+" attempts; try again later")
+	}
+	return nil
 }
 
 // allowLogin takes one login attempt from both the client IP's and the

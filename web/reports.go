@@ -41,14 +41,19 @@ func (s *Server) reportPeriod(c echo.Context) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
+// readReport computes the operator report of the request's period.
+func (s *Server) readReport(c echo.Context) (inbox.OperatorsReport, error) {
+	from, to, err := s.reportPeriod(c)
+	if err != nil {
+		return inbox.OperatorsReport{}, err
+	}
+	return s.store.OperatorsReport(c.Request().Context(), from, to)
+}
+
 // operatorsReport answers Reports > Operators for a period (every agent):
 // inbox.OperatorsReport has the figures and the first response rule.
 func (s *Server) operatorsReport(c echo.Context) error {
-	from, to, err := s.reportPeriod(c)
-	if err != nil {
-		return err
-	}
-	rep, err := s.store.OperatorsReport(c.Request().Context(), from, to)
+	rep, err := s.readReport(c)
 	if err != nil {
 		return err
 	}
@@ -64,11 +69,7 @@ var operatorsCSVHeader = []string{"agent_id", "name", "disabled", "conversations
 // figure that does not exist (no rating, no response). Text cells are
 // neutralised against formula injection (csvText).
 func (s *Server) operatorsReportCSV(c echo.Context) error {
-	from, to, err := s.reportPeriod(c)
-	if err != nil {
-		return err
-	}
-	rep, err := s.store.OperatorsReport(c.Request().Context(), from, to)
+	rep, err := s.readReport(c)
 	if err != nil {
 		return err
 	}
