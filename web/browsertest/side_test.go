@@ -55,7 +55,8 @@ func (p *page) fillForm(form string, nameValues ...string) {
 	p.t.Helper()
 	for i := 0; i < len(nameValues); i += 2 {
 		el := q(form + ` [name="` + nameValues[i] + `"]`)
-		p.focus(el)
+		p.click(nameValues[i], el)
+		p.waitJS(nameValues[i]+" focused", `document.activeElement === `+el)
 		p.do("select "+nameValues[i], chromedp.Evaluate[chromedp.Void](el+`.select()`))
 		p.do("type "+nameValues[i], chromedp.KeyEvent(nameValues[i+1]))
 	}
@@ -397,7 +398,7 @@ func testProfile(t *testing.T, browser context.Context) {
 
 	// Notifications: mine only, no sound; kept by the server.
 	p.click("Mine only", `document.querySelector('#view-profile input[value="mine"]')`)
-	p.waitJS("saved", q("#view-profile .form-status.success")+` !== null`)
+	p.waitJS("saved", q(`#view-profile form[aria-labelledby="profile-notify-title"] .form-status.success`)+` !== null`)
 	p.click("Play a sound", `document.querySelector('#view-profile input[name="sound"]')`)
 	p.waitJS("the sound off", `window.microchat.ctx.me().settings?.sound === false && window.microchat.ctx.me().settings?.notifications === "mine"`)
 	p.shots("profile")

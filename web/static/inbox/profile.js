@@ -149,17 +149,36 @@ export function mount(el, ctx) {
 		setStatus,
 	);
 	setForm.addEventListener("submit", (e) => e.preventDefault());
-	setForm.addEventListener("change", async (e) => {
-		if (e.target !== sound && !radios.includes(e.target)) return;
-		const settings = { notifications: radios.find((r) => r.checked)?.value || "all", sound: sound.checked };
+	// The settings are saved one request at a time, the latest choice
+	// last: a change made while one is being saved is sent after it, and
+	// the form is not reset from the agent meanwhile.
+	let saving = false;
+	let again = false;
+	async function saveSettings() {
+		if (saving) {
+			again = true;
+			return;
+		}
+		saving = true;
 		try {
-			const agent = await ctx.api("PATCH", "/agents/me", { settings });
-			saved(agent);
-			setStatus.ok("Saved.");
+			do {
+				again = false;
+				const settings = { notifications: radios.find((r) => r.checked)?.value || "all", sound: sound.checked };
+				const agent = await ctx.api("PATCH", "/agents/me", { settings });
+				if (!again) {
+					saving = false;
+					saved(agent);
+					setStatus.ok("Saved.");
+				}
+			} while (again);
 		} catch (err) {
+			saving = false;
 			setStatus.fail(err);
 			fill();
 		}
+	}
+	setForm.addEventListener("change", (e) => {
+		if (e.target === sound || radios.includes(e.target)) saveSettings();
 	});
 	test.addEventListener("click", () => {
 		try {
@@ -200,8 +219,10 @@ export function mount(el, ctx) {
 		const me = ctx.me() || {};
 		const s = me.settings || { notifications: "all", sound: true };
 		if (!nameEdited) name.value = me.name || "";
-		for (const r of radios) r.checked = r.value === (s.notifications || "all");
-		sound.checked = s.sound !== false;
+		if (!saving) {
+			for (const r of radios) r.checked = r.value === (s.notifications || "all");
+			sound.checked = s.sound !== false;
+		}
 		account.replaceChildren(
 			h("div", {}, h("dt", { text: "Email" }), h("dd", { text: me.email || "" })),
 			h("div", {}, h("dt", { text: "Role" }), h("dd", { text: me.role === "admin" ? "Admin" : "Agent" })),
