@@ -80,10 +80,11 @@ func waitFile(t *testing.T, path string) string {
 const xssName = `Eve <img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`
 
 // newVisitor creates a visitor with a chat conversation through the
-// store, as the widget's start would, with facts and pages viewed.
+// store, as the widget's start would, with facts and pages viewed; their
+// email is their first name at customer.test.
 func (s *server) newVisitor(name string, facts inbox.Facts, pages ...inbox.NewPageView) inbox.VisitorStart {
 	s.t.Helper()
-	v, err := s.store.StartVisitor(context.Background(), inbox.NewVisitor{Name: name, Email: "eve@customer.test", Phone: "+33 1 23 45 67 89", Facts: facts, Pages: pages}, time.Hour)
+	v, err := s.store.StartVisitor(context.Background(), inbox.NewVisitor{Name: name, Email: strings.ToLower(strings.Fields(name)[0]) + "@customer.test", Phone: "+33 1 23 45 67 89", Facts: facts, Pages: pages}, time.Hour)
 	if err != nil {
 		s.t.Fatalf("StartVisitor() = %v", err)
 	}
@@ -157,7 +158,22 @@ func testVisitorPanel(t *testing.T, browser context.Context) {
 		t.Fatalf("SetContactOnline() = %v", err)
 	}
 	p.waitJS("the contact online", q("#visitor .vp-presence.online")+` !== null && `+q("#visitor .vp-last-seen")+`?.textContent === "Now"`)
+
+	// The screenshots show a visitor as most are: a plain name, a
+	// browser, pages.
+	jonas := s.newVisitor("Jonas Becker", inbox.Facts{Browser: "Chrome", BrowserVersion: "131.0", OS: "macOS", IP: "198.51.100.23", Country: "FR"},
+		inbox.NewPageView{URL: "https://shop.example/", Title: "Example Shop — Coffee machines", At: ago(14 * time.Minute)},
+		inbox.NewPageView{URL: "https://shop.example/products/espresso-pro", Title: "Espresso Pro 9000", At: ago(8 * time.Minute)},
+		inbox.NewPageView{URL: "https://shop.example/pricing", Title: "Pricing and delivery", At: ago(2 * time.Minute)},
+	)
+	if err := s.store.SetContactOnline(ctx, jonas.Contact.ID, true); err != nil {
+		t.Fatalf("SetContactOnline() = %v", err)
+	}
+	p.do("open Jonas", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = "#/c/%d"`, jonas.Conversation.ID)))
+	p.waitJS("Jonas's panel", fmt.Sprintf(`%s.dataset.contact === "%d" && !!%s.querySelector(".vp-pages") && !!%s`, panel, jonas.Contact.ID, panel, q(`#visitor [data-country="FR"].marked`)))
 	p.shots("visitor-panel")
+	p.do("back to Eve", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = "#/c/%d"`, v.Conversation.ID)))
+	p.waitJS("Eve's panel", fmt.Sprintf(`%s.dataset.contact === "%d" && !!%s.querySelector(".vp-pages")`, panel, v.Contact.ID, panel))
 
 	// The contact's other conversation opens from the panel.
 	link := fmt.Sprintf(`#visitor a[data-conversation="%d"]`, other.ID)
