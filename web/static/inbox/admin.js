@@ -387,7 +387,9 @@ export function mount(el, ctx) {
 		const a = agents.find((x) => x.id === p.agent_id);
 		if (!a || a.presence === p.presence) return;
 		a.presence = p.presence;
-		if (shown && section === "agents" && !adding) renderAgents();
+		// In place: a select or form being used stays as it is.
+		const cell = panel.querySelector(`tr[data-agent="${a.id}"] td.presence`);
+		if (cell && !a.disabled) cell.replaceChildren(h("span", { class: `presence-dot ${p.presence}`, "aria-hidden": "true" }), PRESENCE[p.presence] || p.presence);
 	});
 
 	renderTabs();
