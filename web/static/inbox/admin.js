@@ -24,6 +24,11 @@ const SECTIONS = [
 
 const PRESENCE = { online: "Online", idle: "Idle", offline: "Offline" };
 
+// presenceLabel is a presence's dot and word.
+function presenceLabel(p) {
+	return [h("span", { class: `presence-dot ${p}`, "aria-hidden": "true" }), PRESENCE[p] || p];
+}
+
 // formError shows an API error in a form: on the field it names, and
 // its text at the form's foot.
 function formError(form, foot, err) {
@@ -151,7 +156,7 @@ export function mount(el, ctx) {
 				),
 			),
 			h("td", {}, role),
-			h("td", { class: "presence" }, h("span", { class: `presence-dot ${presence}`, "aria-hidden": "true" }), PRESENCE[presence] || presence),
+			h("td", { class: "presence" }, presenceLabel(presence)),
 			h("td", {}, h("span", { class: `badge ${a.disabled ? "off" : "on"}`, text: a.disabled ? "Disabled" : "Active" })),
 			h("td", { class: "actions" }, toggle),
 		);
@@ -389,7 +394,7 @@ export function mount(el, ctx) {
 		a.presence = p.presence;
 		// In place: a select or form being used stays as it is.
 		const cell = panel.querySelector(`tr[data-agent="${a.id}"] td.presence`);
-		if (cell && !a.disabled) cell.replaceChildren(h("span", { class: `presence-dot ${p.presence}`, "aria-hidden": "true" }), PRESENCE[p.presence] || p.presence);
+		if (cell && !a.disabled) cell.replaceChildren(...presenceLabel(p.presence));
 	});
 
 	renderTabs();
