@@ -23,15 +23,20 @@ import (
 //	MICROCHAT_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	  CGO_ENABLED=0 go test -run '^$' -bench Append -benchtime 20000x ./inbox/
 func BenchmarkAppend(b *testing.B) {
+	onEngines(b, func(b *testing.B, s *inbox.Store) {
+		b.Run("baseline_raw_insert", func(b *testing.B) { benchRawInsert(b, s) })
+		b.Run("inbox_1000_conversations", func(b *testing.B) { benchInbox(b, s) })
+	})
+}
+
+// onEngines runs fn as a sub-benchmark on a fresh store of each database,
+// "sqlite" and "postgres".
+func onEngines(b *testing.B, fn func(b *testing.B, s *inbox.Store)) {
 	for _, engine := range []struct {
 		name string
 		url  func(testing.TB) string
 	}{{"sqlite", inboxtest.SQLiteURL}, {"postgres", inboxtest.PostgresURL}} {
-		b.Run(engine.name, func(b *testing.B) {
-			s := inboxtest.Open(b, engine.url(b), nil)
-			b.Run("baseline_raw_insert", func(b *testing.B) { benchRawInsert(b, s) })
-			b.Run("inbox_1000_conversations", func(b *testing.B) { benchInbox(b, s) })
-		})
+		b.Run(engine.name, func(b *testing.B) { fn(b, inboxtest.Open(b, engine.url(b), nil)) })
 	}
 }
 

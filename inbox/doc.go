@@ -15,7 +15,9 @@
 //     the conversation is closed and the contact is offered a rating, which
 //     counts for every agent who took part. A contact the widget cannot
 //     offer it to (offline, or an email conversation) is sent it by email
-//     with signed single-use rating links (continuity.go).
+//     with signed single-use rating links (continuity.go). The operator
+//     report (reports.go) counts joins, ratings and each agent's first
+//     response after a join; a private note is never a response.
 //  4. Return: a contact message in a conversation without participants puts
 //     it (back) in Unassigned, reopening it if it was closed, with its whole
 //     history.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/microdeets/microchat/inbox"
-	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // BenchmarkOperatorsReport times Reports > Operators over a database of
@@ -25,47 +24,41 @@ import (
 //	MICROCHAT_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	  CGO_ENABLED=0 go test -run '^$' -bench OperatorsReport -benchtime 20x -timeout 30m ./inbox/
 func BenchmarkOperatorsReport(b *testing.B) {
-	for _, engine := range []struct {
-		name string
-		url  func(testing.TB) string
-	}{{"sqlite", inboxtest.SQLiteURL}, {"postgres", inboxtest.PostgresURL}} {
-		b.Run(engine.name, func(b *testing.B) {
-			s := inboxtest.Open(b, engine.url(b), nil)
-			const conversations = 100_000
-			end := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-			start := time.Now()
-			seedReports(b, s, conversations, end.Add(-365*24*time.Hour), end)
-			b.Logf("seeded %d conversations in %v", conversations, time.Since(start).Round(time.Millisecond))
-			for _, period := range []struct {
-				name string
-				span time.Duration
-			}{{"30_days", 30 * 24 * time.Hour}, {"366_days", inbox.MaxReportSpan}} {
-				b.Run(period.name, func(b *testing.B) {
-					var lats []time.Duration
-					var rep inbox.OperatorsReport
-					for i := 0; i < b.N; i++ {
-						t := time.Now()
-						var err error
-						if rep, err = s.OperatorsReport(ctx, end.Add(-period.span), end); err != nil {
-							b.Fatalf("OperatorsReport() = %v", err)
-						}
-						lats = append(lats, time.Since(t))
+	onEngines(b, func(b *testing.B, s *inbox.Store) {
+		const conversations = 100_000
+		end := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+		start := time.Now()
+		seedReports(b, s, conversations, end.Add(-365*24*time.Hour), end)
+		b.Logf("seeded %d conversations in %v", conversations, time.Since(start).Round(time.Millisecond))
+		for _, period := range []struct {
+			name string
+			span time.Duration
+		}{{"30_days", 30 * 24 * time.Hour}, {"366_days", inbox.MaxReportSpan}} {
+			b.Run(period.name, func(b *testing.B) {
+				var lats []time.Duration
+				var rep inbox.OperatorsReport
+				for i := 0; i < b.N; i++ {
+					t := time.Now()
+					var err error
+					if rep, err = s.OperatorsReport(ctx, end.Add(-period.span), end); err != nil {
+						b.Fatalf("OperatorsReport() = %v", err)
 					}
-					joined := int64(0)
-					for _, op := range rep.Operators {
-						joined += op.ConversationsJoined
-						if op.MedianFirstResponseSeconds == nil {
-							b.Fatalf("%s has no median", op.Name)
-						}
+					lats = append(lats, time.Since(t))
+				}
+				joined := int64(0)
+				for _, op := range rep.Operators {
+					joined += op.ConversationsJoined
+					if op.MedianFirstResponseSeconds == nil {
+						b.Fatalf("%s has no median", op.Name)
 					}
-					slices.Sort(lats)
-					b.ReportMetric(float64(lats[len(lats)/2].Microseconds())/1000, "p50-ms")
-					b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds())/1000, "p99-ms")
-					b.ReportMetric(float64(joined), "joins")
-				})
-			}
-		})
-	}
+				}
+				slices.Sort(lats)
+				b.ReportMetric(float64(lats[len(lats)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(joined), "joins")
+			})
+		}
+	})
 }
 
 // seedReports stores n conversations between from and to, with their

@@ -92,6 +92,18 @@ func (f *reportFixture) rate(conv int64, score int, comment string) {
 
 func (f *reportFixture) wait(d time.Duration) { f.clock.Advance(d) }
 
+// answered is a new conversation that the agent joins, answers after d
+// and leaves.
+func (f *reportFixture) answered(a inbox.Agent, d time.Duration) int64 {
+	f.t.Helper()
+	c := f.conversation()
+	f.join(c, a)
+	f.wait(d)
+	f.reply(c, a)
+	f.leave(c, a)
+	return c
+}
+
 // The operator report counts, per agent, the conversations joined in the
 // period, the ratings given in it (count, average, distribution, the
 // comments newest first), and the median of the first response times by
@@ -113,12 +125,7 @@ func TestOperatorsReport(t *testing.T) {
 		frank := f.agent("frank", inbox.RoleAgent)
 
 		// Before the period: not counted.
-		c0 := f.conversation()
-		f.join(c0, bob)
-		f.wait(100 * time.Second)
-		f.reply(c0, bob)
-		f.leave(c0, bob)
-		f.rate(c0, 3, "before")
+		f.rate(f.answered(bob, 100*time.Second), 3, "before")
 		from := t0.Add(time.Hour)
 		f.clock.Advance(from.Sub(f.clock.Now()) + time.Hour)
 
@@ -146,20 +153,12 @@ func TestOperatorsReport(t *testing.T) {
 		f.rate(c2, 2, "")
 
 		// Alice 90 s.
-		c3 := f.conversation()
-		f.join(c3, alice)
-		f.wait(90 * time.Second)
-		f.reply(c3, alice)
-		f.leave(c3, alice)
+		c3 := f.answered(alice, 90*time.Second)
 		f.wait(time.Second)
 		f.rate(c3, 4, "ok")
 
 		// Carol 7 s, then disabled: still listed.
-		c4 := f.conversation()
-		f.join(c4, carol)
-		f.wait(7 * time.Second)
-		f.reply(c4, carol)
-		f.leave(c4, carol)
+		f.answered(carol, 7*time.Second)
 
 		// Frank 12 s, still in the conversation (a note at 3 s is no
 		// response either).
@@ -177,16 +176,8 @@ func TestOperatorsReport(t *testing.T) {
 		f.leave(c5, alice)
 
 		// Bob 5 s and 100 s.
-		c7 := f.conversation()
-		f.join(c7, bob)
-		f.wait(5 * time.Second)
-		f.reply(c7, bob)
-		f.leave(c7, bob)
-		c8 := f.conversation()
-		f.join(c8, bob)
-		f.wait(100 * time.Second)
-		f.reply(c8, bob)
-		f.leave(c8, bob)
+		f.answered(bob, 5*time.Second)
+		f.answered(bob, 100*time.Second)
 
 		// Alice joins, leaves without a reply, and the next day joins
 		// again and replies 10 s later: one sample of 10 s, for the second
@@ -217,12 +208,7 @@ func TestOperatorsReport(t *testing.T) {
 		// After the period: not counted.
 		to := t0.Add(48 * time.Hour)
 		f.clock.Advance(to.Sub(f.clock.Now()) + time.Hour)
-		c9 := f.conversation()
-		f.join(c9, bob)
-		f.wait(time.Second)
-		f.reply(c9, bob)
-		f.leave(c9, bob)
-		f.rate(c9, 5, "after")
+		f.rate(f.answered(bob, time.Second), 5, "after")
 
 		rep, err := f.s.OperatorsReport(ctx, from, to)
 		if err != nil {

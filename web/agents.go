@@ -12,7 +12,8 @@ type agentList struct {
 	Agents []inbox.Agent `json:"agents"`
 }
 
-// listAgents returns every agent, by name.
+// listAgents returns every agent, by name, the disabled ones too
+// ("disabled": true), with their presence.
 func (s *Server) listAgents(c echo.Context) error {
 	agents, err := s.store.Agents(c.Request().Context())
 	if err != nil {
@@ -54,44 +55,75 @@ func (s *Server) createAgent(c echo.Context) error {
 	return c.JSON(http.StatusCreated, agent)
 }
 
-type renameRequest struct {
+// selfRequest is the body of PATCH /agents/me; absent fields stay.
+type selfRequest struct {
 	// Name is the display name customers see (1 to 100 bytes once
 	// trimmed; inbox.RenameAgent).
-	Name string `json:"name"`
+	Name     *string          `json:"name"`
+	Settings *settingsRequest `json:"settings"`
 }
 
-// renameSelf sets the logged-in agent's display name.
-func (s *Server) renameSelf(c echo.Context) error {
-	return s.renameAgentID(c, agentOf(c).ID)
+// settingsRequest changes an agent's settings; absent fields stay.
+type settingsRequest struct {
+	// Notifications is "all", "mine" or "off" (inbox.AgentSettings).
+	Notifications *string `json:"notifications"`
+	Sound         *bool   `json:"sound"`
 }
 
-// renameAgent sets another agent's display name (admins).
-func (s *Server) renameAgent(c echo.Context) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	return s.renameAgentID(c, id)
+// agentRequest is the body of PATCH /agents/{id} (admins); absent
+// fields stay.
+type agentRequest struct {
+	Name *string `json:"name"`
+	// Role is "admin" or "agent".
+	Role *string `json:"role"`
+	// Disabled true disables the account (as DELETE), false enables it.
+	Disabled *bool `json:"disabled"`
 }
 
-// renameAgentID renames an agent and answers with the agent. The widgets
-// of the agent's conversations hear of it at once (a presence frame with
-// the new name, inbox.RenameAgent).
-func (s *Server) renameAgentID(c echo.Context, id int64) error {
-	var req renameRequest
+// updateSelf changes the logged-in agent's display name and settings and
+// answers with the agent. The widgets of the agent's conversations hear
+// of a new name at once (a presence frame, inbox.RenameAgent).
+func (s *Server) updateSelf(c echo.Context) error {
+	var req selfRequest
 	if err := bindJSON(c, &req, true); err != nil {
 		return err
 	}
-	agent, err := s.store.RenameAgent(c.Request().Context(), id, req.Name)
+	ch := inbox.AgentChange{Name: req.Name}
+	if req.Settings != nil {
+		ch.Notifications, ch.Sound = req.Settings.Notifications, req.Settings.Sound
+	}
+	agent, err := s.store.UpdateAgent(c.Request().Context(), agentOf(c).ID, ch)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, agent)
 }
 
-// removeAgent deactivates an agent (admins): their sessions end and their
-// sockets close at once; their name stays on their messages. 409 for the
-// last admin.
+// updateAgent changes an agent's name, role or whether they may log in
+// (admins) and answers with the agent. Disabling ends their sessions and
+// closes their sockets (4401) as DELETE does; enabling lets them log in
+// again. The last enabled admin cannot be disabled or demoted (409
+// naming the field).
+func (s *Server) updateAgent(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var req agentRequest
+	if err := bindJSON(c, &req, true); err != nil {
+		return err
+	}
+	agent, err := s.store.UpdateAgent(c.Request().Context(), id, inbox.AgentChange{Name: req.Name, Role: req.Role, Disabled: req.Disabled})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, agent)
+}
+
+// removeAgent disables an agent (admins), as PATCH {"disabled": true}:
+// their sessions end and their sockets close at once; their name stays on
+// their messages. 409 for the last enabled admin, 404 for an agent
+// already disabled.
 func (s *Server) removeAgent(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {

@@ -490,8 +490,8 @@ func (ac *agentConn) transient(ev inbox.Event) bool {
 		return ac.write(agentFrame{Type: "contact_presence", ContactID: p.ContactID, Online: &p.Online})
 	case inbox.EventPresence:
 		var p inbox.AgentPresence
-		if ev.ConversationID != 0 || ev.Decode(&p) != nil {
-			return true
+		if ev.ConversationID != 0 || ev.Decode(&p) != nil || p.AgentID == ac.agentID {
+			return true // the agent's own: their dashboard decides it
 		}
 		return ac.write(agentFrame{Type: "agent_presence", AgentID: p.AgentID, Name: p.Name, Presence: p.Presence})
 	}

@@ -102,10 +102,27 @@ func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// sessionAnswer is the body of login and GET /auth/session.
+// sessionAnswer is the body of login and GET /auth/session: who is
+// logged in, and what the dashboard needs to know before anything else.
 type sessionAnswer struct {
 	Agent     inbox.Agent `json:"agent"`
 	CSRFToken string      `json:"csrf_token"`
+	// ExpiresAt is when the session ends (session.ttl after the login).
+	ExpiresAt time.Time `json:"expires_at"`
+	// IdleAfterSeconds is agents.idle_after: the dashboard reports its
+	// agent idle after this long without activity.
+	IdleAfterSeconds int64 `json:"idle_after_seconds"`
+	// MaxUploadBytes and MaxMessageBytes are limits.max_upload_bytes and
+	// limits.max_message_bytes, which the composer checks before sending.
+	MaxUploadBytes  int64 `json:"max_upload_bytes"`
+	MaxMessageBytes int64 `json:"max_message_bytes"`
+}
+
+// sessionAnswer returns the answer of login and GET /auth/session.
+func (s *Server) sessionAnswer(a inbox.Agent, sess inbox.Session) sessionAnswer {
+	return sessionAnswer{Agent: a, CSRFToken: sess.CSRFToken, ExpiresAt: sess.ExpiresAt.UTC(),
+		IdleAfterSeconds: int64(s.cfg.Agents.IdleAfter.D() / time.Second),
+		MaxUploadBytes:   int64(s.cfg.Limits.MaxUploadBytes), MaxMessageBytes: int64(s.cfg.Limits.MaxMessageBytes)}
 }
 
 type loginRequest struct {
@@ -126,9 +143,8 @@ func (s *Server) login(c echo.Context) error {
 	if err := required("password", req.Password); err != nil {
 		return err
 	}
-	if wait, ok := s.allowLogin(c.RealIP(), strings.ToLower(strings.TrimSpace(req.Email))); !ok {
-		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(ratelimit.RetryAfter(wait)))
-		return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; try again later")
+	if err := s.limitLogin(c, strings.ToLower(strings.TrimSpace(req.Email)), "login"); err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	agent, err := s.store.Authenticate(ctx, req.Email, req.Password)
@@ -144,7 +160,7 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	c.SetCookie(s.sessionCookie(c, token, int(ttl/time.Second)))
-	return c.JSON(http.StatusOK, sessionAnswer{Agent: agent, CSRFToken: sess.CSRFToken})
+	return c.JSON(http.StatusOK, s.sessionAnswer(agent, sess))
 }
 
 // logout deletes the session and expires the cookie.
@@ -160,7 +176,40 @@ func (s *Server) logout(c echo.Context) error {
 // session answers who is logged in, with the CSRF token, for a page that
 // was reloaded.
 func (s *Server) session(c echo.Context) error {
-	return c.JSON(http.StatusOK, sessionAnswer{Agent: agentOf(c), CSRFToken: sessionOf(c).CSRFToken})
+	return c.JSON(http.StatusOK, s.sessionAnswer(agentOf(c), *sessionOf(c)))
+}
+
+type passwordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword sets the logged-in agent's password once the current
+// one is given (403 naming current_password if wrong; 400 naming
+// new_password if too short or long) and ends the agent's other
+// sessions, whose sockets close with 4401 at once; this session stays.
+// Attempts count against the login limits of the client IP and the
+// agent's email, so that a stolen session cannot guess the password.
+func (s *Server) changePassword(c echo.Context) error {
+	var req passwordRequest
+	if err := bindJSON(c, &req, true); err != nil {
+		return err
+	}
+	if err := required("current_password", req.CurrentPassword); err != nil {
+		return err
+	}
+	if err := required("new_password", req.NewPassword); err != nil {
+		return err
+	}
+	agent := agentOf(c)
+	if err := s.limitLogin(c, agent.Email, "password"); err != nil {
+		return err
+	}
+	err := s.store.ChangePassword(c.Request().Context(), agent.ID, sessionOf(c).ID, req.CurrentPassword, req.NewPassword)
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Server) sessionCookie(c echo.Context, value string, maxAge int) *http.Cookie {
@@ -233,6 +282,17 @@ func (s *Server) setup(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, agent)
+}
+
+// limitLogin takes one attempt at a password (what: "login" or
+// "password") from the client IP's and the email's budgets, or answers
+// 429 with Retry-After when either is spent.
+func (s *Server) limitLogin(c echo.Context, email, what string) error {
+	if wait, ok := s.allowLogin(c.RealIP(), email); !ok {
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(ratelimit.RetryAfter(wait)))
+		return echo.NewHTTPError(http.StatusTooManyRequests, "too many "+what+" attempts; try again later")
+	}
+	return nil
 }
 
 // allowLogin takes one login attempt from both the client IP's and the

@@ -269,8 +269,8 @@ func TestEraseClosesVisitorSocket(t *testing.T) {
 }
 
 // Removing an agent ends their sessions and sockets, keeps their name on
-// their messages, and takes them out of their conversations; the last
-// admin cannot be removed.
+// their messages (and them, disabled, in the agents list), and takes them
+// out of their conversations; the last admin cannot be removed.
 func TestRemoveAgent(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		e := newEnv(t, url, nil)
@@ -295,8 +295,8 @@ func TestRemoveAgent(t *testing.T) {
 
 		var list agentList
 		admin.do("GET", "/api/v1/agents", nil).want(http.StatusOK).decode(&list)
-		if len(list.Agents) != 1 || list.Agents[0].ID != adminA.ID {
-			t.Fatalf("agents after the removal = %+v", list.Agents)
+		if len(list.Agents) != 2 || list.Agents[0].ID != adminA.ID || list.Agents[1].ID != bob.ID || !list.Agents[1].Disabled() {
+			t.Fatalf("agents after the removal = %+v, want the admin and bob, disabled", list.Agents)
 		}
 		parts, err := e.store.Participants(context.Background(), conv.ID)
 		noError(t, "Participants", err)

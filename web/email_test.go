@@ -458,9 +458,11 @@ func jsonFields(t reflect.Type) []string {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		switch {
-		case name == "-" || !f.IsExported():
-		case f.Anonymous && name == "":
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			// encoding/json promotes the fields of an embedded struct,
+			// exported or not.
 			out = append(out, jsonFields(f.Type)...)
+		case name == "-" || !f.IsExported():
 		case name == "":
 			out = append(out, f.Name)
 		default:
@@ -524,17 +526,32 @@ func TestOpenAPISchemas(t *testing.T) {
 		}
 	}
 	for name, v := range map[string]any{
-		"Message":          inbox.Message{},
-		"EmailInfo":        inbox.EmailInfo{},
-		"EmailDetails":     inbox.EmailDetails{},
-		"Address":          inbox.Address{},
-		"QuarantinedEmail": inbox.QuarantinedEmail{},
-		"QuarantineList":   quarantineList{},
-		"Contact":          inbox.Contact{},
-		"Conversation":     inbox.Conversation{},
-		"Attachment":       inbox.Attachment{},
-		"MessageState":     inbox.MessageState{},
-		"MessageAdded":     inbox.MessageAdded{},
+		"Message":             inbox.Message{},
+		"EmailInfo":           inbox.EmailInfo{},
+		"EmailDetails":        inbox.EmailDetails{},
+		"Address":             inbox.Address{},
+		"QuarantinedEmail":    inbox.QuarantinedEmail{},
+		"QuarantineList":      quarantineList{},
+		"Contact":             inbox.Contact{},
+		"Conversation":        inbox.Conversation{},
+		"Attachment":          inbox.Attachment{},
+		"MessageState":        inbox.MessageState{},
+		"MessageAdded":        inbox.MessageAdded{},
+		"Agent":               inbox.AgentJSON{},
+		"AgentSettings":       inbox.AgentSettings{},
+		"Session":             sessionAnswer{},
+		"ContactDetail":       inbox.ContactDetail{},
+		"ContactConversation": inbox.ContactConversation{},
+		"SavedReply":          inbox.SavedReply{},
+		"OperatorsReport":     inbox.OperatorsReport{},
+		"OperatorStats":       inbox.OperatorStats{},
+		"RatingStats":         inbox.RatingStats{},
+		"RatingComment":       inbox.RatingComment{},
+		"OperatorDay":         inbox.OperatorDay{},
+		"PasswordRequest":     passwordRequest{},
+		"SelfRequest":         selfRequest{},
+		"AgentRequest":        agentRequest{},
+		"SavedReplyRequest":   savedReplyRequest{},
 	} {
 		s, ok := schemas[name]
 		if !ok {

@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	api.POST("/auth/login", s.login, s.sameSite)
 	api.POST("/auth/logout", s.logout, s.requireAgent, s.csrf)
 	api.GET("/auth/session", s.session, s.requireAgent)
+	api.POST("/auth/password", s.changePassword, s.requireAgent, s.csrf)
 	api.POST("/setup", s.setup, s.sameSite)
 
 	// Attachments (attachments.go): uploads are multipart, outside the
@@ -75,9 +76,19 @@ func (s *Server) routes() {
 	// Agents (agents.go).
 	api.GET("/agents", s.listAgents, s.requireAgent)
 	api.POST("/agents", s.createAgent, s.requireAgent, s.requireAdmin, s.csrf)
-	api.PATCH("/agents/me", s.renameSelf, s.requireAgent, s.csrf)
-	api.PATCH("/agents/:id", s.renameAgent, s.requireAgent, s.requireAdmin, s.csrf)
+	api.PATCH("/agents/me", s.updateSelf, s.requireAgent, s.csrf)
+	api.PATCH("/agents/:id", s.updateAgent, s.requireAgent, s.requireAdmin, s.csrf)
 	api.DELETE("/agents/:id", s.removeAgent, s.requireAgent, s.requireAdmin, s.csrf)
+
+	// Saved replies (savedreplies.go): the team's, written by admins.
+	api.GET("/saved-replies", s.listSavedReplies, s.requireAgent)
+	api.POST("/saved-replies", s.createSavedReply, s.requireAgent, s.requireAdmin, s.csrf)
+	api.PATCH("/saved-replies/:id", s.updateSavedReply, s.requireAgent, s.requireAdmin, s.csrf)
+	api.DELETE("/saved-replies/:id", s.deleteSavedReply, s.requireAgent, s.requireAdmin, s.csrf)
+
+	// Reports (reports.go): every agent may read them.
+	api.GET("/reports/operators", s.operatorsReport, s.requireAgent)
+	api.GET("/reports/operators.csv", s.operatorsReportCSV, s.requireAgent)
 
 	// The agents' WebSocket (agentws.go).
 	api.GET("/ws", s.agentSocket, s.requireAgent)

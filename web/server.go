@@ -201,6 +201,9 @@ func New(opts Options) (*Server, error) {
 	if cfg.Limits.MaxBodyBytes <= 0 {
 		cfg.Limits.MaxBodyBytes = def.Limits.MaxBodyBytes
 	}
+	if cfg.Agents.IdleAfter <= 0 {
+		cfg.Agents.IdleAfter = def.Agents.IdleAfter
+	}
 	if cfg.Limits.LoginAttemptsPerMinute <= 0 {
 		cfg.Limits.LoginAttemptsPerMinute = def.Limits.LoginAttemptsPerMinute
 	}
@@ -505,6 +508,7 @@ func inboxAnswer(err error) (code int, body apiError, ok bool) {
 	var (
 		inv *inbox.InvalidError
 		cfl *inbox.ConflictError
+		fbd *inbox.ForbiddenError
 	)
 	switch {
 	case errors.Is(err, inbox.ErrUnavailable):
@@ -517,6 +521,8 @@ func inboxAnswer(err error) (code int, body apiError, ok bool) {
 		return http.StatusConflict, apiError{Error: "resync", Resync: true}, true
 	case errors.Is(err, inbox.ErrUnauthenticated):
 		return http.StatusUnauthorized, apiError{Error: "login required"}, true
+	case errors.As(err, &fbd):
+		return http.StatusForbidden, apiError{Error: fbd.Error(), Field: fbd.Field}, true
 	case errors.Is(err, inbox.ErrForbidden):
 		return http.StatusForbidden, apiError{Error: "forbidden"}, true
 	case errors.As(err, &cfl):

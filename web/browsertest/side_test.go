@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // The dashboard's side views in a browser (issue 13 items 1, 7, 9, 10):
@@ -31,9 +33,15 @@ func TestDashboardSide(t *testing.T) {
 	t.Run("profile", func(t *testing.T) { testProfile(t, browser) })
 }
 
-// shots saves the page at both sizes the dashboard is made for.
+// shots saves the page at both sizes the dashboard is made for, from its
+// top, without the notification banner (a person says "Not now" once).
 func (p *page) shots(name string) {
 	p.t.Helper()
+	if eval[bool](p, `!document.getElementById("banner").hidden`) {
+		p.click("Not now", pageButton("#banner", "Not now"))
+		p.waitJS("the banner gone", `document.getElementById("banner").hidden`)
+	}
+	p.do("scroll to the top", chromedp.Evaluate[chromedp.Void](`document.querySelectorAll(".view").forEach((v) => (v.scrollTop = 0))`))
 	for _, sz := range [][2]int64{{1440, 900}, {1280, 720}} {
 		p.do("resize", chromedp.EmulateViewport(sz[0], sz[1]))
 		p.screenshot(fmt.Sprintf("%s-%dx%d", name, sz[0], sz[1]))
@@ -41,14 +49,42 @@ func (p *page) shots(name string) {
 	p.do("resize", chromedp.EmulateViewport(1440, 900))
 }
 
+// fillForm types over the fields of a form, given as name, value pairs,
+// and presses its submit button.
+func (p *page) fillForm(form string, nameValues ...string) {
+	p.t.Helper()
+	for i := 0; i < len(nameValues); i += 2 {
+		el := q(form + ` [name="` + nameValues[i] + `"]`)
+		p.click(nameValues[i], el)
+		p.waitJS(nameValues[i]+" focused", `document.activeElement === `+el)
+		p.do("select "+nameValues[i], chromedp.Evaluate[chromedp.Void](el+`.select()`))
+		p.do("type "+nameValues[i], chromedp.KeyEvent(nameValues[i+1]))
+	}
+	p.click("submit", q(form+` button[type=submit]`))
+}
+
+// waitFile returns the content of a file being downloaded, once it is
+// there whole (Chromium writes it under another name and renames it).
+func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	var b []byte
+	inboxtest.Eventually(t, "the download "+filepath.Base(path), func() bool {
+		var err error
+		b, err = os.ReadFile(path)
+		return err == nil
+	})
+	return string(b)
+}
+
 // xssName is a contact's name that would run script if it were HTML.
 const xssName = `Eve <img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`
 
 // newVisitor creates a visitor with a chat conversation through the
-// store, as the widget's start would, with facts and pages viewed.
+// store, as the widget's start would, with facts and pages viewed; their
+// email is their first name at customer.test.
 func (s *server) newVisitor(name string, facts inbox.Facts, pages ...inbox.NewPageView) inbox.VisitorStart {
 	s.t.Helper()
-	v, err := s.store.StartVisitor(context.Background(), inbox.NewVisitor{Name: name, Email: "eve@customer.test", Phone: "+33 1 23 45 67 89", Facts: facts, Pages: pages}, time.Hour)
+	v, err := s.store.StartVisitor(context.Background(), inbox.NewVisitor{Name: name, Email: strings.ToLower(strings.Fields(name)[0]) + "@customer.test", Phone: "+33 1 23 45 67 89", Facts: facts, Pages: pages}, time.Hour)
 	if err != nil {
 		s.t.Fatalf("StartVisitor() = %v", err)
 	}
@@ -122,7 +158,22 @@ func testVisitorPanel(t *testing.T, browser context.Context) {
 		t.Fatalf("SetContactOnline() = %v", err)
 	}
 	p.waitJS("the contact online", q("#visitor .vp-presence.online")+` !== null && `+q("#visitor .vp-last-seen")+`?.textContent === "Now"`)
+
+	// The screenshots show a visitor as most are: a plain name, a
+	// browser, pages.
+	jonas := s.newVisitor("Jonas Becker", inbox.Facts{Browser: "Chrome", BrowserVersion: "131.0", OS: "macOS", IP: "198.51.100.23", Country: "FR"},
+		inbox.NewPageView{URL: "https://shop.example/", Title: "Example Shop — Coffee machines", At: ago(14 * time.Minute)},
+		inbox.NewPageView{URL: "https://shop.example/products/espresso-pro", Title: "Espresso Pro 9000", At: ago(8 * time.Minute)},
+		inbox.NewPageView{URL: "https://shop.example/pricing", Title: "Pricing and delivery", At: ago(2 * time.Minute)},
+	)
+	if err := s.store.SetContactOnline(ctx, jonas.Contact.ID, true); err != nil {
+		t.Fatalf("SetContactOnline() = %v", err)
+	}
+	p.do("open Jonas", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = "#/c/%d"`, jonas.Conversation.ID)))
+	p.waitJS("Jonas's panel", fmt.Sprintf(`%s.dataset.contact === "%d" && !!%s.querySelector(".vp-pages") && !!%s`, panel, jonas.Contact.ID, panel, q(`#visitor [data-country="FR"].marked`)))
 	p.shots("visitor-panel")
+	p.do("back to Eve", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = "#/c/%d"`, v.Conversation.ID)))
+	p.waitJS("Eve's panel", fmt.Sprintf(`%s.dataset.contact === "%d" && !!%s.querySelector(".vp-pages")`, panel, v.Contact.ID, panel))
 
 	// The contact's other conversation opens from the panel.
 	link := fmt.Sprintf(`#visitor a[data-conversation="%d"]`, other.ID)
@@ -186,6 +237,19 @@ func testReports(t *testing.T, browser context.Context) {
 	if err := s.store.Leave(ctx, v.Conversation.ID, ann.ID); err != nil {
 		t.Fatalf("Leave() = %v", err)
 	}
+	// A colleague with two rated conversations, for a second row.
+	bob := s.newAgentAccount("bob@example.com", "Bob Agent", inbox.RoleAgent)
+	for i, score := range []int{4, 2} {
+		w := s.newVisitor(fmt.Sprintf("Walt %d", i), inbox.Facts{})
+		for _, step := range []func(context.Context, int64, int64) error{s.store.Join, s.store.Leave} {
+			if err := step(ctx, w.Conversation.ID, bob.ID); err != nil {
+				t.Fatalf("Join/Leave() = %v", err)
+			}
+		}
+		if _, err := s.store.Rate(ctx, w.Conversation.ID, score, ""); err != nil {
+			t.Fatalf("Rate() = %v", err)
+		}
+	}
 
 	p := openDashboard(t, browser, s, "#/reports")
 	p.login("ann@example.com")
@@ -207,6 +271,10 @@ func testReports(t *testing.T, browser context.Context) {
 		t.Fatalf("average = %q, want 5.00", got)
 	}
 	p.waitJS("the chart's bars", `document.querySelectorAll("#view-reports svg.chart rect").length > 0`)
+	bobRow := fmt.Sprintf(`#view-reports tr[data-agent="%d"]`, bob.ID)
+	if got := eval[string](p, q(bobRow+" td.ratings")+`.textContent + " " + `+q(bobRow+" td.average")+`.textContent`); got != "2 3.00" {
+		t.Fatalf("Bob's ratings and average = %q, want 2 3.00", got)
+	}
 	p.click("1 comment", pageButton(row, "1 comment"))
 	p.waitJS("the comment as text", q("#view-reports .comments .comment")+`?.textContent === "Quick and <b>kind</b>"`)
 	p.noScriptRan()
@@ -221,7 +289,7 @@ func testReports(t *testing.T, browser context.Context) {
 		from.value = "2020-01-01"; to.value = "2020-01-31";
 	})()`))
 	p.click("Apply", pageButton("#view-reports", "Apply"))
-	p.waitJS("an empty period", q(row)+` === null`)
+	p.waitJS("an empty period", q(row+" td.joined")+`?.textContent === "0" && `+q(row+" td.ratings")+`?.textContent === "0"`)
 	p.click("Last 30 days", pageButton("#view-reports", "Last 30 days"))
 	p.waitJS("30 days", q(row+" td.ratings")+`?.textContent === "1"`)
 
@@ -229,18 +297,9 @@ func testReports(t *testing.T, browser context.Context) {
 	dir := t.TempDir()
 	p.allowDownloads(dir)
 	p.click("Export CSV", `[...document.querySelectorAll("#view-reports a")].find((a) => a.textContent.trim() === "Export CSV")`)
-	var csv string
-	deadline := time.Now().Add(10 * time.Second)
-	for csv == "" && time.Now().Before(deadline) {
-		files, _ := filepath.Glob(filepath.Join(dir, "operators-*.csv"))
-		if len(files) == 1 {
-			b, _ := os.ReadFile(files[0])
-			csv = string(b)
-		}
-		if csv == "" {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	files := func() []string { f, _ := filepath.Glob(filepath.Join(dir, "operators-*.csv")); return f }
+	inboxtest.Eventually(t, "the CSV download", func() bool { return len(files()) == 1 })
+	csv := waitFile(t, files()[0])
 	if !strings.Contains(csv, "Ann Admin") {
 		t.Fatalf("the CSV download has no row of Ann Admin: %q", csv)
 	}
@@ -258,10 +317,7 @@ func testAdmin(t *testing.T, browser context.Context) {
 
 	// Add an agent.
 	p.click("Add agent", pageButton("#view-admin", "Add agent"))
-	p.keys(q(`#view-admin form [name="name"]`), "Carl <i>New</i>")
-	p.keys(q(`#view-admin form [name="email"]`), "carl@example.com")
-	p.keys(q(`#view-admin form [name="password"]`), "a long enough password")
-	p.click("Add agent (submit)", `document.querySelector("#view-admin form button[type=submit]")`)
+	p.fillForm("#view-admin form", "name", "Carl <i>New</i>", "email", "carl@example.com", "password", "a long enough password")
 	p.waitJS("Carl in the table", `[...document.querySelectorAll("#view-admin table.agents .op-name")].some((e) => e.textContent === "Carl <i>New</i>")`)
 	var carl inbox.Agent
 	agents, _ := s.store.Agents(ctx)
@@ -274,6 +330,14 @@ func testAdmin(t *testing.T, browser context.Context) {
 		t.Fatalf("Carl is not stored as an agent: %+v", agents)
 	}
 	row := fmt.Sprintf(`#view-admin tr[data-agent="%d"]`, carl.ID)
+	login := func() int {
+		res, err := http.Post(s.URL+"/api/v1/auth/login", "application/json", strings.NewReader(`{"email": "carl@example.com", "password": "a long enough password"}`))
+		if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
 	p.shots("admin")
 
 	// Disable him, after confirming: he cannot log in.
@@ -284,26 +348,44 @@ func testAdmin(t *testing.T, browser context.Context) {
 	if a, err := s.store.Agent(ctx, carl.ID); err != nil || a.DeactivatedAt == nil {
 		t.Fatalf("Agent() after Disable = %+v, %v; want deactivated", a, err)
 	}
+	if code := login(); code != http.StatusUnauthorized {
+		t.Fatalf("Carl's login while disabled = %d, want 401", code)
+	}
 	// Enable him again.
 	p.click("Enable", pageButton(row, "Enable"))
 	p.waitJS("Carl enabled", q(row+" .badge")+`?.textContent === "Active"`)
 	if a, err := s.store.Agent(ctx, carl.ID); err != nil || a.DeactivatedAt != nil {
 		t.Fatalf("Agent() after Enable = %+v, %v; want active", a, err)
 	}
-	c := openDashboard(t, browser, s, "")
-	c.login("carl@example.com")
-	c.noScriptRan()
+	if code := login(); code != http.StatusOK {
+		t.Fatalf("Carl's login after Enable = %d, want 200", code)
+	}
 
 	// The saved replies and the quarantine are there.
 	p.click("Saved replies", pageButton("#view-admin", "Saved replies"))
 	p.click("Add saved reply", pageButton("#view-admin", "Add saved reply"))
-	p.keys(q(`#view-admin form [name="shortcut"]`), "refund")
-	p.keys(q(`#view-admin form [name="title"]`), "Refunds")
-	p.keys(q(`#view-admin form [name="text"]`), "Refunds take 5 days.")
-	p.click("Add saved reply (submit)", `document.querySelector("#view-admin form button[type=submit]")`)
+	p.fillForm("#view-admin form", "shortcut", "refund", "title", "Refunds", "text", "Refunds take 5 days.")
 	p.waitJS("the saved reply", `[...document.querySelectorAll("#view-admin .shortcut")].some((e) => e.textContent === "/refund")`)
 	p.click("Mail quarantine", pageButton("#view-admin", "Mail quarantine"))
 	p.waitJS("the quarantine", `document.querySelector("#view-admin").innerText.includes("The quarantine is empty.")`)
+
+	// A quarantined mail: listed with its reason as text, its raw source
+	// downloaded.
+	raw := "From: x@example.com\r\nSubject: broken\r\n\r\n\xff\xfe body"
+	qm, err := s.store.Quarantine(ctx, inbox.QuarantinedEmail{Mailbox: "support", Folder: "INBOX", UIDValidity: 1, UID: 7, Reason: "unreadable <script>window.__pwned=3</script>", Raw: []byte(raw)})
+	if err != nil {
+		t.Fatalf("Quarantine() = %v", err)
+	}
+	p.click("Agents", pageButton("#view-admin", "Agents"))
+	p.click("Mail quarantine", pageButton("#view-admin", "Mail quarantine"))
+	qrow := fmt.Sprintf(`#view-admin tr[data-quarantine="%d"]`, qm.ID)
+	p.waitJS("the quarantined mail", q(qrow+" .reason")+`?.textContent === "unreadable <script>window.__pwned=3</script>"`)
+	dir := t.TempDir()
+	p.allowDownloads(dir)
+	p.click("Download raw", `document.querySelector(`+jsString(qrow+" a")+`)`)
+	if got := waitFile(t, filepath.Join(dir, fmt.Sprintf("quarantine-%d.eml", qm.ID))); got != raw {
+		t.Fatalf("the raw download = %q, want %q", got, raw)
+	}
 	p.noScriptRan()
 }
 
@@ -326,15 +408,13 @@ func testProfile(t *testing.T, browser context.Context) {
 	p.login("ann@example.com")
 	name := q(`#view-profile input[name="name"]`)
 	p.waitJS("the profile", name+`?.value === "Ann Agent"`)
-	p.do("clear the name", chromedp.Evaluate[chromedp.Void](name+`.value = ""`))
-	p.keys(name, "Ann from Support")
-	p.click("Save name", pageButton("#view-profile", "Save name"))
+	p.fillForm(`#view-profile form[aria-labelledby="profile-name-title"]`, "name", "Ann from Support")
 	v.waitJS("the new name in the widget", root+`.querySelector(".agent-name")?.textContent === "Ann from Support"`)
 	p.waitJS("the new name in the me-menu", q("#me-name")+`.textContent === "Ann from Support"`)
 
 	// Notifications: mine only, no sound; kept by the server.
 	p.click("Mine only", `document.querySelector('#view-profile input[value="mine"]')`)
-	p.waitJS("saved", q("#view-profile .form-status.success")+` !== null`)
+	p.waitJS("saved", q(`#view-profile form[aria-labelledby="profile-notify-title"] .form-status.success`)+` !== null`)
 	p.click("Play a sound", `document.querySelector('#view-profile input[name="sound"]')`)
 	p.waitJS("the sound off", `window.microchat.ctx.me().settings?.sound === false && window.microchat.ctx.me().settings?.notifications === "mine"`)
 	p.shots("profile")
@@ -342,11 +422,7 @@ func testProfile(t *testing.T, browser context.Context) {
 	// The password: a wrong confirmation is caught here, a wrong current
 	// one by the server, then it changes.
 	pw := func(cur, next, confirm string) {
-		for sel, val := range map[string]string{"current_password": cur, "new_password": next, "confirm_password": confirm} {
-			p.do("clear "+sel, chromedp.Evaluate[chromedp.Void](q(`#view-profile [name="`+sel+`"]`)+`.value = ""`))
-			p.keys(q(`#view-profile [name="`+sel+`"]`), val)
-		}
-		p.click("Change password", pageButton("#view-profile", "Change password"))
+		p.fillForm(`#view-profile form[aria-labelledby="profile-password-title"]`, "current_password", cur, "new_password", next, "confirm_password", confirm)
 	}
 	pw(password, "new password 1234", "new password 12345")
 	p.waitJS("the confirmation refused", q(`#view-profile [name="confirm_password"]`)+`.getAttribute("aria-invalid") === "true"`)

@@ -418,7 +418,8 @@ function createMessages({ fetchFile, onOlder, onError }) {
 
 // ordering.js
 const GAP_MS = 3000;
-function createOrdering(onGap) {
+function createOrdering(onGap, opts) {
+	const gaps = !!(opts && opts.gaps);
 	const seqs = new Map(); // conversation id -> seq held
 	const held = new Map(); // conversation id -> Map seq -> event
 	const waiting = new Set(); // conversations in resync
@@ -464,6 +465,7 @@ function createOrdering(onGap) {
 			if (!held.has(id)) held.set(id, new Map());
 			held.get(id).set(ev.seq, ev);
 			if (seq === undefined && !waiting.has(id)) seqs.set(id, ev.seq - 1);
+			else if (gaps && !waiting.has(id)) seqs.set(id, ev.seq - 1);
 			if (waiting.has(id)) arm(id);
 			return release(id);
 		},
@@ -694,7 +696,6 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 	let blockedUntil = 0; // after 4429: no socket before then
 	let refused = false; // the last close was on a frame sent
 	let last = null; // the last frame sent on ws
-	let kick = false; // back online while a try was under way: the next try is at once
 	function connect() {
 		wanted = true;
 		clearTimeout(retry);
@@ -752,8 +753,7 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
 		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
-		retry = setTimeout(connect, Math.max(kick ? 0 : Math.random() * cap, blockedUntil - Date.now()));
-		kick = false;
+		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
 	}
 	function send(frame) {
 		if (!ready) return false;
@@ -771,8 +771,14 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 		}
 	}
 	window.addEventListener("online", () => {
-		if (wanted && !ws) connect();
-		else if (wanted && !ready) kick = true;
+		if (!wanted || ready) return;
+		if (ws) {
+			const s = ws;
+			s.onclose = null;
+			s.close();
+			ws = null;
+		}
+		connect();
 	});
 	return { connect, send, close, ready: () => ready };
 }
@@ -936,7 +942,7 @@ function createApp(cfg, root) {
 	}
 	root.append(wrap);
 	composer.setDraft(load("draft", "", true));
-	const order = createOrdering(() => loadState(true));
+	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
 		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
 		onFrame: frame,

@@ -139,7 +139,7 @@ export function createApp(cfg, root) {
 	root.append(wrap);
 	composer.setDraft(load("draft", "", true));
 
-	const order = createOrdering(() => loadState(true));
+	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
 		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
 		onFrame: frame,

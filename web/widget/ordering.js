@@ -11,13 +11,21 @@
 // (resync), its events wait; reset(id, seq) with the seq of what was
 // loaded delivers those after it. Events without a seq (typing, presence)
 // pass at once.
+//
+// The widget's stream is the exception: the server leaves out the agents'
+// private notes, so its seq numbers skip (docs/widget-protocol.md, "Gaps
+// in seq"), while one connection still sends them in order. With
+// {gaps: true} an event above the cursor is delivered at once and moves
+// the cursor to it: only duplicates are dropped, nothing waits.
 
 const GAP_MS = 3000;
 
 // createOrdering returns the ordering. onGap(id) is called when events of
 // conversation id are missing for GAP_MS, or a resync waited that long
 // for its reset; the conversation is then in resync until reset(id, seq).
-export function createOrdering(onGap) {
+// opts.gaps: seq numbers may skip (the widget), see above.
+export function createOrdering(onGap, opts) {
+	const gaps = !!(opts && opts.gaps);
 	const seqs = new Map(); // conversation id -> seq held
 	const held = new Map(); // conversation id -> Map seq -> event
 	const waiting = new Set(); // conversations in resync
@@ -74,6 +82,7 @@ export function createOrdering(onGap) {
 			if (!held.has(id)) held.set(id, new Map());
 			held.get(id).set(ev.seq, ev);
 			if (seq === undefined && !waiting.has(id)) seqs.set(id, ev.seq - 1);
+			else if (gaps && !waiting.has(id)) seqs.set(id, ev.seq - 1);
 			if (waiting.has(id)) arm(id);
 			return release(id);
 		},

@@ -42,7 +42,6 @@ export function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onD
 	let blockedUntil = 0; // after 4429: no socket before then
 	let refused = false; // the last close was on a frame sent
 	let last = null; // the last frame sent on ws
-	let kick = false; // back online while a try was under way: the next try is at once
 
 	function connect() {
 		wanted = true;
@@ -102,8 +101,7 @@ export function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onD
 		const cap = Math.min(30000, 500 * 2 ** attempt);
 		attempt = Math.min(attempt + 1, 10);
 		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
-		retry = setTimeout(connect, Math.max(kick ? 0 : Math.random() * cap, blockedUntil - Date.now()));
-		kick = false;
+		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
 	}
 
 	// send writes a frame if the socket is authenticated; false if not.
@@ -125,11 +123,17 @@ export function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onD
 		}
 	}
 
-	// Back online: try at once rather than at the end of the backoff
-	// (or right after the try under way, if it fails).
+	// Back online: try at once rather than at the end of the backoff,
+	// and give up a try under way, made while offline.
 	window.addEventListener("online", () => {
-		if (wanted && !ws) connect();
-		else if (wanted && !ready) kick = true;
+		if (!wanted || ready) return;
+		if (ws) {
+			const s = ws;
+			s.onclose = null;
+			s.close();
+			ws = null;
+		}
+		connect();
 	});
 
 	return { connect, send, close, ready: () => ready };

@@ -6,10 +6,10 @@
 // page to admins only, and the API refuses agents anyway. Deleting a
 // conversation is in the thread's header, erasing a contact in the
 // visitor panel. All user text is set as text.
-import { h, icon } from "/static/shared/dom.js";
-import { dateTime, timeEl } from "./when.js";
+import { h, icon, formatSize } from "/static/shared/dom.js";
+import { timeEl } from "./when.js";
 import { confirmDialog } from "./dialog.js";
-import { formatSize } from "/static/shared/dom.js";
+import { field, markInvalid } from "./form.js";
 
 const I = {
 	plus: "M12 5v14M5 12h14",
@@ -24,23 +24,16 @@ const SECTIONS = [
 
 const PRESENCE = { online: "Online", idle: "Idle", offline: "Offline" };
 
-// field is a labelled input of a form; its name is the API's field name,
-// so that an APIError's field finds it.
-function field(label, input, hint) {
-	return h("label", { class: "field" }, h("span", { class: "field-label", text: label }), input, hint ? h("span", { class: "field-hint", text: hint }) : null);
+// presenceLabel is a presence's dot and word.
+function presenceLabel(p) {
+	return [h("span", { class: `presence-dot ${p}`, "aria-hidden": "true" }), PRESENCE[p] || p];
 }
 
-// formError shows an API error in a form: under the field it names, or
-// else at the form's foot.
+// formError shows an API error in a form: on the field it names, and
+// its text at the form's foot.
 function formError(form, foot, err) {
-	for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
 	foot.textContent = err ? err.message : "";
-	if (!err) return;
-	const input = err.field && form.querySelector(`[name="${CSS.escape(err.field)}"]`);
-	if (input) {
-		input.setAttribute("aria-invalid", "true");
-		input.focus();
-	}
+	markInvalid(form, err && err.field);
 }
 
 export function mount(el, ctx) {
@@ -163,7 +156,7 @@ export function mount(el, ctx) {
 				),
 			),
 			h("td", {}, role),
-			h("td", { class: "presence" }, h("span", { class: `presence-dot ${presence}`, "aria-hidden": "true" }), PRESENCE[presence] || presence),
+			h("td", { class: "presence" }, presenceLabel(presence)),
 			h("td", {}, h("span", { class: `badge ${a.disabled ? "off" : "on"}`, text: a.disabled ? "Disabled" : "Active" })),
 			h("td", { class: "actions" }, toggle),
 		);
@@ -399,7 +392,9 @@ export function mount(el, ctx) {
 		const a = agents.find((x) => x.id === p.agent_id);
 		if (!a || a.presence === p.presence) return;
 		a.presence = p.presence;
-		if (shown && section === "agents" && !adding) renderAgents();
+		// In place: a select or form being used stays as it is.
+		const cell = panel.querySelector(`tr[data-agent="${a.id}"] td.presence`);
+		if (cell && !a.disabled) cell.replaceChildren(...presenceLabel(p.presence));
 	});
 
 	renderTabs();

@@ -85,7 +85,13 @@ export function createConn(bus) {
 
   return {
     start: () => socket.connect(),
-    stop: () => socket.close(),
+    // stop closes the socket until start (logged out, session ended).
+    stop() {
+      socket.close();
+      catchingUp = false;
+      status = "connecting";
+      bus.emit("status", status);
+    },
     send: (f) => socket.send(f),
     status: () => status,
     catchingUp: () => catchingUp,

@@ -78,9 +78,19 @@ export function mount(el, ctx) {
     }
     return false;
   }
-  const keyOf = (it) => ({ at: Date.parse(it.last_activity_at) || 0, id: it.id });
+  const keyOf = (it) => ({ at: micros(it.last_activity_at), id: it.id });
   const newer = (a, b) => (a.at !== b.at ? a.at > b.at : a.id > b.id);
   const byActivity = (a, b) => (newer(keyOf(a), keyOf(b)) ? -1 : 1);
+
+  // micros is a timestamp in microseconds, as the server orders them:
+  // Date.parse keeps only milliseconds, and two messages may be stored
+  // within one.
+  function micros(iso) {
+    const ms = Date.parse(iso);
+    if (isNaN(ms)) return 0;
+    const frac = /\.(\d+)/.exec(iso);
+    return ms * 1000 + (frac ? Number((frac[1] + "000000").slice(3, 6)) : 0);
+  }
 
   // visible is the ids shown now, in order.
   function visible() {
@@ -143,6 +153,9 @@ export function mount(el, ctx) {
     empty.textContent = results ? `No conversation matches \u201c${query}\u201d.` : column === "unassigned" ? "No conversation is waiting." : "No conversations here.";
     more.hidden = pages.done;
     drawn = true;
+    // The end in view (a reload came during a scroll, or the page is
+    // taller than a page of rows): the next page, as the observer would.
+    if (!pages.loading && !pages.done && more.getBoundingClientRect().top < scroller.getBoundingClientRect().bottom + 200) load(false);
     ctx.bus.emit("list:drawn", ids);
   }
 
@@ -308,7 +321,7 @@ export function mount(el, ctx) {
       const r = await ctx.api("GET", listPath(params));
       const cur = ctx.current();
       const curItem = cur && !r.items.some((it) => it.id === cur) ? await ctx.api("GET", `/conversations/${cur}`).catch(() => null) : null;
-      if (gen !== generation) return;
+      if (gen !== generation) return; // another load took over
       items.clear();
       matches.clear();
       counts = { ...r.counts };
@@ -321,19 +334,15 @@ export function mount(el, ctx) {
       pages.cursor = r.next_cursor || null;
       pages.done = !r.next_cursor;
       pages.oldest = pages.done ? null : keyOf(r.items[r.items.length - 1]);
-      pages.loading = false;
       status.textContent = "";
-      const waiting = reloading;
-      reloading = null;
-      for (const x of waiting) apply(x.ev, x.live);
     } catch (e) {
-      if (gen !== generation) return;
+      if (gen === generation && e.status !== 401) status.textContent = `Could not load the conversations: ${e.message}`;
+    } finally {
+      if (gen === generation) pages.loading = false;
+      // The events that waited apply now, to what is known.
       const waiting = reloading || [];
       reloading = null;
-      pages.loading = false;
       for (const x of waiting) apply(x.ev, x.live);
-      if (e.status !== 401) status.textContent = `Could not load the conversations: ${e.message}`;
-    } finally {
       render();
       ctx.bus.emit("list:loaded");
     }
@@ -567,8 +576,7 @@ export function mount(el, ctx) {
     const id = selectedId || visible()[0];
     if (id) ctx.open(id);
   });
-  // After the key's own events, so that the "/" is not typed into it.
-  ctx.bus.on("list:search", () => setTimeout(() => search.focus(), 0));
+  ctx.bus.on("list:search", () => search.focus());
   ctx.bus.on("list:column", (col) => show(col));
 
   // The first page: the socket's first hello reloads the list (as each

@@ -131,9 +131,8 @@ function route() {
   if (!agent || ended) return;
   const hash = location.hash;
   const m = /^#\/c\/(\d+)$/.exec(hash);
-  let name = "conversations";
-  if (m) name = "conversations";
-  else if (hash === "#/reports") name = "reports";
+  let name = "conversations"; // #/c/ID, #/ and anything unknown
+  if (hash === "#/reports") name = "reports";
   else if (hash === "#/profile") name = "profile";
   else if (hash === "#/admin") {
     if (ctx.isAdmin()) name = "admin";

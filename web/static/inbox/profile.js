@@ -6,16 +6,13 @@
 // the shell and the notifier use it at once. All user text is set as
 // text.
 import { h } from "/static/shared/dom.js";
+import { field, markInvalid } from "./form.js";
 
 const NOTIFICATIONS = [
 	{ value: "all", label: "All", text: "New conversations, new messages in Unassigned ones, and messages in conversations I joined." },
 	{ value: "mine", label: "Mine only", text: "Only messages in conversations I joined." },
 	{ value: "off", label: "Off", text: "No notifications and no sound." },
 ];
-
-function field(label, input, hint) {
-	return h("label", { class: "field" }, h("span", { class: "field-label", text: label }), input, hint ? h("span", { class: "field-hint", text: hint }) : null);
-}
 
 // status is a line under a form that says it saved, or why not.
 function status() {
@@ -34,15 +31,6 @@ function status() {
 	};
 	el.clear = () => (el.textContent = "");
 	return el;
-}
-
-function markInvalid(form, name) {
-	for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-	const input = name && form.querySelector(`[name="${CSS.escape(name)}"]`);
-	if (input) {
-		input.setAttribute("aria-invalid", "true");
-		input.focus();
-	}
 }
 
 // testSound asks notify.js to play its notification sound, from this
@@ -83,6 +71,10 @@ export function mount(el, ctx) {
 		field("Name", name, "What customers see next to your replies, in the chat and in your emails."),
 		h("div", { class: "form-buttons" }, nameStatus, nameSave),
 	);
+	// What the agent typed is theirs until saved: a fresher agent from
+	// the socket does not overwrite it.
+	let nameEdited = false;
+	name.addEventListener("input", () => (nameEdited = true));
 	nameForm.addEventListener("submit", async (e) => {
 		e.preventDefault();
 		nameSave.disabled = true;
@@ -90,6 +82,7 @@ export function mount(el, ctx) {
 			const agent = await ctx.api("PATCH", "/agents/me", { name: name.value });
 			markInvalid(nameForm, null);
 			name.value = agent.name;
+			nameEdited = false;
 			saved(agent);
 			nameStatus.ok("Saved. Customers see the new name from now on.");
 		} catch (err) {
@@ -156,17 +149,36 @@ export function mount(el, ctx) {
 		setStatus,
 	);
 	setForm.addEventListener("submit", (e) => e.preventDefault());
-	setForm.addEventListener("change", async (e) => {
-		if (e.target !== sound && !radios.includes(e.target)) return;
-		const settings = { notifications: radios.find((r) => r.checked)?.value || "all", sound: sound.checked };
+	// The settings are saved one request at a time, the latest choice
+	// last: a change made while one is being saved is sent after it, and
+	// the form is not reset from the agent meanwhile.
+	let saving = false;
+	let again = false;
+	async function saveSettings() {
+		if (saving) {
+			again = true;
+			return;
+		}
+		saving = true;
 		try {
-			const agent = await ctx.api("PATCH", "/agents/me", { settings });
-			saved(agent);
-			setStatus.ok("Saved.");
+			do {
+				again = false;
+				const settings = { notifications: radios.find((r) => r.checked)?.value || "all", sound: sound.checked };
+				const agent = await ctx.api("PATCH", "/agents/me", { settings });
+				if (!again) {
+					saving = false;
+					saved(agent);
+					setStatus.ok("Saved.");
+				}
+			} while (again);
 		} catch (err) {
+			saving = false;
 			setStatus.fail(err);
 			fill();
 		}
+	}
+	setForm.addEventListener("change", (e) => {
+		if (e.target === sound || radios.includes(e.target)) saveSettings();
 	});
 	test.addEventListener("click", () => {
 		try {
@@ -206,9 +218,11 @@ export function mount(el, ctx) {
 	function fill() {
 		const me = ctx.me() || {};
 		const s = me.settings || { notifications: "all", sound: true };
-		if (document.activeElement !== name) name.value = me.name || "";
-		for (const r of radios) r.checked = r.value === (s.notifications || "all");
-		sound.checked = s.sound !== false;
+		if (!nameEdited) name.value = me.name || "";
+		if (!saving) {
+			for (const r of radios) r.checked = r.value === (s.notifications || "all");
+			sound.checked = s.sound !== false;
+		}
 		account.replaceChildren(
 			h("div", {}, h("dt", { text: "Email" }), h("dd", { text: me.email || "" })),
 			h("div", {}, h("dt", { text: "Role" }), h("dd", { text: me.role === "admin" ? "Admin" : "Agent" })),

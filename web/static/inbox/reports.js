@@ -309,7 +309,7 @@ export function mount(el, ctx) {
 
 	function renderChart() {
 		const { days, series: ss } = series();
-		const c = chart(days, ss);
+		const c = chart(days, ss, { height: 190 });
 		c.dataset.metric = metric;
 		chartBox.replaceChildren(c);
 		legend.replaceChildren(

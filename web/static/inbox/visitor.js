@@ -8,7 +8,7 @@
 // All user text is set as text (h(), textContent).
 import { h, icon } from "/static/shared/dom.js";
 import { worldMap, countryName, onMap } from "./worldmap.js";
-import { dateTime, ago, timeEl } from "./when.js";
+import { ago, timeEl } from "./when.js";
 import { confirmDialog } from "./dialog.js";
 
 // Line icons (Feather, MIT).

@@ -1,0 +1,20 @@
+// form.js: the forms of the page views (admin, profile): labelled fields
+// and the mark on the field an API error names.
+import { h } from "/static/shared/dom.js";
+
+// field is a labelled input with an optional hint; the input's name is
+// the API's field name, so that an APIError's field finds it.
+export function field(label, input, hint) {
+	return h("label", { class: "field" }, h("span", { class: "field-label", text: label }), input, hint ? h("span", { class: "field-hint", text: hint }) : null);
+}
+
+// markInvalid marks the form's field of that name invalid and focuses
+// it; no name clears the marks.
+export function markInvalid(form, name) {
+	for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+	const input = name && form.querySelector(`[name="${CSS.escape(name)}"]`);
+	if (input) {
+		input.setAttribute("aria-invalid", "true");
+		input.focus();
+	}
+}
