@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // BenchmarkOperatorsReport times Reports > Operators over a database of
@@ -77,35 +77,7 @@ func seedReports(b *testing.B, s *inbox.Store, n int, from, to time.Time) {
 		agents = append(agents, a.ID)
 	}
 	db := s.DB()
-	ins := func(tx *sql.Tx, table, cols string, rows [][]any) {
-		if len(rows) == 0 {
-			return
-		}
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "INSERT INTO %s (%s) VALUES ", table, cols)
-		args := make([]any, 0, len(rows)*len(rows[0]))
-		for i, r := range rows {
-			if i > 0 {
-				sb.WriteString(",")
-			}
-			sb.WriteString("(")
-			for j, v := range r {
-				if j > 0 {
-					sb.WriteString(",")
-				}
-				args = append(args, v)
-				if pg {
-					fmt.Fprintf(&sb, "$%d", len(args))
-				} else {
-					sb.WriteString("?")
-				}
-			}
-			sb.WriteString(")")
-		}
-		if _, err := tx.ExecContext(c, sb.String(), args...); err != nil {
-			b.Fatalf("insert into %s: %v", table, err)
-		}
-	}
+	ins := func(tx *sql.Tx, table, cols string, rows [][]any) { inboxtest.InsertRows(b, tx, pg, table, cols, rows) }
 	step := to.Sub(from) / time.Duration(n)
 	const batch = 500
 	for lo := 0; lo < n; lo += batch {

@@ -2,11 +2,9 @@ package browsertest
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -126,35 +124,6 @@ func seedDashboard(b *testing.B, s *server, agent int64, convs, msgs, long int) 
 	ctx := context.Background()
 	db := s.store.DB()
 	pg := s.store.Dialect() == "postgres"
-	insert := func(tx *sql.Tx, table, cols string, rows [][]any) {
-		if len(rows) == 0 {
-			return
-		}
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "INSERT INTO %s (%s) VALUES ", table, cols)
-		args := make([]any, 0, len(rows)*len(rows[0]))
-		for i, r := range rows {
-			if i > 0 {
-				sb.WriteString(",")
-			}
-			sb.WriteString("(")
-			for j, v := range r {
-				if j > 0 {
-					sb.WriteString(",")
-				}
-				args = append(args, v)
-				if pg {
-					fmt.Fprintf(&sb, "$%d", len(args))
-				} else {
-					sb.WriteString("?")
-				}
-			}
-			sb.WriteString(")")
-		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
-			b.Fatalf("insert into %s: %v", table, err)
-		}
-	}
 	const batch = 500 // rows per INSERT: 9 columns stay under SQLite's and PostgreSQL's variable limits
 	now := time.Now().UTC()
 	span := 90 * 24 * time.Hour
@@ -178,7 +147,7 @@ func seedDashboard(b *testing.B, s *server, agent int64, convs, msgs, long int) 
 			{"messages", "conversation_id, seq, author, agent_id, channel, text, html, state, created_at", &messages},
 		} {
 			for lo := 0; lo < len(*t.rows); lo += batch {
-				insert(tx, t.table, t.cols, (*t.rows)[lo:min(lo+batch, len(*t.rows))])
+				inboxtest.InsertRows(b, tx, pg, t.table, t.cols, (*t.rows)[lo:min(lo+batch, len(*t.rows))])
 			}
 			*t.rows = (*t.rows)[:0]
 		}
