@@ -178,6 +178,12 @@ export function mount(_el, ctx) {
     }
   });
   ctx.bus.on("main:me", refresh);
+  // The profile's "Test sound" button: its click is the user gesture.
+  ctx.bus.on("notify:test-sound", (req) => {
+    unlockSound();
+    if (audio) audio.resume().then(chime, () => {});
+    req.played = !!audio;
+  });
   refresh();
   if (navigator.permissions) {
     navigator.permissions
