@@ -260,6 +260,10 @@ func testDashboardFlow(t *testing.T, browser context.Context, url string) {
 	alice.screens("reports")
 	alice.nav("Admin", "view-admin")
 	alice.waitJS("the agents", q("#view-admin table.agents")+` !== null && document.getElementById("view-admin").innerText.includes("Bob Martin")`)
+	// Each cell a table cell: no other module's style reshapes them.
+	if d := eval[[]string](alice.page, `[...document.querySelectorAll("#view-admin table.agents td")].map((td) => getComputedStyle(td).display).filter((d) => d !== "table-cell")`); len(d) != 0 {
+		t.Fatalf("admin table cells displayed as %v", d)
+	}
 	alice.screens("admin")
 
 	// The visitor writes again, while Alice is on Admin: back in
