@@ -193,6 +193,16 @@ func testDashboardFlow(t *testing.T, browser context.Context, url string) {
 	alice.waitJS("the conversation open", fmt.Sprintf(`(() => { const t = document.getElementById("thread"); return t.dataset.id === "%d" && t.dataset.state === "ready"; })()`, conv))
 	alice.waitJS("the visitor's message", msgWith(hello)+`?.classList.contains("author-contact")`)
 	alice.waitJS("Leave Conversation", `!!(`+pageButton("#thread", "Leave Conversation")+`)`)
+	// Next to the visitor's name, on its line, in a 1280 px window.
+	alice.do("1280x720", chromedp.EmulateViewport(1280, 720))
+	if dy := eval[float64](alice.page, `(() => {
+		const name = document.querySelector("#thread .contact-name").getBoundingClientRect();
+		const leave = (`+pageButton("#thread", "Leave Conversation")+`).getBoundingClientRect();
+		return Math.abs((leave.top + leave.bottom) - (name.top + name.bottom)) / 2;
+	})()`); dy > 8 {
+		t.Fatalf("Leave Conversation is %v px off the name's line at 1280x720", dy)
+	}
+	alice.do("1440x900", chromedp.EmulateViewport(1440, 900))
 
 	// Reply: the visitor sees it, with the agent's name, online.
 	reply := "Hi Vera, I am sorry to hear that. Which tent is it?"
