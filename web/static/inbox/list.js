@@ -12,6 +12,7 @@
 // while the list reloads (after each hello: the list then equals the
 // server's), to be applied after it.
 import { h, clockTime } from "/static/shared/dom.js";
+import { envelope } from "./emailview.js";
 
 const COLUMNS = [
   ["unassigned", "Unassigned"],
@@ -219,7 +220,7 @@ export function mount(el, ctx) {
             "span",
             { class: "conv-top" },
             h("span", { class: "conv-name", text: name }),
-            it.has_email ? h("span", { class: "envelope", role: "img", "aria-label": "Email", title: "Email" }, "\u2709") : null,
+            it.has_email ? envelope() : null,
             h("time", { class: "conv-time", datetime: it.last_activity_at, text: when(it.last_activity_at) }),
           ),
           h(
@@ -243,6 +244,8 @@ export function mount(el, ctx) {
     status.textContent = "";
     try {
       await ctx.api("POST", `/conversations/${id}/join`);
+      // The conversation is now the agent's: show it where it went.
+      if (column === "unassigned" && !results) show("mine");
       ctx.open(id);
     } catch (e) {
       if (b) b.disabled = false;

@@ -309,7 +309,7 @@ export function mount(el, ctx) {
 
 	function renderChart() {
 		const { days, series: ss } = series();
-		const c = chart(days, ss, { height: 190 });
+		const c = chart(days, ss, { height: 150 });
 		c.dataset.metric = metric;
 		chartBox.replaceChildren(c);
 		legend.replaceChildren(

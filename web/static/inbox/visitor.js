@@ -10,12 +10,13 @@ import { h, icon } from "/static/shared/dom.js";
 import { worldMap, countryName, onMap } from "./worldmap.js";
 import { ago, timeEl } from "./when.js";
 import { confirmDialog } from "./dialog.js";
+import { envelope } from "./emailview.js";
 
 // Line icons (Feather, MIT).
 const I = {
 	mail: "M4 4h16c1.1 0 2 .9 2 2v12c0 1.1-.9 2-2 2H4c-1.1 0-2-.9-2-2V6c0-1.1.9-2 2-2zM22 6l-10 7L2 6",
 	phone: "M22 16.9v3a2 2 0 0 1-2.2 2 19.8 19.8 0 0 1-8.6-3.1 19.5 19.5 0 0 1-6-6A19.8 19.8 0 0 1 2.1 4.2 2 2 0 0 1 4.1 2h3a2 2 0 0 1 2 1.7c.1 1 .4 1.9.7 2.8a2 2 0 0 1-.5 2.1L8 9.9a16 16 0 0 0 6 6l1.3-1.3a2 2 0 0 1 2.1-.4c.9.3 1.8.6 2.8.7a2 2 0 0 1 1.7 2z",
-	hash: "M4 9h16M4 15h16M10 3L8 21M16 3l-2 18",
+	id: "M20 21v-2a4 4 0 0 0-4-4H8a4 4 0 0 0-4 4v2M12 3a4 4 0 1 0 0 8 4 4 0 0 0 0-8z",
 	globe: "M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zM2 12h20M12 2a15.3 15.3 0 0 1 4 10 15.3 15.3 0 0 1-4 10 15.3 15.3 0 0 1-4-10 15.3 15.3 0 0 1 4-10z",
 	monitor: "M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zM8 21h8M12 17v4",
 	browser: "M4 3h16a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zM2 8h20M6 5.5h.01M9 5.5h.01",
@@ -184,7 +185,7 @@ export function mount(el, ctx) {
 				{ class: "vp-facts" },
 				row(I.mail, "Email", c.email ? h("a", { href: `mailto:${c.email}`, text: c.email }) : "", { class: "vp-email" }),
 				row(I.phone, "Phone", c.phone || "", { class: "vp-phone" }),
-				row(I.hash, "ID", ids, { class: "vp-id" }),
+				row(I.id, "ID", ids, { class: "vp-id" }),
 			),
 		);
 	}
@@ -287,7 +288,7 @@ export function mount(el, ctx) {
 							},
 						},
 						h("span", { class: "vp-conv-title", text: label }),
-						h("span", { class: "vp-conv-meta" }, c.has_email ? h("span", { class: "envelope", "aria-label": "Email", title: "Email", text: "✉" }) : null, `#${c.id} · `, timeEl(h, c.last_activity_at)),
+						h("span", { class: "vp-conv-meta" }, c.has_email ? envelope() : null, `#${c.id} · `, timeEl(h, c.last_activity_at)),
 					),
 					h("span", { class: `badge ${c.status}`, text: c.status === "open" ? "Open" : "Closed" }),
 				),
