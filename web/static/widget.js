@@ -499,6 +499,239 @@ function createOrdering(onGap, opts) {
 	};
 }
 
+// socket.js
+const PING_MS = 25000;
+const DEAD_MS = 70000;
+const MAX_FRAME = 65536;
+function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
+	let ws = null;
+	let ready = false;
+	let wanted = false;
+	let attempt = 0;
+	let retry = 0;
+	let pinger = 0;
+	let heard = 0;
+	let blockedUntil = 0; // after 4429: no socket before then
+	let refused = false; // the last close was on a frame sent
+	let last = null; // the last frame sent on ws
+	function connect() {
+		wanted = true;
+		clearTimeout(retry);
+		if (ws) return;
+		const wait = blockedUntil - Date.now();
+		if (wait > 0) {
+			retry = setTimeout(connect, wait);
+			return;
+		}
+		const s = new WebSocket(url);
+		ws = s;
+		last = null;
+		heard = Date.now();
+		if (attempt === 0) onStatus("connecting");
+		s.onopen = () => auth && s.send(JSON.stringify(auth()));
+		s.onmessage = (e) => {
+			heard = Date.now();
+			let f;
+			try {
+				f = JSON.parse(e.data);
+			} catch {
+				return;
+			}
+			if (f.type === "hello") {
+				ready = true;
+				if (!refused) attempt = 0;
+				refused = false;
+				onStatus("open");
+			}
+			onFrame(f);
+		};
+		s.onclose = (e) => dropped(s, e.code);
+		clearInterval(pinger);
+		pinger = setInterval(() => {
+			if (Date.now() - heard > DEAD_MS) {
+				s.onclose = null;
+				s.close();
+				dropped(s, 0);
+			} else if (ready) send({ type: "ping" });
+		}, PING_MS);
+	}
+	function dropped(s, code) {
+		if (ws !== s) return;
+		ws = null;
+		ready = false;
+		clearInterval(pinger);
+		if (code === 4401) {
+			wanted = false;
+			onUnauthorized();
+			return;
+		}
+		if (!wanted) return;
+		refused = (onDropped && onDropped(code, last)) || code === 1007 || code === 1009;
+		onStatus("reconnecting");
+		const cap = Math.min(30000, 500 * 2 ** attempt);
+		attempt = Math.min(attempt + 1, 10);
+		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
+		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
+	}
+	function send(frame) {
+		if (!ready) return false;
+		ws.send(JSON.stringify(frame));
+		last = frame;
+		return true;
+	}
+	function close() {
+		wanted = false;
+		clearTimeout(retry);
+		if (ws) {
+			const s = ws;
+			dropped(s, 1000);
+			s.close(1000);
+		}
+	}
+	window.addEventListener("online", () => {
+		if (!wanted || ready) return;
+		if (ws) {
+			const s = ws;
+			s.onclose = null;
+			s.close();
+			ws = null;
+		}
+		connect();
+	});
+	return { connect, send, close, ready: () => ready };
+}
+
+// store.js
+let prefix = "microchat:";
+const memory = new Map();
+function initStore(origin) {
+	prefix = "microchat:" + origin;
+}
+function area(session) {
+	return session ? window.sessionStorage : window.localStorage;
+}
+function read(key, session) {
+	try {
+		return area(session).getItem(key);
+	} catch {
+		return memory.has(key) ? memory.get(key) : null;
+	}
+}
+function write(key, value, session) {
+	try {
+		if (value == null) area(session).removeItem(key);
+		else area(session).setItem(key, value);
+	} catch {
+		memory.set(key, value);
+	}
+}
+function getToken() {
+	return read(prefix, false);
+}
+function setToken(token) {
+	write(prefix, token, false);
+}
+function load(name, fallback, session) {
+	try {
+		const v = JSON.parse(read(prefix + ":" + name, session));
+		return v == null ? fallback : v;
+	} catch {
+		return fallback;
+	}
+}
+function save(name, value, session) {
+	write(prefix + ":" + name, value == null ? null : JSON.stringify(value), session);
+}
+
+// text.js
+function seconds(s) {
+	s = Math.max(1, Math.ceil(s || 5));
+	return s + (s === 1 ? " second" : " seconds");
+}
+function wait(s) {
+	return "Too many attempts. Please wait " + seconds(s) + " and try again.";
+}
+function sentence(s) {
+	s = String(s || "").trim();
+	return s + (/[.!?]$/.test(s) ? "" : ".");
+}
+function bytes(s) {
+	return new TextEncoder().encode(s).length;
+}
+
+// outbox.js
+const TOO_LONG = "Your message is too long to send";
+function messageFrame(p) {
+	return { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
+}
+function frameBytes(p) {
+	return bytes(JSON.stringify(messageFrame(p)));
+}
+function createOutbox(send, { msgs, composer }) {
+	let outbox = load("outbox", [], true);
+	let sentOnConn = new Set(); // client ids sent on this connection
+	let flushTimer = 0;
+	function persist() {
+		save("outbox", outbox.length ? outbox : null, true);
+	}
+	function drop(id) {
+		const n = outbox.length;
+		outbox = outbox.filter((p) => p.client_id !== id);
+		if (outbox.length !== n) persist();
+	}
+	function notSent(p, reason) {
+		drop(p.client_id);
+		msgs.addPending(p, "Not sent: " + sentence(reason));
+		if (p.text) composer.restore(p.text);
+	}
+	function flush() {
+		clearTimeout(flushTimer);
+		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
+		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
+		for (const p of outbox) {
+			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
+			if (frameBytes(p) > MAX_FRAME) {
+				notSent(p, TOO_LONG);
+				continue;
+			}
+			if (!send(messageFrame(p))) return;
+			sentOnConn.add(p.client_id);
+			msgs.addPending(p);
+		}
+	}
+	return {
+		flush,
+		drop,
+		notSent,
+		persist,
+		find: (id) => outbox.find((p) => p.client_id === id),
+		queue(p) {
+			outbox.push(p);
+			persist();
+			msgs.addPending(p);
+			flush();
+		},
+		hold(p, ms) {
+			p.hold = Date.now() + ms;
+			persist();
+			sentOnConn.delete(p.client_id);
+			msgs.addPending(p, "Waiting to send...");
+			flush();
+		},
+		dropAll() {
+			for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
+			outbox = [];
+			persist();
+		},
+		connected() {
+			sentOnConn = new Set();
+		},
+		showPending() {
+			for (const p of outbox) msgs.addPending(p, p.hold > Date.now() ? "Waiting to send..." : "");
+		},
+	};
+}
+
 // panel.js
 function createPanel(title, onMinimize) {
 	const msg = h("p", { class: "msg-text" });
@@ -681,106 +914,55 @@ function createRating(onSubmit) {
 	};
 }
 
-// socket.js
-const PING_MS = 25000;
-const DEAD_MS = 70000;
-const MAX_FRAME = 65536;
-function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
-	let ws = null;
-	let ready = false;
-	let wanted = false;
-	let attempt = 0;
-	let retry = 0;
-	let pinger = 0;
-	let heard = 0;
-	let blockedUntil = 0; // after 4429: no socket before then
-	let refused = false; // the last close was on a frame sent
-	let last = null; // the last frame sent on ws
-	function connect() {
-		wanted = true;
-		clearTimeout(retry);
-		if (ws) return;
-		const wait = blockedUntil - Date.now();
-		if (wait > 0) {
-			retry = setTimeout(connect, wait);
-			return;
-		}
-		const s = new WebSocket(url);
-		ws = s;
-		last = null;
-		heard = Date.now();
-		if (attempt === 0) onStatus("connecting");
-		s.onopen = () => auth && s.send(JSON.stringify(auth()));
-		s.onmessage = (e) => {
-			heard = Date.now();
-			let f;
-			try {
-				f = JSON.parse(e.data);
-			} catch {
-				return;
+// sending.js
+const RETRIES = 5;
+const DROPS = 3;
+function tooLong(p, maxMessage) {
+	let n = bytes(p.text);
+	let max = maxMessage;
+	if (!max || n <= max) {
+		n = frameBytes(p);
+		max = MAX_FRAME;
+	}
+	if (n <= max) return "";
+	return TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.";
+}
+function createSending(outbox, panel) {
+	let maxMessage = 0; // bytes of text; 0 when the server does not say
+	return {
+		send(text) {
+			const p = { client_id: randomId(), text, attachments: [] };
+			const why = tooLong(p, maxMessage);
+			if (why) panel.error(why);
+			else outbox.queue(p);
+			return !why;
+		},
+		refused(f) {
+			const p = f.client_id && outbox.find(f.client_id);
+			if (f.code === "rate_limited") {
+				const s = f.retry_after || 5;
+				panel.error("You are sending messages too quickly. Please wait " + seconds(s) + ": we will send yours then.", s * 1000);
+				if (p) outbox.hold(p, s * 1000);
+			} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
+				const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
+				p.tries = (p.tries || 0) + 1;
+				outbox.hold(p, ms);
+			} else if (p) {
+				outbox.notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
 			}
-			if (f.type === "hello") {
-				ready = true;
-				if (!refused) attempt = 0;
-				refused = false;
-				onStatus("open");
-			}
-			onFrame(f);
-		};
-		s.onclose = (e) => dropped(s, e.code);
-		clearInterval(pinger);
-		pinger = setInterval(() => {
-			if (Date.now() - heard > DEAD_MS) {
-				s.onclose = null;
-				s.close();
-				dropped(s, 0);
-			} else if (ready) send({ type: "ping" });
-		}, PING_MS);
-	}
-	function dropped(s, code) {
-		if (ws !== s) return;
-		ws = null;
-		ready = false;
-		clearInterval(pinger);
-		if (code === 4401) {
-			wanted = false;
-			onUnauthorized();
-			return;
-		}
-		if (!wanted) return;
-		refused = (onDropped && onDropped(code, last)) || code === 1007 || code === 1009;
-		onStatus("reconnecting");
-		const cap = Math.min(30000, 500 * 2 ** attempt);
-		attempt = Math.min(attempt + 1, 10);
-		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
-		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
-	}
-	function send(frame) {
-		if (!ready) return false;
-		ws.send(JSON.stringify(frame));
-		last = frame;
-		return true;
-	}
-	function close() {
-		wanted = false;
-		clearTimeout(retry);
-		if (ws) {
-			const s = ws;
-			dropped(s, 1000);
-			s.close(1000);
-		}
-	}
-	window.addEventListener("online", () => {
-		if (!wanted || ready) return;
-		if (ws) {
-			const s = ws;
-			s.onclose = null;
-			s.close();
-			ws = null;
-		}
-		connect();
-	});
-	return { connect, send, close, ready: () => ready };
+		},
+		dropped(code, f) {
+			const p = f && f.type === "message" && outbox.find(f.client_id);
+			if (!p) return false;
+			p.drops = (p.drops || 0) + 1;
+			if (code === 1009 || code === 1007 || p.drops >= DROPS) outbox.notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
+			else outbox.persist();
+			return true;
+		},
+		setLimit(n) {
+			maxMessage = n;
+		},
+	};
 }
 
 // status.js
@@ -819,72 +1001,7 @@ function createStatus() {
 	};
 }
 
-// store.js
-let prefix = "microchat:";
-const memory = new Map();
-function initStore(origin) {
-	prefix = "microchat:" + origin;
-}
-function area(session) {
-	return session ? window.sessionStorage : window.localStorage;
-}
-function read(key, session) {
-	try {
-		return area(session).getItem(key);
-	} catch {
-		return memory.has(key) ? memory.get(key) : null;
-	}
-}
-function write(key, value, session) {
-	try {
-		if (value == null) area(session).removeItem(key);
-		else area(session).setItem(key, value);
-	} catch {
-		memory.set(key, value);
-	}
-}
-function getToken() {
-	return read(prefix, false);
-}
-function setToken(token) {
-	write(prefix, token, false);
-}
-function load(name, fallback, session) {
-	try {
-		const v = JSON.parse(read(prefix + ":" + name, session));
-		return v == null ? fallback : v;
-	} catch {
-		return fallback;
-	}
-}
-function save(name, value, session) {
-	write(prefix + ":" + name, value == null ? null : JSON.stringify(value), session);
-}
-
 // app.js
-function seconds(s) {
-	s = Math.max(1, Math.ceil(s || 5));
-	return s + (s === 1 ? " second" : " seconds");
-}
-function wait(s) {
-	return "Too many attempts. Please wait " + seconds(s) + " and try again.";
-}
-const RETRIES = 5;
-function sentence(s) {
-	s = String(s || "").trim();
-	return s + (/[.!?]$/.test(s) ? "" : ".");
-}
-function bytes(s) {
-	return new TextEncoder().encode(s).length;
-}
-function messageFrame(p) {
-	return { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
-}
-function frameBytes(p) {
-	return bytes(JSON.stringify(messageFrame(p)));
-}
-const TOO_LONG = "Your message is too long to send";
-const DROPS = 3;
 function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
@@ -906,19 +1023,15 @@ function createApp(cfg, root) {
 	let lastUrl = location.href;
 	let nextView = null; // the page view whose title is awaited
 	let viewTimer = 0;
-	let sentOnConn = new Set(); // client ids sent on this connection
 	let identity = {};
 	let maxUpload = 0; // bytes; 0 when the server does not say
-	let maxMessage = 0; // bytes of text; 0 when the server does not say
-	let flushTimer = 0;
-	let outbox = load("outbox", [], true); // {client_id, text, attachments, hold?}
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
 	const panel = createPanel(cfg.title, () => close(true));
 	const status = createStatus();
 	const form = createPrechat(start);
 	const msgs = createMessages({ fetchFile, onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
 	const composer = createComposer({
-		onSend,
+		onSend: (text) => sending.send(text),
 		onFiles: sendFiles,
 		onTyping: (t) => socket.send({ type: "typing", typing: t }),
 		onDraft: (v) => save("draft", v || null, true),
@@ -942,20 +1055,15 @@ function createApp(cfg, root) {
 	}
 	root.append(wrap);
 	composer.setDraft(load("draft", "", true));
+	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
+	const sending = createSending(outbox, panel);
 	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
 		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
 		onFrame: frame,
 		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
 		onUnauthorized: expired,
-		onDropped: (code, f) => {
-			const p = f && f.type === "message" && outbox.find((x) => x.client_id === f.client_id);
-			if (!p) return false;
-			p.drops = (p.drops || 0) + 1;
-			if (code === 1009 || code === 1007 || p.drops >= DROPS) notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
-			else saveOutbox();
-			return true;
-		},
+		onDropped: (code, f) => sending.dropped(code, f),
 	});
 	function emit(name, data) {
 		for (const fn of listeners[name] || []) {
@@ -1078,7 +1186,7 @@ function createApp(cfg, root) {
 		reset();
 		contact = s.contact;
 		maxUpload = (s.limits && s.limits.max_upload_bytes) || 0;
-		maxMessage = (s.limits && s.limits.max_message_bytes) || 0;
+		sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
 		if (!s.conversation) {
 			showForm();
 		} else {
@@ -1095,7 +1203,7 @@ function createApp(cfg, root) {
 			msgs.hasOlder(s.has_before);
 			rated = s.rating || null;
 			if (conv.status === "closed") offerRating(conv.seq);
-			for (const p of outbox) msgs.addPending(p, p.hold > Date.now() ? "Waiting to send..." : "");
+			outbox.showPending();
 			showChat();
 			msgs.scrollDown();
 			markRead();
@@ -1135,7 +1243,7 @@ function createApp(cfg, root) {
 	}
 	function addMessage(m, live) {
 		if (m.author === "agent") agentSeqs.add(m.seq);
-		if (m.client_id) dropOutbox(m.client_id);
+		if (m.client_id) outbox.drop(m.client_id);
 		const name = nameOf(m.agent_id);
 		msgs.add(m, name);
 		if (live && m.author === "agent") {
@@ -1213,7 +1321,7 @@ function createApp(cfg, root) {
 				break;
 			case "conversation_deleted":
 				reset();
-				dropAll();
+				outbox.dropAll();
 				showForm();
 				panel.error("This conversation was deleted. You can start a new chat.");
 				break;
@@ -1223,7 +1331,7 @@ function createApp(cfg, root) {
 	function frame(f) {
 		switch (f.type) {
 			case "hello":
-				sentOnConn = new Set();
+				outbox.connected();
 				if (f.contact) contact = f.contact;
 				if (!f.conversation) {
 					reset();
@@ -1237,7 +1345,7 @@ function createApp(cfg, root) {
 					for (const a of agents) names.set(a.id, a.name);
 				}
 				sendViews();
-				flush();
+				outbox.flush();
 				markRead();
 				render();
 				break;
@@ -1248,7 +1356,7 @@ function createApp(cfg, root) {
 				loadState(true);
 				break;
 			case "ack":
-				dropOutbox(f.client_id);
+				outbox.drop(f.client_id);
 				if (f.message) addMessage(f.message, false);
 				render();
 				break;
@@ -1264,7 +1372,7 @@ function createApp(cfg, root) {
 				break;
 			}
 			case "error":
-				socketError(f);
+				sending.refused(f);
 				break;
 		}
 	}
@@ -1275,84 +1383,6 @@ function createApp(cfg, root) {
 		clearTimeout(typingTimers.get(id));
 		if (typing) typingTimers.set(id, setTimeout(() => agentTyping(id, false), 10000));
 		render();
-	}
-	function socketError(f) {
-		const p = f.client_id && outbox.find((x) => x.client_id === f.client_id);
-		if (f.code === "rate_limited") {
-			const s = f.retry_after || 5;
-			panel.error("You are sending messages too quickly. Please wait " + seconds(s) + ": we will send yours then.", s * 1000);
-			if (p) {
-				p.hold = Date.now() + s * 1000;
-				saveOutbox();
-				sentOnConn.delete(p.client_id);
-				msgs.addPending(p, "Waiting to send...");
-				flush();
-			}
-		} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
-			const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
-			p.tries = (p.tries || 0) + 1;
-			p.hold = Date.now() + ms;
-			saveOutbox();
-			sentOnConn.delete(p.client_id);
-			msgs.addPending(p, "Waiting to send...");
-			flush();
-		} else if (p) {
-			notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
-		}
-	}
-	function notSent(p, reason) {
-		dropOutbox(p.client_id);
-		msgs.addPending(p, "Not sent: " + sentence(reason));
-		if (p.text) composer.restore(p.text);
-	}
-	function saveOutbox() {
-		save("outbox", outbox.length ? outbox : null, true);
-	}
-	function dropOutbox(id) {
-		const n = outbox.length;
-		outbox = outbox.filter((p) => p.client_id !== id);
-		if (outbox.length !== n) saveOutbox();
-	}
-	function onSend(text) {
-		const p = { client_id: randomId(), text, attachments: [] };
-		let n = bytes(text);
-		let max = maxMessage;
-		if (!max || n <= max) {
-			n = frameBytes(p);
-			max = MAX_FRAME;
-		}
-		if (n > max) {
-			panel.error(TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.");
-			return false;
-		}
-		queue(p);
-		return true;
-	}
-	function dropAll() {
-		for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
-		outbox = [];
-		saveOutbox();
-	}
-	function queue(p) {
-		outbox.push(p);
-		saveOutbox();
-		msgs.addPending(p);
-		flush();
-	}
-	function flush() {
-		clearTimeout(flushTimer);
-		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
-		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
-		for (const p of outbox) {
-			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
-			if (frameBytes(p) > MAX_FRAME) {
-				notSent(p, TOO_LONG);
-				continue;
-			}
-			if (!socket.send(messageFrame(p))) return;
-			sentOnConn.add(p.client_id);
-			msgs.addPending(p);
-		}
 	}
 	async function sendFiles(files) {
 		if (!conv) return;
@@ -1367,7 +1397,7 @@ function createApp(cfg, root) {
 			try {
 				const r = await api.upload(file);
 				msgs.removePending(tmp.client_id);
-				queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
+				outbox.queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
 			} catch (e) {
 				msgs.removePending(tmp.client_id);
 				panel.error(uploadError(name, e));
@@ -1420,7 +1450,7 @@ function createApp(cfg, root) {
 		socket.close();
 		reset();
 		contact = null;
-		dropAll();
+		outbox.dropAll();
 		showForm();
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}

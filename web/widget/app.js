@@ -10,7 +10,7 @@
 import { h, randomId, formatSize } from "./dom.js";
 import { initStore, getToken, setToken, load, save } from "./store.js";
 import { createApi } from "./api.js";
-import { createSocket, MAX_FRAME } from "./socket.js";
+import { createSocket } from "./socket.js";
 import { createOrdering } from "./ordering.js";
 import { createLauncher } from "./launcher.js";
 import { createPanel } from "./panel.js";
@@ -20,54 +20,9 @@ import { createMessages } from "./messages.js";
 import { createComposer, dropZone } from "./composer.js";
 import { createRating } from "./rating.js";
 import { WIDGET_CSS } from "./css.js";
-
-function seconds(s) {
-	s = Math.max(1, Math.ceil(s || 5));
-	return s + (s === 1 ? " second" : " seconds");
-}
-
-// wait says how long to wait after a 429.
-function wait(s) {
-	return "Too many attempts. Please wait " + seconds(s) + " and try again.";
-}
-
-// RETRIES is how often a message the server could not store
-// ("unavailable") is sent again, after 1, 2, 4, 8 and 16 s (each with
-// jitter), before it is shown as not sent.
-const RETRIES = 5;
-
-// sentence ends a message with a full stop. Server texts are shown as
-// they are, never recased: they may start with a field name or a MIME
-// type ("application/x-elf: programs are not accepted").
-function sentence(s) {
-	s = String(s || "").trim();
-	return s + (/[.!?]$/.test(s) ? "" : ".");
-}
-
-// bytes is the length of s in UTF-8, as the server counts.
-function bytes(s) {
-	return new TextEncoder().encode(s).length;
-}
-
-// messageFrame is the socket frame that sends p.
-function messageFrame(p) {
-	return { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
-}
-
-// frameBytes is the size of p's frame as sent: JSON escapes each control
-// character as 6 bytes, so a short text can make a frame over MAX_FRAME.
-function frameBytes(p) {
-	return bytes(JSON.stringify(messageFrame(p)));
-}
-
-// TOO_LONG is why a message whose frame the server would refuse (close
-// 1009) is not sent.
-const TOO_LONG = "Your message is too long to send";
-
-// DROPS is how many connections may end right after a message was sent,
-// before it was stored, until it is shown as not sent: the server may
-// close the socket on it without a close code the browser sees (1006).
-const DROPS = 3;
+import { createOutbox } from "./outbox.js";
+import { createSending } from "./sending.js";
+import { wait, sentence } from "./text.js";
 
 // createApp builds the widget in root (the shadow root) for cfg
 // (config.js) and returns boot, which starts it, and the page's API.
@@ -95,12 +50,8 @@ export function createApp(cfg, root) {
 	let lastUrl = location.href;
 	let nextView = null; // the page view whose title is awaited
 	let viewTimer = 0;
-	let sentOnConn = new Set(); // client ids sent on this connection
 	let identity = {};
 	let maxUpload = 0; // bytes; 0 when the server does not say
-	let maxMessage = 0; // bytes of text; 0 when the server does not say
-	let flushTimer = 0;
-	let outbox = load("outbox", [], true); // {client_id, text, attachments, hold?}
 
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
 	const panel = createPanel(cfg.title, () => close(true));
@@ -108,7 +59,7 @@ export function createApp(cfg, root) {
 	const form = createPrechat(start);
 	const msgs = createMessages({ fetchFile, onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
 	const composer = createComposer({
-		onSend,
+		onSend: (text) => sending.send(text),
 		onFiles: sendFiles,
 		onTyping: (t) => socket.send({ type: "typing", typing: t }),
 		onDraft: (v) => save("draft", v || null, true),
@@ -138,6 +89,8 @@ export function createApp(cfg, root) {
 	}
 	root.append(wrap);
 	composer.setDraft(load("draft", "", true));
+	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
+	const sending = createSending(outbox, panel);
 
 	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
@@ -145,17 +98,7 @@ export function createApp(cfg, root) {
 		onFrame: frame,
 		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
 		onUnauthorized: expired,
-		onDropped: (code, f) => {
-			// The socket closed on the message just sent, before it was
-			// stored: after a 1009 or 1007 (refused) or DROPS such closes,
-			// it is not sent again.
-			const p = f && f.type === "message" && outbox.find((x) => x.client_id === f.client_id);
-			if (!p) return false;
-			p.drops = (p.drops || 0) + 1;
-			if (code === 1009 || code === 1007 || p.drops >= DROPS) notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
-			else saveOutbox();
-			return true;
-		},
+		onDropped: (code, f) => sending.dropped(code, f),
 	});
 
 	function emit(name, data) {
@@ -308,7 +251,7 @@ export function createApp(cfg, root) {
 		reset();
 		contact = s.contact;
 		maxUpload = (s.limits && s.limits.max_upload_bytes) || 0;
-		maxMessage = (s.limits && s.limits.max_message_bytes) || 0;
+		sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
 		if (!s.conversation) {
 			showForm();
 		} else {
@@ -325,7 +268,7 @@ export function createApp(cfg, root) {
 			msgs.hasOlder(s.has_before);
 			rated = s.rating || null;
 			if (conv.status === "closed") offerRating(conv.seq);
-			for (const p of outbox) msgs.addPending(p, p.hold > Date.now() ? "Waiting to send..." : "");
+			outbox.showPending();
 			showChat();
 			msgs.scrollDown();
 			markRead();
@@ -373,7 +316,7 @@ export function createApp(cfg, root) {
 
 	function addMessage(m, live) {
 		if (m.author === "agent") agentSeqs.add(m.seq);
-		if (m.client_id) dropOutbox(m.client_id);
+		if (m.client_id) outbox.drop(m.client_id);
 		const name = nameOf(m.agent_id);
 		msgs.add(m, name);
 		if (live && m.author === "agent") {
@@ -457,7 +400,7 @@ export function createApp(cfg, root) {
 				break;
 			case "conversation_deleted":
 				reset();
-				dropAll();
+				outbox.dropAll();
 				showForm();
 				panel.error("This conversation was deleted. You can start a new chat.");
 				break;
@@ -470,7 +413,7 @@ export function createApp(cfg, root) {
 	function frame(f) {
 		switch (f.type) {
 			case "hello":
-				sentOnConn = new Set();
+				outbox.connected();
 				if (f.contact) contact = f.contact;
 				if (!f.conversation) {
 					reset();
@@ -484,7 +427,7 @@ export function createApp(cfg, root) {
 					for (const a of agents) names.set(a.id, a.name);
 				}
 				sendViews();
-				flush();
+				outbox.flush();
 				markRead();
 				render();
 				break;
@@ -495,7 +438,7 @@ export function createApp(cfg, root) {
 				loadState(true);
 				break;
 			case "ack":
-				dropOutbox(f.client_id);
+				outbox.drop(f.client_id);
 				if (f.message) addMessage(f.message, false);
 				render();
 				break;
@@ -512,7 +455,7 @@ export function createApp(cfg, root) {
 				break;
 			}
 			case "error":
-				socketError(f);
+				sending.refused(f);
 				break;
 		}
 	}
@@ -529,108 +472,6 @@ export function createApp(cfg, root) {
 		render();
 	}
 
-	function socketError(f) {
-		const p = f.client_id && outbox.find((x) => x.client_id === f.client_id);
-		if (f.code === "rate_limited") {
-			const s = f.retry_after || 5;
-			panel.error("You are sending messages too quickly. Please wait " + seconds(s) + ": we will send yours then.", s * 1000);
-			if (p) {
-				p.hold = Date.now() + s * 1000;
-				saveOutbox();
-				sentOnConn.delete(p.client_id);
-				msgs.addPending(p, "Waiting to send...");
-				flush();
-			}
-		} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
-			// Backoff with jitter, then give up: never resend forever.
-			const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
-			p.tries = (p.tries || 0) + 1;
-			p.hold = Date.now() + ms;
-			saveOutbox();
-			sentOnConn.delete(p.client_id);
-			msgs.addPending(p, "Waiting to send...");
-			flush();
-		} else if (p) {
-			notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
-		}
-	}
-
-	// notSent shows a message the server refused or could not store, and
-	// gives its text back to the message box: a draft is never lost.
-	function notSent(p, reason) {
-		dropOutbox(p.client_id);
-		msgs.addPending(p, "Not sent: " + sentence(reason));
-		if (p.text) composer.restore(p.text);
-	}
-
-	// Sending.
-
-	function saveOutbox() {
-		save("outbox", outbox.length ? outbox : null, true);
-	}
-
-	function dropOutbox(id) {
-		const n = outbox.length;
-		outbox = outbox.filter((p) => p.client_id !== id);
-		if (outbox.length !== n) saveOutbox();
-	}
-
-	// onSend takes the message box's text unless it is over the server's
-	// limit, counted in UTF-8 bytes as the server counts (a CJK character
-	// is 3), or its frame is over the server's frame limit (MAX_FRAME):
-	// then it stays in the box, with the reason.
-	function onSend(text) {
-		const p = { client_id: randomId(), text, attachments: [] };
-		let n = bytes(text);
-		let max = maxMessage;
-		if (!max || n <= max) {
-			n = frameBytes(p);
-			max = MAX_FRAME;
-		}
-		if (n > max) {
-			panel.error(TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.");
-			return false;
-		}
-		queue(p);
-		return true;
-	}
-
-	// dropAll forgets the messages not sent, with no conversation to send
-	// them to, and gives their text back to the message box.
-	function dropAll() {
-		for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
-		outbox = [];
-		saveOutbox();
-	}
-
-	function queue(p) {
-		outbox.push(p);
-		saveOutbox();
-		msgs.addPending(p);
-		flush();
-	}
-
-	// flush sends the messages the server has not acknowledged, once per
-	// connection: the server stores each client id once, however often.
-	// Those held back (rate limit, backoff) go when their time comes, after
-	// a reload too. One whose frame the server would refuse (kept by an
-	// older widget) is shown as not sent instead.
-	function flush() {
-		clearTimeout(flushTimer);
-		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
-		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
-		for (const p of outbox) {
-			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
-			if (frameBytes(p) > MAX_FRAME) {
-				notSent(p, TOO_LONG);
-				continue;
-			}
-			if (!socket.send(messageFrame(p))) return;
-			sentOnConn.add(p.client_id);
-			msgs.addPending(p);
-		}
-	}
-
 	async function sendFiles(files) {
 		if (!conv) return;
 		for (const file of files) {
@@ -644,7 +485,7 @@ export function createApp(cfg, root) {
 			try {
 				const r = await api.upload(file);
 				msgs.removePending(tmp.client_id);
-				queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
+				outbox.queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
 			} catch (e) {
 				msgs.removePending(tmp.client_id);
 				panel.error(uploadError(name, e));
@@ -709,7 +550,7 @@ export function createApp(cfg, root) {
 		socket.close();
 		reset();
 		contact = null;
-		dropAll();
+		outbox.dropAll();
 		showForm();
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}
