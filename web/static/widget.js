@@ -1001,12 +1001,58 @@ function createStatus() {
 	};
 }
 
+// uploads.js
+function uploadError(name, e) {
+	const q = "\u201c" + name + "\u201d";
+	if (e.status === 413) return q + " is too large to send. " + sentence(e.message);
+	if (e.status === 415) return q + " cannot be sent. " + sentence(e.message);
+	if (e.status === 429) return wait(e.retryAfter);
+	if (e.status === 0) return q + " could not be sent: the upload failed. The file may be too large, or the connection dropped.";
+	return q + " could not be sent. " + sentence(e.message);
+}
+function createUploads(api, { msgs, panel }, queue, active) {
+	const blobs = new Map(); // attachment id -> promise of a blob URL
+	let maxUpload = 0; // bytes; 0 when the server does not say
+	return {
+		async send(files) {
+			if (!active()) return;
+			for (const file of files) {
+				const name = file.name || "image.png";
+				if (maxUpload && file.size > maxUpload) {
+					panel.error("\u201c" + name + "\u201d is too large (" + formatSize(file.size) + "): files up to " + formatSize(maxUpload) + " can be sent.");
+					continue;
+				}
+				const tmp = { client_id: randomId(), text: "", attachments: [{ name }] };
+				msgs.addPending(tmp, "Uploading...");
+				try {
+					const r = await api.upload(file);
+					msgs.removePending(tmp.client_id);
+					queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
+				} catch (e) {
+					msgs.removePending(tmp.client_id);
+					panel.error(uploadError(name, e));
+				}
+			}
+		},
+		fetch(id) {
+			if (!blobs.has(id)) {
+				const p = api.attachment(id).then((b) => URL.createObjectURL(b));
+				p.catch(() => blobs.delete(id));
+				blobs.set(id, p);
+			}
+			return blobs.get(id);
+		},
+		setLimit(n) {
+			maxUpload = n;
+		},
+	};
+}
+
 // app.js
 function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
 	const listeners = { message: [], open: [], close: [] };
-	const blobs = new Map(); // attachment id -> promise of a blob URL
 	const names = new Map(); // agent id -> name, also of agents who left
 	const joinNames = new Map();
 	const agentSeqs = new Set(); // seqs of the agents' messages
@@ -1024,20 +1070,19 @@ function createApp(cfg, root) {
 	let nextView = null; // the page view whose title is awaited
 	let viewTimer = 0;
 	let identity = {};
-	let maxUpload = 0; // bytes; 0 when the server does not say
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
 	const panel = createPanel(cfg.title, () => close(true));
 	const status = createStatus();
 	const form = createPrechat(start);
-	const msgs = createMessages({ fetchFile, onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
+	const msgs = createMessages({ fetchFile: (id) => uploads.fetch(id), onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
 	const composer = createComposer({
 		onSend: (text) => sending.send(text),
-		onFiles: sendFiles,
+		onFiles: (files) => uploads.send(files),
 		onTyping: (t) => socket.send({ type: "typing", typing: t }),
 		onDraft: (v) => save("draft", v || null, true),
 	});
 	const chat = h("div", { class: "chat", hidden: true }, status.el, msgs.el, composer.el);
-	dropZone(chat, sendFiles);
+	dropZone(chat, (files) => uploads.send(files));
 	const announcer = h("div", { class: "sr", "aria-live": "polite" });
 	panel.body.append(form.el, chat);
 	const wrap = h("div", { class: "mc " + cfg.position, dir: "ltr" }, panel.el, launcher.el, announcer);
@@ -1057,6 +1102,7 @@ function createApp(cfg, root) {
 	composer.setDraft(load("draft", "", true));
 	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
 	const sending = createSending(outbox, panel);
+	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
 		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
@@ -1185,7 +1231,7 @@ function createApp(cfg, root) {
 		panel.connection("");
 		reset();
 		contact = s.contact;
-		maxUpload = (s.limits && s.limits.max_upload_bytes) || 0;
+		uploads.setLimit((s.limits && s.limits.max_upload_bytes) || 0);
 		sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
 		if (!s.conversation) {
 			showForm();
@@ -1383,42 +1429,6 @@ function createApp(cfg, root) {
 		clearTimeout(typingTimers.get(id));
 		if (typing) typingTimers.set(id, setTimeout(() => agentTyping(id, false), 10000));
 		render();
-	}
-	async function sendFiles(files) {
-		if (!conv) return;
-		for (const file of files) {
-			const name = file.name || "image.png";
-			if (maxUpload && file.size > maxUpload) {
-				panel.error("\u201c" + name + "\u201d is too large (" + formatSize(file.size) + "): files up to " + formatSize(maxUpload) + " can be sent.");
-				continue;
-			}
-			const tmp = { client_id: randomId(), text: "", attachments: [{ name }] };
-			msgs.addPending(tmp, "Uploading...");
-			try {
-				const r = await api.upload(file);
-				msgs.removePending(tmp.client_id);
-				outbox.queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
-			} catch (e) {
-				msgs.removePending(tmp.client_id);
-				panel.error(uploadError(name, e));
-			}
-		}
-	}
-	function uploadError(name, e) {
-		const q = "\u201c" + name + "\u201d";
-		if (e.status === 413) return q + " is too large to send. " + sentence(e.message);
-		if (e.status === 415) return q + " cannot be sent. " + sentence(e.message);
-		if (e.status === 429) return wait(e.retryAfter);
-		if (e.status === 0) return q + " could not be sent: the upload failed. The file may be too large, or the connection dropped.";
-		return q + " could not be sent. " + sentence(e.message);
-	}
-	function fetchFile(id) {
-		if (!blobs.has(id)) {
-			const p = api.attachment(id).then((b) => URL.createObjectURL(b));
-			p.catch(() => blobs.delete(id));
-			blobs.set(id, p);
-		}
-		return blobs.get(id);
 	}
 	function markRead() {
 		if (!opened || chat.hidden || document.visibilityState !== "visible") return;

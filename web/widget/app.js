@@ -7,7 +7,7 @@
 // (ordering.js drops those at or below what is held, and has those after a
 // gap wait). A resync, a gap, or a hello about another conversation, loads
 // /state again and reconnects from there.
-import { h, randomId, formatSize } from "./dom.js";
+import { h } from "./dom.js";
 import { initStore, getToken, setToken, load, save } from "./store.js";
 import { createApi } from "./api.js";
 import { createSocket } from "./socket.js";
@@ -22,6 +22,7 @@ import { createRating } from "./rating.js";
 import { WIDGET_CSS } from "./css.js";
 import { createOutbox } from "./outbox.js";
 import { createSending } from "./sending.js";
+import { createUploads } from "./uploads.js";
 import { wait, sentence } from "./text.js";
 
 // createApp builds the widget in root (the shadow root) for cfg
@@ -30,7 +31,6 @@ export function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
 	const listeners = { message: [], open: [], close: [] };
-	const blobs = new Map(); // attachment id -> promise of a blob URL
 	// Agents' names, for their messages: names has the current ones (from
 	// /state's authors and agents, hello, presence); joinNames those of
 	// the joined events, used only for an agent not in names.
@@ -51,21 +51,20 @@ export function createApp(cfg, root) {
 	let nextView = null; // the page view whose title is awaited
 	let viewTimer = 0;
 	let identity = {};
-	let maxUpload = 0; // bytes; 0 when the server does not say
 
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
 	const panel = createPanel(cfg.title, () => close(true));
 	const status = createStatus();
 	const form = createPrechat(start);
-	const msgs = createMessages({ fetchFile, onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
+	const msgs = createMessages({ fetchFile: (id) => uploads.fetch(id), onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
 	const composer = createComposer({
 		onSend: (text) => sending.send(text),
-		onFiles: sendFiles,
+		onFiles: (files) => uploads.send(files),
 		onTyping: (t) => socket.send({ type: "typing", typing: t }),
 		onDraft: (v) => save("draft", v || null, true),
 	});
 	const chat = h("div", { class: "chat", hidden: true }, status.el, msgs.el, composer.el);
-	dropZone(chat, sendFiles);
+	dropZone(chat, (files) => uploads.send(files));
 	const announcer = h("div", { class: "sr", "aria-live": "polite" });
 	panel.body.append(form.el, chat);
 	// The widget's own interface is left to right whatever the page's
@@ -91,6 +90,7 @@ export function createApp(cfg, root) {
 	composer.setDraft(load("draft", "", true));
 	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
 	const sending = createSending(outbox, panel);
+	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 
 	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
@@ -250,7 +250,7 @@ export function createApp(cfg, root) {
 		panel.connection("");
 		reset();
 		contact = s.contact;
-		maxUpload = (s.limits && s.limits.max_upload_bytes) || 0;
+		uploads.setLimit((s.limits && s.limits.max_upload_bytes) || 0);
 		sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
 		if (!s.conversation) {
 			showForm();
@@ -470,45 +470,6 @@ export function createApp(cfg, root) {
 		clearTimeout(typingTimers.get(id));
 		if (typing) typingTimers.set(id, setTimeout(() => agentTyping(id, false), 10000));
 		render();
-	}
-
-	async function sendFiles(files) {
-		if (!conv) return;
-		for (const file of files) {
-			const name = file.name || "image.png";
-			if (maxUpload && file.size > maxUpload) {
-				panel.error("\u201c" + name + "\u201d is too large (" + formatSize(file.size) + "): files up to " + formatSize(maxUpload) + " can be sent.");
-				continue;
-			}
-			const tmp = { client_id: randomId(), text: "", attachments: [{ name }] };
-			msgs.addPending(tmp, "Uploading...");
-			try {
-				const r = await api.upload(file);
-				msgs.removePending(tmp.client_id);
-				outbox.queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
-			} catch (e) {
-				msgs.removePending(tmp.client_id);
-				panel.error(uploadError(name, e));
-			}
-		}
-	}
-
-	function uploadError(name, e) {
-		const q = "\u201c" + name + "\u201d";
-		if (e.status === 413) return q + " is too large to send. " + sentence(e.message);
-		if (e.status === 415) return q + " cannot be sent. " + sentence(e.message);
-		if (e.status === 429) return wait(e.retryAfter);
-		if (e.status === 0) return q + " could not be sent: the upload failed. The file may be too large, or the connection dropped.";
-		return q + " could not be sent. " + sentence(e.message);
-	}
-
-	function fetchFile(id) {
-		if (!blobs.has(id)) {
-			const p = api.attachment(id).then((b) => URL.createObjectURL(b));
-			p.catch(() => blobs.delete(id));
-			blobs.set(id, p);
-		}
-		return blobs.get(id);
 	}
 
 	// markRead tells the server the visitor has seen the agents' messages,
