@@ -858,62 +858,6 @@ function createPrechat(onSubmit) {
 	};
 }
 
-// rating.js
-function createRating(onSubmit) {
-	const stars = [];
-	const radios = [1, 2, 3, 4, 5].map((n) => {
-		const input = h("input", { type: "radio", name: "mc-score", value: String(n), id: "mc-score-" + n, class: "sr" });
-		const label = h("label", { for: "mc-score-" + n, class: "star", title: n + (n === 1 ? " star" : " stars") }, h("span", { "aria-hidden": "true", text: "\u2605" }), h("span", { class: "sr", text: n + (n === 1 ? " star" : " stars") }));
-		input.addEventListener("change", paint);
-		stars.push(label);
-		return [input, label];
-	});
-	const comment = h("textarea", { id: "mc-comment", rows: "2", maxlength: "2000", dir: "auto" });
-	const err = h("p", { class: "field-err", id: "mc-rating-err" });
-	const button = h("button", { type: "submit", class: "primary" }, "Send rating");
-	const form = h(
-		"form",
-		{ class: "rating", "aria-labelledby": "mc-rating-q" },
-		h("p", { class: "q", id: "mc-rating-q", text: "How would you rate this chat?" }),
-		h("fieldset", { class: "stars", "aria-describedby": "mc-rating-err" }, h("legend", { class: "sr", text: "Your rating, from 1 to 5 stars" }), radios),
-		err,
-		h("label", { for: "mc-comment", text: "Comment (optional)" }),
-		comment,
-		button,
-	);
-	function score() {
-		const c = form.querySelector("input[name=mc-score]:checked");
-		return c ? +c.value : 0;
-	}
-	function paint() {
-		const s = score();
-		stars.forEach((l, i) => l.classList.toggle("on", i < s));
-		err.textContent = "";
-	}
-	form.addEventListener("submit", (e) => {
-		e.preventDefault();
-		if (!score()) {
-			err.textContent = "Please choose a rating from 1 to 5 stars.";
-			form.querySelector("input[name=mc-score]").focus({ preventScroll: true });
-			stars[0].scrollIntoView({ block: "nearest" });
-			return;
-		}
-		onSubmit(score(), comment.value.trim());
-	});
-	return {
-		el: form,
-		busy(b) {
-			button.disabled = b;
-		},
-		error(text) {
-			err.textContent = text;
-		},
-		done(s) {
-			form.replaceChildren(h("p", { class: "q", role: "status", text: "Thank you for your feedback!" }), h("p", { class: "stars done", role: "img", "aria-label": "You rated this chat " + s + " out of 5" }, "\u2605".repeat(s) + "\u2606".repeat(5 - s)));
-		},
-	};
-}
-
 // sending.js
 const RETRIES = 5;
 const DROPS = 3;
@@ -1001,6 +945,100 @@ function createStatus() {
 	};
 }
 
+// rating.js
+function createRating(onSubmit) {
+	const stars = [];
+	const radios = [1, 2, 3, 4, 5].map((n) => {
+		const input = h("input", { type: "radio", name: "mc-score", value: String(n), id: "mc-score-" + n, class: "sr" });
+		const label = h("label", { for: "mc-score-" + n, class: "star", title: n + (n === 1 ? " star" : " stars") }, h("span", { "aria-hidden": "true", text: "\u2605" }), h("span", { class: "sr", text: n + (n === 1 ? " star" : " stars") }));
+		input.addEventListener("change", paint);
+		stars.push(label);
+		return [input, label];
+	});
+	const comment = h("textarea", { id: "mc-comment", rows: "2", maxlength: "2000", dir: "auto" });
+	const err = h("p", { class: "field-err", id: "mc-rating-err" });
+	const button = h("button", { type: "submit", class: "primary" }, "Send rating");
+	const form = h(
+		"form",
+		{ class: "rating", "aria-labelledby": "mc-rating-q" },
+		h("p", { class: "q", id: "mc-rating-q", text: "How would you rate this chat?" }),
+		h("fieldset", { class: "stars", "aria-describedby": "mc-rating-err" }, h("legend", { class: "sr", text: "Your rating, from 1 to 5 stars" }), radios),
+		err,
+		h("label", { for: "mc-comment", text: "Comment (optional)" }),
+		comment,
+		button,
+	);
+	function score() {
+		const c = form.querySelector("input[name=mc-score]:checked");
+		return c ? +c.value : 0;
+	}
+	function paint() {
+		const s = score();
+		stars.forEach((l, i) => l.classList.toggle("on", i < s));
+		err.textContent = "";
+	}
+	form.addEventListener("submit", (e) => {
+		e.preventDefault();
+		if (!score()) {
+			err.textContent = "Please choose a rating from 1 to 5 stars.";
+			form.querySelector("input[name=mc-score]").focus({ preventScroll: true });
+			stars[0].scrollIntoView({ block: "nearest" });
+			return;
+		}
+		onSubmit(score(), comment.value.trim());
+	});
+	return {
+		el: form,
+		busy(b) {
+			button.disabled = b;
+		},
+		error(text) {
+			err.textContent = text;
+		},
+		done(s) {
+			form.replaceChildren(h("p", { class: "q", role: "status", text: "Thank you for your feedback!" }), h("p", { class: "stars done", role: "img", "aria-label": "You rated this chat " + s + " out of 5" }, "\u2605".repeat(s) + "\u2606".repeat(5 - s)));
+		},
+	};
+}
+
+// survey.js
+function createSurvey(api, msgs) {
+	let rated = null; // {score, comment}: what the visitor rated
+	let rating = null; // {view, li}: the survey in the list
+	return {
+		restore(r) {
+			rated = r || null;
+		},
+		offer(seq) {
+			if (rating) return;
+			const view = createRating(async (score, comment) => {
+				view.busy(true);
+				try {
+					rated = (await api.rate(score, comment || undefined)).rating;
+					view.done(score);
+				} catch (e) {
+					view.error(e.status === 429 ? wait(e.retryAfter) : sentence(e.message));
+					view.busy(false);
+				}
+			});
+			if (rated) view.done(rated.score);
+			rating = { view, li: msgs.card(view.el, seq) };
+		},
+		reopened() {
+			if (rating && !rated) rating.li.remove();
+			if (!rated) rating = null;
+		},
+		rated(d) {
+			rated = d;
+			if (rating) rating.view.done(d.score);
+		},
+		reset() {
+			rated = null;
+			rating = null;
+		},
+	};
+}
+
 // uploads.js
 function uploadError(name, e) {
 	const q = "\u201c" + name + "\u201d";
@@ -1062,8 +1100,6 @@ function createApp(cfg, root) {
 	let agents = []; // {id, name, presence, responsible, typing}
 	let seen = 0; // the agents read the visitor's messages up to this seq
 	let readUpTo = 0; // the visitor read the agents' messages up to this seq
-	let rated = null;
-	let rating = null; // {view, li}: the survey in the list
 	let opened = false;
 	let views = []; // page views not yet sent over the socket
 	let lastUrl = location.href;
@@ -1102,6 +1138,7 @@ function createApp(cfg, root) {
 	composer.setDraft(load("draft", "", true));
 	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
 	const sending = createSending(outbox, panel);
+	const survey = createSurvey(api, msgs);
 	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
@@ -1214,8 +1251,7 @@ function createApp(cfg, root) {
 		agents = [];
 		seen = readUpTo = 0;
 		agentSeqs.clear();
-		rated = null;
-		rating = null;
+		survey.reset();
 		msgs.clear();
 	}
 	async function loadState(reconnect, attempt = 0) {
@@ -1247,8 +1283,8 @@ function createApp(cfg, root) {
 				if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
 			});
 			msgs.hasOlder(s.has_before);
-			rated = s.rating || null;
-			if (conv.status === "closed") offerRating(conv.seq);
+			survey.restore(s.rating);
+			if (conv.status === "closed") survey.offer(conv.seq);
 			outbox.showPending();
 			showChat();
 			msgs.scrollDown();
@@ -1309,25 +1345,9 @@ function createApp(cfg, root) {
 	function nameOf(id) {
 		return names.get(id) || joinNames.get(id) || "Support";
 	}
-	function offerRating(seq) {
-		if (rating) return;
-		const view = createRating(async (score, comment) => {
-			view.busy(true);
-			try {
-				rated = (await api.rate(score, comment || undefined)).rating;
-				view.done(score);
-			} catch (e) {
-				view.error(e.status === 429 ? wait(e.retryAfter) : sentence(e.message));
-				view.busy(false);
-			}
-		});
-		if (rated) view.done(rated.score);
-		rating = { view, li: msgs.card(view.el, seq) };
-	}
 	function reopen() {
 		conv.status = "open";
-		if (rating && !rated) rating.li.remove();
-		if (!rated) rating = null;
+		survey.reopened();
 	}
 	function applyEvent(ev) {
 		if (!conv || ev.conversation_id !== conv.id) return;
@@ -1354,7 +1374,7 @@ function createApp(cfg, root) {
 				conv.status = "closed";
 				agents = [];
 				msgs.system(sysText(ev), ev.seq);
-				if (d.survey_offered !== false) offerRating(ev.seq);
+				if (d.survey_offered !== false) survey.offer(ev.seq);
 				announce("The chat has ended. How would you rate it?");
 				break;
 			case "messages_read":
@@ -1362,8 +1382,7 @@ function createApp(cfg, root) {
 				else readUpTo = Math.max(readUpTo, d.up_to);
 				break;
 			case "rated":
-				rated = d;
-				if (rating) rating.view.done(d.score);
+				survey.rated(d);
 				break;
 			case "conversation_deleted":
 				reset();

@@ -18,11 +18,11 @@ import { createStatus } from "./status.js";
 import { createPrechat } from "./prechat.js";
 import { createMessages } from "./messages.js";
 import { createComposer, dropZone } from "./composer.js";
-import { createRating } from "./rating.js";
 import { WIDGET_CSS } from "./css.js";
 import { createOutbox } from "./outbox.js";
 import { createSending } from "./sending.js";
 import { createUploads } from "./uploads.js";
+import { createSurvey } from "./survey.js";
 import { wait, sentence } from "./text.js";
 
 // createApp builds the widget in root (the shadow root) for cfg
@@ -43,8 +43,6 @@ export function createApp(cfg, root) {
 	let agents = []; // {id, name, presence, responsible, typing}
 	let seen = 0; // the agents read the visitor's messages up to this seq
 	let readUpTo = 0; // the visitor read the agents' messages up to this seq
-	let rated = null;
-	let rating = null; // {view, li}: the survey in the list
 	let opened = false;
 	let views = []; // page views not yet sent over the socket
 	let lastUrl = location.href;
@@ -90,6 +88,7 @@ export function createApp(cfg, root) {
 	composer.setDraft(load("draft", "", true));
 	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
 	const sending = createSending(outbox, panel);
+	const survey = createSurvey(api, msgs);
 	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 
 	const order = createOrdering(() => loadState(true), { gaps: true });
@@ -229,8 +228,7 @@ export function createApp(cfg, root) {
 		agents = [];
 		seen = readUpTo = 0;
 		agentSeqs.clear();
-		rated = null;
-		rating = null;
+		survey.reset();
 		msgs.clear();
 	}
 
@@ -266,8 +264,8 @@ export function createApp(cfg, root) {
 				if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
 			});
 			msgs.hasOlder(s.has_before);
-			rated = s.rating || null;
-			if (conv.status === "closed") offerRating(conv.seq);
+			survey.restore(s.rating);
+			if (conv.status === "closed") survey.offer(conv.seq);
 			outbox.showPending();
 			showChat();
 			msgs.scrollDown();
@@ -340,26 +338,9 @@ export function createApp(cfg, root) {
 		return names.get(id) || joinNames.get(id) || "Support";
 	}
 
-	function offerRating(seq) {
-		if (rating) return;
-		const view = createRating(async (score, comment) => {
-			view.busy(true);
-			try {
-				rated = (await api.rate(score, comment || undefined)).rating;
-				view.done(score);
-			} catch (e) {
-				view.error(e.status === 429 ? wait(e.retryAfter) : sentence(e.message));
-				view.busy(false);
-			}
-		});
-		if (rated) view.done(rated.score);
-		rating = { view, li: msgs.card(view.el, seq) };
-	}
-
 	function reopen() {
 		conv.status = "open";
-		if (rating && !rated) rating.li.remove();
-		if (!rated) rating = null;
+		survey.reopened();
 	}
 
 	function applyEvent(ev) {
@@ -387,7 +368,7 @@ export function createApp(cfg, root) {
 				conv.status = "closed";
 				agents = [];
 				msgs.system(sysText(ev), ev.seq);
-				if (d.survey_offered !== false) offerRating(ev.seq);
+				if (d.survey_offered !== false) survey.offer(ev.seq);
 				announce("The chat has ended. How would you rate it?");
 				break;
 			case "messages_read":
@@ -395,8 +376,7 @@ export function createApp(cfg, root) {
 				else readUpTo = Math.max(readUpTo, d.up_to);
 				break;
 			case "rated":
-				rated = d;
-				if (rating) rating.view.done(d.score);
+				survey.rated(d);
 				break;
 			case "conversation_deleted":
 				reset();
