@@ -732,6 +732,60 @@ function createOutbox(send, { msgs, composer }) {
 	};
 }
 
+// pageviews.js
+function pageInfo() {
+	return { url: location.href.slice(0, 2048), title: document.title.slice(0, 300), referrer: document.referrer.slice(0, 2048) };
+}
+function savePage(v) {
+	save("pages", [...load("pages", []), { ...v, at: new Date().toISOString() }].slice(-20));
+}
+function createPageViews(send) {
+	let views = []; // page views not yet sent over the socket
+	let lastUrl = location.href;
+	let nextView = null; // the page view whose title is awaited
+	let viewTimer = 0;
+	function urlChanged() {
+		if (location.href === lastUrl) return;
+		take();
+		nextView = { url: location.href.slice(0, 2048), referrer: lastUrl.slice(0, 2048) };
+		lastUrl = location.href;
+		viewTimer = setTimeout(take, 500);
+	}
+	function take() {
+		clearTimeout(viewTimer);
+		if (!nextView) return;
+		const v = { ...nextView, title: document.title.slice(0, 300) };
+		nextView = null;
+		if (getToken()) {
+			views = [...views, v].slice(-20);
+			flush();
+		} else savePage(v);
+	}
+	function flush() {
+		while (views.length && send({ type: "page_view", ...views[0] })) views.shift();
+	}
+	for (const k of ["pushState", "replaceState"]) {
+		const orig = history[k];
+		history[k] = function (...args) {
+			const r = orig.apply(this, args);
+			urlChanged();
+			return r;
+		};
+	}
+	window.addEventListener("popstate", urlChanged);
+	window.addEventListener("hashchange", urlChanged);
+	return {
+		take,
+		flush,
+		first() {
+			if (getToken()) views.push(pageInfo());
+			else savePage(pageInfo());
+		},
+		saved: () => load("pages", []),
+		sent: () => save("pages", null),
+	};
+}
+
 // panel.js
 function createPanel(title, onMinimize) {
 	const msg = h("p", { class: "msg-text" });
@@ -1101,10 +1155,6 @@ function createApp(cfg, root) {
 	let seen = 0; // the agents read the visitor's messages up to this seq
 	let readUpTo = 0; // the visitor read the agents' messages up to this seq
 	let opened = false;
-	let views = []; // page views not yet sent over the socket
-	let lastUrl = location.href;
-	let nextView = null; // the page view whose title is awaited
-	let viewTimer = 0;
 	let identity = {};
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
 	const panel = createPanel(cfg.title, () => close(true));
@@ -1148,6 +1198,7 @@ function createApp(cfg, root) {
 		onUnauthorized: expired,
 		onDropped: (code, f) => sending.dropped(code, f),
 	});
+	const pages = createPageViews((f) => socket.send(f));
 	function emit(name, data) {
 		for (const fn of listeners[name] || []) {
 			try {
@@ -1160,42 +1211,6 @@ function createApp(cfg, root) {
 	function announce(text) {
 		announcer.textContent = text;
 	}
-	function pageInfo() {
-		return { url: location.href.slice(0, 2048), title: document.title.slice(0, 300), referrer: document.referrer.slice(0, 2048) };
-	}
-	function urlChanged() {
-		if (location.href === lastUrl) return;
-		takeView();
-		nextView = { url: location.href.slice(0, 2048), referrer: lastUrl.slice(0, 2048) };
-		lastUrl = location.href;
-		viewTimer = setTimeout(takeView, 500);
-	}
-	function takeView() {
-		clearTimeout(viewTimer);
-		if (!nextView) return;
-		const v = { ...nextView, title: document.title.slice(0, 300) };
-		nextView = null;
-		if (getToken()) {
-			views = [...views, v].slice(-20);
-			sendViews();
-		} else savePage(v);
-	}
-	function savePage(v) {
-		save("pages", [...load("pages", []), { ...v, at: new Date().toISOString() }].slice(-20));
-	}
-	function sendViews() {
-		while (views.length && socket.send({ type: "page_view", ...views[0] })) views.shift();
-	}
-	for (const k of ["pushState", "replaceState"]) {
-		const orig = history[k];
-		history[k] = function (...args) {
-			const r = orig.apply(this, args);
-			urlChanged();
-			return r;
-		};
-	}
-	window.addEventListener("popstate", urlChanged);
-	window.addEventListener("hashchange", urlChanged);
 	function showForm() {
 		chat.hidden = true;
 		form.el.hidden = false;
@@ -1409,7 +1424,7 @@ function createApp(cfg, root) {
 					agents = (f.agents || []).map((a) => ({ ...a, typing: false }));
 					for (const a of agents) names.set(a.id, a.name);
 				}
-				sendViews();
+				pages.flush();
 				outbox.flush();
 				markRead();
 				render();
@@ -1457,12 +1472,12 @@ function createApp(cfg, root) {
 	}
 	document.addEventListener("visibilitychange", markRead);
 	async function start(v) {
-		takeView();
+		pages.take();
 		form.busy(true);
 		panel.error("");
 		try {
-			const r = await api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: load("pages", []) });
-			save("pages", null);
+			const r = await api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: pages.saved() });
+			pages.sent();
 			setToken(r.token);
 			await loadState(true);
 			composer.focus();
@@ -1484,13 +1499,9 @@ function createApp(cfg, root) {
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}
 	function boot() {
-		if (getToken()) {
-			views.push(pageInfo());
-			loadState(true);
-		} else {
-			savePage(pageInfo());
-			showForm();
-		}
+		pages.first();
+		if (getToken()) loadState(true);
+		else showForm();
 		const was = load("open", null, true);
 		if (was || (was === null && cfg.open)) open(false);
 	}

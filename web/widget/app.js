@@ -23,6 +23,7 @@ import { createOutbox } from "./outbox.js";
 import { createSending } from "./sending.js";
 import { createUploads } from "./uploads.js";
 import { createSurvey } from "./survey.js";
+import { createPageViews } from "./pageviews.js";
 import { wait, sentence } from "./text.js";
 
 // createApp builds the widget in root (the shadow root) for cfg
@@ -44,10 +45,6 @@ export function createApp(cfg, root) {
 	let seen = 0; // the agents read the visitor's messages up to this seq
 	let readUpTo = 0; // the visitor read the agents' messages up to this seq
 	let opened = false;
-	let views = []; // page views not yet sent over the socket
-	let lastUrl = location.href;
-	let nextView = null; // the page view whose title is awaited
-	let viewTimer = 0;
 	let identity = {};
 
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
@@ -99,6 +96,7 @@ export function createApp(cfg, root) {
 		onUnauthorized: expired,
 		onDropped: (code, f) => sending.dropped(code, f),
 	});
+	const pages = createPageViews((f) => socket.send(f));
 
 	function emit(name, data) {
 		for (const fn of listeners[name] || []) {
@@ -113,54 +111,6 @@ export function createApp(cfg, root) {
 	function announce(text) {
 		announcer.textContent = text;
 	}
-
-	function pageInfo() {
-		return { url: location.href.slice(0, 2048), title: document.title.slice(0, 300), referrer: document.referrer.slice(0, 2048) };
-	}
-
-	// Page views. Every change of the page's URL is one, however the site
-	// navigates (history.pushState and replaceState, back and forward, the
-	// hash): its title is read when the next change comes or 500 ms later,
-	// as single-page sites set it after the URL. Before Start Chat they are
-	// kept with the pages that Start Chat sends; after, sent over the
-	// socket, or queued until it is open.
-	function urlChanged() {
-		if (location.href === lastUrl) return;
-		takeView();
-		nextView = { url: location.href.slice(0, 2048), referrer: lastUrl.slice(0, 2048) };
-		lastUrl = location.href;
-		viewTimer = setTimeout(takeView, 500);
-	}
-
-	function takeView() {
-		clearTimeout(viewTimer);
-		if (!nextView) return;
-		const v = { ...nextView, title: document.title.slice(0, 300) };
-		nextView = null;
-		if (getToken()) {
-			views = [...views, v].slice(-20);
-			sendViews();
-		} else savePage(v);
-	}
-
-	function savePage(v) {
-		save("pages", [...load("pages", []), { ...v, at: new Date().toISOString() }].slice(-20));
-	}
-
-	function sendViews() {
-		while (views.length && socket.send({ type: "page_view", ...views[0] })) views.shift();
-	}
-
-	for (const k of ["pushState", "replaceState"]) {
-		const orig = history[k];
-		history[k] = function (...args) {
-			const r = orig.apply(this, args);
-			urlChanged();
-			return r;
-		};
-	}
-	window.addEventListener("popstate", urlChanged);
-	window.addEventListener("hashchange", urlChanged);
 
 	// Views.
 
@@ -406,7 +356,7 @@ export function createApp(cfg, root) {
 					agents = (f.agents || []).map((a) => ({ ...a, typing: false }));
 					for (const a of agents) names.set(a.id, a.name);
 				}
-				sendViews();
+				pages.flush();
 				outbox.flush();
 				markRead();
 				render();
@@ -465,12 +415,12 @@ export function createApp(cfg, root) {
 	// Start Chat.
 
 	async function start(v) {
-		takeView();
+		pages.take();
 		form.busy(true);
 		panel.error("");
 		try {
-			const r = await api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: load("pages", []) });
-			save("pages", null);
+			const r = await api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: pages.saved() });
+			pages.sent();
 			setToken(r.token);
 			await loadState(true);
 			composer.focus();
@@ -497,13 +447,9 @@ export function createApp(cfg, root) {
 	}
 
 	function boot() {
-		if (getToken()) {
-			views.push(pageInfo());
-			loadState(true);
-		} else {
-			savePage(pageInfo());
-			showForm();
-		}
+		pages.first();
+		if (getToken()) loadState(true);
+		else showForm();
 		const was = load("open", null, true);
 		if (was || (was === null && cfg.open)) open(false);
 	}
