@@ -4,6 +4,59 @@
 (() => {
 "use strict";
 
+// agents.js
+function createAgents(onChange) {
+	const names = new Map(); // agent id -> name
+	const joinNames = new Map(); // agent id -> the name they joined with
+	const typingTimers = new Map();
+	let list = []; // {id, name, presence, responsible, typing}
+	const find = (id) => list.find((x) => x.id === id);
+	function typing(id, t) {
+		const a = find(id);
+		if (!a) return;
+		a.typing = t;
+		clearTimeout(typingTimers.get(id));
+		if (t) typingTimers.set(id, setTimeout(() => typing(id, false), 10000));
+		onChange();
+	}
+	return {
+		typing,
+		set(agents) {
+			list = (agents || []).map((a) => ({ ...a, typing: false }));
+			for (const a of list) names.set(a.id, a.name);
+		},
+		authors(authors) {
+			for (const a of authors || []) names.set(a.id, a.name);
+		},
+		joinName(id, name) {
+			joinNames.set(id, name);
+		},
+		joined(d) {
+			joinNames.set(d.agent_id, d.agent_name);
+			if (!find(d.agent_id)) list.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
+		},
+		left(id) {
+			list = list.filter((a) => a.id !== id);
+		},
+		clear() {
+			list = [];
+		},
+		wrote(id) {
+			const a = find(id);
+			if (a) a.typing = false;
+		},
+		presence(f) {
+			const a = find(f.agent_id);
+			if (a) a.presence = f.presence;
+			if (a && f.name) a.name = f.name;
+			if (f.name && (a || names.has(f.agent_id) || joinNames.has(f.agent_id))) names.set(f.agent_id, f.name);
+		},
+		nameOf: (id) => names.get(id) || joinNames.get(id) || "Support",
+		shown: () => list.find((x) => x.responsible) || list[0],
+		typingNames: () => list.filter((x) => x.typing).map((x) => x.name),
+	};
+}
+
 // api.js
 class ApiError extends Error {
 	constructor(status, body) {
@@ -1145,13 +1198,9 @@ function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
 	const listeners = { message: [], open: [], close: [] };
-	const names = new Map(); // agent id -> name, also of agents who left
-	const joinNames = new Map();
 	const agentSeqs = new Set(); // seqs of the agents' messages
-	const typingTimers = new Map();
 	let contact = null;
 	let conv = null; // {id, status, seq}
-	let agents = []; // {id, name, presence, responsible, typing}
 	let seen = 0; // the agents read the visitor's messages up to this seq
 	let readUpTo = 0; // the visitor read the agents' messages up to this seq
 	let opened = false;
@@ -1189,6 +1238,7 @@ function createApp(cfg, root) {
 	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
 	const sending = createSending(outbox, panel);
 	const survey = createSurvey(api, msgs);
+	const agents = createAgents(render);
 	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
@@ -1223,13 +1273,13 @@ function createApp(cfg, root) {
 		render();
 	}
 	function render() {
-		const a = agents.find((x) => x.responsible) || agents[0];
+		const a = agents.shown();
 		let mode = "none";
 		if (conv && conv.status === "closed") mode = "ended";
 		else if (a) mode = "agent";
 		else if (conv) mode = "waiting";
 		status.render({ mode, agent: a });
-		msgs.typing(agents.filter((x) => x.typing).map((x) => x.name));
+		msgs.typing(agents.typingNames());
 		msgs.receipts(seen);
 		const unread = [...agentSeqs].filter((s) => s > readUpTo).length;
 		launcher.setUnread(opened ? 0 : unread);
@@ -1263,7 +1313,7 @@ function createApp(cfg, root) {
 	}
 	function reset() {
 		conv = null;
-		agents = [];
+		agents.clear();
 		seen = readUpTo = 0;
 		agentSeqs.clear();
 		survey.reset();
@@ -1289,9 +1339,8 @@ function createApp(cfg, root) {
 		} else {
 			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
 			order.reset(conv.id, conv.seq);
-			agents = (s.agents || []).map((a) => ({ ...a, typing: false }));
-			for (const a of s.authors || []) names.set(a.id, a.name);
-			for (const a of agents) names.set(a.id, a.name);
+			agents.authors(s.authors);
+			agents.set(s.agents);
 			showHistory(s, (m) => {
 				addMessage(m, false);
 				if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
@@ -1325,7 +1374,7 @@ function createApp(cfg, root) {
 		for (const x of items) {
 			if (x.type) {
 				const d = x.data || {};
-				if (x.type === "joined") joinNames.set(d.agent_id, d.agent_name);
+				if (x.type === "joined") agents.joinName(d.agent_id, d.agent_name);
 				const t = sysText(x);
 				if (t) msgs.system(t, x.seq);
 			} else add(x);
@@ -1341,11 +1390,10 @@ function createApp(cfg, root) {
 	function addMessage(m, live) {
 		if (m.author === "agent") agentSeqs.add(m.seq);
 		if (m.client_id) outbox.drop(m.client_id);
-		const name = nameOf(m.agent_id);
+		const name = agents.nameOf(m.agent_id);
 		msgs.add(m, name);
 		if (live && m.author === "agent") {
-			const a = agents.find((x) => x.id === m.agent_id);
-			if (a) a.typing = false;
+			agents.wrote(m.agent_id);
 			announce(name + ": " + (m.text || "sent a file"));
 			emit("message", {
 				id: m.id,
@@ -1356,9 +1404,6 @@ function createApp(cfg, root) {
 				attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
 			});
 		}
-	}
-	function nameOf(id) {
-		return names.get(id) || joinNames.get(id) || "Support";
 	}
 	function reopen() {
 		conv.status = "open";
@@ -1376,18 +1421,17 @@ function createApp(cfg, root) {
 				break;
 			case "joined":
 				if (d.reopened) reopen();
-				joinNames.set(d.agent_id, d.agent_name);
-				if (!agents.some((a) => a.id === d.agent_id)) agents.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
+				agents.joined(d);
 				msgs.system(sysText(ev), ev.seq);
 				announce(d.agent_name + " joined the chat.");
 				break;
 			case "left":
-				agents = agents.filter((a) => a.id !== d.agent_id);
+				agents.left(d.agent_id);
 				msgs.system(sysText(ev), ev.seq);
 				break;
 			case "closed":
 				conv.status = "closed";
-				agents = [];
+				agents.clear();
 				msgs.system(sysText(ev), ev.seq);
 				if (d.survey_offered !== false) survey.offer(ev.seq);
 				announce("The chat has ended. How would you rate it?");
@@ -1421,8 +1465,7 @@ function createApp(cfg, root) {
 					return;
 				} else {
 					conv.status = f.conversation.status;
-					agents = (f.agents || []).map((a) => ({ ...a, typing: false }));
-					for (const a of agents) names.set(a.id, a.name);
+					agents.set(f.agents);
 				}
 				pages.flush();
 				outbox.flush();
@@ -1441,28 +1484,16 @@ function createApp(cfg, root) {
 				render();
 				break;
 			case "typing":
-				agentTyping(f.agent_id, f.typing);
+				agents.typing(f.agent_id, f.typing);
 				break;
-			case "presence": {
-				const a = agents.find((x) => x.id === f.agent_id);
-				if (a) a.presence = f.presence;
-				if (a && f.name) a.name = f.name;
-				if (f.name && (a || names.has(f.agent_id) || joinNames.has(f.agent_id))) names.set(f.agent_id, f.name);
+			case "presence":
+				agents.presence(f);
 				render();
 				break;
-			}
 			case "error":
 				sending.refused(f);
 				break;
 		}
-	}
-	function agentTyping(id, typing) {
-		const a = agents.find((x) => x.id === id);
-		if (!a) return;
-		a.typing = typing;
-		clearTimeout(typingTimers.get(id));
-		if (typing) typingTimers.set(id, setTimeout(() => agentTyping(id, false), 10000));
-		render();
 	}
 	function markRead() {
 		if (!opened || chat.hidden || document.visibilityState !== "visible") return;

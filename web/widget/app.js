@@ -24,6 +24,7 @@ import { createSending } from "./sending.js";
 import { createUploads } from "./uploads.js";
 import { createSurvey } from "./survey.js";
 import { createPageViews } from "./pageviews.js";
+import { createAgents } from "./agents.js";
 import { wait, sentence } from "./text.js";
 
 // createApp builds the widget in root (the shadow root) for cfg
@@ -32,16 +33,9 @@ export function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
 	const listeners = { message: [], open: [], close: [] };
-	// Agents' names, for their messages: names has the current ones (from
-	// /state's authors and agents, hello, presence); joinNames those of
-	// the joined events, used only for an agent not in names.
-	const names = new Map(); // agent id -> name, also of agents who left
-	const joinNames = new Map();
 	const agentSeqs = new Set(); // seqs of the agents' messages
-	const typingTimers = new Map();
 	let contact = null;
 	let conv = null; // {id, status, seq}
-	let agents = []; // {id, name, presence, responsible, typing}
 	let seen = 0; // the agents read the visitor's messages up to this seq
 	let readUpTo = 0; // the visitor read the agents' messages up to this seq
 	let opened = false;
@@ -86,6 +80,7 @@ export function createApp(cfg, root) {
 	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
 	const sending = createSending(outbox, panel);
 	const survey = createSurvey(api, msgs);
+	const agents = createAgents(render);
 	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 
 	const order = createOrdering(() => loadState(true), { gaps: true });
@@ -128,13 +123,13 @@ export function createApp(cfg, root) {
 	}
 
 	function render() {
-		const a = agents.find((x) => x.responsible) || agents[0];
+		const a = agents.shown();
 		let mode = "none";
 		if (conv && conv.status === "closed") mode = "ended";
 		else if (a) mode = "agent";
 		else if (conv) mode = "waiting";
 		status.render({ mode, agent: a });
-		msgs.typing(agents.filter((x) => x.typing).map((x) => x.name));
+		msgs.typing(agents.typingNames());
 		msgs.receipts(seen);
 		const unread = [...agentSeqs].filter((s) => s > readUpTo).length;
 		launcher.setUnread(opened ? 0 : unread);
@@ -175,7 +170,7 @@ export function createApp(cfg, root) {
 
 	function reset() {
 		conv = null;
-		agents = [];
+		agents.clear();
 		seen = readUpTo = 0;
 		agentSeqs.clear();
 		survey.reset();
@@ -205,9 +200,8 @@ export function createApp(cfg, root) {
 		} else {
 			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
 			order.reset(conv.id, conv.seq);
-			agents = (s.agents || []).map((a) => ({ ...a, typing: false }));
-			for (const a of s.authors || []) names.set(a.id, a.name);
-			for (const a of agents) names.set(a.id, a.name);
+			agents.authors(s.authors);
+			agents.set(s.agents);
 			showHistory(s, (m) => {
 				addMessage(m, false);
 				if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
@@ -246,7 +240,7 @@ export function createApp(cfg, root) {
 		for (const x of items) {
 			if (x.type) {
 				const d = x.data || {};
-				if (x.type === "joined") joinNames.set(d.agent_id, d.agent_name);
+				if (x.type === "joined") agents.joinName(d.agent_id, d.agent_name);
 				const t = sysText(x);
 				if (t) msgs.system(t, x.seq);
 			} else add(x);
@@ -265,11 +259,10 @@ export function createApp(cfg, root) {
 	function addMessage(m, live) {
 		if (m.author === "agent") agentSeqs.add(m.seq);
 		if (m.client_id) outbox.drop(m.client_id);
-		const name = nameOf(m.agent_id);
+		const name = agents.nameOf(m.agent_id);
 		msgs.add(m, name);
 		if (live && m.author === "agent") {
-			const a = agents.find((x) => x.id === m.agent_id);
-			if (a) a.typing = false;
+			agents.wrote(m.agent_id);
 			announce(name + ": " + (m.text || "sent a file"));
 			emit("message", {
 				id: m.id,
@@ -280,12 +273,6 @@ export function createApp(cfg, root) {
 				attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
 			});
 		}
-	}
-
-	// nameOf is an agent's name for their messages: the current one, else
-	// the one they joined with.
-	function nameOf(id) {
-		return names.get(id) || joinNames.get(id) || "Support";
 	}
 
 	function reopen() {
@@ -305,18 +292,17 @@ export function createApp(cfg, root) {
 				break;
 			case "joined":
 				if (d.reopened) reopen();
-				joinNames.set(d.agent_id, d.agent_name);
-				if (!agents.some((a) => a.id === d.agent_id)) agents.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
+				agents.joined(d);
 				msgs.system(sysText(ev), ev.seq);
 				announce(d.agent_name + " joined the chat.");
 				break;
 			case "left":
-				agents = agents.filter((a) => a.id !== d.agent_id);
+				agents.left(d.agent_id);
 				msgs.system(sysText(ev), ev.seq);
 				break;
 			case "closed":
 				conv.status = "closed";
-				agents = [];
+				agents.clear();
 				msgs.system(sysText(ev), ev.seq);
 				if (d.survey_offered !== false) survey.offer(ev.seq);
 				announce("The chat has ended. How would you rate it?");
@@ -353,8 +339,7 @@ export function createApp(cfg, root) {
 					return;
 				} else {
 					conv.status = f.conversation.status;
-					agents = (f.agents || []).map((a) => ({ ...a, typing: false }));
-					for (const a of agents) names.set(a.id, a.name);
+					agents.set(f.agents);
 				}
 				pages.flush();
 				outbox.flush();
@@ -373,33 +358,16 @@ export function createApp(cfg, root) {
 				render();
 				break;
 			case "typing":
-				agentTyping(f.agent_id, f.typing);
+				agents.typing(f.agent_id, f.typing);
 				break;
-			case "presence": {
-				// Also sent when an agent renames themselves: the name is theirs now.
-				const a = agents.find((x) => x.id === f.agent_id);
-				if (a) a.presence = f.presence;
-				if (a && f.name) a.name = f.name;
-				if (f.name && (a || names.has(f.agent_id) || joinNames.has(f.agent_id))) names.set(f.agent_id, f.name);
+			case "presence":
+				agents.presence(f);
 				render();
 				break;
-			}
 			case "error":
 				sending.refused(f);
 				break;
 		}
-	}
-
-	// agentTyping shows or drops an agent's typing indicator: a typing
-	// true lasts 10 s unless renewed (docs/widget-protocol.md), so that a
-	// lost "stopped typing" frame does not leave it on.
-	function agentTyping(id, typing) {
-		const a = agents.find((x) => x.id === id);
-		if (!a) return;
-		a.typing = typing;
-		clearTimeout(typingTimers.get(id));
-		if (typing) typingTimers.set(id, setTimeout(() => agentTyping(id, false), 10000));
-		render();
 	}
 
 	// markRead tells the server the visitor has seen the agents' messages,
