@@ -965,6 +965,40 @@ function createPrechat(onSubmit) {
 	};
 }
 
+// reads.js
+function createReads(send, reading, onChange) {
+	const agentSeqs = new Set(); // seqs of the agents' messages
+	let seen = 0; // the agents read the visitor's messages up to this seq
+	let readUpTo = 0; // the visitor read the agents' messages up to this seq
+	function markRead() {
+		if (!reading() || document.visibilityState !== "visible") return;
+		const top = Math.max(0, ...agentSeqs);
+		if (top > readUpTo && send({ type: "read", up_to: top })) readUpTo = top;
+		onChange();
+	}
+	document.addEventListener("visibilitychange", markRead);
+	return {
+		markRead,
+		added(m) {
+			if (m.author === "agent") agentSeqs.add(m.seq);
+		},
+		history(m) {
+			if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
+			if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
+		},
+		read(d) {
+			if (d.reader === "agent") seen = Math.max(seen, d.up_to);
+			else readUpTo = Math.max(readUpTo, d.up_to);
+		},
+		seen: () => seen,
+		unread: () => [...agentSeqs].filter((s) => s > readUpTo).length,
+		reset() {
+			agentSeqs.clear();
+			seen = readUpTo = 0;
+		},
+	};
+}
+
 // sending.js
 const RETRIES = 5;
 const DROPS = 3;
@@ -1198,11 +1232,8 @@ function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
 	const listeners = { message: [], open: [], close: [] };
-	const agentSeqs = new Set(); // seqs of the agents' messages
 	let contact = null;
 	let conv = null; // {id, status, seq}
-	let seen = 0; // the agents read the visitor's messages up to this seq
-	let readUpTo = 0; // the visitor read the agents' messages up to this seq
 	let opened = false;
 	let identity = {};
 	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
@@ -1239,6 +1270,7 @@ function createApp(cfg, root) {
 	const sending = createSending(outbox, panel);
 	const survey = createSurvey(api, msgs);
 	const agents = createAgents(render);
+	const reads = createReads((f) => socket.send(f), () => opened && !chat.hidden, render);
 	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
@@ -1280,9 +1312,8 @@ function createApp(cfg, root) {
 		else if (conv) mode = "waiting";
 		status.render({ mode, agent: a });
 		msgs.typing(agents.typingNames());
-		msgs.receipts(seen);
-		const unread = [...agentSeqs].filter((s) => s > readUpTo).length;
-		launcher.setUnread(opened ? 0 : unread);
+		msgs.receipts(reads.seen());
+		launcher.setUnread(opened ? 0 : reads.unread());
 	}
 	function open(user) {
 		opened = true;
@@ -1292,7 +1323,7 @@ function createApp(cfg, root) {
 		save("open", true, true);
 		if (user) (chat.hidden ? form : composer).focus();
 		msgs.scrollDown();
-		markRead();
+		reads.markRead();
 		render();
 		emit("open");
 	}
@@ -1314,8 +1345,7 @@ function createApp(cfg, root) {
 	function reset() {
 		conv = null;
 		agents.clear();
-		seen = readUpTo = 0;
-		agentSeqs.clear();
+		reads.reset();
 		survey.reset();
 		msgs.clear();
 	}
@@ -1343,8 +1373,7 @@ function createApp(cfg, root) {
 			agents.set(s.agents);
 			showHistory(s, (m) => {
 				addMessage(m, false);
-				if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
-				if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
+				reads.history(m);
 			});
 			msgs.hasOlder(s.has_before);
 			survey.restore(s.rating);
@@ -1352,7 +1381,7 @@ function createApp(cfg, root) {
 			outbox.showPending();
 			showChat();
 			msgs.scrollDown();
-			markRead();
+			reads.markRead();
 		}
 		if (reconnect) {
 			socket.close();
@@ -1388,7 +1417,7 @@ function createApp(cfg, root) {
 		return "";
 	}
 	function addMessage(m, live) {
-		if (m.author === "agent") agentSeqs.add(m.seq);
+		reads.added(m);
 		if (m.client_id) outbox.drop(m.client_id);
 		const name = agents.nameOf(m.agent_id);
 		msgs.add(m, name);
@@ -1417,7 +1446,7 @@ function createApp(cfg, root) {
 			case "message_added":
 				if (d.reopened) reopen();
 				addMessage(d.message, true);
-				markRead();
+				reads.markRead();
 				break;
 			case "joined":
 				if (d.reopened) reopen();
@@ -1437,8 +1466,7 @@ function createApp(cfg, root) {
 				announce("The chat has ended. How would you rate it?");
 				break;
 			case "messages_read":
-				if (d.reader === "agent") seen = Math.max(seen, d.up_to);
-				else readUpTo = Math.max(readUpTo, d.up_to);
+				reads.read(d);
 				break;
 			case "rated":
 				survey.rated(d);
@@ -1469,7 +1497,7 @@ function createApp(cfg, root) {
 				}
 				pages.flush();
 				outbox.flush();
-				markRead();
+				reads.markRead();
 				render();
 				break;
 			case "event":
@@ -1495,13 +1523,6 @@ function createApp(cfg, root) {
 				break;
 		}
 	}
-	function markRead() {
-		if (!opened || chat.hidden || document.visibilityState !== "visible") return;
-		const top = Math.max(0, ...agentSeqs);
-		if (top > readUpTo && socket.send({ type: "read", up_to: top })) readUpTo = top;
-		render();
-	}
-	document.addEventListener("visibilitychange", markRead);
 	async function start(v) {
 		pages.take();
 		form.busy(true);

@@ -25,6 +25,7 @@ import { createUploads } from "./uploads.js";
 import { createSurvey } from "./survey.js";
 import { createPageViews } from "./pageviews.js";
 import { createAgents } from "./agents.js";
+import { createReads } from "./reads.js";
 import { wait, sentence } from "./text.js";
 
 // createApp builds the widget in root (the shadow root) for cfg
@@ -33,11 +34,8 @@ export function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
 	const listeners = { message: [], open: [], close: [] };
-	const agentSeqs = new Set(); // seqs of the agents' messages
 	let contact = null;
 	let conv = null; // {id, status, seq}
-	let seen = 0; // the agents read the visitor's messages up to this seq
-	let readUpTo = 0; // the visitor read the agents' messages up to this seq
 	let opened = false;
 	let identity = {};
 
@@ -81,6 +79,7 @@ export function createApp(cfg, root) {
 	const sending = createSending(outbox, panel);
 	const survey = createSurvey(api, msgs);
 	const agents = createAgents(render);
+	const reads = createReads((f) => socket.send(f), () => opened && !chat.hidden, render);
 	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 
 	const order = createOrdering(() => loadState(true), { gaps: true });
@@ -130,9 +129,8 @@ export function createApp(cfg, root) {
 		else if (conv) mode = "waiting";
 		status.render({ mode, agent: a });
 		msgs.typing(agents.typingNames());
-		msgs.receipts(seen);
-		const unread = [...agentSeqs].filter((s) => s > readUpTo).length;
-		launcher.setUnread(opened ? 0 : unread);
+		msgs.receipts(reads.seen());
+		launcher.setUnread(opened ? 0 : reads.unread());
 	}
 
 	function open(user) {
@@ -143,7 +141,7 @@ export function createApp(cfg, root) {
 		save("open", true, true);
 		if (user) (chat.hidden ? form : composer).focus();
 		msgs.scrollDown();
-		markRead();
+		reads.markRead();
 		render();
 		emit("open");
 	}
@@ -171,8 +169,7 @@ export function createApp(cfg, root) {
 	function reset() {
 		conv = null;
 		agents.clear();
-		seen = readUpTo = 0;
-		agentSeqs.clear();
+		reads.reset();
 		survey.reset();
 		msgs.clear();
 	}
@@ -204,8 +201,7 @@ export function createApp(cfg, root) {
 			agents.set(s.agents);
 			showHistory(s, (m) => {
 				addMessage(m, false);
-				if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
-				if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
+				reads.history(m);
 			});
 			msgs.hasOlder(s.has_before);
 			survey.restore(s.rating);
@@ -213,7 +209,7 @@ export function createApp(cfg, root) {
 			outbox.showPending();
 			showChat();
 			msgs.scrollDown();
-			markRead();
+			reads.markRead();
 		}
 		if (reconnect) {
 			socket.close();
@@ -257,7 +253,7 @@ export function createApp(cfg, root) {
 	}
 
 	function addMessage(m, live) {
-		if (m.author === "agent") agentSeqs.add(m.seq);
+		reads.added(m);
 		if (m.client_id) outbox.drop(m.client_id);
 		const name = agents.nameOf(m.agent_id);
 		msgs.add(m, name);
@@ -288,7 +284,7 @@ export function createApp(cfg, root) {
 			case "message_added":
 				if (d.reopened) reopen();
 				addMessage(d.message, true);
-				markRead();
+				reads.markRead();
 				break;
 			case "joined":
 				if (d.reopened) reopen();
@@ -308,8 +304,7 @@ export function createApp(cfg, root) {
 				announce("The chat has ended. How would you rate it?");
 				break;
 			case "messages_read":
-				if (d.reader === "agent") seen = Math.max(seen, d.up_to);
-				else readUpTo = Math.max(readUpTo, d.up_to);
+				reads.read(d);
 				break;
 			case "rated":
 				survey.rated(d);
@@ -343,7 +338,7 @@ export function createApp(cfg, root) {
 				}
 				pages.flush();
 				outbox.flush();
-				markRead();
+				reads.markRead();
 				render();
 				break;
 			case "event":
@@ -370,15 +365,6 @@ export function createApp(cfg, root) {
 		}
 	}
 
-	// markRead tells the server the visitor has seen the agents' messages,
-	// when the panel is open on a visible page.
-	function markRead() {
-		if (!opened || chat.hidden || document.visibilityState !== "visible") return;
-		const top = Math.max(0, ...agentSeqs);
-		if (top > readUpTo && socket.send({ type: "read", up_to: top })) readUpTo = top;
-		render();
-	}
-	document.addEventListener("visibilitychange", markRead);
 
 	// Start Chat.
 
