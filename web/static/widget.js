@@ -469,6 +469,52 @@ function createMessages({ fetchFile, onOlder, onError }) {
 	};
 }
 
+// microchat.js
+function createListeners() {
+	const listeners = { message: [], open: [], close: [] };
+	return {
+		emit(name, data) {
+			for (const fn of listeners[name] || []) {
+				try {
+					fn(data);
+				} catch (e) {
+					console.error("Microchat " + name + " listener:", e);
+				}
+			}
+		},
+		on(name, fn) {
+			if (listeners[name] && typeof fn === "function") listeners[name].push(fn);
+		},
+		off(name, fn) {
+			if (listeners[name]) listeners[name] = listeners[name].filter((f) => f !== fn);
+		},
+	};
+}
+function messageEvent(m, name) {
+	return {
+		id: m.id,
+		text: m.text,
+		author: m.author,
+		agent_name: name,
+		created_at: m.created_at,
+		attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
+	};
+}
+function microchatApi(shell, listeners) {
+	return {
+		open: () => shell.open(true),
+		close: () => shell.close(false),
+		hide: () => shell.setHidden(true),
+		show: () => shell.setHidden(false),
+		identify(v) {
+			v = v || {};
+			shell.identify({ name: v.name || "", email: v.email || "", phone: v.phone || "" });
+		},
+		on: listeners.on,
+		off: listeners.off,
+	};
+}
+
 // ordering.js
 const GAP_MS = 3000;
 function createOrdering(onGap, opts) {
@@ -1231,7 +1277,7 @@ function createUploads(api, { msgs, panel }, queue, active) {
 function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
-	const listeners = { message: [], open: [], close: [] };
+	const listeners = createListeners();
 	let contact = null;
 	let conv = null; // {id, status, seq}
 	let opened = false;
@@ -1281,15 +1327,6 @@ function createApp(cfg, root) {
 		onDropped: (code, f) => sending.dropped(code, f),
 	});
 	const pages = createPageViews((f) => socket.send(f));
-	function emit(name, data) {
-		for (const fn of listeners[name] || []) {
-			try {
-				fn(data);
-			} catch (e) {
-				console.error("Microchat " + name + " listener:", e);
-			}
-		}
-	}
 	function announce(text) {
 		announcer.textContent = text;
 	}
@@ -1325,7 +1362,7 @@ function createApp(cfg, root) {
 		msgs.scrollDown();
 		reads.markRead();
 		render();
-		emit("open");
+		listeners.emit("open");
 	}
 	function setHidden(hide) {
 		if (hide && wrap.contains(root.activeElement)) root.activeElement.blur();
@@ -1340,7 +1377,7 @@ function createApp(cfg, root) {
 		save("open", false, true);
 		if (user || inside) launcher.button.focus();
 		render();
-		emit("close");
+		listeners.emit("close");
 	}
 	function reset() {
 		conv = null;
@@ -1424,14 +1461,7 @@ function createApp(cfg, root) {
 		if (live && m.author === "agent") {
 			agents.wrote(m.agent_id);
 			announce(name + ": " + (m.text || "sent a file"));
-			emit("message", {
-				id: m.id,
-				text: m.text,
-				author: m.author,
-				agent_name: name,
-				created_at: m.created_at,
-				attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
-			});
+			listeners.emit("message", messageEvent(m, name));
 		}
 	}
 	function reopen() {
@@ -1557,26 +1587,11 @@ function createApp(cfg, root) {
 		const was = load("open", null, true);
 		if (was || (was === null && cfg.open)) open(false);
 	}
-	return {
-		boot,
-		api: {
-			open: () => open(true),
-			close: () => close(false),
-			hide: () => setHidden(true),
-			show: () => setHidden(false),
-			identify(v) {
-				v = v || {};
-				identity = { name: v.name || "", email: v.email || "", phone: v.phone || "" };
-				form.fill(identity);
-			},
-			on(name, fn) {
-				if (listeners[name] && typeof fn === "function") listeners[name].push(fn);
-			},
-			off(name, fn) {
-				if (listeners[name]) listeners[name] = listeners[name].filter((f) => f !== fn);
-			},
-		},
-	};
+	function identify(v) {
+		identity = v;
+		form.fill(identity);
+	}
+	return { boot, api: microchatApi({ open, close, setHidden, identify }, listeners) };
 }
 
 // config.js

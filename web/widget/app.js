@@ -26,6 +26,7 @@ import { createSurvey } from "./survey.js";
 import { createPageViews } from "./pageviews.js";
 import { createAgents } from "./agents.js";
 import { createReads } from "./reads.js";
+import { createListeners, messageEvent, microchatApi } from "./microchat.js";
 import { wait, sentence } from "./text.js";
 
 // createApp builds the widget in root (the shadow root) for cfg
@@ -33,7 +34,7 @@ import { wait, sentence } from "./text.js";
 export function createApp(cfg, root) {
 	initStore(cfg.origin);
 	const api = createApi(cfg.origin, getToken);
-	const listeners = { message: [], open: [], close: [] };
+	const listeners = createListeners();
 	let contact = null;
 	let conv = null; // {id, status, seq}
 	let opened = false;
@@ -92,16 +93,6 @@ export function createApp(cfg, root) {
 	});
 	const pages = createPageViews((f) => socket.send(f));
 
-	function emit(name, data) {
-		for (const fn of listeners[name] || []) {
-			try {
-				fn(data);
-			} catch (e) {
-				console.error("Microchat " + name + " listener:", e);
-			}
-		}
-	}
-
 	function announce(text) {
 		announcer.textContent = text;
 	}
@@ -143,7 +134,7 @@ export function createApp(cfg, root) {
 		msgs.scrollDown();
 		reads.markRead();
 		render();
-		emit("open");
+		listeners.emit("open");
 	}
 
 	// setHidden hides the whole widget (Microchat.hide) or shows it again.
@@ -161,7 +152,7 @@ export function createApp(cfg, root) {
 		save("open", false, true);
 		if (user || inside) launcher.button.focus();
 		render();
-		emit("close");
+		listeners.emit("close");
 	}
 
 	// The conversation.
@@ -260,14 +251,7 @@ export function createApp(cfg, root) {
 		if (live && m.author === "agent") {
 			agents.wrote(m.agent_id);
 			announce(name + ": " + (m.text || "sent a file"));
-			emit("message", {
-				id: m.id,
-				text: m.text,
-				author: m.author,
-				agent_name: name,
-				created_at: m.created_at,
-				attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
-			});
+			listeners.emit("message", messageEvent(m, name));
 		}
 	}
 
@@ -408,32 +392,11 @@ export function createApp(cfg, root) {
 		if (was || (was === null && cfg.open)) open(false);
 	}
 
-	return {
-		boot,
-		api: {
-			// open shows the panel and moves the focus into it.
-			open: () => open(true),
-			// close minimizes the panel; nothing is lost.
-			close: () => close(false),
-			// hide takes the launcher and the panel off the page (for a
-			// modal of the site, say) until show; the chat goes on.
-			hide: () => setHidden(true),
-			show: () => setHidden(false),
-			// identify fills the pre-chat form's empty fields.
-			identify(v) {
-				v = v || {};
-				identity = { name: v.name || "", email: v.email || "", phone: v.phone || "" };
-				form.fill(identity);
-			},
-			// on calls fn on "message" (a message from an agent arrived:
-			// {id, text, author, agent_name, created_at, attachments}),
-			// "open" and "close".
-			on(name, fn) {
-				if (listeners[name] && typeof fn === "function") listeners[name].push(fn);
-			},
-			off(name, fn) {
-				if (listeners[name]) listeners[name] = listeners[name].filter((f) => f !== fn);
-			},
-		},
-	};
+	// identify fills the pre-chat form's empty fields with v.
+	function identify(v) {
+		identity = v;
+		form.fill(identity);
+	}
+
+	return { boot, api: microchatApi({ open, close, setHidden, identify }, listeners) };
 }
