@@ -106,369 +106,6 @@ function createApi(origin, token) {
 	};
 }
 
-// dom.js
-function h(tag, props, ...kids) {
-	const el = document.createElement(tag);
-	for (const [k, v] of Object.entries(props || {})) {
-		if (v == null || v === false) continue;
-		if (k === "class") el.className = v;
-		else if (k === "text") el.textContent = v;
-		else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-		else el.setAttribute(k, v === true ? "" : v);
-	}
-	for (const c of kids.flat(Infinity)) if (c != null && c !== false) el.append(c);
-	return el;
-}
-const SVG = "http://www.w3.org/2000/svg";
-const ICONS = {
-	chat: "M21 11.5a8.4 8.4 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.4 8.4 0 0 1-3.8-.9L3 21l1.9-5.7a8.4 8.4 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.4 8.4 0 0 1 3.8-.9h.5a8.5 8.5 0 0 1 8 8v.5z",
-	down: "M6 9l6 6 6-6",
-	x: "M18 6L6 18M6 6l12 12",
-	clip: "M21.4 11.1l-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5",
-	send: "M22 2L11 13M22 2l-7 20-4-9-9-4 20-7z",
-	file: "M13 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9zM13 2v7h7",
-};
-function icon(d) {
-	const s = document.createElementNS(SVG, "svg");
-	s.setAttribute("viewBox", "0 0 24 24");
-	s.setAttribute("aria-hidden", "true");
-	s.setAttribute("focusable", "false");
-	const p = document.createElementNS(SVG, "path");
-	p.setAttribute("d", d);
-	s.append(p);
-	return s;
-}
-const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
-function linkify(text) {
-	const out = [];
-	let last = 0;
-	for (const m of text.matchAll(URL_RE)) {
-		let url = m[0].replace(/[.,;:!?)\]}]+$/, "");
-		let safe = null;
-		try {
-			const u = new URL(url);
-			if (u.protocol === "http:" || u.protocol === "https:") safe = u.href;
-		} catch {}
-		if (!safe) continue;
-		out.push(text.slice(last, m.index), h("a", { href: safe, target: "_blank", rel: "noopener noreferrer nofollow", text: url }));
-		last = m.index + url.length;
-	}
-	out.push(text.slice(last));
-	return out.filter((s) => s !== "");
-}
-function formatSize(n) {
-	if (n < 1024) return n + " B";
-	if (n < 1024 * 1024) return Math.round(n / 1024) + " KB";
-	return (n / 1024 / 1024).toFixed(1).replace(/\.0$/, "") + " MB";
-}
-function clockTime(iso) {
-	const d = iso ? new Date(iso) : new Date();
-	return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-function randomId() {
-	const b = crypto.getRandomValues(new Uint8Array(16));
-	return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-// composer.js
-function createComposer({ onSend, onFiles, onTyping, onDraft }) {
-	const text = h("textarea", { id: "mc-text", rows: "1", placeholder: "Type your message...", dir: "auto" });
-	const files = h("input", { type: "file", multiple: true, hidden: true, tabindex: "-1" });
-	const el = h(
-		"form",
-		{ class: "composer" },
-		h("label", { class: "sr", for: "mc-text", text: "Message" }),
-		h("button", { type: "button", class: "icon-btn clip", "aria-label": "Attach a file", title: "Attach a file", onclick: () => files.click() }, icon(ICONS.clip)),
-		text,
-		files,
-		h("button", { type: "submit", class: "icon-btn send", "aria-label": "Send", title: "Send" }, icon(ICONS.send)),
-	);
-	let typing = false;
-	let lastSent = 0;
-	let stopTimer = 0;
-	function setTyping(t) {
-		clearTimeout(stopTimer);
-		if (t) {
-			stopTimer = setTimeout(() => setTyping(false), 4000);
-			if (typing && Date.now() - lastSent < 5000) return;
-			lastSent = Date.now();
-		} else if (!typing) return;
-		typing = t;
-		onTyping(t);
-	}
-	function grow() {
-		text.style.height = "auto";
-		text.style.height = Math.min(text.scrollHeight, 120) + "px";
-	}
-	function send() {
-		const v = text.value.trim();
-		if (!v) return;
-		setTyping(false);
-		if (!onSend(v)) return;
-		text.value = "";
-		onDraft("");
-		grow();
-	}
-	el.addEventListener("submit", (e) => {
-		e.preventDefault();
-		send();
-		text.focus();
-	});
-	text.addEventListener("keydown", (e) => {
-		if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-			e.preventDefault();
-			send();
-		}
-	});
-	text.addEventListener("input", () => {
-		grow();
-		onDraft(text.value);
-		setTyping(text.value.trim() !== "");
-	});
-	text.addEventListener("paste", (e) => {
-		const list = [...((e.clipboardData && e.clipboardData.files) || [])];
-		if (list.length) {
-			e.preventDefault();
-			onFiles(list);
-		}
-	});
-	files.addEventListener("change", () => {
-		const list = [...files.files];
-		files.value = "";
-		if (list.length) onFiles(list);
-	});
-	return {
-		el,
-		focus: () => text.focus(),
-		setDraft(v) {
-			text.value = v || "";
-			grow();
-		},
-		restore(v) {
-			text.value = text.value.trim() ? v + "\n\n" + text.value : v;
-			onDraft(text.value);
-			grow();
-		},
-	};
-}
-function dropZone(el, onFiles) {
-	const hint = h("div", { class: "drop", "aria-hidden": "true", hidden: true }, icon(ICONS.clip), h("p", { text: "Drop files to send them" }));
-	el.append(hint);
-	let depth = 0;
-	const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
-	el.addEventListener("dragenter", (e) => {
-		if (!hasFiles(e)) return;
-		e.preventDefault();
-		depth++;
-		hint.hidden = false;
-	});
-	el.addEventListener("dragover", (e) => {
-		if (hasFiles(e)) e.preventDefault();
-	});
-	el.addEventListener("dragleave", () => {
-		if (--depth <= 0) {
-			depth = 0;
-			hint.hidden = true;
-		}
-	});
-	el.addEventListener("drop", (e) => {
-		if (!hasFiles(e)) return;
-		e.preventDefault();
-		depth = 0;
-		hint.hidden = true;
-		onFiles([...e.dataTransfer.files]);
-	});
-}
-
-// css.js
-const WIDGET_CSS = ":host{all:initial !important;display:var(--microchat-display,inline) !important}[hidden]{display:none !important}*,*::before,*::after{box-sizing:border-box}.mc{--mc-accent:var(--microchat-color,#1f6feb);--mc-accent-ink:var(--microchat-ink,#fff);--mc-accent-fg:var(--mc-accent);--mc-ink:#1d2329;--mc-muted:#5d6873;--mc-line:#dde2e7;--mc-soft:#f4f6f8;--mc-bad:#b42318;font:14px/1.45 system-ui,-apple-system,\"Segoe UI\",Roboto,\"Helvetica Neue\",Arial,sans-serif;color:var(--mc-ink);text-align:left;direction:ltr;-webkit-font-smoothing:antialiased}p{margin:0}button,input,textarea{font:inherit;color:inherit}button{cursor:pointer}a{color:inherit}svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round;flex:none}:focus-visible{outline:2px solid var(--mc-accent-fg);outline-offset:2px}.sr{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}.launcher-wrap{position:fixed;right:20px;bottom:20px;z-index:var(--microchat-z-index,2147483000)}.left .launcher-wrap,.left .panel{right:auto;left:20px}.launcher{position:relative;display:flex;align-items:center;gap:8px;padding:12px 20px 12px 16px;border:0;border-radius:999px;background:var(--mc-accent);color:var(--mc-accent-ink);font-size:15px;font-weight:600;line-height:1;box-shadow:0 6px 20px rgba(0,0,0,.22)}.launcher:hover{filter:brightness(1.08)}.launcher svg{width:22px;height:22px}.launcher .i-x,.launcher.x .i-chat,.launcher.x .label{display:none}.launcher.x{padding:12px}.launcher.x .i-x{display:block}.badge{position:absolute;top:-6px;right:-4px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;background:#d92d20;color:#fff;font-size:12px;line-height:20px;text-align:center}.panel{position:fixed;right:20px;bottom:86px;z-index:var(--microchat-z-index,2147483000);display:flex;flex-direction:column;overflow:hidden;overflow:clip;width:370px;height:min(600px,calc(100vh - 110px));background:#fff;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.22),0 0 0 1px rgba(0,0,0,.06)}.head{display:flex;align-items:center;gap:8px;padding:10px 8px 10px 18px;background:var(--mc-accent);color:var(--mc-accent-ink)}.title{flex:1;margin:0;font-size:16px;font-weight:600;line-height:1.3}.icon-btn{display:inline-grid;place-items:center;width:38px;height:38px;padding:0;border:0;border-radius:8px;background:transparent}.icon-btn:hover{background:rgba(127,127,127,.16)}.head :focus-visible{outline-color:currentColor}.notice{display:flex;align-items:flex-start;gap:8px;padding:8px 8px 8px 16px;font-size:13px}.notice:empty{display:none}.notice.conn{padding-right:16px}.msg-text{flex:1}.dismiss{width:24px;height:24px;flex:none;color:inherit}.dismiss svg{width:16px;height:16px}.notice.error{background:#fdecea;color:#8a1c12}.notice.conn{background:#fff4d6;color:#684c00}.body{position:relative;display:flex;flex-direction:column;flex:1;min-height:0}.prechat{padding:18px;overflow-y:auto}.intro{margin-bottom:14px}.field{margin-bottom:12px}.field label,.rating label{display:block;margin-bottom:4px;font-size:13px;font-weight:600}.hint{color:var(--mc-muted);font-weight:400}input:not([type=radio]),textarea{display:block;width:100%;padding:9px 12px;border:1px solid #c3cbd3;border-radius:8px;background:#fff}input:focus,textarea:focus{border-color:var(--mc-accent-fg);outline:2px solid var(--mc-accent-fg);outline-offset:-1px}input[aria-invalid=true]{border-color:var(--mc-bad)}.field-err{margin-top:4px;color:var(--mc-bad);font-size:12.5px}.field-err:empty{display:none}.note{margin:4px 0 16px;padding:10px 12px;border-radius:8px;background:var(--mc-soft);color:var(--mc-muted);font-size:12.5px}.primary{width:100%;padding:11px;border:0;border-radius:8px;background:var(--mc-accent);color:var(--mc-accent-ink);font-size:15px;font-weight:600}.primary:disabled{opacity:.6;cursor:default}.chat{position:relative;display:flex;flex-direction:column;flex:1;min-height:0}.status{display:flex;align-items:center;gap:10px;padding:10px 16px;border-bottom:1px solid var(--mc-line);background:var(--mc-soft)}.status.none{display:none}.status\u003ediv{flex:1;min-width:0}.agent-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.s1{font-weight:600}.s2{color:var(--mc-muted);font-size:12.5px}.spinner{width:18px;height:18px;border:2px solid var(--mc-line);border-top-color:var(--mc-accent-fg);border-radius:50%;animation:mc-spin 1s linear infinite;flex:none}@keyframes mc-spin{to{transform:rotate(360deg)}}.avatar{display:grid;place-items:center;width:34px;height:34px;border-radius:50%;flex:none;background:var(--mc-accent);color:var(--mc-accent-ink);font-weight:600}.presence{display:flex;align-items:center;gap:6px}.dot{width:8px;height:8px;border-radius:50%;background:#12b76a}.idle .dot{background:#f79009}.offline .dot{background:#98a2b3}.typing .dot{background:var(--mc-accent)}.scroll{flex:1;min-height:0;overflow-y:auto;padding:12px 14px}.scroll:focus-visible{outline-offset:-2px}.msgs{display:flex;flex-direction:column;gap:6px;margin:0;padding:0;list-style:none}.msg{align-self:flex-start;max-width:84%}.msg.contact{align-self:flex-end}.msg.system,.msg.card{align-self:stretch;max-width:none}.who{margin:6px 0 2px 4px;color:var(--mc-muted);font-size:12px}.bubble{padding:8px 12px;border-radius:16px 16px 16px 4px;background:#eef1f4;overflow-wrap:anywhere}.contact .bubble{border-radius:16px 16px 4px 16px;background:var(--mc-accent);color:var(--mc-accent-ink)}.bubble.media{padding:0;background:none}.empty{margin:24px 16px;color:var(--mc-muted);text-align:center}.msgs:not(:empty) + .empty{display:none}.text{white-space:pre-wrap}.text a{text-decoration:underline}.meta{margin:2px 6px 0;color:var(--mc-muted);font-size:11.5px}.contact .meta{text-align:right}.receipt:not(:empty)::before{content:\"\\a0\\b7\\a0\"}.pending .meta .receipt::before{content:none}.pending .bubble{opacity:.7}.failed .bubble{background:#fdecea;color:#8a1c12;opacity:1}.failed .receipt{color:var(--mc-bad)}.sysline{margin:6px 0;color:var(--mc-muted);font-size:12px;text-align:center}.att-img{display:block;margin:4px 0}.att-img img{display:block;max-width:100%;max-height:200px;min-width:40px;min-height:40px;border-radius:8px;background:rgba(127,127,127,.15)}.att-file{display:flex;align-items:center;gap:6px;margin:4px 0;text-decoration:underline}.att-file svg{width:16px;height:16px}.typing{margin:8px 4px 0;color:var(--mc-muted);font-size:12.5px;font-style:italic}.older{display:block;margin:0 auto 10px;padding:4px 10px;border:1px solid var(--mc-line);border-radius:999px;background:#fff;font-size:12.5px}.composer{display:flex;align-items:flex-end;gap:4px;padding:8px 10px;border-top:1px solid var(--mc-line)}.composer textarea{flex:1;min-height:38px;max-height:120px;padding:8px 14px;border-radius:19px;resize:none;line-height:1.4}.composer .icon-btn{color:var(--mc-muted)}.composer .send{color:var(--mc-accent-fg)}.drop{position:absolute;inset:0;z-index:1;display:flex;flex-direction:column;align-items:center;justify-content:center;gap:8px;border:2px dashed var(--mc-accent-fg);border-radius:0 0 14px 14px;background:rgba(255,255,255,.94);color:var(--mc-accent-fg);font-weight:600}.rating{position:relative;margin:8px 0;padding:14px;border:1px solid var(--mc-line);border-radius:12px;background:var(--mc-soft)}.q{margin-bottom:6px;font-weight:600}.stars{display:flex;gap:2px;margin:0 0 8px;padding:0;border:0;color:#f5a623;font-size:22px}.star{margin:0 !important;font-size:30px !important;font-weight:400 !important;line-height:1;color:#c3cbd3;cursor:pointer}.star.on,.star:hover{color:#f5a623}input:focus-visible + .star{outline:2px solid var(--mc-accent-fg);border-radius:4px}.rating textarea{margin-bottom:10px}@media (max-width:480px){.panel,.left .panel{inset:0;width:100%;height:100%;border-radius:0}.open .launcher-wrap{display:none}}@media (max-width:480px),(any-pointer:coarse){input:not([type=radio]),textarea{font-size:16px}}@media (prefers-reduced-motion:reduce){.spinner{animation:none}}";
-
-// launcher.js
-function createLauncher(onClick) {
-	const badge = h("span", { class: "badge", "aria-hidden": "true", hidden: true });
-	const unread = h("span", { class: "sr", id: "mc-unread" });
-	const chat = icon(ICONS.chat);
-	const x = icon(ICONS.x);
-	chat.setAttribute("class", "i-chat");
-	x.setAttribute("class", "i-x");
-	const label = h("span", { class: "label", text: "Live Chat" });
-	const button = h(
-		"button",
-		{ type: "button", class: "launcher", "aria-expanded": "false", "aria-controls": "mc-panel", "aria-describedby": "mc-unread", onclick: onClick },
-		chat,
-		x,
-		label,
-		badge,
-	);
-	function setOpen(open) {
-		button.setAttribute("aria-expanded", String(open));
-		button.classList.toggle("x", open);
-		for (const a of ["aria-label", "title"]) {
-			if (open) button.setAttribute(a, "Close chat");
-			else button.removeAttribute(a);
-		}
-	}
-	setOpen(false);
-	return {
-		el: h("div", { class: "launcher-wrap" }, button, unread),
-		button,
-		setOpen,
-		setUnread(n) {
-			badge.hidden = n === 0;
-			badge.textContent = n === 0 ? "" : n > 9 ? "9+" : String(n);
-			unread.textContent = n === 0 ? "" : n === 1 ? "1 unread message" : n + " unread messages";
-		},
-	};
-}
-
-// messages.js
-const INLINE = ["image/png", "image/jpeg", "image/gif", "image/webp"];
-function createMessages({ fetchFile, onOlder, onError }) {
-	const list = h("ol", { class: "msgs", "aria-label": "Messages" });
-	const typing = h("p", { class: "typing", hidden: true });
-	const older = h("button", { type: "button", class: "older", hidden: true, onclick: onOlder, text: "Show earlier messages" });
-	const empty = h("p", { class: "empty", text: "Ask us anything: write your question below and a member of our team will answer here." });
-	const el = h("div", { class: "scroll", tabindex: "0", "aria-label": "Conversation" }, older, list, empty, typing);
-	let atBottom = true;
-	el.addEventListener("scroll", () => (atBottom = nearBottom()));
-	new ResizeObserver(() => atBottom && scrollDown()).observe(el);
-	const byId = new Map();
-	const pending = new Map();
-	function nearBottom() {
-		return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-	}
-	function scrollDown() {
-		el.scrollTop = el.scrollHeight;
-		atBottom = true;
-	}
-	function insert(li, seq) {
-		let next = null;
-		for (let c = list.lastElementChild; c; c = c.previousElementSibling) {
-			const s = c.dataset.seq;
-			if (s === undefined || +s > seq) next = c;
-			else break;
-		}
-		list.insertBefore(li, next);
-	}
-	function attachment(a) {
-		const label = a.name + " (" + formatSize(a.size) + ")";
-		if (INLINE.includes(a.content_type)) {
-			const img = h("img", { alt: a.name, onload: () => atBottom && scrollDown() });
-			const link = h("a", { class: "att-img", href: "#", target: "_blank", rel: "noopener", "aria-label": "Image: " + label }, img);
-			fetchFile(a.id)
-				.then((url) => {
-					img.src = url;
-					link.href = url;
-				})
-				.catch(() => link.replaceChildren(a.name + " (could not be loaded)"));
-			return link;
-		}
-		const link = h("a", { class: "att-file", href: "#", download: a.name }, icon(ICONS.file), h("span", { text: label }));
-		link.addEventListener("click", (e) => {
-			if (link.href.startsWith("blob:")) return;
-			e.preventDefault();
-			fetchFile(a.id)
-				.then((url) => {
-					link.href = url;
-					link.click();
-				})
-				.catch((err) => onError("The file " + a.name + " could not be downloaded: " + err.message));
-		});
-		return link;
-	}
-	function bubble(text, attachments) {
-		const media = !text && attachments && attachments.length && attachments.every((a) => INLINE.includes(a.content_type));
-		return h("div", { class: media ? "bubble media" : "bubble" }, text ? h("p", { class: "text", dir: "auto" }, linkify(text)) : null, (attachments || []).map(attachment));
-	}
-	return {
-		el,
-		clear() {
-			list.replaceChildren();
-			byId.clear();
-			pending.clear();
-			older.hidden = true;
-		},
-		add(m, name) {
-			if (byId.has(m.id)) return;
-			if (m.client_id && pending.has(m.client_id)) {
-				pending.get(m.client_id).remove();
-				pending.delete(m.client_id);
-			}
-			const down = nearBottom() || m.author === "contact";
-			const author = m.author === "agent" ? "agent-" + (m.agent_id || 0) : m.author;
-			const li = h("li", { class: "msg " + m.author, "data-seq": m.seq, "data-author": author });
-			if (m.author === "system") li.append(h("p", { class: "sysline", dir: "auto", text: m.text }));
-			else {
-				let prev = null;
-				for (let c = list.lastElementChild; c; c = c.previousElementSibling) if (c.dataset.seq && +c.dataset.seq < m.seq) { prev = c; break; }
-				if (m.author === "agent" && (!prev || prev.dataset.author !== author)) li.append(h("p", { class: "who", dir: "auto", text: name || "Support" }));
-				li.append(bubble(m.text, m.attachments), h("p", { class: "meta" }, h("time", { datetime: m.created_at, text: clockTime(m.created_at) }), h("span", { class: "receipt" })));
-			}
-			byId.set(m.id, li);
-			insert(li, m.seq);
-			if (down) scrollDown();
-		},
-		system(text, seq) {
-			const li = h("li", { class: "msg system", "data-seq": seq || 0, "data-author": "system" }, h("p", { class: "sysline", text }));
-			insert(li, seq || Number.MAX_SAFE_INTEGER);
-			if (nearBottom()) scrollDown();
-			return li;
-		},
-		card(node, seq) {
-			const li = h("li", { class: "msg card", "data-seq": seq }, node);
-			insert(li, seq);
-			scrollDown();
-			return li;
-		},
-		addPending(p, note) {
-			let li = pending.get(p.client_id);
-			if (!li) {
-				li = h("li", { class: "msg contact pending" }, bubble(p.text, []), h("p", { class: "meta" }, h("span", { class: "receipt" })));
-				if (p.attachments && p.attachments.length) li.querySelector(".bubble").append(...p.attachments.map((a) => h("p", { class: "att-file" }, icon(ICONS.file), a.name)));
-				pending.set(p.client_id, li);
-				list.append(li);
-				scrollDown();
-			}
-			li.classList.toggle("failed", /^Not sent/.test(note || ""));
-			li.querySelector(".receipt").textContent = note || "Sending...";
-			if (atBottom) scrollDown();
-			return li;
-		},
-		removePending(clientId) {
-			const li = pending.get(clientId);
-			if (li) li.remove();
-			pending.delete(clientId);
-		},
-		receipts(seen) {
-			const mine = [...list.querySelectorAll("li.contact:not(.pending)")];
-			for (const li of mine) li.querySelector(".receipt").textContent = "";
-			const last = mine[mine.length - 1];
-			if (!last) return;
-			const lastSeen = mine.filter((li) => +li.dataset.seq <= seen).pop();
-			if (lastSeen) lastSeen.querySelector(".receipt").textContent = "Seen";
-			if (last !== lastSeen) last.querySelector(".receipt").textContent = "Sent";
-		},
-		typing(names) {
-			typing.hidden = names.length === 0;
-			typing.textContent = names.length ? names.join(", ") + (names.length > 1 ? " are typing..." : " is typing...") : "";
-			if (names.length && nearBottom()) scrollDown();
-		},
-		hasOlder(b) {
-			older.hidden = !b;
-		},
-		firstSeq() {
-			const first = list.querySelector("li[data-seq]");
-			return first ? +first.dataset.seq : 0;
-		},
-		keepPosition(fn) {
-			const before = el.scrollHeight - el.scrollTop;
-			fn();
-			el.scrollTop = el.scrollHeight - before;
-		},
-		scrollDown,
-	};
-}
-
 // microchat.js
 function createListeners() {
 	const listeners = { message: [], open: [], close: [] };
@@ -885,6 +522,454 @@ function createPageViews(send) {
 	};
 }
 
+// reads.js
+function createReads(send, reading, onChange) {
+	const agentSeqs = new Set(); // seqs of the agents' messages
+	let seen = 0; // the agents read the visitor's messages up to this seq
+	let readUpTo = 0; // the visitor read the agents' messages up to this seq
+	function markRead() {
+		if (!reading() || document.visibilityState !== "visible") return;
+		const top = Math.max(0, ...agentSeqs);
+		if (top > readUpTo && send({ type: "read", up_to: top })) readUpTo = top;
+		onChange();
+	}
+	document.addEventListener("visibilitychange", markRead);
+	return {
+		markRead,
+		added(m) {
+			if (m.author === "agent") agentSeqs.add(m.seq);
+		},
+		history(m) {
+			if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
+			if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
+		},
+		read(d) {
+			if (d.reader === "agent") seen = Math.max(seen, d.up_to);
+			else readUpTo = Math.max(readUpTo, d.up_to);
+		},
+		seen: () => seen,
+		unread: () => [...agentSeqs].filter((s) => s > readUpTo).length,
+		reset() {
+			agentSeqs.clear();
+			seen = readUpTo = 0;
+		},
+	};
+}
+
+// dom.js
+function h(tag, props, ...kids) {
+	const el = document.createElement(tag);
+	for (const [k, v] of Object.entries(props || {})) {
+		if (v == null || v === false) continue;
+		if (k === "class") el.className = v;
+		else if (k === "text") el.textContent = v;
+		else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+		else el.setAttribute(k, v === true ? "" : v);
+	}
+	for (const c of kids.flat(Infinity)) if (c != null && c !== false) el.append(c);
+	return el;
+}
+const SVG = "http://www.w3.org/2000/svg";
+const ICONS = {
+	chat: "M21 11.5a8.4 8.4 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.4 8.4 0 0 1-3.8-.9L3 21l1.9-5.7a8.4 8.4 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.4 8.4 0 0 1 3.8-.9h.5a8.5 8.5 0 0 1 8 8v.5z",
+	down: "M6 9l6 6 6-6",
+	x: "M18 6L6 18M6 6l12 12",
+	clip: "M21.4 11.1l-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5",
+	send: "M22 2L11 13M22 2l-7 20-4-9-9-4 20-7z",
+	file: "M13 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V9zM13 2v7h7",
+};
+function icon(d) {
+	const s = document.createElementNS(SVG, "svg");
+	s.setAttribute("viewBox", "0 0 24 24");
+	s.setAttribute("aria-hidden", "true");
+	s.setAttribute("focusable", "false");
+	const p = document.createElementNS(SVG, "path");
+	p.setAttribute("d", d);
+	s.append(p);
+	return s;
+}
+const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+function linkify(text) {
+	const out = [];
+	let last = 0;
+	for (const m of text.matchAll(URL_RE)) {
+		let url = m[0].replace(/[.,;:!?)\]}]+$/, "");
+		let safe = null;
+		try {
+			const u = new URL(url);
+			if (u.protocol === "http:" || u.protocol === "https:") safe = u.href;
+		} catch {}
+		if (!safe) continue;
+		out.push(text.slice(last, m.index), h("a", { href: safe, target: "_blank", rel: "noopener noreferrer nofollow", text: url }));
+		last = m.index + url.length;
+	}
+	out.push(text.slice(last));
+	return out.filter((s) => s !== "");
+}
+function formatSize(n) {
+	if (n < 1024) return n + " B";
+	if (n < 1024 * 1024) return Math.round(n / 1024) + " KB";
+	return (n / 1024 / 1024).toFixed(1).replace(/\.0$/, "") + " MB";
+}
+function clockTime(iso) {
+	const d = iso ? new Date(iso) : new Date();
+	return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+function randomId() {
+	const b = crypto.getRandomValues(new Uint8Array(16));
+	return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// sending.js
+const RETRIES = 5;
+const DROPS = 3;
+function tooLong(p, maxMessage) {
+	let n = bytes(p.text);
+	let max = maxMessage;
+	if (!max || n <= max) {
+		n = frameBytes(p);
+		max = MAX_FRAME;
+	}
+	if (n <= max) return "";
+	return TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.";
+}
+function createSending(outbox, panel) {
+	let maxMessage = 0; // bytes of text; 0 when the server does not say
+	return {
+		send(text) {
+			const p = { client_id: randomId(), text, attachments: [] };
+			const why = tooLong(p, maxMessage);
+			if (why) panel.error(why);
+			else outbox.queue(p);
+			return !why;
+		},
+		refused(f) {
+			const p = f.client_id && outbox.find(f.client_id);
+			if (f.code === "rate_limited") {
+				const s = f.retry_after || 5;
+				panel.error("You are sending messages too quickly. Please wait " + seconds(s) + ": we will send yours then.", s * 1000);
+				if (p) outbox.hold(p, s * 1000);
+			} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
+				const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
+				p.tries = (p.tries || 0) + 1;
+				outbox.hold(p, ms);
+			} else if (p) {
+				outbox.notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
+			}
+		},
+		dropped(code, f) {
+			const p = f && f.type === "message" && outbox.find(f.client_id);
+			if (!p) return false;
+			p.drops = (p.drops || 0) + 1;
+			if (code === 1009 || code === 1007 || p.drops >= DROPS) outbox.notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
+			else outbox.persist();
+			return true;
+		},
+		setLimit(n) {
+			maxMessage = n;
+		},
+	};
+}
+
+// composer.js
+function createComposer({ onSend, onFiles, onTyping, onDraft }) {
+	const text = h("textarea", { id: "mc-text", rows: "1", placeholder: "Type your message...", dir: "auto" });
+	const files = h("input", { type: "file", multiple: true, hidden: true, tabindex: "-1" });
+	const el = h(
+		"form",
+		{ class: "composer" },
+		h("label", { class: "sr", for: "mc-text", text: "Message" }),
+		h("button", { type: "button", class: "icon-btn clip", "aria-label": "Attach a file", title: "Attach a file", onclick: () => files.click() }, icon(ICONS.clip)),
+		text,
+		files,
+		h("button", { type: "submit", class: "icon-btn send", "aria-label": "Send", title: "Send" }, icon(ICONS.send)),
+	);
+	let typing = false;
+	let lastSent = 0;
+	let stopTimer = 0;
+	function setTyping(t) {
+		clearTimeout(stopTimer);
+		if (t) {
+			stopTimer = setTimeout(() => setTyping(false), 4000);
+			if (typing && Date.now() - lastSent < 5000) return;
+			lastSent = Date.now();
+		} else if (!typing) return;
+		typing = t;
+		onTyping(t);
+	}
+	function grow() {
+		text.style.height = "auto";
+		text.style.height = Math.min(text.scrollHeight, 120) + "px";
+	}
+	function send() {
+		const v = text.value.trim();
+		if (!v) return;
+		setTyping(false);
+		if (!onSend(v)) return;
+		text.value = "";
+		onDraft("");
+		grow();
+	}
+	el.addEventListener("submit", (e) => {
+		e.preventDefault();
+		send();
+		text.focus();
+	});
+	text.addEventListener("keydown", (e) => {
+		if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+			e.preventDefault();
+			send();
+		}
+	});
+	text.addEventListener("input", () => {
+		grow();
+		onDraft(text.value);
+		setTyping(text.value.trim() !== "");
+	});
+	text.addEventListener("paste", (e) => {
+		const list = [...((e.clipboardData && e.clipboardData.files) || [])];
+		if (list.length) {
+			e.preventDefault();
+			onFiles(list);
+		}
+	});
+	files.addEventListener("change", () => {
+		const list = [...files.files];
+		files.value = "";
+		if (list.length) onFiles(list);
+	});
+	return {
+		el,
+		focus: () => text.focus(),
+		setDraft(v) {
+			text.value = v || "";
+			grow();
+		},
+		restore(v) {
+			text.value = text.value.trim() ? v + "\n\n" + text.value : v;
+			onDraft(text.value);
+			grow();
+		},
+	};
+}
+function dropZone(el, onFiles) {
+	const hint = h("div", { class: "drop", "aria-hidden": "true", hidden: true }, icon(ICONS.clip), h("p", { text: "Drop files to send them" }));
+	el.append(hint);
+	let depth = 0;
+	const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+	el.addEventListener("dragenter", (e) => {
+		if (!hasFiles(e)) return;
+		e.preventDefault();
+		depth++;
+		hint.hidden = false;
+	});
+	el.addEventListener("dragover", (e) => {
+		if (hasFiles(e)) e.preventDefault();
+	});
+	el.addEventListener("dragleave", () => {
+		if (--depth <= 0) {
+			depth = 0;
+			hint.hidden = true;
+		}
+	});
+	el.addEventListener("drop", (e) => {
+		if (!hasFiles(e)) return;
+		e.preventDefault();
+		depth = 0;
+		hint.hidden = true;
+		onFiles([...e.dataTransfer.files]);
+	});
+}
+
+// css.js
+const WIDGET_CSS = ":host{all:initial !important;display:var(--microchat-display,inline) !important}[hidden]{display:none !important}*,*::before,*::after{box-sizing:border-box}.mc{--mc-accent:var(--microchat-color,#1f6feb);--mc-accent-ink:var(--microchat-ink,#fff);--mc-accent-fg:var(--mc-accent);--mc-ink:#1d2329;--mc-muted:#5d6873;--mc-line:#dde2e7;--mc-soft:#f4f6f8;--mc-bad:#b42318;font:14px/1.45 system-ui,-apple-system,\"Segoe UI\",Roboto,\"Helvetica Neue\",Arial,sans-serif;color:var(--mc-ink);text-align:left;direction:ltr;-webkit-font-smoothing:antialiased}p{margin:0}button,input,textarea{font:inherit;color:inherit}button{cursor:pointer}a{color:inherit}svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round;flex:none}:focus-visible{outline:2px solid var(--mc-accent-fg);outline-offset:2px}.sr{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}.launcher-wrap{position:fixed;right:20px;bottom:20px;z-index:var(--microchat-z-index,2147483000)}.left .launcher-wrap,.left .panel{right:auto;left:20px}.launcher{position:relative;display:flex;align-items:center;gap:8px;padding:12px 20px 12px 16px;border:0;border-radius:999px;background:var(--mc-accent);color:var(--mc-accent-ink);font-size:15px;font-weight:600;line-height:1;box-shadow:0 6px 20px rgba(0,0,0,.22)}.launcher:hover{filter:brightness(1.08)}.launcher svg{width:22px;height:22px}.launcher .i-x,.launcher.x .i-chat,.launcher.x .label{display:none}.launcher.x{padding:12px}.launcher.x .i-x{display:block}.badge{position:absolute;top:-6px;right:-4px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;background:#d92d20;color:#fff;font-size:12px;line-height:20px;text-align:center}.panel{position:fixed;right:20px;bottom:86px;z-index:var(--microchat-z-index,2147483000);display:flex;flex-direction:column;overflow:hidden;overflow:clip;width:370px;height:min(600px,calc(100vh - 110px));background:#fff;border-radius:14px;box-shadow:0 12px 40px rgba(0,0,0,.22),0 0 0 1px rgba(0,0,0,.06)}.head{display:flex;align-items:center;gap:8px;padding:10px 8px 10px 18px;background:var(--mc-accent);color:var(--mc-accent-ink)}.title{flex:1;margin:0;font-size:16px;font-weight:600;line-height:1.3}.icon-btn{display:inline-grid;place-items:center;width:38px;height:38px;padding:0;border:0;border-radius:8px;background:transparent}.icon-btn:hover{background:rgba(127,127,127,.16)}.head :focus-visible{outline-color:currentColor}.notice{display:flex;align-items:flex-start;gap:8px;padding:8px 8px 8px 16px;font-size:13px}.notice:empty{display:none}.notice.conn{padding-right:16px}.msg-text{flex:1}.dismiss{width:24px;height:24px;flex:none;color:inherit}.dismiss svg{width:16px;height:16px}.notice.error{background:#fdecea;color:#8a1c12}.notice.conn{background:#fff4d6;color:#684c00}.body{position:relative;display:flex;flex-direction:column;flex:1;min-height:0}.prechat{padding:18px;overflow-y:auto}.intro{margin-bottom:14px}.field{margin-bottom:12px}.field label,.rating label{display:block;margin-bottom:4px;font-size:13px;font-weight:600}.hint{color:var(--mc-muted);font-weight:400}input:not([type=radio]),textarea{display:block;width:100%;padding:9px 12px;border:1px solid #c3cbd3;border-radius:8px;background:#fff}input:focus,textarea:focus{border-color:var(--mc-accent-fg);outline:2px solid var(--mc-accent-fg);outline-offset:-1px}input[aria-invalid=true]{border-color:var(--mc-bad)}.field-err{margin-top:4px;color:var(--mc-bad);font-size:12.5px}.field-err:empty{display:none}.note{margin:4px 0 16px;padding:10px 12px;border-radius:8px;background:var(--mc-soft);color:var(--mc-muted);font-size:12.5px}.primary{width:100%;padding:11px;border:0;border-radius:8px;background:var(--mc-accent);color:var(--mc-accent-ink);font-size:15px;font-weight:600}.primary:disabled{opacity:.6;cursor:default}.chat{position:relative;display:flex;flex-direction:column;flex:1;min-height:0}.status{display:flex;align-items:center;gap:10px;padding:10px 16px;border-bottom:1px solid var(--mc-line);background:var(--mc-soft)}.status.none{display:none}.status\u003ediv{flex:1;min-width:0}.agent-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.s1{font-weight:600}.s2{color:var(--mc-muted);font-size:12.5px}.spinner{width:18px;height:18px;border:2px solid var(--mc-line);border-top-color:var(--mc-accent-fg);border-radius:50%;animation:mc-spin 1s linear infinite;flex:none}@keyframes mc-spin{to{transform:rotate(360deg)}}.avatar{display:grid;place-items:center;width:34px;height:34px;border-radius:50%;flex:none;background:var(--mc-accent);color:var(--mc-accent-ink);font-weight:600}.presence{display:flex;align-items:center;gap:6px}.dot{width:8px;height:8px;border-radius:50%;background:#12b76a}.idle .dot{background:#f79009}.offline .dot{background:#98a2b3}.typing .dot{background:var(--mc-accent)}.scroll{flex:1;min-height:0;overflow-y:auto;padding:12px 14px}.scroll:focus-visible{outline-offset:-2px}.msgs{display:flex;flex-direction:column;gap:6px;margin:0;padding:0;list-style:none}.msg{align-self:flex-start;max-width:84%}.msg.contact{align-self:flex-end}.msg.system,.msg.card{align-self:stretch;max-width:none}.who{margin:6px 0 2px 4px;color:var(--mc-muted);font-size:12px}.bubble{padding:8px 12px;border-radius:16px 16px 16px 4px;background:#eef1f4;overflow-wrap:anywhere}.contact .bubble{border-radius:16px 16px 4px 16px;background:var(--mc-accent);color:var(--mc-accent-ink)}.bubble.media{padding:0;background:none}.empty{margin:24px 16px;color:var(--mc-muted);text-align:center}.msgs:not(:empty) + .empty{display:none}.text{white-space:pre-wrap}.text a{text-decoration:underline}.meta{margin:2px 6px 0;color:var(--mc-muted);font-size:11.5px}.contact .meta{text-align:right}.receipt:not(:empty)::before{content:\"\\a0\\b7\\a0\"}.pending .meta .receipt::before{content:none}.pending .bubble{opacity:.7}.failed .bubble{background:#fdecea;color:#8a1c12;opacity:1}.failed .receipt{color:var(--mc-bad)}.sysline{margin:6px 0;color:var(--mc-muted);font-size:12px;text-align:center}.att-img{display:block;margin:4px 0}.att-img img{display:block;max-width:100%;max-height:200px;min-width:40px;min-height:40px;border-radius:8px;background:rgba(127,127,127,.15)}.att-file{display:flex;align-items:center;gap:6px;margin:4px 0;text-decoration:underline}.att-file svg{width:16px;height:16px}.typing{margin:8px 4px 0;color:var(--mc-muted);font-size:12.5px;font-style:italic}.older{display:block;margin:0 auto 10px;padding:4px 10px;border:1px solid var(--mc-line);border-radius:999px;background:#fff;font-size:12.5px}.composer{display:flex;align-items:flex-end;gap:4px;padding:8px 10px;border-top:1px solid var(--mc-line)}.composer textarea{flex:1;min-height:38px;max-height:120px;padding:8px 14px;border-radius:19px;resize:none;line-height:1.4}.composer .icon-btn{color:var(--mc-muted)}.composer .send{color:var(--mc-accent-fg)}.drop{position:absolute;inset:0;z-index:1;display:flex;flex-direction:column;align-items:center;justify-content:center;gap:8px;border:2px dashed var(--mc-accent-fg);border-radius:0 0 14px 14px;background:rgba(255,255,255,.94);color:var(--mc-accent-fg);font-weight:600}.rating{position:relative;margin:8px 0;padding:14px;border:1px solid var(--mc-line);border-radius:12px;background:var(--mc-soft)}.q{margin-bottom:6px;font-weight:600}.stars{display:flex;gap:2px;margin:0 0 8px;padding:0;border:0;color:#f5a623;font-size:22px}.star{margin:0 !important;font-size:30px !important;font-weight:400 !important;line-height:1;color:#c3cbd3;cursor:pointer}.star.on,.star:hover{color:#f5a623}input:focus-visible + .star{outline:2px solid var(--mc-accent-fg);border-radius:4px}.rating textarea{margin-bottom:10px}@media (max-width:480px){.panel,.left .panel{inset:0;width:100%;height:100%;border-radius:0}.open .launcher-wrap{display:none}}@media (max-width:480px),(any-pointer:coarse){input:not([type=radio]),textarea{font-size:16px}}@media (prefers-reduced-motion:reduce){.spinner{animation:none}}";
+
+// launcher.js
+function createLauncher(onClick) {
+	const badge = h("span", { class: "badge", "aria-hidden": "true", hidden: true });
+	const unread = h("span", { class: "sr", id: "mc-unread" });
+	const chat = icon(ICONS.chat);
+	const x = icon(ICONS.x);
+	chat.setAttribute("class", "i-chat");
+	x.setAttribute("class", "i-x");
+	const label = h("span", { class: "label", text: "Live Chat" });
+	const button = h(
+		"button",
+		{ type: "button", class: "launcher", "aria-expanded": "false", "aria-controls": "mc-panel", "aria-describedby": "mc-unread", onclick: onClick },
+		chat,
+		x,
+		label,
+		badge,
+	);
+	function setOpen(open) {
+		button.setAttribute("aria-expanded", String(open));
+		button.classList.toggle("x", open);
+		for (const a of ["aria-label", "title"]) {
+			if (open) button.setAttribute(a, "Close chat");
+			else button.removeAttribute(a);
+		}
+	}
+	setOpen(false);
+	return {
+		el: h("div", { class: "launcher-wrap" }, button, unread),
+		button,
+		setOpen,
+		setUnread(n) {
+			badge.hidden = n === 0;
+			badge.textContent = n === 0 ? "" : n > 9 ? "9+" : String(n);
+			unread.textContent = n === 0 ? "" : n === 1 ? "1 unread message" : n + " unread messages";
+		},
+	};
+}
+
+// messages.js
+const INLINE = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+function createMessages({ fetchFile, onOlder, onError }) {
+	const list = h("ol", { class: "msgs", "aria-label": "Messages" });
+	const typing = h("p", { class: "typing", hidden: true });
+	const older = h("button", { type: "button", class: "older", hidden: true, onclick: onOlder, text: "Show earlier messages" });
+	const empty = h("p", { class: "empty", text: "Ask us anything: write your question below and a member of our team will answer here." });
+	const el = h("div", { class: "scroll", tabindex: "0", "aria-label": "Conversation" }, older, list, empty, typing);
+	let atBottom = true;
+	el.addEventListener("scroll", () => (atBottom = nearBottom()));
+	new ResizeObserver(() => atBottom && scrollDown()).observe(el);
+	const byId = new Map();
+	const pending = new Map();
+	function nearBottom() {
+		return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+	}
+	function scrollDown() {
+		el.scrollTop = el.scrollHeight;
+		atBottom = true;
+	}
+	function insert(li, seq) {
+		let next = null;
+		for (let c = list.lastElementChild; c; c = c.previousElementSibling) {
+			const s = c.dataset.seq;
+			if (s === undefined || +s > seq) next = c;
+			else break;
+		}
+		list.insertBefore(li, next);
+	}
+	function attachment(a) {
+		const label = a.name + " (" + formatSize(a.size) + ")";
+		if (INLINE.includes(a.content_type)) {
+			const img = h("img", { alt: a.name, onload: () => atBottom && scrollDown() });
+			const link = h("a", { class: "att-img", href: "#", target: "_blank", rel: "noopener", "aria-label": "Image: " + label }, img);
+			fetchFile(a.id)
+				.then((url) => {
+					img.src = url;
+					link.href = url;
+				})
+				.catch(() => link.replaceChildren(a.name + " (could not be loaded)"));
+			return link;
+		}
+		const link = h("a", { class: "att-file", href: "#", download: a.name }, icon(ICONS.file), h("span", { text: label }));
+		link.addEventListener("click", (e) => {
+			if (link.href.startsWith("blob:")) return;
+			e.preventDefault();
+			fetchFile(a.id)
+				.then((url) => {
+					link.href = url;
+					link.click();
+				})
+				.catch((err) => onError("The file " + a.name + " could not be downloaded: " + err.message));
+		});
+		return link;
+	}
+	function bubble(text, attachments) {
+		const media = !text && attachments && attachments.length && attachments.every((a) => INLINE.includes(a.content_type));
+		return h("div", { class: media ? "bubble media" : "bubble" }, text ? h("p", { class: "text", dir: "auto" }, linkify(text)) : null, (attachments || []).map(attachment));
+	}
+	return {
+		el,
+		clear() {
+			list.replaceChildren();
+			byId.clear();
+			pending.clear();
+			older.hidden = true;
+		},
+		add(m, name) {
+			if (byId.has(m.id)) return;
+			if (m.client_id && pending.has(m.client_id)) {
+				pending.get(m.client_id).remove();
+				pending.delete(m.client_id);
+			}
+			const down = nearBottom() || m.author === "contact";
+			const author = m.author === "agent" ? "agent-" + (m.agent_id || 0) : m.author;
+			const li = h("li", { class: "msg " + m.author, "data-seq": m.seq, "data-author": author });
+			if (m.author === "system") li.append(h("p", { class: "sysline", dir: "auto", text: m.text }));
+			else {
+				let prev = null;
+				for (let c = list.lastElementChild; c; c = c.previousElementSibling) if (c.dataset.seq && +c.dataset.seq < m.seq) { prev = c; break; }
+				if (m.author === "agent" && (!prev || prev.dataset.author !== author)) li.append(h("p", { class: "who", dir: "auto", text: name || "Support" }));
+				li.append(bubble(m.text, m.attachments), h("p", { class: "meta" }, h("time", { datetime: m.created_at, text: clockTime(m.created_at) }), h("span", { class: "receipt" })));
+			}
+			byId.set(m.id, li);
+			insert(li, m.seq);
+			if (down) scrollDown();
+		},
+		system(text, seq) {
+			const li = h("li", { class: "msg system", "data-seq": seq || 0, "data-author": "system" }, h("p", { class: "sysline", text }));
+			insert(li, seq || Number.MAX_SAFE_INTEGER);
+			if (nearBottom()) scrollDown();
+			return li;
+		},
+		card(node, seq) {
+			const li = h("li", { class: "msg card", "data-seq": seq }, node);
+			insert(li, seq);
+			scrollDown();
+			return li;
+		},
+		addPending(p, note) {
+			let li = pending.get(p.client_id);
+			if (!li) {
+				li = h("li", { class: "msg contact pending" }, bubble(p.text, []), h("p", { class: "meta" }, h("span", { class: "receipt" })));
+				if (p.attachments && p.attachments.length) li.querySelector(".bubble").append(...p.attachments.map((a) => h("p", { class: "att-file" }, icon(ICONS.file), a.name)));
+				pending.set(p.client_id, li);
+				list.append(li);
+				scrollDown();
+			}
+			li.classList.toggle("failed", /^Not sent/.test(note || ""));
+			li.querySelector(".receipt").textContent = note || "Sending...";
+			if (atBottom) scrollDown();
+			return li;
+		},
+		removePending(clientId) {
+			const li = pending.get(clientId);
+			if (li) li.remove();
+			pending.delete(clientId);
+		},
+		receipts(seen) {
+			const mine = [...list.querySelectorAll("li.contact:not(.pending)")];
+			for (const li of mine) li.querySelector(".receipt").textContent = "";
+			const last = mine[mine.length - 1];
+			if (!last) return;
+			const lastSeen = mine.filter((li) => +li.dataset.seq <= seen).pop();
+			if (lastSeen) lastSeen.querySelector(".receipt").textContent = "Seen";
+			if (last !== lastSeen) last.querySelector(".receipt").textContent = "Sent";
+		},
+		typing(names) {
+			typing.hidden = names.length === 0;
+			typing.textContent = names.length ? names.join(", ") + (names.length > 1 ? " are typing..." : " is typing...") : "";
+			if (names.length && nearBottom()) scrollDown();
+		},
+		hasOlder(b) {
+			older.hidden = !b;
+		},
+		firstSeq() {
+			const first = list.querySelector("li[data-seq]");
+			return first ? +first.dataset.seq : 0;
+		},
+		keepPosition(fn) {
+			const before = el.scrollHeight - el.scrollTop;
+			fn();
+			el.scrollTop = el.scrollHeight - before;
+		},
+		scrollDown,
+	};
+}
+
 // panel.js
 function createPanel(title, onMinimize) {
 	const msg = h("p", { class: "msg-text" });
@@ -1011,91 +1096,6 @@ function createPrechat(onSubmit) {
 	};
 }
 
-// reads.js
-function createReads(send, reading, onChange) {
-	const agentSeqs = new Set(); // seqs of the agents' messages
-	let seen = 0; // the agents read the visitor's messages up to this seq
-	let readUpTo = 0; // the visitor read the agents' messages up to this seq
-	function markRead() {
-		if (!reading() || document.visibilityState !== "visible") return;
-		const top = Math.max(0, ...agentSeqs);
-		if (top > readUpTo && send({ type: "read", up_to: top })) readUpTo = top;
-		onChange();
-	}
-	document.addEventListener("visibilitychange", markRead);
-	return {
-		markRead,
-		added(m) {
-			if (m.author === "agent") agentSeqs.add(m.seq);
-		},
-		history(m) {
-			if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
-			if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
-		},
-		read(d) {
-			if (d.reader === "agent") seen = Math.max(seen, d.up_to);
-			else readUpTo = Math.max(readUpTo, d.up_to);
-		},
-		seen: () => seen,
-		unread: () => [...agentSeqs].filter((s) => s > readUpTo).length,
-		reset() {
-			agentSeqs.clear();
-			seen = readUpTo = 0;
-		},
-	};
-}
-
-// sending.js
-const RETRIES = 5;
-const DROPS = 3;
-function tooLong(p, maxMessage) {
-	let n = bytes(p.text);
-	let max = maxMessage;
-	if (!max || n <= max) {
-		n = frameBytes(p);
-		max = MAX_FRAME;
-	}
-	if (n <= max) return "";
-	return TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.";
-}
-function createSending(outbox, panel) {
-	let maxMessage = 0; // bytes of text; 0 when the server does not say
-	return {
-		send(text) {
-			const p = { client_id: randomId(), text, attachments: [] };
-			const why = tooLong(p, maxMessage);
-			if (why) panel.error(why);
-			else outbox.queue(p);
-			return !why;
-		},
-		refused(f) {
-			const p = f.client_id && outbox.find(f.client_id);
-			if (f.code === "rate_limited") {
-				const s = f.retry_after || 5;
-				panel.error("You are sending messages too quickly. Please wait " + seconds(s) + ": we will send yours then.", s * 1000);
-				if (p) outbox.hold(p, s * 1000);
-			} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
-				const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
-				p.tries = (p.tries || 0) + 1;
-				outbox.hold(p, ms);
-			} else if (p) {
-				outbox.notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
-			}
-		},
-		dropped(code, f) {
-			const p = f && f.type === "message" && outbox.find(f.client_id);
-			if (!p) return false;
-			p.drops = (p.drops || 0) + 1;
-			if (code === 1009 || code === 1007 || p.drops >= DROPS) outbox.notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
-			else outbox.persist();
-			return true;
-		},
-		setLimit(n) {
-			maxMessage = n;
-		},
-	};
-}
-
 // status.js
 function createStatus() {
 	const el = h("div", { class: "status" });
@@ -1128,6 +1128,98 @@ function createStatus() {
 			} else {
 				el.replaceChildren();
 			}
+		},
+	};
+}
+
+// shell.js
+function wrapIn(root, cfg, ...kids) {
+	const wrap = h("div", { class: "mc " + cfg.position, dir: "ltr" }, ...kids);
+	if (cfg.color) {
+		wrap.style.setProperty("--mc-accent", cfg.color);
+		wrap.style.setProperty("--mc-accent-ink", cfg.ink);
+		if (cfg.ink !== "#fff") wrap.style.setProperty("--mc-accent-fg", "#1d2329");
+	}
+	try {
+		const sheet = new CSSStyleSheet();
+		sheet.replaceSync(WIDGET_CSS);
+		root.adoptedStyleSheets = [sheet];
+	} catch {
+		root.append(h("style", { text: WIDGET_CSS }));
+	}
+	root.append(wrap);
+	return wrap;
+}
+function createShell(cfg, root, on) {
+	let opened = false;
+	let identity = {}; // Microchat.identify's values, for the form
+	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
+	const panel = createPanel(cfg.title, () => close(true));
+	const status = createStatus();
+	const form = createPrechat(on.start);
+	const msgs = createMessages({ fetchFile: on.fetchFile, onOlder: on.older, onError: (t) => panel.error(t, 10000) });
+	const composer = createComposer({ onSend: on.send, onFiles: on.files, onTyping: on.typing, onDraft: (v) => save("draft", v || null, true) });
+	const chat = h("div", { class: "chat", hidden: true }, status.el, msgs.el, composer.el);
+	dropZone(chat, on.files);
+	const announcer = h("div", { class: "sr", "aria-live": "polite" });
+	panel.body.append(form.el, chat);
+	const wrap = wrapIn(root, cfg, panel.el, launcher.el, announcer);
+	composer.setDraft(load("draft", "", true));
+	function open(user) {
+		opened = true;
+		panel.el.hidden = false;
+		wrap.classList.add("open");
+		launcher.setOpen(true);
+		save("open", true, true);
+		if (user) (chat.hidden ? form : composer).focus();
+		msgs.scrollDown();
+		on.opened();
+	}
+	function close(user) {
+		const inside = panel.el.contains(root.activeElement);
+		opened = false;
+		panel.el.hidden = true;
+		wrap.classList.remove("open");
+		launcher.setOpen(false);
+		save("open", false, true);
+		if (user || inside) launcher.button.focus();
+		on.closed();
+	}
+	return {
+		launcher,
+		panel,
+		status,
+		form,
+		msgs,
+		composer,
+		open,
+		close,
+		setHidden(hide) {
+			if (hide && wrap.contains(root.activeElement)) root.activeElement.blur();
+			wrap.hidden = hide;
+		},
+		showForm(contact) {
+			chat.hidden = true;
+			form.el.hidden = false;
+			form.fill({ name: contact && contact.name, email: contact && contact.email, phone: contact && contact.phone });
+			form.fill(identity);
+		},
+		showChat() {
+			form.el.hidden = true;
+			chat.hidden = false;
+		},
+		identify(v) {
+			identity = v;
+			form.fill(identity);
+		},
+		announce(text) {
+			announcer.textContent = text;
+		},
+		isOpen: () => opened,
+		reading: () => opened && !chat.hidden,
+		restore() {
+			const was = load("open", null, true);
+			if (was || (was === null && cfg.open)) open(false);
 		},
 	};
 }
@@ -1280,43 +1372,29 @@ function createApp(cfg, root) {
 	const listeners = createListeners();
 	let contact = null;
 	let conv = null; // {id, status, seq}
-	let opened = false;
-	let identity = {};
-	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
-	const panel = createPanel(cfg.title, () => close(true));
-	const status = createStatus();
-	const form = createPrechat(start);
-	const msgs = createMessages({ fetchFile: (id) => uploads.fetch(id), onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
-	const composer = createComposer({
-		onSend: (text) => sending.send(text),
-		onFiles: (files) => uploads.send(files),
-		onTyping: (t) => socket.send({ type: "typing", typing: t }),
-		onDraft: (v) => save("draft", v || null, true),
+	const shell = createShell(cfg, root, {
+		start,
+		send: (text) => sending.send(text),
+		files: (files) => uploads.send(files),
+		typing: (t) => socket.send({ type: "typing", typing: t }),
+		older: loadOlder,
+		fetchFile: (id) => uploads.fetch(id),
+		opened() {
+			reads.markRead();
+			render();
+			listeners.emit("open");
+		},
+		closed() {
+			render();
+			listeners.emit("close");
+		},
 	});
-	const chat = h("div", { class: "chat", hidden: true }, status.el, msgs.el, composer.el);
-	dropZone(chat, (files) => uploads.send(files));
-	const announcer = h("div", { class: "sr", "aria-live": "polite" });
-	panel.body.append(form.el, chat);
-	const wrap = h("div", { class: "mc " + cfg.position, dir: "ltr" }, panel.el, launcher.el, announcer);
-	if (cfg.color) {
-		wrap.style.setProperty("--mc-accent", cfg.color);
-		wrap.style.setProperty("--mc-accent-ink", cfg.ink);
-		if (cfg.ink !== "#fff") wrap.style.setProperty("--mc-accent-fg", "#1d2329");
-	}
-	try {
-		const sheet = new CSSStyleSheet();
-		sheet.replaceSync(WIDGET_CSS);
-		root.adoptedStyleSheets = [sheet];
-	} catch {
-		root.append(h("style", { text: WIDGET_CSS }));
-	}
-	root.append(wrap);
-	composer.setDraft(load("draft", "", true));
+	const { panel, form, msgs, composer, status, launcher } = shell;
 	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
 	const sending = createSending(outbox, panel);
 	const survey = createSurvey(api, msgs);
 	const agents = createAgents(render);
-	const reads = createReads((f) => socket.send(f), () => opened && !chat.hidden, render);
+	const reads = createReads((f) => socket.send(f), shell.reading, render);
 	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 	const order = createOrdering(() => loadState(true), { gaps: true });
 	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
@@ -1327,20 +1405,6 @@ function createApp(cfg, root) {
 		onDropped: (code, f) => sending.dropped(code, f),
 	});
 	const pages = createPageViews((f) => socket.send(f));
-	function announce(text) {
-		announcer.textContent = text;
-	}
-	function showForm() {
-		chat.hidden = true;
-		form.el.hidden = false;
-		form.fill({ name: contact && contact.name, email: contact && contact.email, phone: contact && contact.phone });
-		form.fill(identity);
-	}
-	function showChat() {
-		form.el.hidden = true;
-		chat.hidden = false;
-		render();
-	}
 	function render() {
 		const a = agents.shown();
 		let mode = "none";
@@ -1350,34 +1414,7 @@ function createApp(cfg, root) {
 		status.render({ mode, agent: a });
 		msgs.typing(agents.typingNames());
 		msgs.receipts(reads.seen());
-		launcher.setUnread(opened ? 0 : reads.unread());
-	}
-	function open(user) {
-		opened = true;
-		panel.el.hidden = false;
-		wrap.classList.add("open");
-		launcher.setOpen(true);
-		save("open", true, true);
-		if (user) (chat.hidden ? form : composer).focus();
-		msgs.scrollDown();
-		reads.markRead();
-		render();
-		listeners.emit("open");
-	}
-	function setHidden(hide) {
-		if (hide && wrap.contains(root.activeElement)) root.activeElement.blur();
-		wrap.hidden = hide;
-	}
-	function close(user) {
-		const inside = panel.el.contains(root.activeElement);
-		opened = false;
-		panel.el.hidden = true;
-		wrap.classList.remove("open");
-		launcher.setOpen(false);
-		save("open", false, true);
-		if (user || inside) launcher.button.focus();
-		render();
-		listeners.emit("close");
+		launcher.setUnread(shell.isOpen() ? 0 : reads.unread());
 	}
 	function reset() {
 		conv = null;
@@ -1402,7 +1439,7 @@ function createApp(cfg, root) {
 		uploads.setLimit((s.limits && s.limits.max_upload_bytes) || 0);
 		sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
 		if (!s.conversation) {
-			showForm();
+			shell.showForm(contact);
 		} else {
 			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
 			order.reset(conv.id, conv.seq);
@@ -1416,7 +1453,8 @@ function createApp(cfg, root) {
 			survey.restore(s.rating);
 			if (conv.status === "closed") survey.offer(conv.seq);
 			outbox.showPending();
-			showChat();
+			shell.showChat();
+			render();
 			msgs.scrollDown();
 			reads.markRead();
 		}
@@ -1460,7 +1498,7 @@ function createApp(cfg, root) {
 		msgs.add(m, name);
 		if (live && m.author === "agent") {
 			agents.wrote(m.agent_id);
-			announce(name + ": " + (m.text || "sent a file"));
+			shell.announce(name + ": " + (m.text || "sent a file"));
 			listeners.emit("message", messageEvent(m, name));
 		}
 	}
@@ -1482,7 +1520,7 @@ function createApp(cfg, root) {
 				if (d.reopened) reopen();
 				agents.joined(d);
 				msgs.system(sysText(ev), ev.seq);
-				announce(d.agent_name + " joined the chat.");
+				shell.announce(d.agent_name + " joined the chat.");
 				break;
 			case "left":
 				agents.left(d.agent_id);
@@ -1493,7 +1531,7 @@ function createApp(cfg, root) {
 				agents.clear();
 				msgs.system(sysText(ev), ev.seq);
 				if (d.survey_offered !== false) survey.offer(ev.seq);
-				announce("The chat has ended. How would you rate it?");
+				shell.announce("The chat has ended. How would you rate it?");
 				break;
 			case "messages_read":
 				reads.read(d);
@@ -1504,7 +1542,7 @@ function createApp(cfg, root) {
 			case "conversation_deleted":
 				reset();
 				outbox.dropAll();
-				showForm();
+				shell.showForm(contact);
 				panel.error("This conversation was deleted. You can start a new chat.");
 				break;
 		}
@@ -1517,7 +1555,7 @@ function createApp(cfg, root) {
 				if (f.contact) contact = f.contact;
 				if (!f.conversation) {
 					reset();
-					showForm();
+					shell.showForm(contact);
 				} else if (!conv || f.conversation.id !== conv.id) {
 					loadState(true);
 					return;
@@ -1577,21 +1615,16 @@ function createApp(cfg, root) {
 		reset();
 		contact = null;
 		outbox.dropAll();
-		showForm();
+		shell.showForm(contact);
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}
 	function boot() {
 		pages.first();
 		if (getToken()) loadState(true);
-		else showForm();
-		const was = load("open", null, true);
-		if (was || (was === null && cfg.open)) open(false);
+		else shell.showForm(contact);
+		shell.restore();
 	}
-	function identify(v) {
-		identity = v;
-		form.fill(identity);
-	}
-	return { boot, api: microchatApi({ open, close, setHidden, identify }, listeners) };
+	return { boot, api: microchatApi(shell, listeners) };
 }
 
 // config.js

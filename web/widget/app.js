@@ -7,18 +7,11 @@
 // (ordering.js drops those at or below what is held, and has those after a
 // gap wait). A resync, a gap, or a hello about another conversation, loads
 // /state again and reconnects from there.
-import { h } from "./dom.js";
-import { initStore, getToken, setToken, load, save } from "./store.js";
+import { initStore, getToken, setToken } from "./store.js";
 import { createApi } from "./api.js";
 import { createSocket } from "./socket.js";
 import { createOrdering } from "./ordering.js";
-import { createLauncher } from "./launcher.js";
-import { createPanel } from "./panel.js";
-import { createStatus } from "./status.js";
-import { createPrechat } from "./prechat.js";
-import { createMessages } from "./messages.js";
-import { createComposer, dropZone } from "./composer.js";
-import { WIDGET_CSS } from "./css.js";
+import { createShell } from "./shell.js";
 import { createOutbox } from "./outbox.js";
 import { createSending } from "./sending.js";
 import { createUploads } from "./uploads.js";
@@ -37,50 +30,30 @@ export function createApp(cfg, root) {
 	const listeners = createListeners();
 	let contact = null;
 	let conv = null; // {id, status, seq}
-	let opened = false;
-	let identity = {};
 
-	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
-	const panel = createPanel(cfg.title, () => close(true));
-	const status = createStatus();
-	const form = createPrechat(start);
-	const msgs = createMessages({ fetchFile: (id) => uploads.fetch(id), onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
-	const composer = createComposer({
-		onSend: (text) => sending.send(text),
-		onFiles: (files) => uploads.send(files),
-		onTyping: (t) => socket.send({ type: "typing", typing: t }),
-		onDraft: (v) => save("draft", v || null, true),
+	const shell = createShell(cfg, root, {
+		start,
+		send: (text) => sending.send(text),
+		files: (files) => uploads.send(files),
+		typing: (t) => socket.send({ type: "typing", typing: t }),
+		older: loadOlder,
+		fetchFile: (id) => uploads.fetch(id),
+		opened() {
+			reads.markRead();
+			render();
+			listeners.emit("open");
+		},
+		closed() {
+			render();
+			listeners.emit("close");
+		},
 	});
-	const chat = h("div", { class: "chat", hidden: true }, status.el, msgs.el, composer.el);
-	dropZone(chat, (files) => uploads.send(files));
-	const announcer = h("div", { class: "sr", "aria-live": "polite" });
-	panel.body.append(form.el, chat);
-	// The widget's own interface is left to right whatever the page's
-	// direction; each message and the message box take theirs from their
-	// text (dir="auto").
-	const wrap = h("div", { class: "mc " + cfg.position, dir: "ltr" }, panel.el, launcher.el, announcer);
-	if (cfg.color) {
-		wrap.style.setProperty("--mc-accent", cfg.color);
-		wrap.style.setProperty("--mc-accent-ink", cfg.ink);
-		// A light accent is not readable as text or icons on white.
-		if (cfg.ink !== "#fff") wrap.style.setProperty("--mc-accent-fg", "#1d2329");
-	}
-	// A constructed style sheet works under a page's strict CSP
-	// (style-src without 'unsafe-inline'), which blocks a <style>.
-	try {
-		const sheet = new CSSStyleSheet();
-		sheet.replaceSync(WIDGET_CSS);
-		root.adoptedStyleSheets = [sheet];
-	} catch {
-		root.append(h("style", { text: WIDGET_CSS }));
-	}
-	root.append(wrap);
-	composer.setDraft(load("draft", "", true));
+	const { panel, form, msgs, composer, status, launcher } = shell;
 	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
 	const sending = createSending(outbox, panel);
 	const survey = createSurvey(api, msgs);
 	const agents = createAgents(render);
-	const reads = createReads((f) => socket.send(f), () => opened && !chat.hidden, render);
+	const reads = createReads((f) => socket.send(f), shell.reading, render);
 	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
 
 	const order = createOrdering(() => loadState(true), { gaps: true });
@@ -93,25 +66,6 @@ export function createApp(cfg, root) {
 	});
 	const pages = createPageViews((f) => socket.send(f));
 
-	function announce(text) {
-		announcer.textContent = text;
-	}
-
-	// Views.
-
-	function showForm() {
-		chat.hidden = true;
-		form.el.hidden = false;
-		form.fill({ name: contact && contact.name, email: contact && contact.email, phone: contact && contact.phone });
-		form.fill(identity);
-	}
-
-	function showChat() {
-		form.el.hidden = true;
-		chat.hidden = false;
-		render();
-	}
-
 	function render() {
 		const a = agents.shown();
 		let mode = "none";
@@ -121,38 +75,7 @@ export function createApp(cfg, root) {
 		status.render({ mode, agent: a });
 		msgs.typing(agents.typingNames());
 		msgs.receipts(reads.seen());
-		launcher.setUnread(opened ? 0 : reads.unread());
-	}
-
-	function open(user) {
-		opened = true;
-		panel.el.hidden = false;
-		wrap.classList.add("open");
-		launcher.setOpen(true);
-		save("open", true, true);
-		if (user) (chat.hidden ? form : composer).focus();
-		msgs.scrollDown();
-		reads.markRead();
-		render();
-		listeners.emit("open");
-	}
-
-	// setHidden hides the whole widget (Microchat.hide) or shows it again.
-	function setHidden(hide) {
-		if (hide && wrap.contains(root.activeElement)) root.activeElement.blur();
-		wrap.hidden = hide;
-	}
-
-	function close(user) {
-		const inside = panel.el.contains(root.activeElement);
-		opened = false;
-		panel.el.hidden = true;
-		wrap.classList.remove("open");
-		launcher.setOpen(false);
-		save("open", false, true);
-		if (user || inside) launcher.button.focus();
-		render();
-		listeners.emit("close");
+		launcher.setUnread(shell.isOpen() ? 0 : reads.unread());
 	}
 
 	// The conversation.
@@ -184,7 +107,7 @@ export function createApp(cfg, root) {
 		uploads.setLimit((s.limits && s.limits.max_upload_bytes) || 0);
 		sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
 		if (!s.conversation) {
-			showForm();
+			shell.showForm(contact);
 		} else {
 			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
 			order.reset(conv.id, conv.seq);
@@ -198,7 +121,8 @@ export function createApp(cfg, root) {
 			survey.restore(s.rating);
 			if (conv.status === "closed") survey.offer(conv.seq);
 			outbox.showPending();
-			showChat();
+			shell.showChat();
+			render();
 			msgs.scrollDown();
 			reads.markRead();
 		}
@@ -250,7 +174,7 @@ export function createApp(cfg, root) {
 		msgs.add(m, name);
 		if (live && m.author === "agent") {
 			agents.wrote(m.agent_id);
-			announce(name + ": " + (m.text || "sent a file"));
+			shell.announce(name + ": " + (m.text || "sent a file"));
 			listeners.emit("message", messageEvent(m, name));
 		}
 	}
@@ -274,7 +198,7 @@ export function createApp(cfg, root) {
 				if (d.reopened) reopen();
 				agents.joined(d);
 				msgs.system(sysText(ev), ev.seq);
-				announce(d.agent_name + " joined the chat.");
+				shell.announce(d.agent_name + " joined the chat.");
 				break;
 			case "left":
 				agents.left(d.agent_id);
@@ -285,7 +209,7 @@ export function createApp(cfg, root) {
 				agents.clear();
 				msgs.system(sysText(ev), ev.seq);
 				if (d.survey_offered !== false) survey.offer(ev.seq);
-				announce("The chat has ended. How would you rate it?");
+				shell.announce("The chat has ended. How would you rate it?");
 				break;
 			case "messages_read":
 				reads.read(d);
@@ -296,7 +220,7 @@ export function createApp(cfg, root) {
 			case "conversation_deleted":
 				reset();
 				outbox.dropAll();
-				showForm();
+				shell.showForm(contact);
 				panel.error("This conversation was deleted. You can start a new chat.");
 				break;
 		}
@@ -312,7 +236,7 @@ export function createApp(cfg, root) {
 				if (f.contact) contact = f.contact;
 				if (!f.conversation) {
 					reset();
-					showForm();
+					shell.showForm(contact);
 				} else if (!conv || f.conversation.id !== conv.id) {
 					loadState(true);
 					return;
@@ -380,23 +304,16 @@ export function createApp(cfg, root) {
 		reset();
 		contact = null;
 		outbox.dropAll();
-		showForm();
+		shell.showForm(contact);
 		panel.error("Your chat session has expired. Please start a new chat.");
 	}
 
 	function boot() {
 		pages.first();
 		if (getToken()) loadState(true);
-		else showForm();
-		const was = load("open", null, true);
-		if (was || (was === null && cfg.open)) open(false);
+		else shell.showForm(contact);
+		shell.restore();
 	}
 
-	// identify fills the pre-chat form's empty fields with v.
-	function identify(v) {
-		identity = v;
-		form.fill(identity);
-	}
-
-	return { boot, api: microchatApi({ open, close, setHidden, identify }, listeners) };
+	return { boot, api: microchatApi(shell, listeners) };
 }
