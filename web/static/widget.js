@@ -152,6 +152,268 @@ function microchatApi(shell, listeners) {
 	};
 }
 
+// conversation.js
+function createConversation({ shell, agents, reads, survey, outbox, listeners }) {
+	const { msgs, status, launcher } = shell;
+	const c = {
+		conv: null, // {id, status, seq}; null before Start Chat
+		contact: null, // the visitor as the server knows them, for the form
+		resume: () => ({ last_seq: c.conv ? c.conv.seq : 0, conversation_id: c.conv ? c.conv.id : 0 }),
+		reset() {
+			c.conv = null;
+			agents.clear();
+			reads.reset();
+			survey.reset();
+			msgs.clear();
+		},
+		render() {
+			const a = agents.shown();
+			let mode = "none";
+			if (c.conv && c.conv.status === "closed") mode = "ended";
+			else if (a) mode = "agent";
+			else if (c.conv) mode = "waiting";
+			status.render({ mode, agent: a });
+			msgs.typing(agents.typingNames());
+			msgs.receipts(reads.seen());
+			launcher.setUnread(shell.isOpen() ? 0 : reads.unread());
+		},
+		add(m, live) {
+			reads.added(m);
+			if (m.client_id) outbox.drop(m.client_id);
+			const name = agents.nameOf(m.agent_id);
+			msgs.add(m, name);
+			if (live && m.author === "agent") {
+				agents.wrote(m.agent_id);
+				shell.announce(name + ": " + (m.text || "sent a file"));
+				listeners.emit("message", messageEvent(m, name));
+			}
+		},
+		reopen() {
+			c.conv.status = "open";
+			survey.reopened();
+		},
+		lost(why) {
+			c.reset();
+			outbox.dropAll();
+			shell.showForm(c.contact);
+			shell.panel.error(why);
+		},
+	};
+	return c;
+}
+
+// store.js
+let prefix = "microchat:";
+const memory = new Map();
+function initStore(origin) {
+	prefix = "microchat:" + origin;
+}
+function area(session) {
+	return session ? window.sessionStorage : window.localStorage;
+}
+function read(key, session) {
+	try {
+		return area(session).getItem(key);
+	} catch {
+		return memory.has(key) ? memory.get(key) : null;
+	}
+}
+function write(key, value, session) {
+	try {
+		if (value == null) area(session).removeItem(key);
+		else area(session).setItem(key, value);
+	} catch {
+		memory.set(key, value);
+	}
+}
+function getToken() {
+	return read(prefix, false);
+}
+function setToken(token) {
+	write(prefix, token, false);
+}
+function load(name, fallback, session) {
+	try {
+		const v = JSON.parse(read(prefix + ":" + name, session));
+		return v == null ? fallback : v;
+	} catch {
+		return fallback;
+	}
+}
+function save(name, value, session) {
+	write(prefix + ":" + name, value == null ? null : JSON.stringify(value), session);
+}
+
+// state.js
+async function loadState(w, reconnect, attempt = 0) {
+	let s;
+	try {
+		s = await w.api.state();
+	} catch (e) {
+		if (e.status === 401) return expired(w);
+		w.shell.panel.connection("Reconnecting...");
+		setTimeout(() => loadState(w, reconnect, attempt + 1), Math.random() * Math.min(30000, 500 * 2 ** attempt));
+		return;
+	}
+	w.shell.panel.connection("");
+	showState(w, s);
+	if (reconnect) {
+		w.socket.close();
+		w.socket.connect();
+	}
+}
+function showState(w, s) {
+	const { conversation: c, shell, agents, reads, survey } = w;
+	c.reset();
+	c.contact = s.contact;
+	w.uploads.setLimit((s.limits && s.limits.max_upload_bytes) || 0);
+	w.sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
+	if (!s.conversation) {
+		shell.showForm(c.contact);
+		return;
+	}
+	c.conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
+	w.order.reset(c.conv.id, c.conv.seq);
+	agents.authors(s.authors);
+	agents.set(s.agents);
+	showHistory(w, s, (m) => {
+		c.add(m, false);
+		reads.history(m);
+	});
+	shell.msgs.hasOlder(s.has_before);
+	survey.restore(s.rating);
+	if (c.conv.status === "closed") survey.offer(c.conv.seq);
+	w.outbox.showPending();
+	shell.showChat();
+	c.render();
+	shell.msgs.scrollDown();
+	reads.markRead();
+}
+async function loadOlder(w) {
+	const { msgs, panel } = w.shell;
+	try {
+		const r = await w.api.older(msgs.firstSeq());
+		msgs.keepPosition(() => showHistory(w, r, (m) => w.conversation.add(m, false)));
+		msgs.hasOlder(r.has_before);
+		w.conversation.render();
+	} catch (e) {
+		panel.error(e.message, 10000);
+	}
+}
+function showHistory(w, page, add) {
+	const items = [...(page.messages || []), ...(page.events || [])].sort((a, b) => a.seq - b.seq);
+	for (const x of items) {
+		if (x.type) {
+			const d = x.data || {};
+			if (x.type === "joined") w.agents.joinName(d.agent_id, d.agent_name);
+			const t = sysText(x);
+			if (t) w.shell.msgs.system(t, x.seq);
+		} else add(x);
+	}
+}
+function sysText(ev) {
+	const d = ev.data || {};
+	if (ev.type === "joined") return d.agent_name + " joined the chat";
+	if (ev.type === "left") return d.agent_name + " left the chat";
+	if (ev.type === "closed") return "The chat has ended";
+	return "";
+}
+function expired(w) {
+	setToken(null);
+	w.socket.close();
+	w.conversation.contact = null;
+	w.conversation.lost("Your chat session has expired. Please start a new chat.");
+}
+
+// events.js
+function onFrame(w, f) {
+	switch (f.type) {
+		case "hello":
+			hello(w, f);
+			break;
+		case "event":
+			for (const ev of w.order.take(f.event)) applyEvent(w, ev);
+			break;
+		case "resync":
+			loadState(w, true);
+			break;
+		case "ack":
+			w.outbox.drop(f.client_id);
+			if (f.message) w.conversation.add(f.message, false);
+			w.conversation.render();
+			break;
+		case "typing":
+			w.agents.typing(f.agent_id, f.typing);
+			break;
+		case "presence":
+			w.agents.presence(f);
+			w.conversation.render();
+			break;
+		case "error":
+			w.sending.refused(f);
+			break;
+	}
+}
+function hello(w, f) {
+	const c = w.conversation;
+	w.outbox.connected();
+	if (f.contact) c.contact = f.contact;
+	if (!f.conversation) {
+		c.reset();
+		w.shell.showForm(c.contact);
+	} else if (!c.conv || f.conversation.id !== c.conv.id) {
+		loadState(w, true);
+		return;
+	} else {
+		c.conv.status = f.conversation.status;
+		w.agents.set(f.agents);
+	}
+	w.pages.flush();
+	w.outbox.flush();
+	w.reads.markRead();
+	c.render();
+}
+function applyEvent(w, ev) {
+	const { conversation: c, shell, agents, survey } = w;
+	if (!c.conv || ev.conversation_id !== c.conv.id) return;
+	if (ev.seq) c.conv.seq = ev.seq;
+	const d = ev.data || {};
+	switch (ev.type) {
+		case "message_added":
+			if (d.reopened) c.reopen();
+			c.add(d.message, true);
+			w.reads.markRead();
+			break;
+		case "joined":
+			if (d.reopened) c.reopen();
+			agents.joined(d);
+			shell.msgs.system(sysText(ev), ev.seq);
+			shell.announce(d.agent_name + " joined the chat.");
+			break;
+		case "left":
+			agents.left(d.agent_id);
+			shell.msgs.system(sysText(ev), ev.seq);
+			break;
+		case "closed":
+			c.conv.status = "closed";
+			agents.clear();
+			shell.msgs.system(sysText(ev), ev.seq);
+			if (d.survey_offered !== false) survey.offer(ev.seq);
+			shell.announce("The chat has ended. How would you rate it?");
+			break;
+		case "messages_read":
+			w.reads.read(d);
+			break;
+		case "rated":
+			survey.rated(d);
+			break;
+		case "conversation_deleted":
+			c.lost("This conversation was deleted. You can start a new chat.");
+			break;
+	}
+	c.render();
+}
+
 // ordering.js
 const GAP_MS = 3000;
 function createOrdering(onGap, opts) {
@@ -335,48 +597,6 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 		connect();
 	});
 	return { connect, send, close, ready: () => ready };
-}
-
-// store.js
-let prefix = "microchat:";
-const memory = new Map();
-function initStore(origin) {
-	prefix = "microchat:" + origin;
-}
-function area(session) {
-	return session ? window.sessionStorage : window.localStorage;
-}
-function read(key, session) {
-	try {
-		return area(session).getItem(key);
-	} catch {
-		return memory.has(key) ? memory.get(key) : null;
-	}
-}
-function write(key, value, session) {
-	try {
-		if (value == null) area(session).removeItem(key);
-		else area(session).setItem(key, value);
-	} catch {
-		memory.set(key, value);
-	}
-}
-function getToken() {
-	return read(prefix, false);
-}
-function setToken(token) {
-	write(prefix, token, false);
-}
-function load(name, fallback, session) {
-	try {
-		const v = JSON.parse(read(prefix + ":" + name, session));
-		return v == null ? fallback : v;
-	} catch {
-		return fallback;
-	}
-}
-function save(name, value, session) {
-	write(prefix + ":" + name, value == null ? null : JSON.stringify(value), session);
 }
 
 // text.js
@@ -669,6 +889,36 @@ function createSending(outbox, panel) {
 			maxMessage = n;
 		},
 	};
+}
+
+// session.js
+async function startChat(w, v) {
+	const { form, panel, composer } = w.shell;
+	w.pages.take();
+	form.busy(true);
+	panel.error("");
+	try {
+		const r = await w.api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: w.pages.saved() });
+		w.pages.sent();
+		setToken(r.token);
+		await loadState(w, true);
+		composer.focus();
+	} catch (e) {
+		if (e.status === 429) panel.error(wait(e.retryAfter));
+		else if (e.field) form.setError(e.field, sentence(fieldError(e)));
+		else panel.error(sentence(e.message));
+	} finally {
+		form.busy(false);
+	}
+}
+function fieldError(e) {
+	return /^(name|email|phone)$/.test(e.field) && e.message.startsWith(e.field + ": ") ? e.message.slice(e.field.length + 2) : e.message;
+}
+function boot(w) {
+	w.pages.first();
+	if (getToken()) loadState(w, true);
+	else w.shell.showForm(null);
+	w.shell.restore();
 }
 
 // composer.js
@@ -1368,263 +1618,43 @@ function createUploads(api, { msgs, panel }, queue, active) {
 // app.js
 function createApp(cfg, root) {
 	initStore(cfg.origin);
-	const api = createApi(cfg.origin, getToken);
-	const listeners = createListeners();
-	let contact = null;
-	let conv = null; // {id, status, seq}
-	const shell = createShell(cfg, root, {
-		start,
-		send: (text) => sending.send(text),
-		files: (files) => uploads.send(files),
-		typing: (t) => socket.send({ type: "typing", typing: t }),
-		older: loadOlder,
-		fetchFile: (id) => uploads.fetch(id),
+	const w = { api: createApi(cfg.origin, getToken), listeners: createListeners() };
+	const send = (f) => w.socket.send(f);
+	const render = () => w.conversation.render();
+	w.shell = createShell(cfg, root, {
+		start: (v) => startChat(w, v),
+		send: (text) => w.sending.send(text),
+		files: (files) => w.uploads.send(files),
+		typing: (t) => send({ type: "typing", typing: t }),
+		older: () => loadOlder(w),
+		fetchFile: (id) => w.uploads.fetch(id),
 		opened() {
-			reads.markRead();
+			w.reads.markRead();
 			render();
-			listeners.emit("open");
+			w.listeners.emit("open");
 		},
 		closed() {
 			render();
-			listeners.emit("close");
+			w.listeners.emit("close");
 		},
 	});
-	const { panel, form, msgs, composer, status, launcher } = shell;
-	const outbox = createOutbox((f) => socket.send(f), { msgs, composer });
-	const sending = createSending(outbox, panel);
-	const survey = createSurvey(api, msgs);
-	const agents = createAgents(render);
-	const reads = createReads((f) => socket.send(f), shell.reading, render);
-	const uploads = createUploads(api, { msgs, panel }, (p) => outbox.queue(p), () => conv !== null);
-	const order = createOrdering(() => loadState(true), { gaps: true });
-	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
-		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
-		onFrame: frame,
-		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
-		onUnauthorized: expired,
-		onDropped: (code, f) => sending.dropped(code, f),
+	w.order = createOrdering(() => loadState(w, true), { gaps: true });
+	w.socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
+		auth: () => ({ type: "auth", token: getToken(), ...w.conversation.resume() }),
+		onFrame: (f) => onFrame(w, f),
+		onStatus: (s) => w.shell.panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
+		onUnauthorized: () => expired(w),
+		onDropped: (code, f) => w.sending.dropped(code, f),
 	});
-	const pages = createPageViews((f) => socket.send(f));
-	function render() {
-		const a = agents.shown();
-		let mode = "none";
-		if (conv && conv.status === "closed") mode = "ended";
-		else if (a) mode = "agent";
-		else if (conv) mode = "waiting";
-		status.render({ mode, agent: a });
-		msgs.typing(agents.typingNames());
-		msgs.receipts(reads.seen());
-		launcher.setUnread(shell.isOpen() ? 0 : reads.unread());
-	}
-	function reset() {
-		conv = null;
-		agents.clear();
-		reads.reset();
-		survey.reset();
-		msgs.clear();
-	}
-	async function loadState(reconnect, attempt = 0) {
-		let s;
-		try {
-			s = await api.state();
-		} catch (e) {
-			if (e.status === 401) return expired();
-			panel.connection("Reconnecting...");
-			setTimeout(() => loadState(reconnect, attempt + 1), Math.random() * Math.min(30000, 500 * 2 ** attempt));
-			return;
-		}
-		panel.connection("");
-		reset();
-		contact = s.contact;
-		uploads.setLimit((s.limits && s.limits.max_upload_bytes) || 0);
-		sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
-		if (!s.conversation) {
-			shell.showForm(contact);
-		} else {
-			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
-			order.reset(conv.id, conv.seq);
-			agents.authors(s.authors);
-			agents.set(s.agents);
-			showHistory(s, (m) => {
-				addMessage(m, false);
-				reads.history(m);
-			});
-			msgs.hasOlder(s.has_before);
-			survey.restore(s.rating);
-			if (conv.status === "closed") survey.offer(conv.seq);
-			outbox.showPending();
-			shell.showChat();
-			render();
-			msgs.scrollDown();
-			reads.markRead();
-		}
-		if (reconnect) {
-			socket.close();
-			socket.connect();
-		}
-	}
-	async function loadOlder() {
-		try {
-			const r = await api.older(msgs.firstSeq());
-			msgs.keepPosition(() => showHistory(r, (m) => addMessage(m, false)));
-			msgs.hasOlder(r.has_before);
-			render();
-		} catch (e) {
-			panel.error(e.message, 10000);
-		}
-	}
-	function showHistory(page, add) {
-		const items = [...(page.messages || []), ...(page.events || [])].sort((a, b) => a.seq - b.seq);
-		for (const x of items) {
-			if (x.type) {
-				const d = x.data || {};
-				if (x.type === "joined") agents.joinName(d.agent_id, d.agent_name);
-				const t = sysText(x);
-				if (t) msgs.system(t, x.seq);
-			} else add(x);
-		}
-	}
-	function sysText(ev) {
-		const d = ev.data || {};
-		if (ev.type === "joined") return d.agent_name + " joined the chat";
-		if (ev.type === "left") return d.agent_name + " left the chat";
-		if (ev.type === "closed") return "The chat has ended";
-		return "";
-	}
-	function addMessage(m, live) {
-		reads.added(m);
-		if (m.client_id) outbox.drop(m.client_id);
-		const name = agents.nameOf(m.agent_id);
-		msgs.add(m, name);
-		if (live && m.author === "agent") {
-			agents.wrote(m.agent_id);
-			shell.announce(name + ": " + (m.text || "sent a file"));
-			listeners.emit("message", messageEvent(m, name));
-		}
-	}
-	function reopen() {
-		conv.status = "open";
-		survey.reopened();
-	}
-	function applyEvent(ev) {
-		if (!conv || ev.conversation_id !== conv.id) return;
-		if (ev.seq) conv.seq = ev.seq;
-		const d = ev.data || {};
-		switch (ev.type) {
-			case "message_added":
-				if (d.reopened) reopen();
-				addMessage(d.message, true);
-				reads.markRead();
-				break;
-			case "joined":
-				if (d.reopened) reopen();
-				agents.joined(d);
-				msgs.system(sysText(ev), ev.seq);
-				shell.announce(d.agent_name + " joined the chat.");
-				break;
-			case "left":
-				agents.left(d.agent_id);
-				msgs.system(sysText(ev), ev.seq);
-				break;
-			case "closed":
-				conv.status = "closed";
-				agents.clear();
-				msgs.system(sysText(ev), ev.seq);
-				if (d.survey_offered !== false) survey.offer(ev.seq);
-				shell.announce("The chat has ended. How would you rate it?");
-				break;
-			case "messages_read":
-				reads.read(d);
-				break;
-			case "rated":
-				survey.rated(d);
-				break;
-			case "conversation_deleted":
-				reset();
-				outbox.dropAll();
-				shell.showForm(contact);
-				panel.error("This conversation was deleted. You can start a new chat.");
-				break;
-		}
-		render();
-	}
-	function frame(f) {
-		switch (f.type) {
-			case "hello":
-				outbox.connected();
-				if (f.contact) contact = f.contact;
-				if (!f.conversation) {
-					reset();
-					shell.showForm(contact);
-				} else if (!conv || f.conversation.id !== conv.id) {
-					loadState(true);
-					return;
-				} else {
-					conv.status = f.conversation.status;
-					agents.set(f.agents);
-				}
-				pages.flush();
-				outbox.flush();
-				reads.markRead();
-				render();
-				break;
-			case "event":
-				for (const ev of order.take(f.event)) applyEvent(ev);
-				break;
-			case "resync":
-				loadState(true);
-				break;
-			case "ack":
-				outbox.drop(f.client_id);
-				if (f.message) addMessage(f.message, false);
-				render();
-				break;
-			case "typing":
-				agents.typing(f.agent_id, f.typing);
-				break;
-			case "presence":
-				agents.presence(f);
-				render();
-				break;
-			case "error":
-				sending.refused(f);
-				break;
-		}
-	}
-	async function start(v) {
-		pages.take();
-		form.busy(true);
-		panel.error("");
-		try {
-			const r = await api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: pages.saved() });
-			pages.sent();
-			setToken(r.token);
-			await loadState(true);
-			composer.focus();
-		} catch (e) {
-			if (e.status === 429) panel.error(wait(e.retryAfter));
-			else if (e.field) form.setError(e.field, sentence(/^(name|email|phone)$/.test(e.field) && e.message.startsWith(e.field + ": ") ? e.message.slice(e.field.length + 2) : e.message));
-			else panel.error(sentence(e.message));
-		} finally {
-			form.busy(false);
-		}
-	}
-	function expired() {
-		setToken(null);
-		socket.close();
-		reset();
-		contact = null;
-		outbox.dropAll();
-		shell.showForm(contact);
-		panel.error("Your chat session has expired. Please start a new chat.");
-	}
-	function boot() {
-		pages.first();
-		if (getToken()) loadState(true);
-		else shell.showForm(contact);
-		shell.restore();
-	}
-	return { boot, api: microchatApi(shell, listeners) };
+	w.outbox = createOutbox(send, w.shell);
+	w.sending = createSending(w.outbox, w.shell.panel);
+	w.uploads = createUploads(w.api, w.shell, (p) => w.outbox.queue(p), () => w.conversation.conv !== null);
+	w.pages = createPageViews(send);
+	w.survey = createSurvey(w.api, w.shell.msgs);
+	w.agents = createAgents(render);
+	w.reads = createReads(send, w.shell.reading, render);
+	w.conversation = createConversation(w);
+	return { boot: () => boot(w), api: microchatApi(w.shell, w.listeners) };
 }
 
 // config.js
