@@ -4,6 +4,59 @@
 (() => {
 "use strict";
 
+// agents.js
+function createAgents(onChange) {
+	const names = new Map(); // agent id -> name
+	const joinNames = new Map(); // agent id -> the name they joined with
+	const typingTimers = new Map();
+	let list = []; // {id, name, presence, responsible, typing}
+	const find = (id) => list.find((x) => x.id === id);
+	function typing(id, t) {
+		const a = find(id);
+		if (!a) return;
+		a.typing = t;
+		clearTimeout(typingTimers.get(id));
+		if (t) typingTimers.set(id, setTimeout(() => typing(id, false), 10000));
+		onChange();
+	}
+	return {
+		typing,
+		set(agents) {
+			list = (agents || []).map((a) => ({ ...a, typing: false }));
+			for (const a of list) names.set(a.id, a.name);
+		},
+		authors(authors) {
+			for (const a of authors || []) names.set(a.id, a.name);
+		},
+		joinName(id, name) {
+			joinNames.set(id, name);
+		},
+		joined(d) {
+			joinNames.set(d.agent_id, d.agent_name);
+			if (!find(d.agent_id)) list.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
+		},
+		left(id) {
+			list = list.filter((a) => a.id !== id);
+		},
+		clear() {
+			list = [];
+		},
+		wrote(id) {
+			const a = find(id);
+			if (a) a.typing = false;
+		},
+		presence(f) {
+			const a = find(f.agent_id);
+			if (a) a.presence = f.presence;
+			if (a && f.name) a.name = f.name;
+			if (f.name && (a || names.has(f.agent_id) || joinNames.has(f.agent_id))) names.set(f.agent_id, f.name);
+		},
+		nameOf: (id) => names.get(id) || joinNames.get(id) || "Support",
+		shown: () => list.find((x) => x.responsible) || list[0],
+		typingNames: () => list.filter((x) => x.typing).map((x) => x.name),
+	};
+}
+
 // api.js
 class ApiError extends Error {
 	constructor(status, body) {
@@ -50,6 +103,676 @@ function createApi(origin, token) {
 		},
 		attachment: (id) => call("GET", "/attachments/" + id),
 		rate: (score, comment) => call("POST", "/rating", { score, comment }),
+	};
+}
+
+// microchat.js
+function createListeners() {
+	const listeners = { message: [], open: [], close: [] };
+	return {
+		emit(name, data) {
+			for (const fn of listeners[name] || []) {
+				try {
+					fn(data);
+				} catch (e) {
+					console.error("Microchat " + name + " listener:", e);
+				}
+			}
+		},
+		on(name, fn) {
+			if (listeners[name] && typeof fn === "function") listeners[name].push(fn);
+		},
+		off(name, fn) {
+			if (listeners[name]) listeners[name] = listeners[name].filter((f) => f !== fn);
+		},
+	};
+}
+function messageEvent(m, name) {
+	return {
+		id: m.id,
+		text: m.text,
+		author: m.author,
+		agent_name: name,
+		created_at: m.created_at,
+		attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
+	};
+}
+function microchatApi(shell, listeners) {
+	return {
+		open: () => shell.open(true),
+		close: () => shell.close(false),
+		hide: () => shell.setHidden(true),
+		show: () => shell.setHidden(false),
+		identify(v) {
+			v = v || {};
+			shell.identify({ name: v.name || "", email: v.email || "", phone: v.phone || "" });
+		},
+		on: listeners.on,
+		off: listeners.off,
+	};
+}
+
+// conversation.js
+function createConversation({ shell, agents, reads, survey, outbox, listeners }) {
+	const { msgs, status, launcher } = shell;
+	const c = {
+		conv: null, // {id, status, seq}; null before Start Chat
+		contact: null, // the visitor as the server knows them, for the form
+		resume: () => ({ last_seq: c.conv ? c.conv.seq : 0, conversation_id: c.conv ? c.conv.id : 0 }),
+		reset() {
+			c.conv = null;
+			agents.clear();
+			reads.reset();
+			survey.reset();
+			msgs.clear();
+		},
+		render() {
+			const a = agents.shown();
+			let mode = "none";
+			if (c.conv && c.conv.status === "closed") mode = "ended";
+			else if (a) mode = "agent";
+			else if (c.conv) mode = "waiting";
+			status.render({ mode, agent: a });
+			msgs.typing(agents.typingNames());
+			msgs.receipts(reads.seen());
+			launcher.setUnread(shell.isOpen() ? 0 : reads.unread());
+		},
+		add(m, live) {
+			reads.added(m);
+			if (m.client_id) outbox.drop(m.client_id);
+			const name = agents.nameOf(m.agent_id);
+			msgs.add(m, name);
+			if (live && m.author === "agent") {
+				agents.wrote(m.agent_id);
+				shell.announce(name + ": " + (m.text || "sent a file"));
+				listeners.emit("message", messageEvent(m, name));
+			}
+		},
+		reopen() {
+			c.conv.status = "open";
+			survey.reopened();
+		},
+		lost(why) {
+			c.reset();
+			outbox.dropAll();
+			shell.showForm(c.contact);
+			shell.panel.error(why);
+		},
+	};
+	return c;
+}
+
+// store.js
+let prefix = "microchat:";
+const memory = new Map();
+function initStore(origin) {
+	prefix = "microchat:" + origin;
+}
+function area(session) {
+	return session ? window.sessionStorage : window.localStorage;
+}
+function read(key, session) {
+	try {
+		return area(session).getItem(key);
+	} catch {
+		return memory.has(key) ? memory.get(key) : null;
+	}
+}
+function write(key, value, session) {
+	try {
+		if (value == null) area(session).removeItem(key);
+		else area(session).setItem(key, value);
+	} catch {
+		memory.set(key, value);
+	}
+}
+function getToken() {
+	return read(prefix, false);
+}
+function setToken(token) {
+	write(prefix, token, false);
+}
+function load(name, fallback, session) {
+	try {
+		const v = JSON.parse(read(prefix + ":" + name, session));
+		return v == null ? fallback : v;
+	} catch {
+		return fallback;
+	}
+}
+function save(name, value, session) {
+	write(prefix + ":" + name, value == null ? null : JSON.stringify(value), session);
+}
+
+// state.js
+async function loadState(w, reconnect, attempt = 0) {
+	let s;
+	try {
+		s = await w.api.state();
+	} catch (e) {
+		if (e.status === 401) return expired(w);
+		w.shell.panel.connection("Reconnecting...");
+		setTimeout(() => loadState(w, reconnect, attempt + 1), Math.random() * Math.min(30000, 500 * 2 ** attempt));
+		return;
+	}
+	w.shell.panel.connection("");
+	showState(w, s);
+	if (reconnect) {
+		w.socket.close();
+		w.socket.connect();
+	}
+}
+function showState(w, s) {
+	const { conversation: c, shell, agents, reads, survey } = w;
+	c.reset();
+	c.contact = s.contact;
+	w.uploads.setLimit((s.limits && s.limits.max_upload_bytes) || 0);
+	w.sending.setLimit((s.limits && s.limits.max_message_bytes) || 0);
+	if (!s.conversation) {
+		shell.showForm(c.contact);
+		return;
+	}
+	c.conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
+	w.order.reset(c.conv.id, c.conv.seq);
+	agents.authors(s.authors);
+	agents.set(s.agents);
+	showHistory(w, s, (m) => {
+		c.add(m, false);
+		reads.history(m);
+	});
+	shell.msgs.hasOlder(s.has_before);
+	survey.restore(s.rating);
+	if (c.conv.status === "closed") survey.offer(c.conv.seq);
+	w.outbox.showPending();
+	shell.showChat();
+	c.render();
+	shell.msgs.scrollDown();
+	reads.markRead();
+}
+async function loadOlder(w) {
+	const { msgs, panel } = w.shell;
+	try {
+		const r = await w.api.older(msgs.firstSeq());
+		msgs.keepPosition(() => showHistory(w, r, (m) => w.conversation.add(m, false)));
+		msgs.hasOlder(r.has_before);
+		w.conversation.render();
+	} catch (e) {
+		panel.error(e.message, 10000);
+	}
+}
+function showHistory(w, page, add) {
+	const items = [...(page.messages || []), ...(page.events || [])].sort((a, b) => a.seq - b.seq);
+	for (const x of items) {
+		if (x.type) {
+			const d = x.data || {};
+			if (x.type === "joined") w.agents.joinName(d.agent_id, d.agent_name);
+			const t = sysText(x);
+			if (t) w.shell.msgs.system(t, x.seq);
+		} else add(x);
+	}
+}
+function sysText(ev) {
+	const d = ev.data || {};
+	if (ev.type === "joined") return d.agent_name + " joined the chat";
+	if (ev.type === "left") return d.agent_name + " left the chat";
+	if (ev.type === "closed") return "The chat has ended";
+	return "";
+}
+function expired(w) {
+	setToken(null);
+	w.socket.close();
+	w.conversation.contact = null;
+	w.conversation.lost("Your chat session has expired. Please start a new chat.");
+}
+
+// events.js
+function onFrame(w, f) {
+	switch (f.type) {
+		case "hello":
+			hello(w, f);
+			break;
+		case "event":
+			for (const ev of w.order.take(f.event)) applyEvent(w, ev);
+			break;
+		case "resync":
+			loadState(w, true);
+			break;
+		case "ack":
+			w.outbox.drop(f.client_id);
+			if (f.message) w.conversation.add(f.message, false);
+			w.conversation.render();
+			break;
+		case "typing":
+			w.agents.typing(f.agent_id, f.typing);
+			break;
+		case "presence":
+			w.agents.presence(f);
+			w.conversation.render();
+			break;
+		case "error":
+			w.sending.refused(f);
+			break;
+	}
+}
+function hello(w, f) {
+	const c = w.conversation;
+	w.outbox.connected();
+	if (f.contact) c.contact = f.contact;
+	if (!f.conversation) {
+		c.reset();
+		w.shell.showForm(c.contact);
+	} else if (!c.conv || f.conversation.id !== c.conv.id) {
+		loadState(w, true);
+		return;
+	} else {
+		c.conv.status = f.conversation.status;
+		w.agents.set(f.agents);
+	}
+	w.pages.flush();
+	w.outbox.flush();
+	w.reads.markRead();
+	c.render();
+}
+function applyEvent(w, ev) {
+	const { conversation: c, shell, agents, survey } = w;
+	if (!c.conv || ev.conversation_id !== c.conv.id) return;
+	if (ev.seq) c.conv.seq = ev.seq;
+	const d = ev.data || {};
+	switch (ev.type) {
+		case "message_added":
+			if (d.reopened) c.reopen();
+			c.add(d.message, true);
+			w.reads.markRead();
+			break;
+		case "joined":
+			if (d.reopened) c.reopen();
+			agents.joined(d);
+			shell.msgs.system(sysText(ev), ev.seq);
+			shell.announce(d.agent_name + " joined the chat.");
+			break;
+		case "left":
+			agents.left(d.agent_id);
+			shell.msgs.system(sysText(ev), ev.seq);
+			break;
+		case "closed":
+			c.conv.status = "closed";
+			agents.clear();
+			shell.msgs.system(sysText(ev), ev.seq);
+			if (d.survey_offered !== false) survey.offer(ev.seq);
+			shell.announce("The chat has ended. How would you rate it?");
+			break;
+		case "messages_read":
+			w.reads.read(d);
+			break;
+		case "rated":
+			survey.rated(d);
+			break;
+		case "conversation_deleted":
+			c.lost("This conversation was deleted. You can start a new chat.");
+			break;
+	}
+	c.render();
+}
+
+// ordering.js
+const GAP_MS = 3000;
+function createOrdering(onGap, opts) {
+	const gaps = !!(opts && opts.gaps);
+	const seqs = new Map(); // conversation id -> seq held
+	const held = new Map(); // conversation id -> Map seq -> event
+	const waiting = new Set(); // conversations in resync
+	const timers = new Map(); // conversation id -> gap timer
+	function arm(id) {
+		if (timers.has(id)) return;
+		const t = setTimeout(() => {
+			timers.delete(id);
+			waiting.add(id);
+			if (onGap) onGap(id);
+		}, GAP_MS);
+		timers.set(id, t);
+	}
+	function disarm(id) {
+		clearTimeout(timers.get(id));
+		timers.delete(id);
+	}
+	function release(id) {
+		const out = [];
+		const h = held.get(id);
+		if (!h || waiting.has(id)) return out;
+		let seq = seqs.get(id);
+		for (const s of [...h.keys()].sort((a, b) => a - b)) {
+			if (s > seq + 1) break;
+			if (s === seq + 1) out.push(h.get(s));
+			h.delete(s);
+			seq = Math.max(seq, s);
+		}
+		seqs.set(id, seq);
+		if (h.size) arm(id);
+		else {
+			held.delete(id);
+			disarm(id);
+		}
+		return out;
+	}
+	return {
+		take(ev) {
+			const id = ev.conversation_id;
+			if (!ev.seq || !id) return [ev];
+			const seq = seqs.get(id);
+			if (seq !== undefined && ev.seq <= seq) return [];
+			if (!held.has(id)) held.set(id, new Map());
+			held.get(id).set(ev.seq, ev);
+			if (seq === undefined && !waiting.has(id)) seqs.set(id, ev.seq - 1);
+			else if (gaps && !waiting.has(id)) seqs.set(id, ev.seq - 1);
+			if (waiting.has(id)) arm(id);
+			return release(id);
+		},
+		reset(id, seq) {
+			waiting.delete(id);
+			disarm(id);
+			seqs.set(id, Math.max(seq, 0));
+			return release(id);
+		},
+		known: (id) => seqs.get(id),
+		resync(id) {
+			waiting.add(id);
+			disarm(id);
+		},
+		waiting: (id) => waiting.has(id),
+		clear() {
+			for (const id of timers.keys()) clearTimeout(timers.get(id));
+			for (const m of [seqs, held, waiting, timers]) m.clear();
+		},
+		forget(id) {
+			seqs.delete(id);
+			held.delete(id);
+			waiting.delete(id);
+			disarm(id);
+		},
+		cursors() {
+			const c = {};
+			for (const [id, seq] of seqs) if (!waiting.has(id)) c[id] = seq;
+			return c;
+		},
+	};
+}
+
+// socket.js
+const PING_MS = 25000;
+const DEAD_MS = 70000;
+const MAX_FRAME = 65536;
+function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
+	let ws = null;
+	let ready = false;
+	let wanted = false;
+	let attempt = 0;
+	let retry = 0;
+	let pinger = 0;
+	let heard = 0;
+	let blockedUntil = 0; // after 4429: no socket before then
+	let refused = false; // the last close was on a frame sent
+	let last = null; // the last frame sent on ws
+	function connect() {
+		wanted = true;
+		clearTimeout(retry);
+		if (ws) return;
+		const wait = blockedUntil - Date.now();
+		if (wait > 0) {
+			retry = setTimeout(connect, wait);
+			return;
+		}
+		const s = new WebSocket(url);
+		ws = s;
+		last = null;
+		heard = Date.now();
+		if (attempt === 0) onStatus("connecting");
+		s.onopen = () => auth && s.send(JSON.stringify(auth()));
+		s.onmessage = (e) => {
+			heard = Date.now();
+			let f;
+			try {
+				f = JSON.parse(e.data);
+			} catch {
+				return;
+			}
+			if (f.type === "hello") {
+				ready = true;
+				if (!refused) attempt = 0;
+				refused = false;
+				onStatus("open");
+			}
+			onFrame(f);
+		};
+		s.onclose = (e) => dropped(s, e.code);
+		clearInterval(pinger);
+		pinger = setInterval(() => {
+			if (Date.now() - heard > DEAD_MS) {
+				s.onclose = null;
+				s.close();
+				dropped(s, 0);
+			} else if (ready) send({ type: "ping" });
+		}, PING_MS);
+	}
+	function dropped(s, code) {
+		if (ws !== s) return;
+		ws = null;
+		ready = false;
+		clearInterval(pinger);
+		if (code === 4401) {
+			wanted = false;
+			onUnauthorized();
+			return;
+		}
+		if (!wanted) return;
+		refused = (onDropped && onDropped(code, last)) || code === 1007 || code === 1009;
+		onStatus("reconnecting");
+		const cap = Math.min(30000, 500 * 2 ** attempt);
+		attempt = Math.min(attempt + 1, 10);
+		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
+		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
+	}
+	function send(frame) {
+		if (!ready) return false;
+		ws.send(JSON.stringify(frame));
+		last = frame;
+		return true;
+	}
+	function close() {
+		wanted = false;
+		clearTimeout(retry);
+		if (ws) {
+			const s = ws;
+			dropped(s, 1000);
+			s.close(1000);
+		}
+	}
+	window.addEventListener("online", () => {
+		if (!wanted || ready) return;
+		if (ws) {
+			const s = ws;
+			s.onclose = null;
+			s.close();
+			ws = null;
+		}
+		connect();
+	});
+	return { connect, send, close, ready: () => ready };
+}
+
+// text.js
+function seconds(s) {
+	s = Math.max(1, Math.ceil(s || 5));
+	return s + (s === 1 ? " second" : " seconds");
+}
+function wait(s) {
+	return "Too many attempts. Please wait " + seconds(s) + " and try again.";
+}
+function sentence(s) {
+	s = String(s || "").trim();
+	return s + (/[.!?]$/.test(s) ? "" : ".");
+}
+function bytes(s) {
+	return new TextEncoder().encode(s).length;
+}
+
+// outbox.js
+const TOO_LONG = "Your message is too long to send";
+function messageFrame(p) {
+	return { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
+}
+function frameBytes(p) {
+	return bytes(JSON.stringify(messageFrame(p)));
+}
+function createOutbox(send, { msgs, composer }) {
+	let outbox = load("outbox", [], true);
+	let sentOnConn = new Set(); // client ids sent on this connection
+	let flushTimer = 0;
+	function persist() {
+		save("outbox", outbox.length ? outbox : null, true);
+	}
+	function drop(id) {
+		const n = outbox.length;
+		outbox = outbox.filter((p) => p.client_id !== id);
+		if (outbox.length !== n) persist();
+	}
+	function notSent(p, reason) {
+		drop(p.client_id);
+		msgs.addPending(p, "Not sent: " + sentence(reason));
+		if (p.text) composer.restore(p.text);
+	}
+	function flush() {
+		clearTimeout(flushTimer);
+		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
+		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
+		for (const p of outbox) {
+			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
+			if (frameBytes(p) > MAX_FRAME) {
+				notSent(p, TOO_LONG);
+				continue;
+			}
+			if (!send(messageFrame(p))) return;
+			sentOnConn.add(p.client_id);
+			msgs.addPending(p);
+		}
+	}
+	return {
+		flush,
+		drop,
+		notSent,
+		persist,
+		find: (id) => outbox.find((p) => p.client_id === id),
+		queue(p) {
+			outbox.push(p);
+			persist();
+			msgs.addPending(p);
+			flush();
+		},
+		hold(p, ms) {
+			p.hold = Date.now() + ms;
+			persist();
+			sentOnConn.delete(p.client_id);
+			msgs.addPending(p, "Waiting to send...");
+			flush();
+		},
+		dropAll() {
+			for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
+			outbox = [];
+			persist();
+		},
+		connected() {
+			sentOnConn = new Set();
+		},
+		showPending() {
+			for (const p of outbox) msgs.addPending(p, p.hold > Date.now() ? "Waiting to send..." : "");
+		},
+	};
+}
+
+// pageviews.js
+function pageInfo() {
+	return { url: location.href.slice(0, 2048), title: document.title.slice(0, 300), referrer: document.referrer.slice(0, 2048) };
+}
+function savePage(v) {
+	save("pages", [...load("pages", []), { ...v, at: new Date().toISOString() }].slice(-20));
+}
+function createPageViews(send) {
+	let views = []; // page views not yet sent over the socket
+	let lastUrl = location.href;
+	let nextView = null; // the page view whose title is awaited
+	let viewTimer = 0;
+	function urlChanged() {
+		if (location.href === lastUrl) return;
+		take();
+		nextView = { url: location.href.slice(0, 2048), referrer: lastUrl.slice(0, 2048) };
+		lastUrl = location.href;
+		viewTimer = setTimeout(take, 500);
+	}
+	function take() {
+		clearTimeout(viewTimer);
+		if (!nextView) return;
+		const v = { ...nextView, title: document.title.slice(0, 300) };
+		nextView = null;
+		if (getToken()) {
+			views = [...views, v].slice(-20);
+			flush();
+		} else savePage(v);
+	}
+	function flush() {
+		while (views.length && send({ type: "page_view", ...views[0] })) views.shift();
+	}
+	for (const k of ["pushState", "replaceState"]) {
+		const orig = history[k];
+		history[k] = function (...args) {
+			const r = orig.apply(this, args);
+			urlChanged();
+			return r;
+		};
+	}
+	window.addEventListener("popstate", urlChanged);
+	window.addEventListener("hashchange", urlChanged);
+	return {
+		take,
+		flush,
+		first() {
+			if (getToken()) views.push(pageInfo());
+			else savePage(pageInfo());
+		},
+		saved: () => load("pages", []),
+		sent: () => save("pages", null),
+	};
+}
+
+// reads.js
+function createReads(send, reading, onChange) {
+	const agentSeqs = new Set(); // seqs of the agents' messages
+	let seen = 0; // the agents read the visitor's messages up to this seq
+	let readUpTo = 0; // the visitor read the agents' messages up to this seq
+	function markRead() {
+		if (!reading() || document.visibilityState !== "visible") return;
+		const top = Math.max(0, ...agentSeqs);
+		if (top > readUpTo && send({ type: "read", up_to: top })) readUpTo = top;
+		onChange();
+	}
+	document.addEventListener("visibilitychange", markRead);
+	return {
+		markRead,
+		added(m) {
+			if (m.author === "agent") agentSeqs.add(m.seq);
+		},
+		history(m) {
+			if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
+			if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
+		},
+		read(d) {
+			if (d.reader === "agent") seen = Math.max(seen, d.up_to);
+			else readUpTo = Math.max(readUpTo, d.up_to);
+		},
+		seen: () => seen,
+		unread: () => [...agentSeqs].filter((s) => s > readUpTo).length,
+		reset() {
+			agentSeqs.clear();
+			seen = readUpTo = 0;
+		},
 	};
 }
 
@@ -115,6 +838,87 @@ function clockTime(iso) {
 function randomId() {
 	const b = crypto.getRandomValues(new Uint8Array(16));
 	return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// sending.js
+const RETRIES = 5;
+const DROPS = 3;
+function tooLong(p, maxMessage) {
+	let n = bytes(p.text);
+	let max = maxMessage;
+	if (!max || n <= max) {
+		n = frameBytes(p);
+		max = MAX_FRAME;
+	}
+	if (n <= max) return "";
+	return TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.";
+}
+function createSending(outbox, panel) {
+	let maxMessage = 0; // bytes of text; 0 when the server does not say
+	return {
+		send(text) {
+			const p = { client_id: randomId(), text, attachments: [] };
+			const why = tooLong(p, maxMessage);
+			if (why) panel.error(why);
+			else outbox.queue(p);
+			return !why;
+		},
+		refused(f) {
+			const p = f.client_id && outbox.find(f.client_id);
+			if (f.code === "rate_limited") {
+				const s = f.retry_after || 5;
+				panel.error("You are sending messages too quickly. Please wait " + seconds(s) + ": we will send yours then.", s * 1000);
+				if (p) outbox.hold(p, s * 1000);
+			} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
+				const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
+				p.tries = (p.tries || 0) + 1;
+				outbox.hold(p, ms);
+			} else if (p) {
+				outbox.notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
+			}
+		},
+		dropped(code, f) {
+			const p = f && f.type === "message" && outbox.find(f.client_id);
+			if (!p) return false;
+			p.drops = (p.drops || 0) + 1;
+			if (code === 1009 || code === 1007 || p.drops >= DROPS) outbox.notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
+			else outbox.persist();
+			return true;
+		},
+		setLimit(n) {
+			maxMessage = n;
+		},
+	};
+}
+
+// session.js
+async function startChat(w, v) {
+	const { form, panel, composer } = w.shell;
+	w.pages.take();
+	form.busy(true);
+	panel.error("");
+	try {
+		const r = await w.api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: w.pages.saved() });
+		w.pages.sent();
+		setToken(r.token);
+		await loadState(w, true);
+		composer.focus();
+	} catch (e) {
+		if (e.status === 429) panel.error(wait(e.retryAfter));
+		else if (e.field) form.setError(e.field, sentence(fieldError(e)));
+		else panel.error(sentence(e.message));
+	} finally {
+		form.busy(false);
+	}
+}
+function fieldError(e) {
+	return /^(name|email|phone)$/.test(e.field) && e.message.startsWith(e.field + ": ") ? e.message.slice(e.field.length + 2) : e.message;
+}
+function boot(w) {
+	w.pages.first();
+	if (getToken()) loadState(w, true);
+	else w.shell.showForm(null);
+	w.shell.restore();
 }
 
 // composer.js
@@ -416,89 +1220,6 @@ function createMessages({ fetchFile, onOlder, onError }) {
 	};
 }
 
-// ordering.js
-const GAP_MS = 3000;
-function createOrdering(onGap, opts) {
-	const gaps = !!(opts && opts.gaps);
-	const seqs = new Map(); // conversation id -> seq held
-	const held = new Map(); // conversation id -> Map seq -> event
-	const waiting = new Set(); // conversations in resync
-	const timers = new Map(); // conversation id -> gap timer
-	function arm(id) {
-		if (timers.has(id)) return;
-		const t = setTimeout(() => {
-			timers.delete(id);
-			waiting.add(id);
-			if (onGap) onGap(id);
-		}, GAP_MS);
-		timers.set(id, t);
-	}
-	function disarm(id) {
-		clearTimeout(timers.get(id));
-		timers.delete(id);
-	}
-	function release(id) {
-		const out = [];
-		const h = held.get(id);
-		if (!h || waiting.has(id)) return out;
-		let seq = seqs.get(id);
-		for (const s of [...h.keys()].sort((a, b) => a - b)) {
-			if (s > seq + 1) break;
-			if (s === seq + 1) out.push(h.get(s));
-			h.delete(s);
-			seq = Math.max(seq, s);
-		}
-		seqs.set(id, seq);
-		if (h.size) arm(id);
-		else {
-			held.delete(id);
-			disarm(id);
-		}
-		return out;
-	}
-	return {
-		take(ev) {
-			const id = ev.conversation_id;
-			if (!ev.seq || !id) return [ev];
-			const seq = seqs.get(id);
-			if (seq !== undefined && ev.seq <= seq) return [];
-			if (!held.has(id)) held.set(id, new Map());
-			held.get(id).set(ev.seq, ev);
-			if (seq === undefined && !waiting.has(id)) seqs.set(id, ev.seq - 1);
-			else if (gaps && !waiting.has(id)) seqs.set(id, ev.seq - 1);
-			if (waiting.has(id)) arm(id);
-			return release(id);
-		},
-		reset(id, seq) {
-			waiting.delete(id);
-			disarm(id);
-			seqs.set(id, Math.max(seq, 0));
-			return release(id);
-		},
-		known: (id) => seqs.get(id),
-		resync(id) {
-			waiting.add(id);
-			disarm(id);
-		},
-		waiting: (id) => waiting.has(id),
-		clear() {
-			for (const id of timers.keys()) clearTimeout(timers.get(id));
-			for (const m of [seqs, held, waiting, timers]) m.clear();
-		},
-		forget(id) {
-			seqs.delete(id);
-			held.delete(id);
-			waiting.delete(id);
-			disarm(id);
-		},
-		cursors() {
-			const c = {};
-			for (const [id, seq] of seqs) if (!waiting.has(id)) c[id] = seq;
-			return c;
-		},
-	};
-}
-
 // panel.js
 function createPanel(title, onMinimize) {
 	const msg = h("p", { class: "msg-text" });
@@ -625,6 +1346,134 @@ function createPrechat(onSubmit) {
 	};
 }
 
+// status.js
+function createStatus() {
+	const el = h("div", { class: "status" });
+	let shown = "";
+	return {
+		el,
+		render({ mode, agent }) {
+			const key = mode + (agent ? agent.name + agent.presence + agent.typing : "");
+			if (key === shown) return;
+			shown = key;
+			el.className = "status " + mode;
+			if (mode === "waiting") {
+				el.replaceChildren(
+					h("span", { class: "spinner", "aria-hidden": "true" }),
+					h("div", { role: "status" }, h("p", { class: "s1", text: "Waiting for support staff..." }), h("p", { class: "s2", text: "Status: Connecting..." })),
+				);
+			} else if (mode === "agent") {
+				const presence = agent.typing ? "typing" : agent.presence || "online";
+				el.replaceChildren(
+					h("span", { class: "avatar", "aria-hidden": "true", text: (agent.name || "?").trim().charAt(0).toUpperCase() }),
+					h(
+						"div",
+						{},
+						h("p", { class: "s1 agent-name", dir: "auto", text: agent.name }),
+						h("p", { class: "s2 presence " + presence }, h("span", { class: "dot", "aria-hidden": "true" }), h("span", { class: "sr", text: "Status: " }), presence),
+					),
+				);
+			} else if (mode === "ended") {
+				el.replaceChildren(h("div", {}, h("p", { class: "s1", text: "This chat has ended" }), h("p", { class: "s2", text: "Write again below to reopen it." })));
+			} else {
+				el.replaceChildren();
+			}
+		},
+	};
+}
+
+// shell.js
+function wrapIn(root, cfg, ...kids) {
+	const wrap = h("div", { class: "mc " + cfg.position, dir: "ltr" }, ...kids);
+	if (cfg.color) {
+		wrap.style.setProperty("--mc-accent", cfg.color);
+		wrap.style.setProperty("--mc-accent-ink", cfg.ink);
+		if (cfg.ink !== "#fff") wrap.style.setProperty("--mc-accent-fg", "#1d2329");
+	}
+	try {
+		const sheet = new CSSStyleSheet();
+		sheet.replaceSync(WIDGET_CSS);
+		root.adoptedStyleSheets = [sheet];
+	} catch {
+		root.append(h("style", { text: WIDGET_CSS }));
+	}
+	root.append(wrap);
+	return wrap;
+}
+function createShell(cfg, root, on) {
+	let opened = false;
+	let identity = {}; // Microchat.identify's values, for the form
+	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
+	const panel = createPanel(cfg.title, () => close(true));
+	const status = createStatus();
+	const form = createPrechat(on.start);
+	const msgs = createMessages({ fetchFile: on.fetchFile, onOlder: on.older, onError: (t) => panel.error(t, 10000) });
+	const composer = createComposer({ onSend: on.send, onFiles: on.files, onTyping: on.typing, onDraft: (v) => save("draft", v || null, true) });
+	const chat = h("div", { class: "chat", hidden: true }, status.el, msgs.el, composer.el);
+	dropZone(chat, on.files);
+	const announcer = h("div", { class: "sr", "aria-live": "polite" });
+	panel.body.append(form.el, chat);
+	const wrap = wrapIn(root, cfg, panel.el, launcher.el, announcer);
+	composer.setDraft(load("draft", "", true));
+	function open(user) {
+		opened = true;
+		panel.el.hidden = false;
+		wrap.classList.add("open");
+		launcher.setOpen(true);
+		save("open", true, true);
+		if (user) (chat.hidden ? form : composer).focus();
+		msgs.scrollDown();
+		on.opened();
+	}
+	function close(user) {
+		const inside = panel.el.contains(root.activeElement);
+		opened = false;
+		panel.el.hidden = true;
+		wrap.classList.remove("open");
+		launcher.setOpen(false);
+		save("open", false, true);
+		if (user || inside) launcher.button.focus();
+		on.closed();
+	}
+	return {
+		launcher,
+		panel,
+		status,
+		form,
+		msgs,
+		composer,
+		open,
+		close,
+		setHidden(hide) {
+			if (hide && wrap.contains(root.activeElement)) root.activeElement.blur();
+			wrap.hidden = hide;
+		},
+		showForm(contact) {
+			chat.hidden = true;
+			form.el.hidden = false;
+			form.fill({ name: contact && contact.name, email: contact && contact.email, phone: contact && contact.phone });
+			form.fill(identity);
+		},
+		showChat() {
+			form.el.hidden = true;
+			chat.hidden = false;
+		},
+		identify(v) {
+			identity = v;
+			form.fill(identity);
+		},
+		announce(text) {
+			announcer.textContent = text;
+		},
+		isOpen: () => opened,
+		reading: () => opened && !chat.hidden,
+		restore() {
+			const was = load("open", null, true);
+			if (was || (was === null && cfg.open)) open(false);
+		},
+	};
+}
+
 // rating.js
 function createRating(onSubmit) {
 	const stars = [];
@@ -681,780 +1530,131 @@ function createRating(onSubmit) {
 	};
 }
 
-// socket.js
-const PING_MS = 25000;
-const DEAD_MS = 70000;
-const MAX_FRAME = 65536;
-function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
-	let ws = null;
-	let ready = false;
-	let wanted = false;
-	let attempt = 0;
-	let retry = 0;
-	let pinger = 0;
-	let heard = 0;
-	let blockedUntil = 0; // after 4429: no socket before then
-	let refused = false; // the last close was on a frame sent
-	let last = null; // the last frame sent on ws
-	function connect() {
-		wanted = true;
-		clearTimeout(retry);
-		if (ws) return;
-		const wait = blockedUntil - Date.now();
-		if (wait > 0) {
-			retry = setTimeout(connect, wait);
-			return;
-		}
-		const s = new WebSocket(url);
-		ws = s;
-		last = null;
-		heard = Date.now();
-		if (attempt === 0) onStatus("connecting");
-		s.onopen = () => auth && s.send(JSON.stringify(auth()));
-		s.onmessage = (e) => {
-			heard = Date.now();
-			let f;
-			try {
-				f = JSON.parse(e.data);
-			} catch {
-				return;
-			}
-			if (f.type === "hello") {
-				ready = true;
-				if (!refused) attempt = 0;
-				refused = false;
-				onStatus("open");
-			}
-			onFrame(f);
-		};
-		s.onclose = (e) => dropped(s, e.code);
-		clearInterval(pinger);
-		pinger = setInterval(() => {
-			if (Date.now() - heard > DEAD_MS) {
-				s.onclose = null;
-				s.close();
-				dropped(s, 0);
-			} else if (ready) send({ type: "ping" });
-		}, PING_MS);
-	}
-	function dropped(s, code) {
-		if (ws !== s) return;
-		ws = null;
-		ready = false;
-		clearInterval(pinger);
-		if (code === 4401) {
-			wanted = false;
-			onUnauthorized();
-			return;
-		}
-		if (!wanted) return;
-		refused = (onDropped && onDropped(code, last)) || code === 1007 || code === 1009;
-		onStatus("reconnecting");
-		const cap = Math.min(30000, 500 * 2 ** attempt);
-		attempt = Math.min(attempt + 1, 10);
-		if (code === 4429) blockedUntil = Date.now() + 30000 + Math.random() * 30000;
-		retry = setTimeout(connect, Math.max(Math.random() * cap, blockedUntil - Date.now()));
-	}
-	function send(frame) {
-		if (!ready) return false;
-		ws.send(JSON.stringify(frame));
-		last = frame;
-		return true;
-	}
-	function close() {
-		wanted = false;
-		clearTimeout(retry);
-		if (ws) {
-			const s = ws;
-			dropped(s, 1000);
-			s.close(1000);
-		}
-	}
-	window.addEventListener("online", () => {
-		if (!wanted || ready) return;
-		if (ws) {
-			const s = ws;
-			s.onclose = null;
-			s.close();
-			ws = null;
-		}
-		connect();
-	});
-	return { connect, send, close, ready: () => ready };
-}
-
-// status.js
-function createStatus() {
-	const el = h("div", { class: "status" });
-	let shown = "";
+// survey.js
+function createSurvey(api, msgs) {
+	let rated = null; // {score, comment}: what the visitor rated
+	let rating = null; // {view, li}: the survey in the list
 	return {
-		el,
-		render({ mode, agent }) {
-			const key = mode + (agent ? agent.name + agent.presence + agent.typing : "");
-			if (key === shown) return;
-			shown = key;
-			el.className = "status " + mode;
-			if (mode === "waiting") {
-				el.replaceChildren(
-					h("span", { class: "spinner", "aria-hidden": "true" }),
-					h("div", { role: "status" }, h("p", { class: "s1", text: "Waiting for support staff..." }), h("p", { class: "s2", text: "Status: Connecting..." })),
-				);
-			} else if (mode === "agent") {
-				const presence = agent.typing ? "typing" : agent.presence || "online";
-				el.replaceChildren(
-					h("span", { class: "avatar", "aria-hidden": "true", text: (agent.name || "?").trim().charAt(0).toUpperCase() }),
-					h(
-						"div",
-						{},
-						h("p", { class: "s1 agent-name", dir: "auto", text: agent.name }),
-						h("p", { class: "s2 presence " + presence }, h("span", { class: "dot", "aria-hidden": "true" }), h("span", { class: "sr", text: "Status: " }), presence),
-					),
-				);
-			} else if (mode === "ended") {
-				el.replaceChildren(h("div", {}, h("p", { class: "s1", text: "This chat has ended" }), h("p", { class: "s2", text: "Write again below to reopen it." })));
-			} else {
-				el.replaceChildren();
-			}
+		restore(r) {
+			rated = r || null;
+		},
+		offer(seq) {
+			if (rating) return;
+			const view = createRating(async (score, comment) => {
+				view.busy(true);
+				try {
+					rated = (await api.rate(score, comment || undefined)).rating;
+					view.done(score);
+				} catch (e) {
+					view.error(e.status === 429 ? wait(e.retryAfter) : sentence(e.message));
+					view.busy(false);
+				}
+			});
+			if (rated) view.done(rated.score);
+			rating = { view, li: msgs.card(view.el, seq) };
+		},
+		reopened() {
+			if (rating && !rated) rating.li.remove();
+			if (!rated) rating = null;
+		},
+		rated(d) {
+			rated = d;
+			if (rating) rating.view.done(d.score);
+		},
+		reset() {
+			rated = null;
+			rating = null;
 		},
 	};
 }
 
-// store.js
-let prefix = "microchat:";
-const memory = new Map();
-function initStore(origin) {
-	prefix = "microchat:" + origin;
+// uploads.js
+function uploadError(name, e) {
+	const q = "\u201c" + name + "\u201d";
+	if (e.status === 413) return q + " is too large to send. " + sentence(e.message);
+	if (e.status === 415) return q + " cannot be sent. " + sentence(e.message);
+	if (e.status === 429) return wait(e.retryAfter);
+	if (e.status === 0) return q + " could not be sent: the upload failed. The file may be too large, or the connection dropped.";
+	return q + " could not be sent. " + sentence(e.message);
 }
-function area(session) {
-	return session ? window.sessionStorage : window.localStorage;
-}
-function read(key, session) {
-	try {
-		return area(session).getItem(key);
-	} catch {
-		return memory.has(key) ? memory.get(key) : null;
-	}
-}
-function write(key, value, session) {
-	try {
-		if (value == null) area(session).removeItem(key);
-		else area(session).setItem(key, value);
-	} catch {
-		memory.set(key, value);
-	}
-}
-function getToken() {
-	return read(prefix, false);
-}
-function setToken(token) {
-	write(prefix, token, false);
-}
-function load(name, fallback, session) {
-	try {
-		const v = JSON.parse(read(prefix + ":" + name, session));
-		return v == null ? fallback : v;
-	} catch {
-		return fallback;
-	}
-}
-function save(name, value, session) {
-	write(prefix + ":" + name, value == null ? null : JSON.stringify(value), session);
+function createUploads(api, { msgs, panel }, queue, active) {
+	const blobs = new Map(); // attachment id -> promise of a blob URL
+	let maxUpload = 0; // bytes; 0 when the server does not say
+	return {
+		async send(files) {
+			if (!active()) return;
+			for (const file of files) {
+				const name = file.name || "image.png";
+				if (maxUpload && file.size > maxUpload) {
+					panel.error("\u201c" + name + "\u201d is too large (" + formatSize(file.size) + "): files up to " + formatSize(maxUpload) + " can be sent.");
+					continue;
+				}
+				const tmp = { client_id: randomId(), text: "", attachments: [{ name }] };
+				msgs.addPending(tmp, "Uploading...");
+				try {
+					const r = await api.upload(file);
+					msgs.removePending(tmp.client_id);
+					queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
+				} catch (e) {
+					msgs.removePending(tmp.client_id);
+					panel.error(uploadError(name, e));
+				}
+			}
+		},
+		fetch(id) {
+			if (!blobs.has(id)) {
+				const p = api.attachment(id).then((b) => URL.createObjectURL(b));
+				p.catch(() => blobs.delete(id));
+				blobs.set(id, p);
+			}
+			return blobs.get(id);
+		},
+		setLimit(n) {
+			maxUpload = n;
+		},
+	};
 }
 
 // app.js
-function seconds(s) {
-	s = Math.max(1, Math.ceil(s || 5));
-	return s + (s === 1 ? " second" : " seconds");
-}
-function wait(s) {
-	return "Too many attempts. Please wait " + seconds(s) + " and try again.";
-}
-const RETRIES = 5;
-function sentence(s) {
-	s = String(s || "").trim();
-	return s + (/[.!?]$/.test(s) ? "" : ".");
-}
-function bytes(s) {
-	return new TextEncoder().encode(s).length;
-}
-function messageFrame(p) {
-	return { type: "message", client_id: p.client_id, text: p.text, attachment_ids: p.attachments.map((a) => a.id) };
-}
-function frameBytes(p) {
-	return bytes(JSON.stringify(messageFrame(p)));
-}
-const TOO_LONG = "Your message is too long to send";
-const DROPS = 3;
 function createApp(cfg, root) {
 	initStore(cfg.origin);
-	const api = createApi(cfg.origin, getToken);
-	const listeners = { message: [], open: [], close: [] };
-	const blobs = new Map(); // attachment id -> promise of a blob URL
-	const names = new Map(); // agent id -> name, also of agents who left
-	const joinNames = new Map();
-	const agentSeqs = new Set(); // seqs of the agents' messages
-	const typingTimers = new Map();
-	let contact = null;
-	let conv = null; // {id, status, seq}
-	let agents = []; // {id, name, presence, responsible, typing}
-	let seen = 0; // the agents read the visitor's messages up to this seq
-	let readUpTo = 0; // the visitor read the agents' messages up to this seq
-	let rated = null;
-	let rating = null; // {view, li}: the survey in the list
-	let opened = false;
-	let views = []; // page views not yet sent over the socket
-	let lastUrl = location.href;
-	let nextView = null; // the page view whose title is awaited
-	let viewTimer = 0;
-	let sentOnConn = new Set(); // client ids sent on this connection
-	let identity = {};
-	let maxUpload = 0; // bytes; 0 when the server does not say
-	let maxMessage = 0; // bytes of text; 0 when the server does not say
-	let flushTimer = 0;
-	let outbox = load("outbox", [], true); // {client_id, text, attachments, hold?}
-	const launcher = createLauncher(() => (opened ? close(true) : open(true)));
-	const panel = createPanel(cfg.title, () => close(true));
-	const status = createStatus();
-	const form = createPrechat(start);
-	const msgs = createMessages({ fetchFile, onOlder: loadOlder, onError: (t) => panel.error(t, 10000) });
-	const composer = createComposer({
-		onSend,
-		onFiles: sendFiles,
-		onTyping: (t) => socket.send({ type: "typing", typing: t }),
-		onDraft: (v) => save("draft", v || null, true),
-	});
-	const chat = h("div", { class: "chat", hidden: true }, status.el, msgs.el, composer.el);
-	dropZone(chat, sendFiles);
-	const announcer = h("div", { class: "sr", "aria-live": "polite" });
-	panel.body.append(form.el, chat);
-	const wrap = h("div", { class: "mc " + cfg.position, dir: "ltr" }, panel.el, launcher.el, announcer);
-	if (cfg.color) {
-		wrap.style.setProperty("--mc-accent", cfg.color);
-		wrap.style.setProperty("--mc-accent-ink", cfg.ink);
-		if (cfg.ink !== "#fff") wrap.style.setProperty("--mc-accent-fg", "#1d2329");
-	}
-	try {
-		const sheet = new CSSStyleSheet();
-		sheet.replaceSync(WIDGET_CSS);
-		root.adoptedStyleSheets = [sheet];
-	} catch {
-		root.append(h("style", { text: WIDGET_CSS }));
-	}
-	root.append(wrap);
-	composer.setDraft(load("draft", "", true));
-	const order = createOrdering(() => loadState(true), { gaps: true });
-	const socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
-		auth: () => ({ type: "auth", token: getToken(), last_seq: conv ? conv.seq : 0, conversation_id: conv ? conv.id : 0 }),
-		onFrame: frame,
-		onStatus: (s) => panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
-		onUnauthorized: expired,
-		onDropped: (code, f) => {
-			const p = f && f.type === "message" && outbox.find((x) => x.client_id === f.client_id);
-			if (!p) return false;
-			p.drops = (p.drops || 0) + 1;
-			if (code === 1009 || code === 1007 || p.drops >= DROPS) notSent(p, code === 1009 ? TOO_LONG : code === 1007 ? "The server could not read it" : "The connection closed each time it was sent; please try again");
-			else saveOutbox();
-			return true;
-		},
-	});
-	function emit(name, data) {
-		for (const fn of listeners[name] || []) {
-			try {
-				fn(data);
-			} catch (e) {
-				console.error("Microchat " + name + " listener:", e);
-			}
-		}
-	}
-	function announce(text) {
-		announcer.textContent = text;
-	}
-	function pageInfo() {
-		return { url: location.href.slice(0, 2048), title: document.title.slice(0, 300), referrer: document.referrer.slice(0, 2048) };
-	}
-	function urlChanged() {
-		if (location.href === lastUrl) return;
-		takeView();
-		nextView = { url: location.href.slice(0, 2048), referrer: lastUrl.slice(0, 2048) };
-		lastUrl = location.href;
-		viewTimer = setTimeout(takeView, 500);
-	}
-	function takeView() {
-		clearTimeout(viewTimer);
-		if (!nextView) return;
-		const v = { ...nextView, title: document.title.slice(0, 300) };
-		nextView = null;
-		if (getToken()) {
-			views = [...views, v].slice(-20);
-			sendViews();
-		} else savePage(v);
-	}
-	function savePage(v) {
-		save("pages", [...load("pages", []), { ...v, at: new Date().toISOString() }].slice(-20));
-	}
-	function sendViews() {
-		while (views.length && socket.send({ type: "page_view", ...views[0] })) views.shift();
-	}
-	for (const k of ["pushState", "replaceState"]) {
-		const orig = history[k];
-		history[k] = function (...args) {
-			const r = orig.apply(this, args);
-			urlChanged();
-			return r;
-		};
-	}
-	window.addEventListener("popstate", urlChanged);
-	window.addEventListener("hashchange", urlChanged);
-	function showForm() {
-		chat.hidden = true;
-		form.el.hidden = false;
-		form.fill({ name: contact && contact.name, email: contact && contact.email, phone: contact && contact.phone });
-		form.fill(identity);
-	}
-	function showChat() {
-		form.el.hidden = true;
-		chat.hidden = false;
-		render();
-	}
-	function render() {
-		const a = agents.find((x) => x.responsible) || agents[0];
-		let mode = "none";
-		if (conv && conv.status === "closed") mode = "ended";
-		else if (a) mode = "agent";
-		else if (conv) mode = "waiting";
-		status.render({ mode, agent: a });
-		msgs.typing(agents.filter((x) => x.typing).map((x) => x.name));
-		msgs.receipts(seen);
-		const unread = [...agentSeqs].filter((s) => s > readUpTo).length;
-		launcher.setUnread(opened ? 0 : unread);
-	}
-	function open(user) {
-		opened = true;
-		panel.el.hidden = false;
-		wrap.classList.add("open");
-		launcher.setOpen(true);
-		save("open", true, true);
-		if (user) (chat.hidden ? form : composer).focus();
-		msgs.scrollDown();
-		markRead();
-		render();
-		emit("open");
-	}
-	function setHidden(hide) {
-		if (hide && wrap.contains(root.activeElement)) root.activeElement.blur();
-		wrap.hidden = hide;
-	}
-	function close(user) {
-		const inside = panel.el.contains(root.activeElement);
-		opened = false;
-		panel.el.hidden = true;
-		wrap.classList.remove("open");
-		launcher.setOpen(false);
-		save("open", false, true);
-		if (user || inside) launcher.button.focus();
-		render();
-		emit("close");
-	}
-	function reset() {
-		conv = null;
-		agents = [];
-		seen = readUpTo = 0;
-		agentSeqs.clear();
-		rated = null;
-		rating = null;
-		msgs.clear();
-	}
-	async function loadState(reconnect, attempt = 0) {
-		let s;
-		try {
-			s = await api.state();
-		} catch (e) {
-			if (e.status === 401) return expired();
-			panel.connection("Reconnecting...");
-			setTimeout(() => loadState(reconnect, attempt + 1), Math.random() * Math.min(30000, 500 * 2 ** attempt));
-			return;
-		}
-		panel.connection("");
-		reset();
-		contact = s.contact;
-		maxUpload = (s.limits && s.limits.max_upload_bytes) || 0;
-		maxMessage = (s.limits && s.limits.max_message_bytes) || 0;
-		if (!s.conversation) {
-			showForm();
-		} else {
-			conv = { id: s.conversation.id, status: s.conversation.status, seq: s.conversation.seq };
-			order.reset(conv.id, conv.seq);
-			agents = (s.agents || []).map((a) => ({ ...a, typing: false }));
-			for (const a of s.authors || []) names.set(a.id, a.name);
-			for (const a of agents) names.set(a.id, a.name);
-			showHistory(s, (m) => {
-				addMessage(m, false);
-				if (m.state === "read" && m.author === "contact") seen = Math.max(seen, m.seq);
-				if (m.state === "read" && m.author === "agent") readUpTo = Math.max(readUpTo, m.seq);
-			});
-			msgs.hasOlder(s.has_before);
-			rated = s.rating || null;
-			if (conv.status === "closed") offerRating(conv.seq);
-			for (const p of outbox) msgs.addPending(p, p.hold > Date.now() ? "Waiting to send..." : "");
-			showChat();
-			msgs.scrollDown();
-			markRead();
-		}
-		if (reconnect) {
-			socket.close();
-			socket.connect();
-		}
-	}
-	async function loadOlder() {
-		try {
-			const r = await api.older(msgs.firstSeq());
-			msgs.keepPosition(() => showHistory(r, (m) => addMessage(m, false)));
-			msgs.hasOlder(r.has_before);
+	const w = { api: createApi(cfg.origin, getToken), listeners: createListeners() };
+	const send = (f) => w.socket.send(f);
+	const render = () => w.conversation.render();
+	w.shell = createShell(cfg, root, {
+		start: (v) => startChat(w, v),
+		send: (text) => w.sending.send(text),
+		files: (files) => w.uploads.send(files),
+		typing: (t) => send({ type: "typing", typing: t }),
+		older: () => loadOlder(w),
+		fetchFile: (id) => w.uploads.fetch(id),
+		opened() {
+			w.reads.markRead();
 			render();
-		} catch (e) {
-			panel.error(e.message, 10000);
-		}
-	}
-	function showHistory(page, add) {
-		const items = [...(page.messages || []), ...(page.events || [])].sort((a, b) => a.seq - b.seq);
-		for (const x of items) {
-			if (x.type) {
-				const d = x.data || {};
-				if (x.type === "joined") joinNames.set(d.agent_id, d.agent_name);
-				const t = sysText(x);
-				if (t) msgs.system(t, x.seq);
-			} else add(x);
-		}
-	}
-	function sysText(ev) {
-		const d = ev.data || {};
-		if (ev.type === "joined") return d.agent_name + " joined the chat";
-		if (ev.type === "left") return d.agent_name + " left the chat";
-		if (ev.type === "closed") return "The chat has ended";
-		return "";
-	}
-	function addMessage(m, live) {
-		if (m.author === "agent") agentSeqs.add(m.seq);
-		if (m.client_id) dropOutbox(m.client_id);
-		const name = nameOf(m.agent_id);
-		msgs.add(m, name);
-		if (live && m.author === "agent") {
-			const a = agents.find((x) => x.id === m.agent_id);
-			if (a) a.typing = false;
-			announce(name + ": " + (m.text || "sent a file"));
-			emit("message", {
-				id: m.id,
-				text: m.text,
-				author: m.author,
-				agent_name: name,
-				created_at: m.created_at,
-				attachments: (m.attachments || []).map((x) => ({ name: x.name, content_type: x.content_type, size: x.size })),
-			});
-		}
-	}
-	function nameOf(id) {
-		return names.get(id) || joinNames.get(id) || "Support";
-	}
-	function offerRating(seq) {
-		if (rating) return;
-		const view = createRating(async (score, comment) => {
-			view.busy(true);
-			try {
-				rated = (await api.rate(score, comment || undefined)).rating;
-				view.done(score);
-			} catch (e) {
-				view.error(e.status === 429 ? wait(e.retryAfter) : sentence(e.message));
-				view.busy(false);
-			}
-		});
-		if (rated) view.done(rated.score);
-		rating = { view, li: msgs.card(view.el, seq) };
-	}
-	function reopen() {
-		conv.status = "open";
-		if (rating && !rated) rating.li.remove();
-		if (!rated) rating = null;
-	}
-	function applyEvent(ev) {
-		if (!conv || ev.conversation_id !== conv.id) return;
-		if (ev.seq) conv.seq = ev.seq;
-		const d = ev.data || {};
-		switch (ev.type) {
-			case "message_added":
-				if (d.reopened) reopen();
-				addMessage(d.message, true);
-				markRead();
-				break;
-			case "joined":
-				if (d.reopened) reopen();
-				joinNames.set(d.agent_id, d.agent_name);
-				if (!agents.some((a) => a.id === d.agent_id)) agents.push({ id: d.agent_id, name: d.agent_name, responsible: d.responsible, presence: "online", typing: false });
-				msgs.system(sysText(ev), ev.seq);
-				announce(d.agent_name + " joined the chat.");
-				break;
-			case "left":
-				agents = agents.filter((a) => a.id !== d.agent_id);
-				msgs.system(sysText(ev), ev.seq);
-				break;
-			case "closed":
-				conv.status = "closed";
-				agents = [];
-				msgs.system(sysText(ev), ev.seq);
-				if (d.survey_offered !== false) offerRating(ev.seq);
-				announce("The chat has ended. How would you rate it?");
-				break;
-			case "messages_read":
-				if (d.reader === "agent") seen = Math.max(seen, d.up_to);
-				else readUpTo = Math.max(readUpTo, d.up_to);
-				break;
-			case "rated":
-				rated = d;
-				if (rating) rating.view.done(d.score);
-				break;
-			case "conversation_deleted":
-				reset();
-				dropAll();
-				showForm();
-				panel.error("This conversation was deleted. You can start a new chat.");
-				break;
-		}
-		render();
-	}
-	function frame(f) {
-		switch (f.type) {
-			case "hello":
-				sentOnConn = new Set();
-				if (f.contact) contact = f.contact;
-				if (!f.conversation) {
-					reset();
-					showForm();
-				} else if (!conv || f.conversation.id !== conv.id) {
-					loadState(true);
-					return;
-				} else {
-					conv.status = f.conversation.status;
-					agents = (f.agents || []).map((a) => ({ ...a, typing: false }));
-					for (const a of agents) names.set(a.id, a.name);
-				}
-				sendViews();
-				flush();
-				markRead();
-				render();
-				break;
-			case "event":
-				for (const ev of order.take(f.event)) applyEvent(ev);
-				break;
-			case "resync":
-				loadState(true);
-				break;
-			case "ack":
-				dropOutbox(f.client_id);
-				if (f.message) addMessage(f.message, false);
-				render();
-				break;
-			case "typing":
-				agentTyping(f.agent_id, f.typing);
-				break;
-			case "presence": {
-				const a = agents.find((x) => x.id === f.agent_id);
-				if (a) a.presence = f.presence;
-				if (a && f.name) a.name = f.name;
-				if (f.name && (a || names.has(f.agent_id) || joinNames.has(f.agent_id))) names.set(f.agent_id, f.name);
-				render();
-				break;
-			}
-			case "error":
-				socketError(f);
-				break;
-		}
-	}
-	function agentTyping(id, typing) {
-		const a = agents.find((x) => x.id === id);
-		if (!a) return;
-		a.typing = typing;
-		clearTimeout(typingTimers.get(id));
-		if (typing) typingTimers.set(id, setTimeout(() => agentTyping(id, false), 10000));
-		render();
-	}
-	function socketError(f) {
-		const p = f.client_id && outbox.find((x) => x.client_id === f.client_id);
-		if (f.code === "rate_limited") {
-			const s = f.retry_after || 5;
-			panel.error("You are sending messages too quickly. Please wait " + seconds(s) + ": we will send yours then.", s * 1000);
-			if (p) {
-				p.hold = Date.now() + s * 1000;
-				saveOutbox();
-				sentOnConn.delete(p.client_id);
-				msgs.addPending(p, "Waiting to send...");
-				flush();
-			}
-		} else if (p && f.code === "unavailable" && (p.tries || 0) < RETRIES) {
-			const ms = 1000 * 2 ** (p.tries || 0) * (0.5 + Math.random() / 2);
-			p.tries = (p.tries || 0) + 1;
-			p.hold = Date.now() + ms;
-			saveOutbox();
-			sentOnConn.delete(p.client_id);
-			msgs.addPending(p, "Waiting to send...");
-			flush();
-		} else if (p) {
-			notSent(p, f.code === "unavailable" ? "The server could not store it; please try again" : f.error);
-		}
-	}
-	function notSent(p, reason) {
-		dropOutbox(p.client_id);
-		msgs.addPending(p, "Not sent: " + sentence(reason));
-		if (p.text) composer.restore(p.text);
-	}
-	function saveOutbox() {
-		save("outbox", outbox.length ? outbox : null, true);
-	}
-	function dropOutbox(id) {
-		const n = outbox.length;
-		outbox = outbox.filter((p) => p.client_id !== id);
-		if (outbox.length !== n) saveOutbox();
-	}
-	function onSend(text) {
-		const p = { client_id: randomId(), text, attachments: [] };
-		let n = bytes(text);
-		let max = maxMessage;
-		if (!max || n <= max) {
-			n = frameBytes(p);
-			max = MAX_FRAME;
-		}
-		if (n > max) {
-			panel.error(TOO_LONG + " (" + formatSize(n) + (max === MAX_FRAME ? " as sent" : "") + "; up to " + formatSize(max) + "). Please shorten it or split it into several messages.");
-			return false;
-		}
-		queue(p);
-		return true;
-	}
-	function dropAll() {
-		for (const p of outbox.slice().reverse()) if (p.text) composer.restore(p.text);
-		outbox = [];
-		saveOutbox();
-	}
-	function queue(p) {
-		outbox.push(p);
-		saveOutbox();
-		msgs.addPending(p);
-		flush();
-	}
-	function flush() {
-		clearTimeout(flushTimer);
-		const held = outbox.filter((p) => p.hold > Date.now()).map((p) => p.hold);
-		if (held.length) flushTimer = setTimeout(flush, Math.min(...held) - Date.now() + 50);
-		for (const p of outbox) {
-			if (sentOnConn.has(p.client_id) || p.hold > Date.now()) continue;
-			if (frameBytes(p) > MAX_FRAME) {
-				notSent(p, TOO_LONG);
-				continue;
-			}
-			if (!socket.send(messageFrame(p))) return;
-			sentOnConn.add(p.client_id);
-			msgs.addPending(p);
-		}
-	}
-	async function sendFiles(files) {
-		if (!conv) return;
-		for (const file of files) {
-			const name = file.name || "image.png";
-			if (maxUpload && file.size > maxUpload) {
-				panel.error("\u201c" + name + "\u201d is too large (" + formatSize(file.size) + "): files up to " + formatSize(maxUpload) + " can be sent.");
-				continue;
-			}
-			const tmp = { client_id: randomId(), text: "", attachments: [{ name }] };
-			msgs.addPending(tmp, "Uploading...");
-			try {
-				const r = await api.upload(file);
-				msgs.removePending(tmp.client_id);
-				queue({ client_id: randomId(), text: "", attachments: [r.attachment] });
-			} catch (e) {
-				msgs.removePending(tmp.client_id);
-				panel.error(uploadError(name, e));
-			}
-		}
-	}
-	function uploadError(name, e) {
-		const q = "\u201c" + name + "\u201d";
-		if (e.status === 413) return q + " is too large to send. " + sentence(e.message);
-		if (e.status === 415) return q + " cannot be sent. " + sentence(e.message);
-		if (e.status === 429) return wait(e.retryAfter);
-		if (e.status === 0) return q + " could not be sent: the upload failed. The file may be too large, or the connection dropped.";
-		return q + " could not be sent. " + sentence(e.message);
-	}
-	function fetchFile(id) {
-		if (!blobs.has(id)) {
-			const p = api.attachment(id).then((b) => URL.createObjectURL(b));
-			p.catch(() => blobs.delete(id));
-			blobs.set(id, p);
-		}
-		return blobs.get(id);
-	}
-	function markRead() {
-		if (!opened || chat.hidden || document.visibilityState !== "visible") return;
-		const top = Math.max(0, ...agentSeqs);
-		if (top > readUpTo && socket.send({ type: "read", up_to: top })) readUpTo = top;
-		render();
-	}
-	document.addEventListener("visibilitychange", markRead);
-	async function start(v) {
-		takeView();
-		form.busy(true);
-		panel.error("");
-		try {
-			const r = await api.start({ name: v.name, email: v.email || undefined, phone: v.phone || undefined, pages: load("pages", []) });
-			save("pages", null);
-			setToken(r.token);
-			await loadState(true);
-			composer.focus();
-		} catch (e) {
-			if (e.status === 429) panel.error(wait(e.retryAfter));
-			else if (e.field) form.setError(e.field, sentence(/^(name|email|phone)$/.test(e.field) && e.message.startsWith(e.field + ": ") ? e.message.slice(e.field.length + 2) : e.message));
-			else panel.error(sentence(e.message));
-		} finally {
-			form.busy(false);
-		}
-	}
-	function expired() {
-		setToken(null);
-		socket.close();
-		reset();
-		contact = null;
-		dropAll();
-		showForm();
-		panel.error("Your chat session has expired. Please start a new chat.");
-	}
-	function boot() {
-		if (getToken()) {
-			views.push(pageInfo());
-			loadState(true);
-		} else {
-			savePage(pageInfo());
-			showForm();
-		}
-		const was = load("open", null, true);
-		if (was || (was === null && cfg.open)) open(false);
-	}
-	return {
-		boot,
-		api: {
-			open: () => open(true),
-			close: () => close(false),
-			hide: () => setHidden(true),
-			show: () => setHidden(false),
-			identify(v) {
-				v = v || {};
-				identity = { name: v.name || "", email: v.email || "", phone: v.phone || "" };
-				form.fill(identity);
-			},
-			on(name, fn) {
-				if (listeners[name] && typeof fn === "function") listeners[name].push(fn);
-			},
-			off(name, fn) {
-				if (listeners[name]) listeners[name] = listeners[name].filter((f) => f !== fn);
-			},
+			w.listeners.emit("open");
 		},
-	};
+		closed() {
+			render();
+			w.listeners.emit("close");
+		},
+	});
+	w.order = createOrdering(() => loadState(w, true), { gaps: true });
+	w.socket = createSocket(cfg.origin.replace(/^http/, "ws") + "/api/v1/widget/ws", {
+		auth: () => ({ type: "auth", token: getToken(), ...w.conversation.resume() }),
+		onFrame: (f) => onFrame(w, f),
+		onStatus: (s) => w.shell.panel.connection(s === "reconnecting" ? "Reconnecting..." : ""),
+		onUnauthorized: () => expired(w),
+		onDropped: (code, f) => w.sending.dropped(code, f),
+	});
+	w.outbox = createOutbox(send, w.shell);
+	w.sending = createSending(w.outbox, w.shell.panel);
+	w.uploads = createUploads(w.api, w.shell, (p) => w.outbox.queue(p), () => w.conversation.conv !== null);
+	w.pages = createPageViews(send);
+	w.survey = createSurvey(w.api, w.shell.msgs);
+	w.agents = createAgents(render);
+	w.reads = createReads(send, w.shell.reading, render);
+	w.conversation = createConversation(w);
+	return { boot: () => boot(w), api: microchatApi(w.shell, w.listeners) };
 }
 
 // config.js

@@ -1,9 +1,10 @@
 // The widget's entry point. Any page embeds it with
 //   <script src="https://HOST/widget.js" async></script>
 // and gets the "Live Chat" launcher, in an open Shadow DOM on a host
-// element of its own, and window.Microchat (app.js). Calls made before the
-// script loaded, queued as window.Microchat = [["identify", {...}], ...],
-// run once it has; "microchat:ready" is dispatched on window then.
+// element of its own, and window.Microchat (microchat.js). Calls made
+// before the script loaded, queued as window.Microchat = [["identify",
+// {...}], ...], run once it has; "microchat:ready" is dispatched on window
+// then.
 //
 // Pages that replace document.body (Turbo, some routers) take the host
 // element with the old body: the widget puts it back into the new one, with

@@ -1,9 +1,10 @@
 // Package widget holds the sources of the chat widget that customers'
 // sites embed (docs/widget-protocol.md): plain ES modules, one per view or
 // component (launcher.js, prechat.js, messages.js, ...), socket.js that
-// owns the WebSocket, app.js that hands its frames to the views, and
-// widget.css. Browsers get them as one script, web/static/widget.js,
-// which Bundle makes and go generate writes:
+// owns the WebSocket, one module per part of the controller (outbox.js,
+// conversation.js, events.js, ...: docs/widget.md lists them), app.js
+// that wires them, and widget.css. Browsers get them as one script,
+// web/static/widget.js, which Bundle makes and go generate writes:
 //
 //	go generate ./web/widget
 //
