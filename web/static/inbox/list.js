@@ -206,9 +206,10 @@ export function mount(el, ctx) {
     const avatar = h("span", { class: "avatar", "aria-hidden": "true", text: (name.trim()[0] || "?").toUpperCase() });
     avatar.style.setProperty("--hue", String(hue(name)));
     const unassigned = inColumn(it, "unassigned");
+    const canJoin = unassigned && it.status === "open";
     const li = h(
       "li",
-      { class: "conv" + (it.unread > 0 ? " has-unread" : ""), "data-id": String(it.id) },
+      { class: "conv" + (it.unread > 0 ? " has-unread" : "") + (canJoin ? " can-join" : ""), "data-id": String(it.id) },
       h(
         "a",
         { class: "conv-link", href: `#/c/${it.id}` },
@@ -232,7 +233,7 @@ export function mount(el, ctx) {
           !unassigned && parts.length && column !== "mine" ? h("span", { class: "conv-agents", text: parts.join(", ") }) : null,
         ),
       ),
-      unassigned && it.status === "open" ? h("button", { type: "button", class: "join", onclick: () => join(it.id) }, "JOIN") : null,
+      canJoin ? h("button", { type: "button", class: "join", onclick: () => join(it.id) }, "JOIN") : null,
     );
     rows.set(it.id, { li, key });
     return li;
