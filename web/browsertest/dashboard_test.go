@@ -409,8 +409,11 @@ func TestDashboardLive(t *testing.T) {
 	if len(annNotes) != 2 || len(tags) != 1 || annNotes[0].Title != "New conversation" {
 		t.Fatalf("Ann's notifications over two tabs = %+v, want New conversation and its first message under one tag", annNotes)
 	}
-	if want := "mc-ev-"; !strings.HasPrefix(annNotes[0].Tag, want) {
-		t.Fatalf("tag = %q", annNotes[0].Tag)
+	// The tag names the event by conversation and seq: the live stream's
+	// message events have no id, and a tag shared by every message would
+	// make each notification replace another conversation's.
+	if want := fmt.Sprintf("mc-ev-%d-", conv); !strings.HasPrefix(annNotes[0].Tag, want) || annNotes[0].Tag == want+"0" {
+		t.Fatalf("tag = %q, want %s<seq>", annNotes[0].Tag, want)
 	}
 	bob.waitJS("Bob's notification", `window.__notes.some((n) => n.title === "New conversation")`)
 	bob.do("click the notification", chromedp.Evaluate[chromedp.Void](`window.__noteObjs[0].onclick(); void 0`))
@@ -623,14 +626,27 @@ func TestDashboardKeyboardAndPaging(t *testing.T) {
 	p.enter()
 	p.waitJS("the second conversation open", fmt.Sprintf(`location.hash === "#/c/%d" && window.microchat.ctx.current() === %d`, second, second))
 
+	// A key typed as a driver types it (keyDown with its text): the
+	// shortcut moves the focus, and its own character lands nowhere.
 	p.do("blur", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
-	p.press("/")
+	p.do("typing /", chromedp.KeyEvent("/"))
 	p.waitJS("the search focused", `document.activeElement === document.querySelector('input[aria-label="Search"]')`)
+	if v := eval[string](p, `document.querySelector('input[aria-label="Search"]').value`); v != "" {
+		t.Fatalf("search box = %q after the / shortcut, want it empty", v)
+	}
 	p.do("type j in the search", chromedp.KeyEvent("jk"))
 	if v := eval[string](p, `document.querySelector('input[aria-label="Search"]').value`); v != "jk" {
 		t.Fatalf("search box = %q, want the keys as text", v)
 	}
 	p.do("Escape", chromedp.KeyEvent(kb.Escape))
+	// r from a focused message: the message box gets the focus, not the r.
+	p.do("focus a row", chromedp.Evaluate[chromedp.Void](`document.querySelector("#list li[data-id] a").focus()`))
+	p.do("typing r", chromedp.KeyEvent("r"))
+	p.waitJS("the message box focused", `document.activeElement === document.querySelector('#thread textarea[aria-label="Message"]')`)
+	if v := eval[string](p, `document.querySelector('#thread textarea[aria-label="Message"]').value`); v != "" {
+		t.Fatalf("message box = %q after the r shortcut, want it empty", v)
+	}
+	p.do("blur", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
 	p.press("?")
 	p.waitJS("the shortcut help", `document.querySelector("dialog.shortcut-help").open`)
 	p.do("Escape", chromedp.KeyEvent(kb.Escape))

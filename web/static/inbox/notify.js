@@ -10,7 +10,7 @@
 //   - One per event across the agent's tabs: the tab holding the Web Lock
 //     "microchat-notify-<agent id>" shows them (without Web Locks, the
 //     first tab to claim the event on BroadcastChannel("microchat-notify")),
-//     and each has the tag "mc-ev-<event id>", which the browser shows
+//     and each has the tag "mc-ev-<conversation id>-<seq>", which the browser shows
 //     once. A conversation's first message replaces its "New conversation"
 //     notification rather than adding one.
 //   - Clicking one focuses the window and opens the conversation.
@@ -21,6 +21,14 @@ import { h } from "/static/shared/dom.js";
 
 const MERGE_MS = 5000; // a first message this soon after its conversation replaces its notification
 const DISMISSED = "microchat:notify-banner-dismissed";
+
+// tagOf names an event for the browser's notification tag and the tabs'
+// claims: its conversation and seq, which identify it everywhere (an
+// event's id is 0 on the live stream of new messages, which the store
+// publishes before it reads ids back).
+function tagOf(ev) {
+  return `mc-ev-${ev.conversation_id}-${ev.seq}`;
+}
 
 export function mount(_el, ctx) {
   const supported = "Notification" in window;
@@ -140,8 +148,8 @@ export function mount(_el, ctx) {
     if (ev.type === "conversation_created") {
       if (mode !== "all") return null;
       const conv = d.conversation || {};
-      created.set(ev.conversation_id, { tag: `mc-ev-${ev.id}`, at: Date.now() });
-      return { title: "New conversation", body: [name(item, d.contact), conv.subject].filter(Boolean).join(" \u2014 "), tag: `mc-ev-${ev.id}` };
+      created.set(ev.conversation_id, { tag: tagOf(ev), at: Date.now() });
+      return { title: "New conversation", body: [name(item, d.contact), conv.subject].filter(Boolean).join(" \u2014 "), tag: tagOf(ev) };
     }
     if (ev.type !== "message_added") return null;
     const m = d.message || {};
@@ -152,7 +160,7 @@ export function mount(_el, ctx) {
     if (!(mine || (unassigned && mode === "all"))) return null;
     const text = m.text || ((m.attachments || []).length ? "Sent a file" : "New message");
     const first = created.get(ev.conversation_id);
-    const tag = first && Date.now() - first.at < MERGE_MS ? first.tag : `mc-ev-${ev.id}`;
+    const tag = first && Date.now() - first.at < MERGE_MS ? first.tag : tagOf(ev);
     created.delete(ev.conversation_id);
     return { title: unassigned && !mine ? `${name(item)} (Unassigned)` : name(item), body: text, tag };
   }
@@ -163,7 +171,7 @@ export function mount(_el, ctx) {
     if (!n) return;
     // The agent is looking at this conversation: nothing to tell.
     if (document.visibilityState === "visible" && document.hasFocus() && ctx.current() === ev.conversation_id) return;
-    if (!(await whoShows(ev.id))) return;
+    if (!(await whoShows(tagOf(ev)))) return;
     if (settings().sound) chime();
     if (!supported || Notification.permission !== "granted") return;
     try {

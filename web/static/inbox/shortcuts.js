@@ -28,6 +28,29 @@ function typing(el) {
   return tag === "INPUT" && !["button", "checkbox", "radio", "submit", "reset", "range", "color", "file"].includes(el.type);
 }
 
+// swallow keeps a shortcut's own character out of the field it moves the
+// focus to: the keydown's preventDefault does not stop a character that
+// comes as its own event (a keypress or beforeinput after the keydown, as
+// drivers and some input methods send it). Until the key is released,
+// (or for at most a second) that character is dropped.
+function swallow(key) {
+  const stop = (ev) => {
+    if (ev.key === key || ev.data === key) ev.preventDefault();
+  };
+  const done = (ev) => {
+    if (ev && ev.key !== key) return;
+    clearTimeout(timer);
+    window.removeEventListener("keypress", stop, true);
+    window.removeEventListener("beforeinput", stop, true);
+    window.removeEventListener("keyup", done, true);
+  };
+  // A keyup that never comes (the window lost focus) ends it too.
+  const timer = setTimeout(done, 1000);
+  window.addEventListener("keypress", stop, true);
+  window.addEventListener("beforeinput", stop, true);
+  window.addEventListener("keyup", done, true);
+}
+
 export function mount(_el, ctx) {
   const dialog = h(
     "dialog",
@@ -75,6 +98,7 @@ export function mount(_el, ctx) {
         else ctx.bus.emit("list:open");
         break;
       case "/":
+        swallow(e.key);
         ctx.bus.emit("list:search");
         break;
       case "?":
@@ -82,8 +106,10 @@ export function mount(_el, ctx) {
         break;
       case "r": {
         const box = document.querySelector('#thread textarea[aria-label="Message"]');
-        if (box) box.focus();
-        else handled = false;
+        if (box) {
+          swallow(e.key);
+          box.focus();
+        } else handled = false;
         break;
       }
       case "1":
