@@ -361,6 +361,19 @@ func testAdmin(t *testing.T, browser context.Context) {
 		t.Fatalf("Carl's login after Enable = %d, want 200", code)
 	}
 
+	// Ann, the last admin, cannot make herself an agent: the refusal is
+	// shown and her role select goes back to Admin.
+	var ann inbox.Agent
+	for _, a := range agents {
+		if a.Email == "ann@example.com" {
+			ann = a
+		}
+	}
+	annRole := q(fmt.Sprintf(`#view-admin tr[data-agent="%d"] select`, ann.ID))
+	p.do("Ann demotes herself", chromedp.Evaluate[chromedp.Void](annRole+`.value = "agent"; `+annRole+`.dispatchEvent(new Event("change"))`))
+	p.waitJS("the refusal", `document.querySelector("#view-admin").innerText.includes("last enabled admin")`)
+	p.waitJS("Ann's role shown as Admin again", annRole+`.value === "admin"`)
+
 	// The saved replies and the quarantine are there.
 	p.click("Saved replies", pageButton("#view-admin", "Saved replies"))
 	p.click("Add saved reply", pageButton("#view-admin", "Add saved reply"))

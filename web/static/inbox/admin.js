@@ -121,7 +121,8 @@ export function mount(el, ctx) {
 			h("option", { value: "agent", text: "Agent", selected: a.role === "agent" || undefined }),
 			h("option", { value: "admin", text: "Admin", selected: a.role === "admin" || undefined }),
 		);
-		role.addEventListener("change", () => patchAgent(a, { role: role.value }, msg));
+		// Refused (the last admin), the select goes back to what is stored.
+		role.addEventListener("change", () => patchAgent(a, { role: role.value }, msg).finally(() => (role.value = a.role)));
 		const toggle = me
 			? null
 			: a.disabled
