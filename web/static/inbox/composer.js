@@ -373,6 +373,13 @@ export function createComposer(ctx, replies, hooks = {}) {
 		if (s.uploads.some((u) => u.status === "uploading")) return say("Wait for the files to finish uploading.");
 		const done = s.uploads.filter((u) => u.status === "done");
 		if (!text.trim() && !done.length) return;
+		// The server counts the text in UTF-8 bytes (limits.max_message_bytes):
+		// a text over it stays in the box, with the reason.
+		const max = (ctx.session && ctx.session() && ctx.session().max_message_bytes) || 0;
+		const n = new TextEncoder().encode(text).length;
+		if (max && n > max) {
+			return say("The message is too long (" + formatSize(n) + "; up to " + formatSize(max) + "). Please shorten it or split it.");
+		}
 		say("");
 		typing(false);
 		const r = replies.send(item.id, { text, channel: select.value, attachments: done.map((u) => u.attachment) });

@@ -1,0 +1,67 @@
+package browsertest
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
+)
+
+// TestComposerRules runs the composer's rules on what it sends (issue 13,
+// item 5), in Chromium against a real server, each subtest with a server
+// and database of its own.
+func TestComposerRules(t *testing.T) {
+	browser := newBrowser(t)
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, context.Context, string)
+	}{
+		{"too long", testComposerTooLong},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inboxtest.Run(t, func(t *testing.T, url string) { tc.fn(t, browser, url) })
+		})
+	}
+}
+
+// setComposer puts text in the composer as a paste would.
+func (d *dash) setComposer(text string) {
+	d.t.Helper()
+	d.do("pasting", chromedp.Evaluate[chromedp.Void](`(() => { const t = `+composer+`; t.focus(); t.value = `+jsString(text)+`; t.dispatchEvent(new Event("input")); })()`))
+}
+
+// testComposerTooLong: a text over limits.max_message_bytes, counted in
+// UTF-8 bytes as the server counts, is not sent: it stays in the
+// composer, which says why; one at the limit is sent.
+func testComposerTooLong(t *testing.T, browser context.Context, url string) {
+	s := newServerAt(t, url, nil, nil)
+	d := s.dashboard(browser, "alice@example.com", "Alice Moreau", inbox.RoleAdmin)
+	conv := s.newContactConversation("Vera", "Hello")
+	d.open(conv.ID)
+
+	// 9,000 "é" are 9,000 characters but 18,000 bytes, over 16 KiB.
+	long := strings.Repeat("é", 9000)
+	d.setComposer(long)
+	d.enter()
+	d.waitJS("the reason", `document.querySelector("#thread .composer-hint")?.textContent.startsWith("The message is too long")`)
+	if got := eval[string](d.page, composer+`.value`); got != long {
+		t.Fatalf("the composer holds %d characters after refusing the text, want %d", len([]rune(got)), 9000)
+	}
+	if n := eval[int](d.page, `document.querySelectorAll("#thread .msg.author-agent").length`); n != 0 {
+		t.Fatalf("%d agent bubbles after refusing the text", n)
+	}
+
+	// At the limit it goes.
+	ok := strings.Repeat("a", 16<<10)
+	d.setComposer(ok)
+	d.waitJS("the reason gone", `document.querySelector("#thread .composer-hint")?.textContent === ""`)
+	d.enter()
+	eventually(t, "the reply stored", func() bool { return len(s.agentTexts(conv.ID)) == 1 })
+	if got := eval[string](d.page, composer+`.value`); got != "" {
+		t.Fatalf("the composer holds %d characters after sending", len(got))
+	}
+}
