@@ -21,6 +21,7 @@ func TestComposerRules(t *testing.T) {
 		fn   func(*testing.T, context.Context, string)
 	}{
 		{"too long", testComposerTooLong},
+		{"join before any message", testThreadJoinFirst},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inboxtest.Run(t, func(t *testing.T, url string) { tc.fn(t, browser, url) })
@@ -63,5 +64,29 @@ func testComposerTooLong(t *testing.T, browser context.Context, url string) {
 	eventually(t, "the reply stored", func() bool { return len(s.agentTexts(conv.ID)) == 1 })
 	if got := eval[string](d.page, composer+`.value`); got != "" {
 		t.Fatalf("the composer holds %d characters after sending", len(got))
+	}
+}
+
+// testThreadJoinFirst: a JOIN before the conversation's first message
+// shows as a system line after a reload too, before the reply.
+func testThreadJoinFirst(t *testing.T, browser context.Context, url string) {
+	s := newServerAt(t, url, nil, nil)
+	d := s.dashboard(browser, "alice@example.com", "Alice Moreau", inbox.RoleAdmin)
+	conv := s.newContactConversation("Vera")
+	d.open(conv.ID)
+	d.click("JOIN", pageButton("#thread", "JOIN"))
+	joined := `[...document.querySelectorAll("#thread .system-line")].some((l) => l.textContent.includes("Alice Moreau joined the conversation"))`
+	d.waitJS("the joined line", joined)
+	d.write("How can I help?")
+	eventually(t, "the reply stored", func() bool { return len(s.agentTexts(conv.ID)) == 1 })
+
+	d.do("reload", chromedp.Reload())
+	d.waitOpen()
+	d.open(conv.ID)
+	d.waitJS("the reply", "!!"+msgWith("How can I help?"))
+	d.waitJS("the joined line after a reload", joined)
+	// Before the reply, as it happened.
+	if !eval[bool](d.page, `(() => { const l = [...document.querySelectorAll("#thread .system-line")].find((l) => l.textContent.includes("joined")); return !!(l.compareDocumentPosition(`+msgWith("How can I help?")+`) & Node.DOCUMENT_POSITION_FOLLOWING); })()`) {
+		t.Fatalf("the joined line is after the reply")
 	}
 }
