@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -88,5 +89,36 @@ func testThreadJoinFirst(t *testing.T, browser context.Context, url string) {
 	// Before the reply, as it happened.
 	if !eval[bool](d.page, `(() => { const l = [...document.querySelectorAll("#thread .system-line")].find((l) => l.textContent.includes("joined")); return !!(l.compareDocumentPosition(`+msgWith("How can I help?")+`) & Node.DOCUMENT_POSITION_FOLLOWING); })()`) {
 		t.Fatalf("the joined line is after the reply")
+	}
+}
+
+// TestWidgetNamesUnjoinedAgent: a reply of an agent who wrote without
+// joining is labelled with their name in the live widget, as after a
+// reload, not "Support" (the message's agent_name,
+// docs/widget-protocol.md, "Names").
+func TestWidgetNamesUnjoinedAgent(t *testing.T) {
+	browser := newBrowser(t)
+	s := newServer(t, nil)
+	bob := s.agent("bob@example.com", "Bob Martin")
+	v := visitor(t, browser)
+	v.navigate(s.URL + "/")
+	v.do("listening to messages", chromedp.Evaluate[chromedp.Void](`window.__got = []; Microchat.on("message", (m) => __got.push(m))`))
+	startChat(v, "Nora", "", "")
+	conv := bob.event(0, inbox.EventConversationCreated).ConversationID
+	v.send("Is anyone there?")
+	bob.event(conv, inbox.EventMessageAdded)
+	bob.call("POST", fmt.Sprintf("/api/v1/conversations/%d/messages", conv), map[string]any{"text": "Yes, I am here."}, 201, nil)
+	v.waitText("Yes, I am here.")
+	who := root + `.querySelector(".msg.agent .who")?.textContent`
+	if got := eval[string](v, who); got != "Bob Martin" {
+		t.Fatalf("the live reply is labelled %q, want Bob Martin", got)
+	}
+	if got := eval[[]string](v, `window.__got.map((m) => m.agent_name)`); strings.Join(got, "|") != "Bob Martin" {
+		t.Fatalf(`Microchat.on("message") got agent names %q, want Bob Martin`, got)
+	}
+	v.do("reload", chromedp.Reload())
+	v.waitText("Yes, I am here.")
+	if got := eval[string](v, who); got != "Bob Martin" {
+		t.Fatalf("after a reload the reply is labelled %q, want Bob Martin", got)
 	}
 }
