@@ -23,6 +23,7 @@ func TestComposerRules(t *testing.T) {
 	}{
 		{"too long", testComposerTooLong},
 		{"join before any message", testThreadJoinFirst},
+		{"note then auto", testComposerNoteOnce},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inboxtest.Run(t, func(t *testing.T, url string) { tc.fn(t, browser, url) })
@@ -121,4 +122,19 @@ func TestWidgetNamesUnjoinedAgent(t *testing.T) {
 	if got := eval[string](v, who); got != "Bob Martin" {
 		t.Fatalf("after a reload the reply is labelled %q, want Bob Martin", got)
 	}
+}
+
+// testComposerNoteOnce: after a private note is sent, the reply channel
+// is Auto again, so that the next text reaches the contact.
+func testComposerNoteOnce(t *testing.T, browser context.Context, url string) {
+	s := newServerAt(t, url, nil, nil)
+	d := s.dashboard(browser, "alice@example.com", "Alice Moreau", inbox.RoleAdmin)
+	conv := s.newContactConversation("Vera", "Hello")
+	d.open(conv.ID)
+	d.channel("note")
+	d.waitJS("the note's reason", reason("private note: only agents see it"))
+	d.write("Sounds upset")
+	d.waitJS("the note", `!!`+msgWith("Sounds upset")+`?.classList.contains("note")`)
+	d.waitJS("Auto again", `document.querySelector('#thread select[aria-label="Reply channel"]').value === "auto" && !document.querySelector("#thread form.composer").classList.contains("note")`)
+	d.waitJS("Auto's reason", `document.getElementById("channel-reason")?.textContent !== "private note: only agents see it"`)
 }

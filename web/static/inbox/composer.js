@@ -15,6 +15,7 @@
 //   reply names the finished ones in attachment_ids.
 // - Saved replies: "/" at the start of the text opens a list filtered as
 //   one types (GET /saved-replies); Enter or Tab inserts the chosen one.
+// - A private note is one message: after it the channel is Auto again.
 // - Sending hands the reply to replies.js, which sends it over the
 //   socket, or keeps it until the socket is back.
 
@@ -388,6 +389,11 @@ export function createComposer(ctx, replies, hooks = {}) {
 		ctx.drafts.set(item.id, "");
 		autosize();
 		drawUploads();
+		// A note is one: the next reply goes to the contact again.
+		if (select.value === "note") {
+			select.value = s.channel = "auto";
+			refreshChannel();
+		}
 		if (hooks.onSent) hooks.onSent(r);
 	}
 
