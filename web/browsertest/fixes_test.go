@@ -8,6 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
 )
@@ -24,6 +25,7 @@ func TestComposerRules(t *testing.T) {
 		{"too long", testComposerTooLong},
 		{"join before any message", testThreadJoinFirst},
 		{"note then auto", testComposerNoteOnce},
+		{"failed upload", testComposerFailedUpload},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inboxtest.Run(t, func(t *testing.T, url string) { tc.fn(t, browser, url) })
@@ -137,4 +139,26 @@ func testComposerNoteOnce(t *testing.T, browser context.Context, url string) {
 	d.waitJS("the note", `!!`+msgWith("Sounds upset")+`?.classList.contains("note")`)
 	d.waitJS("Auto again", `document.querySelector('#thread select[aria-label="Reply channel"]').value === "auto" && !document.querySelector("#thread form.composer").classList.contains("note")`)
 	d.waitJS("Auto's reason", `document.getElementById("channel-reason")?.textContent !== "private note: only agents see it"`)
+}
+
+// testComposerFailedUpload: a file over limits.max_upload_bytes shows as
+// a chip with its error and its whole name, extension included; sending
+// the reply clears it.
+func testComposerFailedUpload(t *testing.T, browser context.Context, url string) {
+	s := newServerAt(t, url, nil, func(c *config.Config) { c.Limits.MaxUploadBytes = 1 << 10 })
+	d := s.dashboard(browser, "alice@example.com", "Alice Moreau", inbox.RoleAdmin)
+	conv := s.newContactConversation("Vera", "Hello")
+	d.open(conv.ID)
+	d.do("the window", chromedp.EmulateViewport(1280, 720))
+	huge := writeFile(t, t.TempDir(), "huge.bin", make([]byte, 4<<10))
+	d.upload(`document.querySelector('#thread form.composer input[type="file"]')`, []string{huge})
+	chip := `document.querySelector("#thread .upload.error")`
+	d.waitJS("the failed chip", `!!`+chip+`?.querySelector(".error")?.textContent.startsWith("larger than the limit")`)
+	// The whole name shows: nothing of it is cut.
+	if !eval[bool](d.page, `(() => { const n = `+chip+`.querySelector(".name"); return n.textContent === "huge.bin" && [n, ...n.querySelectorAll("*")].every((e) => e.scrollWidth <= e.clientWidth); })()`) {
+		t.Fatalf("the chip cuts the name: %s", eval[string](d.page, chip+`.querySelector(".name").outerHTML`))
+	}
+	d.write("See the log.")
+	eventually(t, "the reply stored", func() bool { return len(s.agentTexts(conv.ID)) == 1 })
+	d.waitJS("no chip left", `!document.querySelector("#thread .upload")`)
 }

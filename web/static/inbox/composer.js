@@ -48,6 +48,14 @@ export function describe(d, requested, contact) {
 	return "visitor online: chat";
 }
 
+// fileName is a file's name in its chip: a long one is cut in the
+// middle, its end (the extension) always shown ("quarterly-rep….pdf").
+function fileName(name) {
+	const dot = name.lastIndexOf(".");
+	const cut = dot > 0 && name.length - dot <= 8 ? dot : name.length;
+	return h("span", { class: "name" }, h("span", { class: "stem", text: name.slice(0, cut) }), h("span", { class: "ext", text: name.slice(cut) }));
+}
+
 export function createComposer(ctx, replies, hooks = {}) {
 	let item = null; // the conversation's ConversationItem
 	const state = new Map(); // conversation id -> {channel, uploads}
@@ -191,10 +199,10 @@ export function createComposer(ctx, replies, hooks = {}) {
 					"li",
 					{ class: "upload " + u.status, title: u.name },
 					thumb,
-					h("span", { class: "name", text: u.name }),
+					fileName(u.name),
 					h("span", { class: "size", text: formatSize(u.size) }),
 					u.bar,
-					u.status === "error" ? h("span", { class: "error", role: "alert", text: u.error }) : null,
+					u.status === "error" ? h("span", { class: "error", role: "alert", title: u.error, text: u.error }) : null,
 					remove,
 				);
 			}),
@@ -384,7 +392,9 @@ export function createComposer(ctx, replies, hooks = {}) {
 		say("");
 		typing(false);
 		const r = replies.send(item.id, { text, channel: select.value, attachments: done.map((u) => u.attachment) });
-		s.uploads = s.uploads.filter((u) => u.status !== "done");
+		// The sent files go with the reply, and the failed ones' chips
+		// have said their error: none stays for the next reply.
+		s.uploads = s.uploads.filter((u) => u.status === "uploading");
 		textarea.value = "";
 		ctx.drafts.set(item.id, "");
 		autosize();
