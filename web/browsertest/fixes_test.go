@@ -26,6 +26,7 @@ func TestComposerRules(t *testing.T) {
 		{"join before any message", testThreadJoinFirst},
 		{"note then auto", testComposerNoteOnce},
 		{"failed upload", testComposerFailedUpload},
+		{"times on one line", testThreadTimesOneLine},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inboxtest.Run(t, func(t *testing.T, url string) { tc.fn(t, browser, url) })
@@ -161,4 +162,23 @@ func testComposerFailedUpload(t *testing.T, browser context.Context, url string)
 	d.write("See the log.")
 	eventually(t, "the reply stored", func() bool { return len(s.agentTexts(conv.ID)) == 1 })
 	d.waitJS("no chip left", `!document.querySelector("#thread .upload")`)
+}
+
+// testThreadTimesOneLine: at 1280x720 a message's time stays on one line
+// ("10:01 AM", never "10:01" over "AM"), in a short message's bubble
+// under a long name too (a time over two lines is twice the font size
+// high).
+func testThreadTimesOneLine(t *testing.T, browser context.Context, url string) {
+	s := newServerAt(t, url, nil, nil)
+	d := s.dashboard(browser, "alice@example.com", "Alice Moreau", inbox.RoleAdmin)
+	d.do("the window", chromedp.EmulateViewport(1280, 720))
+	conv := s.newContactConversation("Maximilian Alexander Bartholomew Worthington-Smythe-Fitzgerald of Bexley Heath and Upper Norwood", "ok", "I waited at the counter for twenty minutes and nobody came")
+	d.open(conv.ID)
+	d.channel("note")
+	d.write("k")
+	d.waitJS("the note", `!!`+msgWith("k"))
+	wrapped := eval[[]string](d.page, `[...document.querySelectorAll("#thread .msg time")].filter((t) => t.getBoundingClientRect().height > parseFloat(getComputedStyle(t).fontSize) * 2).map((t) => t.textContent)`)
+	if len(wrapped) != 0 {
+		t.Fatalf("times wrapped or cut: %q", wrapped)
+	}
 }
