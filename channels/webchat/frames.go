@@ -112,3 +112,17 @@ var (
 	pingFrame   = []byte(`{"type":"ping"}`)
 	resyncFrame = []byte(`{"type":"resync"}`)
 )
+
+// namedMessageAdded is the data of a message_added event of an agent's
+// message as the visitor gets it: the message with its agent's name.
+type namedMessageAdded struct {
+	Message  namedMessage `json:"message"`
+	Reopened bool         `json:"reopened,omitempty"`
+}
+
+// namedMessage is a message with agent_name, its agent's current display
+// name (public to the visitor, as in /state's authors).
+type namedMessage struct {
+	inbox.Message
+	AgentName string `json:"agent_name,omitempty"`
+}

@@ -448,7 +448,7 @@ func (vc *visitorConn) writeEvent(ctx context.Context, ev *inbox.Event) bool {
 		vc.log().Error("an event that does not decode is not sent", "type", ev.Type, "seq", ev.Seq)
 		return true
 	}
-	ev = seen
+	ev = vc.named(ctx, seen)
 	if !vc.writeRaw(ev.AppendFrame(make([]byte, 0, 160+len(ev.Data)))) {
 		return false
 	}
@@ -462,6 +462,39 @@ func (vc *visitorConn) writeEvent(ctx context.Context, ev *inbox.Event) bool {
 		}
 	}
 	return true
+}
+
+// agentKey is the JSON of an agent's message as encoding/json writes it;
+// user text cannot contain it (its quotes would be escaped).
+var agentKey = []byte(`"author":"` + inbox.AuthorAgent + `"`)
+
+// named returns a message_added event of an agent's message with the
+// agent's current display name as the message's agent_name, so that the
+// widget can name a reply of an agent who wrote without joining
+// (docs/widget-protocol.md, "Names"). The name is read for each agent's
+// message (one read by primary key; not cached, as an agent outside the
+// conversation may rename themselves without a presence frame to it); ev
+// itself when it is no agent's message or the name cannot be read (the
+// widget then names the message as it can).
+func (vc *visitorConn) named(ctx context.Context, ev *inbox.Event) *inbox.Event {
+	if ev.Type != inbox.EventMessageAdded || !bytes.Contains(ev.Data, agentKey) {
+		return ev
+	}
+	var p inbox.MessageAdded
+	if ev.Decode(&p) != nil || p.Message.AgentID == nil {
+		return ev
+	}
+	a, err := vc.ch.store.Agent(ctx, *p.Message.AgentID)
+	if err != nil {
+		return ev
+	}
+	data, err := json.Marshal(namedMessageAdded{Message: namedMessage{Message: p.Message, AgentName: a.Name}, Reopened: p.Reopened})
+	if err != nil {
+		return ev
+	}
+	out := *ev
+	out.Data = data
+	return &out
 }
 
 // message stores the visitor's message and acknowledges it; a retried

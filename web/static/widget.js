@@ -180,6 +180,7 @@ function createConversation({ shell, agents, reads, survey, outbox, listeners })
 		add(m, live) {
 			reads.added(m);
 			if (m.client_id) outbox.drop(m.client_id);
+			if (m.agent_id && m.agent_name) agents.authors([{ id: m.agent_id, name: m.agent_name }]);
 			const name = agents.nameOf(m.agent_id);
 			msgs.add(m, name);
 			if (live && m.author === "agent") {

@@ -38,6 +38,9 @@ export function createConversation({ shell, agents, reads, survey, outbox, liste
 		add(m, live) {
 			reads.added(m);
 			if (m.client_id) outbox.drop(m.client_id);
+			// An agent's message on the socket carries their current name
+			// (agent_name), also of one who wrote without joining.
+			if (m.agent_id && m.agent_name) agents.authors([{ id: m.agent_id, name: m.agent_name }]);
 			const name = agents.nameOf(m.agent_id);
 			msgs.add(m, name);
 			if (live && m.author === "agent") {

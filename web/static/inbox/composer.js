@@ -15,6 +15,7 @@
 //   reply names the finished ones in attachment_ids.
 // - Saved replies: "/" at the start of the text opens a list filtered as
 //   one types (GET /saved-replies); Enter or Tab inserts the chosen one.
+// - A private note is one message: after it the channel is Auto again.
 // - Sending hands the reply to replies.js, which sends it over the
 //   socket, or keeps it until the socket is back.
 
@@ -45,6 +46,14 @@ export function describe(d, requested, contact) {
 		return "visitor offline: delivered by chat when they return";
 	}
 	return "visitor online: chat";
+}
+
+// fileName is a file's name in its chip: a long one is cut in the
+// middle, its end (the extension) always shown ("quarterly-rep….pdf").
+function fileName(name) {
+	const dot = name.lastIndexOf(".");
+	const cut = dot > 0 && name.length - dot <= 8 ? dot : name.length;
+	return h("span", { class: "name" }, h("span", { class: "stem", text: name.slice(0, cut) }), h("span", { class: "ext", text: name.slice(cut) }));
 }
 
 export function createComposer(ctx, replies, hooks = {}) {
@@ -190,10 +199,10 @@ export function createComposer(ctx, replies, hooks = {}) {
 					"li",
 					{ class: "upload " + u.status, title: u.name },
 					thumb,
-					h("span", { class: "name", text: u.name }),
+					fileName(u.name),
 					h("span", { class: "size", text: formatSize(u.size) }),
 					u.bar,
-					u.status === "error" ? h("span", { class: "error", role: "alert", text: u.error }) : null,
+					u.status === "error" ? h("span", { class: "error", role: "alert", title: u.error, text: u.error }) : null,
 					remove,
 				);
 			}),
@@ -373,14 +382,28 @@ export function createComposer(ctx, replies, hooks = {}) {
 		if (s.uploads.some((u) => u.status === "uploading")) return say("Wait for the files to finish uploading.");
 		const done = s.uploads.filter((u) => u.status === "done");
 		if (!text.trim() && !done.length) return;
+		// The server counts the text in UTF-8 bytes (limits.max_message_bytes):
+		// a text over it stays in the box, with the reason.
+		const max = (ctx.session && ctx.session() && ctx.session().max_message_bytes) || 0;
+		const n = new TextEncoder().encode(text).length;
+		if (max && n > max) {
+			return say("The message is too long (" + formatSize(n) + "; up to " + formatSize(max) + "). Please shorten it or split it.");
+		}
 		say("");
 		typing(false);
 		const r = replies.send(item.id, { text, channel: select.value, attachments: done.map((u) => u.attachment) });
-		s.uploads = s.uploads.filter((u) => u.status !== "done");
+		// The sent files go with the reply, and the failed ones' chips
+		// have said their error: none stays for the next reply.
+		s.uploads = s.uploads.filter((u) => u.status === "uploading");
 		textarea.value = "";
 		ctx.drafts.set(item.id, "");
 		autosize();
 		drawUploads();
+		// A note is one: the next reply goes to the contact again.
+		if (select.value === "note") {
+			select.value = s.channel = "auto";
+			refreshChannel();
+		}
 		if (hooks.onSent) hooks.onSent(r);
 	}
 

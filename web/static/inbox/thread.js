@@ -712,7 +712,7 @@ export function mount(el, ctx) {
 			ctx.bus.emit("thread:shown", id);
 			markRead();
 			if (list.scrollHeight <= list.clientHeight + OLDER_MARGIN) loadOlder();
-			historyLines(v, page.messages.length ? page.messages[0].seq : 0);
+			historyLines(v, page.messages.length ? page.messages[0].seq : 0, !page.has_before);
 		} catch (err) {
 			if (g !== gen) return;
 			v.loading = false;
@@ -730,21 +730,29 @@ export function mount(el, ctx) {
 
 	// historyLines adds the system lines (joined, left, closed, rated) of
 	// the loaded page from the conversation's kept events, after the page
-	// is shown; older pages have none (events are not paged backwards,
+	// is shown: those from first (the seq of the page's first message, 0
+	// when it has none) on, and when the page is the whole conversation
+	// (whole) also those before its first message, such as a JOIN before
+	// any message. Older pages have none (events are not paged backwards,
 	// and old ones are pruned).
-	async function historyLines(v, from) {
-		if (!from) return;
-		try {
-			const ans = await ctx.api("GET", `/conversations/${v.id}/events?after=${from - 1}`);
-			if (view !== v) return;
-			const near = stick;
-			for (const ev of ans.events || []) {
-				const text = lineText(ev);
-				if (text) systemLine(ev, text);
+	async function historyLines(v, first, whole) {
+		const tries = whole ? [0] : [];
+		if (first) tries.push(first - 1);
+		for (const after of tries) {
+			try {
+				const ans = await ctx.api("GET", `/conversations/${v.id}/events?after=${after}`);
+				if (view !== v) return;
+				const near = stick;
+				for (const ev of ans.events || []) {
+					const text = lineText(ev);
+					if (text) systemLine(ev, text);
+				}
+				if (near) scrollToEnd();
+				return;
+			} catch {
+				// Pruned (409): the events from the first message may
+				// still be kept. Unavailable: the lines are a courtesy.
 			}
-			if (near) scrollToEnd();
-		} catch {
-			// Pruned (409) or unavailable: the lines are a courtesy.
 		}
 	}
 
