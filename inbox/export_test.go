@@ -48,3 +48,12 @@ func (s *Store) SetAfterDecide(f func()) { s.afterDecide = f }
 // contact's, then the conversation's): tests run a concurrent write of
 // the same rows there. Set it while nothing writes.
 func (s *Store) SetBetweenLocks(f func()) { s.betweenLocks = f }
+
+// SetSearchWalk makes search walk first conversations first, then go on
+// walking while at least dense of them matched, else ask the index: (1,
+// 2) asks the index after one conversation, (1000000, 0) only walks.
+// Indexed walks by asking the index about each chunk (PostgreSQL).
+// SetSearchWalk(0, 0, false) restores the store's own choice.
+func (s *Store) SetSearchWalk(first int, dense float64, indexed bool) {
+	s.searchTuning = searchTuning{first: first, dense: dense, indexed: indexed}
+}

@@ -99,6 +99,9 @@ type Store struct {
 	// between the two row locks of a mail that proves its contact's
 	// address: the contact's, then the conversation's.
 	betweenLocks func()
+	// searchTuning, when set (tests), changes how search chooses
+	// between walking and the index.
+	searchTuning searchTuning
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
