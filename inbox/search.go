@@ -31,17 +31,17 @@ import (
 //     in one message; words spread over two messages do not match.
 //   - At most searchMaxWords words and searchMaxBytes bytes.
 //
-// Two ways to the same answer, chosen by what the newest conversations
-// show (searchHits): walking the column in its order and testing each
-// conversation's contact and messages, which is quick when many
-// conversations match; or asking the index for every match and sorting
-// those, quick when few do. The index: on SQLite two FTS5 tables without
-// content of their own (messages_fts, whose rowid is the conversation id
-// times 2^32 plus the message's seq, and contacts_fts), kept by triggers
-// in the transaction of every write; on PostgreSQL two GIN expression
-// indexes over to_tsvector('simple', ...) of the text with ASCII
-// punctuation turned into spaces. Deleting a message, a conversation or a
-// contact takes it out of the index in the same transaction.
+// Two ways to the same answer (searchHits): asking the index for every
+// match and sorting their conversations, quick when few match; or walking
+// the column in its order and testing each conversation's contact and
+// messages, quick when many do ("the", "t"). The index: on SQLite two
+// FTS5 tables without a copy of the text (messages_fts, whose rowid is
+// the message's id and which keeps its conversation_id, and contacts_fts,
+// whose rowid is the contact's), kept by triggers in the transaction of
+// every write; on PostgreSQL two GIN indexes over
+// microchat_search_vector() of the text (pgMessageVector). Deleting a
+// message, a conversation or a contact takes it out of the index in the
+// same transaction.
 const (
 	searchMaxWords = 8
 	searchMaxBytes = 256
@@ -124,12 +124,12 @@ func (q searchQuery) tsquery() string {
 	return b.String()
 }
 
-// searchHit is a conversation that matched, in list order: Seq is its
-// newest matching message's, 0 when only its contact matched.
+// searchHit is a conversation that matched, in list order: Message is
+// the id of its newest matching message, 0 when only its contact matched.
 type searchHit struct {
-	ID  int64
-	At  time.Time
-	Seq int64
+	ID      int64
+	At      time.Time
+	Message int64
 }
 
 // Walking: the first chunk of conversations, then larger ones while at
@@ -226,14 +226,14 @@ func (s *Store) searchHits(ctx context.Context, db querier, sq searchQuery, filt
 	if t := s.searchTuning; t.first > 0 {
 		chunk, dense, indexed = t.first, t.dense, t.indexed
 	} else {
-		matches, err := s.searchEstimate(ctx, db, sq)
+		msgs, contacts, err := s.searchEstimate(ctx, db, sq)
 		if err != nil {
 			return nil, err
 		}
-		if matches < s.searchFewMatches() {
+		if msgs < searchFewMatches && contacts < searchFewContacts {
 			return s.searchIndex(ctx, db, sq, filter, args, after, n)
 		}
-		indexed = matches < searchManyMatches
+		indexed = msgs < searchManyMatches
 	}
 	var hits []searchHit
 	for {
@@ -256,79 +256,81 @@ func (s *Store) searchHits(ctx context.Context, db querier, sq searchQuery, filt
 	return append(hits, rest...), err
 }
 
-// searchFewMatches is the most messages and contacts that match for the
-// index to be asked at once: sorting them costs less than walking to the
-// first page would (on SQLite a microsecond or two for each match against
-// tens for each conversation walked; PostgreSQL reads each matching
-// message's row from the table, a few times that).
-func (s *Store) searchFewMatches() int {
-	if s.dialect == dialectPostgres {
-		return 2000
-	}
-	return 5000
-}
+// searchFewMatches is the most messages that match for the index to be
+// asked at once: sorting their conversations costs less than walking to
+// the first page would (a microsecond or two for each match on SQLite,
+// and PostgreSQL reads each matching message's row, against tens of
+// microseconds for each conversation walked). searchFewContacts is the
+// same for contacts, which cost less: an index gives their
+// conversations.
+const searchFewMatches = 5000
 
-// searchManyMatches is, on PostgreSQL, the fewest matching messages and
-// contacts for which walking tests each message itself rather than ask
-// the index which messages of a chunk of conversations match: the index
-// would gather too many.
+const searchFewContacts = 20_000
+
+// searchManyMatches is, on PostgreSQL, the fewest matching messages for
+// which walking tests each message itself rather than ask the index which
+// messages of a chunk of conversations match: the index would gather too
+// many.
 const searchManyMatches = 50_000
 
 // searchEstimate returns how many messages and contacts match. On SQLite
-// it counts them, up to searchFewMatches, unless the query ends with a
-// short prefix ("t", "pr", "the"), for which FTS5 would first gather
-// every word it begins (such prefixes begin many words): then it says
-// searchManyMatches. On PostgreSQL it takes the planner's estimate, from
-// the statistics of the index's expression (migration 0011 and
-// autovacuum gather them).
-func (s *Store) searchEstimate(ctx context.Context, db querier, sq searchQuery) (int, error) {
+// it counts them, up to searchFewMatches and searchFewContacts, unless
+// the query ends with a short prefix ("t", "pr", "the"), for which FTS5
+// would first gather every word it begins (such prefixes begin many
+// words): then it says searchManyMatches. On PostgreSQL it takes the
+// planner's estimates, from the statistics of the indexes' expressions
+// (migration 0011 and autovacuum gather them).
+func (s *Store) searchEstimate(ctx context.Context, db querier, sq searchQuery) (msgs, contacts int, err error) {
 	if s.dialect == dialectPostgres {
 		rows, err := s.query(ctx, db, `EXPLAIN (FORMAT JSON) SELECT 1 FROM messages m WHERE `+pgMessageVector("m.")+` @@ `+pgQuery+`
 			UNION ALL SELECT 1 FROM contacts ct WHERE `+pgContactVector("ct.")+` @@ `+pgQuery, sq.tsquery(), sq.tsquery())
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer rows.Close()
-		var plan []struct {
-			Plan struct {
-				Rows float64 `json:"Plan Rows"`
-			}
+		type node struct {
+			Rows  float64 `json:"Plan Rows"`
+			Plans []node
 		}
+		var plan []struct{ Plan node }
 		var js []byte
 		if rows.Next() {
 			if err := rows.Scan(&js); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 		if err := rows.Err(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := json.Unmarshal(js, &plan); err != nil || len(plan) != 1 {
-			return 0, fmt.Errorf("inbox: search estimate %q: %v", js, err)
+			return 0, 0, fmt.Errorf("inbox: search estimate %q: %v", js, err)
 		}
-		return int(min(plan[0].Plan.Rows, 1e9)), nil
+		if p := plan[0].Plan.Plans; len(p) == 2 {
+			return int(min(p[0].Rows, 1e9)), int(min(p[1].Rows, 1e9)), nil
+		}
+		all := int(min(plan[0].Plan.Rows, 1e9)) // another plan's shape: the sum for both
+		return all, all, nil
 	}
 	if sq.prefix {
 		last := []rune(sq.words[len(sq.words)-1])
 		if len(last) < 4 && !(len(last) >= 2 && unicode.In(last[0], unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)) {
-			return searchManyMatches, nil
+			return searchManyMatches, searchFewContacts, nil
 		}
 	}
 	rows, err := s.query(ctx, db, `SELECT
-		(SELECT count(*) FROM (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)) +
+		(SELECT count(*) FROM (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)),
 		(SELECT count(*) FROM (SELECT 1 FROM contacts_fts WHERE contacts_fts MATCH ? LIMIT ?))`,
-		sq.ftsMatch(), s.searchFewMatches(), sq.ftsMatch(), s.searchFewMatches())
+		sq.ftsMatch(), searchFewMatches, sq.ftsMatch(), searchFewContacts)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer rows.Close()
-	var n int
 	if rows.Next() {
-		if err := rows.Scan(&n); err != nil {
-			return 0, err
+		if err := rows.Scan(&msgs, &contacts); err != nil {
+			return 0, 0, err
 		}
 	}
-	return n, rows.Err()
+	return msgs, contacts, rows.Err()
 }
 
 // querier is what the search's reads run on: the read pool, or a
@@ -442,17 +444,17 @@ func (s *Store) searchWalk(ctx context.Context, db querier, sq searchQuery, filt
 		for range sq.raw {
 			pre.WriteString(" AND " + pgHas("m.text"))
 		}
-		q = `SELECT c.id, c.last_activity_at, h.seq, ` + contact + `
+		q = `SELECT c.id, c.last_activity_at, h.id, ` + contact + `
 			FROM (` + chunkSQL + `) c
 			LEFT JOIN contacts ct ON ct.id = c.contact_id
-			LEFT JOIN LATERAL (SELECT m.seq FROM messages m WHERE m.conversation_id = c.id` + pre.String() + `
+			LEFT JOIN LATERAL (SELECT m.id FROM messages m WHERE m.conversation_id = c.id` + pre.String() + `
 				AND microchat_search_vector(m.text || '') @@ ` + pgQuery + ` ORDER BY m.seq DESC LIMIT 1) h ON true
 			ORDER BY c.last_activity_at DESC, c.id DESC`
 		args = append(append(append(append(append([]any{}, words...), sq.tsquery()), chunkArgs...), words...), sq.tsquery())
 	default:
 		p := sq.pattern()
 		q = `SELECT c.id, c.last_activity_at,
-				(SELECT m.seq FROM messages m WHERE m.conversation_id = c.id AND microchat_match(m.text, ?) ORDER BY m.seq DESC LIMIT 1),
+				(SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND microchat_match(m.text, ?) ORDER BY m.seq DESC LIMIT 1),
 				COALESCE(microchat_match(ct.name || ' ' || ct.email, ?), 0)
 			FROM (` + chunkSQL + `) c
 			LEFT JOIN contacts ct ON ct.id = c.contact_id
@@ -461,7 +463,7 @@ func (s *Store) searchWalk(ctx context.Context, db querier, sq searchQuery, filt
 	}
 	type walked struct {
 		searchHit
-		seq     sql.NullInt64
+		message sql.NullInt64
 		contact bool
 	}
 	var chunkRows []walked
@@ -472,12 +474,12 @@ func (s *Store) searchWalk(ctx context.Context, db querier, sq searchQuery, filt
 	found := 0
 	for found < need && rows.Next() {
 		var w walked
-		if err := rows.Scan(&w.ID, &w.At, &w.seq, &w.contact); err != nil {
+		if err := rows.Scan(&w.ID, &w.At, &w.message, &w.contact); err != nil {
 			rows.Close()
 			return nil, 0, listCursor{}, err
 		}
 		chunkRows = append(chunkRows, w)
-		if !indexed && (w.seq.Valid || w.contact) {
+		if !indexed && (w.message.Valid || w.contact) {
 			found++ // SQLite tests the next conversation only when asked
 		}
 	}
@@ -491,18 +493,18 @@ func (s *Store) searchWalk(ctx context.Context, db querier, sq searchQuery, filt
 		for i, w := range chunkRows {
 			ids[i], at[w.ID] = w.ID, i
 		}
-		rows, err := s.query(ctx, db, `SELECT m.conversation_id, max(m.seq) FROM messages m
+		rows, err := s.query(ctx, db, `SELECT m.conversation_id, max(m.id) FROM messages m
 			WHERE m.conversation_id = ANY(?) AND `+pgMessageVector("m.")+` @@ `+pgQuery+` GROUP BY m.conversation_id`, ids, sq.tsquery())
 		if err != nil {
 			return nil, 0, listCursor{}, err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var id, seq int64
-			if err := rows.Scan(&id, &seq); err != nil {
+			var id, msg int64
+			if err := rows.Scan(&id, &msg); err != nil {
 				return nil, 0, listCursor{}, err
 			}
-			chunkRows[at[id]].seq = sql.NullInt64{Int64: seq, Valid: true}
+			chunkRows[at[id]].message = sql.NullInt64{Int64: msg, Valid: true}
 		}
 		if err := rows.Err(); err != nil {
 			return nil, 0, listCursor{}, err
@@ -510,10 +512,10 @@ func (s *Store) searchWalk(ctx context.Context, db querier, sq searchQuery, filt
 	}
 	var hits []searchHit
 	for _, w := range chunkRows {
-		if !w.seq.Valid && !w.contact {
+		if !w.message.Valid && !w.contact {
 			continue
 		}
-		w.Seq = w.seq.Int64
+		w.Message = w.message.Int64
 		hits = append(hits, w.searchHit)
 		if len(hits) == need {
 			// Nothing after this one is needed: the caller stops here.
@@ -535,22 +537,22 @@ func (s *Store) searchIndex(ctx context.Context, db querier, sq searchQuery, fil
 	var args []any
 	if s.dialect == dialectPostgres {
 		q = `WITH hits AS (
-				SELECT m.conversation_id AS id, max(m.seq) AS seq FROM messages m
+				SELECT m.conversation_id AS id, max(m.id) AS msg FROM messages m
 				WHERE ` + pgMessageVector("m.") + ` @@ ` + pgQuery + ` GROUP BY m.conversation_id
 				UNION ALL
 				SELECT v.id, NULL FROM contacts ct JOIN conversations v ON v.contact_id = ct.id
 				WHERE ` + pgContactVector("ct.") + ` @@ ` + pgQuery + `)
-			SELECT c.id, c.last_activity_at, max(h.seq) FROM hits h JOIN conversations c ON c.id = h.id
+			SELECT c.id, c.last_activity_at, max(h.msg) FROM hits h JOIN conversations c ON c.id = h.id
 			WHERE ` + filter + cond + `
 			GROUP BY c.id, c.last_activity_at ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?`
 		args = []any{sq.tsquery(), sq.tsquery()}
 	} else {
-		q = `WITH hits (id, seq) AS (
-				SELECT rowid >> 32, rowid & 4294967295 FROM messages_fts WHERE messages_fts MATCH ?
+		q = `WITH hits (id, msg) AS (
+				SELECT conversation_id, rowid FROM messages_fts WHERE messages_fts MATCH ?
 				UNION ALL
 				SELECT v.id, NULL FROM contacts_fts JOIN conversations v ON v.contact_id = contacts_fts.rowid
 				WHERE contacts_fts MATCH ?)
-			SELECT c.id, c.last_activity_at, max(h.seq) FROM hits h JOIN conversations c ON c.id = h.id
+			SELECT c.id, c.last_activity_at, max(h.msg) FROM hits h JOIN conversations c ON c.id = h.id
 			WHERE ` + filter + cond + `
 			GROUP BY c.id ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?`
 		args = []any{sq.ftsMatch(), sq.ftsMatch()}
@@ -564,11 +566,11 @@ func (s *Store) searchIndex(ctx context.Context, db querier, sq searchQuery, fil
 	var hits []searchHit
 	for rows.Next() {
 		var h searchHit
-		var seq sql.NullInt64
-		if err := rows.Scan(&h.ID, &h.At, &seq); err != nil {
+		var msg sql.NullInt64
+		if err := rows.Scan(&h.ID, &h.At, &msg); err != nil {
 			return nil, err
 		}
-		h.Seq = seq.Int64
+		h.Message = msg.Int64
 		hits = append(hits, h)
 	}
 	return hits, rows.Err()
@@ -577,19 +579,18 @@ func (s *Store) searchIndex(ctx context.Context, db querier, sq searchQuery, fil
 // searchMatches returns the matched message of each hit that has one, by
 // conversation id, with a snippet of its text.
 func (s *Store) searchMatches(ctx context.Context, hits []searchHit, sq searchQuery) (map[int64]*SearchMatch, error) {
-	var keys [][]any
+	var ids []int64
 	for _, h := range hits {
-		if h.Seq > 0 {
-			keys = append(keys, []any{h.ID, h.Seq})
+		if h.Message > 0 {
+			ids = append(ids, h.Message)
 		}
 	}
 	out := map[int64]*SearchMatch{}
-	if len(keys) == 0 {
+	if len(ids) == 0 {
 		return out, nil
 	}
 	var msgs []Message
-	if err := s.rdb.WithContext(ctx).Select("id", "conversation_id", "text").
-		Where("(conversation_id, seq) IN ?", keys).Find(&msgs).Error; err != nil {
+	if err := s.rdb.WithContext(ctx).Select("id", "conversation_id", "text").Where("id IN ?", ids).Find(&msgs).Error; err != nil {
 		return nil, dbErr(err)
 	}
 	for _, m := range msgs {
@@ -674,19 +675,19 @@ func migrate0011Search(tx *gorm.DB) error {
 		return migrate0011PG(tx, common)
 	}
 	return execAll(tx, append(common,
-		`CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='', contentless_delete=1, tokenize='`+ftsTokenizer+`')`,
+		`CREATE VIRTUAL TABLE messages_fts USING fts5(text, conversation_id UNINDEXED, content='', contentless_delete=1, contentless_unindexed=1, tokenize='`+ftsTokenizer+`')`,
 		`CREATE VIRTUAL TABLE contacts_fts USING fts5(name, email, content='', contentless_delete=1, tokenize='`+ftsTokenizer+`')`,
-		`INSERT INTO messages_fts (rowid, text) SELECT conversation_id * 4294967296 + seq, text FROM messages`,
+		`INSERT INTO messages_fts (rowid, text, conversation_id) SELECT id, text, conversation_id FROM messages`,
 		`INSERT INTO contacts_fts (rowid, name, email) SELECT id, name, email FROM contacts`,
 		`CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-			INSERT INTO messages_fts (rowid, text) VALUES (new.conversation_id * 4294967296 + new.seq, new.text);
+			INSERT INTO messages_fts (rowid, text, conversation_id) VALUES (new.id, new.text, new.conversation_id);
 		END`,
 		`CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-			DELETE FROM messages_fts WHERE rowid = old.conversation_id * 4294967296 + old.seq;
+			DELETE FROM messages_fts WHERE rowid = old.id;
 		END`,
-		`CREATE TRIGGER messages_fts_update AFTER UPDATE OF conversation_id, seq, text ON messages BEGIN
-			DELETE FROM messages_fts WHERE rowid = old.conversation_id * 4294967296 + old.seq;
-			INSERT INTO messages_fts (rowid, text) VALUES (new.conversation_id * 4294967296 + new.seq, new.text);
+		`CREATE TRIGGER messages_fts_update AFTER UPDATE OF id, conversation_id, text ON messages BEGIN
+			DELETE FROM messages_fts WHERE rowid = old.id;
+			INSERT INTO messages_fts (rowid, text, conversation_id) VALUES (new.id, new.text, new.conversation_id);
 		END`,
 		`CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts BEGIN
 			INSERT INTO contacts_fts (rowid, name, email) VALUES (new.id, new.name, new.email);

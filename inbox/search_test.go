@@ -306,3 +306,70 @@ func TestSearchWalkThenIndex(t *testing.T) {
 		}
 	})
 }
+
+// ColumnCounts counts from the participants alone, on the rule that
+// agents take part only in open conversations: through joins, leaves,
+// returns and an agent's removal, each count equals the length of its
+// column, and no closed conversation has a participant.
+func TestParticipantsOnlyInOpen(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		join := func(c inbox.Conversation, a inbox.Agent) {
+			t.Helper()
+			noErr(t, "Join()", f.s.Join(ctx, c.ID, a.ID))
+		}
+		leave := func(c inbox.Conversation, a inbox.Agent) {
+			t.Helper()
+			noErr(t, "Leave()", f.s.Leave(ctx, c.ID, a.ID))
+		}
+		check := func(when string) {
+			t.Helper()
+			for _, a := range []inbox.Agent{f.alice, f.bob} {
+				counts, err := f.s.ColumnCounts(ctx, a.ID)
+				noErr(t, "ColumnCounts()", err)
+				for _, col := range []string{inbox.ColumnUnassigned, inbox.ColumnMine, inbox.ColumnOpen, inbox.ColumnClosed} {
+					n := 0
+					for cursor := ""; ; {
+						page, err := f.s.ListConversations(ctx, inbox.ListQuery{Column: col, AgentID: a.ID, Cursor: cursor, Limit: 2})
+						noErr(t, "ListConversations()", err)
+						n += len(page.Items)
+						if cursor = page.NextCursor; cursor == "" {
+							break
+						}
+					}
+					if counts[col] != int64(n) {
+						t.Errorf("%s: %s's count of %s = %d, the column has %d", when, a.Name, col, counts[col], n)
+					}
+				}
+			}
+			var stray int64
+			noErr(t, "count", f.s.Gorm().Raw(`SELECT count(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id
+				WHERE p.left_at IS NULL AND c.status <> 'open'`).Scan(&stray).Error)
+			if stray != 0 {
+				t.Errorf("%s: %d participants in closed conversations", when, stray)
+			}
+		}
+		convs := make([]inbox.Conversation, 6)
+		for i := range convs {
+			convs[i] = f.start(t)
+			f.say(t, convs[i].ID, inbox.AuthorContact, "hello")
+		}
+		check("new")
+		join(convs[1], f.alice)
+		join(convs[2], f.alice)
+		join(convs[2], f.bob)
+		leave(convs[2], f.bob)
+		join(convs[3], f.bob)
+		leave(convs[3], f.bob) // closes it
+		join(convs[4], f.alice)
+		leave(convs[4], f.alice)
+		check("after joins and leaves")
+		f.say(t, convs[4].ID, inbox.AuthorContact, "me again") // back in Unassigned
+		join(convs[3], f.alice)                                // reopens it
+		join(convs[5], f.bob)
+		join(convs[1], f.bob)
+		check("after a return and a join of a closed one")
+		noErr(t, "RemoveAgent()", f.s.RemoveAgent(ctx, f.bob.ID))
+		check("after bob's removal")
+	})
+}

@@ -532,6 +532,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"QuarantineList":   quarantineList{},
 		"Contact":          inbox.Contact{},
 		"Conversation":     inbox.Conversation{},
+		"ConversationItem": inbox.ConversationItem{},
 		"Attachment":       inbox.Attachment{},
 		"MessageState":     inbox.MessageState{},
 		"MessageAdded":     inbox.MessageAdded{},
