@@ -413,6 +413,17 @@ func seededStore(b testing.TB, engine string, url string) (*inbox.Store, seedSet
 	} else {
 		set = seed(url)
 	}
+	size := func() string {
+		if engine == "sqlite" {
+			fi, err := os.Stat(strings.TrimPrefix(url, "sqlite:"))
+			if err != nil {
+				return err.Error()
+			}
+			return fmt.Sprintf("%.0f MB", float64(fi.Size())/1e6)
+		}
+		return ""
+	}
+	seeded := size()
 	start := time.Now()
 	s, err := inbox.Open(context.Background(), url, nil)
 	if err != nil {
@@ -425,6 +436,15 @@ func seededStore(b testing.TB, engine string, url string) (*inbox.Store, seedSet
 		// statistics for the planner, and the visibility map.
 		if _, err := s.DB().Exec(`VACUUM ANALYZE`); err != nil {
 			b.Fatalf("VACUUM ANALYZE: %v", err)
+		}
+		var messages, search, contacts string
+		if err := s.DB().QueryRow(`SELECT pg_size_pretty(pg_relation_size('messages')), pg_size_pretty(pg_relation_size('messages_search')),
+			pg_size_pretty(pg_relation_size('contacts_search'))`).Scan(&messages, &search, &contacts); err == nil {
+			b.Logf("postgres: messages %s, their search index %s, the contacts' %s", messages, search, contacts)
+		}
+	} else {
+		if _, err := s.DB().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err == nil {
+			b.Logf("sqlite: the database file was %s seeded, %s with the search index", seeded, size())
 		}
 	}
 	return s, set

@@ -745,16 +745,22 @@ func migrate0011PG(tx *gorm.DB, common []string) error {
 		return errors.New(`0011_search: this PostgreSQL server has no ICU collation "und-x-icu" (it was built without ICU): ` +
 			`search folds case with it, the same way whatever the database's locale; use a server built with ICU (Debian's and the official images are)`)
 	}
-	return execAll(tx, append(common,
+	if err := execAll(tx, append(common,
 		`CREATE FUNCTION microchat_search_vector(t text) RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 			SELECT to_tsvector('simple'::regconfig, regexp_replace(lower(t COLLATE "und-x-icu"), '`+pgSeparators+`', ' ', 'g'))
 		$$`,
 		`SET LOCAL maintenance_work_mem = '256MB'`,
 		`CREATE INDEX messages_search ON messages USING gin (`+pgMessageVector("")+`)`,
 		`CREATE INDEX contacts_search ON contacts USING gin (`+pgContactVector("")+`)`,
-		// Statistics of the indexed expressions, for the planner's
-		// estimates (searchFew) from the start.
-		`ANALYZE messages`,
-		`ANALYZE contacts`,
-	)...)
+	)...); err != nil {
+		return err
+	}
+	// On a database in use, the statistics of the indexed expressions,
+	// for the planner's estimates (searchEstimate) from the start; an
+	// empty one has nothing to count, and autovacuum will.
+	var used bool
+	if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM messages)`).Scan(&used).Error; err != nil || !used {
+		return err
+	}
+	return execAll(tx, `ANALYZE messages`, `ANALYZE contacts`)
 }
