@@ -35,10 +35,9 @@ import (
 // match and sorting their conversations, quick when few match; or walking
 // the column in its order and testing each conversation's contact and
 // messages, quick when many do ("the", "t"). The index: on SQLite two
-// FTS5 tables without a copy of the text (messages_fts, whose rowid is
-// the message's id and which keeps its conversation_id, and contacts_fts,
-// whose rowid is the contact's), kept by triggers in the transaction of
-// every write; on PostgreSQL two GIN indexes over
+// FTS5 tables over the rows of messages and contacts (external content:
+// the index alone is stored, rowid = the row's id), kept by triggers in
+// the transaction of every write; on PostgreSQL two GIN indexes over
 // microchat_search_vector() of the text (pgMessageVector). Deleting a
 // message, a conversation or a contact takes it out of the index in the
 // same transaction.
@@ -548,7 +547,7 @@ func (s *Store) searchIndex(ctx context.Context, db querier, sq searchQuery, fil
 		args = []any{sq.tsquery(), sq.tsquery()}
 	} else {
 		q = `WITH hits (id, msg) AS (
-				SELECT conversation_id, rowid FROM messages_fts WHERE messages_fts MATCH ?
+				SELECT m.conversation_id, m.id FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ?
 				UNION ALL
 				SELECT v.id, NULL FROM contacts_fts JOIN conversations v ON v.contact_id = contacts_fts.rowid
 				WHERE contacts_fts MATCH ?)
@@ -675,28 +674,28 @@ func migrate0011Search(tx *gorm.DB) error {
 		return migrate0011PG(tx, common)
 	}
 	return execAll(tx, append(common,
-		`CREATE VIRTUAL TABLE messages_fts USING fts5(text, conversation_id UNINDEXED, content='', contentless_delete=1, contentless_unindexed=1, tokenize='`+ftsTokenizer+`')`,
-		`CREATE VIRTUAL TABLE contacts_fts USING fts5(name, email, content='', contentless_delete=1, tokenize='`+ftsTokenizer+`')`,
-		`INSERT INTO messages_fts (rowid, text, conversation_id) SELECT id, text, conversation_id FROM messages`,
-		`INSERT INTO contacts_fts (rowid, name, email) SELECT id, name, email FROM contacts`,
+		`CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id', columnsize=0, tokenize='`+ftsTokenizer+`')`,
+		`CREATE VIRTUAL TABLE contacts_fts USING fts5(name, email, content='contacts', content_rowid='id', columnsize=0, tokenize='`+ftsTokenizer+`')`,
+		`INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')`,
+		`INSERT INTO contacts_fts (contacts_fts) VALUES ('rebuild')`,
 		`CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-			INSERT INTO messages_fts (rowid, text, conversation_id) VALUES (new.id, new.text, new.conversation_id);
+			INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
 		END`,
 		`CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-			DELETE FROM messages_fts WHERE rowid = old.id;
+			INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
 		END`,
-		`CREATE TRIGGER messages_fts_update AFTER UPDATE OF id, conversation_id, text ON messages BEGIN
-			DELETE FROM messages_fts WHERE rowid = old.id;
-			INSERT INTO messages_fts (rowid, text, conversation_id) VALUES (new.id, new.text, new.conversation_id);
+		`CREATE TRIGGER messages_fts_update AFTER UPDATE OF id, text ON messages BEGIN
+			INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+			INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
 		END`,
 		`CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts BEGIN
 			INSERT INTO contacts_fts (rowid, name, email) VALUES (new.id, new.name, new.email);
 		END`,
 		`CREATE TRIGGER contacts_fts_delete AFTER DELETE ON contacts BEGIN
-			DELETE FROM contacts_fts WHERE rowid = old.id;
+			INSERT INTO contacts_fts (contacts_fts, rowid, name, email) VALUES ('delete', old.id, old.name, old.email);
 		END`,
 		`CREATE TRIGGER contacts_fts_update AFTER UPDATE OF id, name, email ON contacts BEGIN
-			DELETE FROM contacts_fts WHERE rowid = old.id;
+			INSERT INTO contacts_fts (contacts_fts, rowid, name, email) VALUES ('delete', old.id, old.name, old.email);
 			INSERT INTO contacts_fts (rowid, name, email) VALUES (new.id, new.name, new.email);
 		END`,
 	)...)
