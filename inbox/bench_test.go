@@ -23,10 +23,7 @@ import (
 //	MICROCHAT_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	  CGO_ENABLED=0 go test -run '^$' -bench Append -benchtime 20000x ./inbox/
 func BenchmarkAppend(b *testing.B) {
-	for _, engine := range []struct {
-		name string
-		url  func(testing.TB) string
-	}{{"sqlite", inboxtest.SQLiteURL}, {"postgres", inboxtest.PostgresURL}} {
+	for _, engine := range benchEngines {
 		b.Run(engine.name, func(b *testing.B) {
 			s := inboxtest.Open(b, engine.url(b), nil)
 			b.Run("baseline_raw_insert", func(b *testing.B) { benchRawInsert(b, s) })
@@ -34,6 +31,12 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// benchEngines are the databases benchmarks run on.
+var benchEngines = []struct {
+	name string
+	url  func(testing.TB) string
+}{{"sqlite", inboxtest.SQLiteURL}, {"postgres", inboxtest.PostgresURL}}
 
 func benchRawInsert(b *testing.B, s *inbox.Store) {
 	db := s.DB()

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/microdeets/microchat/inbox"
-	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // BenchmarkDashboard measures what GET /api/v1/conversations costs with
@@ -24,10 +23,7 @@ import (
 // MICROCHAT_BENCH_SEED_DIR=DIR keeps the seeded SQLite file in DIR for
 // the next run.
 func BenchmarkDashboard(b *testing.B) {
-	for _, engine := range []struct {
-		name string
-		url  func(testing.TB) string
-	}{{"sqlite", inboxtest.SQLiteURL}, {"postgres", inboxtest.PostgresURL}} {
+	for _, engine := range benchEngines {
 		b.Run(engine.name, func(b *testing.B) {
 			s, set := seededStore(b, engine.name, engine.url(b))
 			benchDashboard(b, s, set)
