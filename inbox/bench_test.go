@@ -29,16 +29,19 @@ func BenchmarkAppend(b *testing.B) {
 	})
 }
 
-// onEngines runs fn as a sub-benchmark on a fresh store of each database,
-// "sqlite" and "postgres".
+// onEngines runs fn as a sub-benchmark on a fresh store of each database
+// of benchEngines.
 func onEngines(b *testing.B, fn func(b *testing.B, s *inbox.Store)) {
-	for _, engine := range []struct {
-		name string
-		url  func(testing.TB) string
-	}{{"sqlite", inboxtest.SQLiteURL}, {"postgres", inboxtest.PostgresURL}} {
+	for _, engine := range benchEngines {
 		b.Run(engine.name, func(b *testing.B) { fn(b, inboxtest.Open(b, engine.url(b), nil)) })
 	}
 }
+
+// benchEngines are the databases benchmarks run on.
+var benchEngines = []struct {
+	name string
+	url  func(testing.TB) string
+}{{"sqlite", inboxtest.SQLiteURL}, {"postgres", inboxtest.PostgresURL}}
 
 func benchRawInsert(b *testing.B, s *inbox.Store) {
 	db := s.DB()

@@ -55,3 +55,12 @@ func ReportQueries(pg bool) map[string]string {
 	return map[string]string{"joins": reportJoins(pg), "scores": reportScores(pg), "comments": reportComments,
 		"medians": reportMedians(pg)}
 }
+
+// SetSearchWalk makes search walk first conversations first, then go on
+// walking while at least dense of them matched, else ask the index: (1,
+// 2) asks the index after one conversation, (1000000, 0) only walks.
+// Indexed walks by asking the index about each chunk (PostgreSQL).
+// SetSearchWalk(0, 0, false) restores the store's own choice.
+func (s *Store) SetSearchWalk(first int, dense float64, indexed bool) {
+	s.searchTuning = searchTuning{first: first, dense: dense, indexed: indexed}
+}

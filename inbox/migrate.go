@@ -22,6 +22,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0007_email", Migrate: migrate0007Email},
 	{ID: "0008_outbox", Migrate: migrate0008Outbox},
 	{ID: "0009_recipients", Migrate: migrate0009Recipients},
+	{ID: "0011_search", Migrate: migrate0011Search},
 	{ID: "0012_dashboard", Migrate: migrate0012Dashboard},
 }
 

@@ -28,7 +28,7 @@ func (s *Server) listConversations(c echo.Context) error {
 	agent := agentOf(c)
 	ctx := c.Request().Context()
 	page, err := s.store.ListConversations(ctx, inbox.ListQuery{
-		Column: c.QueryParam("column"), AgentID: agent.ID, Cursor: c.QueryParam("cursor"), Limit: int(min(limit, 1000)),
+		Column: c.QueryParam("column"), AgentID: agent.ID, Search: c.QueryParam("q"), Cursor: c.QueryParam("cursor"), Limit: int(min(limit, 1000)),
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"testing"
 
@@ -126,6 +127,44 @@ func TestListConversations(t *testing.T) {
 		if !strings.Contains(string(r.body), `"events":[]`) {
 			t.Fatalf("events after the last = %s", r.body)
 		}
+	})
+}
+
+// GET /conversations?q= finds conversations by contact and by message
+// text, in every column or one, paged, with the message that matched.
+func TestSearchConversations(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		e := newEnv(t, url, nil)
+		e.agent("a@example.com", inbox.RoleAgent)
+		c := e.login("a@example.com")
+		printer := e.conversation("Ann", "ann@example.com")
+		m := e.contactSays(printer.ID, "My PRINTER is broken")
+		muller := e.conversation("Jürgen Müller", "")
+		e.contactSays(muller.ID, "hello")
+		e.conversation("Bob", "")
+
+		var l conversationList
+		r := c.do("GET", "/api/v1/conversations?q=prin", nil).want(http.StatusOK)
+		r.decode(&l)
+		if len(l.Items) != 1 || l.Items[0].ID != printer.ID || l.Items[0].Match == nil || l.Items[0].Match.MessageID != m.ID ||
+			l.Items[0].Match.Text != "My PRINTER is broken" || l.Counts["open"] != 3 {
+			t.Fatalf("search prin = %s", r.body)
+		}
+		r = c.do("GET", "/api/v1/conversations?q="+neturl.QueryEscape("MÜLLER"), nil).want(http.StatusOK)
+		r.decode(&l)
+		if len(l.Items) != 1 || l.Items[0].ID != muller.ID || strings.Contains(string(r.body), `"match"`) {
+			t.Fatalf("search MÜLLER = %s, want the conversation, without match (the contact matched)", r.body)
+		}
+		c.do("GET", "/api/v1/conversations?column=closed&q=prin", nil).want(http.StatusOK).decode(&l)
+		if len(l.Items) != 0 {
+			t.Fatalf("search prin in closed = %+v", l.Items)
+		}
+		c.do("GET", "/api/v1/conversations?q=ann+example&limit=1", nil).want(http.StatusOK).decode(&l)
+		if len(l.Items) != 1 || l.NextCursor != "" {
+			t.Fatalf("search ann example = %+v, next %q", l.Items, l.NextCursor)
+		}
+		c.do("GET", "/api/v1/conversations?q=%21%3F", nil).wantField("q")
+		c.do("GET", "/api/v1/conversations?q=x&column=nope", nil).wantField("column")
 	})
 }
 

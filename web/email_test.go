@@ -552,6 +552,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"SelfRequest":         selfRequest{},
 		"AgentRequest":        agentRequest{},
 		"SavedReplyRequest":   savedReplyRequest{},
+		"ConversationItem":    inbox.ConversationItem{},
 	} {
 		s, ok := schemas[name]
 		if !ok {
