@@ -639,6 +639,21 @@ func TestDashboardKeyboardAndPaging(t *testing.T) {
 		t.Fatalf("search box = %q, want the keys as text", v)
 	}
 	p.do("Escape", chromedp.KeyEvent(kb.Escape))
+
+	// Search: the contact's name and a message's words, through the
+	// server's index; Escape gives the column back.
+	searchFor := func(text string) {
+		p.do("search "+text, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const s = document.querySelector('input[aria-label="Search"]'); s.value = %q; s.dispatchEvent(new Event("input")); })()`, text)))
+	}
+	searchFor("visitor 07")
+	p.waitJS("one result by name", `(() => { const r = [...document.querySelectorAll("#list li[data-id]")]; return r.length === 1 && r[0].textContent.includes("Visitor 07"); })()`)
+	searchFor("question 59")
+	p.waitJS("one result by message text", `(() => { const r = [...document.querySelectorAll("#list li[data-id]")]; return r.length === 1 && r[0].textContent.includes("Visitor 59") && r[0].textContent.includes("question 59"); })()`)
+	searchFor("nothingmatcheszzz")
+	p.waitJS("no result", `document.querySelectorAll("#list li[data-id]").length === 0 && document.querySelector("#list").textContent.includes("No conversation matches")`)
+	p.do("Escape", chromedp.Evaluate[chromedp.Void](`document.querySelector('input[aria-label="Search"]').dispatchEvent(new KeyboardEvent("keydown", {key: "Escape"}))`))
+	p.waitJS("the column again", `document.querySelectorAll("#list li[data-id]").length >= 50`)
+
 	// r from a focused message: the message box gets the focus, not the r.
 	p.do("focus a row", chromedp.Evaluate[chromedp.Void](`document.querySelector("#list li[data-id] a").focus()`))
 	p.do("typing r", chromedp.KeyEvent("r"))
