@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -430,7 +431,10 @@ func testOfflineAndLimits(t *testing.T, browser context.Context) {
 			t.Fatalf("AddMessage() = %v", err)
 		}
 	})
-	v.waitJS("the reconnection", `!`+root+`.querySelector(".mc").innerText.includes("Reconnecting...")`)
+	// The widget tries again after a random wait that doubles per failed
+	// try, up to 30 s (socket.js): how many tries failed depends on how
+	// long the restart took on a busy machine, so the bound is that cap.
+	v.waitJSWithin(35*time.Second, "the reconnection", `!`+root+`.querySelector(".mc").innerText.includes("Reconnecting...")`)
 	v.waitText("Answered while you were away")
 	v.waitText("Sent")
 	// Events come in order: once a later message shows, a second copy of
