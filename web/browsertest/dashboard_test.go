@@ -99,7 +99,13 @@ func (p *page) login(email string) {
 	p.keys(q("#email"), email)
 	p.keys(q("#password"), password)
 	p.click("Log in", pageButton("#login", "Log in"))
-	p.waitJS("the dashboard after logging in", `document.getElementById("login").hidden && !document.getElementById("app").hidden && !document.getElementById("app").inert`)
+	ok := `document.getElementById("login").hidden && !document.getElementById("app").hidden && !document.getElementById("app").inert`
+	// A refused login says why on the form: wait for either, then say it.
+	p.waitJS("the dashboard or a login error", ok+` || document.getElementById("login-error").textContent !== ""`)
+	if msg := eval[string](p, `document.getElementById("login-error").textContent`); msg != "" && !eval[bool](p, ok) {
+		p.t.Fatalf("logging in as %s: %q", email, msg)
+	}
+	p.waitJS("the dashboard after logging in", ok)
 }
 
 // recorder wraps window.Notification and WebSocket before the page's
