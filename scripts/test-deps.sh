@@ -3,7 +3,9 @@
 #
 #   - chromium, which the browser tests (web/browsertest) drive;
 #   - dovecot-imapd, the real IMAP server the email tests start as an
-#     unprivileged instance of their own (channels/email/emailtest).
+#     unprivileged instance of their own (channels/email/emailtest);
+#   - nginx, which deploy's tests run with the example
+#     configuration (deploy/nginx) in front of stub nodes.
 #
 # scripts/test.sh sources it; it can also be run on its own. It works as
 # root on Debian; as another user it says what to install. It prints
@@ -19,6 +21,7 @@ microchat_test_deps() {
 	local missing=()
 	[ -x /usr/bin/chromium ] || missing+=(chromium)
 	[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+	[ -x /usr/sbin/nginx ] || missing+=(nginx)
 	if [ ${#missing[@]} -eq 0 ]; then
 		microchat_stop_system_dovecot
 		return 0
