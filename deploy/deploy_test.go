@@ -46,11 +46,11 @@ func parseNginx(t *testing.T, path string) []directive {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type token struct {
+	type word struct {
 		s    string
 		line int
 	}
-	var toks []token
+	var toks []word
 	line := 1
 	for i := 0; i < len(b); {
 		c := b[i]
@@ -65,7 +65,7 @@ func parseNginx(t *testing.T, path string) []directive {
 				i++
 			}
 		case c == ';' || c == '{' || c == '}':
-			toks = append(toks, token{string(c), line})
+			toks = append(toks, word{string(c), line})
 			i++
 		case c == '"' || c == '\'':
 			j := i + 1
@@ -75,14 +75,14 @@ func parseNginx(t *testing.T, path string) []directive {
 			if j == len(b) {
 				t.Fatalf("%s:%d: unterminated string", path, line)
 			}
-			toks = append(toks, token{"\x00" + string(b[i+1:j]), line})
+			toks = append(toks, word{"\x00" + string(b[i+1:j]), line})
 			i = j + 1
 		default:
 			j := i
 			for j < len(b) && !strings.ContainsRune(" \t\r\n;{}#", rune(b[j])) {
 				j++
 			}
-			toks = append(toks, token{string(b[i:j]), line})
+			toks = append(toks, word{string(b[i:j]), line})
 			i = j
 		}
 	}
@@ -245,31 +245,19 @@ func goConstInt(t *testing.T, file, name string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		for _, s := range g.Specs {
-			vs := s.(*ast.ValueSpec)
-			for i, n := range vs.Names {
-				if n.Name != name || i >= len(vs.Values) {
-					continue
-				}
-				tv, err := types.Eval(fset, nil, token.NoPos, types.ExprString(vs.Values[i]))
-				if err != nil {
-					t.Fatalf("%s: %s: %v", file, name, err)
-				}
-				v, ok := constant.Int64Val(tv.Value)
-				if !ok {
-					t.Fatalf("%s: %s is not an integer", file, name)
-				}
-				return v
-			}
-		}
+	e, ok := constExprs(f)[name]
+	if !ok {
+		t.Fatalf("%s: no constant %s", file, name)
 	}
-	t.Fatalf("%s: no constant %s", file, name)
-	return 0
+	tv, err := types.Eval(fset, nil, token.NoPos, types.ExprString(e))
+	if err != nil {
+		t.Fatalf("%s: %s: %v", file, name, err)
+	}
+	v, ok := constant.Int64Val(tv.Value)
+	if !ok {
+		t.Fatalf("%s: %s is not an integer", file, name)
+	}
+	return v
 }
 
 // routeSample turns an echo route into a path it matches (":id" → "1").
@@ -681,10 +669,10 @@ func registeredMetrics(t *testing.T) map[string]string {
 	return names
 }
 
-// fileStringConsts returns the string constants declared in f with a
-// literal value.
-func fileStringConsts(f *ast.File) map[string]string {
-	m := map[string]string{}
+// constExprs returns the expression of every constant declared in f with
+// a value of its own, by name.
+func constExprs(f *ast.File) map[string]ast.Expr {
+	m := map[string]ast.Expr{}
 	for _, d := range f.Decls {
 		g, ok := d.(*ast.GenDecl)
 		if !ok || g.Tok != token.CONST {
@@ -694,11 +682,21 @@ func fileStringConsts(f *ast.File) map[string]string {
 			vs := s.(*ast.ValueSpec)
 			for i, n := range vs.Names {
 				if i < len(vs.Values) {
-					if l, ok := vs.Values[i].(*ast.BasicLit); ok && l.Kind == token.STRING {
-						m[n.Name], _ = strconv.Unquote(l.Value)
-					}
+					m[n.Name] = vs.Values[i]
 				}
 			}
+		}
+	}
+	return m
+}
+
+// fileStringConsts returns the string constants declared in f with a
+// literal value.
+func fileStringConsts(f *ast.File) map[string]string {
+	m := map[string]string{}
+	for name, e := range constExprs(f) {
+		if l, ok := e.(*ast.BasicLit); ok && l.Kind == token.STRING {
+			m[name], _ = strconv.Unquote(l.Value)
 		}
 	}
 	return m
