@@ -304,24 +304,34 @@ func (s *Store) PruneSessions(ctx context.Context) error {
 // EnsureAdmin creates an admin with in's email, name and password unless
 // an agent with the email exists, whose name and password it leaves as
 // they are (the agent may have renamed themselves since). An empty name
-// is the email's local part. It returns whether it created one.
+// is the email's local part. It returns whether it created one. Several
+// nodes starting at once with the same admin may all call it: one
+// creates the admin, the others find it.
 func (s *Store) EnsureAdmin(ctx context.Context, in NewAgent) (bool, error) {
 	email, err := cleanAgentEmail(in.Email)
 	if err != nil {
 		return false, err
 	}
-	var n int64
-	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", email).Count(&n).Error; err != nil {
-		return false, dbErr(err)
+	exists := func() (bool, error) {
+		var n int64
+		err := s.db.WithContext(ctx).Model(&Agent{}).Where("email = ?", email).Count(&n).Error
+		return n > 0, dbErr(err)
 	}
-	if n > 0 {
-		return false, nil
+	if ok, err := exists(); ok || err != nil {
+		return false, err
 	}
 	if in.Name == "" {
 		in.Name, _, _ = strings.Cut(email, "@")
 	}
 	in.Email, in.Role = email, RoleAdmin
 	_, err = s.CreateAgent(ctx, in)
+	var inv *InvalidError
+	if errors.As(err, &inv) && inv.Field == "email" {
+		// Created since the count (by another node): it exists.
+		if ok, err2 := exists(); ok || err2 != nil {
+			return false, err2
+		}
+	}
 	return err == nil, err
 }
 

@@ -690,6 +690,46 @@ func TestSetupToken(t *testing.T) {
 	})
 }
 
+// Nodes that start at once with the same MICROCHAT_ADMIN_EMAIL all call
+// EnsureAdmin: each counts no such agent, hashes the password (tens of
+// milliseconds: the window) and inserts; one creates the admin and the
+// others must find it, not fail (a node exited with status 2).
+func TestEnsureAdminConcurrently(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		nodes := []*inbox.Store{inboxtest.Open(t, url, nil), inboxtest.Open(t, url, nil), inboxtest.Open(t, url, nil)}
+		start := make(chan struct{})
+		type result struct {
+			created bool
+			err     error
+		}
+		results := make(chan result, len(nodes))
+		for _, s := range nodes {
+			go func() {
+				<-start
+				created, err := s.EnsureAdmin(ctx, inbox.NewAgent{Email: "root@example.com", Password: "0123456789"})
+				results <- result{created, err}
+			}()
+		}
+		close(start)
+		created := 0
+		for range nodes {
+			r := <-results
+			if r.err != nil {
+				t.Errorf("EnsureAdmin() = %v", r.err)
+			}
+			if r.created {
+				created++
+			}
+		}
+		if created != 1 {
+			t.Errorf("%d calls created the admin, want 1", created)
+		}
+		if n, err := nodes[0].CountAgents(ctx, true); err != nil || n != 1 {
+			t.Errorf("CountAgents() = %d, %v, want 1 admin", n, err)
+		}
+	})
+}
+
 // Two stores in one process keep to their own databases and dialects:
 // gorm keeps the config it is opened with, and a shared one gave every
 // store the dialect (and the callbacks) of the last one opened, so a
