@@ -71,18 +71,19 @@ func contactOnline(a *clustertest.Agent, node *clustertest.Node, contact int64) 
 	return c.Online
 }
 
-// allMessages returns every message of conversation, read from node.
+// allMessages returns every message of conversation, read from node,
+// in seq order (paged back from the newest: after=0 is no cursor).
 func allMessages(a *clustertest.Agent, node *clustertest.Node, conversation int64) []inbox.Message {
 	var all []inbox.Message
-	after := int64(0)
+	query := ""
 	for {
 		var page inbox.MessagePage
-		a.Get(node, fmt.Sprintf("/api/v1/conversations/%d/messages?after=%d&limit=200", conversation, after), &page)
-		all = append(all, page.Messages...)
-		if !page.HasAfter || len(page.Messages) == 0 {
+		a.Get(node, fmt.Sprintf("/api/v1/conversations/%d/messages?limit=200%s", conversation, query), &page)
+		all = append(page.Messages, all...)
+		if !page.HasBefore || len(page.Messages) == 0 {
 			return all
 		}
-		after = page.Messages[len(page.Messages)-1].Seq
+		query = fmt.Sprintf("&before=%d", page.Messages[0].Seq)
 	}
 }
 
@@ -93,7 +94,7 @@ func allConversations(a *clustertest.Agent, node *clustertest.Node, column strin
 	cursor := ""
 	for {
 		var page inbox.ConversationPage
-		a.Get(node, "/api/v1/conversations?limit=1000&column="+column+"&cursor="+url.QueryEscape(cursor), &page)
+		a.Get(node, "/api/v1/conversations?limit=100&column="+column+"&cursor="+url.QueryEscape(cursor), &page)
 		for _, it := range page.Items {
 			ids = append(ids, it.ID)
 		}
