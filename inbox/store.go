@@ -65,6 +65,11 @@ type Options struct {
 	Channels []Channel
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// NodeID names this process among the nodes that share the database
+	// (the config's node_id): its liveness row and presence rows
+	// (nodes.go). Empty: Open makes one, the host name, "-" and 8 random
+	// hex digits. Two running nodes must not share one.
+	NodeID string
 }
 
 // Store is the conversation model on one database. It is safe for
@@ -102,6 +107,10 @@ type Store struct {
 	// searchTuning, when set (tests), changes how search chooses
 	// between walking and the index.
 	searchTuning searchTuning
+	// nodeMu serializes adding and removing this node's row; nodeJoined
+	// says whether it was added and not found reaped since (nodes.go).
+	nodeMu     sync.Mutex
+	nodeJoined atomic.Bool
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -139,6 +148,9 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.NodeID == "" {
+		o.NodeID = newNodeID()
 	}
 	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox")
 	if err := s.SetChannels(o.Channels...); err != nil {
