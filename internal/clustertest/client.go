@@ -306,6 +306,33 @@ func (s *Socket) WaitForWithin(d time.Duration, what string, match func(Frame) b
 	}
 }
 
+// WaitSeen waits until a frame that match accepts has been received,
+// before the call or during it, whether or not WaitFor dropped it, and
+// fails the test if none has within Patience. It leaves the queue alone.
+func (s *Socket) WaitSeen(what string, match func(Frame) bool) Frame {
+	s.t.Helper()
+	deadline := time.Now().Add(Patience)
+	for seen := 0; ; {
+		frames := s.Frames()
+		for _, f := range frames[seen:] {
+			if match(f) {
+				return f
+			}
+		}
+		seen = len(frames)
+		if time.Now().After(deadline) {
+			s.t.Fatalf("waiting on %s for %s: not received within %v", s.Node.ID, what, Patience)
+		}
+		select {
+		case <-s.done:
+			if len(s.Frames()) == seen {
+				s.t.Fatalf("waiting on %s for %s: the socket closed (%v)", s.Node.ID, what, s.CloseError())
+			}
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // Frames returns every frame received so far, in order.
 func (s *Socket) Frames() []Frame {
 	s.mu.Lock()

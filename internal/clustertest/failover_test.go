@@ -150,8 +150,8 @@ func TestKillNodeWithSockets(t *testing.T) {
 	v1s := v1.Dial(a, v1.Conversation.Seq)
 	v2s := v2.Dial(b, v2.Conversation.Seq)
 	v3s := v3.Dial(a, v3.Conversation.Seq)
-	ys.WaitFor("V3 online", isContactPresence(v3.Contact.ID, true))
-	ys.WaitFor("Z online", func(f clustertest.Frame) bool {
+	ys.WaitSeen("V3 online", isContactPresence(v3.Contact.ID, true))
+	ys.WaitSeen("Z online", func(f clustertest.Frame) bool {
 		return f.Type == "agent_presence" && f.AgentID == z.Agent.ID && f.Presence == "online"
 	})
 
