@@ -167,9 +167,21 @@ func (c *Cluster) cleanup() {
 	}
 	if c.t.Failed() {
 		for _, n := range c.Nodes {
-			c.t.Logf("output of %s (%s):\n%s", n.ID, n.URL, n.Log())
+			c.t.Logf("output of %s (%s):\n%s", n.ID, n.URL, tail(n.Log(), logLines))
 		}
 	}
+}
+
+// logLines is how many of a node's last lines a failed test logs.
+const logLines = 400
+
+// tail returns the last n lines of s, saying how many it left out.
+func tail(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	if len(lines) <= n {
+		return s
+	}
+	return fmt.Sprintf("[%d lines before]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "")
 }
 
 // Node is one microchat serve process of a cluster, and the ones that

@@ -106,6 +106,8 @@ func TestChatAcrossNodes(t *testing.T) {
 	// agent's from the conversation's start, the visitor's after the
 	// seq it connected with.
 	all := seqs(storedEvents(admin, a, conv, 0))
+	caughtUp(as, conv, all[len(all)-1])
+	caughtUp(vs, conv, all[len(all)-1])
 	checkOnce(t, "agent socket on B", seqs(as.Events(conv)), all)
 	checkOnce(t, "visitor socket on A", seqs(vs.Events(conv)), seqs(storedEvents(admin, a, conv, v.Conversation.Seq)))
 

@@ -203,8 +203,12 @@ func TestKillNodeWithSockets(t *testing.T) {
 	v1r.WaitFor("Y's message after the resume", isMessage(c1, "Y after"))
 	v2s.Send(map[string]any{"type": "message", "client_id": "v2-after", "text": "V2 after"})
 	xr.WaitFor("V2's message after the resume", isMessage(c2, "V2 after"))
-	checkOnce(t, "V1's socket after the resume", seqs(v1r.Events(c1)), seqs(storedEvents(y, b, c1, v1Last)))
-	checkOnce(t, "X's socket after the resume, conversation 2", seqs(xr.Events(c2)), seqs(storedEvents(y, b, c2, cursors[fmt.Sprint(c2)])))
+	want1 := seqs(storedEvents(y, b, c1, v1Last))
+	want2 := seqs(storedEvents(y, b, c2, cursors[fmt.Sprint(c2)]))
+	caughtUp(v1r, c1, want1[len(want1)-1])
+	caughtUp(xr, c2, want2[len(want2)-1])
+	checkOnce(t, "V1's socket after the resume", seqs(v1r.Events(c1)), want1)
+	checkOnce(t, "X's socket after the resume, conversation 2", seqs(xr.Events(c2)), want2)
 	for _, f := range xr.Frames() {
 		if f.Type == "resync" {
 			t.Errorf("X's resumed socket got %s, want the events after its cursors", f.Raw)

@@ -124,6 +124,14 @@ func seqs(evs []inbox.Event) []int64 {
 	return s
 }
 
+// caughtUp waits until s has received conversation's event seq (the last
+// one stored), so that what it received can be compared with the store.
+func caughtUp(s *clustertest.Socket, conversation, seq int64) {
+	s.WaitSeen(fmt.Sprintf("event %d of conversation %d", seq, conversation), func(f clustertest.Frame) bool {
+		return f.Type == "event" && f.Event != nil && f.Event.ConversationID == conversation && f.Event.Seq == seq
+	})
+}
+
 // checkOnce fails the test unless got is exactly want, in order: each
 // stored event once, none missing, none twice.
 func checkOnce(t *testing.T, what string, got, want []int64) {
