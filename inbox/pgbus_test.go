@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/microdeets/microchat/inbox"
@@ -396,4 +397,56 @@ func TestBusRollbackNotifiesNothing(t *testing.T) {
 	if n.Payload != want {
 		t.Fatalf("first notification %q, want %q (the committed message alone)", n.Payload, want)
 	}
+}
+
+// TestLiveCredentials: of the credentials asked about, those that ended
+// (logout, token revoked, agent removed) are left out.
+func TestLiveCredentials(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		tokA, sessA, err := f.s.CreateSession(ctx, f.alice.ID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, sessB, err := f.s.CreateSession(ctx, f.bob.ID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, sessA2, err := f.s.CreateSession(ctx, f.alice.ID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.DeleteSession(ctx, tokA); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.RemoveAgent(ctx, f.bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		live, err := f.s.LiveSessions(ctx, []string{sessA.ID, sessB.ID, sessA2.ID, "unknown"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(live) != 1 || !live[sessA2.ID].Equal(sessA2.ExpiresAt) {
+			t.Fatalf("LiveSessions() = %v, want %s alone, expiring %v", live, sessA2.ID, sessA2.ExpiresAt)
+		}
+		v1, err := f.s.StartVisitor(ctx, inbox.NewVisitor{Name: "Vera"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2, err := f.s.StartVisitor(ctx, inbox.NewVisitor{Name: "Vic"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.RevokeVisitorToken(ctx, v1.Token); err != nil {
+			t.Fatal(err)
+		}
+		id1, id2 := inbox.SessionID(v1.Token), inbox.SessionID(v2.Token)
+		vl, err := f.s.LiveVisitorSessions(ctx, []string{id1, id2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := vl[id2]; len(vl) != 1 || !ok {
+			t.Fatalf("LiveVisitorSessions() = %v, want %s alone", vl, id2)
+		}
+	})
 }
