@@ -31,10 +31,10 @@ type Channel struct {
 	store *inbox.Store
 	// lead tunes the locks' retries (clock); timers is whether this
 	// node holds the "timers" lock.
-	lead   inbox.Leader
-	timers atomic.Bool
-	metrics   *Metrics
-	log       *slog.Logger
+	lead    inbox.Leader
+	timers  atomic.Bool
+	metrics *Metrics
+	log     *slog.Logger
 }
 
 var _ inbox.Channel = (*Channel)(nil)
