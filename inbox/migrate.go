@@ -24,6 +24,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0009_recipients", Migrate: migrate0009Recipients},
 	{ID: "0011_search", Migrate: migrate0011Search},
 	{ID: "0012_dashboard", Migrate: migrate0012Dashboard},
+	{ID: "0014_leases", Migrate: migrate0014Leases},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -475,6 +476,13 @@ func migrate0012Dashboard(tx *gorm.DB) error {
 				AND m.created_at >= participants.joined_at AND m.created_at <= participants.left_at)
 		WHERE left_at IS NOT NULL`,
 	)
+}
+
+// 0014: what several nodes on one database share (issue 14, the leases
+// part): login_attempts, each key's login attempt budget (attempts.go).
+// The worker locks need no table: they are advisory locks.
+func migrate0014Leases(tx *gorm.DB) error {
+	return execAll(tx, `CREATE TABLE login_attempts (name TEXT NOT NULL PRIMARY KEY, tat BIGINT NOT NULL)`)
 }
 
 // autoID is an auto-incrementing primary key column in tx's dialect.
