@@ -1,8 +1,11 @@
 package email
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/mail"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,4 +240,238 @@ func leasesHeld(t *testing.T, job string) float64 {
 	}
 	t.Fatalf("no microchat_worker_leases_held{job=%q}", job)
 	return 0
+}
+
+// sendingNode is a node's outbox Worker on its own Store, the Stores of a
+// test sharing one database and one clock.
+type sendingNode struct {
+	st     *inbox.Store
+	w      *Worker
+	ob     *killableOutbox
+	tick   chan time.Time
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// killableOutbox is a node's outbox that dies on kill, as with kill -9:
+// from then on it claims nothing and records no outcome.
+type killableOutbox struct {
+	Outbox
+	dead atomic.Bool
+}
+
+func (k *killableOutbox) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]inbox.OutboundEmail, error) {
+	if k.dead.Load() {
+		return nil, nil
+	}
+	return k.Outbox.ClaimOutbox(ctx, limit, lease)
+}
+func (k *killableOutbox) OutboxSent(ctx context.Context, id int64, raw []byte) error {
+	if k.dead.Load() {
+		return nil
+	}
+	return k.Outbox.OutboxSent(ctx, id, raw)
+}
+func (k *killableOutbox) OutboxRetry(ctx context.Context, id int64, at time.Time, reason string) error {
+	if k.dead.Load() {
+		return nil
+	}
+	return k.Outbox.OutboxRetry(ctx, id, at, reason)
+}
+func (k *killableOutbox) OutboxFailed(ctx context.Context, id int64, reason string) error {
+	if k.dead.Load() {
+		return nil
+	}
+	return k.Outbox.OutboxFailed(ctx, id, reason)
+}
+
+// outboxLease is the lease of the sending tests' Workers.
+const outboxLease = time.Minute
+
+// startSending opens a Store on url (with the email channel, so that
+// replies may go by email) and runs an outbox Worker on it.
+func startSending(t *testing.T, url string, clock *inboxtest.Clock, mb config.Mailbox, srv *emailtest.SMTPServer) *sendingNode {
+	t.Helper()
+	n := &sendingNode{tick: make(chan time.Time), done: make(chan struct{})}
+	n.st = inboxtest.Open(t, url, &inbox.Options{Now: clock.Now, Mailboxes: MailboxInfos([]config.Mailbox{mb})})
+	cfg := config.Defaults()
+	cfg.Mailboxes = []config.Mailbox{mb}
+	ch, err := New(Options{Store: n.st, Config: cfg, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.st.SetChannels(ch); err != nil {
+		t.Fatal(err)
+	}
+	n.ob = &killableOutbox{Outbox: n.st}
+	n.w = NewWorker(WorkerOptions{Outbox: n.ob, Mailboxes: cfg.Mailboxes, SMTP: smtpOptions(srv), Tick: n.tick,
+		Now: clock.Now, Rand: func() float64 { return 0.5 }, Logger: testLogger(t), Lease: outboxLease,
+		ShutdownGrace: time.Nanosecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() {
+		defer close(n.done)
+		n.w.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-n.done
+	})
+	return n
+}
+
+// replyByEmail stores an agent's reply by email to a new contact through
+// st and returns the conversation.
+func replyByEmail(t *testing.T, st *inbox.Store, agentID int64, i int) int64 {
+	t.Helper()
+	ctx := context.Background()
+	c, err := st.CreateContact(ctx, inbox.NewContact{Name: fmt.Sprint("Customer ", i), Email: fmt.Sprintf("c%d@customer.test", i)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := st.StartConversation(ctx, c.ID, inbox.ChannelEmail, "Order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, d, _, err := st.AddReply(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorAgent, AgentID: &agentID,
+		Channel: inbox.ChannelEmail, Text: fmt.Sprint("Reply ", i)})
+	if err != nil || d.Channel != inbox.ChannelEmail || m.State != inbox.StateQueued {
+		t.Fatalf("AddReply = %+v, %+v, %v; want by email, queued", m, d, err)
+	}
+	return conv.ID
+}
+
+// outboxStates returns how many outbox rows are in each state.
+func outboxStates(t *testing.T, st *inbox.Store) map[string]int {
+	t.Helper()
+	rows, err := st.DB().Query(`SELECT state, COUNT(*) FROM email_outbox GROUP BY state`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[s] = n
+	}
+	return out
+}
+
+// messageIDs returns the Message-ID of each mail, in order.
+func messageIDsOf(t *testing.T, mails []emailtest.Mail) []string {
+	t.Helper()
+	var ids []string
+	for _, m := range mails {
+		msg, err := mail.ReadMessage(bytes.NewReader(m.Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, msg.Header.Get("Message-ID"))
+	}
+	return ids
+}
+
+// TestOutboxTwoNodes: two nodes on one database, each with its outbox
+// Worker, and replies written through either: every mail is sent once,
+// whichever node wrote the reply and whichever claims it.
+func TestOutboxTwoNodes(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		srv := startServer(t)
+		mb := mailboxOn(srv, config.TLSStartTLS, "agent", "secret")
+		clock := inboxtest.NewClock()
+		a := startSending(t, url, clock, mb, srv)
+		b := startSending(t, url, clock, mb, srv)
+		agent, err := a.st.CreateAgent(context.Background(), inbox.NewAgent{Email: "alice@example.com", Name: "Alice", Password: "correct horse battery"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const total = 24
+		for i := range total {
+			st := a.st
+			if i%2 == 1 {
+				st = b.st
+			}
+			replyByEmail(t, st, agent.ID, i)
+			// Both wake, as after a commit on either node each would
+			// at its next tick.
+			a.w.Wake()
+			b.w.Wake()
+		}
+		mails := srv.WaitMails(total, inboxtest.Patience)
+		inboxtest.Eventually(t, "every row sent", func() bool { return outboxStates(t, a.st)["sent"] == total })
+		// More ticks on both nodes claim nothing more.
+		for range 3 {
+			a.tick <- clock.Now()
+			b.tick <- clock.Now()
+		}
+		a.tick <- clock.Now() // the previous tick's claim is done
+		b.tick <- clock.Now()
+		mails = srv.Mails()
+		ids := messageIDsOf(t, mails)
+		slices.Sort(ids)
+		if len(mails) != total || len(slices.Compact(ids)) != total {
+			t.Fatalf("%d mails sent with %d distinct Message-IDs; want %d once each", len(mails), len(slices.Compact(ids)), total)
+		}
+	})
+}
+
+// TestOutboxNodeKilledMidSend: the node sending a reply dies after the
+// final dot of DATA, before it records the outcome (kill -9). Once the
+// row's lease expires the other node sends it again, with the same
+// Message-ID: if the server had accepted the first, the recipient has
+// it twice (the documented duplicate), else once; never zero, never
+// three times.
+func TestOutboxNodeKilledMidSend(t *testing.T) {
+	for _, accepted := range []bool{true, false} {
+		t.Run(fmt.Sprint("accepted=", accepted), func(t *testing.T) {
+			inboxtest.Run(t, func(t *testing.T, url string) {
+				srv := startServer(t)
+				mb := mailboxOn(srv, config.TLSStartTLS, "agent", "secret")
+				clock := inboxtest.NewClock()
+				a := startSending(t, url, clock, mb, srv)
+				b := startSending(t, url, clock, mb, srv)
+				b.ob.dead.Store(true) // b claims nothing until a is gone
+				agent, err := a.st.CreateAgent(context.Background(), inbox.NewAgent{Email: "alice@example.com", Name: "Alice", Password: "correct horse battery"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv.Hold()
+				replyByEmail(t, a.st, agent.ID, 1)
+				a.w.Wake()
+				inboxtest.Eventually(t, "a's DATA sent", func() bool { return srv.Held() == 1 })
+				a.ob.dead.Store(true) // kill -9: nothing more is recorded
+				a.cancel()
+				<-a.done
+				if !accepted {
+					srv.Script(emailtest.StageData, emailtest.Reply{Code: 421, Enhanced: [3]int{4, 3, 0}, Message: "closing"})
+				}
+				srv.Release()
+				b.ob.dead.Store(false)
+				b.tick <- clock.Now()
+				b.tick <- clock.Now()
+				if got := outboxStates(t, b.st); got["sending"] != 1 {
+					t.Fatalf("outbox %v before the lease expired; want the row still sending", got)
+				}
+				clock.Advance(outboxLease + time.Second)
+				b.tick <- clock.Now()
+				want := 1
+				if accepted {
+					want = 2
+				}
+				mails := srv.WaitMails(want, inboxtest.Patience)
+				inboxtest.Eventually(t, "the row sent", func() bool { return outboxStates(t, b.st)["sent"] == 1 })
+				b.tick <- clock.Now()
+				b.tick <- clock.Now()
+				mails = srv.Mails()
+				ids := messageIDsOf(t, mails)
+				if len(mails) != want || len(slices.Compact(ids)) != 1 {
+					t.Fatalf("%d mails with Message-IDs %v; want %d, one Message-ID", len(mails), ids, want)
+				}
+			})
+		})
+	}
 }
