@@ -81,6 +81,7 @@ func (s *Store) SetBusBeforeReconnect(f func()) { s.bus.beforeReconnect.Store(&f
 
 // BusChannel returns the name of the bus's events channel.
 func (s *Store) BusChannel() string { return s.bus.evCh }
+
 // LockConnSettings opens a worker lock's connection for name and returns
 // its session's keepalive settings and application_name.
 func (s *Store) LockConnSettings(ctx context.Context, name string) (map[string]string, error) {

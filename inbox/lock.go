@@ -9,7 +9,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// leasesHeld is microchat_worker_leases_held{job}: 1 while this node
+// holds a job's worker lock and runs it (Lead), else 0 (counted up and
+// down, so that Stores of one process, in tests, add up). Summed over the
+// nodes each job's series is 1, or 0 for at most the takeover time after
+// its holder died. Jobs: "mailbox:<name>" (fetching that mailbox),
+// "timers" (queueing continuity digests), "prune" (expired sessions and
+// old events).
+var leasesHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "microchat_worker_leases_held",
+	Help: "1 while this node holds the worker lock of a job and runs it (mailbox:<name>, timers, prune).",
+}, []string{"job"})
 
 // Worker locks: one node at a time runs each job that must not run twice
 // at once, such as fetching one mailbox (issue 14 item 3). A lock has a
@@ -220,7 +233,8 @@ type Leader struct {
 	// clock (inboxtest.Clock).
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 	// Held, if set, is called with true once the lock is taken and with
-	// false once it is given up or lost (a metric).
+	// false once it is given up or lost, after
+	// microchat_worker_leases_held{job=Name} is set.
 	Held func(bool)
 }
 
@@ -238,6 +252,7 @@ func (s *Store) Lead(ctx context.Context, l Leader, job func(ctx context.Context
 	if l.AfterFunc == nil {
 		l.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
+	leasesHeld.WithLabelValues(l.Name).Add(0)
 	for ctx.Err() == nil {
 		lock, held, err := s.TryLock(ctx, l.Name)
 		switch {
@@ -266,6 +281,7 @@ func (s *Store) runLocked(ctx context.Context, l Leader, lock *Lock, job func(ct
 		}
 	}()
 	s.log.Info("worker lock taken: this node runs the job", "lock", l.Name)
+	leasesHeld.WithLabelValues(l.Name).Inc()
 	if l.Held != nil {
 		l.Held(true)
 	}
@@ -279,6 +295,7 @@ func (s *Store) runLocked(ctx context.Context, l Leader, lock *Lock, job func(ct
 	default:
 	}
 	lock.Release()
+	leasesHeld.WithLabelValues(l.Name).Dec()
 	if l.Held != nil {
 		l.Held(false)
 	}

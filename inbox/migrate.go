@@ -25,6 +25,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0011_search", Migrate: migrate0011Search},
 	{ID: "0012_dashboard", Migrate: migrate0012Dashboard},
 	{ID: "0013_nodes", Migrate: migrate0013Nodes},
+	{ID: "0014_leases", Migrate: migrate0014Leases},
 	{ID: "0015_events_bus", Migrate: migrate0015EventsBus},
 }
 
@@ -488,6 +489,13 @@ func migrate0015EventsBus(tx *gorm.DB) error {
 		return nil
 	}
 	return execAll(tx, `CREATE INDEX events_created ON events (created_at)`)
+}
+
+// 0014: what several nodes on one database share (issue 14, the leases
+// part): login_attempts, each key's login attempt budget (attempts.go).
+// The worker locks need no table: they are advisory locks.
+func migrate0014Leases(tx *gorm.DB) error {
+	return execAll(tx, `CREATE TABLE login_attempts (name TEXT NOT NULL PRIMARY KEY, tat BIGINT NOT NULL)`)
 }
 
 // autoID is an auto-incrementing primary key column in tx's dialect.

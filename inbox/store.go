@@ -135,6 +135,9 @@ type Store struct {
 	// in-process locks.
 	pgConfig   *pgx.ConnConfig
 	sqlitePath string
+	// attemptSweep is when TakeAttempt last deleted the spent login
+	// attempt rows (µs since the epoch).
+	attemptSweep atomic.Int64
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",

@@ -88,8 +88,6 @@ type Server struct {
 	registry *prometheus.Registry
 	// trusted are the proxies whose X-Forwarded-* headers are believed.
 	trusted []*net.IPNet
-	// loginsByIP and loginsByEmail limit login attempts (auth.go).
-	loginsByIP, loginsByEmail *ratelimit.KeyedLimiter
 	// deadline is echo's ContextTimeout with apiTimeout (apiDeadline).
 	deadline echo.MiddlewareFunc
 	// chat is the web chat channel: the visitors' sockets and the
@@ -215,16 +213,14 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("web: Options.Presence is required with Options.Chat")
 	}
 	s := &Server{
-		cfg:           cfg,
-		store:         opts.Store,
-		log:           log.With("pkg", "web"),
-		metrics:       newMetrics(),
-		registry:      prometheus.NewRegistry(),
-		loginsByIP:    ratelimit.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
-		loginsByEmail: ratelimit.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
-		sockets:       socketSet{closers: map[uint64]func(){}},
-		chat:          opts.Chat,
-		presence:      opts.Presence,
+		cfg:      cfg,
+		store:    opts.Store,
+		log:      log.With("pkg", "web"),
+		metrics:  newMetrics(),
+		registry: prometheus.NewRegistry(),
+		sockets:  socketSet{closers: map[uint64]func(){}},
+		chat:     opts.Chat,
+		presence: opts.Presence,
 	}
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
