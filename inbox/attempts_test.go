@@ -13,7 +13,7 @@ import (
 // refused by one key takes nothing from the other.
 func TestTakeAttemptShared(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
-		a, b := twoNodes(t, url)
+		a, b := twoLockNodes(t, url)
 		now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 		take := func(node string, at time.Time, keys ...string) (time.Duration, bool) {
 			t.Helper()
@@ -66,7 +66,7 @@ func TestTakeAttemptShared(t *testing.T) {
 // more than the budget.
 func TestTakeAttemptConcurrent(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
-		a, b := twoNodes(t, url)
+		a, b := twoLockNodes(t, url)
 		now := time.Now()
 		var mu sync.Mutex
 		allowed := 0
