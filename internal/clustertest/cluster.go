@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/microdeets/microchat/channels/email/emailtest"
+	"github.com/microdeets/microchat/inbox/inboxtest"
 )
 
 // Timeouts of the harness: bounds for what should happen, generous for
@@ -78,7 +79,9 @@ type Cluster struct {
 	Nodes       []*Node
 }
 
-// Start starts a cluster for the test: a fresh database (Database), the
+// Start starts a cluster for the test: a fresh database
+// (inboxtest.SharedPostgres: a database, not a schema, as LISTEN/NOTIFY
+// channels are per database; dropped when the test ends), the
 // binary (Binary), and o.Nodes nodes on 127.0.0.1 ports of their own. The
 // first node migrates the database and creates the admin before the
 // others start (together). Start returns once every node answers /readyz
@@ -92,7 +95,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	if o.OfflineAfter <= 0 {
 		o.OfflineAfter = time.Second
 	}
-	c := &Cluster{t: t, bin: Binary(t), DatabaseURL: Database(t)}
+	c := &Cluster{t: t, bin: Binary(t), DatabaseURL: inboxtest.SharedPostgres(t)}
 	dir := t.TempDir()
 	c.config = filepath.Join(dir, "microchat.yaml")
 	yaml := o.YAML

@@ -1,8 +1,8 @@
 // Package clustertest runs Microchat as a cluster of real processes for
 // the scale-out tests of issue 14: the `microchat` binary, built once per
 // test binary ([Binary]), started two or three times as `microchat serve`
-// on loopback ports over one fresh PostgreSQL database ([Database],
-// [Start]), each node with its own node_id. A test kills a node with
+// on loopback ports over one fresh PostgreSQL database
+// (inboxtest.SharedPostgres, [Start]), each node with its own node_id. A test kills a node with
 // SIGKILL ([Node.Kill]), stops it with SIGTERM ([Node.Stop]) or starts it
 // again on the same address ([Node.Start]), and talks to the nodes as
 // the dashboard and the widget do: logins and API calls over HTTP

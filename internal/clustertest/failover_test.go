@@ -57,6 +57,16 @@ func TestMailboxTakeover(t *testing.T) {
 		first, state = holder()
 		return first != nil, state
 	})
+	// And it says so in /metrics, as the others say they do not.
+	for _, node := range c.Nodes {
+		want := 0
+		if node == first {
+			want = 1
+		}
+		if got := leaseHeld(t, node, "mailbox:support"); got != want {
+			t.Errorf("%s: microchat_worker_leases_held{job=\"mailbox:support\"} = %d, want %d", node.ID, got, want)
+		}
+	}
 
 	// Enough mail that the import takes seconds: one thread from one
 	// customer, each mail with a text of its own.

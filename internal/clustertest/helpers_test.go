@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,6 +175,24 @@ func connect(t *testing.T, c *clustertest.Cluster) *pgx.Conn {
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
 	return db
+}
+
+// leaseHeld reads microchat_worker_leases_held{job="job"} from node's
+// /metrics: 1 while it holds the job's worker lock, 0 otherwise, -1 if
+// the series is missing.
+func leaseHeld(t *testing.T, node *clustertest.Node, job string) int {
+	t.Helper()
+	prefix := `microchat_worker_leases_held{job="` + job + `"} `
+	for line := range strings.Lines(node.Metrics()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", node.ID, line, err)
+			}
+			return int(f)
+		}
+	}
+	return -1
 }
 
 // owners returns the running nodes that hold the client side of the
