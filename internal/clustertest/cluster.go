@@ -54,8 +54,9 @@ type Options struct {
 	// Mailbox, when set, is the one mailbox, "support"
 	// (support@example.com), every node is configured with.
 	Mailbox *Mailbox
-	// Env are more variables for every node ("NAME=value"), after (so
-	// over) the harness's own.
+	// Env are more variables for every node ("NAME=value"), over the
+	// harness's own but MICROCHAT_LISTEN, MICROCHAT_NODE_ID and
+	// MICROCHAT_DATA_DIR, which are each node's.
 	Env []string
 }
 
@@ -239,9 +240,9 @@ func (n *Node) waitStarted() {
 	}
 }
 
-// listening finds the address in the line `msg=listening addr=...` of
-// the text log.
-var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+// listening finds the address in serve's line "listening", in the text
+// log (msg=listening addr=...) or the JSON one (log.format: json).
+var listening = regexp.MustCompile(`msg=listening addr=([^\s"]+)|"msg":"listening","addr":"([^"]+)"`)
 
 // start runs the process and waits for /readyz; a failure is kept in
 // n.err (it runs on goroutines of its own, which may not call Fatal).
@@ -348,7 +349,7 @@ func (n *Node) copyLog(p *process, r io.Reader) {
 		if !found {
 			if m := listening.FindStringSubmatch(line); m != nil {
 				found = true
-				p.addr <- m[1]
+				p.addr <- m[1] + m[2]
 			}
 		}
 	}
