@@ -2,9 +2,12 @@ package inbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
@@ -62,4 +65,72 @@ func TestHeartbeatCost(t *testing.T) {
 			t.Fatalf("a contact of the beating node: online %v, %v", c.Online, err)
 		}
 	})
+}
+
+// BenchmarkReapNode measures the reaping of a dead node that counted
+// 10,000 visitors online: one transaction that takes them offline and
+// announces each. Run:
+//
+//	MICROCHAT_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	  CGO_ENABLED=0 go test -run '^$' -bench ReapNode -benchtime 5x ./inbox/
+func BenchmarkReapNode(b *testing.B) {
+	const visitors = 10000
+	for _, engine := range benchEngines {
+		b.Run(engine.name, func(b *testing.B) {
+			ctx := context.Background()
+			url := engine.url(b)
+			clock := inboxtest.NewClock()
+			dead := inboxtest.Open(b, url, &inbox.Options{NodeID: "dead", Now: clock.Now})
+			live := inboxtest.Open(b, url, &inbox.Options{NodeID: "live", Now: clock.Now})
+			q := `INSERT INTO contacts (name, created_at) SELECT 'c' || g, now() FROM generate_series(1, 10000) g`
+			if dead.Dialect() == "sqlite" {
+				q = `WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 10000)
+					SELECT 'c' || n, datetime('now') FROM g`
+				q = `INSERT INTO contacts (name, created_at) ` + q
+			}
+			if _, err := dead.DB().ExecContext(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+			var changes []inbox.ContactOnline
+			rows, err := dead.DB().QueryContext(ctx, `SELECT id FROM contacts`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for rows.Next() {
+				var id int64
+				rows.Scan(&id)
+				changes = append(changes, inbox.ContactOnline{ContactID: id, Online: true})
+			}
+			rows.Close()
+			if len(changes) != visitors {
+				b.Fatalf("%d contacts", len(changes))
+			}
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				// The node comes back (reaped by the last iteration).
+				err := dead.Heartbeat(ctx)
+				if errors.Is(err, inbox.ErrNodeReaped) {
+					err = dead.Heartbeat(ctx)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				for c := range slices.Chunk(changes, 256) {
+					if _, err := dead.SetContactsOnline(ctx, c); err != nil {
+						b.Fatal(err)
+					}
+				}
+				clock.Advance(inbox.NodeDeadAfter + time.Second)
+				b.StartTimer()
+				st, err := live.ReapNodes(ctx, inbox.NodeDeadAfter)
+				if err != nil || len(st.Reaped) != 1 {
+					b.Fatalf("ReapNodes() = %+v, %v", st, err)
+				}
+			}
+			b.StopTimer()
+			if c, err := live.Contact(ctx, changes[0].ContactID); err != nil || c.Online {
+				b.Fatalf("a visitor of the dead node: online %v, %v", c.Online, err)
+			}
+		})
+	}
 }
