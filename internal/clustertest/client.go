@@ -379,11 +379,11 @@ func (s *Socket) ClosedAt() time.Time {
 	return s.closedAt
 }
 
-// WaitClosed waits up to d for the connection to close and fails the
-// test if it does not.
+// WaitClosed waits up to d for the connection to close (at once if it
+// has) and fails the test if it does not.
 func (s *Socket) WaitClosed(d time.Duration, what string) {
 	s.t.Helper()
-	timer := time.NewTimer(max(d, 0))
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-s.done:
