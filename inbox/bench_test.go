@@ -120,3 +120,31 @@ func benchInbox(b *testing.B, s *inbox.Store) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkAppendBus is what the bus (pgbus.go) costs the PostgreSQL
+// append, as BenchmarkAppend's inbox run: without it (Options.NoBus), with
+// it (a pg_notify pipelined with each batch's COMMIT), and with it and a
+// second node listening, which reads every batch's events back. -count
+// alternates the three. Run:
+//
+//	MICROCHAT_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	  CGO_ENABLED=0 go test -run '^$' -bench AppendBus -benchtime 20000x -count 3 ./inbox/
+func BenchmarkAppendBus(b *testing.B) {
+	for _, v := range []struct {
+		name         string
+		noBus, other bool
+	}{{"nobus", true, false}, {"bus", false, false}, {"bus_second_node", false, true}} {
+		b.Run(v.name, func(b *testing.B) {
+			url := inboxtest.SharedPostgres(b)
+			s := inboxtest.Open(b, url, &inbox.Options{NoBus: v.noBus, NodeID: "a"})
+			if v.other {
+				other := inboxtest.Open(b, url, &inbox.Options{NodeID: "b"})
+				var n atomic.Int64
+				sub := other.Hub().SubscribeFunc(0, func(inbox.Event) { n.Add(1) })
+				defer sub.Close()
+				defer func() { b.ReportMetric(float64(n.Load())/float64(b.N), "remote-events/msg") }()
+			}
+			benchInbox(b, s)
+		})
+	}
+}

@@ -2,8 +2,11 @@ package inbox_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -575,3 +578,50 @@ func TestNoAutomaticMailToFailedAddress(t *testing.T) {
 }
 
 func lastOf(ids []int64) int64 { return ids[len(ids)-1] }
+
+// TestEnqueueDigestsTwoNodes: two nodes queueing the digests of one
+// database at the same moment (the timers lock is held by one node at a
+// time, but two may overlap while a lost holder stops) queue each
+// conversation's digest once: enqueueDigest locks the conversation and
+// looks again.
+func TestEnqueueDigestsTwoNodes(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newEmailFixture(t, url)
+		other := inboxtest.Open(t, url, emailOptions(f.clock))
+		const convs = 12
+		var ids []int64
+		for i := range convs {
+			c, err := f.s.CreateContact(ctx, inbox.NewContact{Name: "C", Email: fmt.Sprintf("c%d@example.com", i)})
+			noErr(t, "CreateContact()", err)
+			conv, err := f.s.StartConversation(ctx, c.ID, inbox.ChannelChat, "")
+			noErr(t, "StartConversation()", err)
+			f.agentSays(t, conv.ID, "Are you there?")
+			ids = append(ids, conv.ID)
+		}
+		f.clock.Advance(digestAfter + time.Second)
+		var wg sync.WaitGroup
+		var queued atomic.Int64
+		for i := range 6 {
+			s := f.s
+			if i%2 == 1 {
+				s = other
+			}
+			wg.Go(func() {
+				n, err := s.EnqueueDigests(ctx, digestAfter)
+				if err != nil {
+					t.Errorf("EnqueueDigests() = %v", err)
+				}
+				queued.Add(int64(n))
+			})
+		}
+		wg.Wait()
+		if queued.Load() != convs {
+			t.Errorf("EnqueueDigests() queued %d in all, want %d", queued.Load(), convs)
+		}
+		for _, id := range ids {
+			if rows := f.outboxRows(t, id, inbox.OutboundDigest); len(rows) != 1 {
+				t.Fatalf("conversation %d has %d digests, want 1", id, len(rows))
+			}
+		}
+	})
+}

@@ -34,9 +34,11 @@
 //     Deliver. AddReply says which channel was used and why; ReplyChannel
 //     previews it by the same rule.
 //  6. Online: presence is stored on transitions only (SetContactsOnline,
-//     SetAgentPresence), announced by transient events (Seq 0, never
-//     stored: typing, presence); a contact coming online gets their queued
-//     chat replies, which turn sent.
+//     SetAgentPresence), as rows of the node that counts it, and is the
+//     aggregate over the live nodes (nodes.go: Heartbeat, ReapNodes);
+//     changes of the aggregate are announced by transient events (Seq 0,
+//     never stored: typing, presence); a contact coming online gets their
+//     queued chat replies, which turn sent.
 //  7. Continuity: agent chat messages an offline contact with an email
 //     address has not read after a delay go to them as one mail per
 //     conversation (EnqueueDigests): those they left unread and those

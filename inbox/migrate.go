@@ -24,6 +24,9 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0009_recipients", Migrate: migrate0009Recipients},
 	{ID: "0011_search", Migrate: migrate0011Search},
 	{ID: "0012_dashboard", Migrate: migrate0012Dashboard},
+	{ID: "0013_nodes", Migrate: migrate0013Nodes},
+	{ID: "0014_leases", Migrate: migrate0014Leases},
+	{ID: "0015_events_bus", Migrate: migrate0015EventsBus},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -477,6 +480,24 @@ func migrate0012Dashboard(tx *gorm.DB) error {
 	)
 }
 
+// migrate0015EventsBus indexes events by created_at on PostgreSQL: a node
+// that lost its listening connection reads the events created since
+// shortly before (PGBus), and the retention prune finds the old ones. On
+// SQLite (one node) nothing: the index would cost every append.
+func migrate0015EventsBus(tx *gorm.DB) error {
+	if tx.Dialector.Name() != "postgres" {
+		return nil
+	}
+	return execAll(tx, `CREATE INDEX events_created ON events (created_at)`)
+}
+
+// 0014: what several nodes on one database share (issue 14, the leases
+// part): login_attempts, each key's login attempt budget (attempts.go).
+// The worker locks need no table: they are advisory locks.
+func migrate0014Leases(tx *gorm.DB) error {
+	return execAll(tx, `CREATE TABLE login_attempts (name TEXT NOT NULL PRIMARY KEY, tat BIGINT NOT NULL)`)
+}
+
 // autoID is an auto-incrementing primary key column in tx's dialect.
 func autoID(tx *gorm.DB) string {
 	if tx.Dialector.Name() == "postgres" {
@@ -499,4 +520,27 @@ func tsType(tx *gorm.DB) string {
 		return "TIMESTAMPTZ"
 	}
 	return "DATETIME"
+}
+
+// migrate0013Nodes adds the nodes' liveness rows and each node's presence
+// rows (nodes.go). Presence stored before is nobody's: no node counts it,
+// so everyone starts offline, as after a restart of one node.
+func migrate0013Nodes(tx *gorm.DB) error {
+	ts := tsType(tx)
+	return execAll(tx,
+		`CREATE TABLE nodes (id TEXT PRIMARY KEY, started_at `+ts+` NOT NULL, seen_at `+ts+` NOT NULL)`,
+		`CREATE TABLE contact_nodes (
+			contact_id BIGINT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+			node_id TEXT NOT NULL,
+			PRIMARY KEY (contact_id, node_id))`,
+		`CREATE INDEX contact_nodes_node ON contact_nodes (node_id)`,
+		`CREATE TABLE agent_nodes (
+			agent_id BIGINT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+			node_id TEXT NOT NULL,
+			presence TEXT NOT NULL,
+			PRIMARY KEY (agent_id, node_id))`,
+		`CREATE INDEX agent_nodes_node ON agent_nodes (node_id)`,
+		`UPDATE contacts SET online = false WHERE online`,
+		`UPDATE agents SET presence = 'offline' WHERE presence <> 'offline'`,
+	)
 }

@@ -65,6 +65,23 @@ type Options struct {
 	Channels []Channel
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// NodeID names this process among the nodes that share the database
+	// (the config's node_id): its liveness row and presence rows
+	// (nodes.go), and the origin of its bus notifications. Empty: Open
+	// makes one, the host name, "-" and 8 random hex digits. Two running
+	// nodes must not share one.
+	NodeID string
+	// NoBus, on PostgreSQL, keeps events, transient events and Revoked
+	// notices in this process (the Hub alone), as on SQLite: for a
+	// single node, or a benchmark of what the bus costs. Without it, and
+	// without a Publisher of the caller's, a Store on PostgreSQL carries
+	// them to every node on the same database and schema (PGBus,
+	// pgbus.go). Ignored on SQLite.
+	NoBus bool
+	// LockCheckEvery is how often a held worker lock's connection is
+	// pinged on PostgreSQL, and how long a ping may take (lock.go;
+	// default LockCheckEvery, 5 s). Tests shorten it.
+	LockCheckEvery time.Duration
 }
 
 // Store is the conversation model on one database. It is safe for
@@ -102,6 +119,25 @@ type Store struct {
 	// searchTuning, when set (tests), changes how search chooses
 	// between walking and the index.
 	searchTuning searchTuning
+	// pgCfg is the parsed PostgreSQL URL (nil on SQLite): the bus's
+	// listener connects with it.
+	pgCfg *pgx.ConnConfig
+	// bus carries events across nodes on PostgreSQL (pgbus.go); nil on
+	// SQLite, with NoBus or with a Publisher of the caller's.
+	bus *PGBus
+	// nodeMu serializes adding and removing this node's row; nodeJoined
+	// says whether it was added and not found reaped since (nodes.go).
+	nodeMu     sync.Mutex
+	nodeJoined atomic.Bool
+	// pgConfig is the PostgreSQL connection's configuration, from which
+	// the worker locks (lock.go) open connections of their own; nil on
+	// SQLite. sqlitePath is the SQLite file's path, which names its
+	// in-process locks.
+	pgConfig   *pgx.ConnConfig
+	sqlitePath string
+	// attemptSweep is when TakeAttempt last deleted the spent login
+	// attempt rows (µs since the epoch).
+	attemptSweep atomic.Int64
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -140,6 +176,10 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.NodeID == "" {
+		o.NodeID = newNodeID()
+	}
+	ownPublisher := opts != nil && opts.Publisher != nil
 	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox")
 	if err := s.SetChannels(o.Channels...); err != nil {
 		return nil, err
@@ -165,7 +205,17 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		s.closeDB()
 		return nil, fmt.Errorf("migrate: %w", dbErr(err))
 	}
+	if s.dialect == dialectPostgres && !o.NoBus && !ownPublisher {
+		if s.bus, err = startBus(ctx, s); err != nil {
+			s.closeDB()
+			return nil, err
+		}
+		s.pub = s.bus
+	}
 	if s.app, err = newAppender(s); err != nil {
+		if s.bus != nil {
+			s.bus.close()
+		}
 		s.closeDB()
 		return nil, err
 	}
@@ -201,6 +251,10 @@ func (s *Store) openSQLite(rawURL string) error {
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("database directory: %w", err)
+	}
+	s.sqlitePath = path
+	if abs, err := filepath.Abs(path); err == nil {
+		s.sqlitePath = abs
 	}
 	// WAL lets readers run beside the one writer. synchronous=FULL makes a
 	// commit durable before it is acknowledged; group commit pays its fsync
@@ -312,11 +366,12 @@ func (s *Store) openPostgres(rawURL string) error {
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
+	s.pgConfig = cfg.Copy()
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(s.opts.MaxOpenConns)
 	db.SetMaxIdleConns(s.opts.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s.dialect, s.sqlW, s.sqlR = dialectPostgres, db, db
+	s.dialect, s.sqlW, s.sqlR, s.pgCfg = dialectPostgres, db, db, cfg
 	if s.db, err = gorm.Open(postgres.New(postgres.Config{Conn: db}), gormConfig()); err != nil {
 		return err
 	}
@@ -359,6 +414,9 @@ func (s *Store) Close() error {
 	if s.app != nil {
 		s.app.close()
 	}
+	if s.bus != nil {
+		s.bus.close()
+	}
 	return s.closeDB()
 }
 
@@ -400,6 +458,15 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) er
 		if err := fn(tx, &evs); err != nil {
 			return err
 		}
+		if s.bus != nil && len(evs) > 0 {
+			// Delivered to the other nodes at the commit, and never for
+			// a rollback (pgbus.go).
+			for _, p := range s.bus.txPayloads(evs) {
+				if err := tx.Exec("SELECT pg_notify(?, ?)", p.channel, p.payload).Error; err != nil {
+					return err
+				}
+			}
+		}
 		return s.testBeforeCommit()
 	})
 	if errors.Is(err, errNoop) {
@@ -408,7 +475,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) er
 	if err != nil {
 		return dbErr(err)
 	}
-	if len(evs) > 0 {
+	if len(evs) == 0 {
+		return nil
+	}
+	if s.bus != nil {
+		// The other nodes heard of them from the transaction.
+		s.bus.local(evs)
+	} else {
 		s.pub.Publish(evs)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"net"
@@ -286,9 +287,15 @@ func (s *Server) setup(c echo.Context) error {
 
 // limitLogin takes one attempt at a password (what: "login" or
 // "password") from the client IP's and the email's budgets, or answers
-// 429 with Retry-After when either is spent.
+// 429 with Retry-After when either is spent. The budgets are counted in
+// the database (inbox.Store.TakeAttempt), so that every node of a
+// cluster counts the same attempts.
 func (s *Server) limitLogin(c echo.Context, email, what string) error {
-	if wait, ok := s.allowLogin(c.RealIP(), email); !ok {
+	wait, ok, err := s.allowLogin(c.Request().Context(), c.RealIP(), email)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(ratelimit.RetryAfter(wait)))
 		return echo.NewHTTPError(http.StatusTooManyRequests, "too many "+what+" attempts; try again later")
 	}
@@ -296,8 +303,8 @@ func (s *Server) limitLogin(c echo.Context, email, what string) error {
 }
 
 // allowLogin takes one login attempt from both the client IP's and the
-// email's budget, or neither when either is spent, and then says how long
-// to wait.
-func (s *Server) allowLogin(ip, email string) (wait time.Duration, ok bool) {
-	return ratelimit.AllowBoth(time.Now(), s.loginsByIP, ip, s.loginsByEmail, email)
+// email's budget of limits.login_attempts_per_minute, or neither when
+// either is spent, and then says how long to wait.
+func (s *Server) allowLogin(ctx context.Context, ip, email string) (wait time.Duration, ok bool, err error) {
+	return s.store.TakeAttempt(ctx, time.Now(), s.cfg.Limits.LoginAttemptsPerMinute, "ip:"+ip, "email:"+email)
 }

@@ -73,6 +73,12 @@ func TestSocketMetrics(t *testing.T) {
 			t.Fatalf("metrics lack %q:\n%s", want, r.body)
 		}
 	}
+	// The presence tracker's first heartbeat, at its start, counts this
+	// node.
+	inboxtest.Eventually(t, "microchat_cluster_nodes 1", func() bool {
+		r := e.client().do("GET", "/metrics", nil).want(http.StatusOK)
+		return strings.Contains(string(r.body), "\nmicrochat_cluster_nodes 1\n")
+	})
 }
 
 func TestPages(t *testing.T) {

@@ -88,8 +88,6 @@ type Server struct {
 	registry *prometheus.Registry
 	// trusted are the proxies whose X-Forwarded-* headers are believed.
 	trusted []*net.IPNet
-	// loginsByIP and loginsByEmail limit login attempts (auth.go).
-	loginsByIP, loginsByEmail *ratelimit.KeyedLimiter
 	// deadline is echo's ContextTimeout with apiTimeout (apiDeadline).
 	deadline echo.MiddlewareFunc
 	// chat is the web chat channel: the visitors' sockets and the
@@ -215,16 +213,14 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("web: Options.Presence is required with Options.Chat")
 	}
 	s := &Server{
-		cfg:           cfg,
-		store:         opts.Store,
-		log:           log.With("pkg", "web"),
-		metrics:       newMetrics(),
-		registry:      prometheus.NewRegistry(),
-		loginsByIP:    ratelimit.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
-		loginsByEmail: ratelimit.NewKeyedLimiter(cfg.Limits.LoginAttemptsPerMinute),
-		sockets:       socketSet{closers: map[uint64]func(){}},
-		chat:          opts.Chat,
-		presence:      opts.Presence,
+		cfg:      cfg,
+		store:    opts.Store,
+		log:      log.With("pkg", "web"),
+		metrics:  newMetrics(),
+		registry: prometheus.NewRegistry(),
+		sockets:  socketSet{closers: map[uint64]func(){}},
+		chat:     opts.Chat,
+		presence: opts.Presence,
 	}
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
@@ -232,6 +228,7 @@ func New(opts Options) (*Server, error) {
 		collectors.NewDBStatsCollector(s.store.DB(), "microchat"),
 	}
 	cs = append(cs, inbox.Collectors()...)
+	cs = append(cs, s.store.Collectors()...)
 	cs = append(cs, s.metrics.collectors()...)
 	cs = append(cs, opts.Collectors...)
 	for _, c := range cs {
@@ -249,6 +246,12 @@ func New(opts Options) (*Server, error) {
 		Name: "microchat_presence_writes_total",
 		Help: "Presence transitions of contacts and agents written to the database (rule 6: never heartbeats).",
 	}, func() float64 { return float64(s.presence.Writes()) })); err != nil {
+		return nil, fmt.Errorf("web: metrics: %w", err)
+	}
+	if err := s.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "microchat_cluster_nodes",
+		Help: "Nodes (processes) on this database that wrote their liveness row within the last 10 s, this one included, as this node's presence tracker last saw (every 2 s).",
+	}, func() float64 { return float64(s.presence.Nodes()) })); err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
 	}
 	// Last of what can fail: what it builds runs until Shutdown.
@@ -310,8 +313,13 @@ func New(opts Options) (*Server, error) {
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.agentSockets = sockets.New(sockets.Options{Kind: sockets.Agents, Now: s.store.Now, Logger: s.log,
-		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession, PerPrincipal: cfg.Limits.SocketsPerAgent}})
-	s.stopRevoked = s.store.Hub().OnRevoked(s.agentSockets.Revoked)
+		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession, PerPrincipal: cfg.Limits.SocketsPerAgent},
+		Live:   s.store.LiveSessions})
+	stopRevoked := s.store.Hub().OnRevoked(s.agentSockets.Revoked)
+	// After the bus listens again, logouts missed meanwhile on other
+	// nodes still close their sockets.
+	stopResync := s.store.Hub().OnResync(func() { go s.agentSockets.RecheckAll(s.ctx) })
+	s.stopRevoked = func() { stopRevoked(); stopResync() }
 	go s.sweepSockets(opts.SweepTick)
 	s.replies = ratelimit.NewKeyedRate(cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst)
 	s.routes()

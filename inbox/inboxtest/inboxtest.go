@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,13 +37,12 @@ func SQLiteURL(t testing.TB) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "microchat.db")
 }
 
-// PostgresURL returns the URL of a new, empty schema on the test server,
-// dropped when the test ends. Without a server the test is skipped, or
-// fails when MICROCHAT_REQUIRE_POSTGRES=1 or CI is set, saying how to get
-// one.
-func PostgresURL(t testing.TB) string {
+// server returns the test server's URL and the name of a new, empty
+// object of kind ("SCHEMA" or "DATABASE") created on it; without a
+// server it skips or fails the test as PostgresURL says.
+func server(t testing.TB, kind string) (base, name string) {
 	t.Helper()
-	base := os.Getenv(EnvURL)
+	base = os.Getenv(EnvURL)
 	if base == "" {
 		msg := EnvURL + " is not set: run scripts/test.sh (it starts PostgreSQL), or set it to e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 		if os.Getenv("MICROCHAT_REQUIRE_POSTGRES") == "1" || os.Getenv("CI") != "" {
@@ -50,7 +50,7 @@ func PostgresURL(t testing.TB) string {
 		}
 		t.Skip(msg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
@@ -59,10 +59,20 @@ func PostgresURL(t testing.TB) string {
 	defer conn.Close(ctx)
 	b := make([]byte, 6)
 	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
+	name = "t_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE "+kind+" "+name); err != nil {
+		t.Fatalf("create %s: %v", strings.ToLower(kind), err)
 	}
+	return base, name
+}
+
+// PostgresURL returns the URL of a new, empty schema on the test server,
+// dropped when the test ends. Without a server the test is skipped, or
+// fails when MICROCHAT_REQUIRE_POSTGRES=1 or CI is set, saying how to get
+// one.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base, schema := server(t, "SCHEMA")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -78,6 +88,36 @@ func PostgresURL(t testing.TB) string {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// SharedPostgres returns the URL of a new, empty PostgreSQL database on
+// the test server, for several Stores (nodes) of one test that share it:
+// a database of their own, so that nothing else on the server hears
+// their notifications (LISTEN/NOTIFY reaches a whole database). It is
+// dropped when the test ends, after the Stores opened with Open closed
+// (cleanups run last-registered first). Without a server the test is
+// skipped, or fails when MICROCHAT_REQUIRE_POSTGRES=1 or CI is set,
+// saying how to get one.
+func SharedPostgres(t testing.TB) string {
+	t.Helper()
+	base, name := server(t, "DATABASE")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			// WITH (FORCE) ends what a failed test left connected.
+			if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+				t.Logf("drop database %s: %v", name, err)
+			}
+			c.Close(ctx)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvURL, err)
+	}
+	u.Path = "/" + name
 	return u.String()
 }
 

@@ -1,8 +1,10 @@
 // Package ratelimit is a token bucket per key (an IP address, an email,
 // an agent or a visitor), on golang.org/x/time/rate, for the limits that
-// the web API and the widget's channel keep per node: login attempts,
-// agent replies, the widget's starts, messages and uploads. Counters are
-// in memory and lost on restart (docs/architecture.md).
+// the web API and the widget's channel keep per node: agent replies, the
+// widget's starts, messages and uploads (login attempts are counted in
+// the database, inbox.Store.TakeAttempt, so that every node counts the
+// same). Counters are in memory and lost on restart
+// (docs/architecture.md).
 package ratelimit
 
 import (

@@ -293,6 +293,20 @@ func (s *IMAPServer) DropConnections() {
 	}
 }
 
+// ClientAddrs returns the remote addresses ("ip:port") of the open
+// connections, sorted: which processes are connected (a cluster test
+// finds the node holding one).
+func (s *IMAPServer) ClientAddrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var addrs []string
+	for c := range s.conns {
+		addrs = append(addrs, c.RemoteAddr().String())
+	}
+	slices.Sort(addrs)
+	return addrs
+}
+
 // Accepted returns how many connections the server has accepted.
 func (s *IMAPServer) Accepted() int {
 	s.mu.Lock()

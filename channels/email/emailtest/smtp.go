@@ -96,6 +96,7 @@ type SMTPServer struct {
 	changed  chan struct{} // closed and replaced at every accepted mail
 	hold     chan struct{} // DATA waits for it to close, when not nil
 	held     int
+	heldFrom map[*smtpSession]string // the held sessions' remote addresses
 }
 
 // StartSMTP starts an SMTPServer on 127.0.0.1, stopped when the test ends.
@@ -108,6 +109,7 @@ func StartSMTP(t testing.TB, opts *SMTPOptions) *SMTPServer {
 		refuse:   map[string]Reply{},
 		attempts: map[Stage]int{},
 		changed:  make(chan struct{}),
+		heldFrom: map[*smtpSession]string{},
 	}
 	if opts != nil {
 		s.opts = *opts
@@ -226,6 +228,19 @@ func (s *SMTPServer) Held() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.held
+}
+
+// HeldFrom returns the remote addresses ("ip:port") of the clients whose
+// DATA is held: which process is sending (a cluster test finds the node).
+func (s *SMTPServer) HeldFrom() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var addrs []string
+	for _, a := range s.heldFrom {
+		addrs = append(addrs, a)
+	}
+	slices.Sort(addrs)
+	return addrs
 }
 
 // Attempts is how many commands of stage the server has answered.
@@ -367,12 +382,14 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	hold := ss.s.hold
 	if hold != nil {
 		ss.s.held++
+		ss.s.heldFrom[ss] = ss.conn.Conn().RemoteAddr().String()
 	}
 	ss.s.mu.Unlock()
 	if hold != nil {
 		<-hold
 		ss.s.mu.Lock()
 		ss.s.held--
+		delete(ss.s.heldFrom, ss)
 		ss.s.mu.Unlock()
 	}
 	if err := ss.s.answer(StageData); err != nil {
