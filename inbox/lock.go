@@ -51,8 +51,9 @@ var leasesHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 //
 // The lock key is a 64-bit hash of the current schema and the name
 // (hashtextextended), so that deployments, or tests, in different schemas
-// of one database do not share locks. Each held lock, and each node
-// waiting for one, costs one PostgreSQL connection besides the pool.
+// of one database do not share locks. Each held lock costs one PostgreSQL
+// connection besides the pool; a node waiting for one opens a connection
+// for a moment at each try.
 //
 // On SQLite (one node) a lock is held in the process, per database file:
 // two Stores on one file in one process (tests) still exclude each other.
