@@ -1,6 +1,7 @@
 package inbox_test
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -93,4 +94,27 @@ func TestTakeAttemptConcurrent(t *testing.T) {
 			t.Fatalf("%d attempts allowed, want 10", allowed)
 		}
 	})
+}
+
+// BenchmarkTakeAttempt: the cost of counting one login attempt (an IP and
+// an email) in the database, beside the bcrypt of the password check
+// (about 50-100 ms at cost 12).
+func BenchmarkTakeAttempt(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			url := inboxtest.SQLiteURL(b)
+			if engine == "postgres" {
+				url = inboxtest.PostgresURL(b)
+			}
+			s := inboxtest.Open(b, url, nil)
+			now := time.Now()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, _, err := s.TakeAttempt(ctx, now, 10, fmt.Sprint("ip:", i%1000), fmt.Sprint("email:", i%5000)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

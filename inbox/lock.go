@@ -51,15 +51,22 @@ var leasesHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 //
 // The lock key is a 64-bit hash of the current schema and the name
 // (hashtextextended), so that deployments, or tests, in different schemas
-// of one database do not share locks. Each held lock, and each node
-// waiting for one, costs one PostgreSQL connection besides the pool.
+// of one database do not share locks. Each held lock costs one PostgreSQL
+// connection besides the pool; a node waiting for one opens a connection
+// for a moment at each try.
 //
 // On SQLite (one node) a lock is held in the process, per database file:
 // two Stores on one file in one process (tests) still exclude each other.
 
 // LockCheckEvery is how often a held lock's connection is pinged, and how
-// long a ping may take, on PostgreSQL (Options.LockCheckEvery overrides it).
+// long a ping may take (at least 2 s), on PostgreSQL
+// (Options.LockCheckEvery overrides it).
 const LockCheckEvery = 5 * time.Second
+
+// minPingTimeout is the least time a lock's ping may take, whatever
+// Options.LockCheckEvery says: a loaded machine (tests pinging every
+// 50 ms) must not lose its locks to its own scheduler.
+const minPingTimeout = 2 * time.Second
 
 // LockRetryEvery is how often Lead tries again to take a lock that another
 // node holds.
@@ -169,7 +176,7 @@ func (s *Store) checkLock(l *Lock, conn *pgx.Conn, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), every)
+		ctx, cancel := context.WithTimeout(context.Background(), max(every, minPingTimeout))
 		err := conn.Ping(ctx)
 		cancel()
 		if err != nil {

@@ -375,27 +375,35 @@ func messageIDsOf(t *testing.T, mails []emailtest.Mail) []string {
 	return ids
 }
 
+// twoSendingNodes starts an SMTP server and two sending nodes on url, on
+// one clock, and creates an agent.
+func twoSendingNodes(t *testing.T, url string) (srv *emailtest.SMTPServer, clock *inboxtest.Clock, a, b *sendingNode, agentID int64) {
+	t.Helper()
+	srv = startServer(t)
+	mb := mailboxOn(srv, config.TLSStartTLS, "agent", "secret")
+	clock = inboxtest.NewClock()
+	a = startSending(t, url, clock, mb, srv)
+	b = startSending(t, url, clock, mb, srv)
+	agent, err := a.st.CreateAgent(context.Background(), inbox.NewAgent{Email: "alice@example.com", Name: "Alice", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, clock, a, b, agent.ID
+}
+
 // TestOutboxTwoNodes: two nodes on one database, each with its outbox
 // Worker, and replies written through either: every mail is sent once,
 // whichever node wrote the reply and whichever claims it.
 func TestOutboxTwoNodes(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
-		srv := startServer(t)
-		mb := mailboxOn(srv, config.TLSStartTLS, "agent", "secret")
-		clock := inboxtest.NewClock()
-		a := startSending(t, url, clock, mb, srv)
-		b := startSending(t, url, clock, mb, srv)
-		agent, err := a.st.CreateAgent(context.Background(), inbox.NewAgent{Email: "alice@example.com", Name: "Alice", Password: "correct horse battery"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv, clock, a, b, agentID := twoSendingNodes(t, url)
 		const total = 24
 		for i := range total {
 			st := a.st
 			if i%2 == 1 {
 				st = b.st
 			}
-			replyByEmail(t, st, agent.ID, i)
+			replyByEmail(t, st, agentID, i)
 			// Both wake, as after a commit on either node each would
 			// at its next tick.
 			a.w.Wake()
@@ -429,18 +437,10 @@ func TestOutboxNodeKilledMidSend(t *testing.T) {
 	for _, accepted := range []bool{true, false} {
 		t.Run(fmt.Sprint("accepted=", accepted), func(t *testing.T) {
 			inboxtest.Run(t, func(t *testing.T, url string) {
-				srv := startServer(t)
-				mb := mailboxOn(srv, config.TLSStartTLS, "agent", "secret")
-				clock := inboxtest.NewClock()
-				a := startSending(t, url, clock, mb, srv)
-				b := startSending(t, url, clock, mb, srv)
+				srv, clock, a, b, agentID := twoSendingNodes(t, url)
 				b.ob.dead.Store(true) // b claims nothing until a is gone
-				agent, err := a.st.CreateAgent(context.Background(), inbox.NewAgent{Email: "alice@example.com", Name: "Alice", Password: "correct horse battery"})
-				if err != nil {
-					t.Fatal(err)
-				}
 				srv.Hold()
-				replyByEmail(t, a.st, agent.ID, 1)
+				replyByEmail(t, a.st, agentID, 1)
 				a.w.Wake()
 				inboxtest.Eventually(t, "a's DATA sent", func() bool { return srv.Held() == 1 })
 				a.ob.dead.Store(true) // kill -9: nothing more is recorded
