@@ -316,6 +316,7 @@ type appender struct {
 	// while the writer already stores the next batch. Nil on PostgreSQL,
 	// whose workers do it themselves.
 	committed chan committedBatch
+	pubClose  sync.Once
 	pubDone   chan struct{}
 }
 
@@ -373,7 +374,7 @@ func (a *appender) close() {
 	a.mu.Unlock()
 	a.wg.Wait()
 	if a.committed != nil {
-		close(a.committed)
+		a.pubClose.Do(func() { close(a.committed) })
 		<-a.pubDone
 	}
 }

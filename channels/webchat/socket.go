@@ -326,7 +326,7 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	defer cancel()
 	st := vc.ch.store
 	seen := vc.ch.sockets.Notices()
-	contact, expires, err := st.VisitorAuth(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
+	contact, expires, convID, err := st.VisitorAuthConversation(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
 	if errors.Is(err, inbox.ErrUnauthenticated) {
 		vc.conn.WriteClose(sockets.CloseUnauthorized, []byte("bad or expired token"))
 		return
@@ -373,25 +373,20 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	contact.Online = true
 
 	hello := helloFrame{Type: "hello", Contact: contact, Agents: []Agent{}}
-	conv, err := st.CurrentConversation(ctx, contact.ID)
-	if err != nil && !errors.Is(err, inbox.ErrNotFound) {
-		vc.writeErr(err, "")
-		vc.conn.WriteClose(1013, []byte("try again later"))
-		return
-	}
-	if err == nil {
+	var conv inbox.Conversation
+	if convID != 0 {
 		if TestHookBeforeSubscribe != nil {
-			TestHookBeforeSubscribe(conv.ID)
+			TestHookBeforeSubscribe(convID)
 		}
-		vc.conversationID = conv.ID
+		vc.conversationID = convID
 		vc.follower = st.NewFollower()
 		// Subscribed first, then the starting point (the conversation's
-		// seq and agents) is read again, then the catch-up: an event
-		// committed before this read is in the catch-up, one after it
-		// reaches the subscription (queued behind this job), and the
-		// Follower drops what the catch-up already sent.
-		vc.sub = st.Hub().SubscribeFunc(conv.ID, vc.deliver)
-		conv, err = st.Conversation(ctx, conv.ID)
+		// seq and agents) is read, then the catch-up: an event committed
+		// before this read is in the catch-up, one after it reaches the
+		// subscription (queued behind this job), and the Follower drops
+		// what the catch-up already sent.
+		vc.sub = st.Hub().SubscribeFunc(convID, vc.deliver)
+		conv, err = st.Conversation(ctx, convID)
 		var parts []inbox.ParticipantAgent
 		if err == nil {
 			parts, err = st.Participants(ctx, conv.ID)
