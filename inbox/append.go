@@ -310,6 +310,21 @@ type appender struct {
 	mu    sync.RWMutex
 	shut  bool
 	wg    sync.WaitGroup
+	// committed (SQLite) takes each committed batch from the one writer
+	// to the publisher goroutine, which publishes its events, hands its
+	// replies to their channels and answers its callers, in commit order,
+	// while the writer already stores the next batch. Nil on PostgreSQL,
+	// whose workers do it themselves.
+	committed chan committedBatch
+	pubClose  sync.Once
+	pubDone   chan struct{}
+}
+
+// committedBatch is a batch whose transaction has ended, with the
+// channels it was decided with.
+type committedBatch struct {
+	reqs []*appendReq
+	cs   *channelSet
 }
 
 var errClosed = errors.New("inbox: store closed")
@@ -324,6 +339,9 @@ func newAppender(s *Store) (*appender, error) {
 	workers := 1
 	if s.dialect == dialectPostgres {
 		workers = min(4, max(1, s.opts.MaxOpenConns/2))
+	} else {
+		a.committed, a.pubDone = make(chan committedBatch, 4), make(chan struct{})
+		go a.publisher()
 	}
 	for range workers {
 		a.wg.Add(1)
@@ -355,13 +373,35 @@ func (a *appender) close() {
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
+	if a.committed != nil {
+		a.pubClose.Do(func() { close(a.committed) })
+		<-a.pubDone
+	}
 }
+
+// publisher finishes the writer's committed batches in order (SQLite).
+func (a *appender) publisher() {
+	defer close(a.pubDone)
+	for b := range a.committed {
+		a.finish(b.reqs, b.cs)
+	}
+}
+
+// lingerBelow is the size under which a batch taken while the writer is
+// busy waits Options.Linger for more (at most a quarter of the largest
+// batch).
+const lingerBelow = 16
 
 func (a *appender) work() {
 	defer a.wg.Done()
 	size := a.s.opts.MaxBatch
-	if a.s.dialect == dialectSQLite {
+	switch {
+	case a.s.dialect == dialectSQLite && size <= 0:
+		size = sqliteMaxRows
+	case a.s.dialect == dialectSQLite:
 		size = min(size, sqliteMaxRows)
+	case size <= 0:
+		size = 64
 	}
 	batch := make([]*appendReq, 0, size)
 	linger := time.NewTimer(time.Hour)
@@ -374,7 +414,7 @@ func (a *appender) work() {
 		// a little for more: a commit costs the writer about as much as
 		// ten messages, so larger batches carry more messages per second
 		// on the same CPU. Alone, a message is committed at once.
-		if busy && len(batch) < cap(batch)/4 && a.s.opts.Linger > 0 {
+		if busy && len(batch) < min(cap(batch)/4, lingerBelow) && a.s.opts.Linger > 0 {
 			linger.Reset(a.s.opts.Linger)
 			a.fill(&batch, linger.C)
 			linger.Stop()
@@ -416,6 +456,9 @@ func (a *appender) fill(batch *[]*appendReq, until <-chan time.Time) {
 // unreachable database, each message is retried alone so that one bad
 // message does not fail the others.
 func (a *appender) run(batch []*appendReq) {
+	if TestHookAppendBatch != nil {
+		TestHookAppendBatch(len(batch))
+	}
 	start := time.Now()
 	// One set of channels decides the whole batch, retries included.
 	cs := a.s.channels()
@@ -436,6 +479,18 @@ func (a *appender) run(batch []*appendReq) {
 	}
 	appendSeconds.Observe(time.Since(start).Seconds())
 	appendBatchSize.Observe(float64(len(batch)))
+	if a.committed != nil {
+		// work reuses batch's array for the next batch.
+		a.committed <- committedBatch{reqs: slices.Clone(batch), cs: cs}
+		return
+	}
+	a.finish(batch, cs)
+}
+
+// finish publishes the events of a batch's new messages, hands its
+// agent messages to their channels and answers each caller: after the
+// batch's transaction ended, in the order the batches were committed.
+func (a *appender) finish(batch []*appendReq, cs *channelSet) {
 	var evs []Event
 	for _, r := range batch {
 		if r.err != nil {
@@ -478,6 +533,13 @@ func (a *appender) exec(batch []*appendReq, cs *channelSet) error {
 	// goroutine and a progress handler for every statement.
 	return a.execSQLite(context.Background(), batch, cs)
 }
+
+// TestHookAppendBatch, when set (by tests only, before the store opens and
+// unset after it closed), is called by the appender with the size of each
+// batch of messages before it stores it, on the appender's goroutine: a
+// test of another package blocks it there to make the store slow, with
+// messages waiting behind.
+var TestHookAppendBatch func(messages int)
 
 // testAfterDecide runs the tests' afterDecide hook, if any.
 func (s *Store) testAfterDecide() {

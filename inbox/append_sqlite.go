@@ -483,8 +483,12 @@ func sqliteStmtText(kind sqliteStmtKind, n int) string {
 // all prepared when the store opens (the writer's only connection is held
 // by the transaction during a batch). Reads and the update are padded up
 // to the next size with rows that match nothing; inserts are split into
-// chunks of these sizes.
-const sqliteMaxRows = 64
+// chunks of these sizes. 256 rows of the widest statement (the messages'
+// insert, 10 values a row) bind 2,560 values, under SQLite's 32,766.
+// Batches of 256 (issue 14): past about 8,000 messages/s the writer ran
+// full batches of 64, and the commit (its log pages and fsync) is
+// shared by the whole batch.
+const sqliteMaxRows = 256
 
 type sqliteStmts [stmtKinds][]*sql.Stmt
 

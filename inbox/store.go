@@ -41,7 +41,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxOpenConns bounds the PostgreSQL pool (default 20).
 	MaxOpenConns int
-	// MaxBatch is the most messages committed in one transaction (default 64).
+	// MaxBatch is the most messages committed in one transaction: default
+	// 64 on PostgreSQL; on SQLite sqliteMaxRows (256), which is also its
+	// cap. A batch is as large as the messages waiting when the writer
+	// takes it, so only a deep queue makes large ones.
 	MaxBatch int
 	// CheckpointEvery is how often SQLite's log is copied into the
 	// database file (default 1 s).
@@ -160,9 +163,6 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	}
 	if o.MaxOpenConns <= 0 {
 		o.MaxOpenConns = 20
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 64
 	}
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = time.Second

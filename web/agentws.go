@@ -545,8 +545,9 @@ func (agentEvents) OnPong(socket *gws.Conn, _ []byte) {
 
 // OnMessage parses a client frame and hands it to run, or for a message
 // frame starts storing it. A binary frame is refused with 1003; a client
-// that sends commands faster than run answers is dropped with 1008; bad
-// JSON gets an error frame.
+// that sends commands or message frames faster than they are answered is
+// no longer read until they are (queue, startReply); bad JSON gets an
+// error frame.
 func (agentEvents) OnMessage(socket *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	ac := agentConnOf(socket)
@@ -564,7 +565,7 @@ func (agentEvents) OnMessage(socket *gws.Conn, m *gws.Message) {
 		ac.startReply(cmd)
 		return
 	}
-	ac.queue(socket, cmd)
+	ac.queue(cmd)
 }
 
 // parseAgentCommand decodes a client frame. A frame that is not a JSON
@@ -585,11 +586,14 @@ func parseAgentCommand(b []byte) agentCommand {
 	return agentCommand{Type: "bad-json"}
 }
 
-func (ac *agentConn) queue(socket *gws.Conn, cmd agentCommand) {
+// queue hands a command to run, waiting while run has not taken the ones
+// before it: a client that sends commands faster than run answers them is
+// no longer read (TCP slows it down), never closed. Once run has ended
+// the command is dropped with the connection.
+func (ac *agentConn) queue(cmd agentCommand) {
 	select {
 	case ac.commands <- cmd:
-	default:
-		socket.WriteClose(1008, []byte("too many frames"))
+	case <-ac.stop:
 	}
 }
 

@@ -2,10 +2,8 @@ package web
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -194,30 +192,29 @@ func TestWidgetBadFrames(t *testing.T) {
 	}
 	alive()
 
+	// A flood of frames that each write to the database is read as fast
+	// as they are handled (push-back), not closed: all are handled, then
+	// the ping behind them.
 	flood, _ := v.connect(1)
 	go func() {
-		for range 20000 {
+		for range 500 {
 			if flood.conn.WriteMessage(gws.OpcodeText, []byte(`{"type":"page_view","url":"https://shop.example/"}`)) != nil {
 				return
 			}
 		}
+		flood.conn.WriteMessage(gws.OpcodeText, []byte(`{"type":"ping"}`))
 	}()
-	deadline := time.After(10 * time.Second)
-wait:
-	for {
+	for done := false; !done; {
 		select {
-		case <-flood.frames:
+		case f := <-flood.frames:
+			if f.Type == "error" {
+				t.Fatalf("page view in the flood answered %s", f)
+			}
+			done = f.Type == "pong"
 		case err := <-flood.closed:
-			var ce *gws.CloseError
-			if errors.As(err, &ce) && ce.Code != 1008 {
-				t.Fatalf("close code after a flood = %d, want 1008", ce.Code)
-			}
-			if !errors.As(err, &ce) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
-				t.Fatalf("flood connection ended with %v, want 1008 or a reset", err)
-			}
-			break wait
-		case <-deadline:
-			t.Fatalf("flood connection not closed within 10 s")
+			t.Fatalf("flood connection closed: %v", err)
+		case <-time.After(frameWait):
+			t.Fatalf("no pong after the flood within %v", frameWait)
 		}
 	}
 	alive()

@@ -50,6 +50,10 @@ type Channel struct {
 	// and the revocations (Revoked notices) that close them.
 	sockets     *sockets.Registry
 	stopRevoked func()
+	// names caches agents' display names (names.go), kept current by
+	// namesSub, a subscription to every conversation's events.
+	names    agentNames
+	namesSub *inbox.Subscription
 	// conns, framesIn and framesOut are counted for Stats.
 	conns               atomic.Int64
 	framesIn, framesOut atomic.Uint64
@@ -101,7 +105,8 @@ const (
 	// maxFrame is the largest frame read; more is closed with 1009.
 	maxFrame = 64 << 10
 	// maxQueuedFrames is how many client frames may wait to be handled;
-	// more is a flood, closed with 1008.
+	// with that many waiting the socket's read loop stops reading until
+	// one is handled (push-back: TCP slows the client down).
 	maxQueuedFrames = 32
 	// dispatchers is how many goroutines hand frames from the read loops
 	// to the sockets' queues.
@@ -140,6 +145,7 @@ func New(opts Options) (*Channel, error) {
 	// nodes still close their sockets.
 	stopResync := opts.Store.Hub().OnResync(func() { go ch.sockets.RecheckAll(ch.ctx) })
 	ch.stopRevoked = func() { stopRevoked(); stopResync() }
+	ch.namesSub = opts.Store.Hub().SubscribeFunc(0, ch.names.event)
 	ch.dispatch = make([]chan incoming, dispatchers)
 	for i := range ch.dispatch {
 		ch.dispatch[i] = make(chan incoming, 256)
@@ -182,6 +188,7 @@ func (ch *Channel) Limits() *Limits { return ch.limits }
 // offline).
 func (ch *Channel) Close() {
 	ch.stopRevoked()
+	ch.namesSub.Close()
 	ch.cancel()
 	for _, d := range ch.dispatch {
 		d <- incoming{}

@@ -28,7 +28,10 @@
 //     conversation (inbox.Hub.SubscribeFunc) that only queues a job. A
 //     socket with more than maxQueuedEvents events waiting is dropped: the
 //     widget reconnects and resumes from its last sequence number. A client
-//     with more than maxQueuedFrames frames waiting is flooding: 1008.
+//     with maxQueuedFrames frames waiting is not read until one of them is
+//     handled: a visitor who sends faster than the node stores (past its
+//     saturation, or while the database is slow) is slowed down by TCP,
+//     never closed; the widget keeps each message until its ack.
 //   - Each socket counts its contact as connected in the node's presence
 //     tracker (package presence, given in Options), which the agents'
 //     WebSocket reports to as well: a contact is online while one of their

@@ -24,6 +24,11 @@ import (
 // committed meanwhile is lost.
 var TestHookBeforeSubscribe func(conversationID int64)
 
+// TestHookReadWait, when set (by tests only, before the channel starts),
+// is called by a visitor socket's read loop each time it stops reading
+// because maxQueuedFrames of its frames wait (waitRoom).
+var TestHookReadWait func()
+
 // visitorConn is one visitor's socket. It is kept small: an idle one is
 // most of what this server holds. Its fields are owned by its jobs (see
 // async), which run one at a time in order, except where said.
@@ -39,7 +44,7 @@ type visitorConn struct {
 
 	// state is read by the auth timer, the hub and the read loop.
 	state  atomic.Uint32
-	frames atomic.Int32 // client frames waiting in the queue
+	frames atomic.Int32 // client frames waiting in the queue; the read loop adds, frameDone takes
 	events atomic.Int32 // events waiting in the queue
 
 	// The socket's jobs (see async), guarded by qmu. paused holds them
@@ -48,6 +53,9 @@ type visitorConn struct {
 	queue     []func()
 	scheduled bool
 	paused    bool
+	// room, when not nil, is closed by frameDone for the read loop waiting
+	// in waitRoom.
+	room chan struct{}
 
 	contactID      int64
 	conversationID int64 // 0 when the contact has none
@@ -102,18 +110,45 @@ func (vc *visitorConn) revoked() {
 	}()
 }
 
-// queueFrame hands a parsed client frame to the socket's queue; false
-// when too many wait already (a flood).
-func (vc *visitorConn) queueFrame(job func()) bool {
-	if vc.frames.Add(1) > maxQueuedFrames {
-		vc.frames.Add(-1)
-		return false
+// frameDone counts a client frame out of the socket's queue, as its job
+// starts, and wakes the read loop if it waits for room (waitRoom).
+func (vc *visitorConn) frameDone() {
+	if vc.frames.Add(-1) != maxQueuedFrames-1 {
+		return // the read loop waits only while the queue is full
 	}
-	vc.async(func() {
-		vc.frames.Add(-1)
-		job()
-	})
-	return true
+	vc.qmu.Lock()
+	if w := vc.room; w != nil {
+		vc.room = nil
+		close(w)
+	}
+	vc.qmu.Unlock()
+}
+
+// waitRoom blocks the socket's read loop while maxQueuedFrames of its
+// frames wait to be handled, until one of them starts: a visitor who
+// sends faster than the server stores is no longer read, and TCP slows
+// the widget down (it keeps its messages until they are acknowledged).
+// Only the read loop adds frames, so once it returns true there is room
+// for one. False when the channel closes meanwhile.
+func (vc *visitorConn) waitRoom() bool {
+	for {
+		vc.qmu.Lock()
+		if vc.frames.Load() < maxQueuedFrames {
+			vc.qmu.Unlock()
+			return true
+		}
+		w := make(chan struct{})
+		vc.room = w
+		vc.qmu.Unlock()
+		if TestHookReadWait != nil {
+			TestHookReadWait()
+		}
+		select {
+		case <-w:
+		case <-vc.ch.ctx.Done():
+			return false
+		}
+	}
 }
 
 // async queues a job on the socket's own queue. A socket with jobs waits
@@ -291,7 +326,7 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	defer cancel()
 	st := vc.ch.store
 	seen := vc.ch.sockets.Notices()
-	contact, expires, err := st.VisitorAuth(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
+	contact, expires, convID, err := st.VisitorAuthConversation(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
 	if errors.Is(err, inbox.ErrUnauthenticated) {
 		vc.conn.WriteClose(sockets.CloseUnauthorized, []byte("bad or expired token"))
 		return
@@ -338,25 +373,20 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	contact.Online = true
 
 	hello := helloFrame{Type: "hello", Contact: contact, Agents: []Agent{}}
-	conv, err := st.CurrentConversation(ctx, contact.ID)
-	if err != nil && !errors.Is(err, inbox.ErrNotFound) {
-		vc.writeErr(err, "")
-		vc.conn.WriteClose(1013, []byte("try again later"))
-		return
-	}
-	if err == nil {
+	var conv inbox.Conversation
+	if convID != 0 {
 		if TestHookBeforeSubscribe != nil {
-			TestHookBeforeSubscribe(conv.ID)
+			TestHookBeforeSubscribe(convID)
 		}
-		vc.conversationID = conv.ID
+		vc.conversationID = convID
 		vc.follower = st.NewFollower()
 		// Subscribed first, then the starting point (the conversation's
-		// seq and agents) is read again, then the catch-up: an event
-		// committed before this read is in the catch-up, one after it
-		// reaches the subscription (queued behind this job), and the
-		// Follower drops what the catch-up already sent.
-		vc.sub = st.Hub().SubscribeFunc(conv.ID, vc.deliver)
-		conv, err = st.Conversation(ctx, conv.ID)
+		// seq and agents) is read, then the catch-up: an event committed
+		// before this read is in the catch-up, one after it reaches the
+		// subscription (queued behind this job), and the Follower drops
+		// what the catch-up already sent.
+		vc.sub = st.Hub().SubscribeFunc(convID, vc.deliver)
+		conv, err = st.Conversation(ctx, convID)
 		var parts []inbox.ParticipantAgent
 		if err == nil {
 			parts, err = st.Participants(ctx, conv.ID)
@@ -471,11 +501,11 @@ var agentKey = []byte(`"author":"` + inbox.AuthorAgent + `"`)
 // named returns a message_added event of an agent's message with the
 // agent's current display name as the message's agent_name, so that the
 // widget can name a reply of an agent who wrote without joining
-// (docs/widget-protocol.md, "Names"). The name is read for each agent's
-// message (one read by primary key; not cached, as an agent outside the
-// conversation may rename themselves without a presence frame to it); ev
-// itself when it is no agent's message or the name cannot be read (the
-// widget then names the message as it can).
+// (docs/widget-protocol.md, "Names"). The name comes from the channel's
+// cache (names.go), read by primary key when it is not there and kept
+// until the agent's next presence event without a conversation (a rename
+// publishes one); ev itself when it is no agent's message or the name
+// cannot be read (the widget then names the message as it can).
 func (vc *visitorConn) named(ctx context.Context, ev *inbox.Event) *inbox.Event {
 	if ev.Type != inbox.EventMessageAdded || !bytes.Contains(ev.Data, agentKey) {
 		return ev
@@ -484,11 +514,11 @@ func (vc *visitorConn) named(ctx context.Context, ev *inbox.Event) *inbox.Event 
 	if ev.Decode(&p) != nil || p.Message.AgentID == nil {
 		return ev
 	}
-	a, err := vc.ch.store.Agent(ctx, *p.Message.AgentID)
+	name, err := vc.ch.names.name(ctx, *p.Message.AgentID, vc.ch.store.Agent)
 	if err != nil {
 		return ev
 	}
-	data, err := json.Marshal(namedMessageAdded{Message: namedMessage{Message: p.Message, AgentName: a.Name}, Reopened: p.Reopened})
+	data, err := json.Marshal(namedMessageAdded{Message: namedMessage{Message: p.Message, AgentName: name}, Reopened: p.Reopened})
 	if err != nil {
 		return ev
 	}
@@ -626,7 +656,9 @@ func (socketEvents) OnPong(*gws.Conn, []byte) {}
 // whatever it calls grows the read loop's stack, which an idle socket
 // keeps (a read deadline or a job queued from here costs 2 KB a socket
 // for as long as it lives). gws has refused frames over maxFrame (1009)
-// and text that is not UTF-8 (1007); a binary frame is 1003.
+// and text that is not UTF-8 (1007); a binary frame is 1003. With
+// maxQueuedFrames frames of the socket waiting it stops reading until one
+// is handled (waitRoom): push-back, never a close.
 func (socketEvents) OnMessage(socket *gws.Conn, m *gws.Message) {
 	vc := socket.Session().(*visitorConn)
 	if vc.state.Load() == stateClosed {
@@ -638,6 +670,11 @@ func (socketEvents) OnMessage(socket *gws.Conn, m *gws.Message) {
 		socket.WriteClose(1003, []byte("text frames only"))
 		return
 	}
+	if vc.frames.Load() >= maxQueuedFrames && !vc.waitRoom() {
+		m.Close()
+		return
+	}
+	vc.frames.Add(1)
 	first := vc.state.CompareAndSwap(stateNew, stateAuth)
 	vc.ch.dispatch[vc.id%uint64(len(vc.ch.dispatch))] <- incoming{vc: vc, m: m, first: first}
 }
@@ -650,9 +687,10 @@ type incoming struct {
 }
 
 // dispatcher moves frames from the read loops to their sockets' queues,
-// renewing the read deadline; a socket with too many frames waiting is
-// flooding, and closed with 1008. A socket's frames all go through one
-// dispatcher, so they stay in order. A nil socket stops it.
+// renewing the read deadline. Each frame was counted in the socket's
+// frames by its read loop, and is counted out as its job starts. A
+// socket's frames all go through one dispatcher, so they stay in order. A
+// nil socket stops it.
 func (ch *Channel) dispatcher(in <-chan incoming) {
 	for it := range in {
 		vc := it.vc
@@ -667,33 +705,22 @@ func (ch *Channel) dispatcher(in <-chan incoming) {
 			// own. Its garbage was most of an idle server's (2 KB a socket
 			// between collections).
 			m.Close()
-			if vc.frames.Add(1) <= maxQueuedFrames {
-				vc.async(vc.pong)
-				continue
-			}
-			vc.frames.Add(-1)
-			vc.async(vc.flooded)
+			vc.async(vc.pong)
 			continue
 		}
-		if !vc.queueFrame(func() { vc.frame(m, first) }) {
-			m.Close()
-			vc.async(vc.flooded)
-		}
+		vc.async(func() {
+			vc.frameDone()
+			vc.frame(m, first)
+		})
 	}
 }
 
 // pong answers a heartbeat queued by the dispatcher.
 func (vc *visitorConn) pong() {
-	vc.frames.Add(-1)
+	vc.frameDone()
 	if vc.state.Load() == stateReady {
 		vc.writeRaw(pongFrame)
 	}
-}
-
-// flooded closes a socket that sent more frames than it lets be handled.
-func (vc *visitorConn) flooded() {
-	vc.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	vc.conn.WriteClose(1008, []byte("too many frames"))
 }
 
 // frame parses and handles one client frame; the first must be auth.
