@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -29,6 +30,17 @@ type bench struct {
 	api      *api
 	host     string // the URL's host:port, for Host headers
 	dialHost string // the address dialled (localhost is 127.0.0.1)
+	// agentAPI, agentHost and agentDialHost are the agents' node's
+	// (-agent-url), the same as the visitors' without it.
+	agentAPI                 *api
+	agentHost, agentDialHost string
+	// storm is the reconnect storm's state (-storm), nil without it.
+	storm *storm
+	// stormCtx bounds the storm's reconnects: the run's.
+	stormCtx context.Context
+	// restart restarts the visitors' node; nil runs -restart-cmd (tests
+	// cut a proxy's connections instead).
+	restart func(context.Context) error
 	sources  []netip.Addr
 	runID    string
 
@@ -104,9 +116,34 @@ func (b *bench) clientID(kind string, i int) string {
 
 // newBench returns a run of o against its -url, with no sockets yet.
 func newBench(o options, log io.Writer) (*bench, error) {
-	u, err := targetURL(o.URL)
+	u, dialHost, err := node(o.URL)
 	if err != nil {
 		return nil, err
+	}
+	id := make([]byte, 4)
+	rand.Read(id)
+	b := &bench{o: o, log: log, host: u.Host, dialHost: dialHost, runID: hex.EncodeToString(id)}
+	b.api = newAPI(u, dialHost, o.Concurrency+o.Senders)
+	b.agentAPI, b.agentHost, b.agentDialHost = b.api, b.host, b.dialHost
+	if o.AgentURL != "" {
+		au, adial, err := node(o.AgentURL)
+		if err != nil {
+			return nil, err
+		}
+		b.agentAPI, b.agentHost, b.agentDialHost = newAPI(au, adial, o.Concurrency+o.Senders), au.Host, adial
+	}
+	if o.Storm {
+		b.storm = newStorm(o.Seed)
+	}
+	return b, nil
+}
+
+// node parses a node's URL (-url, -agent-url) and returns it with the
+// address to dial (localhost is 127.0.0.1).
+func node(raw string) (*url.URL, string, error) {
+	u, err := targetURL(raw)
+	if err != nil {
+		return nil, "", err
 	}
 	port := u.Port()
 	if port == "" {
@@ -116,11 +153,7 @@ func newBench(o options, log io.Writer) (*bench, error) {
 	if strings.EqualFold(u.Hostname(), "localhost") {
 		dialHost = net.JoinHostPort("127.0.0.1", port)
 	}
-	id := make([]byte, 4)
-	rand.Read(id)
-	b := &bench{o: o, log: log, host: u.Host, dialHost: dialHost, runID: hex.EncodeToString(id)}
-	b.api = newAPI(u, dialHost, o.Concurrency+o.Senders)
-	return b, nil
+	return u, dialHost, nil
 }
 
 // run carries out one run. The Summary it returns (even with an error)
@@ -131,8 +164,9 @@ func run(ctx context.Context, o options, log io.Writer) (*Summary, error) {
 		return nil, err
 	}
 	defer b.api.hc.CloseIdleConnections()
+	defer b.agentAPI.hc.CloseIdleConnections()
 
-	s := &Summary{Target: b.api.base, Started: time.Now().UTC(), LoadAverage: loadAverage(), Options: o.summary()}
+	s := &Summary{Target: b.api.base, AgentTarget: b.agentAPI.base, Started: time.Now().UTC(), LoadAverage: loadAverage(), Options: o.summary()}
 	defer func() { s.Errors = b.errs.snapshot() }()
 
 	// Where the sockets come from, and whether this process may hold them.
@@ -222,6 +256,9 @@ func run(ctx context.Context, o options, log io.Writer) (*Summary, error) {
 	if m, err := b.api.metrics(ctx); err == nil {
 		s.Memory.Connected = &m
 		s.CPU.Connect.server(s.Memory.Before, &m)
+		if len(b.visitors) > 0 {
+			s.Visitors.ServerCPUPerConnect = math.Round(s.CPU.Connect.ServerCPU/float64(len(b.visitors))*1e6) / 1e3
+		}
 	}
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
 	defer stopHeartbeat()
@@ -253,16 +290,45 @@ func run(ctx context.Context, o options, log io.Writer) (*Summary, error) {
 			return s, err
 		}
 		s.Memory.After = &m
-		// (4) The load.
+		// (4) The load, and the storm in the middle of it.
+		if b.storm != nil {
+			b.stormCtx = ctx
+			ids := make([]int64, len(b.active))
+			for i, v := range b.active {
+				ids[i] = v.start.Conversation.ID
+			}
+			b.storm.track(ids)
+		}
+		loaded := make(chan struct{})
 		if o.Rate > 0 && len(b.active) > 0 {
 			b.progress("driving %g messages/s over %d conversations for %v after %v of warmup", o.Rate, len(b.active), o.Duration, o.Warmup)
-			meter := startMeter()
-			s.Messages = b.drive(ctx)
-			meter.stop(&s.CPU.Load)
-			if s.Floor != nil {
-				s.Floor.ratios(s.Messages)
-			}
+			go func() {
+				defer close(loaded)
+				meter := startMeter()
+				s.Messages = b.drive(ctx)
+				meter.stop(&s.CPU.Load)
+				if s.Floor != nil {
+					s.Floor.ratios(s.Messages)
+				}
+			}()
+		} else {
+			close(loaded)
 		}
+		if b.storm != nil {
+			if o.Rate > 0 && o.Duration < o.StormSettle+15*time.Second {
+				s.Warnings = append(s.Warnings, fmt.Sprintf("-duration %v is shorter than -storm-settle plus 15 s: the load may end before the visitors are back", o.Duration))
+			}
+			sleep(ctx, o.Warmup+o.StormSettle)
+			before, err := b.api.metrics(ctx)
+			if err != nil {
+				b.errs.add("storm: reading the node's memory before: " + errKind(err))
+			}
+			s.Storm = b.runStorm(ctx, &before)
+			<-loaded
+			b.fillStorm(s.Storm)
+			b.finishStorm(s.Storm)
+		}
+		<-loaded
 		if m, err := b.api.metrics(ctx); err == nil {
 			s.Memory.End = &m
 			if s.Messages != nil {
@@ -326,7 +392,7 @@ func (b *bench) heartbeat(ctx context.Context) {
 		}
 		for i := tick % slots; i < len(b.visitors); i += slots {
 			if v := b.visitors[i]; v.open.Load() {
-				if err := v.conn.WriteString(`{"type":"ping"}`); err != nil && !b.closing.Load() {
+				if err := v.socket().WriteString(`{"type":"ping"}`); err != nil && !b.closing.Load() {
 					b.errs.add("visitor ping: " + errKind(err))
 				}
 			}
@@ -365,7 +431,7 @@ func (b *bench) loginAgents(ctx context.Context) ([]agentLogin, error) {
 	logins := []agentLogin{admin}
 	for i := 1; i < b.o.Agents; i++ {
 		pw := benchAgentPassword(b.o.Password, i)
-		if err := b.api.ensureAgent(ctx, &admin, i, pw); err != nil {
+		if err := b.agentAPI.ensureAgent(ctx, &admin, i, pw); err != nil {
 			return nil, err
 		}
 		l, err := b.loginWithRetry(ctx, i, benchAgentEmail(i), pw)
@@ -379,10 +445,10 @@ func (b *bench) loginAgents(ctx context.Context) ([]agentLogin, error) {
 }
 
 func (b *bench) loginWithRetry(ctx context.Context, i int, email, password string) (agentLogin, error) {
-	hc := httpClient(b.dialHost, &b.sources[i%len(b.sources)], 1)
+	hc := httpClient(b.agentDialHost, &b.sources[i%len(b.sources)], 1)
 	defer hc.CloseIdleConnections()
 	for try := 0; ; try++ {
-		l, err := b.api.login(ctx, hc, email, password)
+		l, err := b.agentAPI.login(ctx, hc, email, password)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Code == 429 && try < 2 {
 			b.errs.add("login: HTTP 429 (retried; raise limits.login_attempts_per_minute)")
@@ -485,9 +551,7 @@ func (b *bench) connectVisitors(ctx context.Context, minted []*visitor) time.Dur
 		kind, err := v.connect(ctx, b.sources[v.idx%len(b.sources)])
 		if err != nil {
 			b.errs.add(kind)
-			if v.conn != nil {
-				v.conn.NetConn().Close()
-			}
+			v.abandon()
 			return
 		}
 		ok[i] = true
@@ -523,7 +587,7 @@ func (b *bench) joinActive(ctx context.Context) int {
 	var n atomic.Int64
 	forEach(ctx, len(b.active), min(b.o.Concurrency, 32), func(j int) {
 		v := b.active[j]
-		if err := b.api.join(ctx, &b.agents[v.owner].login, v.start.Conversation.ID); err != nil {
+		if err := b.agentAPI.join(ctx, &b.agents[v.owner].login, v.start.Conversation.ID); err != nil {
 			b.errs.add(kindOf(err))
 			return
 		}
@@ -633,7 +697,11 @@ const drainTime = 5 * time.Second
 // too.
 func (b *bench) sendVisitor(j job, v *visitor) {
 	t := j.at
-	err := v.conn.WriteMessage(gws.OpcodeText, b.messageFrame('v', v.owner, t, "v", j.i))
+	if !v.open.Load() && b.storm != nil {
+		b.storm.skipped.Add(1) // its socket is down: a visitor types nothing meanwhile
+		return
+	}
+	err := v.socket().WriteMessage(gws.OpcodeText, b.messageFrame('v', v.owner, t, "v", j.i))
 	if err != nil {
 		b.errs.add("visitor send: " + errKind(err))
 		return
@@ -656,9 +724,11 @@ func (b *bench) sendAgent(ctx context.Context, j job, v *visitor) {
 			b.errs.add("agent reply send: " + errKind(err))
 			return
 		}
-	} else if err := b.api.reply(ctx, &owner.login, v.start.Conversation.ID, clientID, text); err != nil {
+	} else if seq, err := b.agentAPI.reply(ctx, &owner.login, v.start.Conversation.ID, clientID, text); err != nil {
 		b.errs.add(kindOf(err))
 		return
+	} else if b.storm != nil {
+		b.storm.stored(v.start.Conversation.ID, seq)
 	}
 	if t >= b.from.Load() && t < b.until.Load() {
 		b.sentA2V.Add(1)
@@ -717,7 +787,9 @@ func drain(ctx context.Context, d time.Duration, done func() bool) {
 func (b *bench) closeAll() {
 	b.closing.Store(true)
 	forEach(context.Background(), len(b.visitors), 64, func(i int) {
-		b.visitors[i].conn.WriteClose(1000, nil)
+		if c := b.visitors[i].socket(); c != nil {
+			c.WriteClose(1000, nil)
+		}
 	})
 	for _, a := range b.agents {
 		a.conn.WriteClose(1000, nil)
