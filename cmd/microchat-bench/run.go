@@ -41,8 +41,8 @@ type bench struct {
 	// restart restarts the visitors' node; nil runs -restart-cmd (tests
 	// cut a proxy's connections instead).
 	restart func(context.Context) error
-	sources  []netip.Addr
-	runID    string
+	sources []netip.Addr
+	runID   string
 
 	errs     errorCounts
 	visitors []*visitor // connected, in connection order
@@ -163,6 +163,13 @@ func run(ctx context.Context, o options, log io.Writer) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	return b.run(ctx)
+}
+
+// run carries out the run b was made for.
+func (b *bench) run(ctx context.Context) (*Summary, error) {
+	o := b.o
+	var err error
 	defer b.api.hc.CloseIdleConnections()
 	defer b.agentAPI.hc.CloseIdleConnections()
 
