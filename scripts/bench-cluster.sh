@@ -23,8 +23,7 @@
 #             PostgreSQL then SQLite: connects per second
 #
 # Everything is under $BENCH_DIR (default /tmp/mcbench): binaries, configs,
-# each node's log and pid, and each step's summary (STEP.txt, plus
-# STEP.json for the storm). PostgreSQL: $BENCH_PG (default
+# each node's log and pid, and each step's summary (STEP.txt). PostgreSQL: $BENCH_PG (default
 # postgres://postgres@127.0.0.1:5432), which must let the user create
 # databases; each benchmark gets its own, dropped at the end
 # (BENCH_KEEP_DB=1 keeps them). The machine's load average is printed
@@ -149,9 +148,11 @@ kill_node() {
 	[ -f "$DIR/$node/pid" ] || return 0
 	pid=$(cat "$DIR/$node/pid")
 	kill -"$sig" "$pid" 2>/dev/null || return 0
+	# Gone, or a zombie (its parent, this script's first shell, reaps it
+	# when it can).
 	for _ in $(seq 300); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
+		grep -qs '^State:[[:space:]]*[^Z]' "/proc/$pid/status" || return 0
+		sleep 0.05
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 }
@@ -211,9 +212,7 @@ step_storm() {
 		-duration "$STORM_DURATION" -warmup 3s -senders 256 -floor=false
 		-storm -restart-cmd "$SELF restart A" -storm-spread "$STORM_SPREAD" -storm-settle 10s)
 	echo "microchat-bench ${cmd[*]}" | tee "$DIR/storm.txt"
-	bench "${cmd[@]}" -json >"$DIR/storm.json" || true
-	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(json.dumps({k: s.get(k) for k in ("load_average_before","visitors","messages","storm","errors")}, indent=1))' "$DIR/storm.json" >>"$DIR/storm.txt" 2>/dev/null || true
-	cat "$DIR/storm.txt"
+	bench "${cmd[@]}" | tee -a "$DIR/storm.txt" || true
 	stop_all
 	drop_db $db
 }
