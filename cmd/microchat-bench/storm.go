@@ -61,8 +61,8 @@ type storm struct {
 	// its successful reconnect until it has every message it missed;
 	// catchUpHello the same from its hello.
 	down, catchUp, catchUpHello recorder
-	caughtUp      atomic.Int64 // visitors with something to catch up that did
-	closeKinds    errorCounts
+	caughtUp                    atomic.Int64 // visitors with something to catch up that did
+	closeKinds                  errorCounts
 }
 
 // convTrack is what one active conversation's visitor was sent and got.
@@ -257,12 +257,12 @@ type StormSummary struct {
 	// CatchUp is, for each active conversation's visitor that had missed
 	// agent messages, the start of its successful reconnect until it had
 	// them all; CatchUpWaiting those still missing some at the end.
-	CatchUp        Latency `json:"catch_up"`
+	CatchUp Latency `json:"catch_up"`
 	// CatchUpAfterHello is the same from the hello: the replay alone,
 	// without the dial, handshake and auth.
 	CatchUpAfterHello Latency `json:"catch_up_after_hello"`
-	CatchUpWaiting int     `json:"catch_up_waiting"`
-	Conversations  int     `json:"conversations"`
+	CatchUpWaiting    int     `json:"catch_up_waiting"`
+	Conversations     int     `json:"conversations"`
 	// AgentStored are agent messages stored in the active conversations
 	// during the whole load; Lost those their visitor never received,
 	// Duplicated those received more than once.
