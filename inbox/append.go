@@ -628,7 +628,7 @@ func (a *appender) execPostgres(ctx context.Context, batch []*appendReq, cs *cha
 			err = a.s.testBeforeCommit()
 		}
 		if err == nil {
-			_, err = pc.Exec(ctx, "COMMIT")
+			err = a.pgCommit(ctx, pc, batch)
 		}
 		if err != nil {
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -643,6 +643,32 @@ func (a *appender) execPostgres(ctx context.Context, batch []*appendReq, cs *cha
 		}
 		return nil
 	})
+}
+
+// pgCommit commits the batch's transaction. With the bus, the
+// notifications of the batch's events (pgbus.go) go in the same round
+// trip, just before the COMMIT: they are delivered at the commit.
+func (a *appender) pgCommit(ctx context.Context, pc *pgx.Conn, batch []*appendReq) error {
+	if a.s.bus == nil {
+		_, err := pc.Exec(ctx, "COMMIT")
+		return err
+	}
+	var seqs []convSeq
+	for _, r := range batch {
+		if r.created {
+			seqs = append(seqs, convSeq{r.msg.ConversationID, r.msg.Seq})
+		}
+	}
+	b := &pgx.Batch{}
+	for _, p := range a.s.bus.rangePayloads(seqs) {
+		b.Queue("SELECT pg_notify($1, $2)", p.channel, p.payload)
+	}
+	if b.Len() == 0 {
+		_, err := pc.Exec(ctx, "COMMIT")
+		return err
+	}
+	b.Queue("COMMIT")
+	return pc.SendBatch(ctx, b).Close()
 }
 
 // pgBatch runs the batch's statements up to the COMMIT. A per-message

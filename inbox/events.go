@@ -138,7 +138,7 @@ type ContactPresence struct {
 }
 
 // Publisher hands committed events to every subscriber, in this process
-// and, in later implementations, on the other nodes; and likewise the
+// (Hub) and, on PostgreSQL, on the other nodes (PGBus); and likewise the
 // notices of ended credentials.
 type Publisher interface {
 	Publish(events []Event)
@@ -184,6 +184,9 @@ type Hub struct {
 	// revoked are the functions of OnRevoked, by a number of their own.
 	revoked map[uint64]func(Revoked)
 	nextRev uint64
+	// resync are the functions of OnResync, by a number of their own
+	// (from nextRev too).
+	resync map[uint64]func()
 }
 
 // NewHub returns an empty hub.
@@ -316,6 +319,39 @@ func (h *Hub) Revoke(r Revoked) {
 	defer h.mu.RUnlock()
 	for _, fn := range h.revoked {
 		fn(r)
+	}
+}
+
+// OnResync calls fn each time this node may have missed Revoked notices
+// (and events) of other nodes: after the bus (pgbus.go) lost its
+// listening connection and listens again, once it caught up with the
+// events. fn re-checks every socket's credentials against the database
+// (sockets.Registry.RecheckAll), so that a logout on another node while
+// this one was deaf still closes its sockets. fn runs in the bus's
+// goroutine: it must not block nor call the Hub. stop ends it; fn is not
+// called once stop returned.
+func (h *Hub) OnResync(fn func()) (stop func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.resync == nil {
+		h.resync = map[uint64]func(){}
+	}
+	h.nextRev++
+	id := h.nextRev
+	h.resync[id] = fn
+	return func() {
+		h.mu.Lock()
+		delete(h.resync, id)
+		h.mu.Unlock()
+	}
+}
+
+// Resync calls every OnResync function.
+func (h *Hub) Resync() {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, fn := range h.resync {
+		fn()
 	}
 }
 

@@ -64,3 +64,19 @@ func ReportQueries(pg bool) map[string]string {
 func (s *Store) SetSearchWalk(first int, dense float64, indexed bool) {
 	s.searchTuning = searchTuning{first: first, dense: dense, indexed: indexed}
 }
+
+// BusListenerPID returns the backend process id of the bus's listening
+// connection, 0 while there is none or without the bus.
+func (s *Store) BusListenerPID() uint32 {
+	if s.bus == nil {
+		return 0
+	}
+	return s.bus.pid.Load()
+}
+
+// SetBusBeforeReconnect makes the bus call f after it lost its listening
+// connection and before it listens again.
+func (s *Store) SetBusBeforeReconnect(f func()) { s.bus.beforeReconnect.Store(&f) }
+
+// BusChannel returns the name of the bus's events channel.
+func (s *Store) BusChannel() string { return s.bus.evCh }

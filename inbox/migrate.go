@@ -24,6 +24,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0009_recipients", Migrate: migrate0009Recipients},
 	{ID: "0011_search", Migrate: migrate0011Search},
 	{ID: "0012_dashboard", Migrate: migrate0012Dashboard},
+	{ID: "0015_events_bus", Migrate: migrate0015EventsBus},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -475,6 +476,17 @@ func migrate0012Dashboard(tx *gorm.DB) error {
 				AND m.created_at >= participants.joined_at AND m.created_at <= participants.left_at)
 		WHERE left_at IS NOT NULL`,
 	)
+}
+
+// migrate0015EventsBus indexes events by created_at on PostgreSQL: a node
+// that lost its listening connection reads the events created since
+// shortly before (PGBus), and the retention prune finds the old ones. On
+// SQLite (one node) nothing: the index would cost every append.
+func migrate0015EventsBus(tx *gorm.DB) error {
+	if tx.Dialector.Name() != "postgres" {
+		return nil
+	}
+	return execAll(tx, `CREATE INDEX events_created ON events (created_at)`)
 }
 
 // autoID is an auto-incrementing primary key column in tx's dialect.

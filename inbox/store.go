@@ -2,7 +2,9 @@ package inbox
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +67,16 @@ type Options struct {
 	Channels []Channel
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// NodeID names this process among the nodes that share one database;
+	// empty → Open generates one (hostname + "-" + 8 random hex).
+	NodeID string
+	// NoBus, on PostgreSQL, keeps events, transient events and Revoked
+	// notices in this process (the Hub alone), as on SQLite: for a
+	// single node, or a benchmark of what the bus costs. Without it, and
+	// without a Publisher of the caller's, a Store on PostgreSQL carries
+	// them to every node on the same database and schema (PGBus,
+	// pgbus.go). Ignored on SQLite.
+	NoBus bool
 }
 
 // Store is the conversation model on one database. It is safe for
@@ -102,6 +114,12 @@ type Store struct {
 	// searchTuning, when set (tests), changes how search chooses
 	// between walking and the index.
 	searchTuning searchTuning
+	// pgCfg is the parsed PostgreSQL URL (nil on SQLite): the bus's
+	// listener connects with it.
+	pgCfg *pgx.ConnConfig
+	// bus carries events across nodes on PostgreSQL (pgbus.go); nil on
+	// SQLite, with NoBus or with a Publisher of the caller's.
+	bus *PGBus
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -140,6 +158,10 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.NodeID == "" {
+		o.NodeID = newNodeID()
+	}
+	ownPublisher := opts != nil && opts.Publisher != nil
 	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox")
 	if err := s.SetChannels(o.Channels...); err != nil {
 		return nil, err
@@ -165,11 +187,36 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		s.closeDB()
 		return nil, fmt.Errorf("migrate: %w", dbErr(err))
 	}
+	if s.dialect == dialectPostgres && !o.NoBus && !ownPublisher {
+		if s.bus, err = startBus(ctx, s); err != nil {
+			s.closeDB()
+			return nil, err
+		}
+		s.pub = s.bus
+	}
 	if s.app, err = newAppender(s); err != nil {
+		if s.bus != nil {
+			s.bus.close()
+		}
 		s.closeDB()
 		return nil, err
 	}
 	return s, nil
+}
+
+// NodeID returns the name of this node among those that share the
+// database (Options.NodeID, or the one Open generated).
+func (s *Store) NodeID() string { return s.opts.NodeID }
+
+// newNodeID returns hostname + "-" + 8 random hex digits.
+func newNodeID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
 }
 
 // gormConfig returns a new gorm configuration for each gorm.Open, which
@@ -316,7 +363,7 @@ func (s *Store) openPostgres(rawURL string) error {
 	db.SetMaxOpenConns(s.opts.MaxOpenConns)
 	db.SetMaxIdleConns(s.opts.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s.dialect, s.sqlW, s.sqlR = dialectPostgres, db, db
+	s.dialect, s.sqlW, s.sqlR, s.pgCfg = dialectPostgres, db, db, cfg
 	if s.db, err = gorm.Open(postgres.New(postgres.Config{Conn: db}), gormConfig()); err != nil {
 		return err
 	}
@@ -359,6 +406,9 @@ func (s *Store) Close() error {
 	if s.app != nil {
 		s.app.close()
 	}
+	if s.bus != nil {
+		s.bus.close()
+	}
 	return s.closeDB()
 }
 
@@ -400,6 +450,15 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) er
 		if err := fn(tx, &evs); err != nil {
 			return err
 		}
+		if s.bus != nil && len(evs) > 0 {
+			// Delivered to the other nodes at the commit, and never for
+			// a rollback (pgbus.go).
+			for _, p := range s.bus.txPayloads(evs) {
+				if err := tx.Exec("SELECT pg_notify(?, ?)", p.channel, p.payload).Error; err != nil {
+					return err
+				}
+			}
+		}
 		return s.testBeforeCommit()
 	})
 	if errors.Is(err, errNoop) {
@@ -408,7 +467,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) er
 	if err != nil {
 		return dbErr(err)
 	}
-	if len(evs) > 0 {
+	if len(evs) == 0 {
+		return nil
+	}
+	if s.bus != nil {
+		// The other nodes heard of them from the transaction.
+		s.bus.local(evs)
+	} else {
 		s.pub.Publish(evs)
 	}
 	return nil

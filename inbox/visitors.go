@@ -459,3 +459,47 @@ func (s *Store) OpenContactAttachment(ctx context.Context, contactID, id int64) 
 	a.CreatedAt = a.CreatedAt.UTC()
 	return a, dbErr(err)
 }
+
+// LiveVisitorSessions returns, of the visitor token ids given
+// (VisitorSession.ID), those that still exist and have not expired, with
+// their expiry: the others ended. It reads 500 ids at a time. A node
+// that may have missed Revoked notices checks its sockets with it
+// (sockets.Options.Live, after Hub.OnResync).
+func (s *Store) LiveVisitorSessions(ctx context.Context, ids []string) (map[string]time.Time, error) {
+	return s.liveCredentials(ctx, ids, func(chunk []string) *gorm.DB {
+		return s.rdb.WithContext(ctx).Model(&VisitorSession{}).Select("id, expires_at").Where("id IN ?", chunk)
+	})
+}
+
+// LiveSessions returns, of the agent session ids given (Session.ID), those
+// that still exist, have not expired and whose agent is not removed, with
+// their expiry, as LiveVisitorSessions does for visitor tokens.
+func (s *Store) LiveSessions(ctx context.Context, ids []string) (map[string]time.Time, error) {
+	return s.liveCredentials(ctx, ids, func(chunk []string) *gorm.DB {
+		return s.rdb.WithContext(ctx).Table("sessions").Select("sessions.id, sessions.expires_at").
+			Joins("JOIN agents a ON a.id = sessions.agent_id AND a.deactivated_at IS NULL").
+			Where("sessions.id IN ?", chunk)
+	})
+}
+
+func (s *Store) liveCredentials(ctx context.Context, ids []string, query func(chunk []string) *gorm.DB) (map[string]time.Time, error) {
+	live := make(map[string]time.Time, len(ids))
+	now := s.now()
+	for len(ids) > 0 {
+		chunk := ids[:min(500, len(ids))]
+		ids = ids[len(chunk):]
+		var rows []struct {
+			ID        string
+			ExpiresAt time.Time
+		}
+		if err := query(chunk).Scan(&rows).Error; err != nil {
+			return nil, dbErr(err)
+		}
+		for _, r := range rows {
+			if now.Before(r.ExpiresAt) {
+				live[r.ID] = r.ExpiresAt.UTC()
+			}
+		}
+	}
+	return live, nil
+}

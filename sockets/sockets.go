@@ -83,7 +83,11 @@ type Options struct {
 	// inbox.ErrUnauthenticated if it ended. Nil means expiries are final
 	// (agent sessions).
 	Recheck func(ctx context.Context, cred string) (time.Time, error)
-	Logger  *slog.Logger
+	// Live reads many credentials again at once (RecheckAll): of creds,
+	// those still valid, with their expiry; the others ended (logout,
+	// revocation, erase, agent removed). Nil: RecheckAll does nothing.
+	Live   func(ctx context.Context, creds []string) (map[string]time.Time, error)
+	Logger *slog.Logger
 }
 
 // Registry is one node's sockets of one kind.
@@ -313,6 +317,50 @@ func (r *Registry) Revoked(rv inbox.Revoked) {
 	for _, s := range list {
 		s.End()
 	}
+}
+
+// RecheckAll reads every bound socket's credential again (Options.Live)
+// and ends the sockets of those that ended: after this node may have
+// missed Revoked notices (the PostgreSQL bus lost its listening
+// connection; inbox.Hub.OnResync), a logout or an erase on another node
+// still closes them. The sockets of a credential still valid learn its
+// expiry. It waits for the database: run it in a goroutine of its own. An
+// error is the database's; the sockets stay as they were.
+func (r *Registry) RecheckAll(ctx context.Context) error {
+	if r.opts.Live == nil {
+		return nil
+	}
+	r.mu.Lock()
+	creds := make([]string, 0, len(r.byCred))
+	for cred := range r.byCred {
+		creds = append(creds, cred)
+	}
+	r.mu.Unlock()
+	if len(creds) == 0 {
+		return nil
+	}
+	live, err := r.opts.Live(ctx, creds)
+	if err != nil {
+		r.opts.Logger.Warn("rereading the sockets' credentials", "err", err)
+		return err
+	}
+	var ended, valid []*Socket
+	r.mu.Lock()
+	for _, cred := range creds {
+		if _, ok := live[cred]; ok {
+			valid = append(valid, r.byCred[cred]...)
+		} else {
+			ended = append(ended, r.byCred[cred]...)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range valid {
+		s.extend(live[s.cred])
+	}
+	for _, s := range ended {
+		s.End()
+	}
+	return nil
 }
 
 // Sweep ends the sockets whose credential expired, reading again (see

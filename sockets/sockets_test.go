@@ -149,3 +149,50 @@ func TestMissed(t *testing.T) {
 		t.Fatalf("Missed() = false after an erase between the read and Bind")
 	}
 }
+
+// RecheckAll reads every credential once, in one call, ends the sockets
+// of those that ended and tells the others their expiry; a database error
+// ends nothing.
+func TestRecheckAll(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	t0 := clk.t
+	live := map[string]time.Time{"a": t0.Add(time.Hour)}
+	var calls [][]string
+	var fail error
+	r := New(Options{Kind: Agents, Now: clk.now, Live: func(_ context.Context, creds []string) (map[string]time.Time, error) {
+		calls = append(calls, creds)
+		return live, fail
+	}})
+	e := ended{}
+	bind := func(name, cred string, agent int64) *Socket {
+		s, err := r.Admit("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Bind(cred, agent, t0.Add(time.Minute), e.fn(name)); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a1, a2, b := bind("a1", "a", 1), bind("a2", "a", 1), bind("b", "b", 2)
+
+	fail = errors.New("database down")
+	if err := r.RecheckAll(context.Background()); err == nil || len(e) != 0 {
+		t.Fatalf("RecheckAll() with the database down = %v, ended %v", err, e)
+	}
+	fail = nil
+	calls = nil
+	if err := r.RecheckAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || len(calls[0]) != 2 {
+		t.Fatalf("Live called with %v, want once with both credentials", calls)
+	}
+	if e["b"] != 1 || b.Valid() || e["a1"]+e["a2"] != 0 {
+		t.Fatalf("ended %v, want b alone", e)
+	}
+	clk.t = t0.Add(30 * time.Minute) // past the known expiry, before the one read
+	if !a1.Valid() || !a2.Valid() {
+		t.Fatalf("a's sockets did not learn a's expiry")
+	}
+}

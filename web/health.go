@@ -21,14 +21,23 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, healthAnswer{Status: "ok"})
 }
 
-// readyz answers 200 while the database answers, else 503, so that a load
-// balancer sends no traffic to a node that cannot serve it.
+// readyz answers 200 while the database answers and the store is ready
+// (inbox.Store.Ready: on PostgreSQL, listening for the other nodes' events
+// and caught up), else 503, so that a load balancer sends no traffic to a
+// node that cannot serve it.
 func (s *Server) readyz(c echo.Context) error {
 	if err := s.store.Ping(c.Request().Context()); err != nil {
 		// The cause (host, port, driver text) goes to the log, not to
 		// whoever asks: this endpoint needs no login.
 		s.log.Warn("not ready", "err", err)
 		return c.JSON(http.StatusServiceUnavailable, healthAnswer{Status: "unavailable", Error: "database unavailable"})
+	}
+	// On PostgreSQL with several nodes: behind the other nodes' events
+	// (the bus lost its listening connection and has not caught up).
+	// Its text names no host: it says which state, not why.
+	if err := s.store.Ready(); err != nil {
+		s.log.Warn("not ready", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, healthAnswer{Status: "unavailable", Error: err.Error()})
 	}
 	return c.JSON(http.StatusOK, healthAnswer{Status: "ok"})
 }

@@ -232,6 +232,7 @@ func New(opts Options) (*Server, error) {
 		collectors.NewDBStatsCollector(s.store.DB(), "microchat"),
 	}
 	cs = append(cs, inbox.Collectors()...)
+	cs = append(cs, s.store.Collectors()...)
 	cs = append(cs, s.metrics.collectors()...)
 	cs = append(cs, opts.Collectors...)
 	for _, c := range cs {
@@ -310,8 +311,13 @@ func New(opts Options) (*Server, error) {
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.agentSockets = sockets.New(sockets.Options{Kind: sockets.Agents, Now: s.store.Now, Logger: s.log,
-		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession, PerPrincipal: cfg.Limits.SocketsPerAgent}})
-	s.stopRevoked = s.store.Hub().OnRevoked(s.agentSockets.Revoked)
+		Limits: sockets.Limits{PerCredential: cfg.Limits.SocketsPerSession, PerPrincipal: cfg.Limits.SocketsPerAgent},
+		Live:   s.store.LiveSessions})
+	stopRevoked := s.store.Hub().OnRevoked(s.agentSockets.Revoked)
+	// After the bus listens again, logouts missed meanwhile on other
+	// nodes still close their sockets.
+	stopResync := s.store.Hub().OnResync(func() { go s.agentSockets.RecheckAll(s.ctx) })
+	s.stopRevoked = func() { stopRevoked(); stopResync() }
 	go s.sweepSockets(opts.SweepTick)
 	s.replies = ratelimit.NewKeyedRate(cfg.Limits.AgentMessagesPerSecond, cfg.Limits.AgentMessageBurst)
 	s.routes()

@@ -134,8 +134,12 @@ func New(opts Options) (*Channel, error) {
 	lim := opts.Config.Limits
 	ch.sockets = sockets.New(sockets.Options{Kind: sockets.Visitors, Now: opts.Store.Now, Logger: log,
 		Limits:  sockets.Limits{PerCredential: lim.SocketsPerSession, PerIP: lim.SocketsPerIP, Total: sockets.VisitorCap(lim.VisitorSockets)},
-		Recheck: opts.Store.VisitorSessionExpiry})
-	ch.stopRevoked = opts.Store.Hub().OnRevoked(ch.sockets.Revoked)
+		Recheck: opts.Store.VisitorSessionExpiry, Live: opts.Store.LiveVisitorSessions})
+	stopRevoked := opts.Store.Hub().OnRevoked(ch.sockets.Revoked)
+	// After the bus listens again, revocations missed meanwhile on other
+	// nodes still close their sockets.
+	stopResync := opts.Store.Hub().OnResync(func() { go ch.sockets.RecheckAll(ch.ctx) })
+	ch.stopRevoked = func() { stopRevoked(); stopResync() }
 	ch.dispatch = make([]chan incoming, dispatchers)
 	for i := range ch.dispatch {
 		ch.dispatch[i] = make(chan incoming, 256)
