@@ -63,6 +63,14 @@ type Config struct {
 	// links are built from the request and cookies are not Secure.
 	BaseURL string `yaml:"base_url"`
 
+	// NodeID names this process among the Microchat processes (nodes)
+	// that share one PostgreSQL database: its liveness row and the
+	// presence it counts are stored under it. Empty means a new one at
+	// each start (host name, "-", 8 random hex digits), which is right
+	// unless a node should find its own rows after a restart. Two running
+	// nodes must not share one.
+	NodeID string `yaml:"node_id"`
+
 	// Database selects and tunes the database.
 	Database Database `yaml:"database"`
 

@@ -210,7 +210,7 @@ mailboxes:
 
 // TestEnvNames checks that every key has a variable, derived from its path.
 func TestEnvNames(t *testing.T) {
-	want := []string{"LISTEN", "DATA_DIR", "BASE_URL", "DATABASE_URL", "DATABASE_MAX_OPEN_CONNS", "LOG_LEVEL", "LOG_FORMAT",
+	want := []string{"LISTEN", "DATA_DIR", "BASE_URL", "NODE_ID", "DATABASE_URL", "DATABASE_MAX_OPEN_CONNS", "LOG_LEVEL", "LOG_FORMAT",
 		"SESSION_TTL", "SESSION_COOKIE_NAME", "AGENTS_IDLE_AFTER", "TRUSTED_PROXIES", "LIMITS_MAX_BODY_BYTES", "LIMITS_MAX_MESSAGE_BYTES",
 		"LIMITS_MAX_UPLOAD_BYTES", "LIMITS_LOGIN_ATTEMPTS_PER_MINUTE",
 		"LIMITS_SOCKETS_PER_SESSION", "LIMITS_SOCKETS_PER_IP", "LIMITS_VISITOR_SOCKETS", "LIMITS_AGENT_MESSAGES_PER_SECOND",
@@ -226,8 +226,8 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("no key for MICROCHAT_%s", name)
 		}
 	}
-	if n := len(configEnv.leaves); n != 33 {
-		t.Errorf("%d top-level variables, want 33: update this test and the sample config", n)
+	if n := len(configEnv.leaves); n != 34 {
+		t.Errorf("%d top-level variables, want 34: update this test and the sample config", n)
 	}
 	if got := EnvName("mailboxes[0].imap.password"); got != "MICROCHAT_MAILBOXES_0_IMAP_PASSWORD" {
 		t.Errorf("EnvName() = %q", got)

@@ -24,6 +24,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0009_recipients", Migrate: migrate0009Recipients},
 	{ID: "0011_search", Migrate: migrate0011Search},
 	{ID: "0012_dashboard", Migrate: migrate0012Dashboard},
+	{ID: "0013_nodes", Migrate: migrate0013Nodes},
 	{ID: "0015_events_bus", Migrate: migrate0015EventsBus},
 }
 
@@ -511,4 +512,27 @@ func tsType(tx *gorm.DB) string {
 		return "TIMESTAMPTZ"
 	}
 	return "DATETIME"
+}
+
+// migrate0013Nodes adds the nodes' liveness rows and each node's presence
+// rows (nodes.go). Presence stored before is nobody's: no node counts it,
+// so everyone starts offline, as after a restart of one node.
+func migrate0013Nodes(tx *gorm.DB) error {
+	ts := tsType(tx)
+	return execAll(tx,
+		`CREATE TABLE nodes (id TEXT PRIMARY KEY, started_at `+ts+` NOT NULL, seen_at `+ts+` NOT NULL)`,
+		`CREATE TABLE contact_nodes (
+			contact_id BIGINT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+			node_id TEXT NOT NULL,
+			PRIMARY KEY (contact_id, node_id))`,
+		`CREATE INDEX contact_nodes_node ON contact_nodes (node_id)`,
+		`CREATE TABLE agent_nodes (
+			agent_id BIGINT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+			node_id TEXT NOT NULL,
+			presence TEXT NOT NULL,
+			PRIMARY KEY (agent_id, node_id))`,
+		`CREATE INDEX agent_nodes_node ON agent_nodes (node_id)`,
+		`UPDATE contacts SET online = false WHERE online`,
+		`UPDATE agents SET presence = 'offline' WHERE presence <> 'offline'`,
+	)
 }

@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"gorm.io/gorm"
 )
@@ -28,81 +29,101 @@ func (s *Store) SetContactOnline(ctx context.Context, id int64, online bool) err
 	return err
 }
 
-// SetContactsOnline stores online transitions of several contacts in one
-// transaction and returns how many contacts exist of them. A contact who
-// comes online gets their queued chat replies (rule 5): they turn sent,
-// with a message_state event in each conversation. A reply being stored
-// at the same time (AddReply) either is committed first, and delivered
-// here, or sees the contact online. Every transition is
-// announced by a transient EventContactPresence in the contact's newest
-// conversation (conversation 0 when they have none).
+// SetContactsOnline stores this node's online transitions of several
+// contacts (Store.NodeID: a row in contact_nodes while the node counts
+// the contact online) in one transaction, and returns how many contacts
+// exist of them. A contact is online while any node counts them
+// (nodes.go); only a change of that, not of this node's row, updates
+// contacts.online and last_seen_at and is announced by a transient
+// EventContactPresence in the contact's newest conversation (conversation
+// 0 when they have none). A contact who comes online gets their queued
+// chat replies (rule 5): they turn sent, with a message_state event in
+// each conversation. A reply being stored at the same time (AddReply)
+// either is committed first, and delivered here, or sees the contact
+// online. ErrNodeReaped if this node was found dead: nothing is stored,
+// and the caller writes again everything it counts.
 func (s *Store) SetContactsOnline(ctx context.Context, changes []ContactOnline) (int, error) {
 	if len(changes) == 0 {
 		return 0, nil
 	}
+	if err := s.ensureNode(ctx); err != nil {
+		return 0, err
+	}
 	found := 0
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		found = 0
-		now := s.now()
-		if s.dialect == dialectPostgres {
-			// The contacts first, in ascending id order, as the appender
-			// reads them FOR SHARE before it locks their conversations
-			// (append.go): a reply being stored and this transition
-			// wait for each other, never in a cycle.
-			ids := make([]int64, 0, len(changes))
-			for _, c := range changes {
-				ids = append(ids, c.ContactID)
-			}
-			if err := tx.Exec(`SELECT id FROM contacts WHERE id IN ? ORDER BY id FOR NO KEY UPDATE`, ids).Error; err != nil {
-				return err
-			}
+		if err := s.lockOwnNode(tx); err != nil {
+			return err
 		}
-		// One UPDATE for those coming online and one for those going
-		// offline (a burst of connects is hundreds of contacts); RETURNING
-		// tells which contacts still exist.
 		ids := make([]int64, 0, len(changes))
-		var comingOnline []int64
-		for _, online := range []bool{true, false} {
-			var want []int64
-			for _, c := range changes {
-				if c.Online == online {
-					want = append(want, c.ContactID)
-				}
-			}
-			if len(want) == 0 {
+		for _, c := range changes {
+			ids = append(ids, c.ContactID)
+		}
+		// The contacts first, in ascending id order, as the appender
+		// reads them FOR SHARE before it locks their conversations
+		// (append.go): a reply being stored and this transition wait for
+		// each other, never in a cycle. The aggregate below is decided
+		// under these locks.
+		q := `SELECT id FROM contacts WHERE id IN ? ORDER BY id`
+		if s.dialect == dialectPostgres {
+			q += ` FOR NO KEY UPDATE`
+		}
+		var existing []int64
+		if err := tx.Raw(q, ids).Scan(&existing).Error; err != nil {
+			return err
+		}
+		if len(existing) == 0 {
+			return errNoop
+		}
+		found = len(existing)
+		var on, off []int64
+		for _, c := range changes {
+			if !contains(existing, c.ContactID) {
 				continue
 			}
-			var got []int64
-			if err := tx.Raw(`UPDATE contacts SET online = ?, last_seen_at = ? WHERE id IN ? RETURNING id`, online, now, want).
-				Scan(&got).Error; err != nil {
-				return err
-			}
-			found += len(got)
-			ids = append(ids, got...)
-			if online {
-				comingOnline = append(comingOnline, got...)
+			if c.Online {
+				on = append(on, c.ContactID)
+			} else {
+				off = append(off, c.ContactID)
 			}
 		}
-		if len(ids) == 0 {
-			return errNoop
+		now := s.now()
+		var comingOnline, goingOffline []int64
+		if len(on) > 0 {
+			rows := make([]string, len(on))
+			args := make([]any, 0, 2*len(on))
+			for i, id := range on {
+				rows[i] = "(?, ?)"
+				args = append(args, id, s.opts.NodeID)
+			}
+			if err := tx.Exec(`INSERT INTO contact_nodes (contact_id, node_id) VALUES `+strings.Join(rows, ", ")+
+				` ON CONFLICT DO NOTHING`, args...).Error; err != nil {
+				return err
+			}
+			if err := tx.Raw(`UPDATE contacts SET online = true, last_seen_at = ? WHERE id IN ? AND NOT online RETURNING id`, now, on).
+				Scan(&comingOnline).Error; err != nil {
+				return err
+			}
+		}
+		if len(off) > 0 {
+			if err := tx.Exec(`DELETE FROM contact_nodes WHERE node_id = ? AND contact_id IN ?`, s.opts.NodeID, off).Error; err != nil {
+				return err
+			}
+			if err := tx.Raw(`UPDATE contacts SET online = false, last_seen_at = ? WHERE id IN ? AND online
+				AND NOT EXISTS (SELECT 1 FROM contact_nodes o WHERE o.contact_id = contacts.id) RETURNING id`, now, off).
+				Scan(&goingOffline).Error; err != nil {
+				return err
+			}
 		}
 		if len(comingOnline) > 0 {
 			if err := s.deliverQueued(tx, comingOnline, evs); err != nil {
 				return err
 			}
 		}
-		current, err := newestConversations(tx, ids)
-		if err != nil {
+		if err := s.announceContacts(tx, comingOnline, true, now, evs); err != nil {
 			return err
 		}
-		for _, c := range changes {
-			if !contains(ids, c.ContactID) {
-				continue
-			}
-			data, _ := json.Marshal(ContactPresence{ContactID: c.ContactID, Online: c.Online})
-			*evs = append(*evs, Event{ConversationID: current[c.ContactID], Type: EventContactPresence, Data: data, At: now})
-		}
-		return nil
+		return s.announceContacts(tx, goingOffline, false, now, evs)
 	})
 	return found, err
 }
@@ -162,43 +183,55 @@ func (s *Store) changeState(tx *gorm.DB, conversationID int64, ids []int64, stat
 	return tx.Model(&Message{}).Where("id IN ?", ids).Update("state", state).Error
 }
 
-// SetAgentPresence stores an agent's presence (online, idle, offline) if it
-// changed, and then announces it with a transient EventPresence in every
+// SetAgentPresence stores what this node says of an agent (online, idle,
+// or offline: a row in agent_nodes while online or idle) and then the
+// agent's presence, the aggregate of every node's (online if any node
+// says online, else idle if any says idle, else offline; nodes.go). When
+// that changed it announces it with a transient EventPresence in every
 // conversation the agent takes part in, for the visitors there, and once
 // without a conversation (ConversationID 0), which only subscribers of
 // every conversation (the agents' sockets) receive, for the dashboard's
-// colleagues. It returns whether it changed.
+// colleagues. It returns whether the aggregate changed. ErrNodeReaped if
+// this node was found dead: nothing is stored, and the caller writes
+// again everything it counts.
 func (s *Store) SetAgentPresence(ctx context.Context, agentID int64, presence string) (bool, error) {
 	switch presence {
 	case PresenceOnline, PresenceIdle, PresenceOffline:
 	default:
 		return false, invalid("presence", "must be online, idle or offline")
 	}
+	if err := s.ensureNode(ctx); err != nil {
+		return false, err
+	}
 	changed := false
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
-		res := tx.Model(&Agent{}).Where("id = ? AND presence <> ?", agentID, presence).Update("presence", presence)
-		if res.Error != nil {
-			return res.Error
+		changed = false
+		if err := s.lockOwnNode(tx); err != nil {
+			return err
 		}
-		if res.RowsAffected == 0 {
+		q := `SELECT id FROM agents WHERE id = ?`
+		if s.dialect == dialectPostgres {
+			q += ` FOR NO KEY UPDATE`
+		}
+		var ids []int64
+		if err := tx.Raw(q, agentID).Scan(&ids).Error; err != nil {
+			return err
+		}
+		if len(ids) == 0 {
 			return errNoop
 		}
-		changed = true
-		var agent Agent
-		if err := tx.First(&agent, agentID).Error; err != nil {
+		var err error
+		if presence == PresenceOffline {
+			err = tx.Exec(`DELETE FROM agent_nodes WHERE agent_id = ? AND node_id = ?`, agentID, s.opts.NodeID).Error
+		} else {
+			err = tx.Exec(`INSERT INTO agent_nodes (agent_id, node_id, presence) VALUES (?, ?, ?)
+				ON CONFLICT (agent_id, node_id) DO UPDATE SET presence = excluded.presence`, agentID, s.opts.NodeID, presence).Error
+		}
+		if err != nil {
 			return err
 		}
-		var convs []int64
-		if err := tx.Model(&Participant{}).Where("agent_id = ? AND left_at IS NULL", agentID).
-			Order("conversation_id").Pluck("conversation_id", &convs).Error; err != nil {
-			return err
-		}
-		data, _ := json.Marshal(AgentPresence{AgentID: agentID, Name: agent.Name, Presence: presence})
-		now := s.now()
-		for _, id := range append(convs, 0) {
-			*evs = append(*evs, Event{ConversationID: id, Type: EventPresence, Data: data, At: now})
-		}
-		return nil
+		changed, err = s.settleAgent(tx, agentID, evs)
+		return err
 	})
 	return changed, err
 }

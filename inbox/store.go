@@ -2,9 +2,7 @@ package inbox
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,8 +65,10 @@ type Options struct {
 	Channels []Channel
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
-	// NodeID names this process among the nodes that share one database;
-	// empty → Open generates one (hostname + "-" + 8 random hex).
+	// NodeID names this process among the nodes that share the database
+	// (the config's node_id): its liveness row and presence rows
+	// (nodes.go). Empty: Open makes one, the host name, "-" and 8 random
+	// hex digits. Two running nodes must not share one.
 	NodeID string
 	// NoBus, on PostgreSQL, keeps events, transient events and Revoked
 	// notices in this process (the Hub alone), as on SQLite: for a
@@ -120,6 +120,10 @@ type Store struct {
 	// bus carries events across nodes on PostgreSQL (pgbus.go); nil on
 	// SQLite, with NoBus or with a Publisher of the caller's.
 	bus *PGBus
+	// nodeMu serializes adding and removing this node's row; nodeJoined
+	// says whether it was added and not found reaped since (nodes.go).
+	nodeMu     sync.Mutex
+	nodeJoined atomic.Bool
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -202,21 +206,6 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// NodeID returns the name of this node among those that share the
-// database (Options.NodeID, or the one Open generated).
-func (s *Store) NodeID() string { return s.opts.NodeID }
-
-// newNodeID returns hostname + "-" + 8 random hex digits.
-func newNodeID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "node"
-	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	return host + "-" + hex.EncodeToString(b)
 }
 
 // gormConfig returns a new gorm configuration for each gorm.Open, which

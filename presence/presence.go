@@ -1,25 +1,35 @@
-// Package presence keeps who is online on this node: the contacts, by
-// their widget sockets (channels/webchat), and the agents, by their
-// dashboard sockets (web). It is neither the widget's nor the mailbox's,
-// so both report to one Tracker, which cmd/microchat builds and hands to
-// each.
+// Package presence keeps who is online: the contacts, by their widget
+// sockets (channels/webchat), and the agents, by their dashboard sockets
+// (web). It is neither the widget's nor the mailbox's, so both report to
+// one Tracker per node (per inbox.Store), which cmd/microchat builds and
+// hands to each.
 //
 // The rules (spec rule 6):
 //
 //   - A contact or agent is online while one of their sockets is open on
-//     this node, and for the grace period (offline_after) after the last
-//     one closed, so that moving between pages of a site does not flip
-//     them offline. Agents are idle when their dashboard says so.
-//   - Only transitions are written (inbox.Store.SetContactsOnline and
-//     SetAgentPresence), by one writer at a time, in batches; heartbeats
-//     and reconnects within the grace cost nothing.
+//     a node, and for the grace period (offline_after) after the last one
+//     on that node closed, so that moving between pages of a site does not
+//     flip them offline. Agents are idle when their dashboard says so.
+//   - Each node stores what it counts as rows of its own (inbox:
+//     contact_nodes, agent_nodes), on transitions only
+//     (inbox.Store.SetContactsOnline and SetAgentPresence), by one writer
+//     at a time, in batches; heartbeats and reconnects within the grace
+//     cost nothing. The store changes a contact's or agent's presence, and
+//     announces it, only when the aggregate over the nodes changes: a tab
+//     on node A and one on node B go offline when both are closed.
 //   - The writer decides from what it has committed or is committing,
 //     never from a value a socket read from the database.
-//   - A node that stops (Close) marks everyone it counted offline.
+//   - A node records its own liveness every inbox.NodeHeartbeat (one
+//     UPDATE, whatever its sockets) and removes the rows of nodes silent
+//     for longer than max(grace, inbox.NodeDeadAfter) (Beat): a node that
+//     dies takes its visitors' and agents' presence with it within the
+//     grace plus a heartbeat or two, once their sockets have not come back
+//     to another node. A node that stops (Close) removes its rows at once.
 package presence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -69,6 +79,12 @@ type Tracker struct {
 	stop   chan struct{}
 	done   chan struct{}
 	writes atomic.Int64
+
+	// beats is the heartbeat goroutine's: a tick of its timer, its end.
+	beat      chan struct{}
+	beatsDone chan struct{}
+	// nodes is how many live nodes the last Beat saw (0 before one).
+	nodes atomic.Int64
 }
 
 // Options tune a Tracker; the zero value is production's.
@@ -83,9 +99,11 @@ type Options struct {
 	// time.Timer.Stop). Nil means time.AfterFunc; tests pass a clock they
 	// advance themselves (inboxtest.Clock).
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
-	// Manual starts no writer goroutine: transitions are written only when
-	// Flush is called, and by Close. Tests use it to decide when the
-	// writer runs and so what its batches hold.
+	// Manual starts no writer goroutine and no heartbeat goroutine:
+	// transitions are written only when Flush is called, and liveness
+	// and the reaping of dead nodes only when Beat is. Tests use it to
+	// decide when the writer runs and so what its batches hold, and to
+	// play a node that dies (it stops calling Beat).
 	Manual bool
 }
 
@@ -151,13 +169,91 @@ func New(store *inbox.Store, opts Options) *Tracker {
 	}
 	p := &Tracker{store: store, grace: opts.Grace, log: opts.Logger, opts: opts,
 		contacts: map[int64]*presenceState{}, agents: map[int64]*presenceState{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		beat: make(chan struct{}, 1), beatsDone: make(chan struct{})}
 	if opts.Manual {
 		close(p.done)
+		close(p.beatsDone)
 	} else {
 		go p.run()
+		go p.beats()
 	}
 	return p
+}
+
+// Nodes returns how many live nodes (this one included) the last Beat
+// saw, for the metric microchat_cluster_nodes; 0 before the first.
+func (p *Tracker) Nodes() int { return int(p.nodes.Load()) }
+
+// ReapAfter is how long a node's liveness row must be silent before this
+// Tracker removes the node's presence: the grace period, at least
+// inbox.NodeDeadAfter. A dead node's visitors so keep their grace to come
+// back through another node before they show offline.
+func (p *Tracker) ReapAfter() time.Duration { return max(p.grace, inbox.NodeDeadAfter) }
+
+// Beat records this node's liveness (one UPDATE) and removes the presence
+// of nodes silent for longer than ReapAfter (one SELECT, and a
+// transaction per dead node). If another node had found this one dead,
+// everything this Tracker counts is written again. The heartbeat
+// goroutine calls it every inbox.NodeHeartbeat; so do tests with
+// Options.Manual.
+func (p *Tracker) Beat(ctx context.Context) error {
+	err := p.store.Heartbeat(ctx)
+	if errors.Is(err, inbox.ErrNodeReaped) {
+		p.log.Warn("this node was found dead by another (no heartbeat for too long): storing its presence again")
+		p.rewriteAll()
+		err = p.store.Heartbeat(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("node heartbeat: %w", err)
+	}
+	st, err := p.store.ReapNodes(ctx, p.ReapAfter())
+	if err != nil {
+		return fmt.Errorf("reaping dead nodes: %w", err)
+	}
+	p.nodes.Store(int64(st.Live))
+	return nil
+}
+
+// rewriteAll queues every state again, as if its write had failed: the
+// rows of this node are gone (inbox.ErrNodeReaped).
+func (p *Tracker) rewriteAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	for _, agent := range []bool{false, true} {
+		for id, st := range p.states(presenceKey{agent: agent}) {
+			st.stored = valueUnknown
+			p.update(presenceKey{agent: agent, id: id}, st)
+		}
+	}
+}
+
+// beats runs Beat now and then every inbox.NodeHeartbeat (timed by
+// Options.AfterFunc) until Close.
+func (p *Tracker) beats() {
+	defer close(p.beatsDone)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), inbox.NodeHeartbeat*5)
+		if err := p.Beat(ctx); err != nil {
+			p.log.Warn("node liveness", "err", err)
+		}
+		cancel()
+		stop := p.opts.AfterFunc(inbox.NodeHeartbeat, func() {
+			select {
+			case p.beat <- struct{}{}:
+			default:
+			}
+		})
+		select {
+		case <-p.beat:
+		case <-p.stop:
+			stop()
+			return
+		}
+	}
 }
 
 // ContactConnected counts a socket of the contact.
@@ -260,8 +356,11 @@ func (p *Tracker) expire(k presenceKey, gen uint32) {
 
 // update recomputes what should be stored and queues a write when it
 // differs from what is stored or being stored; a state with nothing left
-// to do is forgotten. Called with p.mu held.
+// to do is forgotten. Nothing after Close. Called with p.mu held.
 func (p *Tracker) update(k presenceKey, st *presenceState) {
+	if p.closed {
+		return // Close removed this node's rows: nothing more is written
+	}
 	st.want = valueOffline
 	if st.sockets > 0 || st.grace != nil {
 		st.want = valueOnline
@@ -285,35 +384,45 @@ func (p *Tracker) update(k presenceKey, st *presenceState) {
 	}
 }
 
-// Close marks everyone still counted here offline, as this node stops
-// serving them, writes what is pending, and stops the writer.
+// Close stops counting, stops the writer and the heartbeat, and removes
+// this node's liveness and presence rows in one transaction: everyone
+// counted here only goes offline (inbox.Store.LeaveNode). Call it once
+// the sockets are closed.
 func (p *Tracker) Close() {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		<-p.done
+		<-p.beatsDone
 		return
 	}
 	p.closed = true
 	for _, agent := range []bool{false, true} {
-		for id, st := range p.states(presenceKey{agent: agent}) {
+		for _, st := range p.states(presenceKey{agent: agent}) {
 			if st.grace != nil {
 				st.grace()
 				st.grace = nil
 			}
 			st.sockets = 0
-			p.update(presenceKey{agent: agent, id: id}, st)
+			st.dirty = false
 		}
 	}
+	// LeaveNode settles them all at once.
+	p.dirty = nil
 	p.mu.Unlock()
-	if p.opts.Manual {
-		if err := p.Flush(); err != nil {
-			p.log.Warn("storing presence", "err", err)
-		}
-		return
+	if !p.opts.Manual {
+		close(p.stop)
+		<-p.done
+		<-p.beatsDone
 	}
-	close(p.stop)
-	<-p.done
+	// The writer is stopped: nothing writes a row after this.
+	p.writer.Lock()
+	defer p.writer.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.store.LeaveNode(ctx); err != nil {
+		p.log.Warn("removing this node's presence", "err", err)
+	}
 }
 
 // run is the writer: it takes the queued transitions and stores them,
@@ -331,6 +440,11 @@ func (p *Tracker) run() {
 				p.log.Warn("storing presence", "err", err)
 			}
 			return
+		}
+		if errors.Is(err, inbox.ErrNodeReaped) {
+			// Everything is queued again (Flush): write it now.
+			p.log.Warn("this node was found dead by another: storing its presence again")
+			continue
 		}
 		if err != nil {
 			p.log.Warn("storing presence", "err", err)
@@ -401,6 +515,9 @@ func (p *Tracker) Flush() error {
 			p.update(t.k, st)
 		}
 		p.mu.Unlock()
+		if errors.Is(err, inbox.ErrNodeReaped) {
+			p.rewriteAll()
+		}
 		if err != nil {
 			return fmt.Errorf("storing %d presence transitions: %w", len(batch), err)
 		}

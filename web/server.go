@@ -252,6 +252,12 @@ func New(opts Options) (*Server, error) {
 	}, func() float64 { return float64(s.presence.Writes()) })); err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
 	}
+	if err := s.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "microchat_cluster_nodes",
+		Help: "Nodes (processes) on this database that wrote their liveness row within the last 10 s, this one included, as this node's presence tracker last saw (every 2 s).",
+	}, func() float64 { return float64(s.presence.Nodes()) })); err != nil {
+		return nil, fmt.Errorf("web: metrics: %w", err)
+	}
 	// Last of what can fail: what it builds runs until Shutdown.
 	if err := s.ownChat(cfg, log); err != nil {
 		return nil, err

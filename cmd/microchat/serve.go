@@ -247,6 +247,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*inbox
 		MaxOpenConns:    cfg.Database.MaxOpenConns,
 		MaxMessageBytes: int(cfg.Limits.MaxMessageBytes),
 		Mailboxes:       email.MailboxInfos(cfg.Mailboxes),
+		NodeID:          cfg.NodeID,
 	})
 }
 
