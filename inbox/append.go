@@ -244,7 +244,7 @@ var (
 
 // Collectors returns the Prometheus collectors of inbox.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{appendBatchSize, appendSeconds, appendErrors}
+	return []prometheus.Collector{appendBatchSize, appendSeconds, appendErrors, leasesHeld}
 }
 
 type appendReq struct {

@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"time"
@@ -80,3 +81,22 @@ func (s *Store) SetBusBeforeReconnect(f func()) { s.bus.beforeReconnect.Store(&f
 
 // BusChannel returns the name of the bus's events channel.
 func (s *Store) BusChannel() string { return s.bus.evCh }
+
+// LockConnSettings opens a worker lock's connection for name and returns
+// its session's keepalive settings and application_name.
+func (s *Store) LockConnSettings(ctx context.Context, name string) (map[string]string, error) {
+	conn, err := s.lockConn(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	out := map[string]string{}
+	for _, k := range []string{"tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "application_name"} {
+		var v string
+		if err := conn.QueryRow(ctx, "SELECT current_setting($1)", k).Scan(&v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
+}

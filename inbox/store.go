@@ -77,6 +77,10 @@ type Options struct {
 	// them to every node on the same database and schema (PGBus,
 	// pgbus.go). Ignored on SQLite.
 	NoBus bool
+	// LockCheckEvery is how often a held worker lock's connection is
+	// pinged on PostgreSQL, and how long a ping may take (lock.go;
+	// default LockCheckEvery, 5 s). Tests shorten it.
+	LockCheckEvery time.Duration
 }
 
 // Store is the conversation model on one database. It is safe for
@@ -124,6 +128,12 @@ type Store struct {
 	// says whether it was added and not found reaped since (nodes.go).
 	nodeMu     sync.Mutex
 	nodeJoined atomic.Bool
+	// pgConfig is the PostgreSQL connection's configuration, from which
+	// the worker locks (lock.go) open connections of their own; nil on
+	// SQLite. sqlitePath is the SQLite file's path, which names its
+	// in-process locks.
+	pgConfig   *pgx.ConnConfig
+	sqlitePath string
 }
 
 // Open connects to the database named by rawURL ("sqlite:PATH",
@@ -238,6 +248,10 @@ func (s *Store) openSQLite(rawURL string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("database directory: %w", err)
 	}
+	s.sqlitePath = path
+	if abs, err := filepath.Abs(path); err == nil {
+		s.sqlitePath = abs
+	}
 	// WAL lets readers run beside the one writer. synchronous=FULL makes a
 	// commit durable before it is acknowledged; group commit pays its fsync
 	// once per batch. Immediate transactions take the write lock at BEGIN,
@@ -348,6 +362,7 @@ func (s *Store) openPostgres(rawURL string) error {
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
+	s.pgConfig = cfg.Copy()
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(s.opts.MaxOpenConns)
 	db.SetMaxIdleConns(s.opts.MaxOpenConns)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,8 +26,15 @@ type Channel struct {
 	mailboxes []inbox.MailboxInfo
 	ingesters []*Ingester
 	worker    *Worker
-	metrics   *Metrics
-	log       *slog.Logger
+	// store holds the worker locks: one node at a time fetches each
+	// mailbox and runs the timers (inbox.Store.Lead).
+	store *inbox.Store
+	// lead tunes the locks' retries (clock); timers is whether this
+	// node holds the "timers" lock.
+	lead    inbox.Leader
+	timers  atomic.Bool
+	metrics *Metrics
+	log     *slog.Logger
 }
 
 var _ inbox.Channel = (*Channel)(nil)
@@ -41,6 +50,10 @@ type Options struct {
 	// BaseURL, EmailAfterUnread, Logger, Metrics) are set here.
 	Ingest *IngestOptions
 	Worker WorkerOptions
+	// LockRetryEvery is how often a node that does not hold a job's
+	// worker lock tries to take it (default inbox.LockRetryEvery, 5 s),
+	// on Ingest.AfterFunc's clock.
+	LockRetryEvery time.Duration
 }
 
 // New returns the email channel of cfg's mailboxes; Run starts it.
@@ -55,7 +68,11 @@ func New(o Options) (*Channel, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Channel{mailboxes: MailboxInfos(o.Config.Mailboxes), metrics: NewMetrics(), log: log}
+	c := &Channel{mailboxes: MailboxInfos(o.Config.Mailboxes), metrics: NewMetrics(), log: log, store: o.Store,
+		lead: inbox.Leader{RetryEvery: o.LockRetryEvery}}
+	if o.Ingest != nil {
+		c.lead.AfterFunc = o.Ingest.AfterFunc
+	}
 	var own []string
 	for _, mb := range o.Config.Mailboxes {
 		own = append(own, mb.Address)
@@ -73,6 +90,7 @@ func New(o Options) (*Channel, error) {
 	wo := o.Worker
 	wo.Outbox, wo.Mailboxes, wo.BaseURL, wo.Logger = o.Store, o.Config.Mailboxes, o.Config.BaseURL, log
 	wo.EmailAfterUnread = o.Config.EmailAfterUnread.D()
+	wo.TimersHeld = c.timers.Load
 	c.worker = NewWorker(wo)
 	return c, nil
 }
@@ -108,11 +126,24 @@ func (c *Channel) Collectors() []prometheus.Collector { return c.metrics.Collect
 
 // Run fetches and sends until ctx ends, then waits for the Ingesters and
 // the Worker (which records the outcome of the sends in progress) to stop.
+//
+// Of several nodes on one database (issue 14) exactly one at a time
+// fetches each mailbox: its Ingester runs only while the node holds the
+// worker lock "mailbox:<name>" (inbox.Store.Lead), and stops at once if
+// the lock is lost; the others try to take it every LockRetryEvery. The
+// continuity digests are queued by the node holding "timers". Every node
+// sends: the outbox's rows are claimed one node at a time.
 func (c *Channel) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, g := range c.ingesters {
-		wg.Go(func() { g.Run(ctx) })
+		l := c.lead
+		l.Name = "mailbox:" + g.mb.Name
+		wg.Go(func() { c.store.Lead(ctx, l, g.Run) })
 	}
+	l := c.lead
+	l.Name = "timers"
+	l.Held = c.timers.Store
+	wg.Go(func() { c.store.Lead(ctx, l, func(ctx context.Context) { <-ctx.Done() }) })
 	wg.Go(func() {
 		if err := c.worker.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			c.log.Error("email outbox stopped", "err", err)

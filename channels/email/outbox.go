@@ -96,6 +96,12 @@ type WorkerOptions struct {
 	Rand func() float64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TimersHeld, when set, says whether this node runs the timers:
+	// digests are queued only while it returns true (Channel sets it to
+	// whether the node holds the "timers" worker lock). Nil queues them
+	// on every tick. Sending is not affected: rows are claimed, so every
+	// node sends.
+	TimersHeld func() bool
 }
 
 // Worker sends the outbox's mail and queues the continuity digests. One
@@ -195,7 +201,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick:
-			if w.o.EmailAfterUnread > 0 {
+			if w.o.EmailAfterUnread > 0 && (w.o.TimersHeld == nil || w.o.TimersHeld()) {
 				n, err := w.o.Outbox.EnqueueDigests(ctx, w.o.EmailAfterUnread)
 				if err != nil && ctx.Err() == nil {
 					w.log.Error("queueing continuity digests", "err", err)

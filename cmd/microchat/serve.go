@@ -219,7 +219,13 @@ func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web
 
 	pruneCtx, stopPruning := context.WithCancel(context.Background())
 	var pruning sync.WaitGroup
-	pruning.Go(func() { pruneLoop(pruneCtx, store, cfg.Events.Retention.D(), log) })
+	// One node at a time prunes (the worker lock "prune"): the deletes
+	// are the same on every node, and twice is only twice the work.
+	pruning.Go(func() {
+		store.Lead(pruneCtx, inbox.Leader{Name: "prune"}, func(ctx context.Context) {
+			pruneLoop(ctx, store, cfg.Events.Retention.D(), log)
+		})
+	})
 	defer func() {
 		stopPruning()
 		pruning.Wait()
