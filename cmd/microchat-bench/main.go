@@ -348,29 +348,23 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 
 	// Progress goes to stderr, the summary (text or JSON) to stdout.
+	var out printer
 	if o.CompareSingle {
-		c, err := runCompare(ctx, o, stderr)
-		if o.JSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(c)
-		} else {
-			c.print(stdout)
+		out, err = runCompare(ctx, o, stderr)
+	} else {
+		var s *Summary
+		s, err = run(ctx, o, stderr)
+		if s != nil {
+			out = s
 		}
-		if err != nil {
-			fmt.Fprintf(stderr, "microchat-bench: %v\n", err)
-			return exitFailure
-		}
-		return exitOK
 	}
-	s, err := run(ctx, o, stderr)
-	if s != nil {
+	if out != nil {
 		if o.JSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
-			enc.Encode(s)
+			enc.Encode(out)
 		} else {
-			s.print(stdout)
+			out.print(stdout)
 		}
 	}
 	if err != nil {
@@ -379,6 +373,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// printer is a run's result: a Summary, or a Comparison of runs.
+type printer interface{ print(io.Writer) }
 
 // itoa formats n with thousands separators, for the text summary.
 func itoa(n int64) string {
