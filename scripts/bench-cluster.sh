@@ -46,9 +46,10 @@ LAT_VISITORS=${LAT_VISITORS:-1000}
 LAT_DURATION=${LAT_DURATION:-15s}
 STORM_VISITORS=${STORM_VISITORS:-19000}
 STORM_ACTIVE=${STORM_ACTIVE:-1000}
-STORM_RATE=${STORM_RATE:-1000}
+STORM_RATE=${STORM_RATE:-200}
 STORM_SPREAD=${STORM_SPREAD:-5s}
-STORM_DURATION=${STORM_DURATION:-60s}
+STORM_DURATION=${STORM_DURATION:-150s}
+STORM_WAIT=${STORM_WAIT:-100s}
 CHAT_ROUNDS=${CHAT_ROUNDS:-1}
 CHAT_RATE=${CHAT_RATE:-5000}
 CHAT_DURATION=${CHAT_DURATION:-20s}
@@ -210,7 +211,7 @@ step_storm() {
 	start B "$PORT_B" "$PG/$db?sslmode=disable"
 	local cmd=(-url "$A" -agent-url "$B" -visitors "$STORM_VISITORS" -active "$STORM_ACTIVE" -agents 2 -rate "$STORM_RATE"
 		-duration "$STORM_DURATION" -warmup 3s -senders 256 -floor=false
-		-storm -restart-cmd "$SELF restart A" -storm-spread "$STORM_SPREAD" -storm-settle 10s)
+		-storm -restart-cmd "$SELF restart A" -storm-spread "$STORM_SPREAD" -storm-wait "$STORM_WAIT" -storm-settle 10s)
 	echo "microchat-bench ${cmd[*]}" | tee "$DIR/storm.txt"
 	bench "${cmd[@]}" | tee -a "$DIR/storm.txt" || true
 	stop_all

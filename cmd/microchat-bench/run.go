@@ -338,7 +338,7 @@ func (b *bench) run(ctx context.Context) (*Summary, error) {
 		<-loaded
 		if m, err := b.api.metrics(ctx); err == nil {
 			s.Memory.End = &m
-			if s.Messages != nil {
+			if s.Messages != nil && b.storm == nil { // the storm restarted the server: its CPU counter too
 				s.CPU.Load.server(s.Memory.After, &m)
 			}
 		}

@@ -91,6 +91,14 @@ func (v *visitor) socket() *gws.Conn { return v.conn.Load() }
 // last seq it holds and waits for hello. It returns the error kind on
 // failure.
 func (v *visitor) connect(ctx context.Context, src netip.Addr) (string, error) {
+	return v.connectWithin(ctx, src, helloTimeout)
+}
+
+// connectWithin is connect waiting up to wait for the hello. A reconnect
+// waits longer than a first connect: a node that just started may take
+// long to answer thousands of auths, and a widget waits for its hello as
+// long as its socket is open.
+func (v *visitor) connectWithin(ctx context.Context, src netip.Addr, wait time.Duration) (string, error) {
 	v.ready = make(chan error, 1)
 	v.src = src
 	v.helloed.Store(false)
@@ -103,6 +111,9 @@ func (v *visitor) connect(ctx context.Context, src netip.Addr) (string, error) {
 	if err != nil {
 		return "visitor " + kind, err
 	}
+	if v.open.CompareAndSwap(true, false) {
+		v.b.openVisitors.Add(-1) // the abandoned attempt's, whose close is ignored once this one is current
+	}
 	v.conn.Store(socket)
 	v.open.Store(true)
 	v.b.openVisitors.Add(1)
@@ -113,7 +124,7 @@ func (v *visitor) connect(ctx context.Context, src netip.Addr) (string, error) {
 	if err := socket.WriteString(auth); err != nil {
 		return "visitor auth: " + errKind(err), err
 	}
-	t := time.NewTimer(helloTimeout)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case err := <-v.ready:
@@ -122,7 +133,7 @@ func (v *visitor) connect(ctx context.Context, src netip.Addr) (string, error) {
 		}
 		return "", nil
 	case <-t.C:
-		return "visitor hello: timeout", errors.New("no hello within " + helloTimeout.String())
+		return "visitor hello: timeout", errors.New("no hello within " + wait.String())
 	case <-ctx.Done():
 		return "visitor hello: cancelled", ctx.Err()
 	}
@@ -137,7 +148,10 @@ func (v *visitor) abandon() {
 
 func (v *visitor) OnOpen(*gws.Conn) {}
 
-func (v *visitor) OnClose(_ *gws.Conn, err error) {
+func (v *visitor) OnClose(c *gws.Conn, err error) {
+	if c != v.socket() {
+		return // an abandoned attempt's socket, closed after the next one opened
+	}
 	if v.open.CompareAndSwap(true, false) {
 		v.b.openVisitors.Add(-1)
 	}
@@ -162,8 +176,11 @@ func (v *visitor) OnPing(c *gws.Conn, p []byte) { c.WritePong(p) }
 
 func (v *visitor) OnPong(*gws.Conn, []byte) {}
 
-func (v *visitor) OnMessage(_ *gws.Conn, m *gws.Message) {
+func (v *visitor) OnMessage(c *gws.Conn, m *gws.Message) {
 	defer m.Close()
+	if c != v.socket() {
+		return // an abandoned attempt's socket
+	}
 	f := m.Bytes()
 	switch frameType(f) {
 	case "hello":

@@ -199,7 +199,8 @@ func (b *bench) reconnect(v *visitor, droppedAt int64, delay time.Duration) {
 	backoff := backoffFirst
 	deadline := time.Duration(st.t0) + b.o.StormWait + restartTimeout
 	for ctx.Err() == nil && !b.closing.Load() {
-		if _, err := v.connect(ctx, v.src); err == nil {
+		wait := max(helloTimeout, deadline-time.Duration(clock()))
+		if _, err := v.connectWithin(ctx, v.src, wait); err == nil {
 			st.down.add(time.Duration(clock() - droppedAt))
 			return
 		}
