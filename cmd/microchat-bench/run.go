@@ -251,7 +251,11 @@ func (b *bench) run(ctx context.Context) (*Summary, error) {
 	}
 	s.Memory.Before = &before
 
-	// (2) Visitor sockets.
+	// (2) Visitor sockets, pinged from the first on: connecting thousands
+	// may take longer than the server waits for a silent socket.
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	defer stopHeartbeat()
+	go b.heartbeat(hbCtx, minted)
 	b.progress("opening %d visitor sockets (%d at once)", len(minted), o.Concurrency)
 	meter := startMeter()
 	connectTime := b.connectVisitors(ctx, minted)
@@ -267,9 +271,6 @@ func (b *bench) run(ctx context.Context) (*Summary, error) {
 			s.Visitors.ServerCPUPerConnect = math.Round(s.CPU.Connect.ServerCPU/float64(len(b.visitors))*1e6) / 1e3
 		}
 	}
-	hbCtx, stopHeartbeat := context.WithCancel(ctx)
-	defer stopHeartbeat()
-	go b.heartbeat(hbCtx)
 	if ctx.Err() != nil {
 		return s, ctx.Err()
 	}
@@ -385,9 +386,9 @@ func loadAverage() string {
 // over the period (a shared ticker, not a timer per socket).
 const pingEvery = 25 * time.Second
 
-// heartbeat pings the visitor sockets until ctx is done: every second,
-// the 25th of them whose turn it is.
-func (b *bench) heartbeat(ctx context.Context) {
+// heartbeat pings the open sockets of visitors until ctx is done: every
+// second, the 25th of them whose turn it is.
+func (b *bench) heartbeat(ctx context.Context, visitors []*visitor) {
 	const slots = int(pingEvery / time.Second)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -397,8 +398,8 @@ func (b *bench) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for i := tick % slots; i < len(b.visitors); i += slots {
-			if v := b.visitors[i]; v.open.Load() {
+		for i := tick % slots; i < len(visitors); i += slots {
+			if v := visitors[i]; v.open.Load() {
 				if err := v.socket().WriteString(`{"type":"ping"}`); err != nil && !b.closing.Load() {
 					b.errs.add("visitor ping: " + errKind(err))
 				}
