@@ -20,7 +20,7 @@
 #   chatpath  the chat message path on PostgreSQL and on SQLite, one node
 #             each, the same load, alternating ($CHAT_ROUNDS pairs)
 #   connect   $CONNECT_VISITORS idle widget sockets opened on one node,
-#             PostgreSQL then SQLite: connects per second
+#             for each of $CONNECT_STORES (postgres sqlite): connects per second
 #
 # Everything is under $BENCH_DIR (default /tmp/mcbench): binaries, configs,
 # each node's log and pid, and each step's summary (STEP.txt). PostgreSQL: $BENCH_PG (default
@@ -54,6 +54,10 @@ CHAT_ROUNDS=${CHAT_ROUNDS:-1}
 CHAT_RATE=${CHAT_RATE:-5000}
 CHAT_DURATION=${CHAT_DURATION:-20s}
 CONNECT_VISITORS=${CONNECT_VISITORS:-19000}
+CONNECT_STORES=${CONNECT_STORES:-postgres sqlite}
+# BENCH_SERVER_BIN: another microchat binary for the nodes (e.g. one built
+# from main, to compare in the same conditions); default the one built here.
+SERVER_BIN=${BENCH_SERVER_BIN:-}
 
 log() { echo "bench-cluster: $(date -u +%H:%M:%S) $*" >&2; }
 die() {
@@ -121,7 +125,7 @@ spawn() {
 	(
 		ulimit -n 20000 2>/dev/null || true
 		MICROCHAT_NODE_ID="bench-$node" MICROCHAT_ADMIN_EMAIL=$ADMIN_EMAIL MICROCHAT_ADMIN_PASSWORD=$ADMIN_PASSWORD \
-			exec "$(bin microchat)" serve --config "$DIR/$node/microchat.yaml" >>"$DIR/$node/log" 2>&1 </dev/null
+			exec "${SERVER_BIN:-$(bin microchat)}" serve --config "$DIR/$node/microchat.yaml" >>"$DIR/$node/log" 2>&1 </dev/null
 	) &
 	echo $! >"$DIR/$node/pid"
 }
@@ -240,9 +244,9 @@ step_chatpath() {
 
 step_connect() {
 	local db=mcbench_connect
-	: >"$DIR/connect.txt"
-	for store in postgres sqlite; do
-		header "connect: $CONNECT_VISITORS idle widget sockets, $store"
+	: >>"$DIR/connect.txt"
+	for store in $CONNECT_STORES; do
+		header "connect: $CONNECT_VISITORS idle widget sockets, $store, ${SERVER_BIN:-$(bin microchat)}"
 		if [ $store = postgres ]; then
 			start A "$PORT_A" "$(fresh_db $db)"
 		else
