@@ -10,6 +10,15 @@ import (
 	"time"
 )
 
+// TestErrKindClosed: a socket the tool closed itself is named so, not by
+// its addresses (one error kind per socket otherwise).
+func TestErrKindClosed(t *testing.T) {
+	err := &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed}
+	if got := errKind(err); got != "closed by the tool" {
+		t.Errorf("errKind(%v) = %q", err, got)
+	}
+}
+
 func TestJSONInt(t *testing.T) {
 	for _, c := range []struct {
 		frame, key string
@@ -261,15 +270,7 @@ func TestStorm(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := b.run(ctx)
-	if s != nil {
-		var out strings.Builder
-		s.print(&out)
-		t.Logf("summary:\n%s", out.String())
-	}
-	if err != nil {
-		t.Fatalf("run() = %v", err)
-	}
+	s := mustRun(t)(b.run(ctx))
 	st := s.Storm
 	if st == nil || cuts != 1 {
 		t.Fatalf("storm %+v after %d cuts", st, cuts)
