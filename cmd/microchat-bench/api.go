@@ -213,11 +213,17 @@ func (a *api) join(ctx context.Context, as *agentLogin, id int64) error {
 	return err
 }
 
-// reply sends agent as's message to conversation id.
-func (a *api) reply(ctx context.Context, as *agentLogin, id int64, clientID, text string) error {
+// reply sends agent as's message to conversation id and returns the seq
+// it was stored at.
+func (a *api) reply(ctx context.Context, as *agentLogin, id int64, clientID, text string) (int64, error) {
+	var ans struct {
+		Message struct {
+			Seq int64 `json:"seq"`
+		} `json:"message"`
+	}
 	_, err := a.call(ctx, nil, request{op: "agent reply", method: "POST", path: "/api/v1/conversations/" + strconv.FormatInt(id, 10) + "/messages", as: as, want: http.StatusCreated,
-		body: map[string]string{"text": text, "client_id": clientID}}, nil)
-	return err
+		body: map[string]string{"text": text, "client_id": clientID}}, &ans)
+	return ans.Message.Seq, err
 }
 
 // metrics reads the server's memory and socket counts from /metrics.

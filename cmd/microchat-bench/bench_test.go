@@ -68,6 +68,23 @@ func testOptions(url string) options {
 	return o
 }
 
+// mustRun returns a function that logs the summary of a run and fails
+// the test on its error: mustRun(t)(run(...)).
+func mustRun(t *testing.T) func(*Summary, error) *Summary {
+	return func(s *Summary, err error) *Summary {
+		t.Helper()
+		if s != nil {
+			var out strings.Builder
+			s.print(&out)
+			t.Logf("summary:\n%s", out.String())
+		}
+		if err != nil {
+			t.Fatalf("run() = %v", err)
+		}
+		return s
+	}
+}
+
 // logWriter sends progress lines to the test log.
 type logWriter struct{ t *testing.T }
 
@@ -85,15 +102,7 @@ func TestLoad(t *testing.T) {
 	o.Duration, o.Warmup = 2*time.Second, 500*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := run(ctx, o, logWriter{t})
-	if s != nil {
-		var out strings.Builder
-		s.print(&out)
-		t.Logf("summary:\n%s", out.String())
-	}
-	if err != nil {
-		t.Fatalf("run() = %v", err)
-	}
+	s := mustRun(t)(run(ctx, o, logWriter{t}))
 	if len(s.Errors) > 0 {
 		t.Errorf("errors: %v", s.Errors)
 	}

@@ -128,6 +128,24 @@ type options struct {
 	Floor       bool
 	// Reply is how agents reply: replySocket or replyHTTP.
 	Reply string
+	// AgentURL is the node the agents log in to, open their sockets on
+	// and reply through; empty means URL (one node).
+	AgentURL string
+	// CompareSingle runs the load twice in one command, alternating
+	// Rounds times: agents on URL (single node), then on AgentURL (cross
+	// node), and prints the ratio of the latencies.
+	CompareSingle bool
+	Rounds        int
+	// Storm restarts the visitors' node (URL) during the load by running
+	// RestartCmd, and measures how the visitors come back: each
+	// reconnects after a random delay in [0, StormSpread) and resumes
+	// from its last seq. Settle is how long the sockets are held before
+	// the memory is read, before the restart and after all are back.
+	Storm       bool
+	RestartCmd  string
+	StormSpread time.Duration
+	StormWait   time.Duration
+	StormSettle time.Duration
 }
 
 // How agents send their replies (-reply).
@@ -151,6 +169,10 @@ func defaultOptions() options {
 		Senders:     64,
 		Floor:       true,
 		Reply:       replySocket,
+		Rounds:      1,
+		StormSpread: 5 * time.Second,
+		StormWait:   30 * time.Second,
+		StormSettle: 10 * time.Second,
 	}
 }
 
@@ -181,6 +203,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Senders, "senders", o.Senders, "goroutines sending agent replies: with -reply http the POSTs in flight at once;\nwith -reply socket they only write frames (the server stores up to 64 per agent socket at once)")
 	fs.StringVar(&o.Reply, "reply", o.Reply, "how agents reply: socket (a message frame on the agent's socket, timed until its ack)\nor http (a POST, timed until its answer)")
 	fs.BoolVar(&o.Floor, "floor", true, "measure the floor (bare gws echo in a child process) before the load")
+	fs.StringVar(&o.AgentURL, "agent-url", "", "another node of the same cluster for the agents (logins, sockets, joins, replies): http://HOST:PORT on loopback;\nthe visitors stay on -url, so every message crosses between the nodes (empty: -url)")
+	fs.BoolVar(&o.CompareSingle, "compare-single", false, "with -agent-url: run the load with the agents on -url (single node), then on -agent-url (cross node),\n-rounds times alternating, each on fresh sockets, and print the cross-node latencies over the single-node ones")
+	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "with -compare-single: how many single/cross pairs")
+	fs.BoolVar(&o.Storm, "storm", false, "reconnect storm: during the load, run -restart-cmd (which restarts the -url node); every visitor socket\nreconnects after a random delay within -storm-spread and resumes from its last seq; reports how soon all are back,\nthe catch-up time, lost and duplicated agent messages, and the node's memory before and after")
+	fs.StringVar(&o.RestartCmd, "restart-cmd", "", "with -storm: a shell command (sh -c) that restarts the -url node: kills its process and starts it again,\nreturning once the new process is started (scripts/bench-cluster.sh restart A)")
+	fs.DurationVar(&o.StormSpread, "storm-spread", o.StormSpread, "with -storm: visitors come back after a random delay in [0, spread) after their socket dropped")
+	fs.DurationVar(&o.StormWait, "storm-wait", o.StormWait, "with -storm: how long after the restart the tool waits for every visitor to be back")
+	fs.DurationVar(&o.StormSettle, "storm-settle", o.StormSettle, "with -storm: the sockets are held this long before the restart and after all are back, then the node's memory is read")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -218,6 +248,30 @@ func (o *options) validate() error {
 	case o.Reply != replySocket && o.Reply != replyHTTP:
 		return fmt.Errorf("-reply %q: want %s or %s", o.Reply, replySocket, replyHTTP)
 	}
+	if o.AgentURL != "" {
+		if _, err := targetURL(o.AgentURL); err != nil {
+			return fmt.Errorf("-agent-url: %w", err)
+		}
+	}
+	if o.CompareSingle && (o.AgentURL == "" || o.Idle || o.Storm) {
+		return errors.New("-compare-single needs -agent-url, and no -idle or -storm")
+	}
+	if o.Rounds < 1 || o.Rounds > 10 {
+		return fmt.Errorf("-rounds %d: want 1..10", o.Rounds)
+	}
+	if o.Storm {
+		switch {
+		case o.RestartCmd == "":
+			return errors.New("-storm needs -restart-cmd: the command that restarts the -url node")
+		case o.Idle:
+			return errors.New("-storm and -idle: the storm runs during the load (give -rate 0 for idle sockets)")
+		case o.Agents > 0 && o.AgentURL == "" && o.Reply == replySocket:
+			return errors.New("-storm with the agents on the restarted node: give -agent-url (another node) or -reply http (their sockets would drop too)")
+		case o.StormSpread < 0 || o.StormSpread > time.Minute || o.StormWait < time.Second || o.StormWait > 5*time.Minute ||
+			o.StormSettle < 0 || o.StormSettle > 5*time.Minute:
+			return fmt.Errorf("-storm-spread %v (0..1m), -storm-wait %v (1s..5m), -storm-settle %v (0..5m)", o.StormSpread, o.StormWait, o.StormSettle)
+		}
+	}
 	if !o.Idle && o.Rate > 0 && o.Active == 0 {
 		return errors.New("-rate > 0 needs -active > 0 (or -idle)")
 	}
@@ -229,7 +283,14 @@ func (o *options) validate() error {
 
 // hardCap is the longest a run with o may take, everything included.
 func (o *options) hardCap() time.Duration {
-	return o.Warmup + o.Duration + setupBudget
+	one := o.Warmup + o.Duration + setupBudget
+	if o.Storm {
+		one += 2*o.StormSettle + o.StormWait + restartTimeout
+	}
+	if o.CompareSingle {
+		return time.Duration(2*o.Rounds) * one
+	}
+	return one
 }
 
 // targetURL parses raw and refuses anything but http(s) on a loopback
@@ -287,14 +348,23 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 
 	// Progress goes to stderr, the summary (text or JSON) to stdout.
-	s, err := run(ctx, o, stderr)
-	if s != nil {
+	var out printer
+	if o.CompareSingle {
+		out, err = runCompare(ctx, o, stderr)
+	} else {
+		var s *Summary
+		s, err = run(ctx, o, stderr)
+		if s != nil {
+			out = s
+		}
+	}
+	if out != nil {
 		if o.JSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
-			enc.Encode(s)
+			enc.Encode(out)
 		} else {
-			s.print(stdout)
+			out.print(stdout)
 		}
 	}
 	if err != nil {
@@ -303,6 +373,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// printer is a run's result: a Summary, or a Comparison of runs.
+type printer interface{ print(io.Writer) }
 
 // itoa formats n with thousands separators, for the text summary.
 func itoa(n int64) string {

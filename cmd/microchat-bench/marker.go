@@ -96,3 +96,19 @@ func jsonString(frame []byte, key string) []byte {
 func frameType(frame []byte) string {
 	return string(jsonString(frame, "type"))
 }
+
+// jsonInt returns the integer value of the first "key": in frame (compact
+// JSON, as jsonString assumes): the first "seq" of an event frame is the
+// event's, of an ack frame its message's.
+func jsonInt(frame []byte, key string) (int64, bool) {
+	pat := make([]byte, 0, len(key)+3)
+	pat = append(pat, '"')
+	pat = append(pat, key...)
+	pat = append(pat, '"', ':')
+	i := bytes.Index(frame, pat)
+	if i < 0 {
+		return 0, false
+	}
+	n, _, ok := leadingInt(frame[i+len(pat):])
+	return n, ok
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -29,8 +30,19 @@ type bench struct {
 	api      *api
 	host     string // the URL's host:port, for Host headers
 	dialHost string // the address dialled (localhost is 127.0.0.1)
-	sources  []netip.Addr
-	runID    string
+	// agentAPI, agentHost and agentDialHost are the agents' node's
+	// (-agent-url), the same as the visitors' without it.
+	agentAPI                 *api
+	agentHost, agentDialHost string
+	// storm is the reconnect storm's state (-storm), nil without it.
+	storm *storm
+	// stormCtx bounds the storm's reconnects: the run's.
+	stormCtx context.Context
+	// restart restarts the visitors' node; nil runs -restart-cmd (tests
+	// cut a proxy's connections instead).
+	restart func(context.Context) error
+	sources []netip.Addr
+	runID   string
 
 	errs     errorCounts
 	visitors []*visitor // connected, in connection order
@@ -104,9 +116,34 @@ func (b *bench) clientID(kind string, i int) string {
 
 // newBench returns a run of o against its -url, with no sockets yet.
 func newBench(o options, log io.Writer) (*bench, error) {
-	u, err := targetURL(o.URL)
+	u, dialHost, err := node(o.URL)
 	if err != nil {
 		return nil, err
+	}
+	id := make([]byte, 4)
+	rand.Read(id)
+	b := &bench{o: o, log: log, host: u.Host, dialHost: dialHost, runID: hex.EncodeToString(id)}
+	b.api = newAPI(u, dialHost, o.Concurrency+o.Senders)
+	b.agentAPI, b.agentHost, b.agentDialHost = b.api, b.host, b.dialHost
+	if o.AgentURL != "" {
+		au, adial, err := node(o.AgentURL)
+		if err != nil {
+			return nil, err
+		}
+		b.agentAPI, b.agentHost, b.agentDialHost = newAPI(au, adial, o.Concurrency+o.Senders), au.Host, adial
+	}
+	if o.Storm {
+		b.storm = newStorm(o.Seed)
+	}
+	return b, nil
+}
+
+// node parses a node's URL (-url, -agent-url) and returns it with the
+// address to dial (localhost is 127.0.0.1).
+func node(raw string) (*url.URL, string, error) {
+	u, err := targetURL(raw)
+	if err != nil {
+		return nil, "", err
 	}
 	port := u.Port()
 	if port == "" {
@@ -116,11 +153,7 @@ func newBench(o options, log io.Writer) (*bench, error) {
 	if strings.EqualFold(u.Hostname(), "localhost") {
 		dialHost = net.JoinHostPort("127.0.0.1", port)
 	}
-	id := make([]byte, 4)
-	rand.Read(id)
-	b := &bench{o: o, log: log, host: u.Host, dialHost: dialHost, runID: hex.EncodeToString(id)}
-	b.api = newAPI(u, dialHost, o.Concurrency+o.Senders)
-	return b, nil
+	return u, dialHost, nil
 }
 
 // run carries out one run. The Summary it returns (even with an error)
@@ -130,9 +163,17 @@ func run(ctx context.Context, o options, log io.Writer) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer b.api.hc.CloseIdleConnections()
+	return b.run(ctx)
+}
 
-	s := &Summary{Target: b.api.base, Started: time.Now().UTC(), LoadAverage: loadAverage(), Options: o.summary()}
+// run carries out the run b was made for.
+func (b *bench) run(ctx context.Context) (*Summary, error) {
+	o := b.o
+	var err error
+	defer b.api.hc.CloseIdleConnections()
+	defer b.agentAPI.hc.CloseIdleConnections()
+
+	s := &Summary{Target: b.api.base, AgentTarget: b.agentAPI.base, Started: time.Now().UTC(), LoadAverage: loadAverage(), Options: o.summary()}
 	defer func() { s.Errors = b.errs.snapshot() }()
 
 	// Where the sockets come from, and whether this process may hold them.
@@ -210,7 +251,11 @@ func run(ctx context.Context, o options, log io.Writer) (*Summary, error) {
 	}
 	s.Memory.Before = &before
 
-	// (2) Visitor sockets.
+	// (2) Visitor sockets, pinged from the first on: connecting thousands
+	// may take longer than the server waits for a silent socket.
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	defer stopHeartbeat()
+	go b.heartbeat(hbCtx, minted)
 	b.progress("opening %d visitor sockets (%d at once)", len(minted), o.Concurrency)
 	meter := startMeter()
 	connectTime := b.connectVisitors(ctx, minted)
@@ -222,10 +267,10 @@ func run(ctx context.Context, o options, log io.Writer) (*Summary, error) {
 	if m, err := b.api.metrics(ctx); err == nil {
 		s.Memory.Connected = &m
 		s.CPU.Connect.server(s.Memory.Before, &m)
+		if len(b.visitors) > 0 {
+			s.Visitors.ServerCPUPerConnect = math.Round(s.CPU.Connect.ServerCPU/float64(len(b.visitors))*1e6) / 1e3
+		}
 	}
-	hbCtx, stopHeartbeat := context.WithCancel(ctx)
-	defer stopHeartbeat()
-	go b.heartbeat(hbCtx)
 	if ctx.Err() != nil {
 		return s, ctx.Err()
 	}
@@ -253,19 +298,48 @@ func run(ctx context.Context, o options, log io.Writer) (*Summary, error) {
 			return s, err
 		}
 		s.Memory.After = &m
-		// (4) The load.
+		// (4) The load, and the storm in the middle of it.
+		if b.storm != nil {
+			b.stormCtx = ctx
+			ids := make([]int64, len(b.active))
+			for i, v := range b.active {
+				ids[i] = v.start.Conversation.ID
+			}
+			b.storm.track(ids)
+		}
+		loaded := make(chan struct{})
 		if o.Rate > 0 && len(b.active) > 0 {
 			b.progress("driving %g messages/s over %d conversations for %v after %v of warmup", o.Rate, len(b.active), o.Duration, o.Warmup)
-			meter := startMeter()
-			s.Messages = b.drive(ctx)
-			meter.stop(&s.CPU.Load)
-			if s.Floor != nil {
-				s.Floor.ratios(s.Messages)
-			}
+			go func() {
+				defer close(loaded)
+				meter := startMeter()
+				s.Messages = b.drive(ctx)
+				meter.stop(&s.CPU.Load)
+				if s.Floor != nil {
+					s.Floor.ratios(s.Messages)
+				}
+			}()
+		} else {
+			close(loaded)
 		}
+		if b.storm != nil {
+			if o.Rate > 0 && o.Duration < o.StormSettle+15*time.Second {
+				s.Warnings = append(s.Warnings, fmt.Sprintf("-duration %v is shorter than -storm-settle plus 15 s: the load may end before the visitors are back", o.Duration))
+			}
+			sleep(ctx, o.Warmup+o.StormSettle)
+			before, err := b.api.metrics(ctx)
+			if err != nil {
+				b.errs.add("storm: reading the node's memory before: " + errKind(err))
+			}
+			s.Storm = b.runStorm(ctx, &before)
+			<-loaded
+			b.fillStorm(s.Storm)
+			b.finishStorm(s.Storm)
+		}
+		<-loaded
 		if m, err := b.api.metrics(ctx); err == nil {
 			s.Memory.End = &m
-			if s.Messages != nil {
+			if s.Messages != nil && b.storm == nil { // the storm restarted the server: its CPU counter too
 				s.CPU.Load.server(s.Memory.After, &m)
 			}
 		}
@@ -312,9 +386,9 @@ func loadAverage() string {
 // over the period (a shared ticker, not a timer per socket).
 const pingEvery = 25 * time.Second
 
-// heartbeat pings the visitor sockets until ctx is done: every second,
-// the 25th of them whose turn it is.
-func (b *bench) heartbeat(ctx context.Context) {
+// heartbeat pings the open sockets of visitors until ctx is done: every
+// second, the 25th of them whose turn it is.
+func (b *bench) heartbeat(ctx context.Context, visitors []*visitor) {
 	const slots = int(pingEvery / time.Second)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -324,9 +398,9 @@ func (b *bench) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for i := tick % slots; i < len(b.visitors); i += slots {
-			if v := b.visitors[i]; v.open.Load() {
-				if err := v.conn.WriteString(`{"type":"ping"}`); err != nil && !b.closing.Load() {
+		for i := tick % slots; i < len(visitors); i += slots {
+			if v := visitors[i]; v.open.Load() {
+				if err := v.socket().WriteString(`{"type":"ping"}`); err != nil && !b.closing.Load() {
 					b.errs.add("visitor ping: " + errKind(err))
 				}
 			}
@@ -365,7 +439,7 @@ func (b *bench) loginAgents(ctx context.Context) ([]agentLogin, error) {
 	logins := []agentLogin{admin}
 	for i := 1; i < b.o.Agents; i++ {
 		pw := benchAgentPassword(b.o.Password, i)
-		if err := b.api.ensureAgent(ctx, &admin, i, pw); err != nil {
+		if err := b.agentAPI.ensureAgent(ctx, &admin, i, pw); err != nil {
 			return nil, err
 		}
 		l, err := b.loginWithRetry(ctx, i, benchAgentEmail(i), pw)
@@ -379,10 +453,10 @@ func (b *bench) loginAgents(ctx context.Context) ([]agentLogin, error) {
 }
 
 func (b *bench) loginWithRetry(ctx context.Context, i int, email, password string) (agentLogin, error) {
-	hc := httpClient(b.dialHost, &b.sources[i%len(b.sources)], 1)
+	hc := httpClient(b.agentDialHost, &b.sources[i%len(b.sources)], 1)
 	defer hc.CloseIdleConnections()
 	for try := 0; ; try++ {
-		l, err := b.api.login(ctx, hc, email, password)
+		l, err := b.agentAPI.login(ctx, hc, email, password)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Code == 429 && try < 2 {
 			b.errs.add("login: HTTP 429 (retried; raise limits.login_attempts_per_minute)")
@@ -485,9 +559,7 @@ func (b *bench) connectVisitors(ctx context.Context, minted []*visitor) time.Dur
 		kind, err := v.connect(ctx, b.sources[v.idx%len(b.sources)])
 		if err != nil {
 			b.errs.add(kind)
-			if v.conn != nil {
-				v.conn.NetConn().Close()
-			}
+			v.abandon()
 			return
 		}
 		ok[i] = true
@@ -523,7 +595,7 @@ func (b *bench) joinActive(ctx context.Context) int {
 	var n atomic.Int64
 	forEach(ctx, len(b.active), min(b.o.Concurrency, 32), func(j int) {
 		v := b.active[j]
-		if err := b.api.join(ctx, &b.agents[v.owner].login, v.start.Conversation.ID); err != nil {
+		if err := b.agentAPI.join(ctx, &b.agents[v.owner].login, v.start.Conversation.ID); err != nil {
 			b.errs.add(kindOf(err))
 			return
 		}
@@ -633,7 +705,11 @@ const drainTime = 5 * time.Second
 // too.
 func (b *bench) sendVisitor(j job, v *visitor) {
 	t := j.at
-	err := v.conn.WriteMessage(gws.OpcodeText, b.messageFrame('v', v.owner, t, "v", j.i))
+	if !v.open.Load() && b.storm != nil {
+		b.storm.skipped.Add(1) // its socket is down: a visitor types nothing meanwhile
+		return
+	}
+	err := v.socket().WriteMessage(gws.OpcodeText, b.messageFrame('v', v.owner, t, "v", j.i))
 	if err != nil {
 		b.errs.add("visitor send: " + errKind(err))
 		return
@@ -656,9 +732,11 @@ func (b *bench) sendAgent(ctx context.Context, j job, v *visitor) {
 			b.errs.add("agent reply send: " + errKind(err))
 			return
 		}
-	} else if err := b.api.reply(ctx, &owner.login, v.start.Conversation.ID, clientID, text); err != nil {
+	} else if seq, err := b.agentAPI.reply(ctx, &owner.login, v.start.Conversation.ID, clientID, text); err != nil {
 		b.errs.add(kindOf(err))
 		return
+	} else if b.storm != nil {
+		b.storm.stored(v.start.Conversation.ID, seq)
 	}
 	if t >= b.from.Load() && t < b.until.Load() {
 		b.sentA2V.Add(1)
@@ -717,7 +795,9 @@ func drain(ctx context.Context, d time.Duration, done func() bool) {
 func (b *bench) closeAll() {
 	b.closing.Store(true)
 	forEach(context.Background(), len(b.visitors), 64, func(i int) {
-		b.visitors[i].conn.WriteClose(1000, nil)
+		if c := b.visitors[i].socket(); c != nil {
+			c.WriteClose(1000, nil)
+		}
 	})
 	for _, a := range b.agents {
 		a.conn.WriteClose(1000, nil)

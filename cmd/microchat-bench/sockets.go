@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,19 +20,20 @@ import (
 // handshake; the widget's auth frame must come within 10 s too.
 const helloTimeout = 10 * time.Second
 
-// dialWS opens a WebSocket to path on the server from src, with handler
-// receiving its frames. The caller starts the read loop.
-func (b *bench) dialWS(ctx context.Context, src netip.Addr, path string, header http.Header, handler gws.Event, readBuf int) (*gws.Conn, string, error) {
+// dialWS opens a WebSocket to path on the node at dialHost (host being
+// its name for the Host header) from src, with handler receiving its
+// frames. The caller starts the read loop.
+func dialWS(ctx context.Context, dialHost, host string, src netip.Addr, path string, header http.Header, handler gws.Event, readBuf int) (*gws.Conn, string, error) {
 	if header == nil {
 		header = http.Header{}
 	}
 	header.Set("User-Agent", userAgent)
-	conn, err := dialerFrom(src).DialContext(ctx, "tcp", b.dialHost)
+	conn, err := dialerFrom(src).DialContext(ctx, "tcp", dialHost)
 	if err != nil {
 		return nil, "dial: " + errKind(err), err
 	}
 	socket, resp, err := gws.NewClientFromConn(handler, &gws.ClientOption{
-		Addr:               "ws://" + b.host + path,
+		Addr:               "ws://" + host + path,
 		RequestHeader:      header,
 		ReadBufferSize:     readBuf,
 		ReadMaxPayloadSize: 1 << 20,
@@ -55,7 +58,8 @@ func closeKind(err error) string {
 }
 
 // visitor is one visitor's widget socket. It implements gws.Event; its
-// callbacks run in the socket's read loop.
+// callbacks run in the socket's read loop. With -storm it reconnects after
+// a drop and resumes from the last seq it received, as the widget does.
 type visitor struct {
 	b     *bench
 	idx   int
@@ -63,34 +67,64 @@ type visitor struct {
 	// owner is the index of the agent who joined the conversation, or -1
 	// when it is not active.
 	owner int
-	conn  *gws.Conn
+	// conn is the current socket (replaced by a reconnect).
+	conn atomic.Pointer[gws.Conn]
+	// src is the source address its sockets are dialled from.
+	src netip.Addr
 	// ready gets nil at hello, or why there will be none.
 	ready   chan error
 	helloed atomic.Bool
 	open    atomic.Bool
+	// lastSeq is the highest seq of the events received (what a reconnect
+	// resumes from); authSeq the last_seq of the current socket's auth;
+	// attemptAt when the current socket's dial started (clock).
+	lastSeq, authSeq, attemptAt atomic.Int64
+	// resuming is set from a drop (under -storm) until the visitor is
+	// back or gave up.
+	resuming atomic.Bool
 }
 
-// connect opens the visitor's socket from src, authenticates and waits
-// for hello. It returns the error kind on failure.
+// socket is the visitor's current socket.
+func (v *visitor) socket() *gws.Conn { return v.conn.Load() }
+
+// connect opens the visitor's socket from src, authenticates with the
+// last seq it holds and waits for hello. It returns the error kind on
+// failure.
 func (v *visitor) connect(ctx context.Context, src netip.Addr) (string, error) {
+	return v.connectWithin(ctx, src, helloTimeout)
+}
+
+// connectWithin is connect waiting up to wait for the hello. A reconnect
+// waits longer than a first connect: a node that just started may take
+// long to answer thousands of auths, and a widget waits for its hello as
+// long as its socket is open.
+func (v *visitor) connectWithin(ctx context.Context, src netip.Addr, wait time.Duration) (string, error) {
 	v.ready = make(chan error, 1)
+	v.src = src
+	v.helloed.Store(false)
+	v.attemptAt.Store(clock())
 	var h http.Header
 	if v.b.o.Origin != "" {
 		h = http.Header{"Origin": {v.b.o.Origin}}
 	}
-	socket, kind, err := v.b.dialWS(ctx, src, "/api/v1/widget/ws", h, v, 1024)
+	socket, kind, err := dialWS(ctx, v.b.dialHost, v.b.host, src, "/api/v1/widget/ws", h, v, 1024)
 	if err != nil {
 		return "visitor " + kind, err
 	}
-	v.conn = socket
+	if v.open.CompareAndSwap(true, false) {
+		v.b.openVisitors.Add(-1) // the abandoned attempt's, whose close is ignored once this one is current
+	}
+	v.conn.Store(socket)
 	v.open.Store(true)
 	v.b.openVisitors.Add(1)
 	go socket.ReadLoop()
-	auth := `{"type":"auth","token":"` + v.start.Token + `","last_seq":0}`
+	last := v.lastSeq.Load()
+	v.authSeq.Store(last)
+	auth := `{"type":"auth","token":"` + v.start.Token + `","last_seq":` + strconv.FormatInt(last, 10) + `}`
 	if err := socket.WriteString(auth); err != nil {
 		return "visitor auth: " + errKind(err), err
 	}
-	t := time.NewTimer(helloTimeout)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case err := <-v.ready:
@@ -99,15 +133,25 @@ func (v *visitor) connect(ctx context.Context, src netip.Addr) (string, error) {
 		}
 		return "", nil
 	case <-t.C:
-		return "visitor hello: timeout", errors.New("no hello within " + helloTimeout.String())
+		return "visitor hello: timeout", errors.New("no hello within " + wait.String())
 	case <-ctx.Done():
 		return "visitor hello: cancelled", ctx.Err()
 	}
 }
 
+// abandon closes the socket of a failed connect, if it got one.
+func (v *visitor) abandon() {
+	if c := v.socket(); c != nil {
+		c.NetConn().Close()
+	}
+}
+
 func (v *visitor) OnOpen(*gws.Conn) {}
 
-func (v *visitor) OnClose(_ *gws.Conn, err error) {
+func (v *visitor) OnClose(c *gws.Conn, err error) {
+	if c != v.socket() {
+		return // an abandoned attempt's socket, closed after the next one opened
+	}
 	if v.open.CompareAndSwap(true, false) {
 		v.b.openVisitors.Add(-1)
 	}
@@ -118,26 +162,48 @@ func (v *visitor) OnClose(_ *gws.Conn, err error) {
 		}
 		return
 	}
-	if !v.b.closing.Load() {
-		v.b.errs.add("visitor socket closed by the server: " + closeKind(err))
+	if v.b.closing.Load() {
+		return
 	}
+	if st := v.b.storm; st != nil && st.restarting.Load() {
+		st.drop(v, closeKind(err))
+		return
+	}
+	v.b.errs.add("visitor socket closed by the server: " + closeKind(err))
 }
 
 func (v *visitor) OnPing(c *gws.Conn, p []byte) { c.WritePong(p) }
 
 func (v *visitor) OnPong(*gws.Conn, []byte) {}
 
-func (v *visitor) OnMessage(_ *gws.Conn, m *gws.Message) {
+func (v *visitor) OnMessage(c *gws.Conn, m *gws.Message) {
 	defer m.Close()
+	if c != v.socket() {
+		return // an abandoned attempt's socket
+	}
 	f := m.Bytes()
 	switch frameType(f) {
 	case "hello":
 		if v.helloed.CompareAndSwap(false, true) {
+			if st := v.b.storm; st != nil && v.resuming.Load() {
+				st.resumed(v)
+			}
 			v.ready <- nil
 		}
 	case "event":
-		if _, sent, ok := findMarker(f, 'a'); ok {
+		_, sent, ok := findMarker(f, 'a')
+		if ok {
 			v.b.received(&v.b.a2v, &v.b.recvA2V, sent)
+		}
+		if st := v.b.storm; st != nil {
+			if seq, found := jsonInt(f, "seq"); found && seq > 0 {
+				if ok && bytes.Contains(f, messageAdded) {
+					st.received(v, seq)
+				}
+				if seq > v.lastSeq.Load() {
+					v.lastSeq.Store(seq)
+				}
+			}
 		}
 	case "ack":
 		if _, sent, ok := findMarker(f, 'v'); ok {
@@ -154,8 +220,14 @@ func (v *visitor) OnMessage(_ *gws.Conn, m *gws.Message) {
 		v.b.errs.add(kind)
 	case "resync":
 		v.b.errs.add("visitor resync")
+		if st := v.b.storm; st != nil {
+			st.resyncs.Add(1)
+		}
 	}
 }
+
+// messageAdded marks an event frame of a stored message.
+var messageAdded = []byte(`"type":"message_added"`)
 
 // agentErrorKind names an error frame of an agent's socket in the error
 // counts: a refused reply by its status, as an HTTP error is.
@@ -189,7 +261,7 @@ type agent struct {
 func (a *agent) connect(ctx context.Context, src netip.Addr) (string, error) {
 	a.ready = make(chan error, 1)
 	h := http.Header{"Cookie": {a.login.Cookie}}
-	socket, kind, err := a.b.dialWS(ctx, src, "/api/v1/ws", h, a, 4096)
+	socket, kind, err := dialWS(ctx, a.b.agentDialHost, a.b.agentHost, src, "/api/v1/ws", h, a, 4096)
 	if err != nil {
 		return "agent " + kind, err
 	}
@@ -249,6 +321,13 @@ func (a *agent) OnMessage(_ *gws.Conn, m *gws.Message) {
 		// A reply's, on the socket that sent it: its text is the reply's.
 		if _, sent, ok := findMarker(f, 'a'); ok {
 			a.b.received(&a.b.reply, &a.b.replyAcks, sent)
+			if st := a.b.storm; st != nil {
+				conv, ok1 := jsonInt(f, "conversation_id")
+				seq, ok2 := jsonInt(f, "seq")
+				if ok1 && ok2 {
+					st.stored(conv, seq)
+				}
+			}
 		}
 	case "error":
 		a.b.errs.add(agentErrorKind(f))

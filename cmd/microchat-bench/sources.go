@@ -177,6 +177,8 @@ func errKind(err error) string {
 		return "broken pipe"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "closed by the server"
+	case errors.Is(err, net.ErrClosed):
+		return "closed by the tool"
 	}
 	s := err.Error()
 	if len(s) > 80 {

@@ -11,7 +11,9 @@ import (
 
 // Summary is what a run measured; -json prints it as is.
 type Summary struct {
-	Target      string         `json:"target"`
+	Target string `json:"target"`
+	// AgentTarget is the agents' node (-agent-url; Target without it).
+	AgentTarget string         `json:"agent_target"`
 	Started     time.Time      `json:"started"`
 	LoadAverage string         `json:"load_average_before"`
 	Options     summaryOptions `json:"options"`
@@ -29,8 +31,10 @@ type Summary struct {
 		Connected      int     `json:"connected"`
 		ConnectSeconds float64 `json:"connect_seconds"`
 		// ConnectRate is sockets per second from the first dial until the
-		// last hello.
-		ConnectRate float64 `json:"connect_rate"`
+		// last hello (issue 14's target: 5,000/s); ServerCPUPerConnect the
+		// server's CPU time per connect meanwhile, in milliseconds.
+		ConnectRate         float64 `json:"connect_rate"`
+		ServerCPUPerConnect float64 `json:"server_cpu_ms_per_connect"`
 		// Held is how many were still open at the end.
 		Held int `json:"held"`
 	} `json:"visitors"`
@@ -41,6 +45,7 @@ type Summary struct {
 		Joined    int `json:"joined"`
 	} `json:"agents"`
 	Messages *MessageSummary `json:"messages,omitempty"`
+	Storm    *StormSummary   `json:"storm,omitempty"`
 	Floor    *FloorSummary   `json:"floor,omitempty"`
 	Memory   MemorySummary   `json:"server_memory"`
 	// CPU is what the server and the tool used while the visitors
@@ -218,6 +223,9 @@ func (m *MemorySummary) perSocket(n int) {
 func (s *Summary) print(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("microchat-bench %s at %s (load average before: %s)", s.Target, s.Started.Format(time.RFC3339), s.LoadAverage)
+	if s.AgentTarget != "" && s.AgentTarget != s.Target {
+		p("cross node: visitors on %s, agents on %s", s.Target, s.AgentTarget)
+	}
 	o := s.Options
 	mode := fmt.Sprintf("%g messages/s over %d conversations for %s after %s warmup", o.Rate, o.Active, o.Duration, o.Warmup)
 	switch {
@@ -233,8 +241,9 @@ func (s *Summary) print(w io.Writer) {
 	p("run: %d visitors, %d agents, %s; text %d bytes", o.Visitors, o.Agents, mode, o.Size)
 	p("sources: %s; open files: limit %d (hard %d), needed about %d", s.Sources, s.OpenFiles.Limit, s.OpenFiles.Hard, s.OpenFiles.Needed)
 	v := s.Visitors
-	p("visitors: %s minted in %.2f s (%s/s); %s connected in %.2f s: connect rate %s/s; %s held at the end",
-		itoa(int64(v.Minted)), v.MintSeconds, itoa(int64(v.MintRate)), itoa(int64(v.Connected)), v.ConnectSeconds, itoa(int64(v.ConnectRate)), itoa(int64(v.Held)))
+	p("visitors: %s minted in %.2f s (%s/s); %s connected in %.2f s; %s held at the end",
+		itoa(int64(v.Minted)), v.MintSeconds, itoa(int64(v.MintRate)), itoa(int64(v.Connected)), v.ConnectSeconds, itoa(int64(v.Held)))
+	p("connect rate: %s new widget sockets/s (target 5,000/s), server CPU %.3f ms per connect", itoa(int64(v.ConnectRate)), v.ServerCPUPerConnect)
 	p("agents: %d connected, %d held at the end; %d conversations joined", s.Agents.Connected, s.Agents.Held, s.Agents.Joined)
 
 	if m := s.Messages; m != nil {
@@ -306,6 +315,9 @@ func (s *Summary) print(w io.Writer) {
 			p("per visitor socket during the hold, KB of RSS/heap+stack:%s", b.String())
 		}
 		p("server's websocket connections: before %s; after %s; end %s (per-socket figures divide by %d)", socks(mem.Before), socks(mem.After), socks(mem.End), mem.Sockets)
+	}
+	if s.Storm != nil {
+		s.Storm.print(p)
 	}
 	cpu := func(name string, c CPUPhase) {
 		if c.Seconds > 0 {
