@@ -27,6 +27,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0013_nodes", Migrate: migrate0013Nodes},
 	{ID: "0014_leases", Migrate: migrate0014Leases},
 	{ID: "0015_events_bus", Migrate: migrate0015EventsBus},
+	{ID: "0016_outbox_node", Migrate: migrate0016OutboxNode},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -543,4 +544,13 @@ func migrate0013Nodes(tx *gorm.DB) error {
 		`UPDATE contacts SET online = false WHERE online`,
 		`UPDATE agents SET presence = 'offline' WHERE presence <> 'offline'`,
 	)
+}
+
+// migrate0016OutboxNode records which node claimed an outbox row
+// (email_outbox.claimed_by, a Store's NodeID), so that the node that
+// reaps a dead one ends that node's claims at once (nodes.go) instead of
+// leaving its mail to wait for the lease: a node killed in the middle of
+// an SMTP send has its mail sent again within the dead-node interval.
+func migrate0016OutboxNode(tx *gorm.DB) error {
+	return execAll(tx, `ALTER TABLE email_outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT ''`)
 }

@@ -259,6 +259,14 @@ func (s *Store) reapNodeTx(tx *gorm.DB, id string, cutoff time.Time, evs *[]Even
 	if err := tx.Exec(`DELETE FROM agent_nodes WHERE node_id = ?`, id).Error; err != nil {
 		return err
 	}
+	// The mail the dead node was sending: its claims end now, so that a
+	// live node's Worker sends it again at its next claim rather than
+	// when the lease ends (ClaimOutbox; at most one duplicate, as with
+	// any lease that ends while its mail is on the wire).
+	if err := tx.Exec(`UPDATE email_outbox SET lease_until = ? WHERE state = ? AND claimed_by = ?`,
+		now.Add(-time.Second), outboxSending, id).Error; err != nil {
+		return err
+	}
 	for _, a := range agents {
 		if _, err := s.settleAgent(tx, a, evs); err != nil {
 			return err

@@ -156,8 +156,8 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 		if len(ids) == 0 {
 			return errNoop
 		}
-		if err := tx.Exec(`UPDATE email_outbox SET state = ?, lease_until = ?, attempts = attempts + 1 WHERE id IN ?`,
-			outboxSending, now.Add(lease), ids).Error; err != nil {
+		if err := tx.Exec(`UPDATE email_outbox SET state = ?, lease_until = ?, claimed_by = ?, attempts = attempts + 1 WHERE id IN ?`,
+			outboxSending, now.Add(lease), s.opts.NodeID, ids).Error; err != nil {
 			return err
 		}
 		if err := tx.Where("id IN ?", ids).Order("next_attempt_at, id").Find(&rows).Error; err != nil {

@@ -684,3 +684,45 @@ func TestReplyTo(t *testing.T) {
 		}
 	})
 }
+
+// A node that dies while sending leaves its claims to the node that reaps
+// it: the mail is claimed again at once, not when its lease ends
+// (migration 0016, ReapNodes). Without that, a reply whose sender was
+// killed mid-send waits the whole lease (5 minutes in production).
+func TestReapEndsDeadNodesClaims(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		clock := inboxtest.NewClock()
+		ao := emailOptions(clock)
+		ao.NodeID = "node-a"
+		a := &emailFixture{newFixtureOpts(t, url, ao), clock}
+		b := inboxtest.Open(t, url, &inbox.Options{NodeID: "node-b", Now: clock.Now, Mailboxes: testMailboxes})
+		for _, s := range []*inbox.Store{a.s, b} {
+			noErr(t, s.NodeID()+" Heartbeat()", s.Heartbeat(ctx))
+		}
+		c, err := a.s.CreateContact(ctx, inbox.NewContact{Name: "Dee", Email: "dee@example.net"})
+		noErr(t, "CreateContact()", err)
+		conv, err := a.s.StartConversation(ctx, c.ID, inbox.ChannelEmail, "Order")
+		noErr(t, "StartConversation()", err)
+		_, rowID := a.emailReply(t, conv.ID, "on its way")
+		if got := a.claim(t, 10); len(got) != 1 || got[0].ID != rowID {
+			t.Fatalf("a.ClaimOutbox() = %v, want row %d", ids(got), rowID)
+		}
+		if got, err := b.ClaimOutbox(ctx, 10, time.Minute); err != nil || len(got) != 0 {
+			t.Fatalf("b.ClaimOutbox() while a holds the claim = %v, %v; want nothing", ids(got), err)
+		}
+		// a dies: no more heartbeats. b beats on and reaps it.
+		clock.Advance(inbox.NodeDeadAfter + time.Second)
+		noErr(t, "b.Heartbeat()", b.Heartbeat(ctx))
+		st, err := b.ReapNodes(ctx, 0)
+		if err != nil || len(st.Reaped) != 1 || st.Reaped[0] != "node-a" {
+			t.Fatalf("b.ReapNodes() = %+v, %v; want node-a reaped", st, err)
+		}
+		got, err := b.ClaimOutbox(ctx, 10, time.Minute)
+		if err != nil || len(got) != 1 || got[0].ID != rowID {
+			t.Fatalf("b.ClaimOutbox() after reaping a = %v, %v; want row %d at once, well inside a's lease", ids(got), err, rowID)
+		}
+		if row := a.row(t, rowID); row.Attempts != 2 {
+			t.Fatalf("attempts = %d, want 2 (a's and b's)", row.Attempts)
+		}
+	})
+}

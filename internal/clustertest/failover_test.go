@@ -26,10 +26,9 @@ const (
 	// slack is "a few seconds" for a loaded 2-core machine.
 	slack = 8 * time.Second
 	// outboxTakeover bounds the resend of a mail whose sender died in
-	// the middle of its SMTP transaction. Not fixed by the issue ("never
-	// lost"); the outbox lease (email.WorkerOptions.Lease) is 5 min
-	// today, which no test waits for: a lease ended by its node's death
-	// is the leases part's to provide.
+	// the middle of its SMTP transaction: the node that reaps the dead
+	// one ends its outbox claims (inbox.ReapNodes, migration 0016), and
+	// a live Worker claims the mail at its next tick (1 s).
 	outboxTakeover = deadNode + heartbeat + 2*slack
 )
 
