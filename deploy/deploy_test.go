@@ -571,19 +571,6 @@ func TestComposeCluster(t *testing.T) {
 	}
 }
 
-// pendingMetrics are named in docs/scaling.md before the code that
-// registers them is merged (issue 14: the bus, presence and leases parts).
-// TODO(lead): the test fails for each one once it is registered, to be
-// deleted from here; when the list is empty, remove it.
-var pendingMetrics = []string{
-	"microchat_events_listening",
-	"microchat_events_behind",
-	"microchat_events_notifications_total",
-	"microchat_events_remote_total",
-	"microchat_events_catchup_total",
-	"microchat_cluster_nodes",
-	"microchat_worker_leases_held",
-}
 
 // registeredMetrics returns the Prometheus metric names the code declares:
 // the Name (with Namespace and Subsystem) of every prometheus.*Opts
@@ -726,12 +713,9 @@ func TestScalingDocMetrics(t *testing.T) {
 		if !doc[name] {
 			t.Errorf("%s: metric %s is not in docs/scaling.md's list", at, name)
 		}
-		if slices.Contains(pendingMetrics, name) {
-			t.Errorf("%s: metric %s is registered now: delete it from pendingMetrics", at, name)
-		}
 	}
 	for name := range doc {
-		if _, ok := code[name]; !ok && !slices.Contains(pendingMetrics, name) {
+		if _, ok := code[name]; !ok {
 			t.Errorf("docs/scaling.md names %s, which no code registers", name)
 		}
 	}

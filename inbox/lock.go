@@ -12,17 +12,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// leasesHeld is microchat_worker_leases_held{job}: 1 while this node
+// leasesHeld is microchat_worker_leases_held{worker}: 1 while this node
 // holds a job's worker lock and runs it (Lead), else 0 (counted up and
 // down, so that Stores of one process, in tests, add up). Summed over the
-// nodes each job's series is 1, or 0 for at most the takeover time after
+// nodes each worker's series is 1, or 0 for at most the takeover time after
 // its holder died. Jobs: "mailbox:<name>" (fetching that mailbox),
 // "timers" (queueing continuity digests), "prune" (expired sessions and
 // old events).
 var leasesHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "microchat_worker_leases_held",
 	Help: "1 while this node holds the worker lock of a job and runs it (mailbox:<name>, timers, prune).",
-}, []string{"job"})
+}, []string{"worker"})
 
 // Worker locks: one node at a time runs each job that must not run twice
 // at once, such as fetching one mailbox (issue 14 item 3). A lock has a
@@ -241,7 +241,7 @@ type Leader struct {
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 	// Held, if set, is called with true once the lock is taken and with
 	// false once it is given up or lost, after
-	// microchat_worker_leases_held{job=Name} is set.
+	// microchat_worker_leases_held{worker=Name} is set.
 	Held func(bool)
 }
 

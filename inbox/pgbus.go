@@ -205,24 +205,24 @@ func (b *PGBus) Ready() error {
 // Collectors returns the bus's Prometheus metrics: whether it listens,
 // whether it is behind, and its counters.
 func (b *PGBus) Collectors() []prometheus.Collector {
-	gauge := func(name, help string, v *atomic.Bool) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+	gauge := func(o prometheus.GaugeOpts, v *atomic.Bool) prometheus.Collector {
+		return prometheus.NewGaugeFunc(o, func() float64 {
 			if v.Load() {
 				return 1
 			}
 			return 0
 		})
 	}
-	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	counter := func(o prometheus.CounterOpts, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(o, func() float64 { return float64(v.Load()) })
 	}
 	return []prometheus.Collector{
-		gauge("microchat_events_listening", "1 while this node listens for the other nodes' events (PostgreSQL LISTEN).", &b.listening),
-		gauge("microchat_events_behind", "1 while this node has not caught up with the events committed while it was not listening.", &b.behind),
-		counter("microchat_events_notifications_total", "Notifications received from other nodes (event ranges, transient events, revocations).", &b.notifications),
-		counter("microchat_events_remote_total", "Stored events of other nodes read and published to this node's sockets.", &b.remote),
-		counter("microchat_events_catchup_total", "Events published by catching up after a lost listening connection.", &b.caughtUp),
-		counter("microchat_events_notify_dropped_total", "Transient events and revocations not sent to the other nodes (queue full or database unavailable).", &b.dropped),
+		gauge(prometheus.GaugeOpts{Name: "microchat_events_listening", Help: "1 while this node listens for the other nodes' events (PostgreSQL LISTEN)."}, &b.listening),
+		gauge(prometheus.GaugeOpts{Name: "microchat_events_behind", Help: "1 while this node has not caught up with the events committed while it was not listening."}, &b.behind),
+		counter(prometheus.CounterOpts{Name: "microchat_events_notifications_total", Help: "Notifications received from other nodes (event ranges, transient events, revocations)."}, &b.notifications),
+		counter(prometheus.CounterOpts{Name: "microchat_events_remote_total", Help: "Stored events of other nodes read and published to this node's sockets."}, &b.remote),
+		counter(prometheus.CounterOpts{Name: "microchat_events_catchup_total", Help: "Events published by catching up after a lost listening connection."}, &b.caughtUp),
+		counter(prometheus.CounterOpts{Name: "microchat_events_notify_dropped_total", Help: "Transient events and revocations not sent to the other nodes (queue full or database unavailable)."}, &b.dropped),
 	}
 }
 

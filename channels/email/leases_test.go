@@ -202,7 +202,7 @@ func TestMailboxTakeover(t *testing.T) {
 			t.Fatalf("checkpoint %+v, %v; want UID %d", cp, err, total)
 		}
 		if got := leasesHeld(t, "mailbox:support"); got != 1 {
-			t.Fatalf("microchat_worker_leases_held{job=mailbox:support} = %v, want 1 (node b)", got)
+			t.Fatalf("microchat_worker_leases_held{worker=mailbox:support} = %v, want 1 (node b)", got)
 		}
 		// New mail reaches the new holder only.
 		before := a.gate.batches.Load()
@@ -217,7 +217,7 @@ func TestMailboxTakeover(t *testing.T) {
 	})
 }
 
-// leasesHeld returns microchat_worker_leases_held{job} of this process.
+// leasesHeld returns microchat_worker_leases_held{worker} of this process.
 func leasesHeld(t *testing.T, job string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -232,13 +232,13 @@ func leasesHeld(t *testing.T, job string) float64 {
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "job" && l.GetValue() == job {
+				if l.GetName() == "worker" && l.GetValue() == job {
 					return m.GetGauge().GetValue()
 				}
 			}
 		}
 	}
-	t.Fatalf("no microchat_worker_leases_held{job=%q}", job)
+	t.Fatalf("no microchat_worker_leases_held{worker=%q}", job)
 	return 0
 }
 

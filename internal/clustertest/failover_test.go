@@ -63,7 +63,7 @@ func TestMailboxTakeover(t *testing.T) {
 			want = 1
 		}
 		if got := leaseHeld(t, node, "mailbox:support"); got != want {
-			t.Errorf("%s: microchat_worker_leases_held{job=\"mailbox:support\"} = %d, want %d", node.ID, got, want)
+			t.Errorf("%s: microchat_worker_leases_held{worker=\"mailbox:support\"} = %d, want %d", node.ID, got, want)
 		}
 	}
 

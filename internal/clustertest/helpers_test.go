@@ -177,12 +177,12 @@ func connect(t *testing.T, c *clustertest.Cluster) *pgx.Conn {
 	return db
 }
 
-// leaseHeld reads microchat_worker_leases_held{job="job"} from node's
+// leaseHeld reads microchat_worker_leases_held{worker="job"} from node's
 // /metrics: 1 while it holds the job's worker lock, 0 otherwise, -1 if
 // the series is missing.
 func leaseHeld(t *testing.T, node *clustertest.Node, job string) int {
 	t.Helper()
-	prefix := `microchat_worker_leases_held{job="` + job + `"} `
+	prefix := `microchat_worker_leases_held{worker="` + job + `"} `
 	for line := range strings.Lines(node.Metrics()) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
 			f, err := strconv.ParseFloat(v, 64)
