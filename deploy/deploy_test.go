@@ -571,7 +571,6 @@ func TestComposeCluster(t *testing.T) {
 	}
 }
 
-
 // registeredMetrics returns the Prometheus metric names the code declares:
 // the Name (with Namespace and Subsystem) of every prometheus.*Opts
 // literal and the first argument of every prometheus.NewDesc, in the
