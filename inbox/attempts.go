@@ -2,6 +2,8 @@ package inbox
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"time"
 
@@ -39,13 +41,16 @@ func (loginAttemptRow) TableName() string { return "login_attempts" }
 // the budget of each key (at most perMinute attempts in a burst, one more
 // every minute/perMinute); 0 or less allows everything. now is the
 // caller's clock (the nodes' clocks are assumed to agree within a
-// second). Keys are opaque strings, such as "ip:192.0.2.1" and
-// "email:ann@example.com". An error is the database's (ErrUnavailable).
+// second). Keys are opaque strings of any bytes and length, such as
+// "ip:192.0.2.1" and "email:ann@example.com", as a client sent them (a
+// NUL, invalid UTF-8, a megabyte): each is stored as the hex of its
+// SHA-256, so that neither database refuses it and a row stays small. An
+// error is the database's (ErrUnavailable).
 func (s *Store) TakeAttempt(ctx context.Context, now time.Time, perMinute int, keys ...string) (wait time.Duration, ok bool, err error) {
 	if perMinute <= 0 || len(keys) == 0 {
 		return 0, true, nil
 	}
-	keys = slices.Clone(keys)
+	keys = attemptNames(keys)
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	interval := (time.Minute / time.Duration(perMinute)).Microseconds()
@@ -105,4 +110,15 @@ func (s *Store) TakeAttempt(ctx context.Context, now time.Time, perMinute int, k
 		return 0, false, err
 	}
 	return wait, ok, nil
+}
+
+// attemptNames are the login_attempts names of keys: the hex of each
+// key's SHA-256 (TakeAttempt).
+func attemptNames(keys []string) []string {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		sum := sha256.Sum256([]byte(k))
+		names[i] = hex.EncodeToString(sum[:])
+	}
+	return names
 }

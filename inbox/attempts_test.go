@@ -2,6 +2,7 @@ package inbox_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,4 +118,26 @@ func BenchmarkTakeAttempt(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A key is whatever a client sent: a NUL, invalid UTF-8 or a megabyte of
+// it is counted like any other key, never refused by the database (on
+// PostgreSQL a NUL in a text column is an error: a login with one
+// answered 500), and one key of them is spent like any other.
+func TestTakeAttemptAnyBytes(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		s := inboxtest.Open(t, url, nil)
+		now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+		for _, key := range []string{"email:a\x00b@example.com", "email:\xff\xfe", "email:" + strings.Repeat("x", 1<<20)} {
+			for i := range 2 {
+				if _, ok, err := s.TakeAttempt(ctx, now, 2, "ip:192.0.2.9", key); err != nil || !ok {
+					t.Fatalf("TakeAttempt(%.20q) %d = %v, %v; want allowed", key, i+1, ok, err)
+				}
+			}
+			if _, ok, err := s.TakeAttempt(ctx, now, 2, "ip:192.0.2.10", key); err != nil || ok {
+				t.Fatalf("TakeAttempt(%.20q) 3rd = %v, %v; want refused: its budget of 2 is spent", key, ok, err)
+			}
+			now = now.Add(time.Hour)
+		}
+	})
 }
