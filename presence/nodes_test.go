@@ -71,7 +71,10 @@ func newCluster(t *testing.T, url string, ids ...string) *cluster {
 // that is closed when the test ends unless it was closed or "killed".
 func (cl *cluster) start(id string) *node {
 	cl.t.Helper()
-	s := inboxtest.Open(cl.t, cl.url, &inbox.Options{NodeID: id, Now: cl.clock.Now, Logger: quiet})
+	// NoBus: each node records the events it publishes itself; with the
+	// bus it would also receive the other nodes' a moment later (that
+	// they cross is inbox's TestBus*).
+	s := inboxtest.Open(cl.t, cl.url, &inbox.Options{NodeID: id, Now: cl.clock.Now, Logger: quiet, NoBus: true})
 	n := &node{t: cl.t, s: s}
 	n.p = New(s, Options{Grace: testGrace, Manual: true, AfterFunc: cl.clock.AfterFunc,
 		Logger: quiet})
