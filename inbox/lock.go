@@ -189,7 +189,7 @@ func (s *Store) checkLock(l *Lock, conn *pgx.Conn, every time.Duration) {
 // lockConn opens a connection for the lock name, outside the pool, with
 // TCP keepalives of LockKeepAlive on both ends.
 func (s *Store) lockConn(ctx context.Context, name string) (*pgx.Conn, error) {
-	cfg := s.pgConfig.Copy()
+	cfg := s.pgCfg.Copy()
 	d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAliveConfig: net.KeepAliveConfig{
 		Enable: true, Idle: LockKeepAlive, Interval: LockKeepAlive, Count: 3}}
 	cfg.DialFunc = d.DialContext

@@ -123,7 +123,8 @@ type Store struct {
 	// between walking and the index.
 	searchTuning searchTuning
 	// pgCfg is the parsed PostgreSQL URL (nil on SQLite): the bus's
-	// listener connects with it.
+	// listener and the worker locks (lock.go) open connections of their
+	// own from a Copy of it.
 	pgCfg *pgx.ConnConfig
 	// bus carries events across nodes on PostgreSQL (pgbus.go); nil on
 	// SQLite, with NoBus or with a Publisher of the caller's.
@@ -132,11 +133,8 @@ type Store struct {
 	// says whether it was added and not found reaped since (nodes.go).
 	nodeMu     sync.Mutex
 	nodeJoined atomic.Bool
-	// pgConfig is the PostgreSQL connection's configuration, from which
-	// the worker locks (lock.go) open connections of their own; nil on
-	// SQLite. sqlitePath is the SQLite file's path, which names its
-	// in-process locks.
-	pgConfig   *pgx.ConnConfig
+	// sqlitePath is the SQLite file's path, which names its in-process
+	// locks.
 	sqlitePath string
 	// attemptSweep is when TakeAttempt last deleted the spent login
 	// attempt rows (µs since the epoch).
@@ -366,12 +364,11 @@ func (s *Store) openPostgres(rawURL string) error {
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
-	s.pgConfig = cfg.Copy()
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(s.opts.MaxOpenConns)
 	db.SetMaxIdleConns(s.opts.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s.dialect, s.sqlW, s.sqlR, s.pgCfg = dialectPostgres, db, db, cfg
+	s.dialect, s.sqlW, s.sqlR, s.pgCfg = dialectPostgres, db, db, cfg.Copy()
 	if s.db, err = gorm.Open(postgres.New(postgres.Config{Conn: db}), gormConfig()); err != nil {
 		return err
 	}
