@@ -74,6 +74,8 @@ type Mail struct {
 // 250; or every RCPT 550 5.1.1), and can be stopped and started again on
 // the same port to play a server that is down for a while.
 type SMTPServer struct {
+	// log is go-smtp's error log, the test's until it ends.
+	log *testLogger
 	// Host and Port are where it listens; Addr is host:port.
 	Host string
 	Port int
@@ -128,8 +130,10 @@ func StartSMTP(t testing.TB, opts *SMTPOptions) *SMTPServer {
 	s.Host = "127.0.0.1"
 	s.Port = ln.Addr().(*net.TCPAddr).Port
 	s.ClientTLS = &tls.Config{RootCAs: rootsOf(s.opts.ServerTLS), ServerName: s.Host}
+	s.log = &testLogger{t: t}
 	s.serve(ln)
 	t.Cleanup(s.Stop)
+	t.Cleanup(s.log.end)
 	return s
 }
 
@@ -166,7 +170,7 @@ func (s *SMTPServer) serve(ln net.Listener) {
 	srv.AllowInsecureAuth = s.opts.TLS != config.TLSStartTLS
 	srv.ReadTimeout = time.Minute
 	srv.WriteTimeout = time.Minute
-	srv.ErrorLog = testLogger{s.t}
+	srv.ErrorLog = s.log
 	switch s.opts.TLS {
 	case config.TLSImplicit:
 		ln = tls.NewListener(ln, s.opts.ServerTLS)
@@ -429,8 +433,35 @@ func (l *smtpLoginServer) Next(resp []byte) ([]byte, bool, error) {
 	return nil, true, l.check(l.user, string(resp))
 }
 
-// testLogger sends go-smtp's internal errors to the test's log.
-type testLogger struct{ t testing.TB }
+// testLogger sends go-smtp's internal errors to the test's log until
+// the test ends: Stop does not wait for the server's connection
+// goroutines, and one that logs after the test completed is a race (and
+// a panic) in package testing.
+type testLogger struct {
+	t     testing.TB
+	mu    sync.Mutex
+	ended bool
+}
 
-func (l testLogger) Printf(format string, v ...any) { l.t.Logf("smtp server: "+format, v...) }
-func (l testLogger) Println(v ...any)               { l.t.Log(append([]any{"smtp server:"}, v...)...) }
+func (l *testLogger) Printf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ended {
+		l.t.Logf("smtp server: "+format, v...)
+	}
+}
+
+func (l *testLogger) Println(v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ended {
+		l.t.Log(append([]any{"smtp server:"}, v...)...)
+	}
+}
+
+// end stops the logging: a cleanup of the test.
+func (l *testLogger) end() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended = true
+}
