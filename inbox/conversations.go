@@ -284,6 +284,50 @@ func (s *Store) Conversation(ctx context.Context, id int64) (Conversation, error
 	return c, dbErr(err)
 }
 
+// ConversationStart returns a conversation with its agents now (as
+// Participants, the responsible one first) in one read: what a widget
+// socket reads for every connect (its hello), where Conversation and
+// Participants would be two. ErrNotFound if there is no such
+// conversation.
+func (s *Store) ConversationStart(ctx context.Context, id int64) (Conversation, []ParticipantAgent, error) {
+	var rows []struct {
+		Conversation
+		PAgentID     *int64
+		PName        *string
+		PResponsible *bool
+		PJoinedAt    *time.Time
+		PPresence    *string
+	}
+	err := s.rdb.WithContext(ctx).Raw(`SELECT v.*, p.agent_id AS p_agent_id, a.name AS p_name,
+		p.responsible AS p_responsible, p.joined_at AS p_joined_at, a.presence AS p_presence
+		FROM conversations v
+		LEFT JOIN participants p ON p.conversation_id = v.id AND p.left_at IS NULL
+		LEFT JOIN agents a ON a.id = p.agent_id
+		WHERE v.id = ?
+		ORDER BY p.responsible DESC, p.joined_at, p.id`, id).Scan(&rows).Error
+	if err != nil {
+		return Conversation{}, nil, dbErr(err)
+	}
+	if len(rows) == 0 {
+		return Conversation{}, nil, ErrNotFound
+	}
+	var parts []ParticipantAgent
+	for _, r := range rows {
+		if r.PAgentID == nil || r.PName == nil || r.PJoinedAt == nil {
+			continue // no participant: the LEFT JOIN's one row
+		}
+		p := ParticipantAgent{AgentID: *r.PAgentID, Name: *r.PName, JoinedAt: r.PJoinedAt.UTC()}
+		if r.PResponsible != nil {
+			p.Responsible = *r.PResponsible
+		}
+		if r.PPresence != nil {
+			p.Presence = *r.PPresence
+		}
+		parts = append(parts, p)
+	}
+	return rows[0].Conversation, parts, nil
+}
+
 // Participants returns the agents in a conversation now, the responsible
 // one first.
 func (s *Store) Participants(ctx context.Context, conversationID int64) ([]ParticipantAgent, error) {

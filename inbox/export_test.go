@@ -100,3 +100,14 @@ func (s *Store) LockConnSettings(ctx context.Context, name string) (map[string]s
 	}
 	return out, nil
 }
+
+// SetBeforeUses makes each write of visitor token uses call f with the
+// number of uses it carries, first. Set it while nothing writes.
+func (s *Store) SetBeforeUses(f func(n int)) { s.beforeUses = f }
+
+// QueuedUses is how many visitor token uses wait for a write.
+func (s *Store) QueuedUses() int {
+	s.uses.mu.Lock()
+	defer s.uses.mu.Unlock()
+	return len(s.uses.queue)
+}

@@ -122,6 +122,7 @@ func TestUnassignedJoinLeave(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newFixture(t, url)
 		c := f.start(t)
+		sameStart(t, f.s, c.ID)
 		if !has(f.column(t, inbox.ColumnUnassigned, f.alice.ID), c.ID) {
 			t.Fatalf("new conversation not in Unassigned")
 		}
@@ -149,10 +150,12 @@ func TestUnassignedJoinLeave(t *testing.T) {
 		if parts[0].AgentID != f.alice.ID || !parts[0].Responsible || parts[1].Responsible {
 			t.Fatalf("Participants() = %+v; want Alice responsible, Bob not", parts)
 		}
+		sameStart(t, f.s, c.ID)
 
 		if err := f.s.Leave(ctx, c.ID, f.alice.ID); err != nil {
 			t.Fatalf("Leave(alice) = %v", err)
 		}
+		sameStart(t, f.s, c.ID)
 		if err := f.s.Leave(ctx, c.ID, f.alice.ID); !errors.Is(err, inbox.ErrConflict) {
 			t.Fatalf("second Leave(alice) = %v, want ErrConflict", err)
 		}
@@ -848,4 +851,37 @@ func TestAddMessageAsyncBatch(t *testing.T) {
 			}
 		}
 	})
+}
+
+// sameStart checks that ConversationStart's one read agrees with
+// Conversation and Participants.
+func sameStart(t *testing.T, s *inbox.Store, id int64) {
+	t.Helper()
+	wantConv, err := s.Conversation(ctx, id)
+	if err != nil {
+		t.Fatalf("Conversation() = %v", err)
+	}
+	wantParts, err := s.Participants(ctx, id)
+	if err != nil {
+		t.Fatalf("Participants() = %v", err)
+	}
+	conv, parts, err := s.ConversationStart(ctx, id)
+	if err != nil {
+		t.Fatalf("ConversationStart() = %v", err)
+	}
+	if conv.ID != wantConv.ID || conv.Seq != wantConv.Seq || conv.Status != wantConv.Status ||
+		conv.ContactID != wantConv.ContactID || !conv.CreatedAt.Equal(wantConv.CreatedAt) {
+		t.Fatalf("ConversationStart() conversation = %+v, want %+v", conv, wantConv)
+	}
+	if len(parts) != len(wantParts) {
+		t.Fatalf("ConversationStart() agents = %+v, want %+v", parts, wantParts)
+	}
+	for i := range parts {
+		if parts[i] != wantParts[i] {
+			t.Fatalf("ConversationStart() agent %d = %+v, want %+v", i, parts[i], wantParts[i])
+		}
+	}
+	if _, _, err := s.ConversationStart(ctx, id+1000000); !errors.Is(err, inbox.ErrNotFound) {
+		t.Fatalf("ConversationStart(no such) = %v, want ErrNotFound", err)
+	}
 }

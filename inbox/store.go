@@ -133,6 +133,10 @@ type Store struct {
 	// says whether it was added and not found reaped since (nodes.go).
 	nodeMu     sync.Mutex
 	nodeJoined atomic.Bool
+	// uses records visitor token uses by group commit (visitors.go);
+	// beforeUses, when set (tests), runs before each of its writes.
+	uses       tokenUses
+	beforeUses func(n int)
 	// sqlitePath is the SQLite file's path, which names its in-process
 	// locks.
 	sqlitePath string

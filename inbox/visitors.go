@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -204,13 +205,105 @@ func (s *Store) VisitorAuthConversation(ctx context.Context, token string, ttl t
 	expires := vs.ExpiresAt.UTC()
 	if now.Sub(vs.LastUsedAt) > renewAfter(ttl) {
 		expires = now.Add(ttl)
-		if err := s.db.WithContext(ctx).Model(&VisitorSession{}).Where("id = ?", vs.ID).
-			Updates(map[string]any{"last_used_at": now, "expires_at": expires}).Error; err != nil {
-			return Contact{}, time.Time{}, 0, dbErr(err)
+		if err := s.recordUse(vs.ID, ttl); err != nil {
+			return Contact{}, time.Time{}, 0, err
 		}
 	}
 	c.CreatedAt = c.CreatedAt.UTC()
 	return c, expires, conv, nil
+}
+
+// tokenUses writes visitor token uses by group commit: a use that finds
+// another's write in flight queues and waits, and the next write takes
+// every queued use in one statement. A reconnect storm of thousands of
+// tokens last recorded over renewAfter ago (every widget after a
+// restart) is then a few writes, not one transaction each, and each
+// caller still returns once its use is stored.
+type tokenUses struct {
+	mu      sync.Mutex
+	writing bool
+	queue   []*tokenUse
+}
+
+type tokenUse struct {
+	id   string
+	ttl  time.Duration
+	done chan error // the write's result, or errLeadUses
+}
+
+// errLeadUses tells a queued use that it writes the next batch.
+var errLeadUses = errors.New("inbox: write the queued token uses")
+
+// maxUsesPerWrite bounds the ids of one UPDATE (SQLite's and
+// PostgreSQL's limits on bound parameters are far above it).
+const maxUsesPerWrite = 1000
+
+// recordUse stores a use of visitor session id now: last used now,
+// expiring ttl from now (or from a moment later, when the write that
+// carries it starts). It returns the write's error (dbErr).
+func (s *Store) recordUse(id string, ttl time.Duration) error {
+	u := &tokenUse{id: id, ttl: ttl, done: make(chan error, 1)}
+	w := &s.uses
+	w.mu.Lock()
+	w.queue = append(w.queue, u)
+	if w.writing {
+		w.mu.Unlock()
+		// Waits whatever the caller's context: a queued use may be
+		// handed the next write, which others then wait for.
+		if err := <-u.done; err != errLeadUses {
+			return err
+		}
+		w.mu.Lock()
+	}
+	w.writing = true
+	batch := w.queue
+	w.queue = nil
+	w.mu.Unlock()
+
+	err := s.writeUses(batch)
+	var mine error
+	for _, b := range batch {
+		if b == u {
+			mine = err
+			continue
+		}
+		b.done <- err
+	}
+	w.mu.Lock()
+	if len(w.queue) > 0 {
+		w.queue[0].done <- errLeadUses // it takes the whole queue
+	} else {
+		w.writing = false
+	}
+	w.mu.Unlock()
+	return mine
+}
+
+// writeUses stores a batch of uses, one UPDATE per ttl and per
+// maxUsesPerWrite ids, with a deadline of its own: its callers' contexts
+// differ.
+func (s *Store) writeUses(batch []*tokenUse) error {
+	if s.beforeUses != nil {
+		s.beforeUses(len(batch))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := s.now()
+	byTTL := map[time.Duration][]string{}
+	for _, u := range batch {
+		byTTL[u.ttl] = append(byTTL[u.ttl], u.id)
+	}
+	for ttl, ids := range byTTL {
+		for len(ids) > 0 {
+			n := min(len(ids), maxUsesPerWrite)
+			if err := s.db.WithContext(ctx).Model(&VisitorSession{}).Where("id IN ?", ids[:n]).
+				Updates(map[string]any{"last_used_at": now, "expires_at": now.Add(ttl)}).Error; err != nil {
+				return dbErr(err)
+			}
+			ids = ids[n:]
+		}
+	}
+	return nil
 }
 
 // renewAfter is how long after its last recorded use a visitor token's

@@ -127,6 +127,86 @@ func TestVisitorTokens(t *testing.T) {
 	})
 }
 
+// Uses of many old tokens at once are written together (group commit:
+// a reconnect storm after a restart is a few writes), and every use is
+// stored before its caller returns.
+func TestVisitorTokenUsesGrouped(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		clk := &clock{t: time.Now().UTC()}
+		s := inboxtest.Open(t, url, &inbox.Options{Now: clk.now})
+		const n = 20
+		var tokens []string
+		for i := range n {
+			v, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: fmt.Sprint("V", i)}, time.Hour)
+			if err != nil {
+				t.Fatalf("StartVisitor() = %v", err)
+			}
+			tokens = append(tokens, v.Token)
+		}
+		clk.add(50 * time.Minute) // past renewAfter: each use is written
+
+		// The first write is held until every other use has queued
+		// behind it; then the rest must go in one write.
+		var mu sync.Mutex
+		var writes []int
+		release := make(chan struct{})
+		s.SetBeforeUses(func(k int) {
+			mu.Lock()
+			writes = append(writes, k)
+			first := len(writes) == 1
+			mu.Unlock()
+			if first {
+				<-release
+			}
+		})
+		errs := make(chan error, n)
+		go func() {
+			_, err := s.VisitorContact(ctx, tokens[0], time.Hour)
+			errs <- err
+		}()
+		inboxtest.Eventually(t, "the first use's write", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(writes) == 1
+		})
+		for _, tok := range tokens[1:] {
+			go func() {
+				_, err := s.VisitorContact(ctx, tok, time.Hour)
+				errs <- err
+			}()
+		}
+		inboxtest.Eventually(t, "the other uses queued", func() bool { return s.QueuedUses() == n-1 })
+		close(release)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("VisitorContact() = %v", err)
+			}
+		}
+		mu.Lock()
+		if len(writes) != 2 || writes[0] != 1 || writes[1] != n-1 {
+			t.Fatalf("writes of %v uses, want [1 %d]", writes, n-1)
+		}
+		mu.Unlock()
+		// Every use is stored: each token now lives an hour from now.
+		want := clk.now().Add(time.Hour).Truncate(time.Millisecond) // stored to the microsecond
+		for i, tok := range tokens {
+			exp, err := s.VisitorSessionExpiry(ctx, inbox.SessionID(tok))
+			if err != nil || exp.Before(want) {
+				t.Fatalf("token %d expires %v, %v; want at or after %v", i, exp, err, want)
+			}
+		}
+		// A use within renewAfter writes nothing.
+		if _, err := s.VisitorContact(ctx, tokens[0], time.Hour); err != nil {
+			t.Fatalf("VisitorContact() = %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(writes) != 2 {
+			t.Fatalf("a fresh use wrote: writes of %v uses", writes)
+		}
+	})
+}
+
 func TestVisitorConversations(t *testing.T) {
 	inboxtest.Run(t, func(t *testing.T, url string) {
 		f := newFixture(t, url)

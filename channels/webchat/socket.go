@@ -386,11 +386,8 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		// subscription (queued behind this job), and the Follower drops
 		// what the catch-up already sent.
 		vc.sub = st.Hub().SubscribeFunc(convID, vc.deliver)
-		conv, err = st.Conversation(ctx, convID)
 		var parts []inbox.ParticipantAgent
-		if err == nil {
-			parts, err = st.Participants(ctx, conv.ID)
-		}
+		conv, parts, err = st.ConversationStart(ctx, convID)
 		if err != nil {
 			vc.writeErr(err, "")
 			vc.conn.WriteClose(1013, []byte("try again later"))
