@@ -148,3 +148,53 @@ func BenchmarkAppendBus(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConnectReads is what a widget socket reads to connect (its
+// token, then its conversation with the agents), against a single
+// primary-key read in the same run as the baseline: ns/op per connect.
+func BenchmarkConnectReads(b *testing.B) {
+	onEngines(b, func(b *testing.B, s *inbox.Store) {
+		ctx := context.Background()
+		const visitors = 1000
+		var vs []inbox.VisitorStart
+		for i := range visitors {
+			v, err := s.StartVisitor(ctx, inbox.NewVisitor{Name: fmt.Sprint("V", i)}, time.Hour)
+			if err != nil {
+				b.Fatal(err)
+			}
+			vs = append(vs, v)
+		}
+		b.Run("baseline_conversation", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.Conversation(ctx, vs[i%visitors].Conversation.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("auth", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, _, _, err := s.VisitorAuthConversation(ctx, vs[i%visitors].Token, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("conversation_and_participants", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				id := vs[i%visitors].Conversation.ID
+				if _, err := s.Conversation(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Participants(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("conversation_start", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, _, err := s.ConversationStart(ctx, vs[i%visitors].Conversation.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}

@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
@@ -290,42 +291,58 @@ func (s *Store) Conversation(ctx context.Context, id int64) (Conversation, error
 // Participants would be two. ErrNotFound if there is no such
 // conversation.
 func (s *Store) ConversationStart(ctx context.Context, id int64) (Conversation, []ParticipantAgent, error) {
-	var rows []struct {
-		Conversation
-		PAgentID     *int64
-		PName        *string
-		PResponsible *bool
-		PJoinedAt    *time.Time
-		PPresence    *string
-	}
-	err := s.rdb.WithContext(ctx).Raw(`SELECT v.*, p.agent_id AS p_agent_id, a.name AS p_name,
-		p.responsible AS p_responsible, p.joined_at AS p_joined_at, a.presence AS p_presence
+	st, err := s.hot(ctx, `SELECT v.id, v.contact_id, v.channel, v.status, v.subject, v.seq, v.token,
+		v.has_email, v.last_activity_at, v.created_at, v.closed_at,
+		p.agent_id, a.name, p.responsible, p.joined_at, a.presence
 		FROM conversations v
 		LEFT JOIN participants p ON p.conversation_id = v.id AND p.left_at IS NULL
 		LEFT JOIN agents a ON a.id = p.agent_id
 		WHERE v.id = ?
-		ORDER BY p.responsible DESC, p.joined_at, p.id`, id).Scan(&rows).Error
+		ORDER BY p.responsible DESC, p.joined_at, p.id`)
+	if err != nil {
+		return Conversation{}, nil, err
+	}
+	rows, err := st.QueryContext(s.readCtx(ctx), id)
 	if err != nil {
 		return Conversation{}, nil, dbErr(err)
 	}
-	if len(rows) == 0 {
+	defer rows.Close()
+	var (
+		c            Conversation
+		parts        []ParticipantAgent
+		found        bool
+		lastActivity sql.NullTime
+		closed       sql.NullTime
+		agentID      sql.NullInt64
+		name         sql.NullString
+		responsible  sql.NullBool
+		joined       sql.NullTime
+		presence     sql.NullString
+	)
+	for rows.Next() {
+		if err := rows.Scan(&c.ID, &c.ContactID, &c.Channel, &c.Status, &c.Subject, &c.Seq, &c.Token,
+			&c.HasEmail, &lastActivity, &c.CreatedAt, &closed,
+			&agentID, &name, &responsible, &joined, &presence); err != nil {
+			return Conversation{}, nil, dbErr(err)
+		}
+		found = true
+		if agentID.Valid { // else the LEFT JOIN's one row of no agent
+			parts = append(parts, ParticipantAgent{AgentID: agentID.Int64, Name: name.String,
+				Responsible: responsible.Bool, JoinedAt: joined.Time.UTC(), Presence: presence.String})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Conversation{}, nil, dbErr(err)
+	}
+	if !found {
 		return Conversation{}, nil, ErrNotFound
 	}
-	var parts []ParticipantAgent
-	for _, r := range rows {
-		if r.PAgentID == nil || r.PName == nil || r.PJoinedAt == nil {
-			continue // no participant: the LEFT JOIN's one row
-		}
-		p := ParticipantAgent{AgentID: *r.PAgentID, Name: *r.PName, JoinedAt: r.PJoinedAt.UTC()}
-		if r.PResponsible != nil {
-			p.Responsible = *r.PResponsible
-		}
-		if r.PPresence != nil {
-			p.Presence = *r.PPresence
-		}
-		parts = append(parts, p)
+	c.LastActivityAt = lastActivity.Time
+	if closed.Valid {
+		t := closed.Time
+		c.ClosedAt = &t
 	}
-	return rows[0].Conversation, parts, nil
+	return c, parts, nil
 }
 
 // Participants returns the agents in a conversation now, the responsible

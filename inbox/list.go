@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -439,12 +440,7 @@ func (s *Store) EventsSince(ctx context.Context, conversationID, after int64, li
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	read := func() ([]eventRow, error) {
-		var rows []eventRow
-		err := s.rdb.WithContext(ctx).Where("conversation_id = ? AND seq > ?", conversationID, after).
-			Order("seq").Limit(limit).Find(&rows).Error
-		return rows, dbErr(err)
-	}
+	read := func() ([]eventRow, error) { return s.eventsAfter(ctx, conversationID, after, limit) }
 	rows, err := read()
 	if err != nil {
 		return nil, err
@@ -497,6 +493,37 @@ func (s *Store) LineEvents(ctx context.Context, conversationID, from, to int64, 
 
 // hydrate turns stored rows into events, reading the messages that
 // message_added events point to.
+// eventsAfter reads up to limit event rows of a conversation after seq
+// after, in seq order: the read of every catch-up (a prepared statement
+// of hot.go's, without gorm).
+func (s *Store) eventsAfter(ctx context.Context, conversationID, after int64, limit int) ([]eventRow, error) {
+	st, err := s.hot(ctx, `SELECT id, conversation_id, seq, type, message_id, data, created_at
+		FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(s.readCtx(ctx), conversationID, after, limit)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	var out []eventRow
+	for rows.Next() {
+		var (
+			r   eventRow
+			msg sql.NullInt64
+		)
+		if err := rows.Scan(&r.ID, &r.ConversationID, &r.Seq, &r.Type, &msg, &r.Data, &r.CreatedAt); err != nil {
+			return nil, dbErr(err)
+		}
+		if msg.Valid {
+			r.MessageID = &msg.Int64
+		}
+		out = append(out, r)
+	}
+	return out, dbErr(rows.Err())
+}
+
 func (s *Store) hydrate(ctx context.Context, rows []eventRow) ([]Event, error) {
 	var msgIDs []int64
 	for _, r := range rows {

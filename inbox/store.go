@@ -137,6 +137,8 @@ type Store struct {
 	// beforeUses, when set (tests), runs before each of its writes.
 	uses       tokenUses
 	beforeUses func(n int)
+	// hotStmts are the connect path's prepared reads (hot.go).
+	hotStmts hotStmts
 	// sqlitePath is the SQLite file's path, which names its in-process
 	// locks.
 	sqlitePath string
@@ -422,6 +424,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDB() error {
+	s.closeHot()
 	var err error
 	if s.checkpoints != nil {
 		err = s.checkpoints.close()

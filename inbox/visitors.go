@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/url"
 	"strings"
@@ -175,29 +176,35 @@ func (s *Store) VisitorAuthConversation(ctx context.Context, token string, ttl t
 	}
 	// One read, the session with its contact and their newest chat
 	// conversation: it runs for every socket that connects.
-	var rows []struct {
-		Contact
-		SessionID             string
-		SessionExpiresAt      time.Time
-		SessionLastUsedAt     time.Time
-		CurrentConversationID *int64
+	st, err := s.hot(ctx, `SELECT c.id, c.name, c.email, c.email_verified, c.phone, c.online, c.last_seen_at,
+		c.created_at, c.browser, c.browser_version, c.os, c.ip, c.country,
+		vs.id, vs.expires_at, vs.last_used_at,
+		(SELECT v.id FROM conversations v WHERE v.contact_id = c.id AND v.channel = ? ORDER BY v.id DESC LIMIT 1)
+		FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id WHERE vs.id = ?`)
+	if err != nil {
+		return Contact{}, time.Time{}, 0, err
 	}
-	err := s.rdb.WithContext(ctx).Raw(`SELECT c.*, vs.id AS session_id, vs.expires_at AS session_expires_at,
-		vs.last_used_at AS session_last_used_at,
-		(SELECT v.id FROM conversations v WHERE v.contact_id = c.id AND v.channel = ? ORDER BY v.id DESC LIMIT 1) AS current_conversation_id
-		FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id WHERE vs.id = ?`, ChannelChat, tokenID(token)).Scan(&rows).Error
+	var (
+		c        Contact
+		vs       VisitorSession
+		lastSeen sql.NullTime
+		current  sql.NullInt64
+	)
+	err = st.QueryRowContext(s.readCtx(ctx), ChannelChat, tokenID(token)).Scan(&c.ID, &c.Name, &c.Email, &c.EmailVerified,
+		&c.Phone, &c.Online, &lastSeen, &c.CreatedAt, &c.Browser, &c.BrowserVersion, &c.OS, &c.IP, &c.Country,
+		&vs.ID, &vs.ExpiresAt, &vs.LastUsedAt, &current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Contact{}, time.Time{}, 0, ErrUnauthenticated
+	}
 	if err != nil {
 		return Contact{}, time.Time{}, 0, dbErr(err)
 	}
-	if len(rows) == 0 {
-		return Contact{}, time.Time{}, 0, ErrUnauthenticated
+	if lastSeen.Valid {
+		t := lastSeen.Time.UTC()
+		c.LastSeenAt = &t
 	}
-	var conv int64
-	if rows[0].CurrentConversationID != nil {
-		conv = *rows[0].CurrentConversationID
-	}
-	c := rows[0].Contact
-	vs := VisitorSession{ID: rows[0].SessionID, ContactID: c.ID, ExpiresAt: rows[0].SessionExpiresAt, LastUsedAt: rows[0].SessionLastUsedAt}
+	vs.ContactID = c.ID
+	conv := current.Int64
 	now := s.now()
 	if !now.Before(vs.ExpiresAt) {
 		return Contact{}, time.Time{}, 0, ErrUnauthenticated
