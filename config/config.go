@@ -65,10 +65,12 @@ type Config struct {
 
 	// NodeID names this process among the Microchat processes (nodes)
 	// that share one PostgreSQL database: its liveness row and the
-	// presence it counts are stored under it. Empty means a new one at
-	// each start (host name, "-", 8 random hex digits), which is right
-	// unless a node should find its own rows after a restart. Two running
-	// nodes must not share one.
+	// presence it counts are stored under it, and logs name it. Empty
+	// means a new one at each start (host name, "-", 8 random hex
+	// digits). A restart leaves the presence its predecessor counted the
+	// grace period (offline_after) either way: with the same id the new
+	// process sets the old rows aside under a retired id (inbox/nodes.go).
+	// Two running nodes must not share one.
 	NodeID string `yaml:"node_id"`
 
 	// Database selects and tunes the database.

@@ -28,6 +28,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0014_leases", Migrate: migrate0014Leases},
 	{ID: "0015_events_bus", Migrate: migrate0015EventsBus},
 	{ID: "0016_outbox_node", Migrate: migrate0016OutboxNode},
+	{ID: "0017_nodes_stopped", Migrate: migrate0017NodesStopped},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -553,4 +554,15 @@ func migrate0013Nodes(tx *gorm.DB) error {
 // an SMTP send has its mail sent again within the dead-node interval.
 func migrate0016OutboxNode(tx *gorm.DB) error {
 	return execAll(tx, `ALTER TABLE email_outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT ''`)
+}
+
+// migrate0017NodesStopped records when a node stopped (nodes.stopped_at,
+// NULL while it runs): a node that stops gracefully leaves its presence
+// rows for the grace period instead of deleting them, so that its
+// visitors and agents reconnecting to another node never show offline,
+// and the reaper removes them grace after stopped_at (nodes.go). A node
+// restarted with the same node_id moves its predecessor's rows aside
+// under a retired id with stopped_at set.
+func migrate0017NodesStopped(tx *gorm.DB) error {
+	return execAll(tx, `ALTER TABLE nodes ADD COLUMN stopped_at `+tsType(tx))
 }

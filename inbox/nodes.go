@@ -16,10 +16,11 @@ import (
 // the union of what they count (package presence counts the sockets of
 // one node):
 //
-//   - nodes holds one row per running node: its id (Options.NodeID),
-//     when it started and when it last said it is alive (seen_at, written
-//     every NodeHeartbeat by Heartbeat: one UPDATE per node, whatever its
-//     sockets).
+//   - nodes holds one row per node: its id (Options.NodeID), when it
+//     started, when it last said it is alive (seen_at, written every
+//     NodeHeartbeat by Heartbeat: one UPDATE per node, whatever its
+//     sockets) and, once it stopped, when (stopped_at; NULL while it
+//     runs).
 //   - contact_nodes holds a row (contact_id, node_id) while the node
 //     counts the contact online (a socket open or its grace running);
 //     agent_nodes a row (agent_id, node_id, presence) while the node
@@ -31,22 +32,46 @@ import (
 //     only when that aggregate changes, decided in the transaction that
 //     changes a row, under the contact's or agent's row lock on
 //     PostgreSQL.
-//   - A node whose seen_at is older than the caller's bound is dead:
-//     ReapNodes, which every node runs every NodeHeartbeat, deletes its
-//     nodes row and its presence rows in one transaction and settles the
-//     aggregates of its contacts and agents (exactly once: the DELETE of
-//     the nodes row decides who reaps). A node that stops deletes its own
-//     (LeaveNode); a node that starts reaps what an earlier process with
-//     its id left (after kill -9), then inserts its row.
+//   - A node's rows run out as its sockets' grace does (spec rule 6: a
+//     contact stays online for the grace period, offline_after, after
+//     their last socket closed). A node that stops (StopNode) keeps its
+//     presence rows and sets stopped_at: each of its sockets counts as
+//     closed at that moment, so that a visitor or agent who reconnects to
+//     another node within the grace never shows offline and no event is
+//     sent. A node whose seen_at is older than max(grace, NodeDeadAfter)
+//     is dead (killed, or stalled: the bound leaves it room to beat
+//     again). ReapNodes, which every node runs every NodeHeartbeat,
+//     removes a stopped node once grace has passed since its stopped_at,
+//     and a dead one at that bound: its nodes row and its presence rows
+//     in one transaction, settling the aggregates of its contacts and
+//     agents (exactly once: the DELETE of the nodes row decides who
+//     reaps). grace is the reaping node's offline_after, which every node
+//     of a cluster shares. A node stopping without a grace removes its
+//     rows at once (LeaveNode).
+//   - A node that starts with the id of a row still there (a restart with
+//     a fixed node_id, after a stop or a kill -9) retires that row before
+//     it adds its own: the row and its presence rows move to a retired
+//     id, "<id>~" and 8 random hex digits, stopped at the predecessor's
+//     stop or, if it was killed, at its last heartbeat. They then run out
+//     by the rule above, reaped by any node, this one included, and never
+//     mix with the new process's rows under the id.
+//   - Only running nodes are live (NodeStatus.Live): a stopped node's row
+//     stays for the grace, but the node does not count.
+//   - When the last node of a cluster (or SQLite's one node) stops,
+//     nobody is left to reap: its rows, and its contacts and agents
+//     online, stay until a node starts, whose first heartbeat reaps them
+//     by the same rule (at once if the grace has passed since the stop).
 //
 // Locks on PostgreSQL, in this order: the nodes row (a presence write
 // holds its own node's FOR KEY SHARE, so that it never writes a row for a
-// node being reaped; the reaper deletes the dead node's row first), then
-// contacts in ascending id order, then conversations (queued replies
-// delivered), or agents.
+// node being reaped or retired; the reaper deletes the expired node's row
+// first, the retiring node renames its predecessor's first), then contacts
+// in ascending id order, then conversations (queued replies delivered), or
+// agents. Retiring locks no contact or agent: the presence rows change
+// node id and no aggregate changes.
 //
 // Node clocks (Options.Now) must agree to within a few seconds: a node
-// compares another's seen_at with its own clock.
+// compares another's seen_at and stopped_at with its own clock.
 
 // NodeHeartbeat is how often a node writes its liveness row and looks for
 // dead nodes.
@@ -60,7 +85,9 @@ const NodeDeadAfter = 10 * time.Second
 // longer than the bound it reaps by) and removed its presence rows: its
 // contacts and agents are offline unless another node has them. The next
 // presence write or Heartbeat adds the node again; the caller writes again
-// everything it counts (presence.Tracker does).
+// everything it counts (presence.Tracker does). A node that stopped
+// (StopNode) gets it too: a write after the stop joins again, as a new
+// process with the same id would, retiring the stopped rows.
 var ErrNodeReaped = errors.New("inbox: this node was found dead and its presence removed")
 
 // newNodeID returns hostname-XXXXXXXX, 8 random hex digits after the host
@@ -70,15 +97,20 @@ func newNodeID() string {
 	if err != nil || host == "" {
 		host = "node"
 	}
+	return host + "-" + randomHex()
+}
+
+// randomHex returns 8 random hex digits.
+func randomHex() string {
 	b := make([]byte, 4)
 	rand.Read(b)
-	return host + "-" + hex.EncodeToString(b)
+	return hex.EncodeToString(b)
 }
 
 // NodeID returns this node's id (Options.NodeID, or the one Open made).
 func (s *Store) NodeID() string { return s.opts.NodeID }
 
-// ensureNode adds this node's row, once, reaping first what an earlier
+// ensureNode adds this node's row, once, retiring first what an earlier
 // process with the same id left behind.
 func (s *Store) ensureNode(ctx context.Context) error {
 	if s.nodeJoined.Load() {
@@ -89,8 +121,10 @@ func (s *Store) ensureNode(ctx context.Context) error {
 	if s.nodeJoined.Load() {
 		return nil
 	}
+	retired := ""
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
-		if err := s.reapNodeTx(tx, s.opts.NodeID, time.Time{}, evs); err != nil && !errors.Is(err, errNoop) {
+		var err error
+		if retired, err = s.retireNodeTx(tx, s.opts.NodeID); err != nil {
 			return err
 		}
 		now := s.now()
@@ -99,15 +133,47 @@ func (s *Store) ensureNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if retired != "" {
+		s.log.Info("an earlier process with this node id left its presence rows: they run out after the grace, under a retired id",
+			"node", s.opts.NodeID, "retired", retired)
+	}
 	s.nodeJoined.Store(true)
 	return nil
 }
 
+// retireNodeTx moves node id's row, if there is one (an earlier process
+// with this id stopped or was killed), and its presence rows to a
+// retired id of their own, id~XXXXXXXX (8 random hex digits), stopped at
+// its stop or, if it was killed, at its last heartbeat (seen_at); it
+// returns that id, or "" when there was no row. The rows then run out as
+// any stopped node's (ReapNodes), beside the new process's under id. The
+// predecessor's outbox claims end, as a reaped node's do.
+func (s *Store) retireNodeTx(tx *gorm.DB, id string) (string, error) {
+	retired := id + "~" + randomHex()
+	var moved []string
+	if err := tx.Raw(`UPDATE nodes SET id = ?, stopped_at = COALESCE(stopped_at, seen_at) WHERE id = ? RETURNING id`, retired, id).
+		Scan(&moved).Error; err != nil {
+		return "", err
+	}
+	if len(moved) == 0 {
+		return "", nil
+	}
+	// The nodes row, renamed above, is locked: a reaper of id waits for
+	// it and then finds no row with id to delete.
+	if err := tx.Exec(`UPDATE contact_nodes SET node_id = ? WHERE node_id = ?`, retired, id).Error; err != nil {
+		return "", err
+	}
+	if err := tx.Exec(`UPDATE agent_nodes SET node_id = ? WHERE node_id = ?`, retired, id).Error; err != nil {
+		return "", err
+	}
+	return retired, s.endClaims(tx, id)
+}
+
 // lockOwnNode holds this node's row against a reaper for the rest of the
 // transaction (FOR KEY SHARE on PostgreSQL; SQLite has one writer). Its
-// absence means the node was reaped: ErrNodeReaped.
+// absence means the node was reaped (or it stopped): ErrNodeReaped.
 func (s *Store) lockOwnNode(tx *gorm.DB) error {
-	q := `SELECT id FROM nodes WHERE id = ?`
+	q := `SELECT id FROM nodes WHERE id = ? AND stopped_at IS NULL`
 	if s.dialect == dialectPostgres {
 		q += ` FOR KEY SHARE`
 	}
@@ -124,12 +190,12 @@ func (s *Store) lockOwnNode(tx *gorm.DB) error {
 
 // Heartbeat records that this node is alive: one UPDATE of its nodes row
 // (adding it first if it is not there yet). ErrNodeReaped if another node
-// had found it dead meanwhile; the next call adds it again.
+// had found it dead meanwhile, or it stopped; the next call adds it again.
 func (s *Store) Heartbeat(ctx context.Context) error {
 	if err := s.ensureNode(ctx); err != nil {
 		return err
 	}
-	res := s.db.WithContext(ctx).Exec(`UPDATE nodes SET seen_at = ? WHERE id = ?`, s.now(), s.opts.NodeID)
+	res := s.db.WithContext(ctx).Exec(`UPDATE nodes SET seen_at = ? WHERE id = ? AND stopped_at IS NULL`, s.now(), s.opts.NodeID)
 	if res.Error != nil {
 		return dbErr(res.Error)
 	}
@@ -142,89 +208,138 @@ func (s *Store) Heartbeat(ctx context.Context) error {
 
 // NodeStatus is what ReapNodes saw.
 type NodeStatus struct {
-	// Live is how many nodes wrote their row within NodeDeadAfter, this
-	// one included.
+	// Live is how many running nodes (no stopped_at) wrote their row
+	// within NodeDeadAfter, this one included.
 	Live int
-	// Reaped are the ids of the nodes this call found dead and removed.
+	// Reaped are the ids of the nodes this call found dead, or stopped
+	// for longer than the grace, and removed.
 	Reaped []string
 }
 
 // ReapNodes reads the nodes rows (one SELECT) and removes each other node
-// whose seen_at is older than deadAfter (at least NodeDeadAfter; a
-// presence tracker passes max(grace, NodeDeadAfter), so that a dead node's
-// visitors keep their grace to reconnect elsewhere): its nodes row and its
-// presence rows go in one transaction per node, and its contacts and
-// agents that no other node has go offline, with their events. Several
-// nodes reaping at once remove each dead node once.
-func (s *Store) ReapNodes(ctx context.Context, deadAfter time.Duration) (NodeStatus, error) {
-	deadAfter = max(deadAfter, NodeDeadAfter)
+// whose presence has run out: a running node whose seen_at is older than
+// max(grace, NodeDeadAfter) (dead: its visitors keep their grace to
+// reconnect elsewhere, and a stalled node its room to beat again), a
+// stopped one once grace has passed since its stopped_at (its sockets
+// closed then; spec rule 6). grace is offline_after, 0 for none. The
+// node's nodes row and presence rows go in one transaction per node, and
+// its contacts and agents that no other node has go offline, with their
+// events. Several nodes reaping at once remove each node once.
+func (s *Store) ReapNodes(ctx context.Context, grace time.Duration) (NodeStatus, error) {
+	grace = max(grace, 0)
 	var rows []struct {
-		ID     string
-		SeenAt time.Time
+		ID        string
+		SeenAt    time.Time
+		StoppedAt *time.Time
 	}
-	if err := s.rdb.WithContext(ctx).Raw(`SELECT id, seen_at FROM nodes`).Scan(&rows).Error; err != nil {
+	if err := s.rdb.WithContext(ctx).Raw(`SELECT id, seen_at, stopped_at FROM nodes`).Scan(&rows).Error; err != nil {
 		return NodeStatus{}, dbErr(err)
 	}
 	now := s.now()
+	due := &expiry{dead: now.Add(-max(grace, NodeDeadAfter)), stopped: now.Add(-grace)}
 	st := NodeStatus{Live: 1}
 	for _, r := range rows {
 		if r.ID == s.opts.NodeID {
 			continue
 		}
-		if !r.SeenAt.Before(now.Add(-NodeDeadAfter)) {
+		if r.StoppedAt == nil && !r.SeenAt.Before(now.Add(-NodeDeadAfter)) {
 			st.Live++
 		}
-		if cutoff := now.Add(-deadAfter); r.SeenAt.Before(cutoff) {
-			reaped := false
-			err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
-				reaped = false
-				if err := s.reapNodeTx(tx, r.ID, cutoff, evs); err != nil {
-					return err
-				}
-				reaped = true
-				return nil
-			})
-			if err != nil {
-				return st, err
-			}
-			if reaped {
-				s.log.Warn("node found dead: its visitors and agents are offline unless another node has them",
-					"node", r.ID, "seen_at", r.SeenAt)
-				st.Reaped = append(st.Reaped, r.ID)
-			}
+		if !due.reached(r.SeenAt, r.StoppedAt) {
+			continue
 		}
+		reaped := false
+		err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+			reaped = false
+			if err := s.reapNodeTx(tx, r.ID, due, evs); err != nil {
+				return err
+			}
+			reaped = true
+			return nil
+		})
+		if err != nil {
+			return st, err
+		}
+		if !reaped {
+			continue
+		}
+		if r.StoppedAt != nil {
+			s.log.Info("a stopped node's grace ended: its visitors and agents are offline unless another node has them",
+				"node", r.ID, "stopped_at", *r.StoppedAt)
+		} else {
+			s.log.Warn("node found dead: its visitors and agents are offline unless another node has them",
+				"node", r.ID, "seen_at", r.SeenAt)
+		}
+		st.Reaped = append(st.Reaped, r.ID)
 	}
 	return st, nil
 }
 
-// LeaveNode removes this node's row and presence rows, settling its
-// contacts and agents (offline unless another node has them): a node
-// that stops calls it once it has stopped counting sockets.
-func (s *Store) LeaveNode(ctx context.Context) error {
+// expiry is when nodes' presence runs out: a running node's once its
+// seen_at is before dead, a stopped node's once its stopped_at is at or
+// before stopped.
+type expiry struct{ dead, stopped time.Time }
+
+func (e *expiry) reached(seenAt time.Time, stoppedAt *time.Time) bool {
+	if stoppedAt != nil {
+		return !stoppedAt.After(e.stopped)
+	}
+	return seenAt.Before(e.dead)
+}
+
+// StopNode marks this node stopped (nodes.stopped_at, its clock's now)
+// and ends its outbox claims; its presence rows stay. A node that stops
+// calls it once it has stopped counting sockets and written its last
+// transitions: each of its sockets counts as closed at the stop, so its
+// contacts and agents stay online for the grace period (spec rule 6) and
+// then a running node's ReapNodes, or when none is left the next node to
+// start, removes its rows (offline, announced, unless another node has
+// them meanwhile: a visitor who reconnected elsewhere never shows
+// offline). A stopped node does not count as live. LeaveNode is the stop
+// without a grace.
+func (s *Store) StopNode(ctx context.Context) error {
 	s.nodeMu.Lock()
 	defer s.nodeMu.Unlock()
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
-		return s.reapNodeTx(tx, s.opts.NodeID, time.Time{}, evs)
+		if err := tx.Exec(`UPDATE nodes SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL`, s.now(), s.opts.NodeID).Error; err != nil {
+			return err
+		}
+		return s.endClaims(tx, s.opts.NodeID)
 	})
 	s.nodeJoined.Store(false)
 	return err
 }
 
-// reapNodeTx deletes node id's row, if its seen_at is before cutoff (zero:
-// whatever it is; errNoop if there is none to delete with a cutoff), and
-// its presence rows, and settles the aggregates of its contacts and
-// agents.
-func (s *Store) reapNodeTx(tx *gorm.DB, id string, cutoff time.Time, evs *[]Event) error {
+// LeaveNode removes this node's row and presence rows, settling its
+// contacts and agents (offline unless another node has them): the stop
+// of a node without a grace period (offline_after 0). With one, StopNode
+// leaves them their grace.
+func (s *Store) LeaveNode(ctx context.Context) error {
+	s.nodeMu.Lock()
+	defer s.nodeMu.Unlock()
+	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		return s.reapNodeTx(tx, s.opts.NodeID, nil, evs)
+	})
+	s.nodeJoined.Store(false)
+	return err
+}
+
+// reapNodeTx deletes node id's row, if its presence has run out by due
+// (nil: whatever its state; errNoop if there is none to delete with a
+// due), and its presence rows, and settles the aggregates of its contacts
+// and agents.
+func (s *Store) reapNodeTx(tx *gorm.DB, id string, due *expiry, evs *[]Event) error {
 	var gone []string
 	q, args := `DELETE FROM nodes WHERE id = ? RETURNING id`, []any{id}
-	if !cutoff.IsZero() {
-		q, args = `DELETE FROM nodes WHERE id = ? AND seen_at < ? RETURNING id`, []any{id, cutoff}
+	if due != nil {
+		q = `DELETE FROM nodes WHERE id = ? AND ((stopped_at IS NULL AND seen_at < ?) OR stopped_at <= ?) RETURNING id`
+		args = []any{id, due.dead, due.stopped}
 	}
 	if err := tx.Raw(q, args...).Scan(&gone).Error; err != nil {
 		return err
 	}
-	if len(gone) == 0 && !cutoff.IsZero() {
-		return errNoop // reaped by another node, or alive again
+	if len(gone) == 0 && due != nil {
+		return errNoop // reaped by another node, retired, or alive again
 	}
 	// Its rows cannot change meanwhile: the node's own writes wait for
 	// its nodes row, deleted (locked) above.
@@ -259,12 +374,7 @@ func (s *Store) reapNodeTx(tx *gorm.DB, id string, cutoff time.Time, evs *[]Even
 	if err := tx.Exec(`DELETE FROM agent_nodes WHERE node_id = ?`, id).Error; err != nil {
 		return err
 	}
-	// The mail the dead node was sending: its claims end now, so that a
-	// live node's Worker sends it again at its next claim rather than
-	// when the lease ends (ClaimOutbox; at most one duplicate, as with
-	// any lease that ends while its mail is on the wire).
-	if err := tx.Exec(`UPDATE email_outbox SET lease_until = ? WHERE state = ? AND claimed_by = ?`,
-		now.Add(-time.Second), outboxSending, id).Error; err != nil {
+	if err := s.endClaims(tx, id); err != nil {
 		return err
 	}
 	for _, a := range agents {
@@ -273,6 +383,15 @@ func (s *Store) reapNodeTx(tx *gorm.DB, id string, cutoff time.Time, evs *[]Even
 		}
 	}
 	return nil
+}
+
+// endClaims ends node id's outbox claims: the mail a dead or stopped node
+// was sending is sent again by a live node's Worker at its next claim
+// rather than when the lease ends (ClaimOutbox; at most one duplicate, as
+// with any lease that ends while its mail is on the wire).
+func (s *Store) endClaims(tx *gorm.DB, id string) error {
+	return tx.Exec(`UPDATE email_outbox SET lease_until = ? WHERE state = ? AND claimed_by = ?`,
+		s.now().Add(-time.Second), outboxSending, id).Error
 }
 
 // announceContacts adds the transient EventContactPresence of each

@@ -50,7 +50,7 @@ func TestHeartbeatCost(t *testing.T) {
 			switch {
 			case strings.HasPrefix(q, "UPDATE nodes SET seen_at"):
 				updates++
-			case strings.HasPrefix(q, "SELECT id, seen_at FROM nodes"):
+			case strings.HasPrefix(q, "SELECT id, seen_at, stopped_at FROM nodes"):
 				selects++
 			default:
 				t.Errorf("a heartbeat ran %q", q)

@@ -40,15 +40,23 @@ type cluster struct {
 	t     *testing.T
 	url   string
 	clock *inboxtest.Clock
+	grace time.Duration // every node's
 	nodes map[string]*node
 	c     inbox.Contact
 	c2    inbox.Contact
 	a     inbox.Agent
 }
 
+// newCluster starts the nodes ids with the grace testGrace, and creates
+// two contacts and an agent.
 func newCluster(t *testing.T, url string, ids ...string) *cluster {
 	t.Helper()
-	cl := &cluster{t: t, url: url, clock: inboxtest.NewClock(), nodes: map[string]*node{}}
+	return newClusterGrace(t, url, testGrace, ids...)
+}
+
+func newClusterGrace(t *testing.T, url string, grace time.Duration, ids ...string) *cluster {
+	t.Helper()
+	cl := &cluster{t: t, url: url, clock: inboxtest.NewClock(), grace: grace, nodes: map[string]*node{}}
 	for _, id := range ids {
 		cl.start(id)
 	}
@@ -76,7 +84,7 @@ func (cl *cluster) start(id string) *node {
 	// they cross is inbox's TestBus*).
 	s := inboxtest.Open(cl.t, cl.url, &inbox.Options{NodeID: id, Now: cl.clock.Now, Logger: quiet, NoBus: true})
 	n := &node{t: cl.t, s: s}
-	n.p = New(s, Options{Grace: testGrace, Manual: true, AfterFunc: cl.clock.AfterFunc,
+	n.p = New(s, Options{Grace: cl.grace, Manual: true, AfterFunc: cl.clock.AfterFunc,
 		Logger: quiet})
 	s.Hub().SubscribeFunc(0, func(ev inbox.Event) {
 		var what string
@@ -362,49 +370,251 @@ func TestNodeReapedOnce(t *testing.T) {
 	})
 }
 
-// A process killed without Close leaves its rows; the next process on
-// the database reaps them: at once when it has the same node_id, after
-// the grace otherwise. Before issue 14 its visitors stayed online for
-// good on SQLite.
-func TestRestartAfterCrash(t *testing.T) {
-	for _, sameID := range []bool{true, false} {
-		t.Run(fmt.Sprintf("same id %v", sameID), func(t *testing.T) {
+// A node that stops (Close) after its sockets closed leaves its visitors
+// and agents their grace, as if each socket had closed at the stop: one
+// who reconnects to another node within it never shows offline and no
+// presence event is sent (a rolling restart); one who does not goes
+// offline once the grace has passed since the stop, not before and not
+// at the dead-node bound, announced once by the node still running. A
+// transition queued at the stop is written by Close. A stopped node does
+// not count as live. With a grace shorter than inbox.NodeDeadAfter too.
+func TestGracefulStop(t *testing.T) {
+	for _, grace := range []time.Duration{testGrace, 4 * time.Second} {
+		t.Run(fmt.Sprint("grace ", grace), func(t *testing.T) {
 			runShared(t, func(t *testing.T, url string) {
-				cl := newCluster(t, url, "a")
-				a := cl.nodes["a"]
-				a.beat()
-				a.p.ContactConnected(cl.c.ID)
-				a.p.AgentConnected(cl.a.ID)
-				a.flush()
-				a.closed = true // kill -9: no Close; the Store stays open, unused
-				cl.clock.Advance(5 * time.Second)
-				id := "a2"
-				if sameID {
-					id = "a"
-				}
-				n := cl.start(id)
-				n.beat()
-				if sameID {
-					if n.online(cl.c.ID) || n.agent(cl.a.ID) != inbox.PresenceOffline {
-						t.Fatalf("online after a restart with the same node id")
-					}
-					wantEvents(t, "restart", n.takeEvents(), fmt.Sprintf("contact %d offline", cl.c.ID), fmt.Sprintf("agent %d offline", cl.a.ID))
-					return
-				}
-				if !n.online(cl.c.ID) {
-					t.Fatalf("offline at once after a restart with a new node id: the grace is %v", testGrace)
-				}
-				cl.advance(testGrace, "a2")
-				if n.online(cl.c.ID) || n.agent(cl.a.ID) != inbox.PresenceOffline {
-					t.Fatalf("still online %v after the crash", testGrace+5*time.Second)
-				}
+				testGracefulStop(t, url, grace)
 			})
 		})
 	}
 }
 
+func testGracefulStop(t *testing.T, url string, grace time.Duration) {
+	ctx := context.Background()
+	cl := newClusterGrace(t, url, grace, "a", "b")
+	a, b := cl.nodes["a"], cl.nodes["b"]
+	gone, err := a.s.CreateAgent(ctx, inbox.NewAgent{Email: "g@example.com", Name: "G", Password: "0123456789"})
+	if err != nil {
+		t.Fatalf("CreateAgent() = %v", err)
+	}
+	left, err := a.s.CreateContact(ctx, inbox.NewContact{Name: "Lu"})
+	if err != nil {
+		t.Fatalf("CreateContact() = %v", err)
+	}
+	// x and agent ag move to b; y and agent gone do not come back; w
+	// left before the stop, but a had not written it yet.
+	x, y, w, ag := cl.c.ID, cl.c2.ID, left.ID, cl.a.ID
+	a.beat()
+	b.beat()
+	for _, id := range []int64{x, y, w} {
+		a.p.ContactConnected(id)
+	}
+	a.p.AgentConnected(ag)
+	a.p.AgentConnected(gone.ID)
+	a.flush()
+	a.p.ContactDisconnected(w)
+	cl.advance(grace, "a", "b")
+	a.takeEvents()
+	b.takeEvents()
+
+	// SIGTERM: a's sockets close (1001), then the Tracker.
+	for _, id := range []int64{x, y} {
+		a.p.ContactDisconnected(id)
+	}
+	a.p.AgentDisconnected(ag)
+	a.p.AgentDisconnected(gone.ID)
+	a.p.Close()
+	a.closed = true
+	wantEvents(t, "a stops", a.takeEvents(), fmt.Sprintf("contact %d offline", w))
+	if !b.online(x) || !b.online(y) || b.online(w) || b.agent(ag) != inbox.PresenceOnline || b.agent(gone.ID) != inbox.PresenceOnline {
+		t.Fatalf("after a stopped: x online %v, y online %v, w online %v, agents %s and %s; want true, true, false, online, online",
+			b.online(x), b.online(y), b.online(w), b.agent(ag), b.agent(gone.ID))
+	}
+	b.beat()
+	if b.p.Nodes() != 1 {
+		t.Fatalf("b sees %d live nodes after a stopped, want 1", b.p.Nodes())
+	}
+
+	// x and the agent reconnect to b, a second later.
+	cl.advance(time.Second, "b")
+	b.p.ContactConnected(x)
+	b.p.AgentConnected(ag)
+	b.flush()
+	wantEvents(t, "x and the agent back on b", b.takeEvents())
+
+	cl.advance(grace-time.Second-time.Millisecond, "b")
+	if !b.online(y) || b.agent(gone.ID) != inbox.PresenceOnline {
+		t.Fatalf("y online %v, agent %s just before the grace since the stop ended; want true, online", b.online(y), b.agent(gone.ID))
+	}
+	wantEvents(t, "within the grace", b.takeEvents())
+	cl.advance(time.Millisecond, "b")
+	if b.online(y) || b.agent(gone.ID) != inbox.PresenceOffline {
+		t.Fatalf("y online %v, agent %s once the grace since the stop ended; want false, offline", b.online(y), b.agent(gone.ID))
+	}
+	if !b.online(x) || b.agent(ag) != inbox.PresenceOnline {
+		t.Fatalf("x online %v, agent %s: they came back on b", b.online(x), b.agent(ag))
+	}
+	wantEvents(t, "the grace since the stop ended", b.takeEvents(),
+		fmt.Sprintf("contact %d offline", y), fmt.Sprintf("agent %d offline", gone.ID))
+	cl.advance(inbox.NodeDeadAfter+cl.grace, "b")
+	wantEvents(t, "beats after", b.takeEvents())
+	wantEvents(t, "a after its stop", a.takeEvents())
+}
+
+// Without a grace (offline_after 0) a node that stops takes its visitors
+// and agents offline at once, announced once.
+func TestStopWithoutGrace(t *testing.T) {
+	runShared(t, func(t *testing.T, url string) {
+		cl := newClusterGrace(t, url, 0, "a", "b")
+		a, b := cl.nodes["a"], cl.nodes["b"]
+		a.beat()
+		b.beat()
+		a.p.ContactConnected(cl.c.ID)
+		a.p.AgentConnected(cl.a.ID)
+		a.flush()
+		a.takeEvents()
+		a.p.ContactDisconnected(cl.c.ID)
+		a.p.AgentDisconnected(cl.a.ID)
+		a.p.Close()
+		a.closed = true
+		if b.online(cl.c.ID) || b.agent(cl.a.ID) != inbox.PresenceOffline {
+			t.Fatalf("after a stopped without a grace: online %v, agent %s", b.online(cl.c.ID), b.agent(cl.a.ID))
+		}
+		wantEvents(t, "a stopped", a.takeEvents(), fmt.Sprintf("contact %d offline", cl.c.ID), fmt.Sprintf("agent %d offline", cl.a.ID))
+		b.beat()
+		wantEvents(t, "b's beat", b.takeEvents())
+	})
+}
+
+// A process that stops, or is killed without Close, leaves its rows; the
+// next process on the database (SQLite's one node, or a cluster's last)
+// reaps them by the grace rule: after the grace since the stop, or since
+// the last heartbeat of a killed node with the same node_id (whose rows
+// the new process retires rather than reaping them at once, which blinked
+// its visitors offline at every restart), or after max(grace,
+// inbox.NodeDeadAfter) since the last heartbeat of a killed node with
+// another id. Meanwhile a visitor who reconnects to the new process stays
+// online throughout, even under the same node id. Before issue 14 a
+// killed node's visitors stayed online for good on SQLite.
+func TestRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		sameID, crash bool
+	}{
+		{"stop, same id", true, false},
+		{"stop, new id", false, false},
+		{"kill, same id", true, true},
+		{"kill, new id", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runShared(t, func(t *testing.T, url string) {
+				cl := newCluster(t, url, "a")
+				a := cl.nodes["a"]
+				x, y, ag := cl.c.ID, cl.c2.ID, cl.a.ID
+				a.beat()
+				a.p.ContactConnected(x)
+				a.p.ContactConnected(y)
+				a.p.AgentConnected(ag)
+				a.flush()
+				a.takeEvents()
+				// The last heartbeat and the stop (or kill) are now.
+				if tc.crash {
+					a.closed = true // kill -9: no Close; the Store stays open, unused
+				} else {
+					a.p.ContactDisconnected(x)
+					a.p.ContactDisconnected(y)
+					a.p.AgentDisconnected(ag)
+					a.p.Close()
+					a.closed = true
+					wantEvents(t, "stop", a.takeEvents())
+				}
+				cl.clock.Advance(5 * time.Second)
+				id := "a2"
+				if tc.sameID {
+					id = "a"
+				}
+				n := cl.start(id)
+				n.beat()
+				if !n.online(x) || !n.online(y) || n.agent(ag) != inbox.PresenceOnline {
+					t.Fatalf("after the restart: x online %v, y online %v, agent %s; want online within the grace %v",
+						n.online(x), n.online(y), n.agent(ag), testGrace)
+				}
+				if (tc.sameID || !tc.crash) && n.p.Nodes() != 1 {
+					t.Fatalf("%d live nodes, want 1: the predecessor is not running", n.p.Nodes())
+				}
+				// x comes back, to the new process.
+				n.p.ContactConnected(x)
+				n.flush()
+				wantEvents(t, "restart, x back", n.takeEvents())
+
+				cl.advance(testGrace-5*time.Second-time.Millisecond, id)
+				if !n.online(y) || n.agent(ag) != inbox.PresenceOnline {
+					t.Fatalf("y online %v, agent %s before the grace ended", n.online(y), n.agent(ag))
+				}
+				wantEvents(t, "within the grace", n.takeEvents())
+				cl.advance(2*time.Millisecond, id)
+				if n.online(y) || n.agent(ag) != inbox.PresenceOffline || !n.online(x) {
+					t.Fatalf("once the grace ended: x online %v, y online %v, agent %s; want true, false, offline",
+						n.online(x), n.online(y), n.agent(ag))
+				}
+				wantEvents(t, "the grace ended", n.takeEvents(), fmt.Sprintf("contact %d offline", y), fmt.Sprintf("agent %d offline", ag))
+				cl.advance(inbox.NodeDeadAfter+testGrace, id)
+				wantEvents(t, "beats after", n.takeEvents())
+			})
+		})
+	}
+}
+
+// A process that starts with the node_id of a stopped one whose grace is
+// over, while another node reaps the stopped one: whichever goes first,
+// the stopped rows are removed once and their visitor announced offline
+// once, and the new process's own row stays.
+func TestRestartWhileReaping(t *testing.T) {
+	runShared(t, func(t *testing.T, url string) {
+		cl := newCluster(t, url, "a", "b")
+		b := cl.nodes["b"]
+		b.beat()
+		for round := 0; round < 3; round++ {
+			a := cl.nodes["a"]
+			a.beat()
+			a.p.ContactConnected(cl.c.ID)
+			a.flush()
+			a.p.ContactDisconnected(cl.c.ID)
+			a.p.Close()
+			a.closed = true
+			a.takeEvents()
+			b.takeEvents()
+			cl.clock.Advance(testGrace)
+			n := cl.start("a")
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				if err := n.s.Heartbeat(context.Background()); err != nil {
+					t.Errorf("round %d: the new process's Heartbeat() = %v", round, err)
+				}
+			})
+			wg.Go(func() {
+				if _, err := b.s.ReapNodes(context.Background(), testGrace); err != nil {
+					t.Errorf("round %d: ReapNodes() = %v", round, err)
+				}
+			})
+			wg.Wait()
+			b.beat() // reaps the retired rows if the restart went first
+			wantEvents(t, fmt.Sprintf("round %d", round), append(b.takeEvents(), n.takeEvents()...),
+				fmt.Sprintf("contact %d offline", cl.c.ID))
+			if b.online(cl.c.ID) {
+				t.Fatalf("round %d: online after the reaping", round)
+			}
+			n.beat()
+			if n.p.Nodes() != 2 {
+				t.Fatalf("round %d: the new process sees %d live nodes, want 2", round, n.p.Nodes())
+			}
+			b.beat()
+		}
+	})
+}
+
 // A Tracker that is not manual beats on its own, timed by
-// Options.AfterFunc, and Close removes its node at once.
+// Options.AfterFunc; Close marks its node stopped, and another node
+// removes its presence once the grace has passed since.
 func TestHeartbeatGoroutine(t *testing.T) {
 	runShared(t, func(t *testing.T, url string) {
 		clock := inboxtest.NewClock()
@@ -437,13 +647,21 @@ func TestHeartbeatGoroutine(t *testing.T) {
 			ct, err := other.Contact(context.Background(), c.ID)
 			return err == nil && ct.Online
 		})
+		p.ContactDisconnected(c.ID)
 		p.Close()
 		closed = true
-		if ct, err := other.Contact(context.Background(), c.ID); err != nil || ct.Online {
-			t.Fatalf("after Close: online %v, %v", ct.Online, err)
+		if ct, err := other.Contact(context.Background(), c.ID); err != nil || !ct.Online {
+			t.Fatalf("after Close: online %v, %v; want online for the grace", ct.Online, err)
 		}
 		if err := ob.Beat(context.Background()); err != nil || ob.Nodes() != 1 {
 			t.Fatalf("b sees %d nodes after a closed (%v), want 1", ob.Nodes(), err)
+		}
+		clock.Advance(testGrace)
+		if err := ob.Beat(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if ct, err := other.Contact(context.Background(), c.ID); err != nil || ct.Online {
+			t.Fatalf("the grace after Close: online %v, %v; want offline", ct.Online, err)
 		}
 	})
 }

@@ -24,7 +24,18 @@
 //     for longer than max(grace, inbox.NodeDeadAfter) (Beat): a node that
 //     dies takes its visitors' and agents' presence with it within the
 //     grace plus a heartbeat or two, once their sockets have not come back
-//     to another node. A node that stops (Close) removes its rows at once.
+//     to another node.
+//   - A node that stops (Close) counts each of its sockets as closed at
+//     that moment: it writes its last transitions and marks its row
+//     stopped (inbox.Store.StopNode), and its rows stay for the grace.
+//     A visitor or agent who reconnects to another node within it (a
+//     rolling restart) never shows offline; one who does not goes
+//     offline once the grace has passed since the stop, at the next Beat
+//     of a node still running, announced once. When no node is left, the
+//     next one to start does it (a restart of a single node, on SQLite
+//     too), and a restart with the same node_id leaves its predecessor's
+//     rows the same grace (inbox/nodes.go). Without a grace (0) Close
+//     removes the rows at once.
 package presence
 
 import (
@@ -185,15 +196,17 @@ func New(store *inbox.Store, opts Options) *Tracker {
 // saw, for the metric microchat_cluster_nodes; 0 before the first.
 func (p *Tracker) Nodes() int { return int(p.nodes.Load()) }
 
-// ReapAfter is how long a node's liveness row must be silent before this
-// Tracker removes the node's presence: the grace period, at least
-// inbox.NodeDeadAfter. A dead node's visitors so keep their grace to come
-// back through another node before they show offline.
+// ReapAfter is how long a running node's liveness row must be silent
+// before this Tracker removes the node's presence: the grace period, at
+// least inbox.NodeDeadAfter. A dead node's visitors so keep their grace to
+// come back through another node before they show offline. A stopped
+// node's presence is removed once the grace has passed since its stop.
 func (p *Tracker) ReapAfter() time.Duration { return max(p.grace, inbox.NodeDeadAfter) }
 
 // Beat records this node's liveness (one UPDATE) and removes the presence
-// of nodes silent for longer than ReapAfter (one SELECT, and a
-// transaction per dead node). If another node had found this one dead,
+// of nodes silent for longer than ReapAfter, or stopped for longer than
+// the grace (one SELECT, and a transaction per node removed;
+// inbox.Store.ReapNodes). If another node had found this one dead,
 // everything this Tracker counts is written again. The heartbeat
 // goroutine calls it every inbox.NodeHeartbeat; so do tests with
 // Options.Manual.
@@ -207,7 +220,7 @@ func (p *Tracker) Beat(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node heartbeat: %w", err)
 	}
-	st, err := p.store.ReapNodes(ctx, p.ReapAfter())
+	st, err := p.store.ReapNodes(ctx, p.grace)
 	if err != nil {
 		return fmt.Errorf("reaping dead nodes: %w", err)
 	}
@@ -359,7 +372,7 @@ func (p *Tracker) expire(k presenceKey, gen uint32) {
 // to do is forgotten. Nothing after Close. Called with p.mu held.
 func (p *Tracker) update(k presenceKey, st *presenceState) {
 	if p.closed {
-		return // Close removed this node's rows: nothing more is written
+		return // Close writes what is queued, then nothing more
 	}
 	st.want = valueOffline
 	if st.sockets > 0 || st.grace != nil {
@@ -384,10 +397,15 @@ func (p *Tracker) update(k presenceKey, st *presenceState) {
 	}
 }
 
-// Close stops counting, stops the writer and the heartbeat, and removes
-// this node's liveness and presence rows in one transaction: everyone
-// counted here only goes offline (inbox.Store.LeaveNode). Call it once
-// the sockets are closed.
+// Close stops counting, stops the heartbeat and the writer, writes the
+// transitions still queued, and marks this node stopped
+// (inbox.Store.StopNode): each socket counts as closed now, and everyone
+// counted here stays online for the grace period, through which they may
+// reconnect to another node without showing offline (spec rule 6); then
+// a node still running, or the next to start, takes them offline. A
+// grace already running on a closed socket runs again from now. Without
+// a grace Close takes them offline at once (inbox.Store.LeaveNode). Call
+// it once the sockets are closed.
 func (p *Tracker) Close() {
 	p.mu.Lock()
 	if p.closed {
@@ -397,31 +415,39 @@ func (p *Tracker) Close() {
 		return
 	}
 	p.closed = true
+	// What each state wants stays as it is (update does nothing from now
+	// on): the queued transitions are written below, and the node's
+	// expiry ends the graces.
 	for _, agent := range []bool{false, true} {
 		for _, st := range p.states(presenceKey{agent: agent}) {
 			if st.grace != nil {
 				st.grace()
 				st.grace = nil
 			}
-			st.sockets = 0
-			st.dirty = false
 		}
 	}
-	// LeaveNode settles them all at once.
-	p.dirty = nil
 	p.mu.Unlock()
 	if !p.opts.Manual {
 		close(p.stop)
 		<-p.done
 		<-p.beatsDone
 	}
-	// The writer is stopped: nothing writes a row after this.
+	// The writer has stopped, after a last Flush; with Options.Manual
+	// this one is the last.
+	if err := p.Flush(); err != nil {
+		p.log.Warn("storing presence before stopping", "err", err)
+	}
+	// Nothing writes a row after this.
 	p.writer.Lock()
 	defer p.writer.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := p.store.LeaveNode(ctx); err != nil {
-		p.log.Warn("removing this node's presence", "err", err)
+	stop := p.store.StopNode
+	if p.grace <= 0 {
+		stop = p.store.LeaveNode
+	}
+	if err := stop(ctx); err != nil {
+		p.log.Warn("marking this node stopped", "err", err)
 	}
 }
 

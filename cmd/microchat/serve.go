@@ -191,8 +191,10 @@ func startChannels(cfg config.Config, store *inbox.Store, log *slog.Logger) (*ch
 	return c, nil
 }
 
-// close stops the channels, then the tracker, which stores everyone it
-// still counted as offline: call it once the sockets are closed.
+// close stops the channels, then the tracker, which marks this node
+// stopped: everyone it still counted keeps the grace (offline_after) to
+// come back on another node before showing offline. Call it once the
+// sockets are closed.
 func (c *channels) close() {
 	c.chat.Close()
 	c.presence.Close()

@@ -241,6 +241,87 @@ func TestKillNodeWithSockets(t *testing.T) {
 	}
 }
 
+// TestRollingRestart stops a node with SIGTERM and starts it again with
+// its node_id, as a rolling restart does: its visitor and agent who
+// reconnect to the other node within offline_after never show offline
+// there, and its visitor who does not come back shows offline once
+// offline_after has passed since their socket closed, not at once (the
+// stopping node used to take its visitors offline 30 ms after the 1001
+// close, and they came back online a second later).
+func TestRollingRestart(t *testing.T) {
+	processTest(t)
+	const grace = 5 * time.Second
+	c := clustertest.Start(t, clustertest.Options{Nodes: 2, OfflineAfter: grace})
+	a, b := c.Nodes[0], c.Nodes[1]
+
+	// Y watches from B. On A: agent X and visitor V1, who move to B, and
+	// visitor V2, who leaves.
+	y := clustertest.Admin(t, b)
+	x := newAgent(t, y, b, "xena@example.com", "Xena")
+	ys := y.Dial(b, "")
+	xs := x.Dial(a, "")
+	v1 := clustertest.StartVisitor(t, a, "Vic", "")
+	v2 := clustertest.StartVisitor(t, a, "Val", "")
+	v1s := v1.Dial(a, v1.Conversation.Seq)
+	v2s := v2.Dial(a, v2.Conversation.Seq)
+	xOffline := func(f clustertest.Frame) bool {
+		return f.Type == "agent_presence" && f.AgentID == x.Agent.ID && f.Presence == "offline"
+	}
+	ys.WaitSeen("V1 online", isContactPresence(v1.Contact.ID, true))
+	ys.WaitSeen("V2 online", isContactPresence(v2.Contact.ID, true))
+	ys.WaitSeen("X online", func(f clustertest.Frame) bool {
+		return f.Type == "agent_presence" && f.AgentID == x.Agent.ID && f.Presence == "online"
+	})
+
+	if code := a.Stop(); code != 0 {
+		t.Fatalf("%s exited with %d after SIGTERM", a.ID, code)
+	}
+	for _, s := range []*clustertest.Socket{xs, v1s, v2s} {
+		s.WaitClosed(clustertest.Patience, "a socket of the stopped node")
+	}
+	v1r := v1.Dial(b, v1.Conversation.Seq)
+	x.Dial(b, "")
+	if back := time.Since(v1s.ClosedAt()); back >= grace {
+		t.Fatalf("V1 reconnected %v after their socket closed, not within offline_after %v: the machine is too slow for this test", back, grace)
+	}
+	// A comes back with its node_id, while its predecessor's rows wait.
+	a.Start()
+
+	bound := grace + heartbeat + slack
+	f := ys.WaitForWithin(bound, "V2 (gone with the stopped node) offline", func(f clustertest.Frame) bool {
+		if isContactPresence(v1.Contact.ID, false)(f) {
+			t.Fatalf("V1 shown offline to Y after moving from the stopped node to B within offline_after: %s", f.Raw)
+		}
+		if xOffline(f) {
+			t.Fatalf("X shown offline to Y after moving from the stopped node to B within offline_after: %s", f.Raw)
+		}
+		return isContactPresence(v2.Contact.ID, false)(f)
+	})
+	after := f.At.Sub(v2s.ClosedAt())
+	t.Logf("V2 offline %v after their socket closed (offline_after %v)", after.Round(time.Millisecond), grace)
+	if after < grace {
+		t.Errorf("V2 offline %v after their socket closed, before offline_after %v", after, grace)
+	}
+	// The stopped node's rows are gone, V2's with V1's and X's, in one
+	// transaction: V1 and X are still online, on B.
+	if !contactOnline(y, b, v1.Contact.ID) {
+		t.Errorf("GET /contacts/%d: V1 offline, reconnected to B", v1.Contact.ID)
+	}
+	var agents struct{ Agents []inbox.Agent }
+	y.Get(b, "/api/v1/agents", &agents)
+	for _, ag := range agents.Agents {
+		if ag.ID == x.Agent.ID && ag.Presence != inbox.PresenceOnline {
+			t.Errorf("GET /agents: X %s, reconnected to B", ag.Presence)
+		}
+	}
+	for _, f := range ys.Frames() {
+		if isContactPresence(v1.Contact.ID, false)(f) || xOffline(f) {
+			t.Errorf("Y's socket got %s", f.Raw)
+		}
+	}
+	v1r.Close()
+}
+
 // TestKillDuringSMTPSend kills the node sending a reply by email while the
 // mail server holds its DATA: the reply goes out again from another node,
 // never lost. The mail server had the whole mail when its sender died
