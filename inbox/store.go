@@ -37,7 +37,9 @@ type Options struct {
 	Publisher Publisher
 	// Hub is the in-process hub; nil means a new one.
 	Hub *Hub
-	// Logger; nil means slog.Default().
+	// Logger; nil means slog.Default(). The Store's lines carry
+	// pkg=inbox and node_id=NodeID: the caller's logger should not add the
+	// node id again.
 	Logger *slog.Logger
 	// MaxOpenConns bounds the PostgreSQL pool (default 20).
 	MaxOpenConns int
@@ -178,7 +180,7 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		o.NodeID = newNodeID()
 	}
 	ownPublisher := opts != nil && opts.Publisher != nil
-	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox")
+	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox", "node_id", o.NodeID)
 	if err := s.SetChannels(o.Channels...); err != nil {
 		return nil, err
 	}
