@@ -197,7 +197,7 @@ func (s *Store) lockConn(ctx context.Context, name string) (*pgx.Conn, error) {
 	cfg.RuntimeParams["tcp_keepalives_idle"] = secs
 	cfg.RuntimeParams["tcp_keepalives_interval"] = secs
 	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
-	cfg.RuntimeParams["application_name"] = truncate("microchat lock "+name, 63)
+	cfg.RuntimeParams["application_name"] = s.appName("lock " + name)
 	// Its statements are few and simple: no statement cache to keep.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	return pgx.ConnectConfig(ctx, cfg)
