@@ -18,7 +18,9 @@ import (
 // nodes each worker's series is 1, or 0 for at most the takeover time after
 // its holder died. Jobs: "mailbox:<name>" (fetching that mailbox),
 // "timers" (queueing continuity digests), "prune" (expired sessions and
-// old events).
+// old events). A series exists once its node runs Lead for the job: prune
+// on every node (cmd/microchat), mailbox:<name> and timers only on nodes
+// with a mailbox configured (channels/email).
 var leasesHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "microchat_worker_leases_held",
 	Help: "1 while this node holds the worker lock of a job and runs it (mailbox:<name>, timers, prune).",
