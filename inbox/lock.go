@@ -45,8 +45,12 @@ var leasesHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 //     makes the Lock Lost, and its job stops at once. A holder cut off
 //     from the database therefore knows within 2×LockCheckEvery (10 s) of
 //     its last answer, before PostgreSQL can give the lock to another
-//     node (20 s): two nodes never believe they hold the same lock
-//     unless the clocks of both machines stall for 10 s.
+//     node (20 s). But when PostgreSQL ends the session of a holder it
+//     can still reach (pg_terminate_backend, a restart or failover of
+//     the database), the lock is free at once and the holder learns it
+//     at its next ping: for up to LockCheckEvery (5 s) two nodes may
+//     both hold the lock and run its job. Jobs must bear that overlap
+//     (a mailbox's: each mail is stored once, by its Message-ID).
 //   - Other nodes try again every LockRetryEvery (5 s, Lead), so a lock
 //     is taken over within LockRetryEvery after a kill -9 and within
 //     lockServerGone + LockRetryEvery (25 s) after its host vanished.
