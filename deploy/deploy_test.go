@@ -571,6 +571,82 @@ func TestComposeCluster(t *testing.T) {
 	}
 }
 
+// TestComposeClusterCommands checks the command that starts the cluster
+// profile wherever the instructions give it (README.md, docs/scaling.md,
+// docker-compose.yml's own header): it sets every variable that
+// docker-compose.yml takes from the environment (${VAR} or ${VAR:-...}),
+// and MICROCHAT_BASE_URL names the port nginx publishes. A command that
+// left one out would start nodes that print links to the wrong place or
+// create no admin.
+func TestComposeClusterCommands(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uncommented []string
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			uncommented = append(uncommented, line)
+		}
+	}
+	var need []string
+	for _, m := range regexp.MustCompile(`\$\{([A-Z0-9_]+)(?::?[-?+][^}]*)?\}`).FindAllStringSubmatch(strings.Join(uncommented, ""), -1) {
+		if !slices.Contains(need, m[1]) {
+			need = append(need, m[1])
+		}
+	}
+	if !slices.Contains(need, "MICROCHAT_BASE_URL") {
+		t.Fatalf("docker-compose.yml takes %v from the environment, want MICROCHAT_BASE_URL among them", need)
+	}
+	nginx := readCompose(t).Services["nginx"]
+	if len(nginx.Ports) == 0 {
+		t.Fatal("nginx publishes no port")
+	}
+	nginxPort, _, _ := strings.Cut(nginx.Ports[0], ":")
+
+	assign := regexp.MustCompile(`(?:^|\s)([A-Z][A-Z0-9_]*)=('[^']*'|"[^"]*"|\S*)`)
+	for _, f := range []string{"README.md", "docs/scaling.md", "docker-compose.yml"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Commands, with their continued lines joined and a comment's
+		// "#" removed.
+		var cmds []string
+		cur := ""
+		for line := range strings.Lines(string(b)) {
+			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "#"))
+			if rest, ok := strings.CutSuffix(line, "\\"); ok {
+				cur += rest + " "
+				continue
+			}
+			cur += line
+			if strings.Contains(cur, "docker compose --profile cluster up") {
+				cmds = append(cmds, cur)
+			}
+			cur = ""
+		}
+		if len(cmds) == 0 {
+			t.Errorf("%s has no \"docker compose --profile cluster up\" command", f)
+		}
+		for _, cmd := range cmds {
+			env, _, _ := strings.Cut(cmd, "docker compose")
+			set := map[string]string{}
+			for _, m := range assign.FindAllStringSubmatch(env, -1) {
+				set[m[1]] = strings.Trim(m[2], `'"`)
+			}
+			for _, v := range need {
+				if _, ok := set[v]; !ok {
+					t.Errorf("%s: %q does not set %s, which docker-compose.yml takes from the environment", f, cmd, v)
+				}
+			}
+			if u := set["MICROCHAT_BASE_URL"]; u != "" && !strings.HasSuffix(u, ":"+nginxPort) {
+				t.Errorf("%s: MICROCHAT_BASE_URL=%s, want nginx's published port %s", f, u, nginxPort)
+			}
+		}
+	}
+}
+
 // registeredMetrics returns the Prometheus metric names the code declares:
 // the Name (with Namespace and Subsystem) of every prometheus.*Opts
 // literal and the first argument of every prometheus.NewDesc, in the

@@ -261,7 +261,10 @@ type appendReq struct {
 	msg      Message
 	created  bool
 	reopened bool
-	err      error
+	// eventID is the id of the message_added event stored for a created
+	// message: the published event carries it, as its replay does.
+	eventID int64
+	err     error
 }
 
 // decide sets r.reply for an agent message to contact c (rule 5).
@@ -499,7 +502,9 @@ func (a *appender) finish(batch []*appendReq, cs *channelSet) {
 			continue
 		}
 		if r.created {
-			evs = append(evs, messageEvent(r.msg, r.reopened))
+			ev := messageEvent(r.msg, r.reopened)
+			ev.ID = r.eventID
+			evs = append(evs, ev)
 		}
 	}
 	if len(evs) > 0 {
@@ -517,7 +522,7 @@ func (a *appender) finish(batch []*appendReq, cs *channelSet) {
 
 func (a *appender) exec(batch []*appendReq, cs *channelSet) error {
 	for _, r := range batch {
-		r.created, r.reopened, r.msg, r.err = false, false, Message{}, nil
+		r.created, r.reopened, r.msg, r.eventID, r.err = false, false, Message{}, 0, nil
 		r.reply = ReplyDecision{Channel: r.in.Channel, State: r.in.State}
 		if r.in.Channel == ChannelNote {
 			r.reply = noteDecision
@@ -653,6 +658,7 @@ const pgAppendWith = `WITH prev AS (
 	SELECT $1, m.seq, 'message_added', m.id,
 		CASE WHEN $4 = 'contact' AND (SELECT status FROM prev) = 'closed' THEN $11::bytea END, $9
 	FROM m
+	RETURNING id
 ), a AS (
 	UPDATE attachments SET message_id = m.id FROM m
 	WHERE attachments.id = ANY($3) AND attachments.conversation_id = $1 AND attachments.message_id IS NULL
@@ -661,10 +667,10 @@ const pgAppendWith = `WITH prev AS (
 )`
 
 const pgAppendResult = `
-SELECT m.id, m.seq, true, (SELECT status FROM prev), (SELECT count(*) FROM a),
+SELECT m.id, m.seq, true, (SELECT status FROM prev), (SELECT count(*) FROM a), (SELECT id FROM e),
 	NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz, NULL::bigint[] FROM m
 UNION ALL
-SELECT dup.id, dup.seq, false, (SELECT status FROM prev), 0,
+SELECT dup.id, dup.seq, false, (SELECT status FROM prev), 0, NULL::bigint,
 	dup.author, dup.agent_id, dup.channel, dup.text, dup.html, dup.state, dup.created_at, dup.atts FROM dup`
 
 const (
@@ -885,6 +891,7 @@ func pgResult(br pgx.BatchResults, r *appendReq) error {
 	}
 	var (
 		id, seq, attached int64
+		eventID           *int64
 		created           bool
 		prev              *string
 		author, ch, text  *string
@@ -893,7 +900,7 @@ func pgResult(br pgx.BatchResults, r *appendReq) error {
 		at                *time.Time
 		atts              []int64
 	)
-	if err := rows.Scan(&id, &seq, &created, &prev, &attached, &author, &agentID, &ch, &text, &html, &state, &at, &atts); err != nil {
+	if err := rows.Scan(&id, &seq, &created, &prev, &attached, &eventID, &author, &agentID, &ch, &text, &html, &state, &at, &atts); err != nil {
 		return err
 	}
 	status := ""
@@ -901,6 +908,9 @@ func pgResult(br pgx.BatchResults, r *appendReq) error {
 		status = *prev
 	}
 	r.result(id, seq, created, status)
+	if eventID != nil {
+		r.eventID = *eventID
+	}
 	switch {
 	case !created && !sameContent(r.in, *ch, *text, *html, atts):
 		r.msg, r.err = Message{}, reusedClientID()

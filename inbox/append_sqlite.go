@@ -349,34 +349,11 @@ func (b *sqliteBatch) insertMessages(fresh []*appendReq) error {
 		args = append(args, m.ConversationID, r.msg.Seq, nullString(m.ClientID), m.Author,
 			nullInt(m.AgentID), r.reply.Channel, m.Text, m.HTML, r.reply.State, r.at)
 	}
-	// RETURNING gives no order: match the ids by (conversation, seq).
-	type key struct{ conversationID, seq int64 }
-	byKey := make(map[key]*appendReq, len(fresh))
-	for _, r := range fresh {
-		byKey[key{r.in.ConversationID, r.msg.Seq}] = r
-	}
-	n := 0
-	err := b.chunked(stmtInsertMessages, args, 10, func(rows *sql.Rows) error {
-		var k key
-		var id int64
-		if err := rows.Scan(&id, &k.conversationID, &k.seq); err != nil {
-			return err
-		}
-		if r := byKey[k]; r != nil {
-			r.msg.ID = id
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if n != len(fresh) {
-		return fmt.Errorf("inbox: %d of %d messages inserted", n, len(fresh))
-	}
-	return nil
+	return b.insertReturning(stmtInsertMessages, args, 10, fresh, "messages", func(r *appendReq, id int64) { r.msg.ID = id })
 }
 
+// insertEvents inserts the message_added events of the new messages and
+// keeps their ids, which the published events carry as their replays do.
 func (b *sqliteBatch) insertEvents(fresh []*appendReq) error {
 	args := make([]any, 0, 5*len(fresh))
 	for _, r := range fresh {
@@ -386,7 +363,39 @@ func (b *sqliteBatch) insertEvents(fresh []*appendReq) error {
 		}
 		args = append(args, r.in.ConversationID, r.msg.Seq, r.msg.ID, data, r.at)
 	}
-	return b.chunked(stmtInsertEvents, args, 5, nil)
+	return b.insertReturning(stmtInsertEvents, args, 5, fresh, "events", func(r *appendReq, id int64) { r.eventID = id })
+}
+
+// insertReturning runs an insert of one row per message of fresh whose
+// rows return (id, conversation_id, seq), and calls set with each
+// message's new id. RETURNING gives no order: the ids are matched by
+// (conversation, seq). what names the rows in the error of a row count
+// that is not len(fresh).
+func (b *sqliteBatch) insertReturning(kind sqliteStmtKind, args []any, width int, fresh []*appendReq, what string, set func(r *appendReq, id int64)) error {
+	byKey := make(map[convSeq]*appendReq, len(fresh))
+	for _, r := range fresh {
+		byKey[convSeq{r.in.ConversationID, r.msg.Seq}] = r
+	}
+	n := 0
+	err := b.chunked(kind, args, width, func(rows *sql.Rows) error {
+		var k convSeq
+		var id int64
+		if err := rows.Scan(&id, &k.conv, &k.seq); err != nil {
+			return err
+		}
+		if r := byKey[k]; r != nil {
+			set(r, id)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n != len(fresh) {
+		return fmt.Errorf("inbox: %d of %d %s inserted", n, len(fresh), what)
+	}
+	return nil
 }
 
 func (b *sqliteBatch) updateConversations() error {
@@ -466,7 +475,7 @@ func sqliteStmtText(kind sqliteStmtKind, n int) string {
 			VALUES ` + rows("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") + ` RETURNING id, conversation_id, seq`
 	case stmtInsertEvents:
 		return `INSERT INTO events (conversation_id, seq, type, message_id, data, created_at)
-			VALUES ` + rows("(?, ?, 'message_added', ?, ?, ?)")
+			VALUES ` + rows("(?, ?, 'message_added', ?, ?, ?)") + ` RETURNING id, conversation_id, seq`
 	case stmtUpdateConversations:
 		// VALUES names its columns column1, column2...: id, seq, at (NULL
 		// when only private notes were added), open, email.

@@ -33,8 +33,11 @@ func TestEventsPublishedAfterCommitAndReplayed(t *testing.T) {
 		}
 		stored := events(t, f.s, c.ID)
 		for i := range stored {
-			if live[i].Seq != stored[i].Seq || live[i].Type != stored[i].Type || string(live[i].Data) != string(stored[i].Data) {
-				t.Fatalf("published %d %s %s, stored %d %s %s", live[i].Seq, live[i].Type, live[i].Data, stored[i].Seq, stored[i].Type, stored[i].Data)
+			// The id too: a socket on this node gets the published event,
+			// one on another node the one read from the database.
+			if live[i].ID != stored[i].ID || live[i].Seq != stored[i].Seq || live[i].Type != stored[i].Type || string(live[i].Data) != string(stored[i].Data) {
+				t.Fatalf("published id %d %d %s %s, stored id %d %d %s %s", live[i].ID, live[i].Seq, live[i].Type, live[i].Data,
+					stored[i].ID, stored[i].Seq, stored[i].Type, stored[i].Data)
 			}
 		}
 		var added inbox.MessageAdded
@@ -280,6 +283,82 @@ func TestConcurrentChangesKeepSequence(t *testing.T) {
 		for i, seq := range seqs {
 			if seq != int64(i+2) {
 				t.Fatalf("followed seq %d at %d", seq, i)
+			}
+		}
+	})
+}
+
+// The appender stores messages in batches (several conversations, contact
+// messages and agent replies in one transaction); each published
+// message_added carries the id of its stored event, as a replay reads it.
+func TestBatchedMessagesPublishTheirEventIDs(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		// One committing worker on PostgreSQL too, so that the messages
+		// queued behind the held one make one batch.
+		f := newFixtureOpts(t, url, &inbox.Options{MaxOpenConns: 2})
+		var convs []int64
+		for range 3 {
+			convs = append(convs, f.start(t).ID)
+		}
+		all := f.s.Hub().Subscribe(0, 1000)
+		defer all.Close()
+
+		held, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		var mu sync.Mutex
+		commits := 0
+		f.s.SetBeforeCommit(func() error {
+			mu.Lock()
+			commits++
+			mu.Unlock()
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+			return nil
+		})
+		defer f.s.SetBeforeCommit(nil)
+		const n = 30
+		var wg sync.WaitGroup
+		submit := func(i int) {
+			m := inbox.NewMessage{ConversationID: convs[i%len(convs)], Author: inbox.AuthorContact, Text: fmt.Sprint("message ", i)}
+			if i%2 == 1 {
+				m.Author, m.AgentID = inbox.AuthorAgent, &f.alice.ID
+			}
+			wg.Add(1)
+			err := f.s.AddMessageAsync(ctx, m, func(_ inbox.Message, _ bool, err error) {
+				if err != nil {
+					t.Errorf("message %d: %v", i, err)
+				}
+				wg.Done()
+			})
+			noErr(t, "AddMessageAsync()", err)
+		}
+		submit(0)
+		<-held
+		for i := 1; i < n; i++ {
+			submit(i)
+		}
+		close(release)
+		wg.Wait()
+		if commits >= n {
+			t.Fatalf("%d transactions for %d messages, want batches", commits, n)
+		}
+
+		stored := map[[2]int64]int64{} // (conversation, seq) to event id
+		for _, c := range convs {
+			for _, ev := range events(t, f.s, c) {
+				stored[[2]int64{ev.ConversationID, ev.Seq}] = ev.ID
+			}
+		}
+		for got := 0; got < n; {
+			ev := inboxtest.Receive(t, all.C, "the messages' events")
+			if ev.Type != inbox.EventMessageAdded {
+				continue
+			}
+			got++
+			if id := stored[[2]int64{ev.ConversationID, ev.Seq}]; ev.ID == 0 || ev.ID != id {
+				t.Errorf("published message_added of conversation %d seq %d has id %d, stored %d", ev.ConversationID, ev.Seq, ev.ID, id)
 			}
 		}
 	})

@@ -18,7 +18,9 @@ import (
 // nodes each worker's series is 1, or 0 for at most the takeover time after
 // its holder died. Jobs: "mailbox:<name>" (fetching that mailbox),
 // "timers" (queueing continuity digests), "prune" (expired sessions and
-// old events).
+// old events). A series exists once its node runs Lead for the job: prune
+// on every node (cmd/microchat), mailbox:<name> and timers only on nodes
+// with a mailbox configured (channels/email).
 var leasesHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "microchat_worker_leases_held",
 	Help: "1 while this node holds the worker lock of a job and runs it (mailbox:<name>, timers, prune).",
@@ -43,8 +45,12 @@ var leasesHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 //     makes the Lock Lost, and its job stops at once. A holder cut off
 //     from the database therefore knows within 2×LockCheckEvery (10 s) of
 //     its last answer, before PostgreSQL can give the lock to another
-//     node (20 s): two nodes never believe they hold the same lock
-//     unless the clocks of both machines stall for 10 s.
+//     node (20 s). But when PostgreSQL ends the session of a holder it
+//     can still reach (pg_terminate_backend, a restart or failover of
+//     the database), the lock is free at once and the holder learns it
+//     at its next ping: for up to LockCheckEvery (5 s) two nodes may
+//     both hold the lock and run its job. Jobs must bear that overlap
+//     (a mailbox's: each mail is stored once, by its Message-ID).
 //   - Other nodes try again every LockRetryEvery (5 s, Lead), so a lock
 //     is taken over within LockRetryEvery after a kill -9 and within
 //     lockServerGone + LockRetryEvery (25 s) after its host vanished.
@@ -197,7 +203,7 @@ func (s *Store) lockConn(ctx context.Context, name string) (*pgx.Conn, error) {
 	cfg.RuntimeParams["tcp_keepalives_idle"] = secs
 	cfg.RuntimeParams["tcp_keepalives_interval"] = secs
 	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
-	cfg.RuntimeParams["application_name"] = truncate("microchat lock "+name, 63)
+	cfg.RuntimeParams["application_name"] = s.appName("lock " + name)
 	// Its statements are few and simple: no statement cache to keep.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	return pgx.ConnectConfig(ctx, cfg)

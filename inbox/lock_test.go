@@ -90,17 +90,18 @@ func TestLockLostWithConnection(t *testing.T) {
 }
 
 // TestLockKeepAlive: the lock's session tells PostgreSQL to give a silent
-// client up after LockKeepAlive and 3 probes, and names itself.
+// client up after LockKeepAlive and 3 probes, and names itself and its
+// node.
 func TestLockKeepAlive(t *testing.T) {
 	url := inboxtest.PostgresURL(t)
-	a := inboxtest.Open(t, url, nil)
+	a := inboxtest.Open(t, url, &inbox.Options{NodeID: "node-a"})
 	got, err := a.LockConnSettings(ctx, "mailbox:support")
 	if err != nil {
 		t.Fatal(err)
 	}
 	secs := strconv.Itoa(int(inbox.LockKeepAlive / time.Second))
 	want := map[string]string{"tcp_keepalives_idle": secs, "tcp_keepalives_interval": secs, "tcp_keepalives_count": "3",
-		"application_name": "microchat lock mailbox:support"}
+		"application_name": "microchat node-a lock mailbox:support"}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
@@ -200,7 +201,7 @@ func TestLeadLostStopsJob(t *testing.T) {
 	}()
 	inboxtest.Receive(t, started, "the job starts")
 	var pid int
-	if err := b.Gorm().Raw(`SELECT pid FROM pg_stat_activity WHERE application_name = ?`, "microchat lock "+name).Scan(&pid).Error; err != nil || pid == 0 {
+	if err := b.Gorm().Raw(`SELECT pid FROM pg_stat_activity WHERE application_name LIKE ?`, "% lock "+name).Scan(&pid).Error; err != nil || pid == 0 {
 		t.Fatalf("lock's backend: %d, %v", pid, err)
 	}
 	if err := b.Gorm().Exec(`SELECT pg_terminate_backend(?)`, pid).Error; err != nil {

@@ -461,7 +461,9 @@ func (b *PGBus) sender() {
 func (b *PGBus) listen(ctx context.Context) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, b.s.pgCfg.Copy())
+	cfg := b.s.pgCfg.Copy()
+	cfg.RuntimeParams["application_name"] = b.s.appName("listen")
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,9 @@ type Options struct {
 	Publisher Publisher
 	// Hub is the in-process hub; nil means a new one.
 	Hub *Hub
-	// Logger; nil means slog.Default().
+	// Logger; nil means slog.Default(). The Store's lines carry
+	// pkg=inbox and node_id=NodeID: the caller's logger should not add the
+	// node id again.
 	Logger *slog.Logger
 	// MaxOpenConns bounds the PostgreSQL pool (default 20).
 	MaxOpenConns int
@@ -70,7 +72,8 @@ type Options struct {
 	Now func() time.Time
 	// NodeID names this process among the nodes that share the database
 	// (the config's node_id): its liveness row and presence rows
-	// (nodes.go), and the origin of its bus notifications. Empty: Open
+	// (nodes.go), the origin of its bus notifications, its log lines
+	// and the application_name of its PostgreSQL connections. Empty: Open
 	// makes one, the host name, "-" and 8 random hex digits. Two running
 	// nodes must not share one.
 	NodeID string
@@ -124,8 +127,11 @@ type Store struct {
 	searchTuning searchTuning
 	// pgCfg is the parsed PostgreSQL URL (nil on SQLite): the bus's
 	// listener and the worker locks (lock.go) open connections of their
-	// own from a Copy of it.
+	// own from a Copy of it, each named with appName.
 	pgCfg *pgx.ConnConfig
+	// pgAppName is the application_name that the URL (or PGAPPNAME)
+	// sets, "" if none (appName).
+	pgAppName string
 	// bus carries events across nodes on PostgreSQL (pgbus.go); nil on
 	// SQLite, with NoBus or with a Publisher of the caller's.
 	bus *PGBus
@@ -184,7 +190,7 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		o.NodeID = newNodeID()
 	}
 	ownPublisher := opts != nil && opts.Publisher != nil
-	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox")
+	s.hub, s.pub, s.log = o.Hub, o.Publisher, o.Logger.With("pkg", "inbox", "node_id", o.NodeID)
 	if err := s.SetChannels(o.Channels...); err != nil {
 		return nil, err
 	}
@@ -370,6 +376,8 @@ func (s *Store) openPostgres(rawURL string) error {
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
+	s.pgAppName = cfg.RuntimeParams["application_name"]
+	cfg.RuntimeParams["application_name"] = s.appName("")
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(s.opts.MaxOpenConns)
 	db.SetMaxIdleConns(s.opts.MaxOpenConns)
@@ -381,6 +389,31 @@ func (s *Store) openPostgres(rawURL string) error {
 	s.rdb = s.db
 	return nil
 }
+
+// appName is the application_name of this node's PostgreSQL connections
+// of one role: "" for the pool, "listen" for the bus's listener, "lock
+// NAME" for a worker lock. It is the URL's own application_name, or
+// "microchat", then the node id and the role, so that pg_stat_activity
+// says whose and what each connection is. PostgreSQL keeps 63 bytes of
+// it: the role is kept whole, the node id cut first.
+func (s *Store) appName(role string) string {
+	base := s.pgAppName
+	if base == "" {
+		base = "microchat"
+	}
+	if s.opts.NodeID != "" {
+		base += " " + s.opts.NodeID
+	}
+	if role == "" {
+		return truncate(base, maxAppName)
+	}
+	role = truncate(" "+role, maxAppName)
+	return truncate(base, maxAppName-len(role)) + role
+}
+
+// maxAppName is the most bytes of an application_name that PostgreSQL
+// keeps (NAMEDATALEN - 1).
+const maxAppName = 63
 
 // Ping checks that the database answers, within two seconds at most.
 func (s *Store) Ping(ctx context.Context) error {

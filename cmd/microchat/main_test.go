@@ -198,6 +198,63 @@ func TestServe(t *testing.T) {
 	}
 }
 
+// Every log line of serve, once the store is open, names the node: the
+// node_id set, or the one the store made, the same on every line and
+// given once (the store's own lines included).
+func TestServeLogsNodeID(t *testing.T) {
+	for _, set := range []string{"node-under-test", ""} {
+		t.Run(fmt.Sprintf("node_id=%q", set), func(t *testing.T) {
+			testEnv(t)
+			t.Setenv("MICROCHAT_NODE_ID", set)
+			t.Setenv(envAdminEmail, "admin@example.com")
+			t.Setenv(envAdminPassword, "a long enough password")
+			s := startServe(t)
+			// The store's line (pkg=inbox) about the prune job comes from
+			// a goroutine that serve starts once listening.
+			for deadline := time.Now().Add(15 * time.Second); !strings.Contains(s.stderr.String(), "worker lock taken"); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no \"worker lock taken\" line within 15s; stderr:\n%s", s.stderr)
+				}
+			}
+			s.stop()
+			if code := s.wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("serve exited with %d, want 0; stderr:\n%s", code, s.stderr)
+			}
+			out := s.stderr.String()
+			// Lines of serve itself, before and after HTTP, and the store's.
+			kinds := []string{"created admin", "listening", "pkg=inbox", "shutting down"}
+			seen := map[string]bool{}
+			want := set
+			for line := range strings.Lines(out) {
+				line = strings.TrimSuffix(line, "\n")
+				if !strings.HasPrefix(line, "time=") {
+					continue // not a log line
+				}
+				for _, k := range kinds {
+					seen[k] = seen[k] || strings.Contains(line, k)
+				}
+				if n := strings.Count(line, " node_id="); n != 1 {
+					t.Errorf("line has node_id= %d times, want once: %s", n, line)
+					continue
+				}
+				_, rest, _ := strings.Cut(line, " node_id=")
+				node, _, _ := strings.Cut(rest, " ")
+				if want == "" {
+					want = node
+				}
+				if node == "" || node != want {
+					t.Errorf("line names node %q, want %q: %s", node, want, line)
+				}
+			}
+			for _, k := range kinds {
+				if !seen[k] {
+					t.Errorf("no log line with %q; stderr:\n%s", k, out)
+				}
+			}
+		})
+	}
+}
+
 // TestShutdown cancels the server while a request is half sent: the
 // request is still answered, new connections are refused, and serve exits
 // with 0.

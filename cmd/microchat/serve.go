@@ -86,6 +86,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 		fail(stderr, "database: %s", dbReason(err))
 		return exitFailure
 	}
+	// Every line from here on names the node (node_id, or the id the
+	// store made), as the store's own lines do: the logs of several
+	// nodes are told apart, and matched with their rows and
+	// notifications.
+	log = log.With("node_id", store.NodeID())
 	code := startAndServe(ctx, cfg, ln, store, log, stderr)
 	// Closed last: it finishes the message writes already accepted.
 	if err := store.Close(); err != nil {
@@ -247,6 +252,8 @@ func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web
 }
 
 // openStore opens the database of cfg, migrating it, within startupTimeout.
+// The store adds the node id to its own lines (inbox.Options.Logger), so
+// log must not carry it yet.
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*inbox.Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()

@@ -241,8 +241,9 @@ func (n *Node) waitStarted() {
 }
 
 // listening finds the address in serve's line "listening", in the text
-// log (msg=listening addr=...) or the JSON one (log.format: json).
-var listening = regexp.MustCompile(`msg=listening addr=([^\s"]+)|"msg":"listening","addr":"([^"]+)"`)
+// log (msg=listening node_id=... addr=...) or the JSON one (log.format:
+// json), whatever attributes come between.
+var listening = regexp.MustCompile(`msg=listening .*?\baddr=([^\s"]+)|"msg":"listening",.*?"addr":"([^"]+)"`)
 
 // start runs the process and waits for /readyz; a failure is kept in
 // n.err (it runs on goroutines of its own, which may not call Fatal).
