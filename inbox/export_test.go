@@ -79,6 +79,10 @@ func (s *Store) BusListenerPID() uint32 {
 // connection and before it listens again.
 func (s *Store) SetBusBeforeReconnect(f func()) { s.bus.beforeReconnect.Store(&f) }
 
+// BusUnsent returns how many notifications (transient events,
+// revocations) wait in the bus's queue or are being sent.
+func (s *Store) BusUnsent() int64 { return s.bus.unsent.Load() }
+
 // BusChannel returns the name of the bus's events channel.
 func (s *Store) BusChannel() string { return s.bus.evCh }
 

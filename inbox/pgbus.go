@@ -85,6 +85,7 @@ type PGBus struct {
 	remote        atomic.Uint64 // events of other nodes published locally
 	caughtUp      atomic.Uint64 // events published by catching up
 	dropped       atomic.Uint64 // notifications that could not be sent
+	unsent        atomic.Int64  // notifications queued or being sent
 
 	mu sync.Mutex
 	// seen is the last seq of each conversation published on this node
@@ -411,9 +412,11 @@ func (b *PGBus) enqueue(n busNote) {
 		b.dropped.Add(1)
 		return
 	}
+	b.unsent.Add(1)
 	select {
 	case b.sendq <- n:
 	default:
+		b.unsent.Add(-1)
 		b.dropped.Add(1)
 		b.s.log.Warn("events: notification queue full; a transient event or revocation was not sent to the other nodes")
 	}
@@ -454,6 +457,7 @@ func (b *PGBus) sender() {
 			}
 			time.Sleep(wait)
 		}
+		b.unsent.Add(-int64(len(chans)))
 	}
 }
 

@@ -307,6 +307,9 @@ func TestBusCatchUp(t *testing.T) {
 	if err := a.s.DeleteSession(ctx, token); err != nil {
 		t.Fatal(err)
 	}
+	// The logout's notice leaves node a in the background: sent once b
+	// listens again, b would hear it.
+	inboxtest.Eventually(t, "node a's notifications sent", func() bool { return a.s.BusUnsent() == 0 })
 	close(release)
 	inboxtest.Eventually(t, "node b ready again", func() bool { return b.Ready() == nil })
 	if resyncs.Load() != 1 {
