@@ -486,6 +486,10 @@ func (b *PGBus) listen(ctx context.Context) (*pgx.Conn, error) {
 // (nil: connect first, then catch up from lostAt).
 func (b *PGBus) run(conn *pgx.Conn, lostAt time.Time) {
 	defer b.wg.Done()
+	seeded := false
+	if conn != nil {
+		seeded = b.seed()
+	}
 	for {
 		if conn == nil {
 			if f := b.beforeReconnect.Load(); f != nil {
@@ -493,6 +497,9 @@ func (b *PGBus) run(conn *pgx.Conn, lostAt time.Time) {
 			}
 			if conn = b.reconnect(); conn == nil {
 				return
+			}
+			if !seeded {
+				seeded = b.seed()
 			}
 			if !b.catchUp(lostAt) {
 				conn.Close(context.Background())
@@ -509,6 +516,42 @@ func (b *PGBus) run(conn *pgx.Conn, lostAt time.Time) {
 			return
 		}
 	}
+}
+
+// seed records, once this node first listens, the last seq of every
+// conversation with events created within catchUpMargin: a catch-up
+// (after a lost listening connection) reaches back that far, and without
+// them it would publish events committed before this node listened,
+// which its sockets never were to get from the bus ("events of a
+// conversation come from the connection's start", docs/protocol.md).
+// Events committed after LISTEN are notified; the read, after LISTEN,
+// sees every commit before it. false if the read failed (logged): the
+// next listen tries again.
+func (b *PGBus) seed() bool {
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	rows, err := b.s.sqlR.QueryContext(ctx, `SELECT conversation_id, max(seq) FROM events
+		WHERE created_at >= $1 GROUP BY conversation_id`, b.s.now().Add(-catchUpMargin).UTC())
+	if err != nil {
+		b.s.log.Warn("events: reading where conversations stand", "err", err)
+		return false
+	}
+	defer rows.Close()
+	var evs []Event
+	for rows.Next() {
+		var ev Event
+		if err := rows.Scan(&ev.ConversationID, &ev.Seq); err != nil {
+			b.s.log.Warn("events: reading where conversations stand", "err", err)
+			return false
+		}
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		b.s.log.Warn("events: reading where conversations stand", "err", err)
+		return false
+	}
+	b.record(evs)
+	return true
 }
 
 // reconnect listens again, waiting longer after each failure (50 ms

@@ -335,6 +335,57 @@ func TestBusCatchUp(t *testing.T) {
 	}
 }
 
+// TestBusCatchUpFromStart: a node that loses its listening connection
+// soon after it started catches up on what it missed, and not on what
+// was committed before it listened (its sockets get a conversation's
+// events from their start; a tester saw a node 15 s old replay 154 old
+// events to its agents' sockets after a lost connection).
+func TestBusCatchUpFromStart(t *testing.T) {
+	a, _, url := twoNodesURL(t)
+	c := a.start(t)
+	for i := range 5 {
+		a.say(t, c.ID, inbox.AuthorContact, fmt.Sprint("before node c ", i))
+	}
+	before := events(t, a.s, c.ID)
+	preSeq := before[len(before)-1].Seq
+	late := inboxtest.Open(t, url, &inbox.Options{NodeID: "node-c"})
+	inboxtest.Eventually(t, "node c ready", func() bool { return late.Ready() == nil })
+	sub := late.Hub().Subscribe(0, 10_000)
+	defer sub.Close()
+
+	lost, release := make(chan struct{}, 1), make(chan struct{})
+	late.SetBusBeforeReconnect(func() {
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+		<-release
+	})
+	if _, err := a.s.DB().ExecContext(ctx, "SELECT pg_terminate_backend($1)", int(late.BusListenerPID())); err != nil {
+		t.Fatalf("pg_terminate_backend: %v", err)
+	}
+	inboxtest.Receive(t, lost, "node c losing its listening connection")
+	a.say(t, c.ID, inbox.AuthorContact, "while deaf")
+	close(release)
+	inboxtest.Eventually(t, "node c ready again", func() bool { return late.Ready() == nil })
+	a.say(t, c.ID, inbox.AuthorContact, "after")
+	want := events(t, a.s, c.ID)
+	var got []int64
+	for len(got) == 0 || got[len(got)-1] != want[len(want)-1].Seq {
+		ev := inboxtest.Receive(t, sub.C, "node c's events up to the last")
+		if ev.ConversationID != c.ID || ev.Transient() {
+			continue
+		}
+		if ev.Seq <= preSeq {
+			t.Fatalf("node c published seq %d (%s), committed before it listened (up to %d)", ev.Seq, ev.Type, preSeq)
+		}
+		got = append(got, ev.Seq)
+	}
+	if len(got) != 2 || got[0] != preSeq+1 {
+		t.Fatalf("node c published seqs %v, want %d and %d", got, preSeq+1, preSeq+2)
+	}
+}
+
 // TestBusRevoked: a Revoked notice published on node a reaches node b's
 // OnRevoked, and node a's own once.
 func TestBusRevoked(t *testing.T) {
