@@ -29,17 +29,33 @@ func (s *Server) readyz(c echo.Context) error {
 	if err := s.store.Ping(c.Request().Context()); err != nil {
 		// The cause (host, port, driver text) goes to the log, not to
 		// whoever asks: this endpoint needs no login.
-		s.log.Warn("not ready", "err", err)
+		s.readiness("database unavailable", err)
 		return c.JSON(http.StatusServiceUnavailable, healthAnswer{Status: "unavailable", Error: "database unavailable"})
 	}
 	// On PostgreSQL with several nodes: behind the other nodes' events
 	// (the bus lost its listening connection and has not caught up).
 	// Its text names no host: it says which state, not why.
 	if err := s.store.Ready(); err != nil {
-		s.log.Warn("not ready", "err", err)
+		s.readiness(err.Error(), err)
 		return c.JSON(http.StatusServiceUnavailable, healthAnswer{Status: "unavailable", Error: err.Error()})
 	}
+	s.readiness("", nil)
 	return c.JSON(http.StatusOK, healthAnswer{Status: "ok"})
+}
+
+// readiness logs what /readyz answers when it changes ("" is ready):
+// one line when the node turns unready or its reason changes, one when
+// it is ready again, however often a balancer asks meanwhile.
+func (s *Server) readiness(reason string, err error) {
+	if prev := s.notReady.Swap(&reason); prev != nil && *prev == reason {
+		return
+	} else if reason == "" {
+		if prev != nil {
+			s.log.Info("ready again")
+		}
+		return
+	}
+	s.log.Warn("not ready", "reason", reason, "err", err)
 }
 
 // metricsHandler serves the Server's own registry in Prometheus' text

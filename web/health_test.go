@@ -3,16 +3,19 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
 )
@@ -228,4 +231,51 @@ func newRecorder(e *env, err error) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	e.srv.handleError(err, e.srv.echo.NewContext(httptest.NewRequest("GET", "/x", nil), rec))
 	return rec
+}
+
+// A balancer asking /readyz every second of an outage gets a 503 each
+// time, and the log one line when the node turns unready and one when it
+// is ready again (a tester counted 306 "not ready" lines in 80 s).
+func TestReadyzLogsChangesOnly(t *testing.T) {
+	var buf syncBuffer
+	store := inboxtest.Open(t, inboxtest.SQLiteURL(t), nil)
+	cfg := config.Defaults()
+	srv, err := New(Options{Config: cfg, Store: store, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatalf("New() = %v", err)
+	}
+	e := newEnvServer(t, store, srv, cfg)
+	c := e.client()
+	for range 3 {
+		c.do("GET", "/readyz", nil).want(http.StatusOK)
+	}
+	store.Close()
+	for range 5 {
+		c.do("GET", "/readyz", nil).want(http.StatusServiceUnavailable)
+	}
+	if n := strings.Count(buf.String(), "not ready"); n != 1 {
+		t.Fatalf("%d \"not ready\" lines for 5 unready answers, want 1:\n%s", n, buf.String())
+	}
+	if strings.Contains(buf.String(), "ready again") {
+		t.Fatalf("\"ready again\" logged while unready:\n%s", buf.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from several
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -78,11 +78,14 @@ type Options struct {
 // an http.Server by the caller; Shutdown closes the WebSockets, which the
 // http.Server does not track once they are hijacked.
 type Server struct {
-	cfg     config.Config
-	store   *inbox.Store
-	log     *slog.Logger
-	echo    *echo.Echo
-	metrics *Metrics
+	cfg   config.Config
+	store *inbox.Store
+	log   *slog.Logger
+	echo  *echo.Echo
+	// notReady is the reason /readyz last gave ("" ready; nil: not
+	// asked yet), so that it logs changes only.
+	notReady atomic.Pointer[string]
+	metrics  *Metrics
 	// registry is this Server's own, so that several Servers (tests) do
 	// not collide on the global one.
 	registry *prometheus.Registry
