@@ -31,7 +31,7 @@ func TestBootstrapAdminName(t *testing.T) {
 			t.Setenv(envAdminPassword, "a long enough password")
 			t.Setenv(envAdminName, name)
 			var stderr bytes.Buffer
-			code := bootstrapAdmin(ctx, store, config.Defaults(), addr, log, &stderr)
+			code := bootstrapAdmin(ctx, store, config.Defaults(), "", addr, log, &stderr)
 			return code, stderr.String()
 		}
 		nameOf := func(email string) string {
@@ -95,4 +95,31 @@ func agentID(t *testing.T, store *inbox.Store, email string) int64 {
 	}
 	t.Fatalf("no agent %s", email)
 	return 0
+}
+
+// TestSetupHintNamesTheConfig: with no admin, the command the setup
+// message offers reaches this node's database: it carries the node's
+// configuration file (a node on PostgreSQL printed one without it, which
+// made an admin in a new SQLite file in the working directory).
+func TestSetupHintNamesTheConfig(t *testing.T) {
+	testEnv(t)
+	t.Setenv(envAdminEmail, "")
+	t.Setenv(envAdminPassword, "")
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	for _, tc := range []struct{ file, want string }{
+		{"/etc/microchat/node 1.yaml", `microchat agent add --config '/etc/microchat/node 1.yaml' --admin`},
+		{"/etc/microchat/microchat.yaml", `microchat agent add --config /etc/microchat/microchat.yaml --admin`},
+		{"", `microchat agent add --admin`},
+	} {
+		store := inboxtest.Open(t, inboxtest.SQLiteURL(t), nil)
+		var stderr bytes.Buffer
+		if code := bootstrapAdmin(ctx, store, config.Defaults(), tc.file, addr, log, &stderr); code != exitOK {
+			t.Fatalf("bootstrapAdmin() = %d: %s", code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Fatalf("config %q: setup message %q lacks %q", tc.file, stderr.String(), tc.want)
+		}
+	}
 }

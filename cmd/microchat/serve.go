@@ -62,13 +62,13 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	// The logger and the direct messages (setup link, fatal errors) share
 	// stderr; one lock keeps their lines whole.
 	stderr = &lockedWriter{w: stderr}
-	return serve(ctx, cfg, newLogger(cfg.Log, stderr), stderr)
+	return serve(ctx, cfg, configFile(*configPath), newLogger(cfg.Log, stderr), stderr)
 }
 
 // serve runs the server until ctx is cancelled, then shuts it down
 // gracefully. The socket is opened first, so that it accepts connections
 // (held in the kernel's backlog) while the database is opened.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) int {
+func serve(ctx context.Context, cfg config.Config, cfgFile string, log *slog.Logger, stderr io.Writer) int {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		fail(stderr, "listen: %v", err)
@@ -91,7 +91,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 	// nodes are told apart, and matched with their rows and
 	// notifications.
 	log = log.With("node_id", store.NodeID())
-	code := startAndServe(ctx, cfg, ln, store, log, stderr)
+	code := startAndServe(ctx, cfg, cfgFile, ln, store, log, stderr)
 	// Closed last: it finishes the message writes already accepted.
 	if err := store.Close(); err != nil {
 		log.Error("closing the database", "err", err)
@@ -101,8 +101,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 
 // startAndServe makes sure an admin can exist, builds the channels and
 // the web server, and serves HTTP until ctx is cancelled.
-func startAndServe(ctx context.Context, cfg config.Config, ln net.Listener, store *inbox.Store, log *slog.Logger, stderr io.Writer) int {
-	if code := bootstrapAdmin(ctx, store, cfg, ln.Addr(), log, stderr); code != exitOK {
+func startAndServe(ctx context.Context, cfg config.Config, cfgFile string, ln net.Listener, store *inbox.Store, log *slog.Logger, stderr io.Writer) int {
+	if code := bootstrapAdmin(ctx, store, cfg, cfgFile, ln.Addr(), log, stderr); code != exitOK {
 		return code
 	}
 	chs, err := startChannels(cfg, store, log)
@@ -279,7 +279,7 @@ func dbReason(err error) string {
 // keeps their name and password. Otherwise, while no admin exists, a
 // one-time setup link is printed. Nothing slow happens unless an admin
 // is created (bcrypt).
-func bootstrapAdmin(ctx context.Context, store *inbox.Store, cfg config.Config, addr net.Addr, log *slog.Logger, stderr io.Writer) int {
+func bootstrapAdmin(ctx context.Context, store *inbox.Store, cfg config.Config, cfgFile string, addr net.Addr, log *slog.Logger, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
 	email, password := os.Getenv(envAdminEmail), os.Getenv(envAdminPassword)
@@ -326,7 +326,14 @@ func bootstrapAdmin(ctx context.Context, store *inbox.Store, cfg config.Config, 
 	}
 	fmt.Fprintf(stderr, "No admin yet. Create one within %d hours at: %s/setup#token=%s\n",
 		int(setupTokenTTL.Hours()), baseURL(cfg, addr), token)
-	fmt.Fprintln(stderr, `(or run: microchat agent add --admin --email you@example.com --name "Your Name")`)
+	// The command must reach this database: with the configuration
+	// file this node read (a PostgreSQL URL in it), not the defaults'
+	// SQLite file in the working directory.
+	config := ""
+	if cfgFile != "" {
+		config = " --config " + shellQuote(cfgFile)
+	}
+	fmt.Fprintf(stderr, "(or run: microchat agent add%s --admin --email you@example.com --name \"Your Name\")\n", config)
 	return exitOK
 }
 
@@ -424,4 +431,21 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// configFile is the configuration file a command reads: its --config, or
+// else $MICROCHAT_CONFIG (loadConfig's rule); "" for the defaults.
+func configFile(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv("MICROCHAT_CONFIG")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
