@@ -122,7 +122,12 @@ func (s *Store) ensureNode(ctx context.Context) error {
 		return nil
 	}
 	retired := ""
+	var running []time.Time // the earlier process's last heartbeat, if it had not stopped
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
+		running = nil
+		if err := tx.Raw(`SELECT seen_at FROM nodes WHERE id = ? AND stopped_at IS NULL`, s.opts.NodeID).Scan(&running).Error; err != nil {
+			return err
+		}
 		var err error
 		if retired, err = s.retireNodeTx(tx, s.opts.NodeID); err != nil {
 			return err
@@ -136,6 +141,13 @@ func (s *Store) ensureNode(ctx context.Context) error {
 	if retired != "" {
 		s.log.Info("an earlier process with this node id left its presence rows: they run out after the grace, under a retired id",
 			"node", s.opts.NodeID, "retired", retired)
+	}
+	// A row that beat within two heartbeats and never stopped: either a
+	// process killed a moment ago, or one still running with the same
+	// node_id, whose presence this one has just retired.
+	if len(running) == 1 && s.now().Sub(running[0]) < 2*NodeHeartbeat {
+		s.log.Warn("another process may be running with this node_id: it wrote its heartbeat moments ago and never stopped; give each node its own node_id (docs/scaling.md)",
+			"node", s.opts.NodeID, "heartbeat_ago", s.now().Sub(running[0]).Round(time.Millisecond))
 	}
 	s.nodeJoined.Store(true)
 	return nil

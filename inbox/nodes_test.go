@@ -1,11 +1,14 @@
 package inbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,4 +136,54 @@ func BenchmarkReapNode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestDuplicateNodeIDWarns: a process that starts with the node_id of
+// one that is still beating (and never stopped) says so in its log; one
+// that starts after a stop does not (a tester's second process with a
+// running node's id retired the live node's presence without a word).
+func TestDuplicateNodeIDWarns(t *testing.T) {
+	url := inboxtest.SharedPostgres(t)
+	ctx := context.Background()
+	const warning = "another process may be running with this node_id"
+	start := func(id string) (*inbox.Store, *lockedBuffer) {
+		buf := &lockedBuffer{}
+		s := inboxtest.Open(t, url, &inbox.Options{NodeID: id, NoBus: true, Logger: slog.New(slog.NewTextHandler(buf, nil))})
+		if err := s.Heartbeat(ctx); err != nil {
+			t.Fatalf("Heartbeat() = %v", err)
+		}
+		return s, buf
+	}
+	start("dup") // stays open, beating
+	_, log := start("dup")
+	if !strings.Contains(log.String(), warning) {
+		t.Fatalf("second process with a running node's id logged no warning:\n%s", log.String())
+	}
+
+	stopped, _ := start("again")
+	if err := stopped.StopNode(ctx); err != nil {
+		t.Fatalf("StopNode() = %v", err)
+	}
+	_, log = start("again")
+	if strings.Contains(log.String(), warning) {
+		t.Fatalf("a restart after a stop warned of a duplicate:\n%s", log.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a logger may write from any goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
