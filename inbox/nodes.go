@@ -309,17 +309,74 @@ func (e *expiry) reached(seenAt time.Time, stoppedAt *time.Time) bool {
 // them meanwhile: a visitor who reconnected elsewhere never shows
 // offline). A stopped node does not count as live. LeaveNode is the stop
 // without a grace.
-func (s *Store) StopNode(ctx context.Context) error {
+//
+// left are the contacts and agents whose last socket here had closed
+// before the stop, with when (their grace was running): their rows move
+// to retired ids (this node's id, "~" and 8 hex digits) stopped at that
+// moment (rounded up to the second), so that their grace runs out when
+// it would have, not a whole grace after the stop.
+func (s *Store) StopNode(ctx context.Context, left ...PresenceLeft) error {
 	s.nodeMu.Lock()
 	defer s.nodeMu.Unlock()
 	err := s.write(ctx, func(tx *gorm.DB, evs *[]Event) error {
 		if err := tx.Exec(`UPDATE nodes SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL`, s.now(), s.opts.NodeID).Error; err != nil {
 			return err
 		}
+		if err := s.retireLeftTx(tx, left); err != nil {
+			return err
+		}
 		return s.endClaims(tx, s.opts.NodeID)
 	})
 	s.nodeJoined.Store(false)
 	return err
+}
+
+// PresenceLeft is a contact (or an agent) whose last socket on this node
+// closed at At, still online for its grace: see StopNode.
+type PresenceLeft struct {
+	Agent bool
+	ID    int64
+	At    time.Time
+}
+
+// retireLeftTx moves the presence rows of left to retired node rows, one
+// per second of At, stopped then (StopNode).
+func (s *Store) retireLeftTx(tx *gorm.DB, left []PresenceLeft) error {
+	type group struct{ contacts, agents []int64 }
+	groups := map[time.Time]*group{}
+	for _, l := range left {
+		at := l.At.UTC().Truncate(time.Second)
+		if at.Before(l.At) {
+			at = at.Add(time.Second) // never before their grace ends
+		}
+		g := groups[at]
+		if g == nil {
+			g = &group{}
+			groups[at] = g
+		}
+		if l.Agent {
+			g.agents = append(g.agents, l.ID)
+		} else {
+			g.contacts = append(g.contacts, l.ID)
+		}
+	}
+	for at, g := range groups {
+		retired := s.opts.NodeID + "~" + randomHex()
+		if err := tx.Exec(`INSERT INTO nodes (id, started_at, seen_at, stopped_at) VALUES (?, ?, ?, ?)`, retired, at, at, at).Error; err != nil {
+			return err
+		}
+		if len(g.contacts) > 0 {
+			if err := tx.Exec(`UPDATE contact_nodes SET node_id = ? WHERE node_id = ? AND contact_id IN ?`, retired, s.opts.NodeID, g.contacts).Error; err != nil {
+				return err
+			}
+		}
+		if len(g.agents) > 0 {
+			if err := tx.Exec(`UPDATE agent_nodes SET node_id = ? WHERE node_id = ? AND agent_id IN ?`, retired, s.opts.NodeID, g.agents).Error; err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // LeaveNode removes this node's row and presence rows, settling its

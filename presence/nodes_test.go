@@ -460,6 +460,50 @@ func testGracefulStop(t *testing.T, url string, grace time.Duration) {
 	wantEvents(t, "a after its stop", a.takeEvents())
 }
 
+// A visitor and an agent whose last socket on a node closed before the
+// node stopped go offline when their grace runs out, as if it had not
+// stopped: not a whole grace after the stop (a tester saw a visitor
+// who left 20 s before a SIGTERM shown offline 51 s after leaving, with
+// offline_after 30 s).
+func TestGraceRunningAtStop(t *testing.T) {
+	runShared(t, func(t *testing.T, url string) {
+		cl := newClusterGrace(t, url, testGrace, "a", "b")
+		a, b := cl.nodes["a"], cl.nodes["b"]
+		z, h := cl.c.ID, cl.a.ID
+		a.beat()
+		b.beat()
+		a.p.ContactConnected(z)
+		a.p.AgentConnected(h)
+		a.flush()
+		a.takeEvents()
+		b.takeEvents()
+		a.p.ContactDisconnected(z)
+		a.p.AgentDisconnected(h)
+		const before = 20 * time.Second // they left this long before the stop
+		cl.advance(before, "a", "b")
+		a.p.Close()
+		a.closed = true
+		wantEvents(t, "a stops", a.takeEvents())
+
+		cl.advance(testGrace-before-time.Second, "b")
+		if !b.online(z) || b.agent(h) != inbox.PresenceOnline {
+			t.Fatalf("a second before their grace ends: contact online %v, agent %s; want online", b.online(z), b.agent(h))
+		}
+		wantEvents(t, "within their grace", b.takeEvents())
+		// Their grace ends within the next second (rounded up to the
+		// second), and the reaper runs at the next beat.
+		cl.advance(time.Second+inbox.NodeHeartbeat, "b")
+		if b.online(z) || b.agent(h) != inbox.PresenceOffline {
+			t.Fatalf("once their grace ended: contact online %v, agent %s; want offline (a whole grace after the stop would be %v later)",
+				b.online(z), b.agent(h), before)
+		}
+		wantEvents(t, "their grace ended", b.takeEvents(),
+			fmt.Sprintf("contact %d offline", z), fmt.Sprintf("agent %d offline", h))
+		cl.advance(testGrace, "b")
+		wantEvents(t, "a's own expiry", b.takeEvents())
+	})
+}
+
 // Without a grace (offline_after 0) a node that stops takes its visitors
 // and agents offline at once, announced once.
 func TestStopWithoutGrace(t *testing.T) {

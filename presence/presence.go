@@ -152,6 +152,7 @@ type presenceState struct {
 	sockets int32
 	idle    bool          // agents: the dashboard said idle
 	grace   func() bool   // stops the grace timer, running while no socket is open but still online
+	closed  time.Time     // when the last socket closed (the store's clock), while grace runs
 	gen     uint32        // which grace timer is current
 	want    presenceValue // what should be stored
 	// stored is what the database has once the write in flight, if any,
@@ -350,6 +351,7 @@ func (p *Tracker) disconnect(k presenceKey) {
 		st.gen++
 		gen := st.gen
 		st.grace = p.opts.AfterFunc(p.grace, func() { p.expire(k, gen) })
+		st.closed = p.store.Now()
 	}
 	p.update(k, st)
 }
@@ -417,12 +419,15 @@ func (p *Tracker) Close() {
 	p.closed = true
 	// What each state wants stays as it is (update does nothing from now
 	// on): the queued transitions are written below, and the node's
-	// expiry ends the graces.
+	// expiry ends the graces; those already running end when they would
+	// have (inbox.Store.StopNode's left).
+	var left []inbox.PresenceLeft
 	for _, agent := range []bool{false, true} {
-		for _, st := range p.states(presenceKey{agent: agent}) {
+		for id, st := range p.states(presenceKey{agent: agent}) {
 			if st.grace != nil {
 				st.grace()
 				st.grace = nil
+				left = append(left, inbox.PresenceLeft{Agent: agent, ID: id, At: st.closed})
 			}
 		}
 	}
@@ -442,7 +447,7 @@ func (p *Tracker) Close() {
 	defer p.writer.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stop := p.store.StopNode
+	stop := func(ctx context.Context) error { return p.store.StopNode(ctx, left...) }
 	if p.grace <= 0 {
 		stop = p.store.LeaveNode
 	}
