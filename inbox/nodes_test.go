@@ -1,14 +1,12 @@
 package inbox_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -146,8 +144,8 @@ func TestDuplicateNodeIDWarns(t *testing.T) {
 	url := inboxtest.SharedPostgres(t)
 	ctx := context.Background()
 	const warning = "another process may be running with this node_id"
-	start := func(id string) (*inbox.Store, *lockedBuffer) {
-		buf := &lockedBuffer{}
+	start := func(id string) (*inbox.Store, *inboxtest.Buffer) {
+		buf := &inboxtest.Buffer{}
 		s := inboxtest.Open(t, url, &inbox.Options{NodeID: id, NoBus: true, Logger: slog.New(slog.NewTextHandler(buf, nil))})
 		if err := s.Heartbeat(ctx); err != nil {
 			t.Fatalf("Heartbeat() = %v", err)
@@ -168,22 +166,4 @@ func TestDuplicateNodeIDWarns(t *testing.T) {
 	if strings.Contains(log.String(), warning) {
 		t.Fatalf("a restart after a stop warned of a duplicate:\n%s", log.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer a logger may write from any goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -237,10 +236,10 @@ func newRecorder(e *env, err error) *httptest.ResponseRecorder {
 // time, and the log one line when the node turns unready and one when it
 // is ready again (a tester counted 306 "not ready" lines in 80 s).
 func TestReadyzLogsChangesOnly(t *testing.T) {
-	var buf syncBuffer
+	buf := &inboxtest.Buffer{}
 	store := inboxtest.Open(t, inboxtest.SQLiteURL(t), nil)
 	cfg := config.Defaults()
-	srv, err := New(Options{Config: cfg, Store: store, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	srv, err := New(Options{Config: cfg, Store: store, Logger: slog.New(slog.NewTextHandler(buf, nil))})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
@@ -259,23 +258,4 @@ func TestReadyzLogsChangesOnly(t *testing.T) {
 	if strings.Contains(buf.String(), "ready again") {
 		t.Fatalf("\"ready again\" logged while unready:\n%s", buf.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from several
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,11 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/microdeets/microchat/inbox"
+	"github.com/microdeets/microchat/inbox/inboxtest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -38,30 +38,11 @@ func testEnv(t testing.TB) string {
 	return dir
 }
 
-// syncBuffer is a bytes.Buffer that the server's goroutines and the test
-// can use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a serve command running in-process.
 type server struct {
 	addr   string
 	url    string
-	stderr *syncBuffer
+	stderr *inboxtest.Buffer
 	stop   context.CancelFunc
 	done   chan int // the exit code, once run returns
 	// active receives when a connection's request headers have been
@@ -73,7 +54,7 @@ type server struct {
 // returns once it listens.
 func startServe(t testing.TB, args ...string) *server {
 	t.Helper()
-	s := &server{stderr: &syncBuffer{}, done: make(chan int, 1), active: make(chan struct{}, 1)}
+	s := &server{stderr: &inboxtest.Buffer{}, done: make(chan int, 1), active: make(chan struct{}, 1)}
 	listening := make(chan string, 1)
 	ctx := context.WithValue(context.Background(), listenHookKey{}, func(addr string) { listening <- addr })
 	ctx = context.WithValue(ctx, connStateHookKey{}, func(_ net.Conn, st http.ConnState) {
