@@ -504,6 +504,38 @@ func TestGraceRunningAtStop(t *testing.T) {
 	})
 }
 
+// A node cut off from the database stops counting the others once the
+// others would count it dead (a tester's cut-off node said 3 nodes for
+// 40 s while the two others said 2); a shorter blip keeps the count.
+func TestNodesWhileCutOff(t *testing.T) {
+	runShared(t, func(t *testing.T, url string) {
+		cl := newClusterGrace(t, url, testGrace, "a", "b")
+		a, b := cl.nodes["a"], cl.nodes["b"]
+		a.beat()
+		b.beat()
+		a.beat()
+		if n := a.p.Nodes(); n != 2 {
+			t.Fatalf("a sees %d nodes, want 2", n)
+		}
+		a.s.Close() // every read and write fails from now on
+		cl.clock.Advance(inbox.NodeHeartbeat)
+		if err := a.p.Beat(context.Background()); err == nil {
+			t.Fatal("Beat() on a closed store = nil")
+		}
+		if n := a.p.Nodes(); n != 2 {
+			t.Fatalf("a sees %d nodes after one failed beat, want still 2", n)
+		}
+		cl.clock.Advance(inbox.NodeDeadAfter)
+		if err := a.p.Beat(context.Background()); err == nil {
+			t.Fatal("Beat() on a closed store = nil")
+		}
+		if n := a.p.Nodes(); n != 1 {
+			t.Fatalf("a sees %d nodes cut off for %v, want 1 (itself)", n, inbox.NodeDeadAfter+inbox.NodeHeartbeat)
+		}
+		a.closed = true
+	})
+}
+
 // Without a grace (offline_after 0) a node that stops takes its visitors
 // and agents offline at once, announced once.
 func TestStopWithoutGrace(t *testing.T) {

@@ -96,6 +96,8 @@ type Tracker struct {
 	beatsDone chan struct{}
 	// nodes is how many live nodes the last Beat saw (0 before one).
 	nodes atomic.Int64
+	// beaten is when Beat last succeeded (the store's clock, UnixNano).
+	beaten atomic.Int64
 }
 
 // Options tune a Tracker; the zero value is production's.
@@ -194,7 +196,9 @@ func New(store *inbox.Store, opts Options) *Tracker {
 }
 
 // Nodes returns how many live nodes (this one included) the last Beat
-// saw, for the metric microchat_cluster_nodes; 0 before the first.
+// saw, for the metric microchat_cluster_nodes; 0 before the first, and 1
+// (itself) once its Beats have failed for inbox.NodeDeadAfter: a node
+// cut off from the database sees no other.
 func (p *Tracker) Nodes() int { return int(p.nodes.Load()) }
 
 // ReapAfter is how long a running node's liveness row must be silent
@@ -219,14 +223,27 @@ func (p *Tracker) Beat(ctx context.Context) error {
 		err = p.store.Heartbeat(ctx)
 	}
 	if err != nil {
+		p.unseen()
 		return fmt.Errorf("node heartbeat: %w", err)
 	}
 	st, err := p.store.ReapNodes(ctx, p.grace)
 	if err != nil {
+		p.unseen()
 		return fmt.Errorf("reaping dead nodes: %w", err)
 	}
 	p.nodes.Store(int64(st.Live))
+	p.beaten.Store(p.store.Now().UnixNano())
 	return nil
+}
+
+// unseen follows a failed Beat: once the node has not read the nodes
+// table for inbox.NodeDeadAfter (the others count it dead by then), it
+// sees no other node, and Nodes says 1, itself; a blip shorter than
+// that leaves the last count.
+func (p *Tracker) unseen() {
+	if last := p.beaten.Load(); last == 0 || p.store.Now().Sub(time.Unix(0, last)) >= inbox.NodeDeadAfter {
+		p.nodes.Store(1)
+	}
 }
 
 // rewriteAll queues every state again, as if its write had failed: the
