@@ -12,6 +12,7 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -309,6 +310,10 @@ func TestSetupLink(t *testing.T) {
 	want := "Create one within 24 hours at: http://127.0.0.1:" + port + "/setup#token="
 	if !strings.Contains(out, want) {
 		t.Fatalf("stderr does not contain %q:\n%s", want, out)
+	}
+	// Like every log line after the store opened, it names its node.
+	if !regexp.MustCompile(`No admin yet \(node_id=[^)\s]+\)\.`).MatchString(out) {
+		t.Fatalf("the setup message names no node:\n%s", out)
 	}
 }
 

@@ -324,8 +324,10 @@ func bootstrapAdmin(ctx context.Context, store *inbox.Store, cfg config.Config, 
 		fail(stderr, "database: %s", dbReason(err))
 		return exitFailure
 	}
-	fmt.Fprintf(stderr, "No admin yet. Create one within %d hours at: %s/setup#token=%s\n",
-		int(setupTokenTTL.Hours()), baseURL(cfg, addr), token)
+	// Every node that starts before an admin exists prints a link of its
+	// own; the first one used creates the admin and ends them all.
+	fmt.Fprintf(stderr, "No admin yet (node_id=%s). Create one within %d hours at: %s/setup#token=%s\n",
+		store.NodeID(), int(setupTokenTTL.Hours()), baseURL(cfg, addr), token)
 	// The command must reach this database: with the configuration
 	// file this node read (a PostgreSQL URL in it), not the defaults'
 	// SQLite file in the working directory.
