@@ -172,13 +172,33 @@ func (s *Store) retireNodeTx(tx *gorm.DB, id string) (string, error) {
 	}
 	// The nodes row, renamed above, is locked: a reaper of id waits for
 	// it and then finds no row with id to delete.
-	if err := tx.Exec(`UPDATE contact_nodes SET node_id = ? WHERE node_id = ?`, retired, id).Error; err != nil {
-		return "", err
-	}
-	if err := tx.Exec(`UPDATE agent_nodes SET node_id = ? WHERE node_id = ?`, retired, id).Error; err != nil {
+	if err := movePresence(tx, id, retired, nil, nil); err != nil {
 		return "", err
 	}
 	return retired, s.endClaims(tx, id)
+}
+
+// movePresence moves node from's presence rows to node to: those of the
+// contacts and agents given, or every one when both are nil.
+func movePresence(tx *gorm.DB, from, to string, contacts, agents []int64) error {
+	all := contacts == nil && agents == nil
+	for _, t := range []struct {
+		table, column string
+		ids           []int64
+	}{{"contact_nodes", "contact_id", contacts}, {"agent_nodes", "agent_id", agents}} {
+		q, args := `UPDATE `+t.table+` SET node_id = ? WHERE node_id = ?`, []any{to, from}
+		switch {
+		case all:
+		case len(t.ids) == 0:
+			continue
+		default:
+			q, args = q+` AND `+t.column+` IN ?`, append(args, t.ids)
+		}
+		if err := tx.Exec(q, args...).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lockOwnNode holds this node's row against a reaper for the rest of the
@@ -365,15 +385,8 @@ func (s *Store) retireLeftTx(tx *gorm.DB, left []PresenceLeft) error {
 		if err := tx.Exec(`INSERT INTO nodes (id, started_at, seen_at, stopped_at) VALUES (?, ?, ?, ?)`, retired, at, at, at).Error; err != nil {
 			return err
 		}
-		if len(g.contacts) > 0 {
-			if err := tx.Exec(`UPDATE contact_nodes SET node_id = ? WHERE node_id = ? AND contact_id IN ?`, retired, s.opts.NodeID, g.contacts).Error; err != nil {
-				return err
-			}
-		}
-		if len(g.agents) > 0 {
-			if err := tx.Exec(`UPDATE agent_nodes SET node_id = ? WHERE node_id = ? AND agent_id IN ?`, retired, s.opts.NodeID, g.agents).Error; err != nil {
-				return err
-			}
+		if err := movePresence(tx, s.opts.NodeID, retired, g.contacts, g.agents); err != nil {
+			return err
 		}
 	}
 	return nil
