@@ -141,7 +141,11 @@ func BenchmarkReapNode(b *testing.B) {
 // that starts after a stop does not (a tester's second process with a
 // running node's id retired the live node's presence without a word).
 func TestDuplicateNodeIDWarns(t *testing.T) {
-	url := inboxtest.SharedPostgres(t)
+	t.Run("sqlite", func(t *testing.T) { testDuplicateNodeIDWarns(t, inboxtest.SQLiteURL(t)) })
+	t.Run("postgres", func(t *testing.T) { testDuplicateNodeIDWarns(t, inboxtest.SharedPostgres(t)) })
+}
+
+func testDuplicateNodeIDWarns(t *testing.T, url string) {
 	ctx := context.Background()
 	const warning = "another process may be running with this node_id"
 	start := func(id string) (*inbox.Store, *inboxtest.Buffer) {

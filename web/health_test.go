@@ -236,8 +236,12 @@ func newRecorder(e *env, err error) *httptest.ResponseRecorder {
 // time, and the log one line when the node turns unready and one when it
 // is ready again (a tester counted 306 "not ready" lines in 80 s).
 func TestReadyzLogsChangesOnly(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) { testReadyzLogsChangesOnly(t, url) })
+}
+
+func testReadyzLogsChangesOnly(t *testing.T, url string) {
 	buf := &inboxtest.Buffer{}
-	store := inboxtest.Open(t, inboxtest.SQLiteURL(t), nil)
+	store := inboxtest.Open(t, url, nil)
 	cfg := config.Defaults()
 	srv, err := New(Options{Config: cfg, Store: store, Logger: slog.New(slog.NewTextHandler(buf, nil))})
 	if err != nil {
