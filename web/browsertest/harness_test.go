@@ -251,9 +251,22 @@ func (p *page) typeIn(sel, text string) {
 // click clicks the middle of the element of a JavaScript expression.
 func (p *page) click(what, el string) {
 	p.t.Helper()
-	var xy []float64
-	p.waitJS(what+" to be visible", `(() => { const el = `+el+`; if (!el) return false; el.scrollIntoView({block: "nearest"}); const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; })()`)
-	xy = eval[[]float64](p, `(() => { const r = (`+el+`).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`)
+	// The click goes to a point, as a person's does: wait until the
+	// element is visible and the point at its centre is the element's
+	// (in its document or shadow root; or its label's), so that a layout
+	// still settling (a frame growing, a banner coming) does not send it
+	// elsewhere.
+	p.waitJS(what+" to be visible and uncovered", `(() => {
+		const el = `+el+`; if (!el) return false;
+		el.scrollIntoView({block: "nearest"});
+		const r = el.getBoundingClientRect(); if (r.width <= 0 || r.height <= 0) return false;
+		const root = el.getRootNode(), at = root.elementFromPoint ? root : document;
+		const hit = at.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+		if (!hit) return false;
+		const label = hit.closest && hit.closest("label"); // a click on its label is a click on it
+		return hit === el || el.contains(hit) || (!!label && (label.control === el || label.contains(el)));
+	})()`)
+	xy := eval[[]float64](p, `(() => { const r = (`+el+`).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`)
 	p.do("clicking "+what, chromedp.MouseClickXY(xy[0], xy[1]))
 }
 
