@@ -291,16 +291,18 @@ func (s *Store) Conversation(ctx context.Context, id int64) (Conversation, error
 // Participants would be two. ErrNotFound if there is no such
 // conversation.
 func (s *Store) ConversationStart(ctx context.Context, id int64) (Conversation, []ParticipantAgent, error) {
-	// Through Store.query, not gorm: it names its columns, so a new
-	// Conversation field must be added here too.
-	rows, err := s.query(ctx, s.sqlR, `SELECT v.id, v.contact_id, v.channel, v.status, v.subject, v.seq, v.token,
+	st, err := s.hot(ctx, `SELECT v.id, v.contact_id, v.channel, v.status, v.subject, v.seq, v.token,
 		v.has_email, v.last_activity_at, v.created_at, v.closed_at,
 		p.agent_id, a.name, p.responsible, p.joined_at, a.presence
 		FROM conversations v
 		LEFT JOIN participants p ON p.conversation_id = v.id AND p.left_at IS NULL
 		LEFT JOIN agents a ON a.id = p.agent_id
 		WHERE v.id = ?
-		ORDER BY p.responsible DESC, p.joined_at, p.id`, id)
+		ORDER BY p.responsible DESC, p.joined_at, p.id`)
+	if err != nil {
+		return Conversation{}, nil, err
+	}
+	rows, err := st.QueryContext(s.readCtx(ctx), id)
 	if err != nil {
 		return Conversation{}, nil, dbErr(err)
 	}

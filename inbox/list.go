@@ -494,11 +494,15 @@ func (s *Store) LineEvents(ctx context.Context, conversationID, from, to int64, 
 // hydrate turns stored rows into events, reading the messages that
 // message_added events point to.
 // eventsAfter reads up to limit event rows of a conversation after seq
-// after, in seq order: the read of every catch-up (through Store.query,
-// without gorm).
+// after, in seq order: the read of every catch-up (a prepared statement
+// of hot.go's, without gorm).
 func (s *Store) eventsAfter(ctx context.Context, conversationID, after int64, limit int) ([]eventRow, error) {
-	rows, err := s.query(ctx, s.sqlR, `SELECT id, conversation_id, seq, type, message_id, data, created_at
-		FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`, conversationID, after, limit)
+	st, err := s.hot(ctx, `SELECT id, conversation_id, seq, type, message_id, data, created_at
+		FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(s.readCtx(ctx), conversationID, after, limit)
 	if err != nil {
 		return nil, dbErr(err)
 	}

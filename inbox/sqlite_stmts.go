@@ -8,8 +8,7 @@ import (
 	"sync"
 )
 
-// The SQLite connections (the writer's, and the read pool's since issue
-// 14's connect path) keep every statement they have prepared
+// The SQLite writer's connection keeps every statement it has prepared
 // (stmtConn), and each use of a statement borrows a prepared copy of it
 // for as long as it runs. database/sql prepares a statement again for
 // every use inside a transaction once gorm has cached it as belonging to

@@ -143,6 +143,8 @@ type Store struct {
 	// beforeUses, when set (tests), runs before each of its writes.
 	uses       tokenUses
 	beforeUses func(n int)
+	// hotStmts are the connect path's prepared reads (hot.go).
+	hotStmts hotStmts
 	// sqlitePath is the SQLite file's path, which names its in-process
 	// locks.
 	sqlitePath string
@@ -301,11 +303,11 @@ func (s *Store) openSQLite(rawURL string) error {
 	// own: the dashboard's list and search look up thousands of rows
 	// across the file, which took a quarter to a half more CPU with
 	// pread (docs/benchmarks.md).
-	// They keep their prepared statements too: the reads of every widget
-	// connect (VisitorAuthConversation, ConversationStart, EventsSince)
-	// run through Store.query, without gorm, whose statement building and
-	// reflection cost more than SQLite's own work (BenchmarkConnectReads).
-	r := sql.OpenDB(stmtConnector{dsn: dsn + q.Encode() + "&_pragma=query_only(1)&_pragma=mmap_size(1073741824)", d: w.Driver()})
+	r, err := sql.Open("sqlite", dsn+q.Encode()+"&_pragma=query_only(1)&_pragma=mmap_size(1073741824)")
+	if err != nil {
+		w.Close()
+		return err
+	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s.dialect, s.sqlW, s.sqlR = dialectSQLite, w, r
@@ -455,6 +457,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDB() error {
+	s.closeHot()
 	var err error
 	if s.checkpoints != nil {
 		err = s.checkpoints.close()

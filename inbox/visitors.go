@@ -176,22 +176,13 @@ func (s *Store) VisitorAuthConversation(ctx context.Context, token string, ttl t
 	}
 	// One read, the session with its contact and their newest chat
 	// conversation: it runs for every socket that connects.
-	// Through Store.query, not gorm: it names its columns, so a new
-	// Contact field must be added here too.
-	rows, err := s.query(ctx, s.sqlR, `SELECT c.id, c.name, c.email, c.email_verified, c.phone, c.online, c.last_seen_at,
+	st, err := s.hot(ctx, `SELECT c.id, c.name, c.email, c.email_verified, c.phone, c.online, c.last_seen_at,
 		c.created_at, c.browser, c.browser_version, c.os, c.ip, c.country,
 		vs.id, vs.expires_at, vs.last_used_at,
 		(SELECT v.id FROM conversations v WHERE v.contact_id = c.id AND v.channel = ? ORDER BY v.id DESC LIMIT 1)
-		FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id WHERE vs.id = ?`, ChannelChat, tokenID(token))
+		FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id WHERE vs.id = ?`)
 	if err != nil {
-		return Contact{}, time.Time{}, 0, dbErr(err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return Contact{}, time.Time{}, 0, dbErr(err)
-		}
-		return Contact{}, time.Time{}, 0, ErrUnauthenticated
+		return Contact{}, time.Time{}, 0, err
 	}
 	var (
 		c        Contact
@@ -199,12 +190,15 @@ func (s *Store) VisitorAuthConversation(ctx context.Context, token string, ttl t
 		lastSeen sql.NullTime
 		current  sql.NullInt64
 	)
-	if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.EmailVerified,
+	err = st.QueryRowContext(s.readCtx(ctx), ChannelChat, tokenID(token)).Scan(&c.ID, &c.Name, &c.Email, &c.EmailVerified,
 		&c.Phone, &c.Online, &lastSeen, &c.CreatedAt, &c.Browser, &c.BrowserVersion, &c.OS, &c.IP, &c.Country,
-		&vs.ID, &vs.ExpiresAt, &vs.LastUsedAt, &current); err != nil {
+		&vs.ID, &vs.ExpiresAt, &vs.LastUsedAt, &current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Contact{}, time.Time{}, 0, ErrUnauthenticated
+	}
+	if err != nil {
 		return Contact{}, time.Time{}, 0, dbErr(err)
 	}
-	rows.Close()
 	if lastSeen.Valid {
 		t := lastSeen.Time.UTC()
 		c.LastSeenAt = &t
