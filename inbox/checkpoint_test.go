@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,4 +53,58 @@ func fileMessages(t *testing.T, path string) int {
 		return -1
 	}
 	return n
+}
+
+// A commit that lands while a checkpoint copies the log (here: frames a
+// reader kept it from copying, the reader ending just after) would leave
+// the log uncopied at every next write, and SQLite starts the log over
+// only at a write that finds it all copied: under a steady load it grew
+// without end (2.9 GB in 25 s). The checkpointer copies the rest on the
+// writer's connection, so the next write starts the log over.
+func TestSQLiteLogStartsOver(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "microchat.db")
+	s := inboxtest.Open(t, "sqlite:"+path, &inbox.Options{CheckpointEvery: time.Hour})
+	f := &fixture{s: s}
+	var err error
+	if f.contact, err = s.CreateContact(ctx, inbox.NewContact{Name: "Carol"}); err != nil {
+		t.Fatalf("CreateContact() = %v", err)
+	}
+	c := f.start(t)
+	f.say(t, c.ID, inbox.AuthorContact, "before the reader")
+	reader, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	rtx, err := reader.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rtx.QueryRowContext(ctx, "SELECT count(*) FROM messages").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		f.say(t, c.ID, inbox.AuthorContact, fmt.Sprint("beside the reader ", i))
+	}
+	before := logSequence(t, path)
+	if err := s.CheckpointStep(1, func() { rtx.Rollback() }); err != nil {
+		t.Fatalf("CheckpointStep() = %v", err)
+	}
+	f.say(t, c.ID, inbox.AuthorContact, "after the checkpoint")
+	if after := logSequence(t, path); after == before {
+		t.Fatalf("the log's checkpoint sequence is still %d after a write that followed a checkpoint, want it started over", after)
+	}
+}
+
+// logSequence is the checkpoint sequence number in the header of the
+// database's write-ahead log, which SQLite increments each time it starts
+// the log over (https://sqlite.org/fileformat2.html#walformat, offset 12).
+func logSequence(t *testing.T, path string) uint32 {
+	t.Helper()
+	b, err := os.ReadFile(path + "-wal")
+	if err != nil || len(b) < 32 {
+		t.Fatalf("reading the log's header: %d bytes, %v", len(b), err)
+	}
+	return binary.BigEndian.Uint32(b[12:16])
 }

@@ -33,6 +33,14 @@ func (s *Store) MigrateTo(id string) error { return s.migrateTo(id) }
 func (s *Store) Gorm() *gorm.DB            { return s.db }
 func (s *Store) CloseBare() error          { return s.closeDB() }
 
+// CheckpointStep runs one round of the SQLite checkpointer, whose log
+// starts over at the next write once more than restart frames are in it;
+// between its two checkpoints it calls between.
+func (s *Store) CheckpointStep(restart int, between func()) error {
+	s.checkpoints.restartFrames, s.checkpoints.afterPassive = restart, between
+	return s.checkpoints.step()
+}
+
 // SetBeforeCommit makes every write transaction, the appender's included,
 // call f last and roll back if it fails: tests check that nothing of a
 // rolled-back transaction is published. Set it while nothing writes.

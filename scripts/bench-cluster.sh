@@ -18,7 +18,8 @@
 #             on B) and is killed (kill -$RESTART_SIGNAL) and started again;
 #             the visitors come back within $STORM_SPREAD and resume
 #   chatpath  the chat message path on PostgreSQL and on SQLite, one node
-#             each, the same load, alternating ($CHAT_ROUNDS pairs)
+#             each, the same load, alternating ($CHAT_ROUNDS pairs; CHAT_STORES
+#             picks the stores)
 #   connect   $CONNECT_VISITORS idle widget sockets opened on one node,
 #             for each of $CONNECT_STORES (postgres sqlite): connects per second
 #
@@ -53,6 +54,7 @@ STORM_WAIT=${STORM_WAIT:-100s}
 CHAT_ROUNDS=${CHAT_ROUNDS:-1}
 CHAT_RATE=${CHAT_RATE:-5000}
 CHAT_DURATION=${CHAT_DURATION:-20s}
+CHAT_STORES=${CHAT_STORES:-postgres sqlite}
 CONNECT_VISITORS=${CONNECT_VISITORS:-19000}
 CONNECT_STORES=${CONNECT_STORES:-postgres sqlite}
 # BENCH_SERVER_BIN: another microchat binary for the nodes (e.g. one built
@@ -102,6 +104,11 @@ config() {
 		if [ -n "$db" ]; then
 			echo "database:"
 			echo "  url: \"$db\""
+		fi
+		# BENCH_PPROF=1: Go's profiler on the node's port + 1000 (e.g.
+		# go tool pprof http://127.0.0.1:19181/debug/pprof/profile).
+		if [ -n "${BENCH_PPROF:-}" ]; then
+			echo "pprof_listen: 127.0.0.1:$((port + 1000))"
 		fi
 		cat <<'YAML'
 widget:
@@ -227,7 +234,7 @@ step_chatpath() {
 	local cmd=(-visitors 1000 -active 1000 -agents 2 -rate "$CHAT_RATE" -duration "$CHAT_DURATION" -warmup 3s -senders 256 -floor=false)
 	: >"$DIR/chatpath.txt"
 	for round in $(seq "$CHAT_ROUNDS"); do
-		for store in postgres sqlite; do
+		for store in $CHAT_STORES; do
 			header "chatpath round $round: $store, $CHAT_RATE messages/s"
 			if [ $store = postgres ]; then
 				start A "$PORT_A" "$(fresh_db $db)"
