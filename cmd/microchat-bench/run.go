@@ -709,7 +709,11 @@ func (b *bench) sendVisitor(j job, v *visitor) {
 		b.storm.skipped.Add(1) // its socket is down: a visitor types nothing meanwhile
 		return
 	}
-	err := v.socket().WriteMessage(gws.OpcodeText, b.messageFrame('v', v.owner, t, "v", j.i))
+	frame := b.messageFrame('v', v.owner, t, "v", j.i)
+	if b.storm != nil {
+		v.keep(b.clientID("v", j.i), frame)
+	}
+	err := v.socket().WriteMessage(gws.OpcodeText, frame)
 	if err != nil {
 		b.errs.add("visitor send: " + errKind(err))
 		return

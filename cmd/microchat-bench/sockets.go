@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,46 @@ type visitor struct {
 	// resuming is set from a drop (under -storm) until the visitor is
 	// back or gave up.
 	resuming atomic.Bool
+	// unacked holds (under -storm) the message frames sent and not yet
+	// acknowledged, by client id: the widget's outbox, sent again after a
+	// reconnect's hello (the server stores a client id once).
+	mu      sync.Mutex
+	unacked map[string][]byte
+}
+
+// keep holds frame, the message with client id id, until its ack.
+func (v *visitor) keep(id string, frame []byte) {
+	v.mu.Lock()
+	if v.unacked == nil {
+		v.unacked = map[string][]byte{}
+	}
+	v.unacked[id] = frame
+	v.mu.Unlock()
+}
+
+// acked drops the message with client id id from the unacknowledged.
+func (v *visitor) acked(id []byte) {
+	v.mu.Lock()
+	delete(v.unacked, string(id))
+	v.mu.Unlock()
+}
+
+// resend sends the unacknowledged messages again on c, as the widget
+// flushes its outbox after a reconnect.
+func (v *visitor) resend(c *gws.Conn) {
+	v.mu.Lock()
+	frames := make([][]byte, 0, len(v.unacked))
+	for _, f := range v.unacked {
+		frames = append(frames, f)
+	}
+	v.mu.Unlock()
+	for _, f := range frames {
+		if err := c.WriteMessage(gws.OpcodeText, f); err != nil {
+			v.b.errs.add("visitor resend: " + errKind(err))
+			return
+		}
+		v.b.storm.resent.Add(1)
+	}
 }
 
 // socket is the visitor's current socket.
@@ -187,6 +228,7 @@ func (v *visitor) OnMessage(c *gws.Conn, m *gws.Message) {
 		if v.helloed.CompareAndSwap(false, true) {
 			if st := v.b.storm; st != nil && v.resuming.Load() {
 				st.resumed(v)
+				v.resend(c)
 			}
 			v.ready <- nil
 		}
@@ -208,6 +250,9 @@ func (v *visitor) OnMessage(c *gws.Conn, m *gws.Message) {
 	case "ack":
 		if _, sent, ok := findMarker(f, 'v'); ok {
 			v.b.received(&v.b.ack, nil, sent)
+		}
+		if v.b.storm != nil {
+			v.acked(jsonString(f, "client_id"))
 		}
 	case "error":
 		kind := "visitor error frame: " + string(jsonString(f, "code"))

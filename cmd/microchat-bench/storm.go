@@ -54,9 +54,9 @@ type storm struct {
 	mu    sync.Mutex
 	convs map[int64]*convTrack // active conversations by id, set before the load
 
-	dropped, back, failed, gaveUp, pending, resyncs, skipped atomic.Int64
-	duplicated                                               atomic.Int64
-	firstBack, lastBack                                      atomic.Int64 // clock
+	dropped, back, failed, gaveUp, pending, resyncs, skipped, resent atomic.Int64
+	duplicated                                                       atomic.Int64
+	firstBack, lastBack                                              atomic.Int64 // clock
 	// down: a visitor's drop until its new hello; catchUp: the start of
 	// its successful reconnect until it has every message it missed;
 	// catchUpHello the same from its hello.
@@ -271,6 +271,9 @@ type StormSummary struct {
 	Lost        int64 `json:"lost"`
 	Duplicated  int64 `json:"duplicated"`
 	Resyncs     int64 `json:"resyncs"`
+	// ResentVisitorMessages were sent again after a reconnect, not
+	// acknowledged before the drop.
+	ResentVisitorMessages int64 `json:"resent_visitor_messages"`
 	// SkippedVisitorMessages were not sent: their socket was down.
 	SkippedVisitorMessages int64            `json:"skipped_visitor_messages"`
 	CloseKinds             map[string]int64 `json:"close_kinds"`
@@ -376,6 +379,7 @@ func (b *bench) finishStorm(s *StormSummary) {
 	s.Duplicated = st.duplicated.Load()
 	s.Resyncs = st.resyncs.Load()
 	s.SkippedVisitorMessages = st.skipped.Load()
+	s.ResentVisitorMessages = st.resent.Load()
 	s.CatchUp = st.catchUp.latency()
 	s.CatchUpAfterHello = st.catchUpHello.latency()
 }
@@ -401,8 +405,8 @@ func (s *StormSummary) print(p func(format string, args ...any)) {
 		itoa(int64(s.ReconnectRate)), s.Down.P50, s.Down.P99, s.Down.Max, s.SpreadSeconds)
 	p("storm: catch-up of %d visitors that had missed agent messages, from the reconnect's dial, ms: p50 %.1f, p99 %.1f, max %.1f (target p99 <= 500); from its hello: p50 %.1f, p99 %.1f, max %.1f; %d still missing some",
 		s.CatchUp.N, s.CatchUp.P50, s.CatchUp.P99, s.CatchUp.Max, s.CatchUpAfterHello.P50, s.CatchUpAfterHello.P99, s.CatchUpAfterHello.Max, s.CatchUpWaiting)
-	p("storm: %s agent messages stored in %d conversations: %d lost, %d duplicated (target 0/0); %d resyncs; %s visitor messages not sent while their socket was down",
-		itoa(s.AgentStored), s.Conversations, s.Lost, s.Duplicated, s.Resyncs, itoa(s.SkippedVisitorMessages))
+	p("storm: %s agent messages stored in %d conversations: %d lost, %d duplicated (target 0/0); %d resyncs; %s visitor messages not sent while their socket was down, %s sent again after it (not acknowledged before the drop)",
+		itoa(s.AgentStored), s.Conversations, s.Lost, s.Duplicated, s.Resyncs, itoa(s.SkippedVisitorMessages), itoa(s.ResentVisitorMessages))
 	if s.MemoryBefore != nil && s.MemoryAfter != nil {
 		p("storm: node memory before / after, MB: RSS %.1f / %.1f (x%.3f), heap+stack %.1f / %.1f (x%.3f) (target: within 10%%)",
 			s.MemoryBefore.RSS/1e6, s.MemoryAfter.RSS/1e6, s.RSSRatio,
