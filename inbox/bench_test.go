@@ -173,8 +173,16 @@ func BenchmarkConnectReads(b *testing.B) {
 		})
 		b.Run("auth", func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
-				if _, _, _, err := s.VisitorAuthConversation(ctx, vs[i%visitors].Token, time.Hour); err != nil {
+				if _, err := s.VisitorAuthConversation(ctx, vs[i%visitors].Token, time.Hour, 0); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("auth_with_start", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				v := vs[i%visitors]
+				if c, err := s.VisitorAuthConversation(ctx, v.Token, time.Hour, v.Conversation.ID); err != nil || !c.Started {
+					b.Fatal(c.Started, err)
 				}
 			}
 		})

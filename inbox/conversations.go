@@ -291,9 +291,7 @@ func (s *Store) Conversation(ctx context.Context, id int64) (Conversation, error
 // Participants would be two. ErrNotFound if there is no such
 // conversation.
 func (s *Store) ConversationStart(ctx context.Context, id int64) (Conversation, []ParticipantAgent, error) {
-	st, err := s.hot(ctx, `SELECT v.id, v.contact_id, v.channel, v.status, v.subject, v.seq, v.token,
-		v.has_email, v.last_activity_at, v.created_at, v.closed_at,
-		p.agent_id, a.name, p.responsible, p.joined_at, a.presence
+	st, err := s.hot(ctx, `SELECT `+startColumns+`
 		FROM conversations v
 		LEFT JOIN participants p ON p.conversation_id = v.id AND p.left_at IS NULL
 		LEFT JOIN agents a ON a.id = p.agent_id
@@ -306,11 +304,25 @@ func (s *Store) ConversationStart(ctx context.Context, id int64) (Conversation, 
 	if err != nil {
 		return Conversation{}, nil, dbErr(err)
 	}
+	c, parts, found, err := scanStart(rows)
+	if err == nil && !found {
+		err = ErrNotFound
+	}
+	return c, parts, err
+}
+
+// startColumns are what scanStart reads of a conversation (v) and each of
+// its agents (p, a; NULL in the one row of a conversation without any).
+const startColumns = `v.id, v.contact_id, v.channel, v.status, v.subject, v.seq, v.token,
+		v.has_email, v.last_activity_at, v.created_at, v.closed_at,
+		p.agent_id, a.name, p.responsible, p.joined_at, a.presence`
+
+// scanStart reads rows of lead columns (scanned into lead, the same in
+// every row) then startColumns, and closes them; found is false when
+// there was no row.
+func scanStart(rows *sql.Rows, lead ...any) (c Conversation, parts []ParticipantAgent, found bool, err error) {
 	defer rows.Close()
 	var (
-		c            Conversation
-		parts        []ParticipantAgent
-		found        bool
 		lastActivity sql.NullTime
 		closed       sql.NullTime
 		agentID      sql.NullInt64
@@ -319,11 +331,12 @@ func (s *Store) ConversationStart(ctx context.Context, id int64) (Conversation, 
 		joined       sql.NullTime
 		presence     sql.NullString
 	)
+	dest := append(lead, &c.ID, &c.ContactID, &c.Channel, &c.Status, &c.Subject, &c.Seq, &c.Token,
+		&c.HasEmail, &lastActivity, &c.CreatedAt, &closed,
+		&agentID, &name, &responsible, &joined, &presence)
 	for rows.Next() {
-		if err := rows.Scan(&c.ID, &c.ContactID, &c.Channel, &c.Status, &c.Subject, &c.Seq, &c.Token,
-			&c.HasEmail, &lastActivity, &c.CreatedAt, &closed,
-			&agentID, &name, &responsible, &joined, &presence); err != nil {
-			return Conversation{}, nil, dbErr(err)
+		if err := rows.Scan(dest...); err != nil {
+			return Conversation{}, nil, false, dbErr(err)
 		}
 		found = true
 		if agentID.Valid { // else the LEFT JOIN's one row of no agent
@@ -332,17 +345,14 @@ func (s *Store) ConversationStart(ctx context.Context, id int64) (Conversation, 
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return Conversation{}, nil, dbErr(err)
-	}
-	if !found {
-		return Conversation{}, nil, ErrNotFound
+		return Conversation{}, nil, false, dbErr(err)
 	}
 	c.LastActivityAt = lastActivity.Time
 	if closed.Valid {
 		t := closed.Time
 		c.ClosedAt = &t
 	}
-	return c, parts, nil
+	return c, parts, found, nil
 }
 
 // Participants returns the agents in a conversation now, the responsible

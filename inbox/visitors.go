@@ -161,63 +161,114 @@ func (s *Store) VisitorContact(ctx context.Context, token string, ttl time.Durat
 // (after this use): the widget's socket closes then unless the token was
 // used again meanwhile (VisitorSessionExpiry).
 func (s *Store) VisitorAuth(ctx context.Context, token string, ttl time.Duration) (Contact, time.Time, error) {
-	c, expires, _, err := s.VisitorAuthConversation(ctx, token, ttl)
-	return c, expires, err
+	vc, err := s.VisitorAuthConversation(ctx, token, ttl, 0)
+	return vc.Contact, vc.Expires, err
 }
 
-// VisitorAuthConversation is VisitorAuth that also returns the id of the
-// contact's current conversation (CurrentConversation's; 0 when they have
-// none), read in the same statement: a widget socket's connect needs both,
-// and each read of its own cost a read transaction (issue 14: a fifth of
-// a connect's CPU).
-func (s *Store) VisitorAuthConversation(ctx context.Context, token string, ttl time.Duration) (Contact, time.Time, int64, error) {
+// VisitorConnect is what a widget socket's auth reads
+// (VisitorAuthConversation).
+type VisitorConnect struct {
+	Contact Contact
+	// Expires is when the token expires, after this use.
+	Expires time.Time
+	// ConversationID is the contact's current chat conversation
+	// (CurrentConversation's); 0 when they have none.
+	ConversationID int64
+	// Started is set when ConversationID is the caller's hint: then
+	// Conversation and Agents are ConversationStart's, read in the same
+	// statement.
+	Started      bool
+	Conversation Conversation
+	Agents       []ParticipantAgent
+}
+
+// VisitorAuthConversation is VisitorAuth that also returns the contact's
+// current conversation, read in the same statement: a widget socket's
+// connect needs both, and each read of its own cost a read transaction
+// (issue 14: a fifth of a connect's CPU). With hint, the conversation the
+// widget resumes (its socket subscribed to it before this read), the same
+// statement reads that conversation with its agents too, and Started
+// tells whether it is still the current one. ErrUnauthenticated for an
+// unknown or expired token.
+func (s *Store) VisitorAuthConversation(ctx context.Context, token string, ttl time.Duration, hint int64) (VisitorConnect, error) {
 	if token == "" || len(token) > 128 {
-		return Contact{}, time.Time{}, 0, ErrUnauthenticated
-	}
-	// One read, the session with its contact and their newest chat
-	// conversation: it runs for every socket that connects.
-	st, err := s.hot(ctx, `SELECT c.id, c.name, c.email, c.email_verified, c.phone, c.online, c.last_seen_at,
-		c.created_at, c.browser, c.browser_version, c.os, c.ip, c.country,
-		vs.id, vs.expires_at, vs.last_used_at,
-		(SELECT v.id FROM conversations v WHERE v.contact_id = c.id AND v.channel = ? ORDER BY v.id DESC LIMIT 1)
-		FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id WHERE vs.id = ?`)
-	if err != nil {
-		return Contact{}, time.Time{}, 0, err
+		return VisitorConnect{}, ErrUnauthenticated
 	}
 	var (
-		c        Contact
+		vc       VisitorConnect
+		c        = &vc.Contact
 		vs       VisitorSession
 		lastSeen sql.NullTime
 		current  sql.NullInt64
 	)
-	err = st.QueryRowContext(s.readCtx(ctx), ChannelChat, tokenID(token)).Scan(&c.ID, &c.Name, &c.Email, &c.EmailVerified,
+	lead := []any{&c.ID, &c.Name, &c.Email, &c.EmailVerified,
 		&c.Phone, &c.Online, &lastSeen, &c.CreatedAt, &c.Browser, &c.BrowserVersion, &c.OS, &c.IP, &c.Country,
-		&vs.ID, &vs.ExpiresAt, &vs.LastUsedAt, &current)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Contact{}, time.Time{}, 0, ErrUnauthenticated
+		&vs.ID, &vs.ExpiresAt, &vs.LastUsedAt, &current}
+	// One read, the session with its contact and their newest chat
+	// conversation: it runs for every socket that connects.
+	const cols = `c.id, c.name, c.email, c.email_verified, c.phone, c.online, c.last_seen_at,
+		c.created_at, c.browser, c.browser_version, c.os, c.ip, c.country,
+		vs.id, vs.expires_at, vs.last_used_at,
+		(SELECT v.id FROM conversations v WHERE v.contact_id = c.id AND v.channel = ? ORDER BY v.id DESC LIMIT 1)`
+	found := false
+	if hint > 0 {
+		// With the hinted conversation, if it is the contact's, and its
+		// agents (ConversationStart); no row: an unknown token, or a
+		// conversation of someone else, read as without a hint.
+		st, err := s.hot(ctx, `SELECT `+cols+`, `+startColumns+`
+			FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id
+			JOIN conversations v ON v.id = ? AND v.contact_id = c.id
+			LEFT JOIN participants p ON p.conversation_id = v.id AND p.left_at IS NULL
+			LEFT JOIN agents a ON a.id = p.agent_id
+			WHERE vs.id = ?
+			ORDER BY p.responsible DESC, p.joined_at, p.id`)
+		if err != nil {
+			return VisitorConnect{}, err
+		}
+		rows, err := st.QueryContext(s.readCtx(ctx), ChannelChat, hint, tokenID(token))
+		if err != nil {
+			return VisitorConnect{}, dbErr(err)
+		}
+		if vc.Conversation, vc.Agents, found, err = scanStart(rows, lead...); err != nil {
+			return VisitorConnect{}, err
+		}
+		vc.Started = found && current.Valid && current.Int64 == hint
 	}
-	if err != nil {
-		return Contact{}, time.Time{}, 0, dbErr(err)
+	if !found {
+		st, err := s.hot(ctx, `SELECT `+cols+` FROM visitor_sessions vs JOIN contacts c ON c.id = vs.contact_id WHERE vs.id = ?`)
+		if err != nil {
+			return VisitorConnect{}, err
+		}
+		err = st.QueryRowContext(s.readCtx(ctx), ChannelChat, tokenID(token)).Scan(lead...)
+		if errors.Is(err, sql.ErrNoRows) {
+			return VisitorConnect{}, ErrUnauthenticated
+		}
+		if err != nil {
+			return VisitorConnect{}, dbErr(err)
+		}
+	}
+	if !vc.Started {
+		vc.Conversation, vc.Agents = Conversation{}, nil
 	}
 	if lastSeen.Valid {
 		t := lastSeen.Time.UTC()
 		c.LastSeenAt = &t
 	}
 	vs.ContactID = c.ID
-	conv := current.Int64
+	vc.ConversationID = current.Int64
 	now := s.now()
 	if !now.Before(vs.ExpiresAt) {
-		return Contact{}, time.Time{}, 0, ErrUnauthenticated
+		return VisitorConnect{}, ErrUnauthenticated
 	}
-	expires := vs.ExpiresAt.UTC()
+	vc.Expires = vs.ExpiresAt.UTC()
 	if now.Sub(vs.LastUsedAt) > renewAfter(ttl) {
-		expires = now.Add(ttl)
+		vc.Expires = now.Add(ttl)
 		if err := s.recordUse(vs.ID, ttl); err != nil {
-			return Contact{}, time.Time{}, 0, err
+			return VisitorConnect{}, err
 		}
 	}
 	c.CreatedAt = c.CreatedAt.UTC()
-	return c, expires, conv, nil
+	return vc, nil
 }
 
 // tokenUses writes visitor token uses by group commit: a use that finds

@@ -462,3 +462,70 @@ func TestSubscribeFunc(t *testing.T) {
 		t.Fatalf("after Close: got %v, %d subscribers", got, h.Subscribers())
 	}
 }
+
+// With the conversation the widget resumes, the token's read also reads
+// that conversation and its agents, as ConversationStart does, when it is
+// the visitor's current one; another's conversation, an older or a
+// deleted one is not read, and a bad token is refused either way.
+func TestVisitorAuthStart(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		f := newFixture(t, url)
+		s := f.s
+		v := startVisitor(t, s, "Vic")
+		id := v.Conversation.ID
+		check := func(hint, wantID int64, wantStarted bool) {
+			t.Helper()
+			got, err := s.VisitorAuthConversation(ctx, v.Token, time.Hour, hint)
+			if err != nil || got.Contact.ID != v.Contact.ID || got.ConversationID != wantID || got.Started != wantStarted {
+				t.Fatalf("VisitorAuthConversation(hint %d) = contact %d, conversation %d, started %v, %v; want %d, %d, %v",
+					hint, got.Contact.ID, got.ConversationID, got.Started, err, v.Contact.ID, wantID, wantStarted)
+			}
+			if !wantStarted {
+				if got.Conversation.ID != 0 || got.Agents != nil {
+					t.Fatalf("VisitorAuthConversation(hint %d) read %+v, %+v; want nothing", hint, got.Conversation, got.Agents)
+				}
+				return
+			}
+			conv, parts, err := s.ConversationStart(ctx, id)
+			if err != nil {
+				t.Fatalf("ConversationStart() = %v", err)
+			}
+			if got.Conversation.ID != conv.ID || got.Conversation.Seq != conv.Seq || got.Conversation.Status != conv.Status ||
+				got.Conversation.ContactID != conv.ContactID || !got.Conversation.CreatedAt.Equal(conv.CreatedAt) || len(got.Agents) != len(parts) {
+				t.Fatalf("VisitorAuthConversation(hint %d) = %+v, %+v; want ConversationStart's %+v, %+v", hint, got.Conversation, got.Agents, conv, parts)
+			}
+			for i := range parts {
+				if got.Agents[i] != parts[i] {
+					t.Fatalf("agent %d = %+v, want %+v", i, got.Agents[i], parts[i])
+				}
+			}
+		}
+		check(0, id, false)
+		check(id, id, true)
+		for _, a := range []int64{f.bob.ID, f.alice.ID} {
+			if err := s.Join(ctx, id, a); err != nil {
+				t.Fatalf("Join() = %v", err)
+			}
+			check(id, id, true)
+		}
+		other := startVisitor(t, s, "Other")
+		check(other.Conversation.ID, id, false)
+		check(999999, id, false)
+		if _, err := s.VisitorAuthConversation(ctx, "no such token", time.Hour, id); !errors.Is(err, inbox.ErrUnauthenticated) {
+			t.Fatalf("VisitorAuthConversation(bad token, hint) = %v, want ErrUnauthenticated", err)
+		}
+		// A newer conversation is the current one: the older is not read.
+		if err := s.DeleteConversation(ctx, id); err != nil {
+			t.Fatalf("DeleteConversation() = %v", err)
+		}
+		fresh, _, err := s.StartVisitorConversation(ctx, v.Contact.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(id, fresh.ID, false)
+		email := f.start(t) // Carol's email conversation: not Vic's
+		check(email.ID, fresh.ID, false)
+		id = fresh.ID
+		check(fresh.ID, fresh.ID, true)
+	})
+}

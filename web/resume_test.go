@@ -136,36 +136,53 @@ func TestAgentResumeHeld(t *testing.T) {
 
 // The visitor's socket subscribes before it reads where the conversation
 // stands: an event committed between its first read and its subscription
-// reaches it.
+// (a widget that does not name its conversation), or between its
+// subscription and its one read (a widget that does), reaches it once.
 func TestVisitorSocketSubscribesFirst(t *testing.T) {
-	inboxtest.Run(t, func(t *testing.T, url string) {
-		e := newEnv(t, url, nil)
-		v := e.startVisitor("Sam")
-		conv := v.start.Conversation
-		type added struct {
-			m   inbox.Message
-			err error
-		}
-		committed := make(chan added, 1)
-		var once sync.Once
-		webchat.TestHookBeforeSubscribe = func(id int64) {
-			once.Do(func() {
-				m, _, err := e.store.AddMessage(context.Background(), inbox.NewMessage{ConversationID: id, Author: inbox.AuthorContact, Text: "from another tab"})
-				committed <- added{m, err}
+	for _, named := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unnamed", true: "named"}[named], func(t *testing.T) {
+			inboxtest.Run(t, func(t *testing.T, url string) {
+				e := newEnv(t, url, nil)
+				v := e.startVisitor("Sam")
+				conv := v.start.Conversation
+				type added struct {
+					m   inbox.Message
+					err error
+				}
+				committed := make(chan added, 1)
+				var once sync.Once
+				hook := func(id int64) {
+					once.Do(func() {
+						m, _, err := e.store.AddMessage(context.Background(), inbox.NewMessage{ConversationID: id, Author: inbox.AuthorContact, Text: "from another tab"})
+						committed <- added{m, err}
+					})
+				}
+				var s *vsock
+				if named {
+					webchat.TestHookAfterHintSubscribe = hook
+					t.Cleanup(func() { webchat.TestHookAfterHintSubscribe = nil })
+					s, _ = v.connect(conv.Seq)
+				} else {
+					webchat.TestHookBeforeSubscribe = hook
+					t.Cleanup(func() { webchat.TestHookBeforeSubscribe = nil })
+					s, _ = v.connectUnnamed(conv.Seq)
+				}
+				var m inbox.Message
+				select {
+				case a := <-committed:
+					noError(t, "AddMessage()", a.err)
+					m = a.m
+				case <-time.After(frameWait):
+					t.Fatalf("the hook did not run within %v", frameWait)
+				}
+				if got := addedMessage(t, s.event(t, inbox.EventMessageAdded)); got.ID != m.ID {
+					t.Fatalf("event = %+v, want message %d", got, m.ID)
+				}
+				next := e.contactSays(conv.ID, "and then")
+				if got := addedMessage(t, s.event(t, inbox.EventMessageAdded)); got.ID != next.ID {
+					t.Fatalf("event = %+v, want the next message %d, once each", got, next.ID)
+				}
 			})
-		}
-		t.Cleanup(func() { webchat.TestHookBeforeSubscribe = nil })
-		s, _ := v.connect(conv.Seq)
-		var m inbox.Message
-		select {
-		case a := <-committed:
-			noError(t, "AddMessage()", a.err)
-			m = a.m
-		case <-time.After(frameWait):
-			t.Fatalf("the hook did not run within %v", frameWait)
-		}
-		if got := addedMessage(t, s.event(t, inbox.EventMessageAdded)); got.ID != m.ID {
-			t.Fatalf("event = %+v, want message %d", got, m.ID)
-		}
-	})
+		})
+	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lxzan/gws"
 
+	"github.com/microdeets/microchat/channels/webchat"
 	"github.com/microdeets/microchat/config"
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
@@ -49,13 +51,31 @@ func TestWidgetIsolation(t *testing.T) {
 		sa.send(t, map[string]any{"type": "message", "client_id": "x", "text": "hi", "attachment_ids": []int64{up.Attachment.ID}})
 		sa.find(t, "ack")
 		sb.quiet(t)
-		// Ben's socket asking for Ann's conversation gets his own, resynced.
+		// Ben's socket asking for Ann's conversation gets his own, resynced,
+		// and none of Ann's events: not one committed after it subscribed
+		// to the conversation it named and before its token was read (the
+		// hub offered it to that subscription before the test's own).
+		webchat.TestHookAfterHintSubscribe = func(id int64) {
+			seen := make(chan struct{})
+			var once sync.Once
+			sub := e.store.Hub().SubscribeFunc(id, func(inbox.Event) { once.Do(func() { close(seen) }) })
+			defer sub.Close()
+			e.contactSays(id, "Ann's secret, said while Ben's socket authenticates")
+			select {
+			case <-seen:
+			case <-time.After(frameWait):
+				t.Errorf("the event did not come within %v", frameWait)
+			}
+		}
+		t.Cleanup(func() { webchat.TestHookAfterHintSubscribe = nil })
 		sb2, _, _ := e.dialWidget(nil)
 		sb2.send(t, map[string]any{"type": "auth", "token": b.token, "conversation_id": a.start.Conversation.ID, "last_seq": 1})
 		if h := sb2.next(t); h.Type != "hello" || h.Conversation.ID != b.start.Conversation.ID {
 			t.Fatalf("hello = %s, want Ben's conversation", h)
 		}
 		sb2.nextOf(t, "resync")
+		webchat.TestHookAfterHintSubscribe = nil
+		sb2.quiet(t)
 
 		// No token, a wrong one: 401.
 		e.client().do("GET", "/api/v1/widget/state", nil).want(http.StatusUnauthorized)

@@ -116,15 +116,27 @@ func (e *env) dialWidget(header http.Header) (*vsock, *http.Response, error) {
 	return s, resp, nil
 }
 
-// connect opens the visitor's socket, authenticates from lastSeq and
-// returns the hello.
+// connect opens the visitor's socket, authenticates from lastSeq of its
+// conversation, as the widget does, and returns the hello.
 func (v *visitor) connect(lastSeq int64) (*vsock, vframe) {
+	v.e.t.Helper()
+	return v.connectAuth(map[string]any{"type": "auth", "token": v.token, "last_seq": lastSeq, "conversation_id": v.start.Conversation.ID})
+}
+
+// connectUnnamed is connect without the conversation's id, as a widget
+// that has not seen it sends.
+func (v *visitor) connectUnnamed(lastSeq int64) (*vsock, vframe) {
+	v.e.t.Helper()
+	return v.connectAuth(map[string]any{"type": "auth", "token": v.token, "last_seq": lastSeq})
+}
+
+func (v *visitor) connectAuth(auth map[string]any) (*vsock, vframe) {
 	v.e.t.Helper()
 	s, _, err := v.e.dialWidget(http.Header{"User-Agent": {chromeUA}})
 	if err != nil {
 		v.e.t.Fatalf("dial widget socket: %v", err)
 	}
-	s.send(v.e.t, map[string]any{"type": "auth", "token": v.token, "last_seq": lastSeq})
+	s.send(v.e.t, auth)
 	hello := s.next(v.e.t)
 	if hello.Type != "hello" || hello.Contact == nil || hello.Contact.ID != v.start.Contact.ID {
 		v.e.t.Fatalf("first frame = %s, want hello", hello)

@@ -20,9 +20,16 @@ import (
 
 // TestHookBeforeSubscribe, when set (by tests only), is called by a
 // visitor socket's auth between reading the visitor's conversation and
-// subscribing to its events: a test commits there to prove that nothing
-// committed meanwhile is lost.
+// subscribing to its events (when the widget did not name it, or named
+// another): a test commits there to prove that nothing committed
+// meanwhile is lost.
 var TestHookBeforeSubscribe func(conversationID int64)
+
+// TestHookAfterHintSubscribe, when set (by tests only), is called by a
+// visitor socket's auth that named a conversation, after subscribing to it
+// and before reading the token: a test commits there to prove that events
+// of a conversation not the visitor's never reach the socket.
+var TestHookAfterHintSubscribe func(conversationID int64)
 
 // TestHookReadWait, when set (by tests only, before the channel starts),
 // is called by a visitor socket's read loop each time it stops reading
@@ -297,10 +304,7 @@ func (vc *visitorConn) cleanup() {
 	if vc.authTimer != nil {
 		vc.authTimer.Stop()
 	}
-	if vc.sub != nil {
-		vc.sub.Close()
-		vc.sub = nil
-	}
+	vc.unsubscribe()
 	if vc.typing {
 		// The typing indicator ends with the socket that set it.
 		vc.typing = false
@@ -326,7 +330,18 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	defer cancel()
 	st := vc.ch.store
 	seen := vc.ch.sockets.Notices()
-	contact, expires, convID, err := st.VisitorAuthConversation(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D())
+	// A widget that resumes names its conversation: the socket subscribes
+	// to it first, and one read then checks the token and reads where the
+	// conversation stands. Events of a conversation that turns out not to
+	// be the visitor's are dropped (event).
+	hint := max(f.ConversationID, 0)
+	if hint != 0 {
+		vc.subscribe(hint)
+		if TestHookAfterHintSubscribe != nil {
+			TestHookAfterHintSubscribe(hint)
+		}
+	}
+	got, err := st.VisitorAuthConversation(ctx, f.Token, vc.ch.cfg.Widget.SessionTTL.D(), hint)
 	if errors.Is(err, inbox.ErrUnauthenticated) {
 		vc.conn.WriteClose(sockets.CloseUnauthorized, []byte("bad or expired token"))
 		return
@@ -337,7 +352,8 @@ func (vc *visitorConn) auth(f *clientFrame) {
 		vc.conn.WriteClose(1013, []byte("try again later"))
 		return
 	}
-	if err := vc.sock.Bind(inbox.SessionID(f.Token), contact.ID, expires, vc.revoked); err != nil {
+	contact, convID := got.Contact, got.ConversationID
+	if err := vc.sock.Bind(inbox.SessionID(f.Token), contact.ID, got.Expires, vc.revoked); err != nil {
 		vc.state.Store(stateClosed)
 		vc.conn.WriteClose(sockets.CloseTooMany, []byte("too many connections with this token"))
 		return
@@ -373,25 +389,28 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	contact.Online = true
 
 	hello := helloFrame{Type: "hello", Contact: contact, Agents: []Agent{}}
-	var conv inbox.Conversation
+	conv, parts := got.Conversation, got.Agents
+	if convID != hint {
+		vc.unsubscribe()
+	}
 	if convID != 0 {
-		if TestHookBeforeSubscribe != nil {
-			TestHookBeforeSubscribe(convID)
-		}
 		vc.conversationID = convID
 		vc.follower = st.NewFollower()
-		// Subscribed first, then the starting point (the conversation's
-		// seq and agents) is read, then the catch-up: an event committed
-		// before this read is in the catch-up, one after it reaches the
-		// subscription (queued behind this job), and the Follower drops
-		// what the catch-up already sent.
-		vc.sub = st.Hub().SubscribeFunc(convID, vc.deliver)
-		var parts []inbox.ParticipantAgent
-		conv, parts, err = st.ConversationStart(ctx, convID)
-		if err != nil {
-			vc.writeErr(err, "")
-			vc.conn.WriteClose(1013, []byte("try again later"))
-			return
+		if !got.Started {
+			if TestHookBeforeSubscribe != nil {
+				TestHookBeforeSubscribe(convID)
+			}
+			// Subscribed first, then the starting point (the
+			// conversation's seq and agents) is read, then the catch-up:
+			// an event committed before this read is in the catch-up, one
+			// after it reaches the subscription (queued behind this job),
+			// and the Follower drops what the catch-up already sent.
+			vc.subscribe(convID)
+			if conv, parts, err = st.ConversationStart(ctx, convID); err != nil {
+				vc.writeErr(err, "")
+				vc.conn.WriteClose(1013, []byte("try again later"))
+				return
+			}
 		}
 		hello.Agents = Agents(parts)
 		hello.Conversation = &helloConversation{ID: conv.ID, Status: conv.Status, Seq: conv.Seq}
@@ -416,9 +435,25 @@ func (vc *visitorConn) auth(f *clientFrame) {
 	vc.deliverEvents(ctx, evs, err)
 }
 
-// event handles one event from the hub.
+// subscribe subscribes the socket to the events of conversation id.
+func (vc *visitorConn) subscribe(id int64) {
+	vc.sub = vc.ch.store.Hub().SubscribeFunc(id, vc.deliver)
+}
+
+// unsubscribe ends the socket's subscription, if any. Events it queued
+// meanwhile are dropped by event unless of the visitor's conversation.
+func (vc *visitorConn) unsubscribe() {
+	if vc.sub != nil {
+		vc.sub.Close()
+		vc.sub = nil
+	}
+}
+
+// event handles one event from the hub: of the visitor's conversation
+// only, once the socket is authenticated (an event of the conversation a
+// widget named before its token was read may be queued before it).
 func (vc *visitorConn) event(ev inbox.Event) {
-	if vc.state.Load() != stateReady || vc.follower == nil {
+	if vc.state.Load() != stateReady || vc.follower == nil || ev.ConversationID != vc.conversationID {
 		return
 	}
 	ctx, cancel := vc.ctx()

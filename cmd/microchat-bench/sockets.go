@@ -161,7 +161,9 @@ func (v *visitor) connectWithin(ctx context.Context, src netip.Addr, wait time.D
 	go socket.ReadLoop()
 	last := v.lastSeq.Load()
 	v.authSeq.Store(last)
-	auth := `{"type":"auth","token":"` + v.start.Token + `","last_seq":` + strconv.FormatInt(last, 10) + `}`
+	// As the widget does, it names the conversation it resumes.
+	auth := `{"type":"auth","token":"` + v.start.Token + `","last_seq":` + strconv.FormatInt(last, 10) +
+		`,"conversation_id":` + strconv.FormatInt(v.start.Conversation.ID, 10) + `}`
 	if err := socket.WriteString(auth); err != nil {
 		return "visitor auth: " + errKind(err), err
 	}
