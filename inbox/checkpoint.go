@@ -20,8 +20,9 @@ import (
 // Under a steady load the writer commits while each PASSIVE checkpoint
 // runs, so that never happens and the log grew without end: 2.9 GB after
 // 25 s of 8,000 messages/s, every commit appending to a longer file. So
-// when a checkpoint leaves more than restartFrames frames in the log, the
-// checkpointer copies the rest through the writer's own connection,
+// when the log holds more than restartFrames frames (it has not started
+// over since the last round), the checkpointer copies the rest through
+// the writer's own connection,
 // between two of its transactions, where no commit can come between the
 // copy and the next write: that write starts the log over, and
 // journal_size_limit (sqliteLogLimit) shrinks the file back.
