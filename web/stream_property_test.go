@@ -227,7 +227,10 @@ func (p *propVisitor) converge() {
 	}
 }
 
-func (p *propVisitor) reconnect(meanwhile func()) {
+// reconnect closes the visitor's socket and opens another, resuming from
+// what it holds; named: its auth names the conversation, as the widget's
+// does once it knows it.
+func (p *propVisitor) reconnect(meanwhile func(), named bool) {
 	p.t.Helper()
 	if p.s != nil {
 		p.s.conn.WriteClose(1000, nil)
@@ -247,7 +250,11 @@ func (p *propVisitor) reconnect(meanwhile func()) {
 		}
 	}
 	meanwhile()
-	p.s, _ = p.v.connect(p.held[p.conv])
+	if named {
+		p.s, _ = p.v.connect(p.held[p.conv])
+	} else {
+		p.s, _ = p.v.connectUnnamed(p.held[p.conv])
+	}
 	p.newConn()
 }
 
@@ -284,14 +291,16 @@ func TestSocketStreamProperty(t *testing.T) {
 			}
 		}
 		// inject, when set, is committed by the next visitor socket
-		// between its first read and its subscription.
+		// between its first read and its subscription (unnamed), or
+		// between its subscription and its one read (named).
 		var inject atomic.Bool
-		webchat.TestHookBeforeSubscribe = func(id int64) {
+		hook := func(id int64) {
 			if inject.CompareAndSwap(true, false) {
 				commit(id)
 			}
 		}
-		t.Cleanup(func() { webchat.TestHookBeforeSubscribe = nil })
+		webchat.TestHookBeforeSubscribe, webchat.TestHookAfterHintSubscribe = hook, hook
+		t.Cleanup(func() { webchat.TestHookBeforeSubscribe, webchat.TestHookAfterHintSubscribe = nil, nil })
 
 		// Commits: 1 to 3 at once in one conversation, or one each in
 		// several. The plan is drawn here, so that a burst run in the
@@ -326,7 +335,7 @@ func TestSocketStreamProperty(t *testing.T) {
 		visitors := make([]*propVisitor, len(vs))
 		for i, v := range vs {
 			visitors[i] = &propVisitor{streamCheck: newStreamCheck(t, "visitor "+strconv.Itoa(i), e.store, convs[i+1:i+2]), v: v, conv: convs[i+1]}
-			visitors[i].reconnect(func() {})
+			visitors[i].reconnect(func() {}, true)
 		}
 		steps := 40
 		if testing.Short() {
@@ -348,7 +357,7 @@ func TestSocketStreamProperty(t *testing.T) {
 				agent.reconnect(rng.IntN(2) == 0, maybe, maybe)
 			case op < 8:
 				inject.Store(rng.IntN(2) == 0)
-				visitors[rng.IntN(len(visitors))].reconnect(maybe)
+				visitors[rng.IntN(len(visitors))].reconnect(maybe, rng.IntN(2) == 0)
 			case op == 8:
 				// A resume on the same connection, maybe racing a commit.
 				var bg sync.WaitGroup
