@@ -248,26 +248,70 @@ func (p *page) typeIn(sel, text string) {
 	p.keys(in(sel), text)
 }
 
-// click clicks the middle of the element of a JavaScript expression.
+// click clicks el at its centre, as a person does: once el is visible
+// and the point at its centre is el's (in its document or shadow root;
+// or its label's), so that a layout still settling (a frame growing, a
+// banner coming) does not send it elsewhere. The layout can still move
+// between that check and the click (an image that loads scrolls the
+// thread): a guard set in the page with the point sees where the press
+// and the click land, stops them before anything in the page sees them
+// when they miss el (a click in a frame never reaches the guard: a miss
+// too), and the click is made again.
 func (p *page) click(what, el string) {
 	p.t.Helper()
-	// The click goes to a point, as a person's does: wait until the
-	// element is visible and the point at its centre is the element's
-	// (in its document or shadow root; or its label's), so that a layout
-	// still settling (a frame growing, a banner coming) does not send it
-	// elsewhere.
-	p.waitJS(what+" to be visible and uncovered", `(() => {
-		const el = `+el+`; if (!el) return false;
-		el.scrollIntoView({block: "nearest"});
-		const r = el.getBoundingClientRect(); if (r.width <= 0 || r.height <= 0) return false;
-		const root = el.getRootNode(), at = root.elementFromPoint ? root : document;
-		const hit = at.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
-		if (!hit) return false;
-		const label = hit.closest && hit.closest("label"); // a click on its label is a click on it
-		return hit === el || el.contains(hit) || (!!label && (label.control === el || label.contains(el)));
-	})()`)
-	xy := eval[[]float64](p, `(() => { const r = (`+el+`).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`)
-	p.do("clicking "+what, chromedp.MouseClickXY(xy[0], xy[1]))
+	const isEl = `const isEl = (n) => n === el || (n instanceof HTMLLabelElement && (n.control === el || n.contains(el)));`
+	for try := 1; ; try++ {
+		p.waitJS(what+" to be visible and uncovered", `(() => {
+			const el = `+el+`; if (!el) return false; `+isEl+`
+			el.scrollIntoView({block: "nearest"});
+			const r = el.getBoundingClientRect(); if (r.width <= 0 || r.height <= 0) return false;
+			const root = el.getRootNode(), at = root.elementFromPoint ? root : document;
+			const hit = at.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+			if (!hit) return false;
+			return el.contains(hit) || isEl(hit.closest && hit.closest("label")); // a click on its label is a click on it
+		})()`)
+		xy := eval[[]float64](p, `(() => {
+			window.__clickGuard?.(); // one left by a click the page did not answer
+			const el = `+el+`; `+isEl+`
+			// The click is el's when its click event is; a press or a
+			// click elsewhere (the layout moved before the press, or
+			// between the press and the release) is stopped, with what it
+			// landed on. What follows el's click is the page's (a label's
+			// click makes one on its control).
+			let hit = false, missed = "";
+			const guard = (e) => {
+				if (hit) return;
+				const path = e.composedPath(), on = path.some(isEl);
+				if (e.type === "click" && on && !missed) hit = true;
+				else if (!on && !missed && ["pointerdown", "mousedown", "click"].includes(e.type)) missed = (path[0].outerHTML || path[0].nodeName || "?").slice(0, 120);
+				if (missed) {
+					e.stopImmediatePropagation();
+					e.preventDefault();
+				}
+			};
+			const types = ["pointerdown", "mousedown", "pointerup", "mouseup", "click"];
+			for (const t of types) window.addEventListener(t, guard, true);
+			window.__clickGuard = () => {
+				for (const t of types) window.removeEventListener(t, guard, true);
+				delete window.__clickGuard;
+				return hit ? "" : missed || "nothing in the page (a frame?)";
+			};
+			const r = el.getBoundingClientRect();
+			return [r.x + r.width / 2, r.y + r.height / 2];
+		})()`)
+		p.do("clicking "+what, chromedp.MouseClickXY(xy[0], xy[1]))
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		missed, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__clickGuard?.() ?? ""`))
+		cancel()
+		if err != nil || missed == "" {
+			// On el, or the page went away: the click did what it does.
+			return
+		}
+		if try == 5 {
+			p.t.Fatalf("clicking %s: %d tries landed elsewhere, the last on %s", what, try, missed)
+		}
+		p.t.Logf("clicking %s: the page moved under the point, the click landed on %s; again", what, missed)
+	}
 }
 
 // upload sets the files of a file input, as a person picking them would.

@@ -38,6 +38,7 @@ func TestThread(t *testing.T) {
 	}{
 		{"chat", testThreadChat},
 		{"email", testThreadEmail},
+		{"drawn again", testThreadDrawnAgain},
 		{"paging", testThreadPaging},
 		{"offline queue", testThreadOfflineQueue},
 		{"retry", testThreadRetry},
@@ -61,8 +62,14 @@ type dash struct {
 // context, and waits for the agents' socket.
 func (s *server) dashboard(browser context.Context, email, name, role string) *dash {
 	s.t.Helper()
+	return s.dashboardOn(openDashboard(s.t, browser, s, ""), email, name, role)
+}
+
+// dashboardOn is dashboard on a page already at /inbox (openRecorded's,
+// whose socket the test can cut).
+func (s *server) dashboardOn(p *page, email, name, role string) *dash {
+	s.t.Helper()
 	acct := s.newAgentAccount(email, name, role)
-	p := openDashboard(s.t, browser, s, "")
 	p.textJS = `document.body.innerText`
 	// A headless tab has no focus of its own; the thread marks a
 	// conversation read only in a focused page, as a person's would be.
@@ -416,6 +423,77 @@ func testThreadEmail(t *testing.T, browser context.Context, url string) {
 	mails := smtpd.WaitMails(1, inboxtest.Patience)
 	if raw := string(mails[0].Raw); len(mails) != 1 || !strings.Contains(raw, "<ann@customer.test>") || !strings.Contains(raw, "We are on it.") {
 		t.Fatalf("mails sent: %d, the first:\n%s", len(mails), raw)
+	}
+}
+
+// testThreadDrawnAgain: what the agent opened of an email (Details, the
+// quoted text, its remote images) stays open when the conversation is
+// drawn again, here by the resync the server asks for when the
+// dashboard comes back from a drop and the events it missed are no
+// longer kept.
+func testThreadDrawnAgain(t *testing.T, browser context.Context, url string) {
+	ctx := context.Background()
+	images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(pngBytes(t))
+	}))
+	t.Cleanup(images.Close)
+	pixel := images.URL + "/logo.png"
+	s := newServerAt(t, url, nil, nil)
+	html := `<p>The scanner is <b>stuck</b>.</p><img src="` + pixel + `" width="64" height="64" alt="logo">`
+	raw := []byte("From: Ann Customer <ann@customer.test>\r\nTo: support@example.com\r\nSubject: Scanner\r\nMessage-ID: <s1@customer.test>\r\n\r\nThe scanner is stuck.\r\n")
+	res, err := s.store.IngestEmail(ctx, inbox.IncomingEmail{
+		Mailbox: "support", Folder: "INBOX", MessageID: "s1@customer.test", RawHash: fmt.Sprintf("%x", raw[:16]),
+		From: inbox.Address{Name: "Ann Customer", Addr: "ann@customer.test"},
+		To:   []inbox.Address{{Addr: "support@example.com"}}, Cc: []inbox.Address{{Name: "Dave Colleague", Addr: "dave@customer.test"}},
+		Recipients: []string{"support@example.com"}, Subject: "Scanner", Date: time.Now(),
+		Text: "The scanner is stuck.", FullText: "The scanner is stuck.\n\n> On Monday you wrote:\n> Old words here",
+		HTML: html, FullHTML: html + `<blockquote>Old words here</blockquote>`, Raw: raw,
+	})
+	if err != nil {
+		t.Fatalf("IngestEmail() = %v", err)
+	}
+	d := s.dashboardOn(openRecorded(t, browser, s, ""), "bob@example.com", "Bob Agent", inbox.RoleAgent)
+	d.open(res.ConversationID)
+
+	msg := fmt.Sprintf(`document.querySelector('#thread [data-message-id="%d"]')`, res.MessageID)
+	frame := msg + `?.querySelector("iframe.email-html")`
+	details := msg + `?.querySelector(".email-details")`
+	opened := map[string]string{
+		"the addresses":    details + `?.innerText.includes("Dave Colleague <dave@customer.test>")`,
+		"the quoted text":  frame + `?.srcdoc.includes("Old words here")`,
+		"the remote image": frame + `?.srcdoc.includes(' src="` + pixel + `"')`,
+	}
+	d.click("Details", pageButton("#thread", "Details"))
+	d.waitJS("the addresses", opened["the addresses"])
+	d.click("Show quoted text", pageButton("#thread", "Show quoted text"))
+	d.waitJS("the quoted text", opened["the quoted text"])
+	d.click("Load remote images", pageButton("#thread", "Load remote images"))
+	d.waitJS("the remote image", opened["the remote image"])
+
+	// The socket drops; meanwhile Ann writes again, and the events are
+	// pruned: back, the resume of the conversation is a resync, which
+	// draws it again (new nodes: the old one is marked).
+	d.do("mark the message and count resyncs", chromedp.Evaluate[chromedp.Void](msg+`.dataset.before = "1";
+		window.__resyncs = 0; window.microchat.ctx.bus.on("resync", () => window.__resyncs++); void 0`))
+	d.do("cut the socket", chromedp.Evaluate[chromedp.Void](`window.__cut()`))
+	d.waitJS("reconnecting", `window.microchat.ctx.status() === "reconnecting"`)
+	s.contactSays(res.ConversationID, "Any news?")
+	if _, err := s.store.PruneEvents(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("PruneEvents() = %v", err)
+	}
+	d.do("restore the socket", chromedp.Evaluate[chromedp.Void](`window.__restore()`))
+	d.waitJS("the conversation drawn again", `window.__resyncs > 0 && document.getElementById("thread").dataset.state === "ready" && `+
+		msg+` && !`+msg+`.dataset.before && !!`+msgWith("Any news?"))
+
+	if !eval[bool](d.page, details+`?.hidden === false && `+msg+`.querySelector(".details-toggle").getAttribute("aria-expanded") === "true"`) {
+		t.Fatalf("the Details panel closed when the conversation was drawn again")
+	}
+	for _, what := range []string{"the addresses", "the quoted text", "the remote image"} {
+		d.waitJS(what+" after the resync", opened[what])
+	}
+	if eval[bool](d.page, `!!(`+pageButton("#thread", "Show quoted text")+` || `+pageButton("#thread", "Load remote images")+`)`) {
+		t.Fatalf("the buttons of what is shown are back after the resync")
 	}
 }
 

@@ -30,6 +30,10 @@
 // The quoted history or signature the server cut (message.email.trimmed)
 // is folded: "Show quoted text" loads the whole text and HTML from GET
 // .../email and shows it instead.
+//
+// What the agent opened of a message (Details, the quoted text, remote
+// images) is written down in an object the caller keeps by message id
+// (thread.js): the conversation drawn again (a resync) opens them again.
 
 import { h, icon, linkify } from "/static/shared/dom.js";
 
@@ -154,10 +158,12 @@ function addresses(list) {
 // createEmailView returns the parts of an email message: head (subject
 // and Details), body (HTML frame or text, its buttons and notices).
 // loadDetails() returns a promise of GET .../email's answer, shared.
-export function createEmailView(ctx, msg) {
+// opened is what the agent opened of this message, {details, quoted,
+// remote}: read to open them again, and kept up to date.
+export function createEmailView(ctx, msg, opened = {}) {
 	const email = msg.email || {};
 	const inline = new Map();
-	let remote = false;
+	let remote = !!opened.remote;
 	let html = msg.html || "";
 	let text = msg.text || "";
 	let full = false;
@@ -174,8 +180,9 @@ export function createEmailView(ctx, msg) {
 	// Head: the subject and the Details toggle.
 	const panel = h("dl", { class: "email-details", hidden: true });
 	const toggle = h("button", { type: "button", class: "link details-toggle", "aria-expanded": "false", text: "Details" });
-	toggle.addEventListener("click", async () => {
-		const open = panel.hidden;
+	toggle.addEventListener("click", () => setDetails(panel.hidden));
+	async function setDetails(open) {
+		opened.details = open;
 		toggle.setAttribute("aria-expanded", String(open));
 		panel.hidden = !open;
 		if (!open || panel.childElementCount) return;
@@ -196,7 +203,7 @@ export function createEmailView(ctx, msg) {
 		} catch (err) {
 			panel.replaceChildren(h("dd", { class: "error", text: "Could not load the details: " + err.message }));
 		}
-	});
+	}
 	const head = h(
 		"div",
 		{ class: "email-head" },
@@ -211,11 +218,13 @@ export function createEmailView(ctx, msg) {
 	const remoteBtn = h("button", { type: "button", class: "secondary small", text: "Load remote images" });
 	const quotedBtn = h("button", { type: "button", class: "secondary small", text: "Show quoted text" });
 	remoteBtn.addEventListener("click", () => {
-		remote = true;
+		remote = opened.remote = true;
 		remoteBtn.remove();
 		render();
 	});
-	quotedBtn.addEventListener("click", async () => {
+	quotedBtn.addEventListener("click", showQuoted);
+	async function showQuoted() {
+		opened.quoted = true;
 		quotedBtn.disabled = true;
 		quotedBtn.textContent = "Loading…";
 		try {
@@ -226,11 +235,12 @@ export function createEmailView(ctx, msg) {
 			quotedBtn.remove();
 			render();
 		} catch (err) {
+			opened.quoted = false;
 			quotedBtn.disabled = false;
 			quotedBtn.textContent = "Show quoted text";
 			actions.append(h("span", { class: "error", text: err.message }));
 		}
-	});
+	}
 
 	let frame = null;
 	async function render() {
@@ -267,6 +277,8 @@ export function createEmailView(ctx, msg) {
 		: null;
 	const body = h("div", { class: "email-body" }, notices, content, actions);
 	render();
+	if (opened.details) setDetails(true);
+	if (opened.quoted && email.trimmed) showQuoted();
 
 	return { head, details: panel, body, loadDetails };
 }

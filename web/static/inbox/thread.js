@@ -14,7 +14,10 @@
 // leaves, closing and ratings (as system lines), the contact's typing
 // (dropped 10 s after its last renewal) and presence. Events that come
 // while the conversation loads are applied after it, in order, so that
-// none is lost; "resync" reloads it.
+// none is lost; "resync" reloads it. What the agent opened of a message
+// (an email's Details, its quoted text, its remote images) is kept by
+// message id and opened again when the conversation is drawn again (a
+// resync, "Try again"), until another conversation is shown.
 //
 // Reading: the conversation is marked read (POST .../read with the last
 // sequence number) when it shows something unread while the page is
@@ -310,7 +313,9 @@ export function mount(el, ctx) {
 			),
 		);
 		if (email && (m.html || m.email)) {
-			const ev = createEmailView(ctx, m);
+			let opened = view.opened.get(m.id);
+			if (!opened) view.opened.set(m.id, (opened = {}));
+			const ev = createEmailView(ctx, m, opened);
 			node.append(ev.head, ev.details, ev.body);
 		} else {
 			node.append(h("div", { class: "text" }, linkify(m.text || "")));
@@ -648,7 +653,8 @@ export function mount(el, ctx) {
 		id = Number(id) || 0;
 		if (!force && ((view && view.id === id) || (!view && !id))) return;
 		const g = ++gen;
-		const keepScroll = force && view && view.id === id && !stick;
+		const again = force && view && view.id === id ? view : null; // drawn again
+		const keepScroll = again && !stick;
 		showTyping(false);
 		notice.textContent = "";
 		jump.hidden = true;
@@ -684,6 +690,8 @@ export function mount(el, ctx) {
 			olderError: "",
 			buffer: [],
 			readSent: 0,
+			// message id -> what the agent opened of it (emailview.js)
+			opened: again ? again.opened : new Map(),
 		};
 		const v = view;
 		drawHeader();
