@@ -166,12 +166,13 @@ func lockAdmins(tx *gorm.DB, id int64) ([]int64, error) {
 }
 
 // disableAgent disables the agent a, locked, in tx: they can no longer
-// log in, their presence is offline, their sessions are deleted and they
-// leave every conversation they are in (rule 3: the last one to leave
-// closes it). The caller publishes Revoked{AgentID} after the commit,
-// which closes their sockets. The row stays, so that their name stays on
-// what they wrote, and so does their email: it cannot be reused, and the
-// account can be enabled again.
+// log in, their presence is offline, their sessions are deleted, their
+// API tokens revoked (revokeAgentTokens) and they leave every
+// conversation they are in (rule 3: the last one to leave closes it).
+// The caller publishes Revoked{AgentID} after the commit, which closes
+// their sockets. The row stays, so that their name stays on what they
+// wrote, and so does their email: it cannot be reused, and the account
+// can be enabled again.
 func (s *Store) disableAgent(tx *gorm.DB, a *Agent, evs *[]Event) error {
 	now := s.now()
 	if err := tx.Model(&Agent{}).Where("id = ?", a.ID).
@@ -180,6 +181,9 @@ func (s *Store) disableAgent(tx *gorm.DB, a *Agent, evs *[]Event) error {
 	}
 	a.DeactivatedAt, a.Presence = &now, PresenceOffline
 	if err := tx.Where("agent_id = ?", a.ID).Delete(&Session{}).Error; err != nil {
+		return err
+	}
+	if err := s.revokeAgentTokens(tx, a.ID); err != nil {
 		return err
 	}
 	convs, err := joinedConversations(tx, a.ID)

@@ -243,6 +243,28 @@ func (s *Store) CreateSession(ctx context.Context, agentID int64, ttl time.Durat
 	return token, sess, nil
 }
 
+// joinedAgent is the agent of a credential's row, read in the same query
+// as the credential (SessionAgent, APITokenAgent) with
+// joinedAgentColumns and a join of agents as "a".
+type joinedAgent struct {
+	AgentEmail, AgentName, AgentRole, AgentPasswordHash, AgentPresence string
+	AgentCreatedAt                                                     time.Time
+	AgentNotifications                                                 string
+	AgentSound                                                         bool
+}
+
+// joinedAgentColumns selects a joinedAgent from agents joined as "a".
+const joinedAgentColumns = "a.email AS agent_email, a.name AS agent_name, a.role AS agent_role, " +
+	"a.password_hash AS agent_password_hash, a.presence AS agent_presence, a.created_at AS agent_created_at, " +
+	"a.notifications AS agent_notifications, a.sound AS agent_sound"
+
+// agent returns the agent, whose id is id (the credential's agent_id).
+func (j joinedAgent) agent(id int64) Agent {
+	return Agent{ID: id, Email: j.AgentEmail, Name: j.AgentName, Role: j.AgentRole,
+		PasswordHash: j.AgentPasswordHash, CreatedAt: j.AgentCreatedAt.UTC(), Presence: j.AgentPresence,
+		Settings: AgentSettings{Notifications: j.AgentNotifications, Sound: j.AgentSound}}
+}
+
 // SessionAgent returns the session of a cookie value and its agent, or
 // ErrUnauthenticated if there is none or it expired. It records use at
 // most once a minute, so that requests do not each write.
@@ -250,15 +272,10 @@ func (s *Store) SessionAgent(ctx context.Context, token string) (Session, Agent,
 	// One read for both: it runs before every agent request.
 	var row struct {
 		Session
-		AgentEmail, AgentName, AgentRole, AgentPasswordHash, AgentPresence string
-		AgentCreatedAt                                                     time.Time
-		AgentNotifications                                                 string
-		AgentSound                                                         bool
+		Agent joinedAgent `gorm:"embedded"` // an exported field: gorm skips unexported ones
 	}
 	err := s.rdb.WithContext(ctx).Table("sessions").
-		Select("sessions.*, a.email AS agent_email, a.name AS agent_name, a.role AS agent_role, "+
-			"a.password_hash AS agent_password_hash, a.presence AS agent_presence, a.created_at AS agent_created_at, "+
-			"a.notifications AS agent_notifications, a.sound AS agent_sound").
+		Select("sessions.*, "+joinedAgentColumns).
 		Joins("JOIN agents a ON a.id = sessions.agent_id AND a.deactivated_at IS NULL").
 		Where("sessions.id = ?", tokenID(token)).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -272,13 +289,10 @@ func (s *Store) SessionAgent(ctx context.Context, token string) (Session, Agent,
 	if !now.Before(sess.ExpiresAt) {
 		return Session{}, Agent{}, ErrUnauthenticated
 	}
-	a := Agent{ID: sess.AgentID, Email: row.AgentEmail, Name: row.AgentName, Role: row.AgentRole,
-		PasswordHash: row.AgentPasswordHash, CreatedAt: row.AgentCreatedAt.UTC(), Presence: row.AgentPresence,
-		Settings: AgentSettings{Notifications: row.AgentNotifications, Sound: row.AgentSound}}
 	if now.Sub(sess.LastUsedAt) > time.Minute {
 		s.db.WithContext(ctx).Model(&Session{}).Where("id = ?", sess.ID).Update("last_used_at", now)
 	}
-	return sess, a, nil
+	return sess, row.Agent.agent(sess.AgentID), nil
 }
 
 // DeleteSession logs out; the session's sockets close at once (a Revoked

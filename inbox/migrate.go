@@ -29,6 +29,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0015_events_bus", Migrate: migrate0015EventsBus},
 	{ID: "0016_outbox_node", Migrate: migrate0016OutboxNode},
 	{ID: "0017_nodes_stopped", Migrate: migrate0017NodesStopped},
+	{ID: "0018_api_tokens", Migrate: migrate0018APITokens},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -565,4 +566,26 @@ func migrate0016OutboxNode(tx *gorm.DB) error {
 // under a retired id with stopped_at set.
 func migrate0017NodesStopped(tx *gorm.DB) error {
 	return execAll(tx, `ALTER TABLE nodes ADD COLUMN stopped_at `+tsType(tx))
+}
+
+// migrate0018APITokens adds the agents' personal API tokens (issue 15,
+// part 5; apitokens.go): each kept by the hex SHA-256 of its value, as
+// sessions are, never the value itself. A token goes with its agent's
+// row; agents are disabled rather than deleted, so the cascade is for
+// a database cleaned by hand. api_tokens_agent serves the agent's list,
+// newest first.
+func migrate0018APITokens(tx *gorm.DB) error {
+	ts := tsType(tx)
+	return execAll(tx,
+		`CREATE TABLE api_tokens (
+			id `+autoID(tx)+`,
+			agent_id BIGINT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+			name TEXT NOT NULL,
+			token_hash TEXT NOT NULL UNIQUE,
+			created_at `+ts+` NOT NULL,
+			expires_at `+ts+` NOT NULL,
+			last_used_at `+ts+`,
+			revoked_at `+ts+`)`,
+		`CREATE INDEX api_tokens_agent ON api_tokens (agent_id, id)`,
+	)
 }
