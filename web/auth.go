@@ -21,12 +21,25 @@ import (
 // must echo in the X-CSRF-Token header. The token is bound to the
 // server-side session rather than to echo's double-submit cookie, so any
 // node that reads the session can check it, and a logout invalidates it.
+//
+// Scripts use a personal API token instead (inbox/apitokens.go), sent as
+// Authorization: Bearer: it acts as its agent, with the agent's role, on
+// the same routes, with no session and no CSRF token. A browser never
+// sends that header by itself, and another site's page cannot make it
+// send one to us (it would need a CORS preflight that the agent routes
+// do not answer), so there is nothing for CSRF to protect. What only a
+// person at the dashboard should do (log out, change the password, open
+// the agents' WebSocket, make more tokens) needs a session
+// (sessionOnly).
 
 // Context keys of the auth middleware.
 const (
 	ctxAgent   = "web.agent"
 	ctxSession = "web.session"
 	ctxToken   = "web.session_token"
+	// ctxAPIToken is the *inbox.APIToken of a request authenticated by
+	// one (Authorization: Bearer); such a request has no session.
+	ctxAPIToken = "web.api_token"
 	// ctxNotices is the agents' socket registry's Notices before the
 	// session was read (agentSocket checks it).
 	ctxNotices = "web.revoked_notices"
@@ -47,12 +60,40 @@ func sessionOf(c echo.Context) *inbox.Session {
 	return s
 }
 
-var errLoginRequired = echo.NewHTTPError(http.StatusUnauthorized, "login required")
+// apiTokenOf returns the API token of a request that passed requireAgent
+// with one, or nil for a session's request.
+func apiTokenOf(c echo.Context) *inbox.APIToken {
+	t, _ := c.Get(ctxAPIToken).(*inbox.APIToken)
+	return t
+}
+
+var (
+	errLoginRequired = echo.NewHTTPError(http.StatusUnauthorized, "login required")
+	errBadAPIToken   = echo.NewHTTPError(http.StatusUnauthorized, "the API token is wrong, expired or revoked")
+)
 
 // requireAgent lets a request through with a live session cookie, and
-// puts the agent and the session in the context.
+// puts the agent and the session in the context; or with a live API
+// token in Authorization: Bearer (401 errBadAPIToken if it is not), and
+// puts the agent and the token in the context, with no session. A
+// request with both is the token's: the header is what the client chose
+// to send, the cookie may be only what its jar had. The token is read
+// from the database on every request, so a revoked one is refused at
+// once.
 func (s *Server) requireAgent(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if value := bearer(c.Request()); value != "" {
+			tok, agent, err := s.store.APITokenAgent(c.Request().Context(), value)
+			if errors.Is(err, inbox.ErrUnauthenticated) {
+				return errBadAPIToken
+			}
+			if err != nil {
+				return err
+			}
+			c.Set(ctxAgent, agent)
+			c.Set(ctxAPIToken, &tok)
+			return next(c)
+		}
 		ck, err := c.Cookie(s.cfg.Session.CookieName)
 		if err != nil || ck.Value == "" {
 			return errLoginRequired
@@ -84,11 +125,13 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 
 // csrf checks that a write comes from this server's own pages: the
 // browser does not say it comes from another site (sameOrigin, 403
-// errCrossSite), and it carries the session's CSRF token (403). It comes
-// after requireAgent.
+// errCrossSite), and it carries the session's CSRF token (403). A write
+// authenticated by an API token passes without either: no browser sends
+// one on its own (see the top of this file). It comes after
+// requireAgent.
 func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !isWrite(c.Request().Method) {
+		if !isWrite(c.Request().Method) || apiTokenOf(c) != nil {
 			return next(c)
 		}
 		if !s.sameOrigin(c.Request()) {
@@ -103,12 +146,29 @@ func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// sessionOnly refuses a request authenticated by an API token (403,
+// saying why) on a route that needs a person's login session; it comes
+// after requireAgent, so that sessionOf is not nil after it.
+func sessionOnly(why string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if apiTokenOf(c) != nil || sessionOf(c) == nil {
+				return echo.NewHTTPError(http.StatusForbidden, "this needs a login session, not an API token: "+why)
+			}
+			return next(c)
+		}
+	}
+}
+
 // sessionAnswer is the body of login and GET /auth/session: who is
 // logged in, and what the dashboard needs to know before anything else.
 type sessionAnswer struct {
-	Agent     inbox.Agent `json:"agent"`
-	CSRFToken string      `json:"csrf_token"`
-	// ExpiresAt is when the session ends (session.ttl after the login).
+	Agent inbox.Agent `json:"agent"`
+	// CSRFToken is the session's; empty for an API token, which needs
+	// none.
+	CSRFToken string `json:"csrf_token"`
+	// ExpiresAt is when the session ends (session.ttl after the login),
+	// or the API token expires.
 	ExpiresAt time.Time `json:"expires_at"`
 	// IdleAfterSeconds is agents.idle_after: the dashboard reports its
 	// agent idle after this long without activity.
@@ -175,8 +235,12 @@ func (s *Server) logout(c echo.Context) error {
 }
 
 // session answers who is logged in, with the CSRF token, for a page that
-// was reloaded.
+// was reloaded; for an API token, whose agent it is, with no CSRF token
+// and the token's expiry.
 func (s *Server) session(c echo.Context) error {
+	if tok := apiTokenOf(c); tok != nil {
+		return c.JSON(http.StatusOK, s.sessionAnswer(agentOf(c), inbox.Session{ExpiresAt: tok.ExpiresAt}))
+	}
 	return c.JSON(http.StatusOK, s.sessionAnswer(agentOf(c), *sessionOf(c)))
 }
 

@@ -553,6 +553,9 @@ func TestOpenAPISchemas(t *testing.T) {
 		"AgentRequest":        agentRequest{},
 		"SavedReplyRequest":   savedReplyRequest{},
 		"ConversationItem":    inbox.ConversationItem{},
+		"APIToken":            inbox.APIToken{},
+		"CreatedAPIToken":     createdAPIToken{},
+		"APITokenRequest":     apiTokenRequest{},
 	} {
 		s, ok := schemas[name]
 		if !ok {

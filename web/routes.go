@@ -4,8 +4,10 @@ import "net/http"
 
 // routes registers every route of the server, here and nowhere else. The
 // middleware after each handler is its access rule: requireAgent needs a
-// session, requireAdmin an admin's, csrf the session's token on writes
-// sent from this server's pages, sameSite writes sent from this server's
+// session or an API token (Authorization: Bearer), requireAdmin an
+// admin's, sessionOnly a session and not an API token, csrf the
+// session's token on writes sent from this server's pages (an API
+// token's writes need none), sameSite writes sent from this server's
 // pages (security.go), requireVisitor a widget's visitor token
 // (Authorization: Bearer).
 // Every API write with a body must be JSON (requireJSON) but the uploads,
@@ -40,9 +42,9 @@ func (s *Server) routes() {
 
 	// Login and first-run setup (auth.go).
 	api.POST("/auth/login", s.login, s.sameSite)
-	api.POST("/auth/logout", s.logout, s.requireAgent, s.csrf)
+	api.POST("/auth/logout", s.logout, s.requireAgent, sessionOnly("revoke a token with DELETE /profile/tokens/{id}"), s.csrf)
 	api.GET("/auth/session", s.session, s.requireAgent)
-	api.POST("/auth/password", s.changePassword, s.requireAgent, s.csrf)
+	api.POST("/auth/password", s.changePassword, s.requireAgent, sessionOnly("a token may not take over its account"), s.csrf)
 	api.POST("/setup", s.setup, s.sameSite)
 
 	// Attachments (attachments.go): uploads are multipart, outside the
@@ -77,6 +79,13 @@ func (s *Server) routes() {
 	api.GET("/agents", s.listAgents, s.requireAgent)
 	api.POST("/agents", s.createAgent, s.requireAgent, s.requireAdmin, s.csrf)
 	api.PATCH("/agents/me", s.updateSelf, s.requireAgent, s.csrf)
+
+	// The agent's own API tokens (apitokens.go): a token may list them
+	// and revoke itself, but only a login makes one, so that a leaked
+	// token cannot mint others that outlive its revocation.
+	api.GET("/profile/tokens", s.listAPITokens, s.requireAgent)
+	api.POST("/profile/tokens", s.createAPIToken, s.requireAgent, sessionOnly("a token may not create tokens"), s.csrf)
+	api.DELETE("/profile/tokens/:id", s.revokeAPIToken, s.requireAgent, s.csrf)
 	api.PATCH("/agents/:id", s.updateAgent, s.requireAgent, s.requireAdmin, s.csrf)
 	api.DELETE("/agents/:id", s.removeAgent, s.requireAgent, s.requireAdmin, s.csrf)
 
@@ -91,7 +100,7 @@ func (s *Server) routes() {
 	api.GET("/reports/operators.csv", s.operatorsReportCSV, s.requireAgent)
 
 	// The agents' WebSocket (agentws.go).
-	api.GET("/ws", s.agentSocket, s.requireAgent)
+	api.GET("/ws", s.agentSocket, s.requireAgent, sessionOnly("the socket is the dashboard's"))
 
 	// The widget's API (widget.go), called from customers' sites: CORS
 	// for widget.allowed_origins (another Origin is 403), no cookies.
