@@ -95,6 +95,7 @@ func TestPages(t *testing.T) {
 		{"/inbox", "text/html", `id="view-conversations"`, false},
 		{"/setup", "text/html", "Password", false},
 		{"/static/inbox/main.js", "javascript", "textContent", false},
+		{"/static/inbox/apitokens.js", "javascript", "textContent", false},
 		{"/static/shared/socket.js", "javascript", "export function createSocket", false},
 		{"/static/shared/ordering.js", "javascript", "export function createOrdering", false},
 		{"/static/shared/dom.js", "javascript", "export function h(", false},

@@ -2,11 +2,12 @@
 // the display name customers see (PATCH /agents/me {name}), the password
 // (POST /auth/password; the other sessions end), which notifications
 // come (all, mine, off) and the sound, with a test (PATCH /agents/me
-// {settings}). A saved agent is announced on the bus as "me", so that
-// the shell and the notifier use it at once. All user text is set as
-// text.
+// {settings}), and the agent's API tokens (apitokens.js). A saved agent
+// is announced on the bus as "me", so that the shell and the notifier
+// use it at once. All user text is set as text.
 import { h } from "/static/shared/dom.js";
 import { field, markInvalid } from "./form.js";
+import { apiTokens } from "./apitokens.js";
 
 const NOTIFICATIONS = [
 	{ value: "all", label: "All", text: "New conversations, new messages in Unassigned ones, and messages in conversations I joined." },
@@ -212,6 +213,10 @@ export function mount(el, ctx) {
 			);
 	}
 
+	// The API tokens: loaded when the page is shown, the value of a new
+	// one forgotten when it is left.
+	const tokens = apiTokens(ctx);
+
 	// The account, read only.
 	const account = h("dl", { class: "account" });
 
@@ -238,6 +243,7 @@ export function mount(el, ctx) {
 			nameForm,
 			setForm,
 			pwForm,
+			tokens.el,
 		),
 	);
 	fill();
@@ -249,6 +255,7 @@ export function mount(el, ctx) {
 			fill();
 			nameStatus.clear();
 			pwStatus.clear();
-		}
+			tokens.shown();
+		} else tokens.hidden();
 	});
 }
