@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"database/sql"
+	"os"
 	"sync"
 	"time"
 )
@@ -26,11 +27,21 @@ import (
 // between two of its transactions, where no commit can come between the
 // copy and the next write: that write starts the log over, and
 // journal_size_limit (sqliteLogLimit) shrinks the file back.
+//
+// Once the log is idle (a round found it all copied and no frame added
+// since the round before) and its file is larger than idleBytes, the
+// checkpointer truncates the file (a TRUNCATE checkpoint on its own
+// connection, which waits at most 100 ms for the writer and the readers
+// and else tries again at the next idle round): a burst leaves no
+// log of tens of megabytes behind.
 type checkpointer struct {
 	db            *sql.DB // its own connection
 	w             *sql.DB // the writer's one connection
+	walPath       string  // the log's file
 	every         time.Duration
 	restartFrames int
+	idleBytes     int64
+	lastFrames    int // the log's frames at the round before
 	stop          chan struct{}
 	wg            sync.WaitGroup
 	log           func(err error)
@@ -49,8 +60,13 @@ const sqliteLogLimit = 64 << 20
 // connection: SQLite's own checkpoint threshold (wal_autocheckpoint).
 const sqliteRestartFrames = 1000
 
-func startCheckpointer(db, w *sql.DB, every time.Duration, restartFrames int, log func(error)) *checkpointer {
-	c := &checkpointer{db: db, w: w, every: every, restartFrames: restartFrames, stop: make(chan struct{}), log: log}
+// sqliteIdleLogBytes is the size above which an idle log's file is
+// truncated.
+const sqliteIdleLogBytes = 4 << 20
+
+func startCheckpointer(db, w *sql.DB, walPath string, every time.Duration, log func(error)) *checkpointer {
+	c := &checkpointer{db: db, w: w, walPath: walPath, every: every, restartFrames: sqliteRestartFrames,
+		idleBytes: sqliteIdleLogBytes, lastFrames: -1, stop: make(chan struct{}), log: log}
 	c.wg.Go(c.run)
 	return c
 }
@@ -72,15 +88,18 @@ func (c *checkpointer) run() {
 
 // step is one round: a PASSIVE checkpoint on the checkpointer's
 // connection, then, if the log held more than restartFrames frames (it has
-// not started over since), another on the writer's.
+// not started over since), another on the writer's; or, when the log is
+// idle, a TRUNCATE if its file is larger than idleBytes.
 func (c *checkpointer) step() error {
 	// Each pass copies what the writer committed during the one before,
 	// so the passes shorten and the copy left to the writer is small.
-	frames, err := c.checkpoint(c.db, "PASSIVE")
+	frames, done, err := c.checkpoint(c.db, "PASSIVE")
+	idle := err == nil && frames == done && frames == c.lastFrames
+	c.lastFrames = frames
 	passes := 1
 	for last := frames; err == nil && frames > c.restartFrames && passes < maxPasses; passes++ {
 		var next int
-		if next, err = c.checkpoint(c.db, "PASSIVE"); next-last <= c.restartFrames/4 || next < last {
+		if next, _, err = c.checkpoint(c.db, "PASSIVE"); next-last <= c.restartFrames/4 || next < last {
 			break
 		}
 		last = next
@@ -88,10 +107,17 @@ func (c *checkpointer) step() error {
 	if c.afterPassive != nil {
 		c.afterPassive()
 	}
+	if idle {
+		if st, serr := os.Stat(c.walPath); serr == nil && st.Size() > c.idleBytes {
+			// Busy (a write or a reader came): the next idle round.
+			_, _, err = c.checkpoint(c.db, "TRUNCATE")
+		}
+		return err
+	}
 	if err != nil || frames <= c.restartFrames {
 		return err
 	}
-	_, err = c.checkpoint(c.w, "PASSIVE")
+	_, _, err = c.checkpoint(c.w, "PASSIVE")
 	return err
 }
 
@@ -99,16 +125,16 @@ func (c *checkpointer) step() error {
 const maxPasses = 8
 
 // checkpoint runs PRAGMA wal_checkpoint(mode) on db and returns the
-// number of frames in the log when it began (https://sqlite.org/pragma.html#pragma_wal_checkpoint:
-// busy, log, checkpointed).
-func (c *checkpointer) checkpoint(db *sql.DB, mode string) (int, error) {
+// number of frames in the log when it began and how many of them are
+// copied (https://sqlite.org/pragma.html#pragma_wal_checkpoint: busy,
+// log, checkpointed; busy is 1 when it could not finish, which is no
+// error).
+func (c *checkpointer) checkpoint(db *sql.DB, mode string) (frames, done int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var busy, frames, done int
-	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &done); err != nil {
-		return 0, err
-	}
-	return frames, nil
+	var busy int
+	err = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &done)
+	return frames, done, err
 }
 
 // close stops the checkpoints and copies the whole log into the database
@@ -118,7 +144,7 @@ func (c *checkpointer) close() error {
 	c.once.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
-		_, c.err = c.checkpoint(c.db, "TRUNCATE")
+		_, _, c.err = c.checkpoint(c.db, "TRUNCATE")
 		if err := c.db.Close(); c.err == nil {
 			c.err = err
 		}

@@ -88,7 +88,7 @@ func TestSQLiteLogStartsOver(t *testing.T) {
 		f.say(t, c.ID, inbox.AuthorContact, fmt.Sprint("beside the reader ", i))
 	}
 	before := logSequence(t, path)
-	if err := s.CheckpointStep(1, func() { rtx.Rollback() }); err != nil {
+	if err := s.CheckpointStep(1, 1<<30, func() { rtx.Rollback() }); err != nil {
 		t.Fatalf("CheckpointStep() = %v", err)
 	}
 	f.say(t, c.ID, inbox.AuthorContact, "after the checkpoint")
@@ -107,4 +107,49 @@ func logSequence(t *testing.T, path string) uint32 {
 		t.Fatalf("reading the log's header: %d bytes, %v", len(b), err)
 	}
 	return binary.BigEndian.Uint32(b[12:16])
+}
+
+// A log that a burst grew is truncated once it is idle (all copied, no
+// frame added since the round before); journal_size_limit alone only
+// cuts it back to 64 MB, and only at a write.
+func TestSQLiteIdleLogTruncated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "microchat.db")
+	s := inboxtest.Open(t, "sqlite:"+path, &inbox.Options{CheckpointEvery: time.Hour})
+	f := &fixture{s: s}
+	var err error
+	if f.contact, err = s.CreateContact(ctx, inbox.NewContact{Name: "Carol"}); err != nil {
+		t.Fatalf("CreateContact() = %v", err)
+	}
+	c := f.start(t)
+	for i := range 20 {
+		f.say(t, c.ID, inbox.AuthorContact, fmt.Sprint("message ", i))
+	}
+	logSize := func() int64 {
+		st, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	before := logSize()
+	if before == 0 {
+		t.Fatal("the log is empty after 20 messages")
+	}
+	// The first round copies the log; the second finds it idle.
+	for round := range 2 {
+		if err := s.CheckpointStep(1<<30, 1, nil); err != nil {
+			t.Fatalf("CheckpointStep() round %d = %v", round, err)
+		}
+		if got := logSize(); round == 0 && got != before {
+			t.Fatalf("the log is %d bytes after a round that found it busy, want %d as it was", got, before)
+		}
+	}
+	if got := logSize(); got != 0 {
+		t.Fatalf("the idle log is %d bytes, want it truncated (it was %d)", got, before)
+	}
+	// Writes go on as before.
+	f.say(t, c.ID, inbox.AuthorContact, "after the truncation")
+	if got := fileMessages(t, path); got < 20 {
+		t.Fatalf("the database file holds %d messages, want the 20 copied before", got)
+	}
 }

@@ -34,11 +34,13 @@ func (s *Store) Gorm() *gorm.DB            { return s.db }
 func (s *Store) CloseBare() error          { return s.closeDB() }
 
 // CheckpointStep runs one round of the SQLite checkpointer, whose log
-// starts over at the next write once more than restart frames are in it;
-// between its two checkpoints it calls between.
-func (s *Store) CheckpointStep(restart int, between func()) error {
-	s.checkpoints.restartFrames, s.checkpoints.afterPassive = restart, between
-	return s.checkpoints.step()
+// starts over at the next write once more than restart frames are in it,
+// and whose idle log's file is truncated when larger than idleBytes;
+// between its checkpoints it calls between.
+func (s *Store) CheckpointStep(restart int, idleBytes int64, between func()) error {
+	c := s.checkpoints
+	c.restartFrames, c.idleBytes, c.afterPassive = restart, idleBytes, between
+	return c.step()
 }
 
 // SetBeforeCommit makes every write transaction, the appender's included,

@@ -274,7 +274,7 @@ func (s *Store) openSQLite(rawURL string) error {
 	// once per batch. Immediate transactions take the write lock at BEGIN,
 	// so a transaction never fails half-way on a busy database.
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", sqliteBusyTimeout)
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
@@ -317,12 +317,24 @@ func (s *Store) openSQLite(rawURL string) error {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s.dialect, s.sqlW, s.sqlR = dialectSQLite, w, r
-	cp, err := sql.Open("sqlite", dsn+q.Encode())
+	// The checkpointer's connection waits 100 ms, not 10 s, for the
+	// writer and the readers: only its TRUNCATE of an idle log waits, and
+	// holds the writer meanwhile (checkpoint.go).
+	cq := url.Values{}
+	for k, v := range q {
+		for _, x := range v {
+			if x == sqliteBusyTimeout {
+				x = "busy_timeout(100)"
+			}
+			cq.Add(k, x)
+		}
+	}
+	cp, err := sql.Open("sqlite", dsn+cq.Encode())
 	if err != nil {
 		return err
 	}
 	cp.SetMaxOpenConns(1)
-	s.checkpoints = startCheckpointer(cp, w, s.opts.CheckpointEvery, sqliteRestartFrames, func(err error) {
+	s.checkpoints = startCheckpointer(cp, w, path+"-wal", s.opts.CheckpointEvery, func(err error) {
 		s.log.Warn("checkpointing the SQLite log", "err", err)
 	})
 	// SQLite parses every statement it is given: prepared once per
@@ -420,6 +432,10 @@ func (s *Store) appName(role string) string {
 // maxAppName is the most bytes of an application_name that PostgreSQL
 // keeps (NAMEDATALEN - 1).
 const maxAppName = 63
+
+// sqliteBusyTimeout is how long a SQLite connection waits for a lock
+// another holds (the writer's, a checkpoint's) before SQLITE_BUSY.
+const sqliteBusyTimeout = "busy_timeout(10000)"
 
 // Ping checks that the database answers, within two seconds at most.
 func (s *Store) Ping(ctx context.Context) error {
