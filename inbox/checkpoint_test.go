@@ -17,14 +17,7 @@ import (
 // The writer does not checkpoint SQLite's log; the checkpointer copies it
 // into the database file while the store runs, and empties it on Close.
 func TestSQLiteCheckpoints(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "microchat.db")
-	s := inboxtest.Open(t, "sqlite:"+path, &inbox.Options{CheckpointEvery: 20 * time.Millisecond})
-	f := &fixture{s: s}
-	var err error
-	if f.contact, err = s.CreateContact(ctx, inbox.NewContact{Name: "Carol"}); err != nil {
-		t.Fatalf("CreateContact() = %v", err)
-	}
-	c := f.start(t)
+	path, s, f, c := sqliteConversation(t, 20*time.Millisecond)
 	for i := range 50 {
 		f.say(t, c.ID, inbox.AuthorContact, fmt.Sprint("message ", i))
 	}
@@ -37,6 +30,20 @@ func TestSQLiteCheckpoints(t *testing.T) {
 	if st, err := os.Stat(path + "-wal"); err == nil && st.Size() != 0 {
 		t.Fatalf("the log holds %d bytes after Close, want it emptied", st.Size())
 	}
+}
+
+// sqliteConversation opens a store in a new SQLite file (path) whose
+// checkpointer runs every every, with a conversation of Carol's.
+func sqliteConversation(t *testing.T, every time.Duration) (string, *inbox.Store, *fixture, inbox.Conversation) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "microchat.db")
+	s := inboxtest.Open(t, "sqlite:"+path, &inbox.Options{CheckpointEvery: every})
+	f := &fixture{s: s}
+	var err error
+	if f.contact, err = s.CreateContact(ctx, inbox.NewContact{Name: "Carol"}); err != nil {
+		t.Fatalf("CreateContact() = %v", err)
+	}
+	return path, s, f, f.start(t)
 }
 
 // fileMessages counts the messages in the database file itself, without
@@ -62,14 +69,7 @@ func fileMessages(t *testing.T, path string) int {
 // without end (2.9 GB in 25 s). The checkpointer copies the rest on the
 // writer's connection, so the next write starts the log over.
 func TestSQLiteLogStartsOver(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "microchat.db")
-	s := inboxtest.Open(t, "sqlite:"+path, &inbox.Options{CheckpointEvery: time.Hour})
-	f := &fixture{s: s}
-	var err error
-	if f.contact, err = s.CreateContact(ctx, inbox.NewContact{Name: "Carol"}); err != nil {
-		t.Fatalf("CreateContact() = %v", err)
-	}
-	c := f.start(t)
+	path, s, f, c := sqliteConversation(t, time.Hour)
 	f.say(t, c.ID, inbox.AuthorContact, "before the reader")
 	reader, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
@@ -113,14 +113,7 @@ func logSequence(t *testing.T, path string) uint32 {
 // frame added since the round before); journal_size_limit alone only
 // cuts it back to 64 MB, and only at a write.
 func TestSQLiteIdleLogTruncated(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "microchat.db")
-	s := inboxtest.Open(t, "sqlite:"+path, &inbox.Options{CheckpointEvery: time.Hour})
-	f := &fixture{s: s}
-	var err error
-	if f.contact, err = s.CreateContact(ctx, inbox.NewContact{Name: "Carol"}); err != nil {
-		t.Fatalf("CreateContact() = %v", err)
-	}
-	c := f.start(t)
+	path, s, f, c := sqliteConversation(t, time.Hour)
 	for i := range 20 {
 		f.say(t, c.ID, inbox.AuthorContact, fmt.Sprint("message ", i))
 	}
