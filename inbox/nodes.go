@@ -146,7 +146,7 @@ func (s *Store) ensureNode(ctx context.Context) error {
 	// process killed a moment ago, or one still running with the same
 	// node_id, whose presence this one has just retired.
 	if len(running) == 1 && s.now().Sub(running[0]) < 2*NodeHeartbeat {
-		s.log.Warn("another process may be running with this node_id: it wrote its heartbeat moments ago and never stopped; give each node its own node_id (docs/scaling.md)",
+		s.log.Warn("another process may be running with this node_id: it wrote its heartbeat moments ago and never stopped; if it was killed just now (a crash, kill -9), ignore this; else give each node its own node_id (docs/scaling.md)",
 			"node", s.opts.NodeID, "heartbeat_ago", s.now().Sub(running[0]).Round(time.Millisecond))
 	}
 	s.nodeJoined.Store(true)

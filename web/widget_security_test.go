@@ -126,10 +126,21 @@ func TestWidgetOrigins(t *testing.T) {
 	if code := s.closeCode(t); code != 4401 {
 		t.Fatalf("close code for a bad token = %d, want 4401", code)
 	}
-	s, _, _ = e.dialWidget(nil)
-	s.send(t, map[string]any{"type": "ping"})
-	if code := s.closeCode(t); code != 1008 {
-		t.Fatalf("close code without auth = %d, want 1008", code)
+	// The close reason names a mistyped field of an auth frame.
+	for _, c := range []struct {
+		frame map[string]any
+		want  string
+	}{
+		{map[string]any{"type": "ping"}, "the first frame must be auth"},
+		{map[string]any{"type": "auth", "token": start.Token, "last_seq": "5"}, "bad auth frame: last_seq "},
+		{map[string]any{"type": "auth", "token": start.Token, "conversation_id": 1.5}, "bad auth frame: conversation_id "},
+		{map[string]any{"type": "auth", "token": 7}, "bad auth frame: token "},
+	} {
+		s, _, _ = e.dialWidget(nil)
+		s.send(t, c.frame)
+		if code, reason := s.closeReason(t); code != 1008 || !strings.HasPrefix(reason, c.want) {
+			t.Fatalf("close for %v = %d %q, want 1008 %q...", c.frame, code, reason, c.want)
+		}
 	}
 	// Start Chat validates what the form sends.
 	c.do("POST", "/api/v1/widget/conversations", map[string]any{"email": "x@example.com"}).wantField("name")

@@ -227,6 +227,14 @@ func (s *vsock) quiet(t *testing.T) {
 
 func (s *vsock) closeCode(t *testing.T) uint16 {
 	t.Helper()
+	code, _ := s.closeReason(t)
+	return code
+}
+
+// closeReason waits for the server's close frame and returns its code and
+// reason, skipping frames before it.
+func (s *vsock) closeReason(t *testing.T) (uint16, string) {
+	t.Helper()
 	deadline := time.After(frameWait)
 	for {
 		select {
@@ -234,7 +242,7 @@ func (s *vsock) closeCode(t *testing.T) uint16 {
 		case err := <-s.closed:
 			var ce *gws.CloseError
 			if errors.As(err, &ce) {
-				return ce.Code
+				return ce.Code, string(ce.Reason)
 			}
 			t.Fatalf("closed with %v, want a close frame", err)
 		case <-deadline:

@@ -763,7 +763,7 @@ func (vc *visitorConn) frame(m *gws.Message, first bool) {
 	switch {
 	case first && (err != nil || f.Type != "auth"):
 		vc.state.Store(stateClosed)
-		vc.conn.WriteClose(1008, []byte("the first frame must be auth"))
+		vc.conn.WriteClose(1008, []byte(notAuth(m.Bytes(), err)))
 	case first:
 		vc.auth(f)
 	case err != nil:
@@ -771,6 +771,20 @@ func (vc *visitorConn) frame(m *gws.Message, first bool) {
 	default:
 		vc.handle(f)
 	}
+}
+
+// notAuth is the close reason for a first frame that is not an auth
+// frame (err: how it failed to decode): the field of a wrong type when it
+// is an auth frame otherwise.
+func notAuth(frame []byte, err error) string {
+	var te *json.UnmarshalTypeError
+	var typ struct {
+		Type string `json:"type"`
+	}
+	if errors.As(err, &te) && te.Field != "" && json.Unmarshal(frame, &typ) == nil && typ.Type == "auth" {
+		return "bad auth frame: " + te.Field + " has the wrong JSON type"
+	}
+	return "the first frame must be auth"
 }
 
 // visitorConn is also the connection's gws.SessionStorage, so that gws
