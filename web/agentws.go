@@ -98,8 +98,8 @@ const (
 	// for this long is dropped.
 	agentReadTimeout = 75 * time.Second
 	agentMaxFrame    = 64 << 10
-	// agentBacklog is how many events may wait for a slow agent before
-	// it is told to resync.
+	// agentBacklog is how many events other than presence may wait for a
+	// slow agent before it is told to resync (presence: agentQueue).
 	agentBacklog = 1024
 	// agentMaxReplies is how many message frames of one connection may be
 	// stored at once; the read loop waits for one to end before taking
@@ -249,17 +249,19 @@ func (s *Server) agentSocket(c echo.Context) error {
 	conn.Session().Store("c", ac)
 	s.metrics.agentConns.Add(1)
 	conn.SetReadDeadline(time.Now().Add(agentReadTimeout))
-	sub := s.store.Hub().Subscribe(0, agentBacklog)
+	queue := newAgentQueue()
+	sub := s.store.Hub().SubscribeFunc(0, queue.push)
 	s.presence.AgentConnected(agent.ID)
-	go ac.run(sub)
+	go ac.run(sub, queue)
 	go conn.ReadLoop()
 	return nil
 }
 
 // run is the connection's owner: it writes the hello, the events and the
 // answers to commands and message frames, pings, and ends the connection
-// when a session check finds the session gone.
-func (ac *agentConn) run(sub *inbox.Subscription) {
+// when a session check finds the session gone. The events come from sub
+// through queue.
+func (ac *agentConn) run(sub *inbox.Subscription, queue *agentQueue) {
 	defer func() {
 		close(ac.stop)
 		sub.Close()
@@ -286,26 +288,28 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		return
 	}
 	for {
-		// Events wait in the subscription while held (a client that does
-		// not resume soon lags and is told to resync).
-		events := sub.C
+		// Events wait in the queue while held (a client that does not
+		// resume soon lags and is told to resync).
+		events := queue.wake
 		if ac.holding {
 			events = nil
 		}
 		select {
-		case ev, ok := <-events:
-			if !ok {
-				// Lagged: the client reloads; start afresh.
-				sub = ac.s.store.Hub().Subscribe(0, agentBacklog)
+		case <-events:
+			batch, lagged := queue.take(agentBatch)
+			if lagged {
+				// The client reloads; start afresh, and tell it now.
 				follow = ac.s.store.NewFollower()
-				if !ac.write(agentFrame{Type: "resync"}) {
+				if !ac.write(agentFrame{Type: "resync"}) || ac.out.flush() != nil {
 					return
 				}
 				continue
 			}
-			evs, err := follow.Next(ctx, ev)
-			if !ac.deliver(ev.ConversationID, evs, err) {
-				return
+			for _, ev := range batch {
+				evs, err := follow.Next(ctx, ev)
+				if !ac.deliver(ev.ConversationID, evs, err) {
+					return
+				}
 			}
 		case cmd := <-ac.commands:
 			if !ac.sock.Valid() {
@@ -356,7 +360,7 @@ func (ac *agentConn) run(sub *inbox.Subscription) {
 		}
 		// The frames written since the last flush go out together once
 		// nothing more waits.
-		if (ac.holding || len(sub.C) == 0) && len(ac.answers) == 0 && ac.out.flush() != nil {
+		if (ac.holding || queue.empty()) && len(ac.answers) == 0 && ac.out.flush() != nil {
 			return
 		}
 	}
