@@ -499,8 +499,7 @@ function createOrdering(onGap, opts) {
 }
 
 // socket.js
-const PING_MS = 25000;
-const DEAD_MS = 70000;
+const SOCKET_TIMES = Object.assign({ ping: 25000, pong: 10000, hello: 20000, ack: 20000 }, globalThis.__microchatSocketTimes);
 const MAX_FRAME = 65536;
 function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped }) {
 	let ws = null;
@@ -509,7 +508,8 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 	let attempt = 0;
 	let retry = 0;
 	let pinger = 0;
-	let heard = 0;
+	let deadline = 0; // the timer of the first of waits
+	let waits = new Map(); // what ws waits for ("hello", "ping", a client id) -> by when
 	let blockedUntil = 0; // after 4429: no socket before then
 	let refused = false; // the last close was on a frame sent
 	let last = null; // the last frame sent on ws
@@ -525,17 +525,18 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 		const s = new WebSocket(url);
 		ws = s;
 		last = null;
-		heard = Date.now();
+		waits.clear();
+		expect("hello", SOCKET_TIMES.hello);
 		if (attempt === 0) onStatus("connecting");
 		s.onopen = () => auth && s.send(JSON.stringify(auth()));
 		s.onmessage = (e) => {
-			heard = Date.now();
 			let f;
 			try {
 				f = JSON.parse(e.data);
 			} catch {
 				return;
 			}
+			answered("hello", "ping", (f.type === "ack" || f.type === "error") && f.client_id);
 			if (f.type === "hello") {
 				ready = true;
 				if (!refused) attempt = 0;
@@ -546,19 +547,34 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 		};
 		s.onclose = (e) => dropped(s, e.code);
 		clearInterval(pinger);
-		pinger = setInterval(() => {
-			if (Date.now() - heard > DEAD_MS) {
-				s.onclose = null;
-				s.close();
-				dropped(s, 0);
-			} else if (ready) send({ type: "ping" });
-		}, PING_MS);
+		pinger = setInterval(() => send({ type: "ping" }), SOCKET_TIMES.ping);
+	}
+	function expect(key, ms) {
+		if (!waits.has(key)) waits.set(key, Date.now() + ms);
+		arm();
+	}
+	function answered(...keys) {
+		const n = waits.size;
+		for (const k of keys) waits.delete(k);
+		if (waits.size !== n) arm();
+	}
+	function arm() {
+		clearTimeout(deadline);
+		if (!waits.size) return;
+		const s = ws;
+		deadline = setTimeout(() => {
+			s.onclose = null;
+			s.close();
+			dropped(s, 0);
+		}, Math.min(...waits.values()) - Date.now());
 	}
 	function dropped(s, code) {
 		if (ws !== s) return;
 		ws = null;
 		ready = false;
 		clearInterval(pinger);
+		clearTimeout(deadline);
+		waits.clear();
 		if (code === 4401) {
 			wanted = false;
 			onUnauthorized();
@@ -576,6 +592,8 @@ function createSocket(url, { auth, onFrame, onStatus, onUnauthorized, onDropped 
 		if (!ready) return false;
 		ws.send(JSON.stringify(frame));
 		last = frame;
+		if (frame.type === "ping") expect("ping", SOCKET_TIMES.pong);
+		else if (frame.type === "message") expect(frame.client_id, SOCKET_TIMES.ack);
 		return true;
 	}
 	function close() {
