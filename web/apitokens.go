@@ -73,6 +73,8 @@ func (s *Server) createAPIToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The one answer that carries the token's value is kept by no cache.
+	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusCreated, createdAPIToken{APIToken: tok, Token: value})
 }
 

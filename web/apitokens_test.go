@@ -168,6 +168,16 @@ func TestAPITokenRoles(t *testing.T) {
 		e.bearerClient(agentTok.Token).do("DELETE", "/api/v1/profile/tokens/"+itoa64(adminTok.ID), nil).want(http.StatusNotFound)
 		e.bearerClient(adminTok.Token).do("GET", "/api/v1/conversations", nil).want(http.StatusOK)
 
+		// Any Authorization header is the credentials the client chose:
+		// an empty or malformed one is refused, never served by the
+		// cookie sent beside it.
+		for _, h := range []string{"", "Bearer", "Bearer ", "Bearer\t" + agentTok.Token, "Token " + agentTok.Token, agentTok.Token} {
+			agent.header = http.Header{"Authorization": {h}}
+			agent.do("GET", "/api/v1/conversations", nil).want(http.StatusUnauthorized)
+		}
+		agent.header = nil
+		agent.do("GET", "/api/v1/conversations", nil).want(http.StatusOK)
+
 		// The cookie's writes still need the CSRF token.
 		agent.csrf = ""
 		agent.do("POST", "/api/v1/conversations/"+itoa64(conv.ID)+"/join", nil).want(http.StatusForbidden)
@@ -194,6 +204,10 @@ func TestAPITokenRoles(t *testing.T) {
 			want(http.StatusCreated).decode(&created)
 		if created.Token == "" || created.Name != "dated" {
 			t.Fatalf("created = %+v", created)
+		}
+		// No cache keeps the one answer with the token's value.
+		if r := admin.do("POST", "/api/v1/profile/tokens", map[string]any{"name": "cached?", "expires_in_days": 1}).want(http.StatusCreated); r.header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("Cache-Control = %q, want no-store", r.header.Get("Cache-Control"))
 		}
 	})
 }
