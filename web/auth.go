@@ -84,12 +84,9 @@ func (s *Server) requireAgent(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if _, sent := c.Request().Header[echo.HeaderAuthorization]; sent {
 			// Any Authorization header, even an empty or malformed one,
-			// is the client's choice of credentials: never the cookie.
-			value := bearer(c.Request())
-			if value == "" {
-				return errBadAPIToken
-			}
-			tok, agent, err := s.store.APITokenAgent(c.Request().Context(), value)
+			// is the client's choice of credentials: never the cookie
+			// (an empty value is no token either).
+			tok, agent, err := s.store.APITokenAgent(c.Request().Context(), bearer(c.Request()))
 			if errors.Is(err, inbox.ErrUnauthenticated) {
 				return errBadAPIToken
 			}

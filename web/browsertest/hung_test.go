@@ -143,22 +143,6 @@ func (p *page) socketTimes(js string) {
 	}))
 }
 
-// contactTexts are the contact's messages of a conversation, in order.
-func (s *server) contactTexts(conv int64) []string {
-	s.t.Helper()
-	page, err := s.store.Messages(context.Background(), conv, inbox.MessageQuery{Limit: 200})
-	if err != nil {
-		s.t.Fatalf("Messages() = %v", err)
-	}
-	var out []string
-	for _, m := range page.Messages {
-		if m.Author == inbox.AuthorContact {
-			out = append(out, m.Text)
-		}
-	}
-	return out
-}
-
 // freezer is a TCP proxy in front of a server, as nginx is in front of a
 // node. freeze makes the node hang for the WebSockets open then: nothing
 // goes through them any more, either way, and nothing closes them (the

@@ -151,13 +151,26 @@ func (s *server) newContactConversation(name string, texts ...string) inbox.Conv
 // in order.
 func (s *server) agentTexts(conv int64) []string {
 	s.t.Helper()
+	return s.textsBy(conv, inbox.AuthorAgent)
+}
+
+// contactTexts are the contact's messages of a conversation, in order.
+func (s *server) contactTexts(conv int64) []string {
+	s.t.Helper()
+	return s.textsBy(conv, inbox.AuthorContact)
+}
+
+// textsBy returns the texts of author's messages of a conversation (its
+// first 200), in order.
+func (s *server) textsBy(conv int64, author string) []string {
+	s.t.Helper()
 	page, err := s.store.Messages(context.Background(), conv, inbox.MessageQuery{Limit: 200})
 	if err != nil {
 		s.t.Fatalf("Messages() = %v", err)
 	}
 	var out []string
 	for _, m := range page.Messages {
-		if m.Author == inbox.AuthorAgent {
+		if m.Author == author {
 			out = append(out, m.Text)
 		}
 	}
