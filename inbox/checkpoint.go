@@ -31,9 +31,9 @@ import (
 // Once the log is idle (a round found it all copied and no frame added
 // since the round before) and its file is larger than idleBytes, the
 // checkpointer truncates the file (a TRUNCATE checkpoint on its own
-// connection, which waits at most 100 ms for the writer and the readers
-// and else tries again at the next idle round): a burst leaves no
-// log of tens of megabytes behind.
+// connection, which waits at most 100 ms for the writer and the readers,
+// once per idle spell: it holds the write lock meanwhile): a burst leaves
+// no log of tens of megabytes behind.
 type checkpointer struct {
 	db            *sql.DB // its own connection
 	w             *sql.DB // the writer's one connection
@@ -42,11 +42,17 @@ type checkpointer struct {
 	restartFrames int
 	idleBytes     int64
 	lastFrames    int // the log's frames at the round before
-	stop          chan struct{}
-	wg            sync.WaitGroup
-	log           func(err error)
-	once          sync.Once
-	err           error
+	// idleTried is set once an idle log's truncation was tried, until
+	// the log changes: a TRUNCATE holds the write lock while it waits
+	// for readers, and one tried every round beside a long reader would
+	// starve the writers.
+	idleTried bool
+	truncates int // TRUNCATEs of an idle log tried (tests)
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	log       func(err error)
+	once      sync.Once
+	err       error
 
 	afterPassive func() // tests: called between the two checkpoints of a step
 }
@@ -108,12 +114,15 @@ func (c *checkpointer) step() error {
 		c.afterPassive()
 	}
 	if idle {
-		if st, serr := os.Stat(c.walPath); serr == nil && st.Size() > c.idleBytes {
-			// Busy (a write or a reader came): the next idle round.
+		if st, serr := os.Stat(c.walPath); !c.idleTried && serr == nil && st.Size() > c.idleBytes {
+			c.idleTried = true
+			c.truncates++
+			// Busy (a reader, or a write came): the next idle spell.
 			_, _, err = c.checkpoint(c.db, "TRUNCATE")
 		}
 		return err
 	}
+	c.idleTried = false
 	if err != nil || frames <= c.restartFrames {
 		return err
 	}

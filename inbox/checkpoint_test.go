@@ -146,3 +146,33 @@ func TestSQLiteIdleLogTruncated(t *testing.T) {
 		t.Fatalf("the database file holds %d messages, want the 20 copied before", got)
 	}
 }
+
+// A TRUNCATE holds the write lock while it waits for the readers: beside
+// a long reader it is tried once per idle spell, not at every round,
+// which would starve the writers.
+func TestSQLiteIdleTruncateOnce(t *testing.T) {
+	path, s, f, c := sqliteConversation(t, time.Hour)
+	f.say(t, c.ID, inbox.AuthorContact, "a first message")
+	reader, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	rtx, err := reader.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtx.Rollback()
+	var n int
+	if err := rtx.QueryRowContext(ctx, "SELECT count(*) FROM messages").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 4 {
+		if err := s.CheckpointStep(1<<30, 1, nil); err != nil {
+			t.Fatalf("CheckpointStep() round %d = %v", round, err)
+		}
+	}
+	if got := s.CheckpointTruncates(); got != 1 {
+		t.Fatalf("%d truncations tried in one idle spell beside a reader, want 1", got)
+	}
+}

@@ -43,6 +43,10 @@ func (s *Store) CheckpointStep(restart int, idleBytes int64, between func()) err
 	return c.step()
 }
 
+// CheckpointTruncates is how many TRUNCATEs of an idle log the
+// checkpointer tried.
+func (s *Store) CheckpointTruncates() int { return s.checkpoints.truncates }
+
 // SetBeforeCommit makes every write transaction, the appender's included,
 // call f last and roll back if it fails: tests check that nothing of a
 // rolled-back transaction is published. Set it while nothing writes.
