@@ -717,17 +717,35 @@ func (a *appender) execPostgres(ctx context.Context, batch []*appendReq, cs *cha
 // notifications of the batch's events (pgbus.go) go in the same round
 // trip, just before the COMMIT: they are delivered at the commit.
 func (a *appender) pgCommit(ctx context.Context, pc *pgx.Conn, batch []*appendReq) error {
-	if a.s.bus == nil {
-		_, err := pc.Exec(ctx, "COMMIT")
-		return err
-	}
-	var seqs []convSeq
+	b := &pgx.Batch{}
+	var created []*appendReq
 	for _, r := range batch {
 		if r.created {
-			seqs = append(seqs, convSeq{r.msg.ConversationID, r.msg.Seq})
+			created = append(created, r)
 		}
 	}
-	b := &pgx.Batch{}
+	if len(created) > 0 && a.s.hooksMaybe() {
+		// The webhook deliveries of the new messages (webhooks.go).
+		rows := messageHookRows(created)
+		typs, stream, ord, ats := make([]string, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([]time.Time, len(rows))
+		evs := make([]int64, len(rows))
+		for i, h := range rows {
+			typs[i], evs[i], stream[i], ord[i], ats[i] = h.typ, *h.event, h.stream, h.ord, h.at
+		}
+		b.Queue(pgHookInsert, typs, evs, stream, ord, ats)
+	}
+	if a.s.bus == nil {
+		if b.Len() == 0 {
+			_, err := pc.Exec(ctx, "COMMIT")
+			return err
+		}
+		b.Queue("COMMIT")
+		return pc.SendBatch(ctx, b).Close()
+	}
+	var seqs []convSeq
+	for _, r := range created {
+		seqs = append(seqs, convSeq{r.msg.ConversationID, r.msg.Seq})
+	}
 	for _, p := range a.s.bus.rangePayloads(seqs) {
 		b.Queue("SELECT pg_notify($1, $2)", p.channel, p.payload)
 	}

@@ -169,6 +169,9 @@ func (b *sqliteBatch) run() error {
 		if err := b.insertEvents(fresh); err != nil {
 			return err
 		}
+		if err := b.insertHooks(fresh); err != nil {
+			return err
+		}
 		if err := b.updateConversations(); err != nil {
 			return err
 		}
@@ -364,6 +367,21 @@ func (b *sqliteBatch) insertEvents(fresh []*appendReq) error {
 		args = append(args, r.in.ConversationID, r.msg.Seq, r.msg.ID, data, r.at)
 	}
 	return b.insertReturning(stmtInsertEvents, args, 5, fresh, "events", func(r *appendReq, id int64) { r.eventID = id })
+}
+
+// insertHooks inserts the webhook deliveries of the new messages, if
+// any webhook may want them (webhooks.go).
+func (b *sqliteBatch) insertHooks(fresh []*appendReq) error {
+	if !b.a.s.hooksMaybe() {
+		return nil
+	}
+	rows := messageHookRows(fresh)
+	for chunk := range slices.Chunk(rows, maxHookRows) {
+		if _, err := b.tx.ExecContext(b.ctx, hookInsertSQL(false, len(chunk)), hookArgs(chunk)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // insertReturning runs an insert of one row per message of fresh whose

@@ -522,6 +522,8 @@ func deleteConversations(tx *gorm.DB, ids []int64) error {
 		`DELETE FROM events WHERE conversation_id IN ?`,
 		`DELETE FROM participants WHERE conversation_id IN ?`,
 		`DELETE FROM agent_reads WHERE conversation_id IN ?`,
+		// Deliveries owed tell of what is gone (webhooks.go).
+		`DELETE FROM webhook_deliveries WHERE stream IN ?`,
 		`DELETE FROM conversations WHERE id IN ?`,
 	} {
 		if err := tx.Exec(q, ids).Error; err != nil {
@@ -565,6 +567,14 @@ func (s *Store) EraseContact(ctx context.Context, contactID int64) error {
 			return err
 		}
 		if err := tx.Where("contact_id = ?", contactID).Delete(&PageView{}).Error; err != nil {
+			return err
+		}
+		// What was owed of the contact goes too; receivers learn of the
+		// erasure itself (webhooks.go).
+		if err := tx.Exec(`DELETE FROM webhook_deliveries WHERE stream = ?`, -contactID).Error; err != nil {
+			return err
+		}
+		if err := s.contactHook(tx, HookContactErased, contactID, HookContactErasedData{ContactID: contactID}); err != nil {
 			return err
 		}
 		data, _ := json.Marshal(ConversationDeleted{ContactID: contactID})

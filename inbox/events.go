@@ -162,6 +162,10 @@ type Revoked struct {
 	VisitorSessionID string `json:"visitor_session_id,omitempty"`
 	// ContactID is every visitor token of the contact.
 	ContactID int64 `json:"contact_id,omitempty"`
+	// Webhooks is no credentials' end but the notice that webhooks were
+	// added, changed or removed: each node reads again whether any is
+	// enabled (webhooks.go).
+	Webhooks bool `json:"webhooks,omitempty"`
 }
 
 // ErrLagged closes a subscription whose reader fell behind; the reader

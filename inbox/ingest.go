@@ -333,6 +333,11 @@ func (s *Store) ingest(tx *gorm.DB, in IncomingEmail, safe emailHTML, key string
 		if err := tx.Model(&Contact{}).Where("id = ?", pick.contact.ID).Update("email_verified", true).Error; err != nil {
 			return IngestResult{}, err
 		}
+		if !pick.contact.EmailVerified {
+			if err := s.contactUpdatedHook(tx, pick.contact.ID); err != nil {
+				return IngestResult{}, err
+			}
+		}
 	}
 	m, err := s.addEmailMessage(tx, conv, in, safe, evs)
 	if err != nil {

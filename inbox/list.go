@@ -558,10 +558,21 @@ func (s *Store) hydrate(ctx context.Context, rows []eventRow) ([]Event, error) {
 }
 
 // PruneEvents deletes events older than the given time. A subscriber that
-// resumes from before them gets ErrResync.
+// resumes from before them gets ErrResync. Webhook deliveries given up
+// before then go too; the events a delivery still needs stay (those from
+// the oldest it needs on), whatever their age.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	res := s.db.WithContext(ctx).Where("created_at < ?", before.UTC()).Delete(&eventRow{})
-	return res.RowsAffected, dbErr(res.Error)
+	var n int64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := pruneFailedDeliveries(tx, before); err != nil {
+			return err
+		}
+		res := tx.Exec(`DELETE FROM events WHERE created_at < ?
+			AND id < COALESCE((SELECT min(event_id) FROM webhook_deliveries), 9223372036854775807)`, before.UTC())
+		n = res.RowsAffected
+		return res.Error
+	})
+	return n, dbErr(err)
 }
 
 // MarkRead records that a reader saw the other side's messages of a

@@ -30,6 +30,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "0016_outbox_node", Migrate: migrate0016OutboxNode},
 	{ID: "0017_nodes_stopped", Migrate: migrate0017NodesStopped},
 	{ID: "0018_api_tokens", Migrate: migrate0018APITokens},
+	{ID: "0019_webhooks", Migrate: migrate0019Webhooks},
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start and
@@ -587,5 +588,51 @@ func migrate0018APITokens(tx *gorm.DB) error {
 			last_used_at `+ts+`,
 			revoked_at `+ts+`)`,
 		`CREATE INDEX api_tokens_agent ON api_tokens (agent_id, id)`,
+	)
+}
+
+// migrate0019Webhooks adds outgoing webhooks (issue 15; webhooks.go) and
+// their deliveries. A delivery names the stored event it tells (no
+// foreign key: PruneEvents keeps what deliveries need, and a deleted
+// conversation takes its deliveries along) or, for a contact event,
+// carries its data. webhook_deliveries_due serves the worker's due
+// deliveries and the admins' lists; webhook_deliveries_stream the first
+// pending delivery of each stream (conversation, or minus a contact).
+func migrate0019Webhooks(tx *gorm.DB) error {
+	ts := tsType(tx)
+	return execAll(tx,
+		`CREATE TABLE webhooks (
+			id `+autoID(tx)+`,
+			name TEXT NOT NULL UNIQUE,
+			url TEXT NOT NULL,
+			events TEXT NOT NULL,
+			enabled BOOLEAN NOT NULL,
+			secret TEXT NOT NULL,
+			previous_secret TEXT NOT NULL DEFAULT '',
+			previous_secret_until `+ts+`,
+			from_config BOOLEAN NOT NULL DEFAULT false,
+			created_at `+ts+` NOT NULL,
+			updated_at `+ts+` NOT NULL,
+			last_success_at `+ts+`,
+			last_failure_at `+ts+`,
+			last_error TEXT NOT NULL DEFAULT '')`,
+		`CREATE TABLE webhook_deliveries (
+			id `+autoID(tx)+`,
+			webhook_id BIGINT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+			type TEXT NOT NULL,
+			event_id BIGINT,
+			stream BIGINT NOT NULL,
+			ord BIGINT NOT NULL,
+			data TEXT,
+			state TEXT NOT NULL,
+			attempts INTEGER NOT NULL DEFAULT 0,
+			next_at `+ts+` NOT NULL,
+			created_at `+ts+` NOT NULL,
+			last_at `+ts+`,
+			last_status INTEGER NOT NULL DEFAULT 0,
+			last_error TEXT NOT NULL DEFAULT '',
+			last_body TEXT NOT NULL DEFAULT '')`,
+		`CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, state, next_at, id)`,
+		`CREATE INDEX webhook_deliveries_stream ON webhook_deliveries (webhook_id, state, stream, ord)`,
 	)
 }

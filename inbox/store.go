@@ -151,6 +151,12 @@ type Store struct {
 	// sqlitePath is the SQLite file's path, which names its in-process
 	// locks.
 	sqlitePath string
+	// hooksOn says whether any webhook is enabled, as this node last
+	// read at hooksRead (ns since the epoch on Options.Now's clock);
+	// stopHooks ends the notices that refresh it (webhooks.go).
+	hooksOn   atomic.Bool
+	hooksRead atomic.Int64
+	stopHooks []func()
 	// attemptSweep is when TakeAttempt last deleted the spent login
 	// attempt rows (µs since the epoch).
 	attemptSweep atomic.Int64
@@ -225,7 +231,9 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 		}
 		s.pub = s.bus
 	}
+	s.watchHooks()
 	if s.app, err = newAppender(s); err != nil {
+		s.unwatchHooks()
 		if s.bus != nil {
 			s.bus.close()
 		}
@@ -472,6 +480,7 @@ func (s *Store) Close() error {
 	if s.app != nil {
 		s.app.close()
 	}
+	s.unwatchHooks()
 	if s.bus != nil {
 		s.bus.close()
 	}
@@ -515,6 +524,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB, evs *[]Event) er
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		evs = evs[:0]
 		if err := fn(tx, &evs); err != nil {
+			return err
+		}
+		if err := s.insertHooks(tx, hookRowsOf(evs, nil)); err != nil {
 			return err
 		}
 		if s.bus != nil && len(evs) > 0 {

@@ -531,14 +531,102 @@ func (s *Store) PageViews(ctx context.Context, contactID int64, limit int) ([]Pa
 // and returns whether anything changed; unchanged facts cost no write.
 func (s *Store) SetContactFacts(ctx context.Context, contactID int64, in Facts) (bool, error) {
 	f := cleanFacts(in)
-	res := s.db.WithContext(ctx).Model(&Contact{}).
-		Where("id = ? AND NOT (browser = ? AND browser_version = ? AND os = ? AND ip = ? AND country = ?)",
-			contactID, f.Browser, f.BrowserVersion, f.OS, f.IP, f.Country).
-		Updates(map[string]any{"browser": f.Browser, "browser_version": f.BrowserVersion, "os": f.OS, "ip": f.IP, "country": f.Country})
-	if res.Error != nil {
-		return false, dbErr(res.Error)
+	changed := false
+	err := s.contactChange(ctx, contactID, func(tx *gorm.DB) (bool, error) {
+		res := tx.Model(&Contact{}).
+			Where("id = ? AND NOT (browser = ? AND browser_version = ? AND os = ? AND ip = ? AND country = ?)",
+				contactID, f.Browser, f.BrowserVersion, f.OS, f.IP, f.Country).
+			Updates(map[string]any{"browser": f.Browser, "browser_version": f.BrowserVersion, "os": f.OS, "ip": f.IP, "country": f.Country})
+		changed = res.RowsAffected > 0
+		return changed, res.Error
+	})
+	return changed, err
+}
+
+// contactChange runs change, which updates the contact and says whether
+// anything changed, and owes webhooks contact.updated for a change: in
+// one transaction when some webhook may want it, else as one statement.
+func (s *Store) contactChange(ctx context.Context, contactID int64, change func(tx *gorm.DB) (bool, error)) error {
+	if !s.hooksMaybe() {
+		_, err := change(s.db.WithContext(ctx))
+		return dbErr(err)
 	}
-	return res.RowsAffected > 0, nil
+	return dbErr(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		changed, err := change(tx)
+		if err != nil || !changed {
+			return err
+		}
+		return s.contactUpdatedHook(tx, contactID)
+	}))
+}
+
+// contactUpdatedHook owes webhooks contact.updated with the contact as tx
+// reads it.
+func (s *Store) contactUpdatedHook(tx *gorm.DB, contactID int64) error {
+	if !s.hooksMaybe() {
+		return nil
+	}
+	var c Contact
+	if err := tx.First(&c, contactID).Error; err != nil {
+		return err
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	if c.LastSeenAt != nil {
+		t := c.LastSeenAt.UTC()
+		c.LastSeenAt = &t
+	}
+	return s.contactHook(tx, HookContactUpdated, contactID, HookContactData{Contact: c})
+}
+
+// ContactPatch changes the fields of a contact that are set.
+type ContactPatch struct {
+	Name  *string
+	Email *string
+	Phone *string
+}
+
+// UpdateContact changes a contact's name, email or phone, checked as
+// CreateContact's (*InvalidError); a changed email is no longer verified
+// (rule 8: an address typed proves nothing). ErrNotFound. Webhooks are
+// owed contact.updated when anything changed.
+func (s *Store) UpdateContact(ctx context.Context, id int64, p ContactPatch) (Contact, error) {
+	var out Contact
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		c, err := lockContact(tx, id)
+		if err != nil {
+			return err
+		}
+		next := c
+		if p.Name != nil {
+			next.Name = *p.Name
+		}
+		if p.Email != nil {
+			next.Email = *p.Email
+		}
+		if p.Phone != nil {
+			next.Phone = *p.Phone
+		}
+		if err := checkContact(&next); err != nil {
+			return err
+		}
+		if next.Email != c.Email {
+			next.EmailVerified = false
+		}
+		out = next
+		if next.Name == c.Name && next.Email == c.Email && next.Phone == c.Phone {
+			return nil
+		}
+		if err := tx.Model(&Contact{}).Where("id = ?", id).Updates(map[string]any{"name": next.Name, "email": next.Email,
+			"phone": next.Phone, "email_verified": next.EmailVerified}).Error; err != nil {
+			return err
+		}
+		return s.contactUpdatedHook(tx, id)
+	})
+	if err != nil {
+		return Contact{}, dbErr(err)
+	}
+	out.CreatedAt = out.CreatedAt.UTC()
+	return out, nil
 }
 
 // ContactDetail is a contact with the pages they viewed, the newest first,
