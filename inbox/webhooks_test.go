@@ -125,7 +125,6 @@ func TestWebhookDeliveriesRecorded(t *testing.T) {
 	})
 }
 
-
 // A failed delivery holds those after it in its conversation until it is
 // sent; other conversations go on; given up, it waits for a replay,
 // which keeps its id.
