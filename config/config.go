@@ -115,6 +115,10 @@ type Config struct {
 	// Empty means chat only.
 	Mailboxes []Mailbox `yaml:"mailboxes"`
 
+	// Webhooks configures outgoing webhooks (docs/webhooks.md): how they
+	// are sent, and those this file manages.
+	Webhooks Webhooks `yaml:"webhooks"`
+
 	// ShutdownTimeout is how long a graceful shutdown waits for requests and
 	// connections to finish before closing them.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -123,6 +127,49 @@ type Config struct {
 	// served, for profiling under load; empty, the default, serves none.
 	// It has no authentication: keep it on a loopback address.
 	PprofListen string `yaml:"pprof_listen"`
+}
+
+// Webhooks configures outgoing webhooks (issue 15).
+type Webhooks struct {
+	// AllowNetworks are networks (CIDR, e.g. "10.20.0.0/16", or one
+	// address) that webhooks may reach although they are refused by
+	// default: loopback, private, link-local, unique-local and multicast
+	// addresses (no SSRF). Empty, the default: none.
+	AllowNetworks []string `yaml:"allow_networks"`
+	// Timeout bounds one delivery attempt, from the dial to the end of
+	// the answer. Default 10s.
+	Timeout Duration `yaml:"timeout"`
+	// RetryFor is how long a delivery that fails is tried again, with
+	// exponential backoff and jitter, before it is given up and shown to
+	// admins to replay. Default 24h, at least 1h.
+	RetryFor Duration `yaml:"retry_for"`
+	// Concurrency is how many conversations' deliveries are in flight
+	// at once to each webhook. Default 16.
+	Concurrency int `yaml:"concurrency"`
+	// Endpoints are webhooks managed by this file (the API cannot change
+	// them); those made through the API live in the database.
+	Endpoints []WebhookEndpoint `yaml:"endpoints"`
+}
+
+// WebhookEndpoint is one webhook of the config file.
+type WebhookEndpoint struct {
+	// Name is unique among webhooks; a webhook made through the API with
+	// this name is taken over by the file.
+	Name string `yaml:"name"`
+	// URL is the absolute http or https URL deliveries are POSTed to.
+	URL string `yaml:"url"`
+	// Events are the event types it receives (docs/webhooks.md), e.g.
+	// [conversation.created, message.created].
+	Events []string `yaml:"events"`
+	// Disabled keeps it without sending it anything.
+	Disabled bool `yaml:"disabled"`
+	// Secret signs the deliveries: "whsec_" and the base64 of 24 to 64
+	// random bytes (Standard Webhooks), e.g. from
+	// "echo whsec_$(head -c 32 /dev/urandom | base64)". Better in
+	// MICROCHAT_WEBHOOKS_ENDPOINTS_<i>_SECRET or SecretFile.
+	Secret string `yaml:"secret"`
+	// SecretFile names a file holding the secret. Exclusive with Secret.
+	SecretFile string `yaml:"secret_file"`
 }
 
 // Database selects the database. SQLite serves one process; PostgreSQL lets
@@ -568,6 +615,11 @@ func Defaults() Config {
 				UploadsPerMinute:       10,
 				UploadsPerMinutePerIP:  60,
 			},
+		},
+		Webhooks: Webhooks{
+			Timeout:     Duration(10 * time.Second),
+			RetryFor:    Duration(24 * time.Hour),
+			Concurrency: 16,
 		},
 		ShutdownTimeout: Duration(15 * time.Second),
 	}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -788,6 +789,7 @@ func (l *loader) validate(c *Config) []error {
 			bad(fmt.Sprintf("widget.allowed_origins[%d]", i), "%q is not an origin (use e.g. https://www.example.com, without a path)", o)
 		}
 	}
+	l.validateWebhooks(c, bad)
 	if len(c.Mailboxes) == 0 {
 		c.Mailboxes = nil
 	}
@@ -976,4 +978,83 @@ func validCookieName(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateWebhooks checks the webhooks section: networks, bounds, and
+// each endpoint's name, URL, events and secret (the events' names and
+// the secret's form are checked again by the store, which owns them).
+func (l *loader) validateWebhooks(c *Config, bad func(key, format string, args ...any)) {
+	w := &c.Webhooks
+	if len(w.AllowNetworks) == 0 {
+		w.AllowNetworks = nil
+	}
+	for i, n := range w.AllowNetworks {
+		if _, err := ParseNetwork(n); err != nil {
+			bad(fmt.Sprintf("webhooks.allow_networks[%d]", i), "%q is not a network (use e.g. 10.20.0.0/16 or 127.0.0.1)", n)
+		}
+	}
+	if w.Timeout < Duration(time.Second) || w.Timeout > Duration(5*time.Minute) {
+		bad("webhooks.timeout", "%s: must be 1s to 5m (e.g. 10s)", w.Timeout)
+	}
+	if w.RetryFor < Duration(time.Hour) {
+		bad("webhooks.retry_for", "%s: must be at least 1h (e.g. 24h)", w.RetryFor)
+	}
+	if w.Concurrency < 1 || w.Concurrency > 1024 {
+		bad("webhooks.concurrency", "must be 1 to 1024")
+	}
+	if len(w.Endpoints) == 0 {
+		w.Endpoints = nil
+	}
+	names := map[string]int{}
+	for i := range w.Endpoints {
+		e := &w.Endpoints[i]
+		key := fmt.Sprintf("webhooks.endpoints[%d]", i)
+		e.Name = strings.TrimSpace(e.Name)
+		if e.Name == "" {
+			bad(key+".name", "required (e.g. crm)")
+		} else if first, dup := names[e.Name]; dup {
+			bad(key+".name", "%q is also the name of webhooks.endpoints[%d]; names must be unique", e.Name, first)
+		} else {
+			names[e.Name] = i
+		}
+		if u, err := url.Parse(e.URL); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil {
+			bad(key+".url", "%q is not an absolute http(s) URL (use e.g. https://crm.example.com/hooks/microchat)", e.URL)
+		}
+		if len(e.Events) == 0 {
+			bad(key+".events", "required: the event types it receives (e.g. [conversation.created, message.created])")
+		}
+		if e.SecretFile != "" {
+			if e.Secret != "" {
+				bad(key+".secret_file", "secret is set too: set one of secret and secret_file")
+				continue
+			}
+			sec, err := ReadSecretFile(e.SecretFile)
+			if err != nil {
+				bad(key+".secret_file", "%v", err)
+				continue
+			}
+			e.Secret = sec
+		}
+		if !strings.HasPrefix(e.Secret, "whsec_") {
+			bad(key+".secret", "required: whsec_ and the base64 of 24 to 64 random bytes (set it here, in %s, or in a file named by secret_file)", EnvName(key+".secret"))
+		}
+	}
+}
+
+// ParseNetwork parses a network of webhooks.allow_networks: a CIDR
+// prefix ("10.20.0.0/16", "fd00::/8") or one address ("127.0.0.1"), in
+// its canonical form (IPv4-mapped addresses are taken as IPv4).
+func ParseNetwork(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil {
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -108,6 +108,17 @@ func TestLoadFile(t *testing.T) {
 		},
 		ShutdownTimeout: Duration(90 * time.Second),
 		PprofListen:     "127.0.0.1:6060",
+		Webhooks: Webhooks{
+			AllowNetworks: []string{"10.20.0.0/16", "127.0.0.1"},
+			Timeout:       Duration(5 * time.Second),
+			RetryFor:      Duration(48 * time.Hour),
+			Concurrency:   4,
+			Endpoints: []WebhookEndpoint{
+				{Name: "crm", URL: "https://crm.example.com/hooks", Events: []string{"conversation.created", "message.created"}, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+				{Name: "tracker", URL: "http://10.20.0.5:8080/in", Events: []string{"conversation.closed"}, Disabled: true,
+					Secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", SecretFile: "testdata/webhook-secret"},
+			},
+		},
 		Mailboxes: []Mailbox{
 			{
 				Name:           "support",
@@ -220,14 +231,16 @@ func TestEnvNames(t *testing.T) {
 		"WIDGET_RATE_LIMITS_UPLOADS_PER_MINUTE", "WIDGET_RATE_LIMITS_UPLOADS_PER_MINUTE_PER_IP",
 		"MAILBOXES_0_NAME", "MAILBOXES_0_ADDRESS", "MAILBOXES_0_DISPLAY_NAME", "MAILBOXES_0_IMAP_HOST", "MAILBOXES_0_IMAP_PORT",
 		"MAILBOXES_0_IMAP_TLS", "MAILBOXES_0_IMAP_USERNAME", "MAILBOXES_0_IMAP_PASSWORD", "MAILBOXES_0_IMAP_FOLDER",
-		"MAILBOXES_7_SMTP_HOST", "MAILBOXES_0_SMTP_PORT", "MAILBOXES_0_SMTP_TLS", "MAILBOXES_0_SMTP_USERNAME", "MAILBOXES_0_SMTP_PASSWORD"}
+		"MAILBOXES_7_SMTP_HOST", "MAILBOXES_0_SMTP_PORT", "MAILBOXES_0_SMTP_TLS", "MAILBOXES_0_SMTP_USERNAME", "MAILBOXES_0_SMTP_PASSWORD",
+		"WEBHOOKS_ALLOW_NETWORKS", "WEBHOOKS_TIMEOUT", "WEBHOOKS_RETRY_FOR", "WEBHOOKS_CONCURRENCY",
+		"WEBHOOKS_ENDPOINTS_0_URL", "WEBHOOKS_ENDPOINTS_0_SECRET", "WEBHOOKS_ENDPOINTS_0_EVENTS"}
 	for _, name := range want {
 		if !configEnv.has(name) {
 			t.Errorf("no key for MICROCHAT_%s", name)
 		}
 	}
-	if n := len(configEnv.leaves); n != 34 {
-		t.Errorf("%d top-level variables, want 34: update this test and the sample config", n)
+	if n := len(configEnv.leaves); n != 38 {
+		t.Errorf("%d top-level variables, want 38: update this test and the sample config", n)
 	}
 	if got := EnvName("mailboxes[0].imap.password"); got != "MICROCHAT_MAILBOXES_0_IMAP_PASSWORD" {
 		t.Errorf("EnvName() = %q", got)
@@ -244,7 +257,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"unknown key", "listen: ':1'\n\nlisen: ':2'\n", nil, `config: FILE:3: unknown key "lisen" (did you mean "listen"?)`},
 		{"unknown nested key", "database:\n  ur: x\n", nil, `config: FILE:2: unknown key "database.ur" (did you mean "database.url"?)`},
-		{"key at wrong level", "url: x\n", nil, `config: FILE:1: unknown key "url" (did you mean "database.url"?)`},
+		{"key at wrong level", "url: x\n", nil, `config: FILE:1: unknown key "url" (did you mean "database.url" or "webhooks.endpoints[0].url"?)`},
 		{"unknown key no hint", "frobnicate: 1\n", nil, `config: FILE:1: unknown key "frobnicate"`},
 		{"unknown mailbox key", mailbox + "    smtp2: {}\n", nil, `config: FILE:6: unknown key "mailboxes[0].smtp2" (did you mean "mailboxes[0].smtp"?)`},
 		{"duplicate key", "listen: ':1'\nlisten: ':2'\n", nil, `config: FILE:2: key "listen" appears twice (first on line 1)`},
@@ -509,13 +522,16 @@ func uncommentMailbox(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(data), "\n")
-	i := slices.Index(lines, "mailboxes: []")
-	if i < 0 {
-		t.Fatalf("%s has no line \"mailboxes: []\"", path)
-	}
-	lines[i] = "mailboxes:"
-	for j := i + 1; j < len(lines) && strings.HasPrefix(lines[j], "#"); j++ {
-		lines[j] = lines[j][1:]
+	// The example webhook endpoint too: its keys are shown the same way.
+	for _, list := range []string{"mailboxes: []", "  endpoints: []"} {
+		i := slices.Index(lines, list)
+		if i < 0 {
+			t.Fatalf("%s has no line %q", path, list)
+		}
+		lines[i] = strings.TrimSuffix(list, " []")
+		for j := i + 1; j < len(lines) && strings.HasPrefix(lines[j], "#"); j++ {
+			lines[j] = lines[j][1:]
+		}
 	}
 	return strings.Join(lines, "\n")
 }
