@@ -5,7 +5,13 @@
 #   - dovecot-imapd, the real IMAP server the email tests start as an
 #     unprivileged instance of their own (channels/email/emailtest);
 #   - nginx, which deploy's tests run with the example
-#     configuration (deploy/nginx) in front of stub nodes.
+#     configuration (deploy/nginx) in front of stub nodes;
+#   - nodejs and npm, and with npm the packages in microchat_npm_packages
+#     (the Standard Webhooks library that webhook's tests verify
+#     signatures with, as a receiver in Node does), installed with
+#     --no-save into MICROCHAT_TEST_NODE, by default
+#     ${XDG_CACHE_HOME:-$HOME/.cache}/microchat-test/node, where the
+#     tests look for them. That step needs no root.
 #
 # scripts/test.sh sources it; it can also be run on its own. It works as
 # root on Debian; as another user it says what to install. It prints
@@ -22,9 +28,12 @@ microchat_test_deps() {
 	[ -x /usr/bin/chromium ] || missing+=(chromium)
 	[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 	[ -x /usr/sbin/nginx ] || missing+=(nginx)
+	command -v node >/dev/null || missing+=(nodejs)
+	command -v npm >/dev/null || missing+=(npm)
 	if [ ${#missing[@]} -eq 0 ]; then
 		microchat_stop_system_dovecot
-		return 0
+		microchat_npm_deps
+		return
 	fi
 	if [ "$(id -u)" != 0 ]; then
 		echo "test-deps.sh: the tests need ${missing[*]}: run as root, or apt-get install ${missing[*]}" >&2
@@ -48,7 +57,36 @@ microchat_test_deps() {
 		rm -f "$policy"
 	fi
 	microchat_stop_system_dovecot
-	return $rc
+	[ "$rc" = 0 ] || return $rc
+	microchat_npm_deps
+}
+
+# microchat_npm_packages are the npm packages the tests run with node, at
+# the versions they were written against.
+microchat_npm_packages=(standardwebhooks@1.1.1)
+
+# microchat_npm_deps installs microchat_npm_packages into the tests' node
+# directory, unless each is there at its version already. It installs
+# them all at once: an install with --no-save removes what it was not
+# told to install.
+microchat_npm_deps() {
+	local dir=${MICROCHAT_TEST_NODE:-${XDG_CACHE_HOME:-$HOME/.cache}/microchat-test/node}
+	local missing=() pkg
+	for pkg in "${microchat_npm_packages[@]}"; do
+		[ "$(microchat_npm_version "$dir" "${pkg%@*}")" = "${pkg##*@}" ] || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "==> installing ${microchat_npm_packages[*]} for the tests into $dir" >&2
+	mkdir -p "$dir" &&
+		npm install --prefix "$dir" --no-save --no-audit --no-fund --no-update-notifier "${microchat_npm_packages[@]}" >&2
+}
+
+# microchat_npm_version prints the version of the npm package $2 installed
+# in $1, or nothing.
+microchat_npm_version() {
+	local manifest=$1/node_modules/$2/package.json
+	[ -f "$manifest" ] || return 0
+	node -p 'require(process.argv[1]).version' "$manifest" 2>/dev/null || true
 }
 
 # microchat_stop_system_dovecot stops a Dovecot started with the system's

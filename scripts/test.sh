@@ -8,7 +8,7 @@
 #   3. go vet ./...;
 #   4. go test on every package, without cgo, as the binary is built;
 #   5. go test -race on the packages with concurrency (inbox, web, channels,
-#      sockets, presence, internal), which needs cgo and a C compiler
+#      sockets, presence, internal, webhook), which needs cgo and a C compiler
 #      (installed with apt-get when root).
 #
 # Arguments go to both go test runs: scripts/test.sh -run TestJoin -v.
@@ -53,7 +53,7 @@ else
 	vet_pkgs=(./...)
 	pkgs=(./...)
 	race_pkgs=()
-	for d in inbox web channels sockets presence internal; do
+	for d in inbox web channels sockets presence internal webhook; do
 		if [ -d "$d" ]; then
 			race_pkgs+=("./$d/...")
 		fi
