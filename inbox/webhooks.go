@@ -829,23 +829,26 @@ func (s *Store) ReplayDelivery(ctx context.Context, webhookID, id int64) (int64,
 }
 
 // DueDeliveries returns deliveries of the webhook due at now that may be
-// sent now, at most limit, in runs: each run is the next deliveries of
-// one stream, in their order, none of whose stream busy reports (the
-// caller's in flight). A due delivery held by an earlier one of its
+// sent now, from at most limit due ones, in runs: each run is the next
+// deliveries of one stream, in their order, of a stream not in busy (the
+// caller's in flight, at most a few hundred). A due delivery held by an earlier one of its
 // stream that waits for a retry is put off until that one's next try.
 // Each delivery comes with its Body: {"type", "timestamp", "data"}
 // (HookPayload); one whose event is no longer kept (its conversation was
 // deleted meanwhile) is given up as failed and not returned.
-func (s *Store) DueDeliveries(ctx context.Context, webhookID int64, busy func(stream int64) bool, limit int) ([][]Delivery, error) {
+func (s *Store) DueDeliveries(ctx context.Context, webhookID int64, busy []int64, limit int) ([][]Delivery, error) {
 	now := s.now()
 	var rows []deliveryRow
-	if err := s.rdb.WithContext(ctx).Where("webhook_id = ? AND state = ? AND next_at <= ?", webhookID, HookPending, now).
-		Order("next_at, id").Limit(limit).Find(&rows).Error; err != nil {
+	q := s.rdb.WithContext(ctx).Where("webhook_id = ? AND state = ? AND next_at <= ?", webhookID, HookPending, now)
+	if len(busy) > 0 {
+		q = q.Where("stream NOT IN ?", busy)
+	}
+	if err := q.Order("next_at, id").Limit(limit).Find(&rows).Error; err != nil {
 		return nil, dbErr(err)
 	}
 	var streams []int64
 	for _, r := range rows {
-		if !busy(r.Stream) && !slices.Contains(streams, r.Stream) {
+		if !slices.Contains(streams, r.Stream) {
 			streams = append(streams, r.Stream)
 		}
 	}
