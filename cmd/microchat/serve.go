@@ -21,6 +21,7 @@ import (
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/presence"
 	"github.com/microdeets/microchat/web"
+	"github.com/microdeets/microchat/webhook"
 )
 
 const (
@@ -105,13 +106,19 @@ func startAndServe(ctx context.Context, cfg config.Config, cfgFile string, ln ne
 	if code := bootstrapAdmin(ctx, store, cfg, cfgFile, ln.Addr(), log, stderr); code != exitOK {
 		return code
 	}
+	guard, err := syncWebhooks(ctx, cfg, store)
+	if err != nil {
+		fail(stderr, "%v", err)
+		return exitUsage
+	}
 	chs, err := startChannels(cfg, store, log)
 	if err != nil {
 		fail(stderr, "%v", err)
 		return exitFailure
 	}
 	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: log, Presence: chs.presence, Chat: chs.chat,
-		Collectors: chs.collectors()})
+		Collectors: append(chs.collectors(), webhook.Collectors()...)})
+	_ = guard // TODO(hookweb): web.Options.CheckWebhookURL
 	if err != nil {
 		chs.stopEmail()
 		chs.close()
@@ -232,6 +239,13 @@ func serveHTTP(ctx context.Context, cfg config.Config, ln net.Listener, srv *web
 		store.Lead(pruneCtx, inbox.Leader{Name: "prune"}, func(ctx context.Context) {
 			pruneLoop(ctx, store, cfg.Events.Retention.D(), log)
 		})
+	})
+	// One node at a time sends the webhooks' deliveries (the worker lock
+	// "webhooks"); a slow receiver holds only its own.
+	pruning.Go(func() {
+		w := webhook.New(webhook.Options{Store: store, Guard: webhookGuard(cfg), Timeout: cfg.Webhooks.Timeout.D(),
+			RetryFor: cfg.Webhooks.RetryFor.D(), Concurrency: cfg.Webhooks.Concurrency, Logger: log})
+		store.Lead(pruneCtx, inbox.Leader{Name: "webhooks"}, w.Run)
 	})
 	defer func() {
 		stopPruning()
@@ -450,4 +464,35 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// webhookGuard is the SSRF guard of the config's webhooks section.
+func webhookGuard(cfg config.Config) webhook.Guard {
+	var g webhook.Guard
+	for _, n := range cfg.Webhooks.AllowNetworks {
+		if p, err := config.ParseNetwork(n); err == nil { // checked by config.Load
+			g.Allow = append(g.Allow, p)
+		}
+	}
+	return g
+}
+
+// syncWebhooks makes the database's file-managed webhooks those of the
+// config file (webhooks.endpoints), each URL checked by the guard, which
+// it returns.
+func syncWebhooks(ctx context.Context, cfg config.Config, store *inbox.Store) (webhook.Guard, error) {
+	guard := webhookGuard(cfg)
+	var in []inbox.NewWebhook
+	for i, e := range cfg.Webhooks.Endpoints {
+		if _, err := guard.CheckURL(e.URL); err != nil {
+			return guard, fmt.Errorf("config: webhooks.endpoints[%d].url: %v", i, err)
+		}
+		in = append(in, inbox.NewWebhook{Name: e.Name, URL: e.URL, Events: e.Events, Enabled: !e.Disabled, Secret: e.Secret})
+	}
+	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	if err := store.SyncConfigWebhooks(ctx, in); err != nil {
+		return guard, fmt.Errorf("config: webhooks.endpoints: %v", err)
+	}
+	return guard, nil
 }
