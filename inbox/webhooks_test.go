@@ -69,6 +69,9 @@ func TestWebhookDeliveriesRecorded(t *testing.T) {
 		if err := s.Leave(ctx, conv.ID, agent.ID); err != nil {
 			t.Fatalf("Leave() = %v", err)
 		}
+		if _, err := s.Rate(ctx, conv.ID, 5, "quick"); err != nil {
+			t.Fatalf("Rate() = %v", err)
+		}
 		if _, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: conv.ID, Author: inbox.AuthorContact, Text: "one more thing"}); err != nil {
 			t.Fatalf("AddMessage() = %v", err)
 		}
@@ -78,11 +81,12 @@ func TestWebhookDeliveriesRecorded(t *testing.T) {
 
 		got, runs := dueTypes(t, s, all.ID)
 		want := []string{inbox.HookConversationCreated, inbox.HookMessageCreated, inbox.HookConversationAssigned,
-			inbox.HookMessageCreated, inbox.HookConversationClosed, inbox.HookConversationReopened, inbox.HookMessageCreated}
+			inbox.HookMessageCreated, inbox.HookConversationClosed,
+			inbox.HookRatingCreated, inbox.HookConversationReopened, inbox.HookMessageCreated}
 		if !slices.Equal(got[conv.ID], want) || !slices.Equal(got[-contact.ID], []string{inbox.HookContactUpdated}) {
 			t.Fatalf("deliveries = %v, want %v in conversation %d and contact.updated", got, want, conv.ID)
 		}
-		var note, contactBody map[string]any
+		var note, contactBody, rating map[string]any
 		for _, run := range runs {
 			for _, d := range run {
 				var p struct {
@@ -95,8 +99,11 @@ func TestWebhookDeliveriesRecorded(t *testing.T) {
 				if d.Type == inbox.HookMessageCreated && p.Data["private"] == true {
 					note = p.Data
 				}
-				if d.Type == inbox.HookContactUpdated {
+				switch d.Type {
+				case inbox.HookContactUpdated:
 					contactBody = p.Data
+				case inbox.HookRatingCreated:
+					rating = p.Data
 				}
 			}
 		}
@@ -105,6 +112,9 @@ func TestWebhookDeliveriesRecorded(t *testing.T) {
 		}
 		if c, _ := contactBody["contact"].(map[string]any); c == nil || c["email"] != "carol@example.com" {
 			t.Fatalf("contact.updated data = %v", contactBody)
+		}
+		if rating["score"] != float64(5) || rating["comment"] != "quick" {
+			t.Fatalf("rating.created data = %v", rating)
 		}
 		if got, _ := dueTypes(t, s, msgs.ID); len(got[conv.ID]) != 3 || len(got) != 1 {
 			t.Fatalf("message.created webhook got %v, want its 3 messages only", got)
