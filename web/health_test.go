@@ -96,6 +96,8 @@ func TestPages(t *testing.T) {
 		{"/setup", "text/html", "Password", false},
 		{"/static/inbox/main.js", "javascript", "textContent", false},
 		{"/static/inbox/apitokens.js", "javascript", "textContent", false},
+		{"/static/inbox/webhooks.js", "javascript", "textContent", false},
+		{"/static/inbox/secret.js", "javascript", "textContent", false},
 		{"/static/shared/socket.js", "javascript", "export function createSocket", false},
 		{"/static/shared/ordering.js", "javascript", "export function createOrdering", false},
 		{"/static/shared/dom.js", "javascript", "export function h(", false},

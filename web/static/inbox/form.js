@@ -1,5 +1,5 @@
-// form.js: the forms of the page views (admin, profile): labelled fields
-// and the mark on the field an API error names.
+// form.js: the forms of the page views (admin, profile): labelled fields,
+// the mark on the field an API error names, and what went wrong in words.
 import { h } from "/static/shared/dom.js";
 
 // field is a labelled input with an optional hint; the input's name is
@@ -17,4 +17,12 @@ export function markInvalid(form, name) {
 		input.setAttribute("aria-invalid", "true");
 		input.focus();
 	}
+}
+
+// problem is what went wrong, for a person: fetch's own TypeError says
+// only "Failed to fetch".
+export function problem(err) {
+	if (err && err.status === 403) return `Not allowed: ${err.message}. Reload the page and try again.`;
+	if (err && err.status) return err.message;
+	return "The server could not be reached: check the connection and try again.";
 }
