@@ -106,7 +106,7 @@ func (s *Server) routes() {
 	api.POST("/webhooks/:id/rotate", s.rotateWebhookSecret, s.requireAgent, s.requireAdmin, s.csrf)
 	api.GET("/webhooks/:id/deliveries", s.listDeliveries, s.requireAgent, s.requireAdmin)
 	api.POST("/webhooks/:id/deliveries/replay", s.replayDeliveries, s.requireAgent, s.requireAdmin, s.csrf)
-	api.POST("/webhooks/:id/deliveries/:did/replay", s.replayDelivery, s.requireAgent, s.requireAdmin, s.csrf)
+	api.POST("/webhooks/:id/deliveries/:did/replay", s.replayDeliveries, s.requireAgent, s.requireAdmin, s.csrf)
 
 	// Reports (reports.go): every agent may read them.
 	api.GET("/reports/operators", s.operatorsReport, s.requireAgent)

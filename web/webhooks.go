@@ -251,33 +251,22 @@ func (s *Server) listDeliveries(c echo.Context) error {
 	return c.JSON(http.StatusOK, deliveryList{Deliveries: list})
 }
 
-// replayDelivery makes one failed delivery pending again, due now, with
-// its id kept (the receiver's webhook-id); 404 for one that is not a
-// failed delivery of the webhook.
-func (s *Server) replayDelivery(c echo.Context) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	did, err := inbox.ParseID(c.Param("did"))
-	if err != nil {
-		return err
-	}
-	n, err := s.store.ReplayDelivery(c.Request().Context(), id, did)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, replayAnswer{Replayed: n})
-}
-
-// replayDeliveries makes every failed delivery of the webhook pending
-// again and says how many.
+// replayDeliveries makes a webhook's failed deliveries pending again, due
+// now, with their ids kept (the receiver's webhook-id) and says how many:
+// the one of the path's did, or every one without it. 404 for a did that
+// is not a failed delivery of the webhook.
 func (s *Server) replayDeliveries(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	n, err := s.store.ReplayDelivery(c.Request().Context(), id, 0)
+	var did int64 // 0: all
+	if p := c.Param("did"); p != "" {
+		if did, err = inbox.ParseID(p); err != nil {
+			return err
+		}
+	}
+	n, err := s.store.ReplayDelivery(c.Request().Context(), id, did)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@
 import { h, icon, formatSize } from "/static/shared/dom.js";
 import { timeEl } from "./when.js";
 import { confirmDialog } from "./dialog.js";
-import { field, markInvalid } from "./form.js";
+import { field, formButtons, markInvalid } from "./form.js";
 import { webhooks } from "./webhooks.js";
 
 const I = {
@@ -184,7 +184,7 @@ export function mount(el, ctx) {
 			h("h3", { text: "New agent" }),
 			h("div", { class: "grid-2" }, field("Name", name, "What customers see"), field("Email", email), field("Password", password, "At least 10 characters; tell it to them yourself"), field("Role", role)),
 			foot,
-			h("div", { class: "form-buttons" }, h("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => ((adding = false), renderAgents()) }), submit),
+			formButtons(() => ((adding = false), renderAgents()), submit),
 		);
 		form.addEventListener("submit", async (e) => {
 			e.preventDefault();
@@ -246,20 +246,10 @@ export function mount(el, ctx) {
 			h("div", { class: "grid-2" }, field("Shortcut", shortcut, "Typed after / in the composer: a-z, 0-9, - and _"), field("Title", title)),
 			field("Text", text),
 			foot,
-			h(
-				"div",
-				{ class: "form-buttons" },
-				h("button", {
-					type: "button",
-					class: "secondary",
-					text: "Cancel",
-					onclick: () => {
-						editing = 0;
-						renderReplies();
-					},
-				}),
-				submit,
-			),
+			formButtons(() => {
+				editing = 0;
+				renderReplies();
+			}, submit),
 		);
 		form.addEventListener("submit", async (e) => {
 			e.preventDefault();

@@ -11,7 +11,7 @@
 // Everything the server sends, a receiver's answer above all, is set as
 // text.
 import { h, icon } from "/static/shared/dom.js";
-import { field, markInvalid, problem } from "./form.js";
+import { field, formButtons, markInvalid, problem } from "./form.js";
 import { confirmDialog } from "./dialog.js";
 import { showSecret, hideSecret } from "./secret.js";
 import { ago, timeEl } from "./when.js";
@@ -135,21 +135,11 @@ export function webhooks(ctx) {
 			eventChoices(w ? w.events : []),
 			w ? null : h("label", { class: "check" }, enabled, h("span", { text: "Enabled" })),
 			foot,
-			h(
-				"div",
-				{ class: "form-buttons" },
-				h("button", {
-					type: "button",
-					class: "secondary",
-					text: "Cancel",
-					onclick: () => {
-						adding = false;
-						editing = 0;
-						render();
-					},
-				}),
-				submit,
-			),
+			formButtons(() => {
+				adding = false;
+				editing = 0;
+				render();
+			}, submit),
 		);
 		form.addEventListener("submit", async (e) => {
 			e.preventDefault();
