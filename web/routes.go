@@ -73,6 +73,7 @@ func (s *Server) routes() {
 
 	// Contacts (contacts.go).
 	api.GET("/contacts/:id", s.getContact, s.requireAgent)
+	api.PATCH("/contacts/:id", s.updateContact, s.requireAgent, s.csrf)
 	api.DELETE("/contacts/:id", s.eraseContact, s.requireAgent, s.requireAdmin, s.csrf)
 
 	// Agents (agents.go).
@@ -94,6 +95,18 @@ func (s *Server) routes() {
 	api.POST("/saved-replies", s.createSavedReply, s.requireAgent, s.requireAdmin, s.csrf)
 	api.PATCH("/saved-replies/:id", s.updateSavedReply, s.requireAgent, s.requireAdmin, s.csrf)
 	api.DELETE("/saved-replies/:id", s.deleteSavedReply, s.requireAgent, s.requireAdmin, s.csrf)
+
+	// Outgoing webhooks (webhooks.go): admins only, their API tokens
+	// too; a webhook of the config file is read-only here (403).
+	api.GET("/webhooks", s.listWebhooks, s.requireAgent, s.requireAdmin)
+	api.POST("/webhooks", s.createWebhook, s.requireAgent, s.requireAdmin, s.csrf)
+	api.GET("/webhooks/:id", s.getWebhook, s.requireAgent, s.requireAdmin)
+	api.PATCH("/webhooks/:id", s.updateWebhook, s.requireAgent, s.requireAdmin, s.csrf)
+	api.DELETE("/webhooks/:id", s.deleteWebhook, s.requireAgent, s.requireAdmin, s.csrf)
+	api.POST("/webhooks/:id/rotate", s.rotateWebhookSecret, s.requireAgent, s.requireAdmin, s.csrf)
+	api.GET("/webhooks/:id/deliveries", s.listDeliveries, s.requireAgent, s.requireAdmin)
+	api.POST("/webhooks/:id/deliveries/replay", s.replayDeliveries, s.requireAgent, s.requireAdmin, s.csrf)
+	api.POST("/webhooks/:id/deliveries/:did/replay", s.replayDeliveries, s.requireAgent, s.requireAdmin, s.csrf)
 
 	// Reports (reports.go): every agent may read them.
 	api.GET("/reports/operators", s.operatorsReport, s.requireAgent)

@@ -72,6 +72,12 @@ type Options struct {
 	// sockets were opened with, agents' and visitors'; nil is every
 	// second. Tests send on it, with the store's clock (inbox.Options.Now).
 	SweepTick <-chan time.Time
+	// CheckWebhookURL says whether webhook deliveries may go to a URL an
+	// admin gives (POST and PATCH /webhooks); its error, the reason, is
+	// a 400 naming url. cmd/microchat sets it to package webhook's SSRF
+	// guard, which refuses private and loopback addresses; nil accepts
+	// any http(s) URL (tests, whose receivers listen on loopback).
+	CheckWebhookURL func(string) error
 }
 
 // Server serves Microchat's HTTP API and pages. Its Handler is mounted on
@@ -109,6 +115,8 @@ type Server struct {
 	// limits.agent_message_burst): a looping client is answered 429 and
 	// stores nothing more. Nil is no limit (a load test).
 	replies *ratelimit.KeyedLimiter
+	// webhookURLCheck is Options.CheckWebhookURL (checkWebhookURL).
+	webhookURLCheck func(string) error
 
 	// ctx is cancelled by Shutdown; WebSocket goroutines watch it.
 	ctx      context.Context
@@ -224,6 +232,8 @@ func New(opts Options) (*Server, error) {
 		sockets:  socketSet{closers: map[uint64]func(){}},
 		chat:     opts.Chat,
 		presence: opts.Presence,
+
+		webhookURLCheck: opts.CheckWebhookURL,
 	}
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),

@@ -1,15 +1,17 @@
 // admin.js: the admins' page at #/admin (issue 13 item 10): the agents
 // (add, change role, disable and enable again: GET/POST /agents, PATCH
 // /agents/{id}), the team's saved replies (GET/POST/PATCH/DELETE
-// /saved-replies) and the mail quarantine of the email channel (GET
-// /quarantine, each mail's raw source to download). The nav shows the
+// /saved-replies), the mail quarantine of the email channel (GET
+// /quarantine, each mail's raw source to download) and the outgoing
+// webhooks (webhooks.js, a module of its own). The nav shows the
 // page to admins only, and the API refuses agents anyway. Deleting a
 // conversation is in the thread's header, erasing a contact in the
 // visitor panel. All user text is set as text.
 import { h, icon, formatSize } from "/static/shared/dom.js";
 import { timeEl } from "./when.js";
 import { confirmDialog } from "./dialog.js";
-import { field, markInvalid } from "./form.js";
+import { field, formButtons, markInvalid } from "./form.js";
+import { webhooks } from "./webhooks.js";
 
 const I = {
 	plus: "M12 5v14M5 12h14",
@@ -20,6 +22,7 @@ const SECTIONS = [
 	{ key: "agents", label: "Agents" },
 	{ key: "replies", label: "Saved replies" },
 	{ key: "quarantine", label: "Mail quarantine" },
+	{ key: "webhooks", label: "Webhooks" },
 ];
 
 const PRESENCE = { online: "Online", idle: "Idle", offline: "Offline" };
@@ -44,10 +47,11 @@ export function mount(el, ctx) {
 	let replies = [];
 	let editing = 0; // the saved reply being edited
 	let adding = false; // the add agent form is open
+	const hooks = webhooks(ctx);
 
 	const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Admin" });
 	const panel = h("section", { class: "admin-panel", role: "tabpanel" });
-	const head = h("header", { class: "page-head" }, h("div", {}, h("h1", { text: "Admin" }), h("p", { class: "muted range", text: "Your team, its saved replies and the mail that could not be read." })), tabs);
+	const head = h("header", { class: "page-head" }, h("div", {}, h("h1", { text: "Admin" }), h("p", { class: "muted range", text: "Your team, its saved replies, the mail that could not be read and the webhooks." })), tabs);
 	el.replaceChildren(h("div", { class: "page" }, head, panel));
 
 	function renderTabs() {
@@ -72,13 +76,17 @@ export function mount(el, ctx) {
 
 	function show() {
 		renderTabs();
+		if (section !== "webhooks") hooks.hidden();
 		if (!ctx.isAdmin()) {
 			panel.replaceChildren(h("p", { class: "empty-state", text: "Only admins can see this page." }));
 			return;
 		}
 		if (section === "agents") loadAgents();
 		else if (section === "replies") loadReplies();
-		else loadQuarantine();
+		else if (section === "webhooks") {
+			panel.replaceChildren(hooks.el);
+			hooks.shown();
+		} else loadQuarantine();
 	}
 
 	// setPanel shows the section's nodes, leaving out the nulls.
@@ -176,7 +184,7 @@ export function mount(el, ctx) {
 			h("h3", { text: "New agent" }),
 			h("div", { class: "grid-2" }, field("Name", name, "What customers see"), field("Email", email), field("Password", password, "At least 10 characters; tell it to them yourself"), field("Role", role)),
 			foot,
-			h("div", { class: "form-buttons" }, h("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => ((adding = false), renderAgents()) }), submit),
+			formButtons(() => ((adding = false), renderAgents()), submit),
 		);
 		form.addEventListener("submit", async (e) => {
 			e.preventDefault();
@@ -238,20 +246,10 @@ export function mount(el, ctx) {
 			h("div", { class: "grid-2" }, field("Shortcut", shortcut, "Typed after / in the composer: a-z, 0-9, - and _"), field("Title", title)),
 			field("Text", text),
 			foot,
-			h(
-				"div",
-				{ class: "form-buttons" },
-				h("button", {
-					type: "button",
-					class: "secondary",
-					text: "Cancel",
-					onclick: () => {
-						editing = 0;
-						renderReplies();
-					},
-				}),
-				submit,
-			),
+			formButtons(() => {
+				editing = 0;
+				renderReplies();
+			}, submit),
 		);
 		form.addEventListener("submit", async (e) => {
 			e.preventDefault();
@@ -388,6 +386,7 @@ export function mount(el, ctx) {
 	ctx.bus.on("route", (name) => {
 		shown = name === "admin";
 		if (shown) show();
+		else hooks.hidden(); // a secret shown leaves with the page
 	});
 	ctx.bus.on("agent_presence", (p) => {
 		const a = agents.find((x) => x.id === p.agent_id);

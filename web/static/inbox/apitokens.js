@@ -3,12 +3,14 @@
 // (docs/security.md "API tokens"). A form makes one (POST
 // /profile/tokens, name and days); its value comes back that once and
 // is shown until the agent dismisses it or leaves the page, with a Copy
-// button and a curl line. The list (GET /profile/tokens, newest first)
-// says what each token is and did; Revoke asks first (DELETE
-// /profile/tokens/{id}). Everything the server sends is set as text.
+// button and a curl line (secret.js). The list (GET /profile/tokens,
+// newest first) says what each token is and did; Revoke asks first
+// (DELETE /profile/tokens/{id}). Everything the server sends is set as
+// text.
 import { h } from "/static/shared/dom.js";
-import { field, markInvalid } from "./form.js";
+import { field, markInvalid, problem } from "./form.js";
 import { confirmDialog } from "./dialog.js";
+import { showSecret, hideSecret } from "./secret.js";
 import { ago, dateTime, timeEl } from "./when.js";
 
 // LIFETIMES are the expiries offered, in days; the server allows 1 to
@@ -18,14 +20,6 @@ const LIFETIMES = [
 	{ days: 90, label: "90 days" },
 	{ days: 365, label: "1 year" },
 ];
-
-// problem is what went wrong, for a person: fetch's own TypeError says
-// only "Failed to fetch".
-function problem(err) {
-	if (err && err.status === 403) return `Not allowed: ${err.message}. Reload the page and try again.`;
-	if (err && err.status) return err.message;
-	return "The server could not be reached: check the connection and try again.";
-}
 
 // state is "active", "expired" or "revoked", as of now.
 function state(t, now = new Date()) {
@@ -102,45 +96,18 @@ export function apiTokens(ctx) {
 
 	// The value, once.
 	function showValue(t) {
-		const value = h("input", { class: "token-value", readonly: true, value: t.token, "aria-label": `The token ${t.name}`, spellcheck: "false", autocomplete: "off" });
-		value.addEventListener("focus", () => value.select());
-		const copied = h("span", { class: "copied", role: "status", "aria-live": "polite" });
-		const copy = h("button", {
-			type: "button",
-			class: "secondary",
-			text: "Copy",
-			onclick: async () => {
-				value.select();
-				try {
-					await navigator.clipboard.writeText(t.token);
-				} catch {
-					// No clipboard API here (or no permission): the old way.
-					if (!document.execCommand("copy")) {
-						copied.textContent = "Press Ctrl+C (⌘C) to copy.";
-						return;
-					}
-				}
-				copied.textContent = "Copied.";
-			},
-		});
 		const curl = `curl -H "Authorization: Bearer ${t.token}" ${location.origin}/api/v1/conversations`;
-		reveal.replaceChildren(
-			h("p", { class: "token-title" }, h("strong", { text: `Your new token “${t.name}”` })),
-			h("p", { class: "token-warning", text: "Copy it now: it will not be shown again. Microchat keeps only a fingerprint of it; if you lose it, revoke it and create another." }),
-			h("div", { class: "token-row" }, value, copy),
-			copied,
-			h("p", { class: "muted small", text: "For example:" }),
-			h("pre", { class: "token-curl" }, h("code", { text: curl })),
-			h("div", { class: "form-buttons" }, h("button", { type: "button", class: "secondary", text: "Done", onclick: hideValue })),
-		);
-		reveal.hidden = false;
-		value.focus();
+		showSecret(reveal, {
+			title: `Your new token “${t.name}”`,
+			warning: "Copy it now: it will not be shown again. Microchat keeps only a fingerprint of it; if you lose it, revoke it and create another.",
+			value: t.token,
+			label: `The token ${t.name}`,
+			after: [h("p", { class: "muted small", text: "For example:" }), h("pre", { class: "token-curl" }, h("code", { text: curl }))],
+		});
 	}
 
-	// hideValue forgets the value: it leaves the page with its elements.
 	function hideValue() {
-		reveal.hidden = true;
-		reveal.replaceChildren();
+		hideSecret(reveal);
 	}
 
 	// The list.
