@@ -117,8 +117,13 @@ func startAndServe(ctx context.Context, cfg config.Config, cfgFile string, ln ne
 		return exitFailure
 	}
 	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: log, Presence: chs.presence, Chat: chs.chat,
-		Collectors: append(chs.collectors(), webhook.Collectors()...)})
-	_ = guard // TODO(hookweb): web.Options.CheckWebhookURL
+		Collectors: append(chs.collectors(), webhook.Collectors()...),
+		// Each webhook's URL as an admin gives it; the worker checks the
+		// resolved address of every attempt again.
+		CheckWebhookURL: func(u string) error {
+			_, err := guard.CheckURL(u)
+			return err
+		}})
 	if err != nil {
 		chs.stopEmail()
 		chs.close()
