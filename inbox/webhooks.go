@@ -270,23 +270,52 @@ func (s *Store) createWebhook(ctx context.Context, in NewWebhook, fromConfig boo
 
 // Webhooks returns every webhook, by id, with its delivery counts.
 func (s *Store) Webhooks(ctx context.Context) ([]Webhook, error) {
+	return s.webhooks(ctx, 0, true)
+}
+
+// Webhook returns one webhook with its delivery counts; ErrNotFound.
+func (s *Store) Webhook(ctx context.Context, id int64) (Webhook, error) {
+	list, err := s.webhooks(ctx, id, true)
+	if err != nil {
+		return Webhook{}, err
+	}
+	if len(list) == 0 {
+		return Webhook{}, ErrNotFound
+	}
+	return list[0], nil
+}
+
+// webhooks reads the webhook id, or all (id 0), with their delivery
+// counts when counts is set (a scan of their deliveries' index).
+func (s *Store) webhooks(ctx context.Context, id int64, counts bool) ([]Webhook, error) {
+	q := s.rdb.WithContext(ctx).Order("id")
+	if id != 0 {
+		q = q.Where("id = ?", id)
+	}
 	var rows []webhookRow
-	if err := s.rdb.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
+	if err := q.Find(&rows).Error; err != nil {
 		return nil, dbErr(err)
 	}
-	var counts []struct {
+	var n []struct {
 		WebhookID int64
 		State     string
 		N         int64
 	}
-	if err := s.rdb.WithContext(ctx).Raw(`SELECT webhook_id, state, count(*) AS n FROM webhook_deliveries GROUP BY webhook_id, state`).
-		Scan(&counts).Error; err != nil {
-		return nil, dbErr(err)
+	if counts && len(rows) > 0 {
+		q := `SELECT webhook_id, state, count(*) AS n FROM webhook_deliveries GROUP BY webhook_id, state`
+		args := []any{}
+		if id != 0 {
+			q = `SELECT webhook_id, state, count(*) AS n FROM webhook_deliveries WHERE webhook_id = ? GROUP BY webhook_id, state`
+			args = append(args, id)
+		}
+		if err := s.rdb.WithContext(ctx).Raw(q, args...).Scan(&n).Error; err != nil {
+			return nil, dbErr(err)
+		}
 	}
 	out := make([]Webhook, 0, len(rows))
 	for _, r := range rows {
 		w := r.webhook()
-		for _, c := range counts {
+		for _, c := range n {
 			if c.WebhookID != w.ID {
 				continue
 			}
@@ -299,20 +328,6 @@ func (s *Store) Webhooks(ctx context.Context) ([]Webhook, error) {
 		out = append(out, w)
 	}
 	return out, nil
-}
-
-// Webhook returns one webhook with its delivery counts; ErrNotFound.
-func (s *Store) Webhook(ctx context.Context, id int64) (Webhook, error) {
-	all, err := s.Webhooks(ctx)
-	if err != nil {
-		return Webhook{}, err
-	}
-	for _, w := range all {
-		if w.ID == id {
-			return w, nil
-		}
-	}
-	return Webhook{}, ErrNotFound
 }
 
 // WebhookSecrets returns the secrets that sign the webhook's deliveries
@@ -787,8 +802,8 @@ func (s *Store) WebhookDeliveries(ctx context.Context, webhookID int64, state st
 	if limit < 1 || limit > 200 {
 		return nil, invalid("limit", "must be 1 to 200")
 	}
-	if _, err := s.Webhook(ctx, webhookID); err != nil {
-		return nil, err
+	if list, err := s.webhooks(ctx, webhookID, false); err != nil || len(list) == 0 {
+		return nil, cmp.Or(err, ErrNotFound)
 	}
 	q := s.rdb.WithContext(ctx).Where("webhook_id = ? AND state = ?", webhookID, state)
 	if before > 0 {
@@ -811,8 +826,8 @@ func (s *Store) WebhookDeliveries(ctx context.Context, webhookID int64, state st
 // without the webhook, or for an id that is not one of its failed
 // deliveries.
 func (s *Store) ReplayDelivery(ctx context.Context, webhookID, id int64) (int64, error) {
-	if _, err := s.Webhook(ctx, webhookID); err != nil {
-		return 0, err
+	if list, err := s.webhooks(ctx, webhookID, false); err != nil || len(list) == 0 {
+		return 0, cmp.Or(err, ErrNotFound)
 	}
 	q := s.db.WithContext(ctx).Model(&deliveryRow{}).Where("webhook_id = ? AND state = ?", webhookID, HookFailed)
 	if id != 0 {
@@ -1214,10 +1229,10 @@ func excerpt(s string) string {
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
-// EnabledWebhooks returns the enabled webhooks with their secrets, for
-// the worker.
+// EnabledWebhooks returns the enabled webhooks, without their delivery
+// counts, for the worker.
 func (s *Store) EnabledWebhooks(ctx context.Context) ([]Webhook, error) {
-	all, err := s.Webhooks(ctx)
+	all, err := s.webhooks(ctx, 0, false)
 	if err != nil {
 		return nil, err
 	}
