@@ -22,6 +22,16 @@
 #             picks the stores)
 #   connect   $CONNECT_VISITORS idle widget sockets opened on one node,
 #             for each of $CONNECT_STORES (postgres sqlite): connects per second
+#   webhook   issue 15's webhook delivery under the chat load: one node per
+#             run, for each of $WEBHOOK_STORES (default sqlite; postgres
+#             too with WEBHOOK_STORES="sqlite postgres"), the chat load at
+#             $WEBHOOK_RATE messages/s (default $CHAT_RATE if set, else
+#             1000), each message a message.created delivered to the tool's
+#             receiver (-webhook 127.0.0.1:$HOOK_PORT, the node's config
+#             file naming it with a fresh secret); before each such run the
+#             same load on a node without webhooks, $WEBHOOK_ROUNDS pairs
+#             alternating, then a table of both and the ratio of their chat
+#             latencies. Needs jq.
 #
 # Everything is under $BENCH_DIR (default /tmp/mcbench): binaries, configs,
 # each node's log and pid, and each step's summary (STEP.txt). PostgreSQL: $BENCH_PG (default
@@ -51,6 +61,13 @@ STORM_RATE=${STORM_RATE:-200}
 STORM_SPREAD=${STORM_SPREAD:-5s}
 STORM_DURATION=${STORM_DURATION:-150s}
 STORM_WAIT=${STORM_WAIT:-100s}
+# Before CHAT_RATE's default: the webhook step's rate is CHAT_RATE when
+# given, else the issue's 1,000/s.
+WEBHOOK_RATE=${WEBHOOK_RATE:-${CHAT_RATE:-1000}}
+WEBHOOK_STORES=${WEBHOOK_STORES:-sqlite}
+WEBHOOK_ROUNDS=${WEBHOOK_ROUNDS:-2}
+WEBHOOK_DURATION=${WEBHOOK_DURATION:-20s}
+HOOK_PORT=${HOOK_PORT:-18190}
 CHAT_ROUNDS=${CHAT_ROUNDS:-1}
 CHAT_RATE=${CHAT_RATE:-5000}
 CHAT_DURATION=${CHAT_DURATION:-20s}
@@ -92,10 +109,10 @@ drop_db() {
 	psql "$PG/postgres" -qAt -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null || true
 }
 
-# config NODE PORT DBURL: writes node NODE's config; DBURL empty is SQLite in
-# the node's data directory (a fresh one).
+# config NODE PORT DBURL [YAML]: writes node NODE's config; DBURL empty is
+# SQLite in the node's data directory (a fresh one); YAML is appended.
 config() {
-	local node=$1 port=$2 db=$3
+	local node=$1 port=$2 db=$3 extra=${4:-}
 	rm -rf "$DIR/$node/data"
 	mkdir -p "$DIR/$node/data"
 	{
@@ -122,6 +139,7 @@ limits:
   visitor_sockets: 19500
   login_attempts_per_minute: 1000
 YAML
+		if [ -n "$extra" ]; then echo "$extra"; fi
 	} >"$DIR/$node/microchat.yaml"
 	echo "$port" >"$DIR/$node/port"
 }
@@ -169,9 +187,9 @@ kill_node() {
 	kill -KILL "$pid" 2>/dev/null || true
 }
 
-# start NODE PORT DBURL: a fresh node, ready.
+# start NODE PORT DBURL [YAML]: a fresh node, ready.
 start() {
-	config "$1" "$2" "$3"
+	config "$1" "$2" "$3" "${4:-}"
 	: >"$DIR/$1/log"
 	spawn "$1"
 	ready "$1"
@@ -267,6 +285,96 @@ step_connect() {
 	done
 }
 
+# webhook_row FILE: one row of the webhook step's table from a run's JSON
+# summary.
+webhook_row() {
+	jq -r '
+		def f: if . == null then "-" elif . >= 100 then (round | tostring) else (. * 10 | round / 10 | tostring) end;
+		.messages as $m | .webhook as $h | [
+		($m.achieved_rate // 0 | round),
+		(($m.lost_visitor_to_agent // 0) + ($m.lost_agent_to_visitor // 0)),
+		"\($m.visitor_to_agent.p50_ms | f) / \($m.visitor_to_agent.p99_ms | f)",
+		"\($m.agent_to_visitor.p50_ms | f) / \($m.agent_to_visitor.p99_ms | f)",
+		(if $h then ($h.per_second | round) else "-" end),
+		(if $h then "\($h.message_created_lag.p50_ms | f) / \($h.message_created_lag.p99_ms | f) / \($h.message_created_lag.max_ms | f)" else "-" end),
+		(if $h then "\($h.duplicates) / \($h.messages_missing) / \($h.out_of_order)" else "-" end),
+		(if $h then "\($h.server_attempts.ok // 0) / \($h.server_attempts.retry // 0) / \($h.server_attempts.failed // 0)" else "-" end),
+		.cpu.load.server_cores, .cpu.load.tool_cores, (.cpu.load.cpu_pressure_pct | round), .load_average_before
+	] | map(tostring) | join(" | ")' "$1"
+}
+
+# webhook_ratio STORE: the chat latency with the webhook over without, of
+# the medians of the rounds' percentiles.
+webhook_ratio() {
+	local store=$1
+	jq -rs '
+		def med: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+		def r(a; b): if a == null or b == null or b == 0 then "-" else (a / b * 100 | round / 100 | tostring) end;
+		(map(select(.webhook == null))) as $base | (map(select(.webhook != null))) as $hook |
+		def p(runs; f): [runs[] | .messages | select(. != null) | f] | med;
+		"with/without webhook, medians of \($hook | length) and \($base | length) runs: visitor->agent p50 \(r(p($hook; .visitor_to_agent.p50_ms); p($base; .visitor_to_agent.p50_ms)))x, p99 \(r(p($hook; .visitor_to_agent.p99_ms); p($base; .visitor_to_agent.p99_ms)))x; agent->visitor p50 \(r(p($hook; .agent_to_visitor.p50_ms); p($base; .agent_to_visitor.p50_ms)))x, p99 \(r(p($hook; .agent_to_visitor.p99_ms); p($base; .agent_to_visitor.p99_ms)))x"
+	' "$DIR"/webhook-"$store"-*.json
+}
+
+step_webhook() {
+	command -v jq >/dev/null || die "the webhook step needs jq (apt-get install jq)"
+	local db=mcbench_webhook secret hook
+	secret="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
+	hook=$(
+		cat <<YAML
+webhooks:
+  allow_networks: [127.0.0.0/8]
+  endpoints:
+    - name: bench
+      url: http://127.0.0.1:$HOOK_PORT/hook
+      events: [message.created]
+      secret: "$secret"
+YAML
+	)
+	local cmd=(-url "$A" -visitors 1000 -active 1000 -agents 2 -rate "$WEBHOOK_RATE" -duration "$WEBHOOK_DURATION" -warmup 3s
+		-senders 256 -floor=false)
+	: >"$DIR/webhook.txt"
+	rm -f "$DIR"/webhook-*.json
+	for store in $WEBHOOK_STORES; do
+		for round in $(seq "$WEBHOOK_ROUNDS"); do
+			for kind in base hook; do
+				local url="" extra="" args=("${cmd[@]}")
+				if [ $store = postgres ]; then url=$(fresh_db $db); fi
+				if [ $kind = hook ]; then
+					extra=$hook
+					args+=(-webhook "127.0.0.1:$HOOK_PORT" -webhook-secret "$secret")
+				fi
+				header "webhook round $round: $store, $WEBHOOK_RATE messages/s, $([ $kind = hook ] && echo "with the webhook" || echo "no webhook")"
+				start A "$PORT_A" "$url" "$extra"
+				echo "=== $store round $round $kind: microchat-bench ${args[*]/"$secret"/whsec_...}" | tee -a "$DIR/webhook.txt"
+				bench "${args[@]}" -json-file "$DIR/webhook-$store-$round-$kind.json" | tee -a "$DIR/webhook.txt" || true
+				stop_all
+				cp "$DIR/A/log" "$DIR/webhook-$store-$round-$kind.log"
+				echo "node log: $(grep -c . "$DIR/A/log") lines, $(grep -Eci 'level=(warn|error)|"level":"(warn|error)"' "$DIR/A/log") warnings or errors ($DIR/webhook-$store-$round-$kind.log)" |
+					tee -a "$DIR/webhook.txt"
+				if [ $store = postgres ]; then drop_db $db; fi
+			done
+		done
+	done
+	{
+		echo "=== webhook: chat load at $WEBHOOK_RATE messages/s, $WEBHOOK_DURATION, 1,000 conversations, 2 agents; ms"
+		echo "store | round | webhook | chat achieved/s | lost | v->a p50 / p99 | a->v p50 / p99 | deliveries/s | lag p50 / p99 / max | dup / missing / out-of-order | attempts ok / retry / failed | server cores | tool cores | CPU stall % | load avg before"
+		for store in $WEBHOOK_STORES; do
+			for round in $(seq "$WEBHOOK_ROUNDS"); do
+				for kind in base hook; do
+					local f="$DIR/webhook-$store-$round-$kind.json"
+					if [ -s "$f" ]; then
+						echo "$store | $round | $([ $kind = hook ] && echo yes || echo no) | $(webhook_row "$f")"
+					else
+						echo "$store | $round | $kind | (no summary)"
+					fi
+				done
+			done
+			echo "$store: $(webhook_ratio "$store")"
+		done
+	} | tee -a "$DIR/webhook.txt"
+}
+
 case "${1:-all}" in
 restart)
 	[ $# -eq 2 ] || die "usage: $0 restart A|B"
@@ -281,15 +389,15 @@ esac
 
 steps=("$@")
 if [ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ]; then
-	steps=(latency storm chatpath connect)
+	steps=(latency storm chatpath connect webhook)
 fi
 mkdir -p "$DIR/A" "$DIR/B"
 trap stop_all EXIT
 build
 for s in "${steps[@]}"; do
 	case $s in
-	latency | storm | chatpath | connect) "step_$s" ;;
-	*) die "unknown step $s (latency, storm, chatpath, connect)" ;;
+	latency | storm | chatpath | connect | webhook) "step_$s" ;;
+	*) die "unknown step $s (latency, storm, chatpath, connect, webhook)" ;;
 	esac
 done
 log "done; summaries in $DIR/*.txt"

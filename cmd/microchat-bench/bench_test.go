@@ -16,6 +16,7 @@ import (
 	"github.com/microdeets/microchat/inbox"
 	"github.com/microdeets/microchat/inbox/inboxtest"
 	"github.com/microdeets/microchat/web"
+	"github.com/microdeets/microchat/webhook"
 )
 
 // TestMain lets the test binary be the floor's child process, as the tool
@@ -48,7 +49,8 @@ func newServer(t *testing.T) *server {
 	cfg := config.Defaults()
 	cfg.Widget.RateLimits = config.WidgetRateLimits{}
 	cfg.Limits.SocketsPerIP, cfg.Limits.AgentMessagesPerSecond = 0, 0 // every socket comes from 127.0.0.1; replies as fast as they go
-	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := web.New(web.Options{Config: cfg, Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Collectors: webhook.Collectors()})
 	if err != nil {
 		t.Fatalf("web.New() = %v", err)
 	}
@@ -391,12 +393,15 @@ microchat_websocket_connections{kind="agent"} 2
 microchat_websocket_connections{kind="contact"} 19000
 microchat_websocket_messages_total{direction="in",kind="contact"} 5
 process_resident_memory_bytes 2.0971520e+08 1700000000000
+microchat_webhook_attempts_total{outcome="ok"} 1200
+microchat_webhook_attempts_total{outcome="retry"} 3
 `
 	m, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.HeapInuse != 12345000 || m.StackInuse != 2621440 || m.RSS != 209715200 || m.Sockets["agent"] != 2 || m.Sockets["contact"] != 19000 {
+	if m.HeapInuse != 12345000 || m.StackInuse != 2621440 || m.RSS != 209715200 || m.Sockets["agent"] != 2 || m.Sockets["contact"] != 19000 ||
+		m.WebhookAttempts["ok"] != 1200 || m.WebhookAttempts["retry"] != 3 {
 		t.Errorf("parseMetrics() = %+v", m)
 	}
 	if _, err := parseMetrics(strings.NewReader("go_memstats_heap_inuse_bytes 1\n")); err == nil || !strings.Contains(err.Error(), metricRSS) {

@@ -100,6 +100,13 @@ many agents, raise limits.login_attempts_per_minute too, and the node's
 visitor cap (limits.visitor_sockets, from the open-file limit) must hold
 -visitors. See docs/benchmarks.md.
 
+With -webhook ADDR the tool also receives the server's webhook
+deliveries on ADDR during the load (the server's config file names the
+endpoint, http://ADDR/, for message.created, with -webhook-secret as its
+secret, and webhooks.allow_networks [127.0.0.0/8]), and reports how many
+arrived, how soon after the messages were stored, and how many of its own
+messages never did.
+
 Only loopback targets are accepted. The run stops by itself: -warmup plus
 -duration at most 10m, everything else within 5m more.
 
@@ -108,19 +115,22 @@ Flags:
 
 // options are the parsed flags.
 type options struct {
-	URL         string
-	Email       string
-	Password    string
-	Visitors    int
-	Agents      int
-	Active      int
-	Rate        float64
-	Duration    time.Duration
-	Warmup      time.Duration
-	Idle        bool
-	Sources     string
-	Seed        uint64
-	JSON        bool
+	URL      string
+	Email    string
+	Password string
+	Visitors int
+	Agents   int
+	Active   int
+	Rate     float64
+	Duration time.Duration
+	Warmup   time.Duration
+	Idle     bool
+	Sources  string
+	Seed     uint64
+	JSON     bool
+	// JSONFile is a file to write the JSON summary to besides the
+	// printed one (scripts compare runs from it).
+	JSONFile    string
 	Size        int
 	Origin      string
 	Concurrency int
@@ -146,6 +156,13 @@ type options struct {
 	StormSpread time.Duration
 	StormWait   time.Duration
 	StormSettle time.Duration
+	// Webhook is the address the webhook receiver listens on during the
+	// load (receiver.go), empty for none; WebhookSecret the secret the
+	// server signs its deliveries with; WebhookGrace how long after the
+	// load the tool waits for the deliveries of its messages.
+	Webhook       string
+	WebhookSecret string
+	WebhookGrace  time.Duration
 }
 
 // How agents send their replies (-reply).
@@ -156,23 +173,24 @@ const (
 
 func defaultOptions() options {
 	return options{
-		URL:         "http://127.0.0.1:8080",
-		Visitors:    100,
-		Agents:      2,
-		Active:      10,
-		Rate:        200,
-		Duration:    10 * time.Second,
-		Warmup:      2 * time.Second,
-		Seed:        1,
-		Size:        64,
-		Concurrency: 128,
-		Senders:     64,
-		Floor:       true,
-		Reply:       replySocket,
-		Rounds:      1,
-		StormSpread: 5 * time.Second,
-		StormWait:   30 * time.Second,
-		StormSettle: 10 * time.Second,
+		URL:          "http://127.0.0.1:8080",
+		Visitors:     100,
+		Agents:       2,
+		Active:       10,
+		Rate:         200,
+		Duration:     10 * time.Second,
+		Warmup:       2 * time.Second,
+		Seed:         1,
+		Size:         64,
+		Concurrency:  128,
+		Senders:      64,
+		Floor:        true,
+		Reply:        replySocket,
+		Rounds:       1,
+		StormSpread:  5 * time.Second,
+		StormWait:    30 * time.Second,
+		StormSettle:  10 * time.Second,
+		WebhookGrace: 10 * time.Second,
 	}
 }
 
@@ -197,6 +215,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Sources, "sources", "", "source addresses for the sockets: a comma-separated list of 127.x.y.z, or a count;\nthe default is one address per 4,000 sockets, the first free ones from 127.0.0.2 on\n(free: no socket on them at all, so not in TIME_WAIT from an earlier run)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed for which conversations are active and in what order messages go")
 	fs.BoolVar(&o.JSON, "json", false, "print the summary as JSON instead of text")
+	fs.StringVar(&o.JSONFile, "json-file", "", "also write the summary as JSON to this file")
 	fs.IntVar(&o.Size, "size", o.Size, "bytes of text per message (at least 40: the text carries the send time)")
 	fs.StringVar(&o.Origin, "origin", "", "Origin header of the visitor sockets (empty: none, as a non-browser client)")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "mints, socket dials and joins in flight at once")
@@ -211,6 +230,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.StormSpread, "storm-spread", o.StormSpread, "with -storm: visitors come back after a random delay in [0, spread) after their socket dropped")
 	fs.DurationVar(&o.StormWait, "storm-wait", o.StormWait, "with -storm: how long after the restart the tool waits for every visitor to be back")
 	fs.DurationVar(&o.StormSettle, "storm-settle", o.StormSettle, "with -storm: the sockets are held this long before the restart and after all are back, then the node's memory is read")
+	fs.StringVar(&o.Webhook, "webhook", "", "ADDR: serve a webhook receiver on ADDR (127.0.0.1:PORT) during the load; the server's webhook (webhooks.endpoints\nin its config, events [message.created]) must POST to http://ADDR/ with -webhook-secret. Reports deliveries per second,\nmessage.created's lag (arrival minus the payload's timestamp), duplicates, out-of-order, bad signatures and missing")
+	fs.StringVar(&o.WebhookSecret, "webhook-secret", os.Getenv("MICROCHAT_BENCH_WEBHOOK_SECRET"), "with -webhook: the endpoint's secret, whsec_... (default $MICROCHAT_BENCH_WEBHOOK_SECRET)")
+	fs.DurationVar(&o.WebhookGrace, "webhook-grace", o.WebhookGrace, "with -webhook: how long after the load to wait for the deliveries of the tool's messages")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -272,6 +294,20 @@ func (o *options) validate() error {
 			return fmt.Errorf("-storm-spread %v (0..1m), -storm-wait %v (1s..5m), -storm-settle %v (0..5m)", o.StormSpread, o.StormWait, o.StormSettle)
 		}
 	}
+	if o.Webhook != "" {
+		if err := checkListen(o.Webhook); err != nil {
+			return fmt.Errorf("-webhook: %w", err)
+		}
+		switch {
+		case o.Idle || o.Storm || o.CompareSingle || o.Rate == 0:
+			return errors.New("-webhook needs a load: -rate > 0, and no -idle, -storm or -compare-single")
+		case o.WebhookGrace < 0 || o.WebhookGrace > 5*time.Minute:
+			return fmt.Errorf("-webhook-grace %v: want 0..5m", o.WebhookGrace)
+		}
+		if _, err := newHookReceiver(o.WebhookSecret); err != nil {
+			return fmt.Errorf("-webhook-secret: %w", err)
+		}
+	}
 	if !o.Idle && o.Rate > 0 && o.Active == 0 {
 		return errors.New("-rate > 0 needs -active > 0 (or -idle)")
 	}
@@ -284,6 +320,9 @@ func (o *options) validate() error {
 // hardCap is the longest a run with o may take, everything included.
 func (o *options) hardCap() time.Duration {
 	one := o.Warmup + o.Duration + setupBudget
+	if o.Webhook != "" {
+		one += o.WebhookGrace
+	}
 	if o.Storm {
 		one += 2*o.StormSettle + o.StormWait + restartTimeout
 	}
@@ -315,6 +354,19 @@ func targetURL(raw string) (*url.URL, error) {
 	}
 	u.Path = ""
 	return u, nil
+}
+
+// checkListen refuses a listening address other than HOST:PORT on
+// loopback: the receiver takes webhooks from this machine only.
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want HOST:PORT: %v", addr, err)
+	}
+	if !isLoopbackHost(host) || port == "" {
+		return fmt.Errorf("%q: want a loopback HOST:PORT, e.g. 127.0.0.1:9700", addr)
+	}
+	return nil
 }
 
 func isLoopbackHost(host string) bool {
@@ -365,6 +417,13 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 			enc.Encode(out)
 		} else {
 			out.print(stdout)
+		}
+		if o.JSONFile != "" {
+			if b, jerr := json.MarshalIndent(out, "", "  "); jerr != nil {
+				err = errors.Join(err, jerr)
+			} else if werr := os.WriteFile(o.JSONFile, append(b, '\n'), 0o644); werr != nil {
+				err = errors.Join(err, fmt.Errorf("-json-file: %w", werr))
+			}
 		}
 	}
 	if err != nil {

@@ -23,6 +23,9 @@ type ServerMemory struct {
 	// Sockets are microchat_websocket_connections by kind (agent,
 	// contact).
 	Sockets map[string]float64 `json:"websocket_connections"`
+	// WebhookAttempts are microchat_webhook_attempts_total by outcome
+	// (ok, retry, failed).
+	WebhookAttempts map[string]float64 `json:"webhook_attempts,omitempty"`
 }
 
 // The samples read from /metrics.
@@ -34,10 +37,11 @@ const (
 	metricCPU     = "process_cpu_seconds_total"
 	metricIdle    = "go_memstats_heap_idle_bytes"
 	metricRelease = "go_memstats_heap_released_bytes"
+	metricHooks   = "microchat_webhook_attempts_total"
 )
 
-// parseMetrics reads the four samples the tool needs from Prometheus's
-// text format. Written here rather than with expfmt: four unlabelled or
+// parseMetrics reads the samples the tool needs from Prometheus's
+// text format. Written here rather than with expfmt: a few unlabelled or
 // singly-labelled gauges need a line scanner, not the full parser and its
 // name-validation settings.
 func parseMetrics(r io.Reader) (ServerMemory, error) {
@@ -69,6 +73,11 @@ func parseMetrics(r io.Reader) (ServerMemory, error) {
 			m.HeapIdle = value
 		case metricRelease:
 			m.HeapReleased = value
+		case metricHooks:
+			if m.WebhookAttempts == nil {
+				m.WebhookAttempts = map[string]float64{}
+			}
+			m.WebhookAttempts[labelValue(labels, "outcome")] += value
 		default:
 			continue
 		}

@@ -65,6 +65,16 @@ type bench struct {
 	// closing is set when the tool closes its sockets, so that the
 	// closes are not counted as errors.
 	closing atomic.Bool
+
+	// hooks is the webhook receiver (-webhook), nil without it; it
+	// listens on hookListener, or on -webhook when that is nil (tests
+	// give one on a port of the system's choice).
+	hooks        *hookReceiver
+	hookListener net.Listener
+	// sentAll and ackedAll count every message the tool sent and every
+	// one the server acknowledged, warmup and drain included: what the
+	// webhook should deliver.
+	sentAll, ackedAll atomic.Int64
 }
 
 // received records a measured message that arrived, if it was sent in
@@ -135,6 +145,11 @@ func newBench(o options, log io.Writer) (*bench, error) {
 	if o.Storm {
 		b.storm = newStorm(o.Seed)
 	}
+	if o.Webhook != "" {
+		if b.hooks, err = newHookReceiver(o.WebhookSecret); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
 }
 
@@ -201,6 +216,16 @@ func (b *bench) run(ctx context.Context) (*Summary, error) {
 		b.progress("warning: %s", w)
 	}
 	b.progress("target %s, run %s, %d sockets from %s (%d each at most), open-file limit %d", s.Target, b.runID, sockets, s.Sources, (sockets+len(b.sources)-1)/len(b.sources), cur)
+	if b.hooks != nil {
+		ln := b.hookListener
+		if ln == nil {
+			if ln, err = net.Listen("tcp", o.Webhook); err != nil {
+				return s, fmt.Errorf("-webhook: %w", err)
+			}
+		}
+		defer serveHooks(ln, b.hooks)()
+		b.progress("webhook receiver on http://%s/", ln.Addr())
+	}
 
 	// (6) The floor first, while the server is idle.
 	if floorConns > 0 {
@@ -342,6 +367,9 @@ func (b *bench) run(ctx context.Context) (*Summary, error) {
 			if s.Messages != nil && b.storm == nil { // the storm restarted the server: its CPU counter too
 				s.CPU.Load.server(s.Memory.After, &m)
 			}
+		}
+		if b.hooks != nil {
+			s.Webhook = b.finishHooks(ctx, s.Memory.After)
 		}
 	}
 	s.Visitors.Held = int(b.openVisitors.Load())
@@ -617,6 +645,9 @@ func (b *bench) drive(ctx context.Context) *MessageSummary {
 	start := clock()
 	b.from.Store(start + int64(o.Warmup))
 	b.until.Store(start + int64(o.Warmup+o.Duration))
+	if b.hooks != nil {
+		b.hooks.measure(epoch.Add(time.Duration(b.from.Load())), epoch.Add(time.Duration(b.until.Load())))
+	}
 	until := b.until.Load()
 	k := len(b.active)
 
@@ -697,6 +728,37 @@ func (b *bench) drive(ctx context.Context) *MessageSummary {
 	return m
 }
 
+// finishHooks waits up to -webhook-grace for the deliveries of the
+// messages the server acknowledged, and returns what the receiver
+// measured, with the server's webhook attempts since before (its
+// /metrics before the load).
+func (b *bench) finishHooks(ctx context.Context, before *ServerMemory) *WebhookSummary {
+	b.progress("waiting up to %v for the webhook deliveries of %d messages (%d arrived)", b.o.WebhookGrace, b.ackedAll.Load(), b.hooks.ownArrived())
+	start := time.Now()
+	drain(ctx, b.o.WebhookGrace, func() bool { return b.hooks.ownArrived() >= b.ackedAll.Load() })
+	h := b.hooks.summary(b.o.Duration)
+	h.Listen = b.o.Webhook
+	if b.hookListener != nil {
+		h.Listen = b.hookListener.Addr().String()
+	}
+	h.GraceSeconds = round2(time.Since(start).Seconds())
+	h.Sent, h.Acknowledged = b.sentAll.Load(), b.ackedAll.Load()
+	h.Missing = max(0, h.Acknowledged-h.Arrived)
+	if h.Missing > 0 {
+		b.errs.add("webhook: message.created not received within -webhook-grace")
+	}
+	if h.BadSignatures > 0 {
+		b.errs.add("webhook: bad signature")
+	}
+	if m, err := b.api.metrics(ctx); err == nil && before != nil {
+		h.Attempts = map[string]float64{}
+		for k, v := range m.WebhookAttempts {
+			h.Attempts[k] = v - before.WebhookAttempts[k]
+		}
+	}
+	return h
+}
+
 // drainTime is how long the last messages may take to arrive.
 const drainTime = 5 * time.Second
 
@@ -718,6 +780,7 @@ func (b *bench) sendVisitor(j job, v *visitor) {
 		b.errs.add("visitor send: " + errKind(err))
 		return
 	}
+	b.sentAll.Add(1)
 	if t >= b.from.Load() && t < b.until.Load() {
 		b.sentV2A.Add(1)
 	}
@@ -739,9 +802,13 @@ func (b *bench) sendAgent(ctx context.Context, j job, v *visitor) {
 	} else if seq, err := b.agentAPI.reply(ctx, &owner.login, v.start.Conversation.ID, clientID, text); err != nil {
 		b.errs.add(kindOf(err))
 		return
-	} else if b.storm != nil {
-		b.storm.stored(v.start.Conversation.ID, seq)
+	} else {
+		b.ackedAll.Add(1)
+		if b.storm != nil {
+			b.storm.stored(v.start.Conversation.ID, seq)
+		}
 	}
+	b.sentAll.Add(1)
 	if t >= b.from.Load() && t < b.until.Load() {
 		b.sentA2V.Add(1)
 		if b.o.Reply == replyHTTP {

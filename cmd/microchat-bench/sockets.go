@@ -252,6 +252,7 @@ func (v *visitor) OnMessage(c *gws.Conn, m *gws.Message) {
 	case "ack":
 		if _, sent, ok := findMarker(f, 'v'); ok {
 			v.b.received(&v.b.ack, nil, sent)
+			v.b.ackedAll.Add(1)
 		}
 		if v.b.storm != nil {
 			v.acked(jsonString(f, "client_id"))
@@ -368,6 +369,7 @@ func (a *agent) OnMessage(_ *gws.Conn, m *gws.Message) {
 		// A reply's, on the socket that sent it: its text is the reply's.
 		if _, sent, ok := findMarker(f, 'a'); ok {
 			a.b.received(&a.b.reply, &a.b.replyAcks, sent)
+			a.b.ackedAll.Add(1)
 			if st := a.b.storm; st != nil {
 				conv, ok1 := jsonInt(f, "conversation_id")
 				seq, ok2 := jsonInt(f, "seq")

@@ -39,6 +39,7 @@ func (r *recorder) count() int {
 type Latency struct {
 	N    int     `json:"n"`
 	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
 	P95  float64 `json:"p95_ms"`
 	P99  float64 `json:"p99_ms"`
 	Max  float64 `json:"max_ms"`
@@ -64,6 +65,7 @@ func latencyOf(s []time.Duration) Latency {
 	return Latency{
 		N:    len(s),
 		P50:  ms(percentile(s, 0.50)),
+		P90:  ms(percentile(s, 0.90)),
 		P95:  ms(percentile(s, 0.95)),
 		P99:  ms(percentile(s, 0.99)),
 		Max:  ms(s[len(s)-1]),

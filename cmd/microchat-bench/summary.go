@@ -46,6 +46,7 @@ type Summary struct {
 	} `json:"agents"`
 	Messages *MessageSummary `json:"messages,omitempty"`
 	Storm    *StormSummary   `json:"storm,omitempty"`
+	Webhook  *WebhookSummary `json:"webhook,omitempty"`
 	Floor    *FloorSummary   `json:"floor,omitempty"`
 	Memory   MemorySummary   `json:"server_memory"`
 	// CPU is what the server and the tool used while the visitors
@@ -279,6 +280,10 @@ func (s *Summary) print(w io.Writer) {
 			p("ratio to the floor (p50 / p95 / p99): visitor->agent %.1f / %.1f / %.1f; agent->visitor %.1f / %.1f / %.1f",
 				r.VisitorToAgent.P50, r.VisitorToAgent.P95, r.VisitorToAgent.P99, r.AgentToVisitor.P50, r.AgentToVisitor.P95, r.AgentToVisitor.P99)
 		}
+	}
+
+	if s.Webhook != nil {
+		s.Webhook.print(p)
 	}
 
 	mem := s.Memory
