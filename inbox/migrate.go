@@ -633,6 +633,6 @@ func migrate0019Webhooks(tx *gorm.DB) error {
 			last_error TEXT NOT NULL DEFAULT '',
 			last_body TEXT NOT NULL DEFAULT '')`,
 		`CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, state, next_at, id)`,
-		`CREATE INDEX webhook_deliveries_stream ON webhook_deliveries (webhook_id, state, stream, ord)`,
+		`CREATE INDEX webhook_deliveries_stream ON webhook_deliveries (webhook_id, state, stream, ord, id)`,
 	)
 }

@@ -15,7 +15,7 @@ import (
 // types of their deliveries, by stream.
 func dueTypes(t *testing.T, s *inbox.Store, webhookID int64) (map[int64][]string, [][]inbox.Delivery) {
 	t.Helper()
-	runs, err := s.DueDeliveries(ctx, webhookID, nil, 1000)
+	runs, err := s.DueDeliveries(ctx, webhookID, nil, 1000, 1000)
 	if err != nil {
 		t.Fatalf("DueDeliveries() = %v", err)
 	}
@@ -167,8 +167,12 @@ func TestWebhookDeliveryOrder(t *testing.T) {
 				first = run[0]
 			}
 		}
+		// maxRuns bounds the runs, the earliest due first.
+		if one, err := s.DueDeliveries(ctx, w.ID, nil, 100, 1); err != nil || len(one) != 1 || one[0][0].ConversationID != a.ID || len(one[0]) != 2 {
+			t.Fatalf("DueDeliveries(1 run) = %+v, %v; want a's two", one, err)
+		}
 		// While the first of a is in flight, a gives nothing.
-		busy, err := s.DueDeliveries(ctx, w.ID, []int64{a.ID}, 100)
+		busy, err := s.DueDeliveries(ctx, w.ID, []int64{a.ID}, 100, 100)
 		if err != nil || len(busy) != 1 || busy[0][0].ConversationID != b.ID {
 			t.Fatalf("DueDeliveries(a busy) = %v, %v", busy, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +127,10 @@ var (
 		Name: "microchat_webhook_attempts_total",
 		Help: "Webhook delivery attempts, by outcome: ok (2xx), retry (failed, tried again later), failed (given up).",
 	}, []string{"outcome"})
+	dueSeconds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "microchat_webhook_due_seconds",
+		Help: "How long the earliest delivery a webhook's sender took at its last poll had been due, in seconds: 0 when it keeps up; growing, it falls behind.",
+	}, []string{"webhook_id"})
 	sendersRunning = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "microchat_webhook_senders",
 		Help: "Webhooks this node sends deliveries to now (it holds the worker lock \"webhooks\").",
@@ -134,7 +139,7 @@ var (
 
 // Collectors are the worker's Prometheus metrics.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{attemptsTotal, sendersRunning}
+	return []prometheus.Collector{attemptsTotal, dueSeconds, sendersRunning}
 }
 
 // reloadEvery is how often Run reads the webhooks again besides the
@@ -190,6 +195,7 @@ func (w *Worker) Run(ctx context.Context) {
 				if !slices.ContainsFunc(hooks, func(h inbox.Webhook) bool { return h.ID == id }) {
 					s.stop()
 					delete(senders, id)
+					dueSeconds.DeleteLabelValues(strconv.FormatInt(id, 10))
 				}
 			}
 			for _, h := range hooks {
@@ -300,10 +306,15 @@ func (s *sender) run() {
 			for st := range busy {
 				list = append(list, st)
 			}
-			due, err := o.Store.DueDeliveries(s.ctx, s.id, list, 256)
+			due, err := o.Store.DueDeliveries(s.ctx, s.id, list, 256, o.Concurrency-len(busy))
 			if err != nil && s.ctx.Err() == nil {
 				s.w.log.Warn("webhooks: cannot read the due deliveries", "webhook_id", s.id, "err", err)
 			}
+			behind := 0.0
+			if len(due) > 0 {
+				behind = max(o.Store.Now().Sub(due[0][0].NextAt).Seconds(), 0)
+			}
+			dueSeconds.WithLabelValues(strconv.FormatInt(s.id, 10)).Set(behind)
 			for _, run := range due {
 				if len(busy) >= o.Concurrency {
 					break

@@ -15,7 +15,7 @@ import (
 func FailDeliveries(t testing.TB, s *inbox.Store, webhookID int64, status int, body string) []int64 {
 	t.Helper()
 	ctx := context.Background()
-	runs, err := s.DueDeliveries(ctx, webhookID, nil, 1000)
+	runs, err := s.DueDeliveries(ctx, webhookID, nil, 1000, 1000)
 	if err != nil {
 		t.Fatalf("DueDeliveries() = %v", err)
 	}
