@@ -83,6 +83,10 @@ type Options struct {
 	// store's (inbox.Options.Now), which times the deliveries.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 	Poll      time.Duration
+	// Gap is the least time between a sender's reads and writes of its
+	// deliveries (default 20 ms), and so what it adds to a delivery's
+	// lag at most.
+	Gap time.Duration
 	// Jitter returns a number in [0, 1) (default math/rand/v2).
 	Jitter func() float64
 }
@@ -115,6 +119,9 @@ func New(o Options) *Worker {
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
+	}
+	if o.Gap <= 0 {
+		o.Gap = 20 * time.Millisecond
 	}
 	if o.Jitter == nil {
 		o.Jitter = rand.Float64
@@ -281,86 +288,109 @@ func (s *sender) target() (string, []string) {
 
 // run polls and sends until the sender is stopped, then waits for its
 // runs in flight, whose outcomes are not recorded: a delivery cut short
-// is sent again.
+// is sent again. Its reads and writes are at least Options.Gap apart:
+// under load each poll and each record serves many deliveries at once
+// instead of one each (the record is a write transaction, which on
+// SQLite queues behind the chat's).
 func (s *sender) run() {
 	o := s.w.o
 	var runs sync.WaitGroup
 	defer runs.Wait()
 	busy := map[int64]bool{}
 	poll := true
-	tick := make(chan struct{}, 1)
-	arm := func() func() bool {
-		return o.AfterFunc(o.Poll, func() {
+	var ends []runEnd
+	signal := func(c chan struct{}) func() {
+		return func() {
 			select {
-			case tick <- struct{}{}:
+			case c <- struct{}{}:
 			default:
 			}
-		})
+		}
 	}
-	stopTick := arm()
-	defer func() { stopTick() }()
+	tick, cool := make(chan struct{}, 1), make(chan struct{}, 1)
+	stopTick := o.AfterFunc(o.Poll, signal(tick))
+	stopCool := func() bool { return false }
+	cooling := false
+	defer func() {
+		stopTick()
+		stopCool()
+	}()
 	for {
-		if poll && len(busy) < o.Concurrency {
-			poll = false
-			list := make([]int64, 0, len(busy))
-			for st := range busy {
-				list = append(list, st)
-			}
-			due, err := o.Store.DueDeliveries(s.ctx, s.id, list, 256, o.Concurrency-len(busy))
-			if err != nil && s.ctx.Err() == nil {
-				s.w.log.Warn("webhooks: cannot read the due deliveries", "webhook_id", s.id, "err", err)
-			}
-			behind := 0.0
-			if len(due) > 0 {
-				behind = max(o.Store.Now().Sub(due[0][0].NextAt).Seconds(), 0)
-			}
-			dueSeconds.WithLabelValues(strconv.FormatInt(s.id, 10)).Set(behind)
-			for _, run := range due {
-				if len(busy) >= o.Concurrency {
-					break
+		if !cooling && (len(ends) > 0 || poll && len(busy) < o.Concurrency) {
+			if len(ends) > 0 {
+				if !s.record(ends) {
+					return
 				}
-				st := streamOf(run[0])
-				busy[st] = true
-				runs.Go(func() { s.ended <- runEnd{st, s.send(run)} })
+				for _, e := range ends {
+					delete(busy, e.stream)
+				}
+				ends, poll = nil, true
 			}
+			if poll && len(busy) < o.Concurrency {
+				poll = false
+				s.poll(busy, &runs)
+			}
+			cooling, stopCool = true, o.AfterFunc(o.Gap, signal(cool))
 		}
 		select {
 		case <-s.ctx.Done():
 			return
 		case e := <-s.ended:
-			ends := []runEnd{e}
-		drain:
-			for {
-				select {
-				case e := <-s.ended:
-					ends = append(ends, e)
-				default:
-					break drain
-				}
-			}
-			var outs []inbox.DeliveryOutcome
-			for _, e := range ends {
-				outs = append(outs, e.outs...)
-			}
-			// Recorded before their conversations are free again, so
-			// that the next poll does not return them.
-			if err := o.Store.RecordDeliveries(s.ctx, s.id, outs); err != nil {
-				if s.ctx.Err() != nil {
-					return
-				}
-				s.w.log.Warn("webhooks: cannot record delivery outcomes; they will be sent again", "webhook_id", s.id, "err", err)
-			}
-			for _, e := range ends {
-				delete(busy, e.stream)
-			}
-			poll = true
+			ends = append(ends, e)
 		case <-s.wake:
 			poll = true
 		case <-tick:
 			poll = true
-			stopTick = arm()
+			stopTick = o.AfterFunc(o.Poll, signal(tick))
+		case <-cool:
+			cooling = false
 		}
 	}
+}
+
+// poll starts the due runs of streams not busy, as many as there is room
+// for.
+func (s *sender) poll(busy map[int64]bool, runs *sync.WaitGroup) {
+	o := s.w.o
+	list := make([]int64, 0, len(busy))
+	for st := range busy {
+		list = append(list, st)
+	}
+	due, err := o.Store.DueDeliveries(s.ctx, s.id, list, 256, o.Concurrency-len(busy))
+	if err != nil && s.ctx.Err() == nil {
+		s.w.log.Warn("webhooks: cannot read the due deliveries", "webhook_id", s.id, "err", err)
+	}
+	behind := 0.0
+	if len(due) > 0 {
+		behind = max(o.Store.Now().Sub(due[0][0].NextAt).Seconds(), 0)
+	}
+	dueSeconds.WithLabelValues(strconv.FormatInt(s.id, 10)).Set(behind)
+	for _, run := range due {
+		if len(busy) >= o.Concurrency {
+			break
+		}
+		st := streamOf(run[0])
+		busy[st] = true
+		runs.Go(func() { s.ended <- runEnd{st, s.send(run)} })
+	}
+}
+
+// record stores the outcomes of the runs that ended, before their
+// conversations are free again, so that the next poll does not return
+// them; false when the sender is stopping. An outcome the database did
+// not take is lost, and its delivery sent again (at least once).
+func (s *sender) record(ends []runEnd) bool {
+	var outs []inbox.DeliveryOutcome
+	for _, e := range ends {
+		outs = append(outs, e.outs...)
+	}
+	if err := s.w.o.Store.RecordDeliveries(s.ctx, s.id, outs); err != nil {
+		if s.ctx.Err() != nil {
+			return false
+		}
+		s.w.log.Warn("webhooks: cannot record delivery outcomes; they will be sent again", "webhook_id", s.id, "err", err)
+	}
+	return true
 }
 
 func streamOf(d inbox.Delivery) int64 {

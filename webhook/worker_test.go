@@ -238,7 +238,7 @@ func TestDeliveryRetried(t *testing.T) {
 			t.Fatalf("%d requests, want the %d failed ones besides", len(r.all()), failing)
 		}
 		hook, _ := s.Webhook(ctx, w.ID)
-		inboxtest.Eventually(t, "no delivery pending", func() bool {
+		advanceUntil(t, clock, "no delivery pending", func() bool {
 			hook, _ = s.Webhook(ctx, w.ID)
 			return hook.Pending == 0
 		})
@@ -266,7 +266,7 @@ func TestDeliveryAcrossRestart(t *testing.T) {
 		r.stop() // down: connections are refused
 		chat(t, s, 2, 3)
 		stop := startWorker(t, s, clock, webhook.Options{})
-		inboxtest.Eventually(t, "a refused attempt recorded", func() bool {
+		advanceUntil(t, clock, "a refused attempt recorded", func() bool {
 			list, _ := s.Webhooks(ctx)
 			return len(list) == 1 && list[0].LastFailureAt != nil
 		})
