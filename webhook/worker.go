@@ -259,9 +259,17 @@ type sender struct {
 	url     string
 	secrets []string
 
-	// ended receives each run's outcomes when it ends.
+	// queue holds the runs polled and not started yet; Concurrency
+	// goroutines take them (run). ended receives each run's outcomes
+	// when it ends.
+	queue chan []inbox.Delivery
 	ended chan runEnd
 }
+
+// queued is how many runs a sender holds per unit of Concurrency, polled
+// and not yet recorded: enough that one poll every Gap keeps its
+// goroutines busy (runs are mostly of one delivery under a chat load).
+const queued = 16
 
 type runEnd struct {
 	stream int64
@@ -270,8 +278,9 @@ type runEnd struct {
 
 func (w *Worker) newSender(ctx context.Context, id int64, url string, secrets []string) *sender {
 	ctx, cancel := context.WithCancel(ctx)
+	n := w.o.Concurrency * queued
 	return &sender{w: w, id: id, ctx: ctx, stop: cancel, wake: make(chan struct{}, 1), url: url, secrets: secrets,
-		ended: make(chan runEnd, w.o.Concurrency)}
+		queue: make(chan []inbox.Delivery, n), ended: make(chan runEnd, n)}
 }
 
 func (s *sender) set(url string, secrets []string) {
@@ -296,6 +305,19 @@ func (s *sender) run() {
 	o := s.w.o
 	var runs sync.WaitGroup
 	defer runs.Wait()
+	for range o.Concurrency {
+		runs.Go(func() {
+			for {
+				select {
+				case <-s.ctx.Done():
+					return
+				case run := <-s.queue:
+					s.ended <- runEnd{streamOf(run[0]), s.send(run)}
+				}
+			}
+		})
+	}
+	limit := o.Concurrency * queued
 	busy := map[int64]bool{}
 	poll := true
 	var ends []runEnd
@@ -316,7 +338,7 @@ func (s *sender) run() {
 		stopCool()
 	}()
 	for {
-		if !cooling && (len(ends) > 0 || poll && len(busy) < o.Concurrency) {
+		if !cooling && (len(ends) > 0 || poll && len(busy) < limit) {
 			if len(ends) > 0 {
 				if !s.record(ends) {
 					return
@@ -326,9 +348,9 @@ func (s *sender) run() {
 				}
 				ends, poll = nil, true
 			}
-			if poll && len(busy) < o.Concurrency {
+			if poll && len(busy) < limit {
 				poll = false
-				s.poll(busy, &runs)
+				s.poll(busy, limit)
 			}
 			cooling, stopCool = true, o.AfterFunc(o.Gap, signal(cool))
 		}
@@ -348,15 +370,15 @@ func (s *sender) run() {
 	}
 }
 
-// poll starts the due runs of streams not busy, as many as there is room
-// for.
-func (s *sender) poll(busy map[int64]bool, runs *sync.WaitGroup) {
+// poll queues the due runs of streams not busy, as many as there is
+// room for (limit runs busy).
+func (s *sender) poll(busy map[int64]bool, limit int) {
 	o := s.w.o
 	list := make([]int64, 0, len(busy))
 	for st := range busy {
 		list = append(list, st)
 	}
-	due, err := o.Store.DueDeliveries(s.ctx, s.id, list, 256, o.Concurrency-len(busy))
+	due, err := o.Store.DueDeliveries(s.ctx, s.id, list, 1024, limit-len(busy))
 	if err != nil && s.ctx.Err() == nil {
 		s.w.log.Warn("webhooks: cannot read the due deliveries", "webhook_id", s.id, "err", err)
 	}
@@ -366,12 +388,8 @@ func (s *sender) poll(busy map[int64]bool, runs *sync.WaitGroup) {
 	}
 	dueSeconds.WithLabelValues(strconv.FormatInt(s.id, 10)).Set(behind)
 	for _, run := range due {
-		if len(busy) >= o.Concurrency {
-			break
-		}
-		st := streamOf(run[0])
-		busy[st] = true
-		runs.Go(func() { s.ended <- runEnd{st, s.send(run)} })
+		busy[streamOf(run[0])] = true
+		s.queue <- run // room: at most limit runs are busy
 	}
 }
 
