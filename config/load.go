@@ -797,14 +797,7 @@ func (l *loader) validate(c *Config) []error {
 	for i := range c.Mailboxes {
 		m := &c.Mailboxes[i]
 		key := fmt.Sprintf("mailboxes[%d]", i)
-		m.Name = strings.TrimSpace(m.Name)
-		if m.Name == "" {
-			bad(key+".name", "required (e.g. support)")
-		} else if first, dup := names[m.Name]; dup {
-			bad(key+".name", "%q is also the name of mailboxes[%d]; names must be unique", m.Name, first)
-		} else {
-			names[m.Name] = i
-		}
+		checkName(bad, names, "mailboxes", i, &m.Name, "support")
 		m.Address = strings.TrimSpace(m.Address)
 		if m.Address == "" {
 			bad(key+".address", "required (e.g. support@example.com)")
@@ -1009,14 +1002,7 @@ func (l *loader) validateWebhooks(c *Config, bad func(key, format string, args .
 	for i := range w.Endpoints {
 		e := &w.Endpoints[i]
 		key := fmt.Sprintf("webhooks.endpoints[%d]", i)
-		e.Name = strings.TrimSpace(e.Name)
-		if e.Name == "" {
-			bad(key+".name", "required (e.g. crm)")
-		} else if first, dup := names[e.Name]; dup {
-			bad(key+".name", "%q is also the name of webhooks.endpoints[%d]; names must be unique", e.Name, first)
-		} else {
-			names[e.Name] = i
-		}
+		checkName(bad, names, "webhooks.endpoints", i, &e.Name, "crm")
 		if u, err := url.Parse(e.URL); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil {
 			bad(key+".url", "%q is not an absolute http(s) URL (use e.g. https://crm.example.com/hooks/microchat)", e.URL)
 		}
@@ -1057,4 +1043,21 @@ func ParseNetwork(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// checkName trims the name of entry i of the list (mailboxes,
+// webhooks.endpoints) and reports it missing, or the same as an earlier
+// entry's: names maps the names seen so far to their entry.
+func checkName(bad func(key, format string, args ...any), names map[string]int, list string, i int, name *string, example string) {
+	key := fmt.Sprintf("%s[%d].name", list, i)
+	*name = strings.TrimSpace(*name)
+	first, dup := names[*name]
+	switch {
+	case *name == "":
+		bad(key, "required (e.g. %s)", example)
+	case dup:
+		bad(key, "%q is also the name of %s[%d]; names must be unique", *name, list, first)
+	default:
+		names[*name] = i
+	}
 }
