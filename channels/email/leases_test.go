@@ -156,6 +156,10 @@ func TestMailboxTakeover(t *testing.T) {
 		a.gate.mu.Unlock()
 		// a took the lock first: its first batch arrives and stalls.
 		stale := inboxtest.Receive(t, a.gate.stalled, "node a's first batch")
+		// And a holds "timers" before b starts: else b may take it (a's
+		// try had not run yet on a loaded machine) and wait for one lock
+		// only.
+		inboxtest.Eventually(t, "node a to hold the timers lock", func() bool { return a.ch.timers.Load() })
 		b := startNode(t, url, mb)
 		// b finds both locks (mailbox:support and timers) held and waits
 		// to try again.
