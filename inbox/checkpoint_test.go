@@ -71,19 +71,7 @@ func fileMessages(t *testing.T, path string) int {
 func TestSQLiteLogStartsOver(t *testing.T) {
 	path, s, f, c := sqliteConversation(t, time.Hour)
 	f.say(t, c.ID, inbox.AuthorContact, "before the reader")
-	reader, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	rtx, err := reader.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := rtx.QueryRowContext(ctx, "SELECT count(*) FROM messages").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	rtx := openReader(t, path)
 	for i := range 5 {
 		f.say(t, c.ID, inbox.AuthorContact, fmt.Sprint("beside the reader ", i))
 	}
@@ -95,6 +83,28 @@ func TestSQLiteLogStartsOver(t *testing.T) {
 	if after := logSequence(t, path); after == before {
 		t.Fatalf("the log's checkpoint sequence is still %d after a write that followed a checkpoint, want it started over", after)
 	}
+}
+
+// openReader begins a read transaction on the SQLite file of another
+// connection and reads in it, so that it holds its snapshot of the log
+// (checkpoints cannot copy past it) until it ends; the connection closes
+// with the test.
+func openReader(t *testing.T, path string) *sql.Tx {
+	t.Helper()
+	reader, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reader.Close() })
+	rtx, err := reader.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rtx.QueryRowContext(ctx, "SELECT count(*) FROM messages").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return rtx
 }
 
 // logSequence is the checkpoint sequence number in the header of the
@@ -153,20 +163,8 @@ func TestSQLiteIdleLogTruncated(t *testing.T) {
 func TestSQLiteIdleTruncateOnce(t *testing.T) {
 	path, s, f, c := sqliteConversation(t, time.Hour)
 	f.say(t, c.ID, inbox.AuthorContact, "a first message")
-	reader, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	rtx, err := reader.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rtx := openReader(t, path)
 	defer rtx.Rollback()
-	var n int
-	if err := rtx.QueryRowContext(ctx, "SELECT count(*) FROM messages").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
 	for round := range 4 {
 		if err := s.CheckpointStep(1<<30, 1, nil); err != nil {
 			t.Fatalf("CheckpointStep() round %d = %v", round, err)
