@@ -1232,7 +1232,9 @@ func (s *Store) RecordDeliveries(ctx context.Context, webhookID int64, outs []De
 		if lastFail != nil {
 			upd["last_failure_at"], upd["last_error"] = lastFail.At.UTC(), excerpt(lastFail.Error)
 		}
-		return tx.Model(&webhookRow{}).Where("id = ?", webhookID).Updates(upd).Error
+		// UpdateColumns: a delivery's outcome is no change to the
+		// webhook (updated_at stays).
+		return tx.Model(&webhookRow{}).Where("id = ?", webhookID).UpdateColumns(upd).Error
 	}))
 }
 

@@ -187,6 +187,9 @@ func TestWebhookDeliveryOrder(t *testing.T) {
 		if err := s.RecordDeliveries(ctx, w.ID, outs); err != nil {
 			t.Fatalf("RecordDeliveries() = %v", err)
 		}
+		if got, _ := s.Webhook(ctx, w.ID); !got.UpdatedAt.Equal(w.UpdatedAt) {
+			t.Fatalf("updated_at after deliveries = %v, want %v: an outcome is no change to the webhook", got.UpdatedAt, w.UpdatedAt)
+		}
 		if got, _ := dueTypes(t, s, w.ID); len(got) != 0 {
 			t.Fatalf("due before the retry: %v", got)
 		}

@@ -382,6 +382,14 @@ func (s *sender) poll(busy map[int64]bool, limit int) {
 	if err != nil && s.ctx.Err() == nil {
 		s.w.log.Warn("webhooks: cannot read the due deliveries", "webhook_id", s.id, "err", err)
 	}
+	if len(due) > 0 {
+		// The secrets as of now, not of the last reload: a rotation
+		// (overlap 0 when a secret leaked) signs from the next poll on.
+		if sec, err := o.Store.WebhookSecrets(s.ctx, s.id); err == nil {
+			url, _ := s.target()
+			s.set(url, sec.List())
+		}
+	}
 	behind := 0.0
 	if len(due) > 0 {
 		behind = max(o.Store.Now().Sub(due[0][0].NextAt).Seconds(), 0)

@@ -70,11 +70,25 @@ func (r *receiver) start(addr string) {
 
 func (r *receiver) stop() { r.srv.Close() }
 
+// holds makes secret the only one the receiver verifies with.
+func (r *receiver) holds(secret string) {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		r.t.Fatalf("NewWebhook() = %v", err)
+	}
+	r.mu.Lock()
+	r.wh = wh
+	r.mu.Unlock()
+}
+
 func (r *receiver) URL() string { return "http://" + r.addr + "/hook" }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
-	if err := r.wh.Verify(body, req.Header); err != nil {
+	r.mu.Lock()
+	wh := r.wh
+	r.mu.Unlock()
+	if err := wh.Verify(body, req.Header); err != nil {
 		r.t.Errorf("delivery %s does not verify: %v", req.Header.Get("webhook-id"), err)
 		w.WriteHeader(400)
 		return
@@ -321,6 +335,46 @@ func TestHungReceiver(t *testing.T) {
 		hook, _ := s.Webhook(ctx, hungHook.ID)
 		if hook.Pending != 25 {
 			t.Fatalf("hung webhook = %+v, want its 25 deliveries pending", hook)
+		}
+	})
+}
+
+// A secret rotated without overlap (it leaked) signs the very next
+// delivery: not the old one until the worker reloads its webhooks.
+func TestRotationSignsAtOnce(t *testing.T) {
+	inboxtest.Run(t, func(t *testing.T, url string) {
+		clock := inboxtest.NewClock()
+		s := inboxtest.Open(t, url, &inbox.Options{Now: clock.Now})
+		r := newReceiver(t, inbox.NewWebhookSecret(), nil)
+		w, secret, err := s.CreateWebhook(ctx, inbox.NewWebhook{Name: "crm", URL: r.URL(), Events: []string{inbox.HookMessageCreated}, Enabled: true})
+		if err != nil {
+			t.Fatalf("CreateWebhook() = %v", err)
+		}
+		r.holds(secret)
+		convs := chat(t, s, 1, 1)
+		startWorker(t, s, clock, webhook.Options{})
+		step := func(what string, n int) {
+			t.Helper()
+			inboxtest.Eventually(t, what, func() bool {
+				if len(r.delivered()) >= n {
+					return true
+				}
+				clock.Advance(100 * time.Millisecond) // the gap, never the 5 s reload
+				return false
+			})
+		}
+		step("the first delivery", 1)
+		fresh, err := s.RotateWebhookSecret(ctx, w.ID, 0)
+		if err != nil {
+			t.Fatalf("RotateWebhookSecret() = %v", err)
+		}
+		r.holds(fresh) // the receiver verifies (t.Errorf) with the new one only
+		if _, _, err := s.AddMessage(ctx, inbox.NewMessage{ConversationID: convs[0], Author: inbox.AuthorContact, Text: "after"}); err != nil {
+			t.Fatalf("AddMessage() = %v", err)
+		}
+		step("the delivery after the rotation", 2)
+		if n := len(r.all()); n != 2 {
+			t.Fatalf("%d requests, want 2 (none refused): %+v", n, r.all())
 		}
 	})
 }
